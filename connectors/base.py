@@ -1,0 +1,137 @@
+"""The one contract every connector produces: `DatasetRecord`, plus the connector protocol and its errors.
+
+Field names follow DCAT-US 1.1 where one exists. Missing is `None` (never ""); times are timezone-aware UTC.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Volatile usage counters: excluded from `raw_hash`, so a weekly page-view tick is not a new version.
+USAGE_KEYS = ("page_views", "download_count", "viewCount", "downloadCount", "tracking_summary")
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetRecord:
+    # identity
+    portal_key: str
+    source_id: str
+    asset_type: str  # dataset, map, chart, file, link, story, calendar, measure, ...
+    landing_url: str | None = None
+    api_url: str | None = None
+    # description
+    title: str | None = None
+    description: str | None = None
+    keywords: tuple[str, ...] = ()
+    theme: str | None = None
+    department: str | None = None
+    contact_name: str | None = None
+    contact_email: str | None = None
+    license: str | None = None
+    license_id: str | None = None
+    # time
+    created: datetime | None = None
+    metadata_modified: datetime | None = None
+    data_modified: datetime | None = None
+    declared_frequency: str | None = None  # ISO-8601 period ("P1D", "PT1H") or irregular / historical / continuous
+    declared_frequency_raw: str | None = None
+    # structure
+    formats: tuple[str, ...] = ()
+    distribution_count: int | None = None
+    column_count: int | None = None
+    described_column_count: int | None = None
+    columns: tuple[tuple[str, str], ...] = ()  # (name, type)
+    attachment_count: int | None = None  # documentation attachments / data-dictionary links
+    # use
+    views: int | None = None
+    downloads: int | None = None
+    # provenance
+    is_official: bool | None = None
+    is_derived: bool | None = None
+    hidden_from_catalog: bool | None = None
+    access_level: str | None = None  # DCAT-US accessLevel: public / restricted public / non-public
+    raw_hash: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(DatasetRecord))
+
+
+class ConnectorError(Exception):
+    """Base of the few errors that cross the connector boundary; the message is the run's recorded reason."""
+
+
+class PortalUnavailable(ConnectorError):
+    """The portal did not answer usefully: timeouts, 5xx or 429 after retries, connection refused."""
+
+
+class PortalIncompatible(ConnectorError):
+    """The portal answered, but not in the shape we know: garbage JSON, a changed envelope, short paging."""
+
+
+class PortalAuthError(ConnectorError):
+    """The portal refused us (401/403): a missing or wrong app token."""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchStats:
+    """What the crawl itself looked like, kept on the harvest run."""
+
+    items_seen: int = 0
+    repeats: int = 0
+    reported_total: int | None = None
+    pages: int = 0
+    notes: tuple[str, ...] = ()  # e.g. DCAT schema errors kept as evidence
+
+
+class Connector(Protocol):
+    kind: str
+
+    def fetch(self) -> Iterator[dict[str, Any]]:
+        """All I/O and paging: yield raw items, de-duplicated by id; raise a ConnectorError on failure."""
+
+    def normalize(self, raw: dict[str, Any]) -> DatasetRecord:
+        """Pure and total: any real item becomes a record."""
+
+    @property
+    def stats(self) -> FetchStats: ...
+
+
+def record_from_dict(d: dict[str, Any]) -> DatasetRecord:
+    """Inverse of `DatasetRecord.as_dict` after a JSON round trip (lists back to tuples, ISO text to datetimes)."""
+    out = dict(d)
+    for name in ("keywords", "formats"):
+        out[name] = tuple(out.get(name) or ())
+    out["columns"] = tuple(tuple(c) for c in (out.get("columns") or ()))
+    for name in ("created", "metadata_modified", "data_modified"):
+        v = out.get(name)
+        if isinstance(v, str):
+            out[name] = datetime.fromisoformat(v)
+    return DatasetRecord(**{k: out.get(k) for k in RECORD_FIELDS if k in out or k in ("portal_key", "source_id", "asset_type")})
+
+
+DATETIME_FIELDS = ("created", "metadata_modified", "data_modified")
+
+
+def records_frame(records: "Iterable[DatasetRecord]") -> "pd.DataFrame":
+    """The catalog table every indicator and page reads: one row per record, one column per field.
+
+    Datetime fields are `datetime64[ns, UTC]`; tuple fields stay Python tuples (object columns); counts are
+    nullable floats so that "unknown" stays distinguishable from 0.
+    """
+    import pandas as pd
+
+    rows = [r.as_dict() for r in records]
+    df = pd.DataFrame(rows, columns=list(RECORD_FIELDS))
+    for name in DATETIME_FIELDS:
+        df[name] = pd.to_datetime(df[name], utc=True, errors="coerce")
+    for name in ("distribution_count", "column_count", "described_column_count", "attachment_count", "views", "downloads"):
+        df[name] = pd.to_numeric(df[name], errors="coerce").astype("float64")
+    return df

@@ -1,0 +1,281 @@
+"""config.toml → frozen dataclasses, validated once at start.
+
+Errors name the file, the key and what is wrong (`ConfigError`). Secrets are never written in the file:
+a value `{ env = "NAME" }` is read from the environment (`resolve_secret`).
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+PORTAL_KINDS = ("socrata", "ckan", "dcat")
+DEFAULT_CONFIG = Path(__file__).with_name("config.toml")
+KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+CRON_FIELDS = 5
+
+
+class ConfigError(ValueError):
+    """A bad config value, reported with its location: `config.toml: cities[2].portals[0].kind: …`."""
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A reference to an environment variable; the value itself never sits in config."""
+
+    env: str
+
+    def value(self, environ: Mapping[str, str] | None = None) -> str | None:
+        return (os.environ if environ is None else environ).get(self.env) or None
+
+
+@dataclass(frozen=True)
+class PortalConfig:
+    key: str  # unique across the config: "<city>-<kind>" unless given
+    city_key: str
+    kind: str
+    url: str
+    domain: str | None = None
+    catalog_url: str | None = None
+    schedule: str = "0 4 * * *"
+    app_token: Secret | None = None
+    # Per-portal quirks as data: which custom field holds what, and extra free-text frequency spellings.
+    frequency_fields: tuple[str, ...] = ()
+    department_fields: tuple[str, ...] = ()
+    frequency_overrides: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ManualEvidenceConfig:
+    criterion: str
+    url: str | None = None
+    date: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class CityConfig:
+    key: str
+    name: str
+    portals: tuple[PortalConfig, ...]
+    departments: tuple[str, ...] = ()  # the city's own department list, for DM2 department coverage
+    evidence: tuple[ManualEvidenceConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str = "127.0.0.1"
+    port: int = 8050
+    admin_token: Secret = field(default_factory=lambda: Secret("MATURITY_ADMIN_TOKEN"))
+    poll_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    schedule: str | None = "30 5 * * 1"  # Mondays 05:30 UTC
+    directory: str = "data/exports"
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: Path
+    storage_url: str
+    cities: tuple[CityConfig, ...]
+    web: WebConfig = field(default_factory=WebConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    @property
+    def portals(self) -> tuple[PortalConfig, ...]:
+        return tuple(p for c in self.cities for p in c.portals)
+
+    def city(self, key: str) -> CityConfig:
+        for c in self.cities:
+            if c.key == key:
+                return c
+        known = ", ".join(c.key for c in self.cities)
+        raise ConfigError(f"{self.path}: no city with key {key!r} (known: {known})")
+
+    def portal(self, key: str) -> PortalConfig:
+        for p in self.portals:
+            if p.key == key:
+                return p
+        raise ConfigError(f"{self.path}: no portal with key {key!r}")
+
+
+def config_path(explicit: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(explicit or env.get("MATURITY_CONFIG") or DEFAULT_CONFIG)
+
+
+def load(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the config; `DATABASE_URL` in the environment overrides `[storage] url`."""
+    env = os.environ if environ is None else environ
+    p = config_path(path, env)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: file not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    return parse(raw, p, env)
+
+
+def parse(raw: dict[str, Any], path: Path, environ: Mapping[str, str]) -> Settings:
+    v = _Validator(path)
+    storage = v.table(raw, "storage", "storage")
+    url = environ.get("DATABASE_URL") or v.string(storage, "url", "storage.url", default="sqlite:///data/maturity.db")
+    # A relative SQLite path is relative to the config file's folder, so `--config` works from anywhere.
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
+        url = "sqlite:///" + str((path.parent / url.removeprefix("sqlite:///")).resolve())
+
+    cities_raw = raw.get("cities", [])
+    if not isinstance(cities_raw, list) or not cities_raw:
+        raise ConfigError(f"{path}: cities: expected at least one [[cities]] table")
+    cities, seen_cities, seen_portals = [], set(), set()
+    for i, c in enumerate(cities_raw):
+        where = f"cities[{i}]"
+        key = v.key(c, "key", f"{where}.key")
+        if key in seen_cities:
+            raise ConfigError(f"{path}: {where}.key: duplicate city key {key!r}")
+        seen_cities.add(key)
+        name = v.string(c, "name", f"{where}.name")
+        portals = []
+        for j, pr in enumerate(c.get("portals", [])):
+            pw = f"{where}.portals[{j}]"
+            portal = v.portal(pr, pw, key)
+            if portal.key in seen_portals:
+                raise ConfigError(f"{path}: {pw}.key: duplicate portal key {portal.key!r}; give one a `key`")
+            seen_portals.add(portal.key)
+            portals.append(portal)
+        if not portals:
+            raise ConfigError(f"{path}: {where}.portals: city {key!r} has no [[cities.portals]]")
+        evidence = tuple(
+            ManualEvidenceConfig(
+                criterion=v.string(e, "criterion", f"{where}.evidence[{k}].criterion"),
+                url=v.string(e, "url", f"{where}.evidence[{k}].url", default=None),
+                date=v.date(e, "date", f"{where}.evidence[{k}].date"),
+                note=v.string(e, "note", f"{where}.evidence[{k}].note", default=None),
+            )
+            for k, e in enumerate(c.get("evidence", []))
+        )
+        cities.append(CityConfig(key=key, name=name, portals=tuple(portals),
+                                 departments=v.strings(c, "departments", f"{where}.departments"),
+                                 evidence=evidence))
+
+    web_raw = v.table(raw, "web", "web")
+    web = WebConfig(
+        host=v.string(web_raw, "host", "web.host", default="127.0.0.1"),
+        port=v.integer(web_raw, "port", "web.port", default=8050),
+        admin_token=v.secret(web_raw, "admin_token", "web.admin_token") or Secret("MATURITY_ADMIN_TOKEN"),
+        poll_seconds=v.integer(web_raw, "poll_seconds", "web.poll_seconds", default=30),
+    )
+    ex = v.table(raw, "export", "export")
+    schedule = v.string(ex, "schedule", "export.schedule", default="30 5 * * 1")
+    if schedule:
+        v.cron(schedule, "export.schedule")
+    export = ExportConfig(schedule=schedule or None,
+                          directory=v.string(ex, "directory", "export.directory", default="data/exports"))
+    return Settings(path=path, storage_url=url, cities=tuple(cities), web=web, export=export)
+
+
+class _Validator:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, where: str, what: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {where}: {what}")
+
+    def table(self, raw: dict, name: str, where: str) -> dict:
+        t = raw.get(name, {})
+        if not isinstance(t, dict):
+            raise self.fail(where, "expected a table")
+        return t
+
+    def string(self, t: dict, name: str, where: str, default: Any = ...) -> Any:
+        if name not in t:
+            if default is ...:
+                raise self.fail(where, "missing")
+            return default
+        val = t[name]
+        if not isinstance(val, str) or not val.strip():
+            raise self.fail(where, f"expected a non-empty string, got {val!r}")
+        return val.strip()
+
+    def strings(self, t: dict, name: str, where: str) -> tuple[str, ...]:
+        val = t.get(name, [])
+        if isinstance(val, str):
+            val = [val]
+        if not isinstance(val, list) or not all(isinstance(x, str) and x.strip() for x in val):
+            raise self.fail(where, f"expected a list of strings, got {val!r}")
+        return tuple(x.strip() for x in val)
+
+    def integer(self, t: dict, name: str, where: str, default: int) -> int:
+        val = t.get(name, default)
+        if not isinstance(val, int) or isinstance(val, bool) or val <= 0:
+            raise self.fail(where, f"expected a positive integer, got {val!r}")
+        return val
+
+    def key(self, t: dict, name: str, where: str) -> str:
+        val = self.string(t, name, where)
+        if not KEY_RE.match(val):
+            raise self.fail(where, f"{val!r} is not a key (lower-case letters, digits, '-' and '_')")
+        return val
+
+    def date(self, t: dict, name: str, where: str) -> str | None:
+        val = t.get(name)
+        if val is None:
+            return None
+        return str(val)  # TOML dates arrive as datetime.date; keep ISO text
+
+    def cron(self, expr: str, where: str) -> str:
+        if len(expr.split()) != CRON_FIELDS:
+            raise self.fail(where, f"{expr!r} is not a 5-field cron expression (minute hour day month weekday)")
+        try:
+            from apscheduler.triggers.cron import CronTrigger
+
+            CronTrigger.from_crontab(expr, timezone="UTC")
+        except ValueError as e:
+            raise self.fail(where, f"{expr!r}: {e}") from None
+        return expr
+
+    def secret(self, t: dict, name: str, where: str) -> Secret | None:
+        val = t.get(name)
+        if val is None:
+            return None
+        if isinstance(val, dict) and set(val) == {"env"} and isinstance(val["env"], str):
+            return Secret(val["env"])
+        raise self.fail(where, 'secrets are read from the environment: write { env = "NAME" }, not the value')
+
+    def url(self, t: dict, name: str, where: str, default: Any = ...) -> Any:
+        val = self.string(t, name, where, default)
+        if val is not None and not re.match(r"^https?://[^/\s]+", val):
+            raise self.fail(where, f"{val!r} is not an http(s) URL")
+        return val.rstrip("/") if isinstance(val, str) else val
+
+    def portal(self, p: dict, where: str, city_key: str) -> PortalConfig:
+        if not isinstance(p, dict):
+            raise self.fail(where, "expected a table")
+        kind = self.string(p, "kind", f"{where}.kind")
+        if kind not in PORTAL_KINDS:
+            raise self.fail(f"{where}.kind", f"{kind!r} is not one of {', '.join(PORTAL_KINDS)}")
+        url = self.url(p, "url", f"{where}.url")
+        domain = self.string(p, "domain", f"{where}.domain", default=None)
+        if kind == "socrata" and not domain:
+            domain = re.sub(r"^https?://", "", url).split("/")[0].split(":")[0]
+        overrides = p.get("frequency_overrides", {})
+        if not isinstance(overrides, dict) or not all(isinstance(x, str) for x in overrides.values()):
+            raise self.fail(f"{where}.frequency_overrides", 'expected a table of "raw text" = "P1D" pairs')
+        key = p.get("key") and self.key(p, "key", f"{where}.key") or f"{city_key}-{kind}"
+        return PortalConfig(
+            key=key, city_key=city_key, kind=kind, url=url, domain=domain,
+            catalog_url=self.url(p, "catalog_url", f"{where}.catalog_url", default=None),
+            schedule=self.cron(self.string(p, "schedule", f"{where}.schedule", default="0 4 * * *"),
+                               f"{where}.schedule"),
+            app_token=self.secret(p, "app_token", f"{where}.app_token"),
+            frequency_fields=self.strings(p, "frequency_fields", f"{where}.frequency_fields"),
+            department_fields=self.strings(p, "department_fields", f"{where}.department_fields"),
+            frequency_overrides=tuple(sorted((k.strip().lower(), v) for k, v in overrides.items())),
+        )
