@@ -114,7 +114,7 @@ def record_from_dict(d: dict[str, Any]) -> DatasetRecord:
         v = out.get(name)
         if isinstance(v, str):
             out[name] = datetime.fromisoformat(v)
-    return DatasetRecord(**{k: out.get(k) for k in RECORD_FIELDS if k in out or k in ("portal_key", "source_id", "asset_type")})
+    return DatasetRecord(**{k: out[k] for k in RECORD_FIELDS if k in out})
 
 
 DATETIME_FIELDS = ("created", "metadata_modified", "data_modified")
