@@ -1,1 +1,334 @@
-"""(being written)"""
+"""`maturity` — the command line: harvest, import, score, inspect, serve.
+
+Every command loads the config once (`--config` or MATURITY_CONFIG), opens storage from its URL and calls
+`pipeline` (or the runtime modules). Tables go to stdout as CSV or JSON so analysts can pipe them; messages
+and progress bars go to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import date, datetime, time, timezone
+from pathlib import Path
+from typing import Sequence
+
+import settings as settings_mod
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        cfg = settings_mod.load(args.config)
+    except settings_mod.ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.run(cfg, args) or EXIT_OK
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+class UsageError(Exception):
+    """A wrong argument (unknown city, bad date): reported in one line, exit status 2."""
+
+
+# --- commands -------------------------------------------------------------------------------------------
+
+def cmd_db_upgrade(cfg, args) -> int:
+    import storage
+
+    storage.upgrade(cfg.storage_url)
+    print(f"database at head: {_safe_url(cfg.storage_url)}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_harvest(cfg, args) -> int:
+    import pipeline
+
+    engine = _engine(cfg)
+    portals = _city(cfg, args.city).portals if args.city else cfg.portals
+    failed = []
+    for portal in portals:
+        with _bar(portal.key, args.quiet) as bar:
+            summary = pipeline.harvest(cfg, engine, portal, progress=bar)
+        if summary.status == "failed":
+            failed.append(summary)
+            print(f"FAILED {portal.key}: {summary.error}", file=sys.stderr)
+        else:
+            flag = f" (SUSPECT: {summary.suspect_reason})" if summary.status == "suspect" else ""
+            print(f"{portal.key}: {summary.items} datasets, {summary.new_versions} new versions, "
+                  f"{summary.repeats} repeats{flag}", file=sys.stderr)
+    if not args.no_score:
+        for city_key in sorted({p.city_key for p in portals}):
+            pipeline.score(cfg, engine, city_key)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_import(cfg, args) -> int:
+    import pipeline
+
+    engine = _engine(cfg)
+    city = _city(cfg, args.city)
+    as_of = _as_of(args.as_of)
+    try:
+        summaries = pipeline.import_files(cfg, engine, city.key, as_of, args.files, portal_key=args.portal)
+    except pipeline.ImportFailed as exc:
+        print(f"FAILED import: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    for s in summaries:
+        flag = f" (SUSPECT: {s.suspect_reason})" if s.status == "suspect" else ""
+        print(f"{s.portal_key} as of {as_of.date()}: {s.items} datasets, {s.new_versions} new versions, "
+              f"{s.repeats} repeats{flag}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_datasets(cfg, args) -> int:
+    import storage
+    from connectors.base import RECORD_FIELDS
+
+    engine = _engine(cfg)
+    city = _city(cfg, args.city)
+    catalog = storage.city_catalog(engine, city.key, as_of=_as_of(args.as_of) if args.as_of else None)
+    run = catalog.attrs.get("portal", {}).get("runs") or []
+    if any(r.get("status") == "suspect" for r in run):
+        print("note: this catalog comes from a SUSPECT run (it shrank sharply against the last good run); "
+              "datasets missing from it are not deletions", file=sys.stderr)
+    _write_table(catalog[list(RECORD_FIELDS)], args.format)
+    return EXIT_OK
+
+
+def cmd_score(cfg, args) -> int:
+    import pipeline
+
+    engine = _engine(cfg)
+    cities = [_city(cfg, args.city)] if args.city else list(cfg.cities)
+    for city in cities:
+        if args.all:
+            n = pipeline.score_all(cfg, engine, city.key)
+            print(f"{city.key}: rescored {n} run dates", file=sys.stderr)
+        else:
+            scores = pipeline.score(cfg, engine, city.key)
+            print(f"{city.key}: {len(scores)} indicators" if scores else f"{city.key}: nothing harvested yet",
+                  file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_scores(cfg, args) -> int:
+    import storage
+
+    frame = storage.scores(_engine(cfg), _city(cfg, args.city).key)
+    _write_table(frame, args.format)
+    return EXIT_OK
+
+
+def cmd_explain(cfg, args) -> int:
+    import storage
+
+    frame = storage.explain(_engine(cfg), _city(cfg, args.city).key, args.indicator)
+    if frame.empty:
+        print(f"{args.indicator}: no failing datasets recorded for {args.city}", file=sys.stderr)
+    _write_table(frame, args.format)
+    return EXIT_OK
+
+
+def cmd_status(cfg, args) -> int:
+    import scheduler
+
+    _write_table(scheduler.status(cfg), args.format)
+    return EXIT_OK
+
+
+def cmd_serve(cfg, args) -> int:
+    import scheduler
+
+    _engine(cfg)
+    scheduler.serve(cfg, host=args.host or cfg.web.host, port=args.port or cfg.web.port)
+    return EXIT_OK
+
+
+def cmd_worker(cfg, args) -> int:
+    import scheduler
+
+    _engine(cfg)
+    scheduler.work(cfg)
+    return EXIT_OK
+
+
+def cmd_export(cfg, args) -> int:
+    import exports
+
+    engine = _engine(cfg)
+    city_key = _city(cfg, args.city).key if args.city else None
+    formats = (args.format,) if args.format else ("html", "csv", "json")
+    for path in exports.export(cfg, engine, city_key=city_key, out_dir=Path(args.out or cfg.export.directory),
+                               formats=formats):
+        print(path)
+    return EXIT_OK
+
+
+def cmd_demo(cfg, args) -> int:
+    import demo
+
+    loaded = demo.load(cfg, _engine(cfg), force=args.force)
+    print("demo history loaded and scored" if loaded else "database already has runs; use --force to add the demo",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+# --- plumbing -------------------------------------------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="maturity", description=__doc__.splitlines()[0])
+    p.add_argument("--config", help="config file (default: $MATURITY_CONFIG or ./config.toml)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log state changes to stderr")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="create or migrate the schema").set_defaults(run=cmd_db_upgrade)
+
+    c = sub.add_parser("harvest", help="harvest every portal (or one city's) and score")
+    c.add_argument("--city")
+    c.add_argument("--no-score", action="store_true", help="store the runs without scoring")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    c.set_defaults(run=cmd_harvest)
+
+    c = sub.add_parser("import", help="backfill history from archived catalog files (plain or .gz)")
+    c.add_argument("--city", required=True)
+    c.add_argument("--as-of", required=True, help="the snapshot's date, YYYY-MM-DD or ISO time")
+    c.add_argument("--portal", help="portal key, when the city has several")
+    c.add_argument("files", nargs="+")
+    c.set_defaults(run=cmd_import)
+
+    c = sub.add_parser("datasets", help="the normalized catalog, one row per dataset")
+    c.add_argument("--city", required=True)
+    c.add_argument("--as-of")
+    _format(c)
+    c.set_defaults(run=cmd_datasets)
+
+    c = sub.add_parser("score", help="score the latest run of every city (or --all history)")
+    c.add_argument("--city")
+    c.add_argument("--all", action="store_true", help="recompute every stored run date")
+    c.set_defaults(run=cmd_score)
+
+    c = sub.add_parser("scores", help="stored scores of a city, every run")
+    c.add_argument("--city", required=True)
+    _format(c)
+    c.set_defaults(run=cmd_scores)
+
+    c = sub.add_parser("explain", help="the datasets failing an indicator, with reasons")
+    c.add_argument("--city", required=True)
+    c.add_argument("--indicator", required=True)
+    _format(c)
+    c.set_defaults(run=cmd_explain)
+
+    c = sub.add_parser("serve", help="dashboard + scheduler in one process (embedded default)")
+    c.add_argument("--host")
+    c.add_argument("--port", type=int)
+    c.set_defaults(run=cmd_serve)
+
+    sub.add_parser("worker", help="the scheduler alone (with PostgreSQL + gunicorn app:server)").set_defaults(
+        run=cmd_worker)
+
+    c = sub.add_parser("status", help="per portal: last run, next run, last error")
+    _format(c)
+    c.set_defaults(run=cmd_status)
+
+    c = sub.add_parser("export", help="write dated snapshot files (html report, csv, json evidence packet)")
+    c.add_argument("--city")
+    c.add_argument("--out", help="directory (default: [export] directory)")
+    c.add_argument("--format", choices=("html", "csv", "json"))
+    c.set_defaults(run=cmd_export)
+
+    c = sub.add_parser("demo", help="load the bundled recorded history (offline demo) and score it")
+    c.add_argument("--force", action="store_true")
+    c.set_defaults(run=cmd_demo)
+    return p
+
+
+def _format(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+
+
+def _engine(cfg):
+    """Open the database, creating or migrating the schema first, so every command works on a fresh machine."""
+    import storage
+
+    storage.upgrade(cfg.storage_url)
+    engine = storage.open_db(cfg.storage_url)
+    storage.sync_config(engine, cfg)
+    return engine
+
+
+def _city(cfg, key: str):
+    try:
+        return cfg.city(key)
+    except settings_mod.ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _as_of(text: str) -> datetime:
+    """A date means the end of that day UTC, so `--as-of 2022-06-08` includes a run stamped that day."""
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time(23, 59, 59), tzinfo=timezone.utc)
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--as-of {text!r}: expected YYYY-MM-DD or an ISO date-time") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _write_table(frame, fmt: str) -> None:
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            # Tuples (keywords, formats, columns) as JSON-ish text in CSV; kept as lists in JSON.
+            if fmt == "csv":
+                out[col] = out[col].map(lambda v: "; ".join(map(str, v)) if isinstance(v, (tuple, list)) else v)
+    if fmt == "json":
+        sys.stdout.write(out.to_json(orient="records", date_format="iso", force_ascii=False, default_handler=str))
+        sys.stdout.write("\n")
+    else:
+        out.to_csv(sys.stdout, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+
+
+def _bar(label: str, quiet: bool):
+    """A tqdm progress bar per portal on stderr, fed by the connector after each page."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=label, unit=" datasets", file=sys.stderr, disable=quiet, leave=True)
+
+    class _Progress:
+        def __enter__(self):
+            return self
+
+        def __call__(self, n_items: int, total: int | None) -> None:
+            if total and bar.total != total:
+                bar.total = total
+            bar.update(n_items - bar.n)
+
+        def __exit__(self, *exc):
+            bar.close()
+
+    return _Progress()
+
+
+def _safe_url(url: str) -> str:
+    """Never print a database password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,1 +1,166 @@
-"""(being written)"""
+"""The three things the product does to data — harvest, import, score — shared by the CLI, the scheduler and tests.
+
+Each function takes the loaded `Settings` and a storage engine, does its work for one portal or city and
+returns what happened. A portal failure never raises out of `harvest`: it is recorded as a failed run with
+its reason, so one bad portal cannot stop the others or touch earlier history.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+import pandas as pd
+
+import storage
+from connectors import make_connector
+from connectors.archive import read_items
+from connectors.base import ConnectorError, DatasetRecord, FetchStats
+from indicators import compute_all
+from indicators.base import Score
+from indicators import criteria
+from settings import CityConfig, PortalConfig, Settings
+
+log = logging.getLogger("maturity.pipeline")
+
+Progress = Callable[[int, "int | None"], None]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def harvest(settings: Settings, engine, portal: PortalConfig, *, now: datetime | None = None,
+            session=None, progress: Progress | None = None) -> storage.RunSummary:
+    """Fetch one portal's whole catalog and store it as one run (change-only); failures are recorded, not raised."""
+    as_of = now or utcnow()
+    storage.sync_config(engine, settings)
+    previous = _last_status(engine, portal.key)
+    run_id = storage.start_run(engine, portal.key, as_of=as_of, source="harvest")
+    connector = make_connector(portal, session=session, progress=progress)
+    try:
+        raws = list(connector.fetch())
+        records = [connector.normalize(r) for r in raws]
+    except ConnectorError as exc:
+        return _failed(engine, run_id, portal, previous, f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # a connector bug must fail this portal's run alone, with its reason kept
+        log.exception("portal=%s event=connector-crash", portal.key)
+        return _failed(engine, run_id, portal, previous, f"internal error: {type(exc).__name__}: {exc}")
+    summary = storage.save_harvest(engine, run_id, records, [connector.raw_bytes(r) for r in raws],
+                                   connector.stats, finished_at=utcnow())
+    _log_transition(portal.key, previous, summary.status, summary)
+    return summary
+
+
+def import_files(settings: Settings, engine, city_key: str, as_of: datetime, paths: Iterable[str | Path], *,
+                 portal_key: str | None = None) -> list[storage.RunSummary]:
+    """Backfill history: each archived catalog file becomes one run of the city's portal as of `as_of`.
+
+    The file's kind is the portal's kind; with several portals in a city, `portal_key` picks one, otherwise
+    the first portal whose kind can read the file is used.
+    """
+    city = settings.city(city_key)
+    storage.sync_config(engine, settings)
+    summaries = []
+    for path in paths:
+        portal = _import_portal(city, portal_key, Path(path))
+        connector = make_connector(portal)
+        run_id = storage.start_run(engine, portal.key, as_of=as_of, source="import")
+        try:
+            raws, stats = read_items(Path(path), portal.kind)
+            records = [connector.normalize(r) for r in raws]
+        except (ConnectorError, OSError, ValueError) as exc:
+            reason = f"{Path(path).name}: {type(exc).__name__}: {exc}"
+            storage.fail_run(engine, run_id, reason, finished_at=utcnow())
+            raise ImportFailed(reason) from exc
+        summaries.append(storage.save_harvest(engine, run_id, records, [connector.raw_bytes(r) for r in raws],
+                                              stats, finished_at=utcnow()))
+    return summaries
+
+
+class ImportFailed(RuntimeError):
+    """An archived file could not be read; the run is recorded failed and earlier history is untouched."""
+
+
+def score(settings: Settings, engine, city_key: str, *, as_of: datetime | None = None) -> dict[str, Score]:
+    """Score a city's catalog as of a time (default: its latest run) and store the scores and criteria."""
+    city = settings.city(city_key)
+    catalog = storage.city_catalog(engine, city_key, as_of=as_of)
+    when = _as_of_of(catalog, as_of)
+    if when is None:  # nothing harvested yet: no score rather than a score of an empty catalog
+        return {}
+    catalog.attrs["departments"] = list(city.departments)
+    scores = compute_all(catalog, when)
+    storage.save_scores(engine, city_key, when, scores, criteria.rollup(scores))
+    return scores
+
+
+def score_all(settings: Settings, engine, city_key: str) -> int:
+    """Re-score every stored run date of a city (after a methodology change); returns how many."""
+    dates = storage.run_dates(engine, city_key)
+    for when in dates:
+        score(settings, engine, city_key, as_of=when)
+    return len(dates)
+
+
+def manual_evidence(settings: Settings, engine, city_key: str) -> pd.DataFrame:
+    """Evidence a CDO recorded (UI) plus what config.toml declares, one frame: criterion, url, date, note, source."""
+    rows = [{"criterion": e.criterion, "url": e.url, "date": e.date, "note": e.note, "source": "config"}
+            for e in settings.city(city_key).evidence]
+    ui = storage.evidence(engine, city_key)
+    frame = pd.DataFrame(rows, columns=["criterion", "url", "date", "note", "source"])
+    if len(ui):
+        ui = ui.assign(source="dashboard")[["criterion", "url", "date", "note", "source"]]
+        frame = pd.concat([frame, ui], ignore_index=True) if len(frame) else ui
+    return frame
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+
+def _as_of_of(catalog: pd.DataFrame, as_of: datetime | None) -> datetime | None:
+    """The time a score is stamped with: the asked time, else the newest run in the catalog."""
+    if as_of is not None:
+        return as_of
+    runs = catalog.attrs.get("portal", {}).get("runs") or []
+    times = [r.get("as_of") for r in runs if r.get("as_of") is not None and r.get("status") != "failed"]
+    return max(times) if times else None
+
+
+def _import_portal(city: CityConfig, portal_key: str | None, path: Path) -> PortalConfig:
+    if portal_key:
+        for p in city.portals:
+            if p.key == portal_key:
+                return p
+        raise ImportFailed(f"city {city.key!r} has no portal {portal_key!r}")
+    if len(city.portals) == 1:
+        return city.portals[0]
+    # Several portals: a data.json goes to the dcat portal, anything else to the first non-dcat one.
+    want_dcat = "data.json" in path.name or path.name.startswith("data_json")
+    for p in city.portals:
+        if (p.kind == "dcat") == want_dcat:
+            return p
+    return city.portals[0]
+
+
+def _last_status(engine, portal_key: str) -> str | None:
+    runs = storage.runs(engine, portal_key=portal_key, limit=1)
+    return None if runs.empty else str(runs.iloc[0]["status"])
+
+
+def _failed(engine, run_id: int, portal: PortalConfig, previous: str | None, reason: str) -> storage.RunSummary:
+    storage.fail_run(engine, run_id, reason, finished_at=utcnow())
+    summary = storage.RunSummary(run_id=run_id, portal_key=portal.key, status="failed", items=0, new_versions=0,
+                                 repeats=0, removed=0, suspect_reason=None, error=reason)
+    _log_transition(portal.key, previous, "failed", summary)
+    return summary
+
+
+def _log_transition(portal_key: str, previous: str | None, status: str, summary) -> None:
+    """One log line per state change (failing, recovered), so an operator's log stays readable."""
+    if status == "failed" and previous != "failed":
+        log.warning("portal=%s event=failing reason=%r", portal_key, getattr(summary, "error", None))
+    elif status != "failed" and previous == "failed":
+        log.info("portal=%s event=recovered items=%s", portal_key, summary.items)
+    elif status == "suspect":
+        log.warning("portal=%s event=suspect reason=%r", portal_key, summary.suspect_reason)
