@@ -120,7 +120,42 @@ def load(path: str | os.PathLike | None = None, environ: Mapping[str, str] | Non
         raise ConfigError(f"{p}: file not found") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from None
-    return parse(raw, p, env)
+    try:
+        return parse(raw, p, env)
+    except ConfigError as e:
+        raise ConfigError(_with_line(str(e), p, p.read_text(encoding="utf-8"))) from None
+
+
+def _with_line(message: str, path: Path, text: str) -> str:
+    """Turn `file: cities[1].portals[0].kind: …` into `file:23: cities[1]…` by finding the key's line.
+
+    tomllib reports lines for syntax errors only; for a bad value we walk the array-of-tables headers.
+    """
+    prefix = f"{path}: "
+    if not message.startswith(prefix):
+        return message
+    where = message[len(prefix):].split(": ", 1)[0]
+    m = re.fullmatch(r"cities\[(\d+)\](?:\.portals\[(\d+)\])?(?:\.(\w+))?.*", where)
+    if not m:
+        return message
+    city_i, portal_i, leaf = int(m.group(1)), m.group(2), m.group(3)
+    lines = text.splitlines()
+    headers = [(n, ln.strip()) for n, ln in enumerate(lines) if ln.strip().startswith("[")]
+    cities = [n for n, h in headers if h == "[[cities]]"]
+    if city_i >= len(cities):
+        return message
+    start = cities[city_i]
+    end = next((n for n in cities if n > start), len(lines))
+    if portal_i is not None:
+        portals = [n for n, h in headers if h == "[[cities.portals]]" and start < n < end]
+        if int(portal_i) >= len(portals):
+            return message
+        start = portals[int(portal_i)]
+        end = next((n for n, _ in headers if n > start), end)
+    line = start
+    if leaf and leaf != "portals":
+        line = next((n for n in range(start, end) if re.match(rf"\s*{leaf}\s*=", lines[n])), start)
+    return f"{path}:{line + 1}: {message[len(prefix):]}"
 
 
 def parse(raw: dict[str, Any], path: Path, environ: Mapping[str, str]) -> Settings:
