@@ -1,0 +1,94 @@
+"""Engines: one cached engine per URL, SQLite tuned for one writer beside many dashboard readers.
+
+SQLite is the embedded default. WAL lets the dashboard read while a harvest writes; writers take the
+write lock up front (`BEGIN IMMEDIATE`, see `write_tx`) so two writers queue on `busy_timeout` instead of
+failing with SQLITE_BUSY when a deferred read transaction tries to upgrade to a write.
+"""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+# How long a SQLite writer waits for another writer's lock before giving up. A full 12k-dataset harvest
+# holds it for about a second, an import of many snapshots a few seconds each; 60 s leaves ample margin.
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def is_sqlite(engine: Engine | Connection) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create(url: str) -> Engine:
+    """A new engine for `url` (not cached); `open_db` is what callers normally want."""
+    u = sa.engine.make_url(url)
+    if u.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True)
+    if u.database and u.database != ":memory:":
+        Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI objects
+        # Hand transaction control to SQLAlchemy's "begin" event below (the pysqlite driver's own
+        # implicit BEGIN cannot be told to be IMMEDIATE).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # In WAL mode NORMAL is still crash-safe for the database (a power cut may lose the last commit);
+        # it saves an fsync per commit.
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
+
+    return engine
+
+
+def open_db(url: str) -> Engine:
+    """The engine for `url`, created once per process and cached (pools are per engine)."""
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(url)
+        if engine is None:
+            engine = _ENGINES[url] = create(url)
+        return engine
+
+
+def dispose(url: str) -> None:
+    """Close and forget the cached engine of `url` (tests drop their databases afterwards)."""
+    with _ENGINES_LOCK:
+        engine = _ENGINES.pop(url, None)
+    if engine is not None:
+        engine.dispose()
+
+
+@contextmanager
+def write_tx(engine: Engine) -> Iterator[Connection]:
+    """One write transaction: committed on success, rolled back on any exception."""
+    with engine.connect().execution_options(write=True) as conn:
+        with conn.begin():
+            yield conn
+
+
+def utc(dt: datetime | None) -> datetime | None:
+    """Aware UTC; a naive datetime is taken to be UTC already (the project's convention)."""
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)

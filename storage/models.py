@@ -1,0 +1,179 @@
+"""Tables (SQLAlchemy 2 typed models). The schema itself is created by Alembic (`storage/migrations`).
+
+History is change-only: `dataset_versions` gets a row only when a dataset's raw hash differs from its
+version valid at the run's `as_of`; a run keeps the ids it saw in one compressed `members` blob, not a
+row per dataset per run.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Named constraints, so migrations (and SQLite batch mode, which rebuilds tables) can address them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+RUN_STATUSES = ("running", "ok", "suspect", "failed")
+RUN_SOURCES = ("harvest", "import")
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC in Python on both backends.
+
+    SQLite has no time zone type: values are stored as naive UTC text in one fixed format, so text order
+    is time order (the catalog query compares `as_of` in SQL). PostgreSQL stores `timestamptz`.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class City(Base):
+    __tablename__ = "cities"
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+
+
+class Portal(Base):
+    __tablename__ = "portals"
+    key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    city_key: Mapped[str] = mapped_column(sa.ForeignKey("cities.key"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    url: Mapped[str] = mapped_column(sa.String(500))
+
+
+class HarvestRun(Base):
+    __tablename__ = "harvest_runs"
+    __table_args__ = (
+        sa.CheckConstraint(f"status IN {RUN_STATUSES!r}", name="status"),
+        sa.CheckConstraint(f"source IN {RUN_SOURCES!r}", name="source"),
+        # catalog(): latest ok/suspect run of a portal at/before a date; runs(): newest first per portal.
+        sa.Index("ix_harvest_runs_portal_as_of", "portal_key", "as_of"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_key: Mapped[str] = mapped_column(sa.ForeignKey("portals.key"))
+    source: Mapped[str] = mapped_column(sa.String(10), default="harvest")
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(sa.String(10), default="running")
+    items: Mapped[int | None] = mapped_column(sa.Integer)
+    reported_total: Mapped[int | None] = mapped_column(sa.Integer)
+    repeats: Mapped[int | None] = mapped_column(sa.Integer)
+    pages: Mapped[int | None] = mapped_column(sa.Integer)
+    new_versions: Mapped[int | None] = mapped_column(sa.Integer)
+    removed: Mapped[int | None] = mapped_column(sa.Integer)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    suspect_reason: Mapped[str | None] = mapped_column(sa.Text)
+    notes: Mapped[Any | None] = mapped_column(sa.JSON)
+    # zlib of the sorted, newline-joined source_ids this run saw: ~7 bytes a dataset instead of a row.
+    members: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+    __table_args__ = (sa.UniqueConstraint("portal_key", "source_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    portal_key: Mapped[str] = mapped_column(sa.ForeignKey("portals.key"))
+    source_id: Mapped[str] = mapped_column(sa.String(300))
+    first_run_id: Mapped[int] = mapped_column(sa.ForeignKey("harvest_runs.id"))
+    last_run_id: Mapped[int] = mapped_column(sa.ForeignKey("harvest_runs.id"))
+
+
+class DatasetVersion(Base):
+    __tablename__ = "dataset_versions"
+    __table_args__ = (
+        # "latest version of each dataset at/before as_of" is the hot query of both the writer and catalog().
+        sa.Index("ix_dataset_versions_dataset_as_of", "dataset_id", "as_of"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(sa.ForeignKey("datasets.id"))
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("harvest_runs.id"), index=True)
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime())
+    raw_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    # Kept beside the record so `data_modified_seen` needs no JSON parsing of old versions.
+    data_modified: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # orjson text of DatasetRecord.as_dict() (datetimes ISO 8601); plain text, parsed by orjson on read.
+    record: Mapped[str] = mapped_column(sa.Text)
+    raw: Mapped[bytes | None] = mapped_column(sa.LargeBinary)  # zlib of the raw item's orjson bytes
+
+
+class ScoreRow(Base):
+    __tablename__ = "scores"
+    __table_args__ = (
+        sa.UniqueConstraint("city_key", "as_of", "criterion", "indicator"),
+        sa.Index("ix_scores_city_indicator_as_of", "city_key", "indicator", "as_of"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    city_key: Mapped[str] = mapped_column(sa.ForeignKey("cities.key"))
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime())
+    criterion: Mapped[str] = mapped_column(sa.String(20))
+    indicator: Mapped[str] = mapped_column(sa.String(100), default="")  # "" = the criterion roll-up row
+    value: Mapped[float | None] = mapped_column(sa.Float)
+    numerator: Mapped[float | None] = mapped_column(sa.Float)
+    denominator: Mapped[float | None] = mapped_column(sa.Float)
+    stage: Mapped[str | None] = mapped_column(sa.String(20))
+    # zlib of JSON {"failing": {source_id: reason}, "matches": {...}, "detail": {...}}: the evidence.
+    failing: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+
+
+class Evidence(Base):
+    __tablename__ = "evidence"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    city_key: Mapped[str] = mapped_column(sa.ForeignKey("cities.key"), index=True)
+    criterion: Mapped[str] = mapped_column(sa.String(20))
+    url: Mapped[str | None] = mapped_column(sa.String(1000))
+    date: Mapped[str | None] = mapped_column(sa.String(10))  # ISO date text, as entered
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    actor: Mapped[str] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(sa.String(200))
+    action: Mapped[str] = mapped_column(sa.String(100))
+    detail: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class Lock(Base):
+    __tablename__ = "locks"
+    name: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    owner: Mapped[str] = mapped_column(sa.String(200))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+cities_t = City.__table__
+portals_t = Portal.__table__
+runs_t = HarvestRun.__table__
+datasets_t = Dataset.__table__
+versions_t = DatasetVersion.__table__
+scores_t = ScoreRow.__table__
+evidence_t = Evidence.__table__
+audit_t = AuditLog.__table__
+locks_t = Lock.__table__

@@ -1,0 +1,346 @@
+"""Read-only queries for pages, the CLI and the pipeline; every function returns a DataFrame unless said.
+
+The catalog "as of" a run is rebuilt from `members(run)` and, for each member, its latest version whose
+`as_of` is at or before the run's `as_of` (versions are ordered by the date they describe, not by when
+they were inserted: an import may carry an older snapshot than runs already stored).
+"""
+from __future__ import annotations
+
+import re
+import zlib
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from connectors.base import DATETIME_FIELDS, RECORD_FIELDS, records_frame
+from storage.db import utc
+from storage.models import (audit_t, cities_t, datasets_t, evidence_t, portals_t, runs_t, scores_t,
+                            versions_t)
+from storage.writes import unpack_ids
+
+GOOD = ("ok", "suspect")  # runs whose catalog can be shown; only "ok" runs count for removals
+RUN_COLUMNS = ["run_id", "portal_key", "city_key", "source", "as_of", "started_at", "finished_at", "duration_s",
+               "status", "items", "reported_total", "repeats", "pages", "new_versions", "removed", "error",
+               "suspect_reason", "notes"]
+CATALOG_EXTRA = ["city_key", "first_seen", "data_modified_seen"]
+SCORE_COLUMNS = ["city_key", "as_of", "criterion", "indicator", "value", "numerator", "denominator", "stage"]
+SCHEMA_ERRORS_RE = re.compile(r"^schema_errors=(\d+)$")
+
+
+# ---------------------------------------------------------------- small helpers
+
+def _frame(rows: list[dict[str, Any]] | list[Any], columns: list[str], times: tuple[str, ...] = ()) -> pd.DataFrame:
+    df = pd.DataFrame([dict(r) for r in rows], columns=columns)
+    for c in times:
+        df[c] = pd.to_datetime(df[c], utc=True)
+    return df
+
+
+def _run_select() -> sa.Select:
+    r = runs_t
+    return sa.select(r.c.id.label("run_id"), r.c.portal_key, portals_t.c.city_key, r.c.source, r.c.as_of,
+                     r.c.started_at, r.c.finished_at, r.c.status, r.c["items"], r.c.reported_total, r.c.repeats,
+                     r.c.pages, r.c.new_versions, r.c.removed, r.c.error, r.c.suspect_reason, r.c.notes,
+                     ).join(portals_t, portals_t.c.key == r.c.portal_key)
+
+
+def _run_dict(row: Any) -> dict[str, Any]:
+    d = dict(row._mapping)
+    d["duration_s"] = ((d["finished_at"] - d["started_at"]).total_seconds()
+                       if d["finished_at"] and d["started_at"] else None)
+    return {k: d.get(k) for k in RUN_COLUMNS}
+
+
+# ---------------------------------------------------------------- config and runs
+
+def cities(engine: Engine) -> pd.DataFrame:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(cities_t.c.key, cities_t.c.name).order_by(cities_t.c.key)).mappings().all()
+    return _frame(rows, ["key", "name"])
+
+
+def portals(engine: Engine, city_key: str | None = None) -> pd.DataFrame:
+    q = sa.select(portals_t.c.key, portals_t.c.city_key, portals_t.c.kind, portals_t.c.url).order_by(portals_t.c.key)
+    if city_key is not None:
+        q = q.where(portals_t.c.city_key == city_key)
+    with engine.connect() as conn:
+        rows = conn.execute(q).mappings().all()
+    return _frame(rows, ["key", "city_key", "kind", "url"])
+
+
+def runs(engine: Engine, portal_key: str | None = None, city_key: str | None = None,
+         limit: int | None = None) -> pd.DataFrame:
+    """Harvest runs, newest first (by start time, then id)."""
+    q = _run_select().order_by(runs_t.c.started_at.desc(), runs_t.c.id.desc())
+    if portal_key is not None:
+        q = q.where(runs_t.c.portal_key == portal_key)
+    if city_key is not None:
+        q = q.where(portals_t.c.city_key == city_key)
+    if limit is not None:
+        q = q.limit(limit)
+    with engine.connect() as conn:
+        rows = [_run_dict(r) for r in conn.execute(q)]
+    return _frame(rows, RUN_COLUMNS, ("as_of", "started_at", "finished_at"))
+
+
+def run_dates(engine: Engine, city_key: str) -> list[datetime]:
+    """Sorted distinct `as_of` of the city's ok/suspect runs (for `score --all`)."""
+    q = (sa.select(runs_t.c.as_of).distinct().join(portals_t, portals_t.c.key == runs_t.c.portal_key)
+         .where(portals_t.c.city_key == city_key, runs_t.c.status.in_(GOOD)).order_by(runs_t.c.as_of))
+    with engine.connect() as conn:
+        return list(conn.execute(q).scalars())
+
+
+def latest_run_marker(engine: Engine) -> tuple[int, int]:
+    """(max run id, max scores id): two index lookups, for the dashboard's live polling."""
+    with engine.connect() as conn:
+        run_id = conn.execute(sa.select(sa.func.max(runs_t.c.id))).scalar()
+        score_id = conn.execute(sa.select(sa.func.max(scores_t.c.id))).scalar()
+    return (run_id or 0, score_id or 0)
+
+
+# ---------------------------------------------------------------- catalog
+
+def _empty_catalog() -> pd.DataFrame:
+    df = records_frame([])
+    df["city_key"] = pd.Series(dtype=object)
+    df["first_seen"] = pd.Series(dtype="datetime64[ns, UTC]")
+    df["data_modified_seen"] = pd.Series(dtype=object)
+    return df
+
+
+def _catalog_run(conn: Connection, portal_key: str, as_of: datetime | None) -> Any:
+    q = (_run_select().add_columns(runs_t.c.members)
+         .where(runs_t.c.portal_key == portal_key, runs_t.c.status.in_(GOOD))
+         .order_by(runs_t.c.as_of.desc(), runs_t.c.id.desc()).limit(1))
+    if as_of is not None:
+        q = q.where(runs_t.c.as_of <= utc(as_of))
+    return conn.execute(q).one_or_none()
+
+
+class _Rec:
+    """Lets `records_frame` (the one definition of the catalog table) take stored dicts without rebuilding records."""
+
+    __slots__ = ("d",)
+
+    def __init__(self, d: dict[str, Any]):
+        self.d = d
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.d
+
+
+def _decode(text: str) -> _Rec:
+    d = orjson.loads(text)
+    for name in ("keywords", "formats"):
+        d[name] = tuple(d.get(name) or ())
+    d["columns"] = tuple(tuple(c) for c in (d.get("columns") or ()))
+    for name in DATETIME_FIELDS:
+        v = d.get(name)
+        if v is not None:
+            d[name] = datetime.fromisoformat(v)
+    return _Rec(d)
+
+
+def _catalog(conn: Connection, portal_key: str, as_of: datetime | None) -> pd.DataFrame:
+    run = _catalog_run(conn, portal_key, as_of)
+    history_start = conn.execute(sa.select(sa.func.min(runs_t.c.as_of)).where(
+        runs_t.c.portal_key == portal_key, runs_t.c.status.in_(GOOD))).scalar()
+    if run is None:
+        df = _empty_catalog()
+        df.attrs.update(run=None, removed=[], history_start=history_start)
+        return df
+    members = set(unpack_ids(run.members))
+    v, d = versions_t, datasets_t
+    # Latest version of every dataset at/before the run's date, records only for those (window function:
+    # SQLite >= 3.25 and PostgreSQL).
+    ranked = (
+        sa.select(v.c.dataset_id, v.c.record,
+                  sa.func.row_number().over(partition_by=v.c.dataset_id,
+                                            order_by=(v.c.as_of.desc(), v.c.id.desc())).label("rn"))
+        .join(d, d.c.id == v.c.dataset_id)
+        .where(d.c.portal_key == portal_key, v.c.as_of <= run.as_of)
+        .subquery()
+    )
+    latest = conn.execute(sa.select(d.c.source_id, ranked.c.record).join(ranked, ranked.c.dataset_id == d.c.id)
+                          .where(ranked.c.rn == 1)).all()
+    # first_seen and data_modified_seen from all versions up to the date, without their JSON.
+    first: dict[str, datetime] = {}
+    seen: dict[str, set[datetime]] = {}
+    for sid, v_as_of, dm in conn.execute(
+            sa.select(d.c.source_id, v.c.as_of, v.c.data_modified).join(d, d.c.id == v.c.dataset_id)
+            .where(d.c.portal_key == portal_key, v.c.as_of <= run.as_of)):
+        if sid not in members:
+            continue
+        if sid not in first or v_as_of < first[sid]:
+            first[sid] = v_as_of
+        if dm is not None:
+            seen.setdefault(sid, set()).add(dm)
+
+    rows = sorted(((sid, rec) for sid, rec in latest if sid in members), key=lambda t: t[0])
+    df = records_frame([_decode(rec) for _, rec in rows])
+    df["city_key"] = run.city_key
+    df["first_seen"] = pd.to_datetime(pd.Series([first.get(sid) for sid, _ in rows], dtype=object), utc=True)
+    df["data_modified_seen"] = pd.Series([tuple(sorted(seen.get(sid, ()))) for sid, _ in rows], dtype=object)
+
+    removed: list[str] = []
+    if run.status == "ok":
+        prev = conn.execute(
+            sa.select(runs_t.c.members).where(
+                runs_t.c.portal_key == portal_key, runs_t.c.status == "ok", runs_t.c.as_of <= run.as_of,
+                runs_t.c.id != run.run_id,
+                # the previous good run by date; on a date tie, the one stored before
+                sa.or_(runs_t.c.as_of < run.as_of, runs_t.c.id < run.run_id))
+            .order_by(runs_t.c.as_of.desc(), runs_t.c.id.desc()).limit(1)).scalar()
+        if prev is not None:
+            removed = sorted(set(unpack_ids(prev)) - members)
+    df.attrs.update(run=_run_dict(run), removed=removed, history_start=history_start)
+    return df
+
+
+def catalog(engine: Engine, portal_key: str, as_of: datetime | None = None) -> pd.DataFrame:
+    """The portal's catalog as of its latest ok/suspect run at/before `as_of` (latest run when None).
+
+    Columns: every RECORD_FIELDS column (as `records_frame`) + city_key, first_seen, data_modified_seen;
+    attrs: run (its `runs()` row as a dict; status "suspect" says the crawl was short), removed (ids in
+    the previous good run but not in this good run), history_start (first ok/suspect run's as_of).
+    """
+    with engine.connect() as conn:
+        return _catalog(conn, portal_key, as_of)
+
+
+def city_catalog(engine: Engine, city_key: str, as_of: datetime | None = None) -> pd.DataFrame:
+    """All the city's portals' catalogs in one table; attrs["portal"] sums up reachability and history."""
+    with engine.connect() as conn:
+        pts = conn.execute(sa.select(portals_t.c.key, portals_t.c.kind).where(portals_t.c.city_key == city_key)
+                           .order_by(portals_t.c.key)).all()
+        frames = [_catalog(conn, key, as_of) for key, _ in pts]
+        last_runs = []
+        datajson = {"present": False, "schema_errors": 0}
+        for key, kind in pts:
+            q = _run_select().where(runs_t.c.portal_key == key).order_by(runs_t.c.as_of.desc(), runs_t.c.id.desc())
+            if as_of is not None:
+                q = q.where(runs_t.c.as_of <= utc(as_of))
+            last = conn.execute(q.limit(1)).one_or_none()
+            if last is not None:
+                last_runs.append(_run_dict(last))
+            if kind == "dcat" and not datajson["present"]:
+                ok = conn.execute(q.where(runs_t.c.status == "ok").limit(1)).one_or_none()
+                if ok is not None:
+                    datajson = {"present": True, "schema_errors": _schema_errors(ok.notes)}
+    non_empty = [f for f in frames if len(f)]
+    df = pd.concat(non_empty, ignore_index=True) if non_empty else _empty_catalog()
+    starts = [f.attrs["history_start"] for f in frames if f.attrs.get("history_start") is not None]
+    df.attrs = {
+        "portal": {
+            # Reachable when the newest run of at least one of the city's portals did not fail.
+            "reachable": any(r["status"] != "failed" for r in last_runs),
+            "kinds": sorted({kind for _, kind in pts}),
+            "datajson": datajson,
+            "history_start": min(starts) if starts else None,
+            "runs": [f.attrs["run"] for f in frames if f.attrs.get("run") is not None],
+            "removed": sorted(sid for f in frames for sid in f.attrs.get("removed", [])),
+        },
+        "departments": [],
+    }
+    return df
+
+
+def _schema_errors(notes: Any) -> int:
+    """The DCAT connector notes "schema_errors=N" on its run; 0 when absent."""
+    for note in notes or ():
+        m = SCHEMA_ERRORS_RE.match(str(note).strip())
+        if m:
+            return int(m.group(1))
+    return 0
+
+
+# ---------------------------------------------------------------- scores, evidence, audit
+
+def _score_select() -> sa.Select:
+    s = scores_t
+    return sa.select(s.c.city_key, s.c.as_of, s.c.criterion, s.c.indicator, s.c.value, s.c.numerator,
+                     s.c.denominator, s.c.stage)
+
+
+def _scores_frame(conn: Connection, q: sa.Select) -> pd.DataFrame:
+    q = q.order_by(scores_t.c.city_key, scores_t.c.as_of, scores_t.c.criterion, scores_t.c.indicator)
+    df = _frame(conn.execute(q).mappings().all(), SCORE_COLUMNS, ("as_of",))
+    for c in ("value", "numerator", "denominator"):
+        df[c] = pd.to_numeric(df[c]).astype("float64")
+    return df
+
+
+def scores(engine: Engine, city_key: str | None = None, criterion: str | None = None) -> pd.DataFrame:
+    """Every stored score row, oldest first; `indicator` == "" marks a criterion roll-up row."""
+    q = _score_select()
+    if city_key is not None:
+        q = q.where(scores_t.c.city_key == city_key)
+    if criterion is not None:
+        q = q.where(scores_t.c.criterion == criterion)
+    with engine.connect() as conn:
+        return _scores_frame(conn, q)
+
+
+def latest_scores(engine: Engine, city_key: str | None = None) -> pd.DataFrame:
+    """Score rows of each city's latest scored date only."""
+    newest = sa.select(scores_t.c.city_key.label("ck"), sa.func.max(scores_t.c.as_of).label("mx")) \
+        .group_by(scores_t.c.city_key).subquery()
+    q = _score_select().join(newest, sa.and_(newest.c.ck == scores_t.c.city_key, newest.c.mx == scores_t.c.as_of))
+    if city_key is not None:
+        q = q.where(scores_t.c.city_key == city_key)
+    with engine.connect() as conn:
+        return _scores_frame(conn, q)
+
+
+def score_evidence(engine: Engine, city_key: str, indicator: str,
+                   as_of: datetime | None = None) -> tuple[datetime, dict[str, Any]] | None:
+    """(as_of, {"failing": {...}, "matches": {...}, "detail": {...}}) of the latest score at/before `as_of`."""
+    q = (sa.select(scores_t.c.as_of, scores_t.c.failing)
+         .where(scores_t.c.city_key == city_key, scores_t.c.indicator == indicator)
+         .order_by(scores_t.c.as_of.desc()).limit(1))
+    if as_of is not None:
+        q = q.where(scores_t.c.as_of <= utc(as_of))
+    with engine.connect() as conn:
+        row = conn.execute(q).one_or_none()
+    if row is None:
+        return None
+    return row.as_of, (orjson.loads(zlib.decompress(row.failing)) if row.failing else {})
+
+
+def explain(engine: Engine, city_key: str, indicator: str, as_of: datetime | None = None) -> pd.DataFrame:
+    """The datasets failing the latest score of `indicator` (at/before `as_of`), with their title then."""
+    cols = ["source_id", "title", "reason", "landing_url"]
+    found = score_evidence(engine, city_key, indicator, as_of)
+    if found is None or not found[1].get("failing"):
+        return pd.DataFrame(columns=cols)
+    scored_at, ev = found
+    cat = city_catalog(engine, city_key, scored_at)
+    by_id = cat.drop_duplicates("source_id").set_index("source_id")[["title", "landing_url"]].to_dict("index")
+    rows = [{"source_id": sid, "title": by_id.get(sid, {}).get("title"), "reason": reason,
+             "landing_url": by_id.get(sid, {}).get("landing_url")} for sid, reason in ev["failing"].items()]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def evidence(engine: Engine, city_key: str | None = None) -> pd.DataFrame:
+    e = evidence_t
+    q = sa.select(e.c.id, e.c.city_key, e.c.criterion, e.c.url, e.c.date, e.c.note, e.c.actor, e.c.created_at) \
+        .order_by(e.c.city_key, e.c.criterion, e.c.id)
+    if city_key is not None:
+        q = q.where(e.c.city_key == city_key)
+    with engine.connect() as conn:
+        rows = conn.execute(q).mappings().all()
+    return _frame(rows, ["id", "city_key", "criterion", "url", "date", "note", "actor", "created_at"], ("created_at",))
+
+
+def audit_log(engine: Engine, limit: int = 100) -> pd.DataFrame:
+    """Newest first."""
+    q = sa.select(audit_t.c.at, audit_t.c.actor, audit_t.c.action, audit_t.c.detail) \
+        .order_by(audit_t.c.at.desc(), audit_t.c.id.desc()).limit(limit)
+    with engine.connect() as conn:
+        rows = conn.execute(q).mappings().all()
+    return _frame(rows, ["at", "actor", "action", "detail"], ("at",))
