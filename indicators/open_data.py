@@ -1,0 +1,269 @@
+"""Open Data practice: OD1 open data policy (what metadata shows), OD2 user guidance, OD3 open data portal."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from indicators.base import Score
+from indicators.frame import DAY, clamp, derive, mean_score, share_score, utc
+
+# --- OD3 ------------------------------------------------------------------------------------------
+
+# Portal size is scored on a log scale, full marks at this many public data assets. Project choice (no
+# anchor publishes a size threshold): Chicago's Socrata catalog held about 600 data assets in the recorded
+# 2022 scrape, so a large US city portal sits near full marks and a 10-dataset portal near a third.
+DATASET_COUNT_FULL = 1000
+# Growth window and target: new public data assets per 90 days (issue 3). Full marks at 3 new assets per
+# quarter - project choice; Portal Watch reports dynamicity (adds/deletes per snapshot) without a threshold.
+GROWTH_WINDOW_DAYS = 90
+GROWTH_FULL = 3
+# 5-star openness: a dataset counts as open data at 3 stars (open licence + open machine-readable format),
+# Berners-Lee's scheme as implemented by ckanext-qa.
+OPEN_DATA_STARS = 3
+
+
+def portal_api(catalog: pd.DataFrame, as_of: datetime) -> Score:
+    """OD3: the portal answers with a machine-readable catalog API.
+
+    Formula: 100 if attrs["portal"]["reachable"] (the last harvest through the Socrata / CKAN / data.json
+    API succeeded) else 0; without attrs, 100 when the catalog holds any record (it was harvested via API).
+    Source: GSA Project Open Data dashboard (data.json fetched and parsed); Portal Watch retrievability (Qr).
+    Empty: 0 unless attrs say the portal was reachable.
+    """
+    portal = (catalog.attrs or {}).get("portal") or {}
+    reachable = bool(portal.get("reachable", len(catalog) > 0))
+    kinds = list(portal.get("kinds") or [])
+    failing = {} if reachable else {"portal": "the last harvest could not read the catalog API"}
+    return Score(value=100.0 if reachable else 0.0, numerator=float(reachable), denominator=1.0,
+                 failing=failing, detail={f"kind:{k}": 1.0 for k in kinds})
+
+
+def dataset_count(catalog: pd.DataFrame, as_of: datetime) -> Score:
+    """OD3: how many public data assets the portal publishes.
+
+    Formula: min(100, 100 * log10(1 + n) / log10(1 + DATASET_COUNT_FULL)), n = public data assets
+    (asset types dataset/file/map, not derived, not hidden, accessLevel public). 10 -> 35, 100 -> 67, 1000 -> 100.
+    Source: project choice (log scale, see DATASET_COUNT_FULL); counting base datasets only follows Open Data
+    Portal Watch. Empty: 0.
+    """
+    d = derive(catalog, as_of)
+    n = float(d.data.sum())
+    by_type = pd.Series(d.asset_type[d.data]).value_counts()
+    value = clamp(100.0 * np.log10(1 + n) / np.log10(1 + DATASET_COUNT_FULL))
+    return Score(value=value, numerator=n, denominator=float(DATASET_COUNT_FULL),
+                 detail={f"type:{k}": float(v) for k, v in by_type.items()})
+
+
+def _history_start(d) -> pd.Timestamp | None:
+    portal = d.attrs.get("portal") or {}
+    hs = portal.get("history_start") or d.attrs.get("history_start")
+    if hs is not None:
+        return utc(hs)
+    fs = d.cat["first_seen"]
+    fs = pd.to_datetime(fs, utc=True, errors="coerce") if not isinstance(fs.dtype, pd.DatetimeTZDtype) else fs
+    return None if fs.isna().all() else fs.min()
+
+
+def growth(catalog: pd.DataFrame, as_of: datetime) -> Score:
+    """OD3: new public data assets in the last 90 days.
+
+    Formula: new = data assets whose arrival falls in (as_of - 90 d, as_of]; arrival = first_seen when it is
+    after the start of our history (we saw it arrive), else the portal's `created` date. value =
+    min(100, 100 * new / GROWTH_FULL). Source: GSA dashboard asks ("% growth per quarter"); Portal Watch
+    dynamicity; thresholds are project choices (see GROWTH_FULL). Empty: 0.
+    """
+    d = derive(catalog, as_of)
+    hs = _history_start(d)
+    fs = d.cat["first_seen"]
+    fs = pd.to_datetime(fs, utc=True, errors="coerce") if not isinstance(fs.dtype, pd.DatetimeTZDtype) else fs
+    created = d.cat["created"]
+    seen_arrival = fs.notna() & (fs > hs + DAY if hs is not None else False)
+    arrival = fs.where(seen_arrival, created)
+    start = d.as_of - pd.Timedelta(days=GROWTH_WINDOW_DAYS)
+    new = (arrival > start).to_numpy() & (arrival <= d.as_of).to_numpy() & d.data
+    n_new = float(new.sum())
+    when = arrival.dt.strftime("%Y-%m-%d").to_numpy(dtype=object, na_value="")
+    return Score(value=clamp(100.0 * n_new / GROWTH_FULL), numerator=n_new, denominator=float(GROWTH_FULL),
+                 matches=dict(zip(d.ids[new], ("new on " + pd.Series(when[new], dtype=object)).tolist())),
+                 detail={"new_90d": n_new, "window_days": float(GROWTH_WINDOW_DAYS)})
+
+
+def bulk_open_formats(catalog: pd.DataFrame, as_of: datetime) -> Score:
+    """OD3: share of public data assets downloadable in bulk in a machine-readable, non-proprietary format.
+
+    Formula: 100 * (data assets with >= 1 format rated >= 3 stars and not an image) / data assets.
+    Format lists pinned in indicators/data/formats.json (ckanext-qa openness table; Portal Watch OpMa/OpFo).
+    Empty: None (no data assets).
+    """
+    d = derive(catalog, as_of)
+    _stars, mr, omr = d.stars_by_format
+    has_fmt = d.has_download
+    reason = np.where(~has_fmt, "no download format listed",
+                      np.where(mr, "only proprietary machine-readable formats", "no machine-readable format"))
+    return share_score(d, omr, d.data, reason.astype(object), detail={"machine_readable": float((mr & d.data).sum())})
+
+
+def five_star(catalog: pd.DataFrame, as_of: datetime) -> Score:
+    """OD3: 5-star openness - share of public data assets at 3 stars or more, with the full distribution.
+
+    Formula: stars = best format stars (ckanext-qa table; unknown format 1, no format 0), set to 0 when the
+    licence is not open (ckanext-qa "License not open"); value = 100 * (stars >= 3) / data assets;
+    detail stars_0..stars_5. Source: ckanext-qa tasks.py, resource_format_openness_scores.json. Empty: None.
+    """
+    d = derive(catalog, as_of)
+    best, _mr, _omr = d.stars_by_format
+    stars = np.where(best < 0, 0.0, best)
+    stars = np.where(d.licence_open, stars, 0.0)
+    dist = {f"stars_{k}": float(((stars == k) & d.data).sum()) for k in range(6)}
+    reason = np.where(~d.licence_open, "licence not open (0 stars)",
+                      np.char.add(np.char.add("best format ", stars.astype(int).astype(str)), " star(s)"))
+    return share_score(d, stars >= OPEN_DATA_STARS, d.data, reason.astype(object), detail=dist)
+
+
+# --- OD1 ------------------------------------------------------------------------------------------
+
+def open_licence(catalog: pd.DataFrame, as_of: datetime) -> Score:
+    """OD1: share of public data assets under an open licence.
+
+    Formula: 100 * (data assets whose license_id, else licence text, maps to an Open Definition
+    'approved' licence) / data assets. Registry pinned in indicators/data/opendefinition_licenses_all.json
+    (okfn/licenses @ 98a3a6f8); real portal strings mapped in indicators/data/licences.json.
+    Source: Open Data Portal Watch OpLi; GODI "openly licensed". Empty: None.
+    """
+    d = derive(catalog, as_of)
+    lid = pd.Series(d.licence_id, dtype=object)
+    raw = d.cat["license"].fillna(d.cat["license_id"]).astype(object).to_numpy()
+    reason = np.where(
+        pd.isna(raw), "no licence stated",
+        np.where(lid.isna().to_numpy(), "licence text names no known licence",
+                 "licence is not Open Definition approved: " + lid.fillna("").astype(str).to_numpy(dtype=object)),
+    ).astype(object)
+    counts = lid[d.data].fillna("(none)").value_counts()
+    return share_score(d, d.licence_open, d.data, reason, detail={f"licence:{k}": float(v) for k, v in counts.items()})
+
+
+def datajson_inventory(catalog: pd.DataFrame, as_of: datetime) -> Score:
+    """OD1: a public, valid data.json inventory (proactive disclosure of the city's data holdings).
+
+    Formula: 100 * (1 - min(1, schema_errors / max(1, entries))) when attrs["portal"]["datajson"]["present"],
+    0 when checked and absent; None when the pipeline did not check (no attrs). entries = catalog rows.
+    Source: GSA Project Open Data dashboard (valid_count / total_records, POD v1.1 non-federal schema);
+    Sunlight guideline #28 (a public list of all information holdings).
+    """
+    portal = (catalog.attrs or {}).get("portal") or {}
+    dj = portal.get("datajson")
+    if not isinstance(dj, dict):
+        return Score(value=None, numerator=0.0, denominator=0.0)
+    if not dj.get("present"):
+        return Score(value=0.0, numerator=0.0, denominator=1.0, failing={"data.json": "no data.json inventory found"})
+    entries = max(1, len(catalog))
+    errors = float(dj.get("schema_errors") or 0)
+    valid = max(0.0, entries - errors)
+    failing = {"data.json": f"{int(errors)} schema error(s)"} if errors else {}
+    return Score(value=clamp(100.0 * valid / entries), numerator=valid, denominator=float(entries),
+                 failing=failing, detail={"schema_errors": errors})
+
+
+# --- OD2 ------------------------------------------------------------------------------------------
+
+# A description counts when it is at least this long after HTML is stripped (udata
+# quality-description-length default, research 4.2) ...
+DESCRIPTION_MIN_CHARS = 100
+# ... and is not boilerplate: the same text on more than this many data assets (research 4.2).
+BOILERPLATE_MAX_SHARED = 5
+# Documentation index weights (sum 100), adapted from research/methodologies.md 4.2 to the parts of user
+# guidance issue 3 lists (licence, department and frequency belong to the DM2 inventory index instead).
+# Sources: description udata/Portal Watch ExDi; column descriptions Toronto DQS desc_columns; attachments
+# DCAT-US describedBy / udata resources_documentation; keywords and category MQA (30/405 each);
+# contact Portal Watch CoCE.
+DOC_WEIGHTS = {"description": 20.0, "dictionary": 25.0, "attachments": 10.0, "keywords": 15.0,
+               "category": 15.0, "contact": 15.0}
+
+
+def description_ok(d) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: description passes, and the reason it fails ("" when it passes)."""
+    desc = d.cat["description"].fillna("").astype(str)
+    text = desc.str.replace(r"<[^>]+>", " ", regex=True).str.replace(r"\s+", " ", regex=True).str.strip()
+    title = d.cat["title"].fillna("").astype(str).str.strip().str.lower()
+    low = text.str.lower()
+    shared = low.map(low[d.data & low.ne("").to_numpy()].value_counts()).fillna(0).to_numpy()
+    empty = low.eq("").to_numpy()
+    short = text.str.len().to_numpy() < DESCRIPTION_MIN_CHARS
+    same = low.eq(title).to_numpy()
+    boiler = shared > BOILERPLATE_MAX_SHARED
+    reason = np.select([empty, same, short, boiler],
+                       ["no description", "description repeats the title",
+                        f"description under {DESCRIPTION_MIN_CHARS} characters",
+                        f"boilerplate description shared by more than {BOILERPLATE_MAX_SHARED} assets"],
+                       default="")
+    return reason == "", reason.astype(object)
+
+
+def dictionary_coverage(d) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: described / columns (0..1, NaN when the asset has no columns), and the applicability mask."""
+    cols = d.cat["column_count"].to_numpy(dtype=float, na_value=np.nan)
+    desc = d.cat["described_column_count"].to_numpy(dtype=float, na_value=np.nan)
+    has_cols = np.nan_to_num(cols) > 0
+    cov = np.where(has_cols, np.clip(np.nan_to_num(desc) / np.where(has_cols, cols, 1.0), 0.0, 1.0), np.nan)
+    return cov, has_cols
+
+
+def documentation_index(catalog: pd.DataFrame, as_of: datetime) -> Score:
+    """OD2: documentation index - how well each public data asset is explained to users (0-100).
+
+    Formula: per asset sum(w_i * item_i) / sum(applicable w_i), items: description (present, >= 100 chars
+    without HTML, not the title, not shared by > 5 assets) 20; data dictionary = described columns / columns
+    25 (only for assets with columns); attachment or documentation link 10; >= 1 keyword 15; category 15;
+    contact (valid e-mail or name) 15. value = mean over data assets.
+    Source: research/methodologies.md 4.2 (udata, Toronto DQS, MQA, Portal Watch), weights in DOC_WEIGHTS.
+    Empty: None.
+    """
+    d = derive(catalog, as_of)
+    desc_pass, _desc_reason = description_ok(d)
+    cov, has_cols = dictionary_coverage(d)
+    att = np.nan_to_num(d.cat["attachment_count"].to_numpy(dtype=float, na_value=np.nan)) >= 1
+    items = {
+        "description": desc_pass.astype(float),
+        "dictionary": cov,
+        "attachments": att.astype(float),
+        "keywords": (d.n_keywords >= 1).astype(float),
+        "category": d.present("theme").astype(float),
+        "contact": d.has_contact.astype(float),
+    }
+    num = np.zeros(d.n)
+    den = np.zeros(d.n)
+    reason = pd.Series("", index=range(d.n), dtype=object)
+    for name, val in items.items():
+        w = DOC_WEIGHTS[name]
+        applicable = ~np.isnan(val)
+        num += np.where(applicable, w * np.nan_to_num(val), 0.0)
+        den += np.where(applicable, w, 0.0)
+        missing = applicable & (np.nan_to_num(val) < 1)
+        reason = reason.where(~missing, reason + name + "; ")
+    per_asset = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+    reasons = ("missing or incomplete: " + reason.str.rstrip("; ")).to_numpy(dtype=object)
+    detail = {f"share:{k}": float(np.nanmean(v[d.data])) * 100 if d.data.any() and not np.isnan(v[d.data]).all()
+              else 0.0 for k, v in items.items()}
+    return mean_score(d, per_asset, d.data, 1.0, reasons, detail=detail)
+
+
+def data_dictionary(catalog: pd.DataFrame, as_of: datetime) -> Score:
+    """OD2: data dictionary coverage - described columns over all columns of public tabular assets.
+
+    Formula: 100 * sum(described_column_count) / sum(column_count) over tabular data assets with columns
+    (a description counts when non-empty and not the column name - the connectors' rule).
+    Source: Open Data Toronto DQS metadata dimension (desc_columns). Empty: None.
+    """
+    d = derive(catalog, as_of)
+    cov, has_cols = dictionary_coverage(d)
+    among = d.tabular & has_cols
+    cols = np.nan_to_num(d.cat["column_count"].to_numpy(dtype=float, na_value=np.nan))
+    desc = np.clip(np.nan_to_num(d.cat["described_column_count"].to_numpy(dtype=float, na_value=np.nan)), 0, cols)
+    den = float(cols[among].sum())
+    num = float(desc[among].sum())
+    fail = among & (cov < 1)
+    reasons = [f"{int(a)} of {int(b)} columns described" for a, b in zip(desc[fail], cols[fail])]
+    return Score(value=100.0 * num / den if den else None, numerator=num, denominator=den,
+                 failing=dict(zip(d.ids[fail], reasons)), detail={"assets_with_columns": float(among.sum())})
