@@ -344,3 +344,10 @@ def audit_log(engine: Engine, limit: int = 100) -> pd.DataFrame:
     with engine.connect() as conn:
         rows = conn.execute(q).mappings().all()
     return _frame(rows, ["at", "actor", "action", "detail"], ("at",))
+
+
+def row_counts(engine: Engine) -> dict[str, int]:
+    """Rows per table: how the benchmark and the tests see what a run wrote."""
+    tables = (cities_t, portals_t, runs_t, datasets_t, versions_t, scores_t, evidence_t, audit_t)
+    with engine.connect() as conn:
+        return {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for t in tables}

@@ -56,6 +56,10 @@ class RunSummary:
     error: str | None = None
 
 
+class RunClosed(ValueError):
+    """save_harvest was given a run that is not "running" (already saved or failed); the run is left as it is."""
+
+
 def pack_ids(ids: Iterable[str]) -> bytes:
     return zlib.compress("\n".join(sorted(ids)).encode("utf-8"))
 
@@ -95,6 +99,8 @@ def save_harvest(engine: Engine, run_id: int, records: Sequence[DatasetRecord], 
     try:
         with write_tx(engine) as conn:
             return _save(conn, run_id, records, raws, stats, utc(finished_at))
+    except RunClosed:
+        raise
     except BaseException as exc:  # KeyboardInterrupt too: a run must not stay "running" forever
         reason = f"{type(exc).__name__}: {exc}"
         try:
@@ -111,9 +117,9 @@ def _save(conn: Connection, run_id: int, records: Sequence[DatasetRecord], raws:
     run = conn.execute(sa.select(runs_t.c.portal_key, runs_t.c.as_of, runs_t.c.status)
                        .where(runs_t.c.id == run_id)).one_or_none()
     if run is None:
-        raise LookupError(f"no harvest run {run_id}")
+        raise RunClosed(f"no harvest run {run_id}")
     if run.status != "running":
-        raise ValueError(f"run {run_id} is {run.status!r}, not running")
+        raise RunClosed(f"run {run_id} is {run.status!r}, not running")
     portal_key, as_of = run.portal_key, run.as_of
 
     # Items repeated in the input count once (the first one wins) and add to the run's repeats.

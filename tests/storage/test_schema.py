@@ -1,0 +1,47 @@
+"""Migrations, engines and config sync."""
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import storage
+from storage.migrate import upgrade
+from tests.storage.conftest import SETTINGS
+
+
+def test_upgrade_from_any_cwd_is_idempotent_and_matches_the_models(db_url, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the script location must not depend on where the program runs
+    upgrade(db_url)
+    upgrade(db_url)  # already at head: a no-op
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from storage.models import Base
+
+    with storage.open_db(db_url).connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": False})
+        assert compare_metadata(ctx, Base.metadata) == []
+        assert ctx.get_current_revision() == "0001"
+    storage.dispose(db_url)
+    # Nothing written to the working directory but the test's own SQLite files.
+    assert set(os.listdir(tmp_path)) <= {"maturity.db", "maturity.db-wal", "maturity.db-shm"}
+
+
+def test_sqlite_pragmas(sqlite_url):
+    storage.upgrade(sqlite_url)
+    with storage.open_db(sqlite_url).connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
+    assert storage.open_db(sqlite_url) is storage.open_db(sqlite_url)  # cached per URL
+    storage.dispose(sqlite_url)
+
+
+def test_sync_config_upserts_cities_and_portals(engine):
+    assert list(storage.cities(engine)["key"]) == ["chicago", "cincinnati"]
+    assert list(storage.portals(engine, "chicago")["key"]) == ["chicago-dcat", "chicago-socrata"]
+    renamed = replace(SETTINGS, cities=(replace(SETTINGS.cities[0], name="City of Chicago"), SETTINGS.cities[1]))
+    storage.sync_config(engine, renamed)
+    assert storage.cities(engine).set_index("key").loc["chicago", "name"] == "City of Chicago"
+    assert len(storage.portals(engine)) == 3
+    assert storage.portals(engine).set_index("key").loc["chicago-dcat", "kind"] == "dcat"
