@@ -1,1 +1,149 @@
-"""(being written)"""
+"""The Dash dashboard: `create_app(settings)` builds it; `server` is the WSGI app for `gunicorn app:server`.
+
+Pages live in `layouts/` (one module a page, Dash Pages); they read the database only through `storage`
+queries and find it through the `layouts._components.Context` stored on the Flask config, so several
+apps (tests, the benchmark) can live in one process on different databases.
+
+Live updates: a `dcc.Interval` polls `storage.latest_run_marker` (two max() lookups) every
+`[web] poll_seconds`; only when the marker changes does the `live-marker` store change, and the pages'
+callbacks that take it as input redraw.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dash
+import dash_bootstrap_components as dbc
+import flask
+from dash import Input, Output, State, dcc, html
+from dash.exceptions import PreventUpdate
+
+HERE = Path(__file__).resolve().parent
+PAGES = HERE / "layouts"
+ASSETS = PAGES / "assets"
+log = logging.getLogger(__name__)
+
+NAV = (("Overview", "/"), ("Compare", "/compare"), ("Datasets", "/datasets"), ("Harvests", "/harvests"),
+       ("Methodology", "/methodology"), ("Evidence", "/evidence"))
+
+
+def create_app(settings, *, url: str | None = None) -> dash.Dash:
+    """The dashboard on `url` (default `settings.storage_url`); the schema must exist (`maturity db upgrade`)."""
+    import storage
+    from layouts._components import CONTEXT_KEY, Context
+
+    # Page modules are re-executed by every Dash(use_pages=True) and register their `dash.callback`s again;
+    # drop registrations left by an earlier app in this process (tests, benchmark) so none is doubled.
+    dash._callback.GLOBAL_CALLBACK_LIST.clear()
+    dash._callback.GLOBAL_CALLBACK_MAP.clear()
+
+    server = flask.Flask(__name__)
+    server.config[CONTEXT_KEY] = Context(settings=settings, url=url or settings.storage_url)
+    app = dash.Dash(
+        __name__, server=server, use_pages=True, pages_folder=str(PAGES), assets_folder=str(ASSETS),
+        title="City data maturity", suppress_callback_exceptions=True, serve_locally=True,
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+    )
+    poll_ms = max(1, int(settings.web.poll_seconds)) * 1000
+
+    def shell():
+        return html.Div([
+            dbc.Navbar(dbc.Container([
+                dbc.NavbarBrand("City data maturity", href="/"),
+                dbc.Nav([dbc.NavLink(label, href=href, active="exact", id=f"nav-{label.lower()}")
+                         for label, href in NAV], navbar=True, className="flex-wrap"),
+                html.Span(id="live-status", className="navbar-text small text-light ms-auto"),
+            ], fluid=True), color="dark", dark=True, className="mb-3"),
+            dcc.Interval(id="live-interval", interval=poll_ms),
+            dcc.Store(id="live-marker", data=_marker_or_none(storage, server)),
+            dcc.Store(id="url-sync-sink"),
+            dbc.Container(dash.page_container, fluid=True, className="pb-5"),
+        ])
+
+    app.layout = shell
+
+    @app.callback(Output("live-marker", "data"), Output("live-status", "children"),
+                  Input("live-interval", "n_intervals"), State("live-marker", "data"))
+    def poll(_n, current):
+        new = _marker_or_none(storage, server)
+        if new == current:
+            raise PreventUpdate
+        return new, f"updated {datetime.now(timezone.utc):%H:%M} UTC"
+
+    # Writes the page's state into the address bar without a navigation (replaceState fires no event, so
+    # the pages router does not re-render): the view stays shareable while its controls change.
+    app.clientside_callback(
+        """function(search) {
+            if (typeof search === 'string' && search !== window.location.search) {
+                window.history.replaceState(null, '', window.location.pathname + search);
+            }
+            return window.dash_clientside.no_update;
+        }""",
+        Output("url-sync-sink", "data"), Input("url-sync", "data"))
+
+    @server.route("/health")
+    def health():
+        return flask.jsonify(_health(storage, server))
+
+    return app
+
+
+def _marker_or_none(storage, server):
+    from layouts._components import CONTEXT_KEY
+
+    try:
+        return list(storage.latest_run_marker(storage.open_db(server.config[CONTEXT_KEY].url)))
+    except Exception as exc:  # noqa: BLE001 - an unreachable or empty database must not break the shell
+        log.warning("latest_run_marker failed: %s", exc)
+        return None
+
+
+def _health(storage, server) -> dict:
+    """{"status": "ok"|"degraded", "db": bool, "latest_run": ISO time or None, "latest_status": …}."""
+    from layouts._components import CONTEXT_KEY
+
+    ctx = server.config[CONTEXT_KEY]
+    out = {"status": "degraded", "db": False, "latest_run": None, "latest_status": None}
+    try:
+        runs = storage.runs(storage.open_db(ctx.url), limit=1)
+    except Exception as exc:  # noqa: BLE001 - the health check reports, it does not raise
+        out["error"] = type(exc).__name__
+        return out
+    out.update(status="ok", db=True)
+    if len(runs):
+        r = runs.iloc[0]
+        t = r["finished_at"] if r["finished_at"] is not None and str(r["finished_at"]) != "NaT" else r["started_at"]
+        out["latest_run"] = None if t is None or str(t) == "NaT" else _iso(t)
+        out["latest_status"] = r["status"]
+    return out
+
+
+def _iso(t) -> str:
+    import pandas as pd
+
+    ts = pd.Timestamp(t)
+    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).isoformat()
+
+
+_lazy_app: dash.Dash | None = None
+
+
+def get_app() -> dash.Dash:
+    """The app built from `settings.load()` (MATURITY_CONFIG, DATABASE_URL), once per process."""
+    global _lazy_app
+    if _lazy_app is None:
+        import settings as settings_mod
+
+        _lazy_app = create_app(settings_mod.load())
+    return _lazy_app
+
+
+def __getattr__(name: str):
+    # `gunicorn app:server` reads this attribute; building lazily keeps `import app` free of side effects.
+    if name == "server":
+        return get_app().server
+    if name == "app":
+        return get_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

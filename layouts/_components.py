@@ -1,0 +1,271 @@
+"""Shared bits of the pages: where the database is, a marker-keyed query cache, and small UI pieces.
+
+Not a page (the `_` prefix keeps Dash from registering it). Pages call `query(...)` instead of touching
+`storage` directly when the result depends only on harvested data, so a page reads each table once per
+new run instead of once per callback.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import dash_ag_grid as dag
+import dash_bootstrap_components as dbc
+import flask
+import pandas as pd
+from dash import dcc, html
+
+import storage
+from layouts import _figures as fig
+
+CONTEXT_KEY = "MATURITY_DASHBOARD"  # key of the Context on the Flask app's config
+CACHE_SIZE = 256  # query results kept; one overview of 50 cities needs ~5, a city page ~25
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the pages of one app need: the settings and the database URL (engines are cached by storage)."""
+
+    settings: Any  # settings.Settings
+    url: str
+
+    @property
+    def engine(self):
+        return storage.open_db(self.url)
+
+    def city_name(self, key: str) -> str:
+        for c in self.settings.cities:
+            if c.key == key:
+                return c.name
+        return key
+
+
+def context() -> Context:
+    return flask.current_app.config[CONTEXT_KEY]
+
+
+_cache: OrderedDict = OrderedDict()
+_lock = threading.Lock()
+
+
+def marker() -> tuple:
+    """storage.latest_run_marker, read at most once per request."""
+    if flask.has_request_context():
+        if "maturity_marker" not in flask.g:
+            flask.g.maturity_marker = tuple(storage.latest_run_marker(context().engine))
+        return flask.g.maturity_marker
+    return tuple(storage.latest_run_marker(context().engine))
+
+
+def query(name: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(engine, *args)`, cached until a new run or score lands (the marker changes).
+
+    Callers must not mutate the result (DataFrames are shared between requests).
+    """
+    ctx = context()
+    key = (ctx.url, marker(), name, args)
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    value = fn(ctx.engine, *args)
+    with _lock:
+        _cache[key] = value
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return value
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.clear()
+
+
+# --- formatting -----------------------------------------------------------------------------------------
+
+def fmt_time(t) -> str:
+    if t is None or (not isinstance(t, str) and pd.isna(t)):
+        return "never"
+    return pd.Timestamp(t).tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC") if pd.Timestamp(t).tzinfo \
+        else pd.Timestamp(t).strftime("%Y-%m-%d %H:%M")
+
+
+def fmt_delta(d) -> str:
+    if d is None or pd.isna(d):
+        return "–"
+    return f"{d:+.1f}"
+
+
+def stage_badge(stage: str | None, *, id: str | None = None) -> html.Span:
+    color = fig.STAGE_COLORS.get(stage or "", fig.NO_SCORE_COLOR)
+    text_color = "#fff" if stage in ("emerging", "leading", "not evident") else "#000"
+    kw = {"id": id} if id else {}
+    return html.Span(stage or "not scored", className="badge stage-badge",
+                     style={"backgroundColor": color, "color": text_color}, **kw)
+
+
+STATUS_BADGE = {"ok": "success", "suspect": "warning", "failed": "danger", "running": "info"}
+
+
+def status_badge(status: str | None) -> dbc.Badge:
+    return dbc.Badge(status or "no run", color=STATUS_BADGE.get(status or "", "secondary"), className="me-1")
+
+
+def empty_state(title: str, *lines: Any, color: str = "info", id: str | None = None) -> dbc.Alert:
+    """An empty or error state that says what to do next."""
+    kw = {"id": id} if id else {}
+    return dbc.Alert([html.H5(title, className="alert-heading"), *[html.P(x, className="mb-1") for x in lines]],
+                     color=color, **kw)
+
+
+def cmd(text: str) -> html.Code:
+    return html.Code(text)
+
+
+# --- grids ----------------------------------------------------------------------------------------------
+
+def rows(frame: pd.DataFrame) -> list[dict]:
+    """DataFrame → JSON-safe records: times as ISO text (sorts correctly), NaN/NaT as null."""
+    out = frame.copy()
+    for c in out.columns:
+        if isinstance(out[c].dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(out[c]):
+            out[c] = out[c].dt.strftime("%Y-%m-%d %H:%M").astype(object)
+    out = out.astype(object).where(out.notna(), None)
+    return out.to_dict("records")
+
+
+def col(field: str, header: str | None = None, **kw) -> dict:
+    d = {"field": field, "headerName": header or field.replace("_", " ")}
+    d.update(kw)
+    return d
+
+
+def num_col(field: str, header: str | None = None, **kw) -> dict:
+    return col(field, header, filter="agNumberColumnFilter", type="rightAligned", **kw)
+
+
+def portal_link_col(field: str = "landing_url", header: str = "on portal") -> dict:
+    return col(field, header, cellRenderer="PortalLink", filter=False, sortable=False, width=110)
+
+
+def app_link_col(field: str, header: str, prefix: str, key_field: str, **kw) -> dict:
+    return col(field, header, cellRenderer="AppLink",
+               cellRendererParams={"prefix": prefix, "field": key_field}, **kw)
+
+
+def grid(id: str, frame: pd.DataFrame, columns: Sequence[dict], *, height: int = 420,
+         page_size: int | None = 50, **kw) -> dag.AgGrid:
+    """A sortable, filterable grid; cells are text (no HTML renderer touches portal strings)."""
+    options = {"animateRows": False, "enableCellTextSelection": True, "ensureDomOrder": True}
+    if page_size:
+        options.update(pagination=True, paginationPageSize=page_size,
+                       paginationPageSizeSelector=[20, 50, 100, 500])
+    options.update(kw.pop("dashGridOptions", {}))
+    return dag.AgGrid(
+        id=id, rowData=rows(frame), columnDefs=list(columns),
+        defaultColDef={"sortable": True, "filter": True, "resizable": True, "floatingFilter": True,
+                       "minWidth": 90},
+        dashGridOptions=options, columnSize="responsiveSizeToFit", style={"height": f"{height}px"}, **kw)
+
+
+def page(title: str, *children: Any, subtitle: Any = None) -> html.Div:
+    head = [html.H2(title, className="h3 mb-1")]
+    if subtitle is not None:
+        head.append(html.Div(subtitle, className="text-muted small mb-3"))
+    return html.Div([html.Div(head, className="mb-2"), *children])
+
+
+def loading(*children: Any, id: str | None = None) -> dcc.Loading:
+    kw = {"id": id} if id else {}
+    return dcc.Loading(html.Div(list(children)), type="default", delay_show=250, **kw)
+
+
+def choice_options(values: Iterable, labels: Mapping | None = None) -> list[dict]:
+    labels = labels or {}
+    return [{"label": str(labels.get(v, v)), "value": v} for v in values]
+
+
+# --- derived, cached per run marker -----------------------------------------------------------------------
+
+def criterion_titles() -> dict[str, str]:
+    """WWC criterion id → title (the 2022 standard as the indicators package ships it)."""
+    return dict(_criterion_titles())
+
+
+@functools.lru_cache(maxsize=1)
+def _criterion_titles() -> tuple[tuple[str, str], ...]:
+    import json
+
+    import indicators
+
+    path = Path(indicators.__file__).parent / "data" / "wwc-criteria.json"
+    if not path.exists():
+        return ()
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return tuple((c["id"], c["title"]) for c in data.get("criteria", []))
+
+
+def indicator_meta() -> dict[str, dict]:
+    """Indicator key → {title, criterion, weight, formula, source} from `indicators.REGISTRY`."""
+    import indicators
+
+    return {i.key: {"title": i.title, "criterion": i.criterion, "weight": float(i.weight), "formula": i.formula,
+                    "source": i.source} for i in getattr(indicators, "REGISTRY", ())}
+
+
+def criterion_weights(meta: Mapping[str, dict], latest_indicators: pd.DataFrame) -> dict[str, float]:
+    """Each scored indicator's share of its criterion (weight / sum of weights of the criterion's scored ones)."""
+    scored = latest_indicators.dropna(subset=["value"]) if not latest_indicators.empty else latest_indicators
+    w = {r.indicator: meta.get(r.indicator, {}).get("weight", 1.0) for r in scored.itertuples(index=False)}
+    crit = {r.indicator: r.criterion for r in scored.itertuples(index=False)}
+    totals: dict[str, float] = {}
+    for k, c in crit.items():
+        totals[c] = totals.get(c, 0.0) + w[k]
+    return {k: (w[k] / totals[crit[k]] if totals[crit[k]] else 0.0) for k in w}
+
+
+def city_datasets(engine, key: str) -> pd.DataFrame:
+    """The explorer rows (`_figures.dataset_table`) of a city's latest catalog, aged at its latest run."""
+    cat = storage.city_catalog(engine, key)
+    return fig.dataset_table(cat, catalog_as_of(cat))
+
+
+def catalog_as_of(cat: pd.DataFrame):
+    runs = (cat.attrs.get("portal") or {}).get("runs") or []
+    times = [pd.Timestamp(r["as_of"]) for r in runs if r.get("as_of") is not None]
+    times = [t.tz_localize("UTC") if t.tzinfo is None else t for t in times]
+    return max(times) if times else pd.Timestamp.now(tz="UTC")
+
+
+def city_failing(engine, key: str) -> pd.DataFrame:
+    """indicator, criterion, source_id, reason: the failing datasets of every latest indicator score."""
+    latest = fig.indicator_rows(storage.latest_scores(engine, key))
+    rows = []
+    for r in latest.itertuples(index=False):
+        found = storage.score_evidence(engine, key, r.indicator)
+        if not found:
+            continue
+        for sid, reason in (found[1].get("failing") or {}).items():
+            rows.append({"indicator": r.indicator, "criterion": r.criterion, "source_id": sid, "reason": reason})
+    return pd.DataFrame(rows, columns=["indicator", "criterion", "source_id", "reason"])
+
+
+def city_statuses(key: str):
+    """(statuses DataFrame, certification estimate dict) from indicators.criteria, or (None, None)."""
+    from indicators import criteria
+
+    latest = query("latest_city", storage.latest_scores, key)
+    crit = fig.criterion_rows(latest)
+    if crit.empty:
+        return None, None
+    n = fig.indicator_rows(latest).groupby("criterion").size()
+    rollup = pd.DataFrame({"criterion": crit["criterion"].to_numpy(), "value": crit["value"].to_numpy(),
+                           "stage": crit["stage"].to_numpy(),
+                           "indicators": [int(n.get(c, 0)) for c in crit["criterion"]]})
+    manual = storage.evidence(context().engine, key)  # not cached: edits do not move the run marker
+    st = criteria.statuses(rollup, manual)
+    return st, criteria.certification_estimate(st)

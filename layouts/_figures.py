@@ -1,0 +1,612 @@
+"""Pure builders: DataFrames shaped as `docs/internals.md` says in, Plotly figures and plain tables out.
+
+No I/O, no clock, no Dash callbacks: every page hands a storage query's result to one of these, so they
+are tested on small hand-made frames. Portal text (titles, departments) only ever lands in figure text
+fields and grid cells, which Plotly and AG Grid render as text.
+"""
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timedelta
+from typing import Iterable, Mapping, Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+
+# Maturity stages as `indicators.criteria.rollup` names them, lowest first.
+STAGES: tuple[str, ...] = ("not evident", "emerging", "developing", "established", "leading")
+# Okabe-Ito colours (colour-blind safe), ordered warm → cool so the order reads without colour names;
+# every coloured cell also carries its stage or value as text, so colour is never the only signal.
+STAGE_COLORS: dict[str, str] = {
+    "not evident": "#999999",
+    "emerging": "#D55E00",
+    "developing": "#E69F00",
+    "established": "#56B4E9",
+    "leading": "#0072B2",
+}
+NO_SCORE_COLOR = "#F2F2F2"
+# Okabe-Ito qualitative order for lines (one per city or indicator).
+SERIES_COLORS: tuple[str, ...] = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00",
+                                  "#F0E442", "#000000")
+RUN_STATUS_COLORS = {"ok": "#009E73", "suspect": "#E69F00", "failed": "#D55E00", "running": "#56B4E9"}
+FRESHNESS_STATES: tuple[str, ...] = ("fresh", "due", "overdue", "delinquent", "no schedule", "unknown")
+
+FONT = dict(family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", size=13)
+
+
+def _base_layout(fig: go.Figure, *, height: int | None = None, title: str | None = None) -> go.Figure:
+    fig.update_layout(template="plotly_white", font=FONT, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      height=height, title=dict(text=title, x=0, xanchor="left") if title else None)
+    return fig
+
+
+def empty_figure(message: str, *, height: int = 240) -> go.Figure:
+    """A blank figure that says why it is blank (instead of an empty grid of axes)."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                       font=dict(size=14, color="#555"))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _base_layout(fig, height=height)
+
+
+def stage_rank(stage: str | None) -> int:
+    """0 ("not evident") … 4 ("leading"); -1 for no stage (criterion not scored)."""
+    return STAGES.index(stage) if stage in STAGES else -1
+
+
+def _utc(series: pd.Series) -> pd.Series:
+    return pd.to_datetime(series, utc=True)
+
+
+def criterion_rows(scores: pd.DataFrame) -> pd.DataFrame:
+    """The criterion roll-up rows of a `storage.scores`/`latest_scores` frame (indicator == "")."""
+    if scores.empty:
+        return scores.copy()
+    return scores[scores["indicator"].fillna("") == ""].copy()
+
+
+def indicator_rows(scores: pd.DataFrame) -> pd.DataFrame:
+    if scores.empty:
+        return scores.copy()
+    return scores[scores["indicator"].fillna("") != ""].copy()
+
+
+def criteria_order(criteria: Iterable[str]) -> list[str]:
+    """WWC ids in reading order: by practice prefix, then number (DM2 before DM10)."""
+    def key(c: str):
+        m = re.match(r"([A-Z]+)(\d+)$", c or "")
+        return (m.group(1), int(m.group(2))) if m else (c or "", 0)
+    return sorted(set(criteria), key=key)
+
+
+# --- overview -------------------------------------------------------------------------------------------
+
+def overall_stage(stages: Iterable[str | None]) -> str | None:
+    """A city's overall stage: the median (rounded down) of its scored criteria's stages.
+
+    A median of ordinal stages needs no thresholds of its own, so it cannot disagree with criteria.py.
+    """
+    ranks = sorted(r for r in (stage_rank(s) for s in stages) if r >= 0)
+    if not ranks:
+        return None
+    return STAGES[ranks[(len(ranks) - 1) // 2]]
+
+
+def city_score_history(history: pd.DataFrame) -> pd.DataFrame:
+    """Overall score per (city_key, as_of): the mean of the criterion roll-up values scored at that time."""
+    rows = criterion_rows(history)
+    if rows.empty:
+        return pd.DataFrame(columns=["city_key", "as_of", "value"])
+    rows = rows.assign(as_of=_utc(rows["as_of"]), value=pd.to_numeric(rows["value"], errors="coerce"))
+    out = rows.groupby(["city_key", "as_of"], as_index=False)["value"].mean()
+    return out.sort_values(["city_key", "as_of"], ignore_index=True)
+
+
+def change_since(series: pd.DataFrame, days: int) -> float | None:
+    """Latest value minus the value at the last time at or before (latest time − `days`).
+
+    `series` has columns as_of, value for ONE series. None when history does not reach that far back.
+    """
+    s = series.dropna(subset=["value"]).sort_values("as_of")
+    if s.empty:
+        return None
+    latest_t = s["as_of"].iloc[-1]
+    before = s[s["as_of"] <= latest_t - timedelta(days=days)]
+    if before.empty:
+        return None
+    return float(s["value"].iloc[-1] - before["value"].iloc[-1])
+
+
+def overview_table(cities: pd.DataFrame, history: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per configured city: overall stage and score, change since 30 / 90 days, last harvest.
+
+    `cities` = storage.cities, `history` = storage.scores (all cities), `runs` = storage.runs (newest first).
+    Deltas are measured back from each city's latest scored run, so replayed history reads the same way.
+    """
+    totals = city_score_history(history)
+    latest = criterion_rows(history)
+    if not latest.empty:
+        latest = latest.assign(as_of=_utc(latest["as_of"]))
+        latest = latest[latest["as_of"] == latest.groupby("city_key")["as_of"].transform("max")]
+    rows = []
+    for city in cities.itertuples(index=False):
+        t = totals[totals["city_key"] == city.key]
+        crit = latest[latest["city_key"] == city.key] if not latest.empty else latest
+        r = runs[runs["city_key"] == city.key] if not runs.empty else runs
+        last = r.iloc[0] if len(r) else None
+        rows.append({
+            "city_key": city.key,
+            "city": city.name,
+            "stage": overall_stage(crit["stage"]) if len(crit) else None,
+            "score": round(float(t["value"].iloc[-1]), 1) if len(t) and pd.notna(t["value"].iloc[-1]) else None,
+            "change_30d": _round(change_since(t, 30)) if len(t) else None,
+            "change_90d": _round(change_since(t, 90)) if len(t) else None,
+            "scored_at": t["as_of"].iloc[-1] if len(t) else None,
+            "last_harvest": _when(last),
+            "harvest_status": None if last is None else last["status"],
+            "harvest_error": None if last is None else (last.get("error") or last.get("suspect_reason")),
+        })
+    return pd.DataFrame(rows, columns=["city_key", "city", "stage", "score", "change_30d", "change_90d",
+                                       "scored_at", "last_harvest", "harvest_status", "harvest_error"])
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 1)
+
+
+def _when(run) -> pd.Timestamp | None:
+    if run is None:
+        return None
+    t = run.get("finished_at")
+    if t is None or pd.isna(t):
+        t = run.get("started_at")
+    return None if t is None or pd.isna(t) else pd.Timestamp(t)
+
+
+def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame) -> go.Figure:
+    """Criteria (rows) × cities (columns) heatmap coloured by stage, each cell labelled with its score.
+
+    `latest` = storage.latest_scores (criterion rows are used), `cities` = storage.cities (column order).
+    """
+    crit = criterion_rows(latest)
+    if crit.empty or cities.empty:
+        return empty_figure("No scores yet: run a harvest (maturity harvest) or load the demo (maturity demo).")
+    criteria = criteria_order(crit["criterion"])
+    names = dict(zip(cities["key"], cities["name"]))
+    keys = [k for k in cities["key"]]
+    z, text, hover = [], [], []
+    idx = crit.set_index(["criterion", "city_key"])
+    for c in criteria:
+        zr, tr, hr = [], [], []
+        for k in keys:
+            if (c, k) in idx.index:
+                row = idx.loc[(c, k)]
+                row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
+                rank = stage_rank(row["stage"])
+                v = row["value"]
+                zr.append(rank if rank >= 0 else None)
+                tr.append("–" if pd.isna(v) else f"{v:.0f}")
+                hr.append(f"{names.get(k, k)} · {c}: {'no score' if pd.isna(v) else f'{v:.0f}'} "
+                          f"({row['stage'] or 'not scored'})")
+            else:
+                zr.append(None)
+                tr.append("")
+                hr.append(f"{names.get(k, k)} · {c}: not scored")
+        z.append(zr)
+        text.append(tr)
+        hover.append(hr)
+    n = len(STAGES)
+    # Discrete colour scale: stage i occupies [i/n, (i+1)/n] of the 0..n-1 range.
+    scale = []
+    for i, s in enumerate(STAGES):
+        scale += [[i / n, STAGE_COLORS[s]], [(i + 1) / n, STAGE_COLORS[s]]]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[names.get(k, k) for k in keys], y=criteria, text=text, texttemplate="%{text}",
+        hovertext=hover, hovertemplate="%{hovertext}<extra></extra>", zmin=-0.5, zmax=n - 0.5,
+        colorscale=scale, xgap=2, ygap=2,
+        colorbar=dict(title=dict(text="stage"), tickvals=list(range(n)), ticktext=list(STAGES)),
+    ))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(side="top", type="category")
+    return _base_layout(fig, height=max(260, 34 * len(criteria) + 120))
+
+
+# --- city -----------------------------------------------------------------------------------------------
+
+def criterion_cards(history: pd.DataFrame) -> pd.DataFrame:
+    """One row per criterion of one city: latest value, stage, change since 90 days, the series for a sparkline.
+
+    `history` = storage.scores(city_key=…).
+    """
+    crit = criterion_rows(history)
+    cols = ["criterion", "value", "stage", "change_90d", "as_of", "series"]
+    if crit.empty:
+        return pd.DataFrame(columns=cols)
+    crit = crit.assign(as_of=_utc(crit["as_of"]), value=pd.to_numeric(crit["value"], errors="coerce"))
+    rows = []
+    for c in criteria_order(crit["criterion"]):
+        s = crit[crit["criterion"] == c].sort_values("as_of")
+        last = s.iloc[-1]
+        rows.append({"criterion": c, "value": None if pd.isna(last["value"]) else float(last["value"]),
+                     "stage": last["stage"], "change_90d": _round(change_since(s, 90)),
+                     "as_of": last["as_of"], "series": s[["as_of", "value"]].reset_index(drop=True)})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def sparkline(series: pd.DataFrame, *, color: str = "#0072B2") -> go.Figure:
+    """A tiny axis-less line of value over as_of (0-100 fixed, so sparklines compare)."""
+    fig = go.Figure(go.Scatter(x=series["as_of"], y=series["value"], mode="lines", line=dict(color=color, width=2),
+                               hovertemplate="%{x|%Y-%m-%d}: %{y:.0f}<extra></extra>"))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, range=[-5, 105])
+    fig.update_layout(template="plotly_white", margin=dict(l=0, r=0, t=0, b=0), height=50, showlegend=False,
+                      plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)")
+    return fig
+
+
+def criterion_history(history: pd.DataFrame, criterion: str, *, titles: Mapping[str, str] | None = None,
+                      suspect_times: Sequence[datetime] = ()) -> go.Figure:
+    """Maturity of one criterion over time (thick line) and its indicators (thin lines).
+
+    `titles` maps indicator keys to readable titles; `suspect_times` are as_of of suspect runs, marked
+    with a dotted vertical line (their missing datasets are not deletions).
+    """
+    rows = history[history["criterion"] == criterion] if not history.empty else history
+    if rows.empty:
+        return empty_figure(f"No scores for {criterion} yet.")
+    rows = rows.assign(as_of=_utc(rows["as_of"]), value=pd.to_numeric(rows["value"], errors="coerce"))
+    fig = go.Figure()
+    titles = titles or {}
+    inds = sorted(k for k in rows["indicator"].fillna("").unique() if k)
+    for i, key in enumerate(inds):
+        s = rows[rows["indicator"] == key].sort_values("as_of")
+        fig.add_trace(go.Scatter(x=s["as_of"], y=s["value"], mode="lines+markers", name=titles.get(key, key),
+                                 line=dict(width=1.5, color=SERIES_COLORS[(i + 1) % len(SERIES_COLORS)]),
+                                 marker=dict(size=4), hovertemplate="%{x|%Y-%m-%d}: %{y:.0f}<extra>%{fullData.name}</extra>"))
+    c = rows[rows["indicator"].fillna("") == ""].sort_values("as_of")
+    if len(c):
+        fig.add_trace(go.Scatter(x=c["as_of"], y=c["value"], mode="lines+markers", name=f"{criterion} (criterion)",
+                                 line=dict(width=4, color="#000000"), marker=dict(size=6),
+                                 hovertemplate="%{x|%Y-%m-%d}: %{y:.0f}<extra>%{fullData.name}</extra>"))
+    for t in suspect_times:
+        fig.add_vline(x=pd.Timestamp(t), line=dict(color=RUN_STATUS_COLORS["suspect"], dash="dot", width=1))
+    fig.update_yaxes(range=[-2, 102], title="score (0–100)")
+    fig.update_layout(legend=dict(orientation="h", y=-0.2), hovermode="x unified")
+    return _base_layout(fig, height=380, title=f"{criterion} over time")
+
+
+def department_breakdown(datasets: pd.DataFrame) -> pd.DataFrame:
+    """Per department: datasets, share stale (overdue or delinquent), share undocumented (doc score < 50).
+
+    `datasets` = `dataset_table(...)` output of one city. Sorted worst first.
+    """
+    cols = ["department", "datasets", "stale_pct", "undocumented_pct", "views"]
+    if datasets.empty:
+        return pd.DataFrame(columns=cols)
+    d = datasets.assign(department=datasets["department"].fillna("(no department)"),
+                        stale=datasets["freshness"].isin(["overdue", "delinquent"]),
+                        undoc=datasets["doc_score"] < UNDOCUMENTED_BELOW)
+    g = d.groupby("department").agg(datasets=("source_id", "size"), stale=("stale", "mean"),
+                                    undoc=("undoc", "mean"), views=("views", "sum")).reset_index()
+    g["stale_pct"] = (g.pop("stale") * 100).round(0)
+    g["undocumented_pct"] = (g.pop("undoc") * 100).round(0)
+    g = g.sort_values(["stale_pct", "undocumented_pct", "datasets"], ascending=[False, False, False])
+    return g[cols].reset_index(drop=True)
+
+
+def department_figure(breakdown: pd.DataFrame, *, top: int = 15) -> go.Figure:
+    """Horizontal bars: share of stale and of undocumented datasets for the worst `top` departments."""
+    if breakdown.empty:
+        return empty_figure("No datasets with a department in the latest harvest.")
+    b = breakdown.head(top).iloc[::-1]
+    fig = go.Figure([
+        go.Bar(y=b["department"], x=b["stale_pct"], name="stale (overdue or delinquent) %", orientation="h",
+               marker_color="#D55E00", hovertemplate="%{y}: %{x:.0f}% stale<extra></extra>"),
+        go.Bar(y=b["department"], x=b["undocumented_pct"], name="undocumented %", orientation="h",
+               marker_color="#0072B2", hovertemplate="%{y}: %{x:.0f}% undocumented<extra></extra>"),
+    ])
+    fig.update_xaxes(range=[0, 100], title="% of the department's datasets")
+    fig.update_yaxes(type="category", automargin=True)
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.15))
+    return _base_layout(fig, height=max(260, 28 * len(b) + 120))
+
+
+def fix_first(failing: pd.DataFrame, datasets: pd.DataFrame, weights: Mapping[str, float],
+              denominators: Mapping[str, float], *, top: int = 25) -> pd.DataFrame:
+    """Datasets ranked by points gained × usage: what to fix first.
+
+    `failing` = concatenated `storage.explain` frames with an `indicator` column; `weights[indicator]` = the
+    indicator's share of its criterion (weight / sum of weights in the criterion), `denominators[indicator]`
+    = how many datasets the indicator's latest score counted. Fixing one failing dataset lifts that
+    indicator by 100 / denominator points, i.e. the criterion by weight × 100 / denominator.
+    Usage weight = log10(10 + views + downloads): 1 for an unused dataset, +1 per factor of ten in use,
+    so popular datasets come first without a single viral one hiding the rest.
+    """
+    cols = ["source_id", "title", "department", "indicators", "reasons", "points", "usage", "priority",
+            "landing_url"]
+    if failing.empty:
+        return pd.DataFrame(columns=cols)
+    f = failing.copy()
+    f["points"] = [weights.get(i, 0.0) * 100.0 / denominators[i] if denominators.get(i) else 0.0
+                   for i in f["indicator"]]
+    g = f.groupby("source_id").agg(title=("title", "first"), landing_url=("landing_url", "first"),
+                                   indicators=("indicator", lambda s: ", ".join(sorted(set(s)))),
+                                   reasons=("reason", lambda s: "; ".join(dict.fromkeys(str(x) for x in s if x))),
+                                   points=("points", "sum")).reset_index()
+    use = pd.DataFrame(columns=["source_id", "department", "usage"])
+    if not datasets.empty:
+        use = datasets[["source_id", "department"]].copy()
+        use["usage"] = (pd.to_numeric(datasets["views"], errors="coerce").fillna(0)
+                        + pd.to_numeric(datasets["downloads"], errors="coerce").fillna(0)).to_numpy()
+        use = use.drop_duplicates("source_id")
+    g = g.merge(use, on="source_id", how="left")
+    g["usage"] = g["usage"].fillna(0).astype(int)
+    g["priority"] = (g["points"] * (g["usage"] + 10).map(math.log10)).round(2)
+    g["points"] = g["points"].round(2)
+    g = g.sort_values(["priority", "points", "title"], ascending=[False, False, True])
+    return g[cols].head(top).reset_index(drop=True)
+
+
+# --- datasets -------------------------------------------------------------------------------------------
+
+# HDX Data Freshness aging (see research/methodologies.md): extra days after the declared period at
+# which a dataset becomes overdue and then delinquent, by declared period in days.
+HDX_GRACE_DAYS: tuple[tuple[float, float, float], ...] = (
+    (1, 1, 1), (7, 7, 7), (14, 7, 7), (30, 15, 15), (90, 30, 30), (180, 30, 30), (365, 60, 30))
+NON_PERIODIC = {"irregular", "as needed", "as-needed", "historical", "never", "continuous", "unknown"}
+UNDOCUMENTED_BELOW = 50  # doc score under which a dataset counts as undocumented in the department view
+_PERIOD_RE = re.compile(r"^R?/?P(?:(\d+(?:\.\d+)?)Y)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?"
+                        r"(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+
+
+def period_days(period: str | None) -> float | None:
+    """ISO-8601 duration → days (a month = 30.44, a year = 365.25); None for named or unparsable values."""
+    if not period or not isinstance(period, str):
+        return None
+    m = _PERIOD_RE.match(period.strip().upper())
+    if not m or not any(m.groups()):
+        return None
+    y, mo, w, d, h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+    days = y * 365.25 + mo * 30.44 + w * 7 + d + h / 24 + mi / 1440 + s / 86400
+    return days or None
+
+
+def freshness_state(declared_frequency: str | None, data_modified, as_of: datetime) -> str:
+    """fresh / due / overdue / delinquent (HDX aging against the declared period), else why not."""
+    p = period_days(declared_frequency)
+    if p is None:
+        return "no schedule"
+    if data_modified is None or pd.isna(data_modified):
+        return "unknown"
+    age = (pd.Timestamp(as_of) - pd.Timestamp(data_modified)).total_seconds() / 86400
+    g1, g2 = _grace(p)
+    if age < p:
+        return "fresh"
+    if age < p + g1:
+        return "due"
+    if age < p + g1 + g2:
+        return "overdue"
+    return "delinquent"
+
+
+def _grace(p: float) -> tuple[float, float]:
+    table = HDX_GRACE_DAYS
+    if p <= table[0][0]:
+        return table[0][1], table[0][2]
+    for (p0, a0, b0), (p1, a1, b1) in zip(table, table[1:]):
+        if p <= p1:
+            t = (p - p0) / (p1 - p0)
+            return a0 + t * (a1 - a0), b0 + t * (b1 - b0)
+    return table[-1][1], table[-1][2]
+
+
+def doc_score(row: Mapping) -> int:
+    """Documentation score 0-100: the share of six checks a reader needs passed.
+
+    Description of at least 20 characters, keywords, a licence, a contact, a category/theme, and the
+    share of columns described (counts as 1 when the asset has no columns to describe).
+    """
+    desc = row.get("description")
+    checks = [
+        1.0 if isinstance(desc, str) and len(desc.strip()) >= 20 else 0.0,
+        1.0 if row.get("keywords") is not None and len(row.get("keywords") or ()) > 0 else 0.0,
+        1.0 if _present(row.get("license")) or _present(row.get("license_id")) else 0.0,
+        1.0 if _present(row.get("contact_email")) or _present(row.get("contact_name")) else 0.0,
+        1.0 if _present(row.get("theme")) else 0.0,
+    ]
+    cc, dc = row.get("column_count"), row.get("described_column_count")
+    if cc is not None and not pd.isna(cc) and cc > 0:
+        checks.append(min(1.0, float(0 if dc is None or pd.isna(dc) else dc) / float(cc)))
+    else:
+        checks.append(1.0)
+    return int(round(100 * sum(checks) / len(checks)))
+
+
+def _present(v) -> bool:
+    return v is not None and not (isinstance(v, float) and math.isnan(v)) and str(v).strip() != ""
+
+
+DATASET_COLUMNS = ["city_key", "source_id", "title", "asset_type", "department", "freshness",
+                   "declared_frequency", "data_modified", "doc_score", "license", "formats", "views",
+                   "downloads", "landing_url"]
+
+
+def dataset_table(catalog: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
+    """A catalog (storage.catalog / city_catalog shape) → the explorer's rows with derived columns.
+
+    freshness (see `freshness_state`), doc_score (see `doc_score`), license = normalized id else raw text,
+    formats joined with ", ".
+    """
+    if catalog.empty:
+        return pd.DataFrame(columns=DATASET_COLUMNS)
+    records = catalog.to_dict("records")
+    out = pd.DataFrame({
+        "city_key": catalog["city_key"].to_numpy() if "city_key" in catalog else None,
+        "source_id": catalog["source_id"].to_numpy(),
+        "title": catalog["title"].to_numpy(),
+        "asset_type": catalog["asset_type"].to_numpy(),
+        "department": catalog["department"].to_numpy(),
+        "freshness": [freshness_state(r.get("declared_frequency"), r.get("data_modified"), as_of) for r in records],
+        "declared_frequency": catalog["declared_frequency"].to_numpy(),
+        "data_modified": _utc(catalog["data_modified"]).to_numpy(),
+        "doc_score": [doc_score(r) for r in records],
+        "license": [r.get("license_id") if _present(r.get("license_id")) else r.get("license") for r in records],
+        "formats": [", ".join(r.get("formats") or ()) for r in records],
+        "views": pd.to_numeric(catalog["views"], errors="coerce").to_numpy(),
+        "downloads": pd.to_numeric(catalog["downloads"], errors="coerce").to_numpy(),
+        "landing_url": [safe_url(u) for u in catalog["landing_url"]],
+    })
+    out["data_modified"] = _utc(out["data_modified"])
+    return out
+
+
+def safe_url(url) -> str | None:
+    """Only http(s) URLs become links (a `javascript:` landing page from a portal stays unlinked)."""
+    if isinstance(url, str) and re.match(r"^https?://[^\s]+$", url.strip(), re.IGNORECASE):
+        return url.strip()
+    return None
+
+
+def filter_datasets(table: pd.DataFrame, *, cities: Sequence[str] = (), departments: Sequence[str] = (),
+                    freshness: Sequence[str] = (), min_doc: int | None = None, max_doc: int | None = None,
+                    licenses: Sequence[str] = (), formats: Sequence[str] = ()) -> pd.DataFrame:
+    """Rows of a `dataset_table` matching every given filter (an empty filter keeps everything)."""
+    m = pd.Series(True, index=table.index)
+    if cities:
+        m &= table["city_key"].isin(cities)
+    if departments:
+        m &= table["department"].isin(departments)
+    if freshness:
+        m &= table["freshness"].isin(freshness)
+    if min_doc is not None:
+        m &= table["doc_score"] >= min_doc
+    if max_doc is not None:
+        m &= table["doc_score"] <= max_doc
+    if licenses:
+        m &= table["license"].isin(licenses)
+    if formats:
+        wanted = {f.lower() for f in formats}
+        m &= table["formats"].map(lambda s: bool(wanted & {x.strip().lower() for x in str(s).split(",")}))
+    return table[m]
+
+
+def format_options(table: pd.DataFrame) -> list[str]:
+    vals = set()
+    for s in table["formats"].dropna():
+        vals.update(x.strip() for x in str(s).split(",") if x.strip())
+    return sorted(vals, key=str.lower)
+
+
+# --- compare --------------------------------------------------------------------------------------------
+
+def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequence[str]) -> go.Figure:
+    """Criterion scores over time, one small panel per criterion on shared axes, one line per city."""
+    crit = criterion_rows(history)
+    crit = crit[crit["city_key"].isin(city_keys)] if not crit.empty else crit
+    if crit.empty:
+        return empty_figure("No scores for the chosen cities yet.")
+    from plotly.subplots import make_subplots
+
+    crit = crit.assign(as_of=_utc(crit["as_of"]), value=pd.to_numeric(crit["value"], errors="coerce"))
+    names = dict(zip(cities["key"], cities["name"]))
+    criteria = criteria_order(crit["criterion"])
+    ncols = min(3, len(criteria))
+    nrows = math.ceil(len(criteria) / ncols)
+    fig = make_subplots(rows=nrows, cols=ncols, shared_xaxes=True, shared_yaxes=True, subplot_titles=criteria,
+                        vertical_spacing=0.12 / max(1, nrows - 1) if nrows > 1 else 0.1, horizontal_spacing=0.04)
+    for i, key in enumerate(city_keys):
+        color = SERIES_COLORS[i % len(SERIES_COLORS)]
+        for j, c in enumerate(criteria):
+            s = crit[(crit["city_key"] == key) & (crit["criterion"] == c)].sort_values("as_of")
+            fig.add_trace(go.Scatter(x=s["as_of"], y=s["value"], mode="lines", name=names.get(key, key),
+                                     legendgroup=key, showlegend=j == 0, line=dict(color=color, width=2),
+                                     hovertemplate="%{x|%Y-%m-%d}: %{y:.0f}<extra>" + f"{c} · %{{fullData.name}}</extra>"),
+                          row=j // ncols + 1, col=j % ncols + 1)
+    fig.update_yaxes(range=[-2, 102])
+    fig.update_layout(legend=dict(orientation="h", y=1.02 + 0.02 * nrows, yanchor="bottom"))
+    return _base_layout(fig, height=220 * nrows + 80)
+
+
+def compare_profile(latest: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequence[str]) -> go.Figure:
+    """Latest criterion scores as grouped bars, one colour per city."""
+    crit = criterion_rows(latest)
+    crit = crit[crit["city_key"].isin(city_keys)] if not crit.empty else crit
+    if crit.empty:
+        return empty_figure("No scores for the chosen cities yet.")
+    names = dict(zip(cities["key"], cities["name"]))
+    criteria = criteria_order(crit["criterion"])
+    fig = go.Figure()
+    for i, key in enumerate(city_keys):
+        s = crit[crit["city_key"] == key].set_index("criterion").reindex(criteria)
+        fig.add_trace(go.Bar(x=criteria, y=pd.to_numeric(s["value"], errors="coerce"), name=names.get(key, key),
+                             marker_color=SERIES_COLORS[i % len(SERIES_COLORS)],
+                             customdata=s["stage"].fillna("not scored"),
+                             hovertemplate="%{x}: %{y:.0f} (%{customdata})<extra>%{fullData.name}</extra>"))
+    fig.update_yaxes(range=[0, 100], title="latest score")
+    fig.update_xaxes(type="category")
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.15))
+    return _base_layout(fig, height=360, title="Latest profile")
+
+
+def indicator_gaps(latest: pd.DataFrame, city_keys: Sequence[str],
+                   titles: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """One row per indicator: each chosen city's latest value, and the gap (best − worst), largest gap first."""
+    ind = indicator_rows(latest)
+    ind = ind[ind["city_key"].isin(city_keys)] if not ind.empty else ind
+    if ind.empty:
+        return pd.DataFrame(columns=["indicator", "title", "criterion", *city_keys, "gap"])
+    wide = ind.pivot_table(index=["indicator", "criterion"], columns="city_key", values="value", aggfunc="last")
+    wide = wide.reindex(columns=list(city_keys))
+    wide["gap"] = (wide.max(axis=1) - wide.min(axis=1)).round(1)
+    wide = wide.reset_index()
+    titles = titles or {}
+    wide.insert(1, "title", [titles.get(k, k) for k in wide["indicator"]])
+    for k in city_keys:
+        wide[k] = wide[k].round(1)
+    wide.columns.name = None
+    return wide.sort_values(["gap", "indicator"], ascending=[False, True], na_position="last").reset_index(drop=True)
+
+
+# --- harvests -------------------------------------------------------------------------------------------
+
+RUN_COLUMNS = ["run_id", "city_key", "portal_key", "source", "as_of", "finished_at", "duration_s", "status",
+               "items", "reported_total", "repeats", "new_versions", "removed", "problem"]
+
+
+def run_log(runs: pd.DataFrame) -> pd.DataFrame:
+    """storage.runs → the run log's rows: durations rounded, error or suspect reason in one column."""
+    if runs.empty:
+        return pd.DataFrame(columns=RUN_COLUMNS)
+    out = runs.copy()
+    err = out["error"] if "error" in out else pd.Series(None, index=out.index)
+    sus = out["suspect_reason"] if "suspect_reason" in out else pd.Series(None, index=out.index)
+    out["problem"] = err.where(err.notna() & (err.astype(str) != ""), sus)
+    out["duration_s"] = pd.to_numeric(out["duration_s"], errors="coerce").round(1)
+    return out[[c for c in RUN_COLUMNS if c in out.columns]]
+
+
+def run_status_counts(runs: pd.DataFrame) -> dict[str, int]:
+    counts = runs["status"].value_counts().to_dict() if not runs.empty else {}
+    return {s: int(counts.get(s, 0)) for s in ("ok", "suspect", "failed", "running")}
+
+
+def run_timeline(runs: pd.DataFrame) -> go.Figure:
+    """Items per run over time per portal, markers coloured by status (suspect and failed stand out)."""
+    if runs.empty:
+        return empty_figure("No harvest runs yet: run `maturity harvest` or `maturity demo`.")
+    r = runs.assign(as_of=_utc(runs["as_of"]))
+    fig = go.Figure()
+    for i, (portal, s) in enumerate(sorted(r.groupby("portal_key"), key=lambda kv: kv[0])):
+        s = s.sort_values("as_of")
+        fig.add_trace(go.Scatter(
+            x=s["as_of"], y=s["items"], mode="lines+markers", name=portal,
+            line=dict(color=SERIES_COLORS[i % len(SERIES_COLORS)], width=1),
+            marker=dict(size=9, color=[RUN_STATUS_COLORS.get(x, "#999") for x in s["status"]],
+                        symbol=["x" if x == "failed" else "diamond" if x == "suspect" else "circle" for x in s["status"]],
+                        line=dict(width=0)),
+            customdata=s["status"], hovertemplate="%{x|%Y-%m-%d %H:%M}: %{y} items (%{customdata})<extra>%{fullData.name}</extra>"))
+    fig.update_yaxes(title="datasets seen", rangemode="tozero")
+    fig.update_layout(legend=dict(orientation="h", y=-0.2))
+    return _base_layout(fig, height=320, title="Datasets seen per run (◆ suspect, ✕ failed)")

@@ -1,0 +1,261 @@
+"""City `/city/<key>?criterion=DM4&indicator=…`: criteria cards, history, departments, fix-first, WWC status.
+
+Every number is a link to the datasets behind it: a card's score opens the drill-down grid for that
+criterion, a department's percentage opens the Datasets explorer filtered to it.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from urllib.parse import urlencode
+
+import dash
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import Input, Output, State, callback, dcc, html
+
+import storage
+from layouts import _components as ui
+from layouts import _figures as fig
+
+dash.register_page(__name__, path_template="/city/<key>", name="City", title="City · City data maturity")
+
+ALL = "__all__"  # drill-down: every indicator of the selected criterion
+
+
+def layout(key: str | None = None, criterion: str | None = None, indicator: str | None = None, **_query):
+    ctx = ui.context()
+    known = {c.key for c in ctx.settings.cities}
+    try:
+        known |= set(ui.query("cities", storage.cities)["key"])
+    except Exception:  # noqa: BLE001 - no schema yet: the body callback reports it
+        pass
+    if key not in known:
+        return ui.page("Unknown city", ui.empty_state(
+            f"No city with key “{key}”", ["Pick one on the ", dcc.Link("Overview", href="/"), "."], color="warning",
+            id="city-unknown"))
+    criteria = _criteria(key)
+    crit = criterion if criterion in criteria else (criteria[0] if criteria else None)
+    return ui.page(
+        ctx.city_name(key),
+        dcc.Store(id="city-key", data=key),
+        dcc.Store(id="url-sync"),
+        ui.loading(html.Div(id="city-summary"), id="city-summary-loading"),
+        html.H4("Maturity over time", className="h5 mt-4"),
+        dbc.Row([
+            dbc.Col([dbc.Label("Criterion", html_for="city-criterion"),
+                     dcc.Dropdown(id="city-criterion", options=ui.choice_options(criteria, _titles_with_ids()),
+                                  value=crit, clearable=False)], md=4),
+            dbc.Col([dbc.Label("Datasets behind", html_for="city-indicator"),
+                     dcc.Dropdown(id="city-indicator", value=indicator or ALL, clearable=False)], md=5),
+        ], className="g-2 mb-2"),
+        ui.loading(dcc.Graph(id="city-history", config={"displayModeBar": False, "responsive": True})),
+        html.H4("Datasets behind the number", className="h5 mt-3", id="city-drill-title"),
+        html.Div(id="city-drill-caption", className="small text-muted mb-1"),
+        ui.loading(html.Div(id="city-drill")),
+        subtitle=html.Span(id="city-subtitle"),
+    )
+
+
+def _criteria(key: str) -> list[str]:
+    hist = ui.query("scores_city", storage.scores, key)
+    return fig.criteria_order(fig.criterion_rows(hist)["criterion"]) if not hist.empty else []
+
+
+def _titles_with_ids() -> dict[str, str]:
+    return {c: f"{c} · {t}" for c, t in ui.criterion_titles().items()}
+
+
+# --- callbacks ------------------------------------------------------------------------------------------
+
+@callback(Output("city-summary", "children"), Output("city-subtitle", "children"),
+          Input("live-marker", "data"), State("city-key", "data"))
+def render_summary(_marker, key):
+    return summary(key), subtitle(key)
+
+
+@callback(Output("city-history", "figure"), Output("city-indicator", "options"), Output("city-indicator", "value"),
+          Input("city-criterion", "value"), Input("live-marker", "data"),
+          State("city-key", "data"), State("city-indicator", "value"))
+def render_history(criterion, _marker, key, current):
+    return history(key, criterion, current)
+
+
+@callback(Output("city-drill", "children"), Output("city-drill-caption", "children"),
+          Input("city-criterion", "value"), Input("city-indicator", "value"), Input("live-marker", "data"),
+          State("city-key", "data"))
+def render_drill(criterion, indicator, _marker, key):
+    return drill(key, criterion, indicator)
+
+
+@callback(Output("url-sync", "data"), Input("city-criterion", "value"), Input("city-indicator", "value"))
+def sync_url(criterion, indicator):
+    q = {"criterion": criterion} if criterion else {}
+    if indicator and indicator != ALL:
+        q["indicator"] = indicator
+    return "?" + urlencode(q) if q else ""
+
+
+# --- page content (plain functions of the database: tests and the benchmark call them) ------------------
+
+def subtitle(key: str):
+    runs = ui.query("runs_city", storage.runs, None, key)
+    if runs.empty:
+        return "No harvest yet."
+    latest = runs.drop_duplicates("portal_key")
+    parts = []
+    for r in latest.itertuples(index=False):
+        parts += [f"{r.portal_key}: ", ui.status_badge(r.status), f"{ui.fmt_time(r.finished_at)}  "]
+    return parts
+
+
+def summary(key: str):
+    hist = ui.query("scores_city", storage.scores, key)
+    runs = ui.query("runs_city", storage.runs, None, key)
+    out = []
+    last = runs.drop_duplicates("portal_key") if not runs.empty else runs
+    for r in last.itertuples(index=False) if not last.empty else ():
+        if r.status == "failed":
+            out.append(dbc.Alert([html.Strong(f"{r.portal_key} is failing: "), str(r.error or "no reason recorded"),
+                                  ". Scores below come from the last good run."], color="warning"))
+        elif r.status == "suspect":
+            out.append(dbc.Alert([html.Strong(f"{r.portal_key}'s latest run is suspect: "),
+                                  str(r.suspect_reason or ""), ". Datasets missing from it are not counted as "
+                                  "deletions."], color="warning"))
+    if hist.empty:
+        out.append(ui.empty_state("Not scored yet", ["Harvest this city with ", ui.cmd(f"maturity harvest --city {key}"),
+                                                     " or load the demo with ", ui.cmd("maturity demo"), "."],
+                                  id="city-empty"))
+        return out
+    cards = fig.criterion_cards(hist)
+    titles = ui.criterion_titles()
+    out.append(dbc.Row([dbc.Col(_card(key, c, titles.get(c.criterion, "")), xs=12, sm=6, lg=4, xl=3,
+                                className="mb-3") for c in cards.itertuples(index=False)], id="city-cards"))
+    datasets = _datasets(key)
+    out += _departments(key, datasets)
+    out += _fix_first(key, datasets)
+    out += _statuses(key)
+    return out
+
+
+def _card(key, c, title):
+    link = f"/city/{key}?{urlencode({'criterion': c.criterion})}"
+    return dbc.Card(dbc.CardBody([
+        html.Div([html.Strong(c.criterion), html.Span(f" {title}", className="small text-muted")],
+                 className="text-truncate", title=title),
+        html.Div([html.Span(dcc.Link("–" if c.value is None else f"{c.value:.0f}", href=link,
+                                     id=f"city-score-{c.criterion}", title="show the datasets behind this score"),
+                            className="score me-2"),
+                  ui.stage_badge(c.stage)], className="d-flex align-items-center my-1"),
+        html.Div(f"Δ 90 days {ui.fmt_delta(c.change_90d)}", className="small"),
+        dcc.Graph(figure=fig.sparkline(c.series), config={"displayModeBar": False, "staticPlot": True},
+                  style={"height": "50px"}),
+    ]), className="criterion-card h-100")
+
+
+def _datasets(key: str) -> pd.DataFrame:
+    return ui.query("city_datasets", ui.city_datasets, key)
+
+
+def _departments(key, datasets):
+    out = [html.H4("Departments", className="h5 mt-2")]
+    b = fig.department_breakdown(datasets)
+    if b.empty:
+        return out + [html.P("No datasets in the latest harvest.", className="text-muted")]
+    base = {"cities": key}
+    b = b.assign(
+        stale_link=[f"/datasets?{urlencode({**base, 'department': d, 'freshness': 'overdue,delinquent'})}"
+                    for d in b["department"]],
+        undoc_link=[f"/datasets?{urlencode({**base, 'department': d, 'doc_max': fig.UNDOCUMENTED_BELOW - 1})}"
+                    for d in b["department"]])
+    cols = [ui.col("department", "Department", flex=2),
+            ui.num_col("datasets", "Datasets"),
+            ui.col("stale_pct", "Stale %", cellRenderer="AppLink",
+                   cellRendererParams={"prefix": "", "field": "stale_link"}, filter="agNumberColumnFilter"),
+            ui.col("undocumented_pct", "Undocumented %", cellRenderer="AppLink",
+                   cellRendererParams={"prefix": "", "field": "undoc_link"}, filter="agNumberColumnFilter"),
+            ui.num_col("views", "Views")]
+    return out + [dbc.Row([
+        dbc.Col(dcc.Graph(id="city-departments", figure=fig.department_figure(b),
+                          config={"displayModeBar": False, "responsive": True}), lg=6),
+        dbc.Col(ui.grid("city-departments-grid", b, cols, height=360, page_size=None), lg=6),
+    ])]
+
+
+def _fix_first(key, datasets):
+    failing = ui.query("city_failing", ui.city_failing, key)
+    latest = ui.query("latest_city", storage.latest_scores, key)
+    meta = ui.indicator_meta()
+    weights = ui.criterion_weights(meta, fig.indicator_rows(latest))
+    denominators = {r.indicator: r.denominator for r in fig.indicator_rows(latest).itertuples(index=False)}
+    f = failing.merge(datasets[["source_id", "title", "landing_url"]], on="source_id", how="left") \
+        if not failing.empty else failing.assign(title=None, landing_url=None)
+    ranked = fig.fix_first(f, datasets, weights, denominators)
+    cols = [ui.col("title", "Dataset", flex=3), ui.col("department", "Department", flex=2),
+            ui.col("indicators", "Fails", flex=2), ui.col("reasons", "Why", flex=3),
+            ui.num_col("points", "Points gained"), ui.num_col("usage", "Views + downloads"),
+            ui.num_col("priority", "Priority", sort="desc"), ui.portal_link_col()]
+    return [html.H4("Fix first", className="h5 mt-4"),
+            html.P("Datasets ranked by the criterion points fixing them would gain × log10(10 + views + "
+                   "downloads): fix the popular ones that lift the most first.", className="small text-muted"),
+            ui.grid("city-fix-first", ranked, cols, height=380, page_size=None)]
+
+
+def _statuses(key):
+    st, est = ui.city_statuses(key)
+    if st is None:
+        return []
+    cols = [ui.col("criterion", "Criterion", width=100), ui.col("practice", "Practice"), ui.col("title", "Title", flex=2),
+            ui.col("status", "Source"), ui.col("met", "Met"), ui.col("evidence", "Evidence", flex=3)]
+    head = [html.H4("WWC certification criteria", className="h5 mt-4")]
+    if est:
+        head.append(dbc.Alert([
+            html.Strong("Estimate, not a certification: "),
+            f"{est.get('share_met', 0) * 100 if (est.get('share_met') or 0) <= 1 else est.get('share_met'):.0f}% "
+            f"of criteria look met from metadata and recorded evidence; estimated level: "
+            f"{est.get('level') or 'none yet'}",
+            f"; next: {est.get('next_level')} needs {est.get('needed')} more" if est.get("next_level") else "",
+            ". What Works Cities assesses submitted evidence itself."], color="secondary", id="city-estimate"))
+    return head + [ui.grid("city-statuses", st.assign(met=st["met"].map({True: "yes", False: "no"})), cols,
+                           height=420, page_size=None)]
+
+
+def history(key, criterion, current):
+    if not criterion:
+        return fig.empty_figure("No scores yet."), [], ALL
+    hist = ui.query("scores_city", storage.scores, key)
+    meta = ui.indicator_meta()
+    titles = {k: m["title"] for k, m in meta.items()}
+    runs = ui.query("runs_city", storage.runs, None, key)
+    suspect = list(runs.loc[runs["status"] == "suspect", "as_of"]) if not runs.empty else []
+    figure = fig.criterion_history(hist, criterion, titles=titles, suspect_times=suspect)
+    inds = sorted(k for k in hist.loc[hist["criterion"] == criterion, "indicator"].unique() if k)
+    options = [{"label": f"all of {criterion}", "value": ALL}] + ui.choice_options(inds, titles)
+    value = current if current in inds else ALL
+    return figure, options, value
+
+
+def drill(key, criterion, indicator):
+    if not criterion:
+        return ui.empty_state("Nothing scored yet", "Scores appear after the first harvest."), ""
+    failing = ui.query("city_failing", ui.city_failing, key)
+    datasets = _datasets(key)
+    f = failing[failing["criterion"] == criterion] if not failing.empty else failing
+    if indicator and indicator != ALL:
+        f = f[f["indicator"] == indicator]
+    meta = ui.indicator_meta()
+    what = meta.get(indicator, {}).get("title", indicator) if indicator and indicator != ALL else f"all of {criterion}"
+    if f.empty:
+        return (dbc.Alert(f"No failing datasets recorded for {what}.", color="success", id="city-drill-none"),
+                f"{what}: nothing to fix.")
+    g = f.groupby("source_id").agg(indicators=("indicator", lambda s: ", ".join(sorted(set(s)))),
+                                   reasons=("reason", lambda s: "; ".join(dict.fromkeys(str(x) for x in s if x)))) \
+        .reset_index()
+    g = g.merge(datasets[["source_id", "title", "department", "freshness", "doc_score", "views", "landing_url"]],
+                on="source_id", how="left")
+    cols = [ui.col("title", "Dataset", flex=3), ui.col("department", "Department", flex=2),
+            ui.col("indicators", "Fails", flex=2), ui.col("reasons", "Why", flex=3),
+            ui.col("freshness", "Freshness"), ui.num_col("doc_score", "Doc score"), ui.num_col("views", "Views"),
+            ui.portal_link_col()]
+    return (ui.grid("city-drill-grid", g, cols, height=460),
+            f"{len(g)} datasets fail {what} in the latest scored run; sort and filter the columns, "
+            f"open a dataset on its portal.")

@@ -1,0 +1,79 @@
+"""Compare `/compare?cities=a,b,c`: criterion scores over time on shared axes, latest profile, indicator gaps."""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, callback, dcc, html
+
+import storage
+from layouts import _components as ui
+from layouts import _figures as fig
+
+dash.register_page(__name__, path="/compare", name="Compare", title="Compare · City data maturity")
+
+DEFAULT_CITIES = 3  # preselected when the URL names none
+
+
+def layout(cities: str | None = None, **_query):
+    all_cities = _cities()
+    keys = list(all_cities["key"]) if not all_cities.empty else []
+    chosen = [k for k in (cities or "").split(",") if k in keys] or keys[:DEFAULT_CITIES]
+    names = dict(zip(all_cities["key"], all_cities["name"])) if keys else {}
+    return ui.page(
+        "Compare cities",
+        dcc.Store(id="url-sync"),
+        dbc.Row(dbc.Col([dbc.Label("Cities", html_for="cmp-cities"),
+                         dcc.Dropdown(id="cmp-cities", options=ui.choice_options(keys, names), value=chosen,
+                                      multi=True, placeholder="choose cities")], lg=8), className="mb-3"),
+        ui.loading(html.Div(id="cmp-body")),
+        subtitle="Several cities side by side on the same absolute thresholds (scores are never rescaled "
+                 "within a city, so they compare).",
+    )
+
+
+def _cities():
+    try:
+        return ui.query("cities", storage.cities)
+    except Exception:  # noqa: BLE001 - no schema yet: the body says so
+        import pandas as pd
+
+        return pd.DataFrame(columns=["key", "name"])
+
+
+@callback(Output("cmp-body", "children"), Input("cmp-cities", "value"), Input("live-marker", "data"))
+def render(keys, _marker):
+    return body(keys or [])
+
+
+@callback(Output("url-sync", "data"), Input("cmp-cities", "value"))
+def sync_url(keys):
+    return "?" + urlencode({"cities": ",".join(keys)}, safe=",") if keys else ""
+
+
+def body(keys: list[str]):
+    if not keys:
+        return ui.empty_state("Choose cities", "Pick two or more cities above to compare them.", id="cmp-empty")
+    cities = _cities()
+    history = ui.query("scores", storage.scores)
+    latest = ui.query("latest_scores", storage.latest_scores)
+    names = dict(zip(cities["key"], cities["name"]))
+    titles = {k: m["title"] for k, m in ui.indicator_meta().items()}
+    gaps = fig.indicator_gaps(latest, keys, titles)
+    cols = [ui.col("indicator", "Indicator"), ui.col("title", "Title", flex=2), ui.col("criterion", "Criterion"),
+            *[ui.num_col(k, names.get(k, k)) for k in keys], ui.num_col("gap", "Gap (best − worst)", sort="desc")]
+    return [
+        html.Div([html.Span("Showing: ", className="text-muted"),
+                  *[dbc.Badge(names.get(k, k), color="light", text_color="dark", className="me-1 border",
+                              id=f"cmp-chosen-{k}") for k in keys]], className="mb-2", id="cmp-chosen"),
+        html.H4("Criterion scores over time", className="h5"),
+        dcc.Graph(id="cmp-history", figure=fig.compare_history(history, cities, keys),
+                  config={"displayModeBar": False, "responsive": True}),
+        dcc.Graph(id="cmp-profile", figure=fig.compare_profile(latest, cities, keys),
+                  config={"displayModeBar": False, "responsive": True}),
+        html.H4("Indicator gaps", className="h5 mt-3"),
+        html.P("Latest value of every indicator per city, largest gap first: where one city can learn from another.",
+               className="small text-muted"),
+        ui.grid("cmp-gaps", gaps, cols, height=420, page_size=None),
+    ]

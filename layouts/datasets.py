@@ -1,0 +1,151 @@
+"""Datasets `/datasets?cities=…&department=…&freshness=…&doc_min=…&doc_max=…&licence=…&format=…`.
+
+An explorer across cities' latest catalogs with filters and a CSV download of the filtered rows.
+"""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import dash
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import Input, Output, State, callback, dcc, html
+
+import storage
+from layouts import _components as ui
+from layouts import _figures as fig
+
+dash.register_page(__name__, path="/datasets", name="Datasets", title="Datasets · City data maturity")
+
+MAX_GRID_ROWS = 5000  # rows sent to the browser; the CSV download carries every filtered row
+FILTERS = ("cities", "department", "freshness", "licence", "format")
+
+
+def _split(v: str | None) -> list[str]:
+    return [x for x in (v or "").split(",") if x]
+
+
+def layout(cities=None, department=None, freshness=None, doc_min=None, doc_max=None, licence=None, format=None,
+           **_query):
+    ctx = ui.context()
+    names = {c.key: c.name for c in ctx.settings.cities}
+    lo, hi = _int(doc_min, 0), _int(doc_max, 100)
+
+    def multi(id_, label, value, options=(), width=4):
+        return dbc.Col([dbc.Label(label, html_for=id_),
+                        dcc.Dropdown(id=id_, options=list(options), value=value, multi=True, placeholder="any")],
+                       md=6, lg=width)
+
+    return ui.page(
+        "Datasets",
+        dcc.Store(id="url-sync"),
+        dbc.Row([
+            multi("ds-cities", "City", _split(cities), ui.choice_options(names, names)),
+            multi("ds-department", "Department", [department] if department and "," not in department
+                  else _split(department), ui.choice_options(_split(department))),
+            multi("ds-freshness", "Freshness", _split(freshness), ui.choice_options(fig.FRESHNESS_STATES), width=4),
+            multi("ds-licence", "Licence", _split(licence), ui.choice_options(_split(licence))),
+            multi("ds-format", "Format", _split(format), ui.choice_options(_split(format))),
+            dbc.Col([dbc.Label("Documentation score", html_for="ds-doc"),
+                     dcc.RangeSlider(id="ds-doc", min=0, max=100, step=1, value=[lo, hi],
+                                     marks={0: "0", 50: "50", 100: "100"},
+                                     tooltip={"placement": "bottom", "always_visible": False})], md=6, lg=4),
+        ], className="g-2 mb-2"),
+        dbc.Row([dbc.Col(html.Div(id="ds-count", className="small text-muted"), className="align-self-center"),
+                 dbc.Col(dbc.Button("Download CSV", id="ds-download-btn", color="primary", size="sm"),
+                         width="auto")], className="mb-2"),
+        dcc.Download(id="ds-download"),
+        ui.loading(html.Div(id="ds-body")),
+        subtitle="The latest catalog of every city. Filters stay in the address bar, so a view can be shared.",
+    )
+
+
+def _int(v, default: int) -> int:
+    try:
+        return max(0, min(100, int(v)))
+    except (TypeError, ValueError):
+        return default
+
+
+def all_datasets() -> pd.DataFrame:
+    """Every city's explorer rows, concatenated (cached per run marker, built from the per-city cache)."""
+    return ui.query("all_datasets", _all_datasets)
+
+
+def _all_datasets(_engine) -> pd.DataFrame:
+    keys = list(ui.query("cities", storage.cities)["key"])
+    frames = [ui.query("city_datasets", ui.city_datasets, k) for k in keys]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else fig.dataset_table(pd.DataFrame(), None)
+
+
+def filtered(cities, department, freshness, doc, licence, formats) -> pd.DataFrame:
+    doc = doc or [0, 100]
+    return fig.filter_datasets(all_datasets(), cities=cities or (), departments=department or (),
+                               freshness=freshness or (), min_doc=doc[0] if doc[0] > 0 else None,
+                               max_doc=doc[1] if doc[1] < 100 else None, licenses=licence or (),
+                               formats=formats or ())
+
+
+@callback(Output("ds-body", "children"), Output("ds-count", "children"), Output("ds-department", "options"),
+          Output("ds-licence", "options"), Output("ds-format", "options"),
+          Input("ds-cities", "value"), Input("ds-department", "value"), Input("ds-freshness", "value"),
+          Input("ds-doc", "value"), Input("ds-licence", "value"), Input("ds-format", "value"),
+          Input("live-marker", "data"))
+def render(cities, department, freshness, doc, licence, formats, _marker):
+    return body(cities, department, freshness, doc, licence, formats)
+
+
+def body(cities, department, freshness, doc, licence, formats):
+    table = all_datasets()
+    scope = fig.filter_datasets(table, cities=cities or ())
+    dept_opts = ui.choice_options(sorted(scope["department"].dropna().unique(), key=str.lower))
+    lic_opts = ui.choice_options(sorted(scope["license"].dropna().astype(str).unique(), key=str.lower))
+    fmt_opts = ui.choice_options(fig.format_options(scope))
+    if table.empty:
+        empty = ui.empty_state("No datasets yet", ["Harvest with ", ui.cmd("maturity harvest"), " or load the demo with ",
+                                                   ui.cmd("maturity demo"), "."], id="ds-empty")
+        return empty, "", dept_opts, lic_opts, fmt_opts
+    rows = filtered(cities, department, freshness, doc, licence, formats)
+    shown = rows.head(MAX_GRID_ROWS)
+    count = f"{len(rows):,} of {len(table):,} datasets match"
+    if len(rows) > MAX_GRID_ROWS:
+        count += f"; the grid shows the first {MAX_GRID_ROWS:,} (the CSV has all)"
+    cols = [ui.col("city_key", "City", width=110), ui.col("title", "Title", flex=3),
+            ui.col("asset_type", "Type", width=100), ui.col("department", "Department", flex=2),
+            ui.col("freshness", "Freshness", width=120), ui.col("declared_frequency", "Declared", width=100),
+            ui.col("data_modified", "Data updated", width=150), ui.num_col("doc_score", "Doc score", width=110),
+            ui.col("license", "Licence"), ui.col("formats", "Formats"), ui.num_col("views", "Views", width=100),
+            ui.portal_link_col()]
+    return ui.grid("ds-grid", shown, cols, height=600), count, dept_opts, lic_opts, fmt_opts
+
+
+@callback(Output("ds-download", "data"), Input("ds-download-btn", "n_clicks"),
+          State("ds-cities", "value"), State("ds-department", "value"), State("ds-freshness", "value"),
+          State("ds-doc", "value"), State("ds-licence", "value"), State("ds-format", "value"),
+          prevent_initial_call=True)
+def download(_n, cities, department, freshness, doc, licence, formats):
+    rows = filtered(cities, department, freshness, doc, licence, formats)
+    return dcc.send_data_frame(csv_frame(rows).to_csv, "datasets.csv", index=False)
+
+
+def csv_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """The download's columns; cells starting with = + - @ are prefixed with ' so spreadsheets do not run them."""
+    out = rows.copy()
+    for c in out.columns:
+        if out[c].dtype == object:
+            out[c] = out[c].map(lambda v: "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v)
+    return out
+
+
+@callback(Output("url-sync", "data"),
+          Input("ds-cities", "value"), Input("ds-department", "value"), Input("ds-freshness", "value"),
+          Input("ds-doc", "value"), Input("ds-licence", "value"), Input("ds-format", "value"))
+def sync_url(cities, department, freshness, doc, licence, formats):
+    q = {k: ",".join(v) for k, v in (("cities", cities), ("department", department), ("freshness", freshness),
+                                     ("licence", licence), ("format", formats)) if v}
+    if doc and doc[0] > 0:
+        q["doc_min"] = doc[0]
+    if doc and doc[1] < 100:
+        q["doc_max"] = doc[1]
+    return "?" + urlencode(q, safe=",") if q else ""

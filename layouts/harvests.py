@@ -1,0 +1,70 @@
+"""Harvests `/harvests?city=…`: the run log per portal (status incl. suspect, counts, durations, errors)."""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, callback, dcc, html
+
+import storage
+from layouts import _components as ui
+from layouts import _figures as fig
+
+dash.register_page(__name__, path="/harvests", name="Harvests", title="Harvests · City data maturity")
+
+
+def layout(city: str | None = None, **_query):
+    ctx = ui.context()
+    keys = [c.key for c in ctx.settings.cities]
+    return ui.page(
+        "Harvest runs",
+        dcc.Store(id="url-sync"),
+        dbc.Row(dbc.Col([dbc.Label("City", html_for="hv-city"),
+                         dcc.Dropdown(id="hv-city", options=ui.choice_options(keys, {c.key: c.name for c in ctx.settings.cities}),
+                                      value=city if city in keys else None, placeholder="all cities")], md=4),
+                className="mb-3"),
+        ui.loading(html.Div(id="hv-body")),
+        subtitle="Every harvest and import, newest first. A suspect run shrank sharply against the last good "
+                 "run: its missing datasets are not treated as deletions. A failed run never hides the last good one.",
+    )
+
+
+@callback(Output("hv-body", "children"), Input("hv-city", "value"), Input("live-marker", "data"))
+def render(city, _marker):
+    return body(city)
+
+
+@callback(Output("url-sync", "data"), Input("hv-city", "value"))
+def sync_url(city):
+    return "?" + urlencode({"city": city}) if city else ""
+
+
+def body(city: str | None):
+    try:
+        runs = ui.query("runs", storage.runs)
+    except Exception as exc:  # noqa: BLE001 - no schema yet
+        return ui.empty_state("The database is not ready", f"Reading it failed ({type(exc).__name__}); run ",
+                              ui.cmd("maturity db upgrade"), color="danger")
+    if city:
+        runs = runs[runs["city_key"] == city]
+    if runs.empty:
+        return ui.empty_state("No harvest runs yet",
+                              ["Run ", ui.cmd("maturity harvest"), " (needs internet) or ", ui.cmd("maturity demo"),
+                               " to import the bundled recorded history."], id="hv-empty")
+    counts = fig.run_status_counts(runs)
+    kpis = dbc.Row([dbc.Col(dbc.Card(dbc.CardBody([html.Div(str(n), className="kpi", id=f"hv-count-{s}"),
+                                                   html.Div([ui.status_badge(s), "runs"])])), xs=6, md=3)
+                    for s, n in counts.items()], className="g-2 mb-3")
+    log = fig.run_log(runs)
+    cols = [ui.num_col("run_id", "Run", width=90), ui.col("city_key", "City"), ui.col("portal_key", "Portal"),
+            ui.col("source", "Source"), ui.col("as_of", "As of"), ui.col("finished_at", "Finished"),
+            ui.num_col("duration_s", "Seconds"), ui.col("status", "Status", cellClassRules={
+                "text-danger fw-bold": "params.value == 'failed'", "text-warning fw-bold": "params.value == 'suspect'"}),
+            ui.num_col("items", "Items"), ui.num_col("reported_total", "Portal total"), ui.num_col("repeats", "Repeats"),
+            ui.num_col("new_versions", "New versions"), ui.num_col("removed", "Removed"),
+            ui.col("problem", "Error / suspect reason", flex=3, tooltipField="problem")]
+    return [kpis,
+            dcc.Graph(id="hv-timeline", figure=fig.run_timeline(runs), config={"displayModeBar": False,
+                                                                                "responsive": True}),
+            ui.grid("hv-grid", log, cols, height=520)]

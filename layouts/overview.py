@@ -1,0 +1,90 @@
+"""Overview `/`: every configured city, criteria × cities by stage, overall stage, change, last harvest."""
+from __future__ import annotations
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, callback, dcc, html
+
+import storage
+from layouts import _components as ui
+from layouts import _figures as fig
+
+dash.register_page(__name__, path="/", name="Overview", title="Overview · City data maturity")
+
+
+def layout(**_query):
+    return ui.page(
+        "Overview",
+        ui.loading(html.Div(id="ov-body"), id="ov-loading"),
+        subtitle="Every configured city against the What Works Cities criteria that portal metadata can show. "
+                 "Click a city for its criteria, history and the datasets behind each number.",
+    )
+
+
+@callback(Output("ov-body", "children"), Input("live-marker", "data"))
+def render(_marker):
+    return body()
+
+
+def body():
+    """The overview's content (a function of the database only, so tests and the benchmark call it)."""
+    try:
+        cities = ui.query("cities", storage.cities)
+    except Exception as exc:  # noqa: BLE001 - a database without schema: say how to create it
+        return ui.empty_state("The database is not ready", f"Reading it failed ({type(exc).__name__}).",
+                              ["Create the schema with ", ui.cmd("maturity db upgrade"), " then load data with ",
+                               ui.cmd("maturity demo"), " or ", ui.cmd("maturity harvest"), "."],
+                              color="danger", id="ov-empty")
+    if cities.empty:
+        return ui.empty_state("No cities configured yet",
+                              ["Add a ", ui.cmd("[[cities]]"), " table to config.toml (see README, “Adding a city”) "
+                               "and start the dashboard again."], id="ov-empty")
+    history = ui.query("scores", storage.scores)
+    latest = ui.query("latest_scores", storage.latest_scores)
+    runs = ui.query("runs", storage.runs)
+    table = fig.overview_table(cities, history, runs)
+    parts = []
+    if history.empty:
+        parts.append(ui.empty_state(
+            "No scores yet",
+            ["Nothing has been harvested and scored. Load the bundled recorded history with ",
+             ui.cmd("maturity demo"), ", or harvest the configured portals with ", ui.cmd("maturity harvest"),
+             " (needs internet). This page updates by itself when the first run lands."], id="ov-empty"))
+    failing = table[table["harvest_status"] == "failed"]
+    if len(failing):
+        parts.append(dbc.Alert([html.Strong("Portal failing: "),
+                                ", ".join(failing["city"]),
+                                ". Their scores are from the last good run; see ",
+                                dcc.Link("Harvests", href="/harvests"), " for the error."], color="warning",
+                               id="ov-failing"))
+    parts.append(_city_table(table))
+    parts.append(html.H4("Criteria × cities", className="h5 mt-4"))
+    parts.append(_legend())
+    parts.append(dcc.Graph(id="ov-matrix", figure=fig.stage_matrix(latest, cities),
+                           config={"displayModeBar": False, "responsive": True}))
+    return parts
+
+
+def _legend():
+    return html.Div([html.Span([html.Span(className="legend-swatch", style={"backgroundColor": fig.STAGE_COLORS[s]}),
+                                s], className="me-3 small") for s in fig.STAGES], className="mb-2")
+
+
+def _city_table(table):
+    head = html.Thead(html.Tr([html.Th(h) for h in (
+        "City", "Overall stage", "Score", "Δ 30 days", "Δ 90 days", "Scored as of", "Last harvest", "Status")]))
+    body = []
+    for r in table.itertuples(index=False):
+        body.append(html.Tr([
+            html.Td(dcc.Link(r.city, href=f"/city/{r.city_key}", id=f"ov-city-{r.city_key}")),
+            html.Td(ui.stage_badge(r.stage)),
+            html.Td("–" if r.score is None else f"{r.score:.0f}"),
+            html.Td(ui.fmt_delta(r.change_30d)),
+            html.Td(ui.fmt_delta(r.change_90d)),
+            html.Td(ui.fmt_time(r.scored_at) if r.scored_at is not None else "not scored"),
+            html.Td(ui.fmt_time(r.last_harvest)),
+            html.Td([ui.status_badge(r.harvest_status),
+                     html.Small(str(r.harvest_error)[:160], className="text-muted") if r.harvest_error else None]),
+        ]))
+    return dbc.Table([head, html.Tbody(body)], id="ov-cities", hover=True, responsive=True, size="sm",
+                     className="align-middle")
