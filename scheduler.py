@@ -1,1 +1,453 @@
-"""(being written)"""
+"""Runs the product by itself: scheduled harvests and exports (APScheduler 3.x), `serve`, `worker`, `status`.
+
+One job per portal, fired by the portal's cron `schedule` (UTC); each job takes a lock in the database,
+harvests the portal through `pipeline.harvest`, scores its city through `pipeline.score` and releases the
+lock. Jobs live in a persistent job store in the same database (table `JOBS_TABLE`) under stable ids
+(`harvest:<portal_key>`, `export`), re-added with `replace_existing=True` on every start so a restart
+never duplicates them.
+
+APScheduler 3 does not coordinate several schedulers sharing one job store: two processes (two workers, or
+a worker plus `serve`) may both pick the same due job. The database lock makes that harmless — only one
+harvests a portal at a time — and a job that finds the portal already harvested since its fire time
+skips, so a fire time is harvested once.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pandas as pd
+from apscheduler.events import EVENT_SCHEDULER_STARTED
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+import storage
+from settings import PortalConfig, Settings
+
+log = logging.getLogger("maturity.scheduler")
+
+JOBS_TABLE = "scheduler_jobs"  # our own table in the product database, beside storage's tables
+JITTER_S = 30  # spread jobs that share a minute so several processes/portals do not start in lockstep
+MISFIRE_GRACE_S = 3600  # a process back within an hour of a missed fire time still runs it, once
+LOCK_TTL_S = 2 * 3600  # longer than the slowest full harvest; a crashed holder's lock expires after this
+HARVEST_WORKERS = 4  # portals harvested at once (each on its own host, so politeness per host holds)
+EXPORT_JOB_ID = "export"
+HARVEST_JOB_PREFIX = "harvest:"
+JOB_FUNC = "scheduler:run_harvest_job"  # by import path: the job store pickles a reference, not code
+EXPORT_FUNC = "scheduler:run_export_job"
+
+HarvestFn = Callable[..., Any]  # (settings, engine, portal, *, now) -> RunSummary
+ScoreFn = Callable[..., Any]  # (settings, engine, city_key) -> scores
+
+# Cron numbers days Sunday=0 (and 7); APScheduler 3 numbers them Monday=0 (its documented "historical
+# mistake", issue 286), so `from_crontab("30 5 * * 1")` would fire on Tuesdays. We translate to names.
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+# --- triggers --------------------------------------------------------------------------------------------
+
+def cron_trigger(expr: str, *, jitter_s: int | None = None) -> CronTrigger:
+    """A UTC CronTrigger from a standard 5-field crontab line, with cron's Sunday=0 weekday numbering."""
+    minute, hour, day, month, dow = expr.split()
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_cron_dow(dow),
+                       timezone=timezone.utc, jitter=jitter_s or None)
+
+
+def _cron_dow(field_: str) -> str:
+    """Translate a crontab day-of-week field (numbers Sunday=0/7, names, ranges, steps) to APScheduler names."""
+    if field_ == "*":
+        return "*"
+    days: set[int] = set()
+    for part in field_.lower().split(","):
+        span, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if span == "*":
+            lo, hi = 0, 6
+        elif "-" in span:
+            a, b = span.split("-", 1)
+            lo, hi = _day_number(a), _day_number(b)
+            if hi == 0 and lo > 0:  # "5-7" / "fri-sun" runs through Sunday
+                hi = 7
+        else:
+            lo = hi = _day_number(span)
+        days.update(d % 7 for d in range(lo, hi + 1, step))
+    return ",".join(_CRON_DAYS[d] for d in sorted(days))
+
+
+def _day_number(text: str) -> int:
+    if text.isdigit():
+        n = int(text)
+        if not 0 <= n <= 7:
+            raise ValueError(f"day of week {text!r} out of range 0-7")
+        return n % 7 if n == 7 else n
+    return _CRON_DAYS.index(text[:3])
+
+
+def previous_fire_time(expr: str, now: datetime, *, lookback_s: float) -> datetime | None:
+    """The latest fire time of a cron line at or before `now`, if one lies within `lookback_s`."""
+    trigger = cron_trigger(expr)
+    t = trigger.get_next_fire_time(None, now - timedelta(seconds=lookback_s))
+    last = None
+    while t is not None and t <= now:
+        last = t
+        t = trigger.get_next_fire_time(t, t + timedelta(seconds=1))  # cron resolution is one minute
+    return last
+
+
+def next_fire_time(expr: str, now: datetime) -> datetime | None:
+    return cron_trigger(expr).get_next_fire_time(None, now)
+
+
+# --- what a job does --------------------------------------------------------------------------------------
+
+@dataclass
+class _Runtime:
+    """What a job needs that cannot be pickled into the job store: settings, database, injected functions."""
+
+    settings: Settings
+    url: str
+    owner: str
+    harvest_fn: HarvestFn | None  # None: pipeline.harvest, imported when a job runs (it pulls in every connector)
+    score_fn: ScoreFn | None  # None: pipeline.score
+    jitter_s: int
+    misfire_grace_s: int
+    lock_ttl_s: int = LOCK_TTL_S
+    health: dict[str, str] = field(default_factory=dict)  # portal -> "ok" | "failing", for state-change logs
+
+
+_RUNTIMES: dict[str, _Runtime] = {}
+
+
+def _runtime_key(url: str) -> str:
+    """The job store keeps this key, not the URL, so no database password is pickled into a table."""
+    return hashlib.sha1(url.encode()).hexdigest()[:12]
+
+
+def _runtime(key: str) -> _Runtime:
+    rt = _RUNTIMES.get(key)
+    if rt is not None:
+        return rt
+    # A job added by another process for this database, run here before this process built a scheduler
+    # (cannot happen through serve/work, which build first): fall back to the configured defaults.
+    import settings as settings_mod
+
+    cfg = settings_mod.load()
+    return _register(cfg, cfg.storage_url, owner=None, harvest_fn=None, score_fn=None,
+                     jitter_s=JITTER_S, misfire_grace_s=MISFIRE_GRACE_S)
+
+
+def _register(settings: Settings, url: str, *, owner: str | None, harvest_fn: HarvestFn | None,
+              score_fn: ScoreFn | None, jitter_s: int, misfire_grace_s: int) -> _Runtime:
+    rt = _Runtime(settings=settings, url=url, owner=owner or f"{socket.gethostname()}:{os.getpid()}",
+                  harvest_fn=harvest_fn, score_fn=score_fn,
+                  jitter_s=jitter_s, misfire_grace_s=misfire_grace_s)
+    _RUNTIMES[_runtime_key(url)] = rt
+    return rt
+
+
+def run_harvest_job(portal_key: str, runtime: str) -> str:
+    """The scheduled job (referenced by import path): harvest one portal under the lock, then score its city.
+
+    Returns what happened: the run status ("ok", "suspect", "failed"), "locked" (another process is
+    harvesting this portal), "done" (already harvested since this fire time) or "crashed".
+    """
+    return harvest_portal(_runtime(runtime), portal_key)
+
+
+def harvest_portal(rt: _Runtime, portal_key: str, *, now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    portal = rt.settings.portal(portal_key)
+    engine = storage.open_db(rt.url)
+    lock = f"{HARVEST_JOB_PREFIX}{portal_key}"
+    # A fresh owner per execution: two threads of one process must not share (and so re-enter) a lock.
+    owner = f"{rt.owner}:{uuid.uuid4().hex[:8]}"
+    if not storage.try_lock(engine, lock, owner, ttl_s=rt.lock_ttl_s, now=now):
+        log.info("portal=%s event=skipped reason=locked", portal_key)
+        return "locked"
+    try:
+        fire = previous_fire_time(portal.schedule, now, lookback_s=rt.misfire_grace_s + rt.jitter_s + 60)
+        if fire is not None and _harvested_since(engine, portal_key, fire):
+            log.info("portal=%s event=skipped reason=already-harvested fire_time=%s", portal_key,
+                     fire.isoformat())
+            return "done"
+        harvest_fn, score_fn = _functions(rt)
+        summary = harvest_fn(rt.settings, engine, portal, now=now)
+        status = str(summary.status)
+        if status != "failed":  # a failed run adds nothing to score; the last good scores stand
+            score_fn(rt.settings, engine, portal.city_key)
+        _job_health(rt, portal_key, ok=True)
+        return status
+    except Exception as exc:  # the job must not die silently: the store keeps it, the log says why
+        _job_health(rt, portal_key, ok=False, reason=f"{type(exc).__name__}: {exc}")
+        return "crashed"
+    finally:
+        storage.release_lock(engine, lock, owner)
+
+
+def _functions(rt: _Runtime) -> tuple[HarvestFn, ScoreFn]:
+    if rt.harvest_fn is not None and rt.score_fn is not None:
+        return rt.harvest_fn, rt.score_fn
+    import pipeline
+
+    return rt.harvest_fn or pipeline.harvest, rt.score_fn or pipeline.score
+
+
+def _harvested_since(engine, portal_key: str, fire: datetime) -> bool:
+    runs = storage.runs(engine, portal_key=portal_key)
+    if runs.empty:
+        return False
+    runs = runs[runs["source"] == "harvest"]
+    started = pd.to_datetime(runs["started_at"], utc=True)
+    return bool((started >= pd.Timestamp(fire)).any())
+
+
+def _job_health(rt: _Runtime, portal_key: str, *, ok: bool, reason: str | None = None) -> None:
+    """One log line per state change of a portal's job. Portal failures (a run recorded failed) are logged
+    by pipeline.harvest; this covers jobs that crash outside it (database down, a bug)."""
+    before = rt.health.get(portal_key, "ok")
+    after = "ok" if ok else "failing"
+    rt.health[portal_key] = after
+    if before == after:
+        if not ok:
+            log.debug("portal=%s event=job-still-failing reason=%r", portal_key, reason)
+        return
+    if ok:
+        log.info("portal=%s event=job-recovered", portal_key)
+    else:
+        log.error("portal=%s event=job-failing reason=%r", portal_key, reason)
+
+
+def run_export_job(runtime: str) -> list[str]:
+    """The scheduled export (referenced by import path): every city's dated snapshot, under a lock."""
+    import exports
+
+    rt = _runtime(runtime)
+    engine = storage.open_db(rt.url)
+    owner = f"{rt.owner}:{uuid.uuid4().hex[:8]}"
+    now = datetime.now(timezone.utc)
+    if not storage.try_lock(engine, EXPORT_JOB_ID, owner, ttl_s=rt.lock_ttl_s, now=now):
+        log.info("job=export event=skipped reason=locked")
+        return []
+    try:
+        paths = exports.export(rt.settings, engine, out_dir=export_directory(rt.settings))
+        log.info("job=export event=written files=%d", len(paths))
+        return [str(p) for p in paths]
+    except Exception as exc:
+        log.error("job=export event=failed reason=%r", f"{type(exc).__name__}: {exc}")
+        return []
+    finally:
+        storage.release_lock(engine, EXPORT_JOB_ID, owner)
+
+
+def export_directory(settings: Settings) -> Path:
+    """[export] directory; relative paths are relative to the config file's folder, like the SQLite path."""
+    d = Path(settings.export.directory)
+    return d if d.is_absolute() else settings.path.parent / d
+
+
+# --- building and running schedulers ---------------------------------------------------------------------
+
+def build_scheduler(settings: Settings, *, url: str | None = None, blocking: bool = False, owner: str | None = None,
+                    jitter_s: int = JITTER_S, misfire_grace_s: int = MISFIRE_GRACE_S,
+                    harvest_fn: HarvestFn | None = None, score_fn: ScoreFn | None = None):
+    """A scheduler (not started) with one harvest job per portal and the export job, persisted in the database."""
+    url = url or settings.storage_url
+    storage.upgrade(url)
+    engine = storage.open_db(url)
+    storage.sync_config(engine, settings)
+    rt = _register(settings, url, owner=owner, harvest_fn=harvest_fn, score_fn=score_fn, jitter_s=jitter_s,
+                   misfire_grace_s=misfire_grace_s)
+    key = _runtime_key(url)
+    cls = BlockingScheduler if blocking else BackgroundScheduler
+    sched = cls(
+        jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE)},
+        executors={"default": ThreadPoolExecutor(HARVEST_WORKERS)},
+        # coalesce: a backlog of missed fire times runs once; max_instances: never two runs of one job here.
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": misfire_grace_s},
+        timezone=timezone.utc,
+    )
+    stored = _stored_jobs(engine)
+
+    def add(func: str, job_id: str, name: str, expr: str, kwargs: dict[str, str]) -> None:
+        trigger = cron_trigger(expr, jitter_s=jitter_s)
+        extra = {}
+        # replace_existing alone would reset the stored next run time to the next future fire, so a fire
+        # missed while the process was down would be forgotten instead of coalesced and run (within grace).
+        if job_id in stored and stored[job_id][1] == str(trigger) and stored[job_id][0] is not None:
+            extra["next_run_time"] = stored[job_id][0]
+        sched.add_job(func, trigger=trigger, id=job_id, name=name, kwargs=kwargs, replace_existing=True, **extra)
+
+    for portal in settings.portals:
+        add(JOB_FUNC, f"{HARVEST_JOB_PREFIX}{portal.key}", f"harvest {portal.key}", portal.schedule,
+            {"portal_key": portal.key, "runtime": key})
+    if settings.export.schedule:
+        add(EXPORT_FUNC, EXPORT_JOB_ID, "export snapshots", settings.export.schedule, {"runtime": key})
+    log.debug("scheduler built owner=%s portals=%d", rt.owner, len(settings.portals))
+    return sched
+
+
+def prune_stale_jobs(sched, settings: Settings) -> list[str]:
+    """Remove stored jobs of portals (or an export) no longer in config; call after `start()`."""
+    wanted = {f"{HARVEST_JOB_PREFIX}{p.key}" for p in settings.portals}
+    if settings.export.schedule:
+        wanted.add(EXPORT_JOB_ID)
+    removed = []
+    for job in sched.get_jobs():
+        if job.id not in wanted:
+            sched.remove_job(job.id)
+            removed.append(job.id)
+    return removed
+
+
+@contextmanager
+def _interrupt_on_sigterm() -> Iterator[None]:
+    """SIGTERM (docker stop, systemd) ends the process like Ctrl-C, so `finally` blocks stop the scheduler."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading_main():
+        previous = signal.signal(signal.SIGTERM, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    else:
+        yield
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def serve(settings: Settings, *, host: str, port: int, url: str | None = None) -> None:
+    """The embedded default: demo history on an empty database, the scheduler in the background, the dashboard."""
+    import app as app_mod
+
+    url = url or settings.storage_url
+    storage.upgrade(url)
+    engine = storage.open_db(url)
+    storage.sync_config(engine, settings)
+    if storage.runs(engine, limit=1).empty:
+        import demo
+
+        log.info("event=demo-loading reason=empty-database")
+        demo.load(settings, engine)
+    sched = build_scheduler(settings, url=url)
+    with _interrupt_on_sigterm():
+        sched.start()
+        try:
+            prune_stale_jobs(sched, settings)
+            log.info("event=serving host=%s port=%s", host, port)
+            app_mod.create_app(settings, url=url).run(host=host, port=port, debug=False)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            # wait=False: a harvest in flight finishes in its thread and releases its lock; we do not block.
+            sched.shutdown(wait=False)
+            log.info("event=stopped")
+
+
+def work(settings: Settings, *, url: str | None = None) -> None:
+    """The scheduler alone (BlockingScheduler), for PostgreSQL + `gunicorn app:server` web workers."""
+    sched = build_scheduler(settings, url=url, blocking=True)
+    sched.add_listener(lambda event: prune_stale_jobs(sched, settings), EVENT_SCHEDULER_STARTED)
+    with _interrupt_on_sigterm():
+        try:
+            log.info("event=worker-started portals=%d", len(settings.portals))
+            sched.start()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if sched.running:
+                sched.shutdown(wait=False)
+            log.info("event=stopped")
+
+
+# --- status ---------------------------------------------------------------------------------------------
+
+STATUS_COLUMNS = ["portal_key", "city_key", "kind", "last_run", "finished_at", "last_status", "last_ok",
+                  "next_run", "next_run_source", "last_error", "last_error_at"]
+
+
+def status(settings: Settings, *, url: str | None = None, now: datetime | None = None) -> pd.DataFrame:
+    """Per portal: last run (as_of, finished_at, status), last good run, next run, last error."""
+    url = url or settings.storage_url
+    now = now or datetime.now(timezone.utc)
+    storage.upgrade(url)
+    engine = storage.open_db(url)
+    stored = {job_id: nxt for job_id, (nxt, _) in _stored_jobs(engine).items()}
+    rows = []
+    for p in settings.portals:
+        runs = storage.runs(engine, portal_key=p.key)
+        last = runs.iloc[0] if len(runs) else None
+        good = runs[runs["status"].isin(["ok", "suspect"])] if len(runs) else runs
+        failed = runs[runs["status"] == "failed"] if len(runs) else runs
+        job_id = f"{HARVEST_JOB_PREFIX}{p.key}"
+        if job_id in stored:
+            nxt, source = stored[job_id], "job store"
+        else:
+            nxt, source = next_fire_time(p.schedule, now), "schedule"
+        rows.append({
+            "portal_key": p.key, "city_key": p.city_key, "kind": p.kind,
+            "last_run": _value(last, "as_of"), "finished_at": _value(last, "finished_at"),
+            "last_status": _value(last, "status"),
+            "last_ok": _value(good.iloc[0] if len(good) else None, "as_of"),
+            "next_run": nxt, "next_run_source": source,
+            "last_error": _value(failed.iloc[0] if len(failed) else None, "error"),
+            "last_error_at": _value(failed.iloc[0] if len(failed) else None, "as_of"),
+        })
+    return pd.DataFrame(rows, columns=STATUS_COLUMNS)
+
+
+def _value(row, col: str):
+    if row is None:
+        return None
+    v = row.get(col)
+    return None if v is None or (not isinstance(v, (str, tuple, list)) and pd.isna(v)) else v
+
+
+def _stored_jobs(engine) -> dict[str, tuple[datetime | None, str]]:
+    """job id -> (next run time, trigger text) as the job store holds them (a paused job: None)."""
+    store = SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE)
+    store.start(BackgroundScheduler(timezone=timezone.utc), "default")  # creates the table if missing
+    try:
+        return {job.id: (job.next_run_time, str(job.trigger)) for job in store.get_all_jobs()}
+    finally:
+        store.shutdown()
+
+
+# --- logging ----------------------------------------------------------------------------------------------
+
+class _UTCFormatter(logging.Formatter):
+    converter = time.gmtime
+
+
+def configure_logging(level: int = logging.INFO, stream=None) -> None:
+    """key=value log lines on stderr with UTC times, e.g.
+    `ts=2026-11-25T05:00:03Z level=WARNING logger=maturity.pipeline portal=boston-ckan event=failing reason=…`."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(_UTCFormatter("ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+                                       datefmt="%Y-%m-%dT%H:%M:%SZ"))
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # APScheduler logs every job start and end at INFO; only its warnings (missed, max instances) matter here.
+    logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
