@@ -1,0 +1,21 @@
+# The embedded default in a container: dashboard + scheduler, SQLite in a volume, demo history on first start.
+#   docker build -t city-maturity .
+#   docker run -p 8050:8050 -v maturity-data:/app/data city-maturity
+# For the server deployment set DATABASE_URL=postgresql+psycopg://… and run `maturity worker` in one
+# container and `gunicorn -w 4 -b 0.0.0.0:8050 app:server` in others (see README, "Deployment").
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    MATURITY_CONFIG=/app/config.toml MATURITY_DEMO_DIR=/app/data/demo
+WORKDIR /app
+# Explicit paths rather than `COPY .`, so a local .venv, databases and exports never enter the image.
+COPY pyproject.toml README.md config.toml app.py cli.py settings.py pipeline.py scheduler.py exports.py demo.py /app/
+COPY connectors /app/connectors
+COPY indicators /app/indicators
+COPY layouts /app/layouts
+COPY storage /app/storage
+COPY data/demo /app/data/demo
+RUN pip install . && useradd --create-home maturity && chown -R maturity /app/data
+USER maturity
+EXPOSE 8050
+CMD ["maturity", "serve", "--host", "0.0.0.0"]
