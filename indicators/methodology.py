@@ -1,0 +1,87 @@
+"""The Methodology document, rendered from the registry, the docstrings and the named constants.
+
+`python -m indicators.methodology > docs/methodology.md`; a test checks the committed file matches.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+
+import numpy as np
+
+from indicators import criteria, frame, inventory, mqa, open_data, quality, topics
+from indicators.registry import REGISTRY
+
+
+def _constants(module) -> list[tuple[str, object]]:
+    """UPPER_CASE names assigned at the top of the module's own source (not imported ones)."""
+    source = inspect.getsource(module)
+    out = []
+    for name, value in vars(module).items():
+        if not name.isupper() or name.startswith("_") or name == "DATA_DIR":
+            continue
+        if not re.search(rf"^{name}\s*(:[^=]*)?=", source, re.M):
+            continue
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        out.append((name, value))
+    return out
+
+
+def markdown() -> str:
+    lines = [
+        "# Methodology",
+        "",
+        "Generated from the indicator registry (`indicators/registry.py`) and the indicators' docstrings by",
+        "`python -m indicators.methodology`; do not edit by hand. Every indicator is a pure function of the",
+        "harvested catalog and the scoring time; thresholds are absolute, so cities compare on one scale.",
+        "",
+        "## Which assets count",
+        "",
+        inspect.getdoc(frame).split("\n\n", 1)[1],
+        "",
+        "## Criteria, stages and the certification estimate",
+        "",
+        inspect.getdoc(criteria.rollup),
+        "",
+        "Stages (lower bound of the criterion value): "
+        + ", ".join(f"{name} >= {low:g}" for low, name in criteria.STAGES) + "; no value = not evident.",
+        "",
+        inspect.getdoc(criteria.statuses),
+        "",
+        inspect.getdoc(criteria.certification_estimate),
+        "",
+        "## Indicators",
+        "",
+        "| key | criterion | weight | title |",
+        "|---|---|---|---|",
+    ]
+    for ind in REGISTRY:
+        lines.append(f"| `{ind.key}` | {ind.criterion} | {ind.weight:g} | {ind.title} |")
+    current = None
+    for ind in REGISTRY:
+        if ind.criterion != current:
+            current = ind.criterion
+            lines += ["", f"### {current}"]
+        doc = inspect.getdoc(ind.fn) or ""
+        lines += ["", f"#### `{ind.key}` - {ind.title}", "", f"Weight in {ind.criterion}: {ind.weight:g}.", "", doc]
+    lines += ["", "## Constants", ""]
+    for module in (frame, open_data, inventory, quality, topics, mqa, criteria):
+        consts = _constants(module)
+        if not consts:
+            continue
+        lines += [f"`{module.__name__}`:", ""]
+        lines += [f"- `{name}` = `{value!r}`" for name, value in consts]
+        lines.append("")
+    lines += ["## Pinned tables", "",
+              "- `indicators/data/formats.json` - format stars, machine-readable and open lists (ckanext-qa).",
+              "- `indicators/data/opendefinition_licenses_all.json` - Open Definition licence registry (okfn/licenses @ 98a3a6f8).",
+              "- `indicators/data/licences.json` - licence strings portals use, mapped to registry ids.",
+              "- `indicators/data/vocab.json` - Census key dataset words, performance words, column words.",
+              "- `indicators/data/wwc-criteria.json` - the 2022 What Works Cities criteria (42 in the seed).",
+              ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
