@@ -58,7 +58,6 @@ def create_app(settings, *, url: str | None = None) -> dash.Dash:
             ], fluid=True), color="dark", dark=True, className="mb-3"),
             dcc.Interval(id="live-interval", interval=poll_ms),
             dcc.Store(id="live-marker", data=_marker_or_none(storage, server)),
-            dcc.Store(id="url-sync-sink"),
             dbc.Container(dash.page_container, fluid=True, className="pb-5"),
         ])
 
@@ -71,17 +70,6 @@ def create_app(settings, *, url: str | None = None) -> dash.Dash:
         if new == current:
             raise PreventUpdate
         return new, f"updated {datetime.now(timezone.utc):%H:%M} UTC"
-
-    # Writes the page's state into the address bar without a navigation (replaceState fires no event, so
-    # the pages router does not re-render): the view stays shareable while its controls change.
-    app.clientside_callback(
-        """function(search) {
-            if (typeof search === 'string' && search !== window.location.search) {
-                window.history.replaceState(null, '', window.location.pathname + search);
-            }
-            return window.dash_clientside.no_update;
-        }""",
-        Output("url-sync-sink", "data"), Input("url-sync", "data"))
 
     @server.route("/health")
     def health():

@@ -85,6 +85,33 @@ def clear_cache() -> None:
         _cache.clear()
 
 
+# --- shareable state -----------------------------------------------------------------------------------
+
+URL_SYNC_JS = """function(search) {
+    if (typeof search === 'string' && search !== window.location.search) {
+        window.history.replaceState(null, '', window.location.pathname + search);
+    }
+    return window.dash_clientside.no_update;
+}"""
+
+
+def url_sync(prefix: str) -> str:
+    """Register the page's address-bar writer; returns the id of the store a page callback fills with "?a=b".
+
+    replaceState fires no navigation event, so the pages router does not re-render: the view stays
+    shareable while its controls change, without a reload.
+    """
+    import dash
+
+    store = f"{prefix}-url"
+    dash.clientside_callback(URL_SYNC_JS, dash.Output(f"{prefix}-url-sink", "data"), dash.Input(store, "data"))
+    return store
+
+
+def url_stores(prefix: str) -> html.Div:
+    return html.Div([dcc.Store(id=f"{prefix}-url"), dcc.Store(id=f"{prefix}-url-sink")])
+
+
 # --- formatting -----------------------------------------------------------------------------------------
 
 def fmt_time(t) -> str:
@@ -198,15 +225,10 @@ def criterion_titles() -> dict[str, str]:
 
 @functools.lru_cache(maxsize=1)
 def _criterion_titles() -> tuple[tuple[str, str], ...]:
-    import json
+    from indicators import criteria
 
-    import indicators
-
-    path = Path(indicators.__file__).parent / "data" / "wwc-criteria.json"
-    if not path.exists():
-        return ()
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return tuple((c["id"], c["title"]) for c in data.get("criteria", []))
+    w = criteria.wwc_criteria()
+    return tuple(zip(w["criterion"], w["title"]))
 
 
 def indicator_meta() -> dict[str, dict]:

@@ -17,6 +17,7 @@ import storage
 from layouts import _components as ui
 from layouts import _figures as fig
 
+URL_STORE = ui.url_sync("city")
 dash.register_page(__name__, path_template="/city/<key>", name="City", title="City · City data maturity")
 
 ALL = "__all__"  # drill-down: every indicator of the selected criterion
@@ -34,24 +35,27 @@ def layout(key: str | None = None, criterion: str | None = None, indicator: str 
             f"No city with key “{key}”", ["Pick one on the ", dcc.Link("Overview", href="/"), "."], color="warning",
             id="city-unknown"))
     criteria = _criteria(key)
-    crit = criterion if criterion in criteria else (criteria[0] if criteria else None)
+    crit = criterion if criterion in criteria else default_criterion(key)
+    ind_options, ind_value = _indicator_options(key, crit, indicator)
     return ui.page(
         ctx.city_name(key),
         dcc.Store(id="city-key", data=key),
-        dcc.Store(id="url-sync"),
+        ui.url_stores("city"),
         ui.loading(html.Div(id="city-summary"), id="city-summary-loading"),
-        html.H4("Maturity over time", className="h5 mt-4"),
+        html.H4("Maturity over time", className="h5 mt-2"),
         dbc.Row([
             dbc.Col([dbc.Label("Criterion", html_for="city-criterion"),
                      dcc.Dropdown(id="city-criterion", options=ui.choice_options(criteria, _titles_with_ids()),
                                   value=crit, clearable=False)], md=4),
             dbc.Col([dbc.Label("Datasets behind", html_for="city-indicator"),
-                     dcc.Dropdown(id="city-indicator", value=indicator or ALL, clearable=False)], md=5),
+                     dcc.Dropdown(id="city-indicator", options=ind_options, value=ind_value, clearable=False)],
+                    md=5),
         ], className="g-2 mb-2"),
         ui.loading(dcc.Graph(id="city-history", config={"displayModeBar": False, "responsive": True})),
         html.H4("Datasets behind the number", className="h5 mt-3", id="city-drill-title"),
         html.Div(id="city-drill-caption", className="small text-muted mb-1"),
         ui.loading(html.Div(id="city-drill")),
+        ui.loading(html.Div(id="city-details"), id="city-details-loading"),
         subtitle=html.Span(id="city-subtitle"),
     )
 
@@ -61,16 +65,34 @@ def _criteria(key: str) -> list[str]:
     return fig.criteria_order(fig.criterion_rows(hist)["criterion"]) if not hist.empty else []
 
 
+def default_criterion(key: str) -> str | None:
+    """The weakest scored criterion: what a CDO would look at first."""
+    cards = fig.criterion_cards(ui.query("scores_city", storage.scores, key))
+    if cards.empty:
+        return None
+    scored = cards.dropna(subset=["value"])
+    return (scored.sort_values(["value", "criterion"]).iloc[0] if len(scored) else cards.iloc[0])["criterion"]
+
+
+def _indicator_options(key: str, criterion: str | None, current: str | None):
+    hist = ui.query("scores_city", storage.scores, key)
+    titles = {k: m["title"] for k, m in ui.indicator_meta().items()}
+    inds = sorted(k for k in hist.loc[hist["criterion"] == criterion, "indicator"].unique() if k) \
+        if criterion and not hist.empty else []
+    options = [{"label": f"all of {criterion}" if criterion else "all", "value": ALL}] + ui.choice_options(inds, titles)
+    return options, (current if current in inds else ALL)
+
+
 def _titles_with_ids() -> dict[str, str]:
     return {c: f"{c} · {t}" for c, t in ui.criterion_titles().items()}
 
 
 # --- callbacks ------------------------------------------------------------------------------------------
 
-@callback(Output("city-summary", "children"), Output("city-subtitle", "children"),
+@callback(Output("city-summary", "children"), Output("city-details", "children"), Output("city-subtitle", "children"),
           Input("live-marker", "data"), State("city-key", "data"))
 def render_summary(_marker, key):
-    return summary(key), subtitle(key)
+    return summary(key), details(key), subtitle(key)
 
 
 @callback(Output("city-history", "figure"), Output("city-indicator", "options"), Output("city-indicator", "value"),
@@ -87,7 +109,7 @@ def render_drill(criterion, indicator, _marker, key):
     return drill(key, criterion, indicator)
 
 
-@callback(Output("url-sync", "data"), Input("city-criterion", "value"), Input("city-indicator", "value"))
+@callback(Output(URL_STORE, "data"), Input("city-criterion", "value"), Input("city-indicator", "value"))
 def sync_url(criterion, indicator):
     q = {"criterion": criterion} if criterion else {}
     if indicator and indicator != ALL:
@@ -130,6 +152,14 @@ def summary(key: str):
     titles = ui.criterion_titles()
     out.append(dbc.Row([dbc.Col(_card(key, c, titles.get(c.criterion, "")), xs=12, sm=6, lg=4, xl=3,
                                 className="mb-3") for c in cards.itertuples(index=False)], id="city-cards"))
+    return out
+
+
+def details(key: str):
+    """Departments, fix-first list and WWC status (below the chart)."""
+    if ui.query("scores_city", storage.scores, key).empty:
+        return []
+    out = []
     datasets = _datasets(key)
     out += _departments(key, datasets)
     out += _fix_first(key, datasets)
@@ -142,7 +172,7 @@ def _card(key, c, title):
     return dbc.Card(dbc.CardBody([
         html.Div([html.Strong(c.criterion), html.Span(f" {title}", className="small text-muted")],
                  className="text-truncate", title=title),
-        html.Div([html.Span(dcc.Link("–" if c.value is None else f"{c.value:.0f}", href=link,
+        html.Div([html.Span(dcc.Link("–" if pd.isna(c.value) else f"{c.value:.0f}", href=link,
                                      id=f"city-score-{c.criterion}", title="show the datasets behind this score"),
                             className="score me-2"),
                   ui.stage_badge(c.stage)], className="d-flex align-items-center my-1"),
@@ -208,13 +238,8 @@ def _statuses(key):
             ui.col("status", "Source"), ui.col("met", "Met"), ui.col("evidence", "Evidence", flex=3)]
     head = [html.H4("WWC certification criteria", className="h5 mt-4")]
     if est:
-        head.append(dbc.Alert([
-            html.Strong("Estimate, not a certification: "),
-            f"{est.get('share_met', 0) * 100 if (est.get('share_met') or 0) <= 1 else est.get('share_met'):.0f}% "
-            f"of criteria look met from metadata and recorded evidence; estimated level: "
-            f"{est.get('level') or 'none yet'}",
-            f"; next: {est.get('next_level')} needs {est.get('needed')} more" if est.get("next_level") else "",
-            ". What Works Cities assesses submitted evidence itself."], color="secondary", id="city-estimate"))
+        head.append(dbc.Alert([html.Strong("Certification estimate (not a certification). "),
+                               est.get("label") or ""], color="secondary", id="city-estimate"))
     return head + [ui.grid("city-statuses", st.assign(met=st["met"].map({True: "yes", False: "no"})), cols,
                            height=420, page_size=None)]
 
@@ -228,9 +253,7 @@ def history(key, criterion, current):
     runs = ui.query("runs_city", storage.runs, None, key)
     suspect = list(runs.loc[runs["status"] == "suspect", "as_of"]) if not runs.empty else []
     figure = fig.criterion_history(hist, criterion, titles=titles, suspect_times=suspect)
-    inds = sorted(k for k in hist.loc[hist["criterion"] == criterion, "indicator"].unique() if k)
-    options = [{"label": f"all of {criterion}", "value": ALL}] + ui.choice_options(inds, titles)
-    value = current if current in inds else ALL
+    options, value = _indicator_options(key, criterion, current)
     return figure, options, value
 
 

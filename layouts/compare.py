@@ -11,6 +11,7 @@ import storage
 from layouts import _components as ui
 from layouts import _figures as fig
 
+URL_STORE = ui.url_sync("cmp")
 dash.register_page(__name__, path="/compare", name="Compare", title="Compare · City data maturity")
 
 DEFAULT_CITIES = 3  # preselected when the URL names none
@@ -23,7 +24,7 @@ def layout(cities: str | None = None, **_query):
     names = dict(zip(all_cities["key"], all_cities["name"])) if keys else {}
     return ui.page(
         "Compare cities",
-        dcc.Store(id="url-sync"),
+        ui.url_stores("cmp"),
         dbc.Row(dbc.Col([dbc.Label("Cities", html_for="cmp-cities"),
                          dcc.Dropdown(id="cmp-cities", options=ui.choice_options(keys, names), value=chosen,
                                       multi=True, placeholder="choose cities")], lg=8), className="mb-3"),
@@ -47,7 +48,7 @@ def render(keys, _marker):
     return body(keys or [])
 
 
-@callback(Output("url-sync", "data"), Input("cmp-cities", "value"))
+@callback(Output(URL_STORE, "data"), Input("cmp-cities", "value"))
 def sync_url(keys):
     return "?" + urlencode({"cities": ",".join(keys)}, safe=",") if keys else ""
 

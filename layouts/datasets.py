@@ -15,6 +15,7 @@ import storage
 from layouts import _components as ui
 from layouts import _figures as fig
 
+URL_STORE = ui.url_sync("ds")
 dash.register_page(__name__, path="/datasets", name="Datasets", title="Datasets · City data maturity")
 
 MAX_GRID_ROWS = 5000  # rows sent to the browser; the CSV download carries every filtered row
@@ -38,7 +39,7 @@ def layout(cities=None, department=None, freshness=None, doc_min=None, doc_max=N
 
     return ui.page(
         "Datasets",
-        dcc.Store(id="url-sync"),
+        ui.url_stores("ds"),
         dbc.Row([
             multi("ds-cities", "City", _split(cities), ui.choice_options(names, names)),
             multi("ds-department", "Department", [department] if department and "," not in department
@@ -111,8 +112,8 @@ def body(cities, department, freshness, doc, licence, formats):
     count = f"{len(rows):,} of {len(table):,} datasets match"
     if len(rows) > MAX_GRID_ROWS:
         count += f"; the grid shows the first {MAX_GRID_ROWS:,} (the CSV has all)"
-    cols = [ui.col("city_key", "City", width=110), ui.col("title", "Title", flex=3),
-            ui.col("asset_type", "Type", width=100), ui.col("department", "Department", flex=2),
+    cols = [ui.col("city_key", "City", width=110), ui.col("title", "Title", minWidth=260),
+            ui.col("asset_type", "Type", width=100), ui.col("department", "Department", minWidth=180),
             ui.col("freshness", "Freshness", width=120), ui.col("declared_frequency", "Declared", width=100),
             ui.col("data_modified", "Data updated", width=150), ui.num_col("doc_score", "Doc score", width=110),
             ui.col("license", "Licence"), ui.col("formats", "Formats"), ui.num_col("views", "Views", width=100),
@@ -138,7 +139,7 @@ def csv_frame(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-@callback(Output("url-sync", "data"),
+@callback(Output(URL_STORE, "data"),
           Input("ds-cities", "value"), Input("ds-department", "value"), Input("ds-freshness", "value"),
           Input("ds-doc", "value"), Input("ds-licence", "value"), Input("ds-format", "value"))
 def sync_url(cities, department, freshness, doc, licence, formats):

@@ -11,6 +11,7 @@ import storage
 from layouts import _components as ui
 from layouts import _figures as fig
 
+URL_STORE = ui.url_sync("hv")
 dash.register_page(__name__, path="/harvests", name="Harvests", title="Harvests · City data maturity")
 
 
@@ -19,7 +20,7 @@ def layout(city: str | None = None, **_query):
     keys = [c.key for c in ctx.settings.cities]
     return ui.page(
         "Harvest runs",
-        dcc.Store(id="url-sync"),
+        ui.url_stores("hv"),
         dbc.Row(dbc.Col([dbc.Label("City", html_for="hv-city"),
                          dcc.Dropdown(id="hv-city", options=ui.choice_options(keys, {c.key: c.name for c in ctx.settings.cities}),
                                       value=city if city in keys else None, placeholder="all cities")], md=4),
@@ -35,7 +36,7 @@ def render(city, _marker):
     return body(city)
 
 
-@callback(Output("url-sync", "data"), Input("hv-city", "value"))
+@callback(Output(URL_STORE, "data"), Input("hv-city", "value"))
 def sync_url(city):
     return "?" + urlencode({"city": city}) if city else ""
 

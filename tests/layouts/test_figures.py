@@ -1,0 +1,221 @@
+"""Pure figure builders on small frames shaped as docs/internals.md specifies; expected values by hand."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pandas as pd
+import pytest
+
+from layouts import _figures as fig
+
+T = lambda s: pd.Timestamp(s, tz="UTC")  # noqa: E731
+
+
+def score_rows(rows):
+    """rows: (city, as_of, criterion, indicator, value, stage) → a storage.scores-shaped frame."""
+    return pd.DataFrame([{"city_key": c, "as_of": T(t), "criterion": cr, "indicator": i, "value": v,
+                          "numerator": None, "denominator": 10.0 if i else None, "stage": s}
+                         for c, t, cr, i, v, s in rows])
+
+
+HISTORY = score_rows([
+    ("a", "2024-01-01", "DM4", "", 40.0, "developing"),
+    ("a", "2024-01-01", "OD1", "", 20.0, "emerging"),
+    ("a", "2024-01-01", "DM4", "dm4_fresh", 40.0, None),
+    ("a", "2024-03-01", "DM4", "", 60.0, "established"),
+    ("a", "2024-03-01", "OD1", "", 30.0, "emerging"),
+    ("a", "2024-03-01", "DM4", "dm4_fresh", 60.0, None),
+    ("a", "2024-04-15", "DM4", "", 70.0, "established"),
+    ("a", "2024-04-15", "OD1", "", 90.0, "leading"),
+    ("a", "2024-04-15", "DM4", "dm4_fresh", 70.0, None),
+    ("b", "2024-04-10", "DM4", "", 10.0, "not evident"),
+    ("b", "2024-04-10", "OD1", "", None, "not evident"),
+    ("b", "2024-04-10", "DM4", "dm4_fresh", 10.0, None),
+])
+CITIES = pd.DataFrame({"key": ["a", "b", "c"], "name": ["Alpha", "Beta", "Gamma"]})
+
+
+def test_overall_stage_is_the_lower_median_of_scored_stages():
+    assert fig.overall_stage(["emerging", "leading", "developing"]) == "developing"
+    # even count: lower of the two middle ranks (developing=2, established=3) → developing
+    assert fig.overall_stage(["leading", "developing", "established", "emerging"]) == "developing"
+    assert fig.overall_stage([None, None]) is None
+
+
+def test_change_since_measures_back_from_the_latest_time():
+    totals = fig.city_score_history(HISTORY)
+    a = totals[totals["city_key"] == "a"]
+    # means: 01-01 (40+20)/2=30, 03-01 (60+30)/2=45, 04-15 (70+90)/2=80
+    assert list(a["value"]) == [30.0, 45.0, 80.0]
+    # 30 days before 04-15 is 03-16: last value at/before is 03-01 (45) → +35
+    assert fig.change_since(a, 30) == 35.0
+    # 90 days before 04-15 is 2024-01-16: last at/before is 01-01 (30) → +50
+    assert fig.change_since(a, 90) == 50.0
+    # history shorter than the window → None
+    assert fig.change_since(a, 365) is None
+
+
+def test_overview_table_rows_per_city_with_run_status():
+    runs = pd.DataFrame([
+        {"run_id": 3, "city_key": "a", "portal_key": "a-dcat", "status": "failed", "finished_at": T("2024-04-16"),
+         "started_at": T("2024-04-16"), "error": "HTTP 503 after 4 retries", "suspect_reason": None},
+        {"run_id": 2, "city_key": "a", "portal_key": "a-dcat", "status": "ok", "finished_at": T("2024-04-15"),
+         "started_at": T("2024-04-15"), "error": None, "suspect_reason": None},
+    ])
+    t = fig.overview_table(CITIES, HISTORY, runs)
+    assert list(t["city_key"]) == ["a", "b", "c"]
+    a, b, c = (t.iloc[i] for i in range(3))
+    assert a["stage"] == "established"  # lower median of {established, leading}
+    assert a["score"] == 80.0 and a["change_30d"] == 35.0 and a["change_90d"] == 50.0
+    assert a["harvest_status"] == "failed" and a["harvest_error"] == "HTTP 503 after 4 retries"
+    assert b["score"] == 10.0 and b["stage"] == "not evident" and pd.isna(b["harvest_status"])
+    assert pd.isna(c["stage"]) and pd.isna(c["score"]) and pd.isna(c["last_harvest"])
+
+
+def test_stage_matrix_cells_carry_stage_colour_index_and_score_text():
+    latest = HISTORY[HISTORY["as_of"] >= T("2024-04-10")]
+    f = fig.stage_matrix(latest, CITIES)
+    hm = f.data[0]
+    assert list(hm.y) == ["DM4", "OD1"] and list(hm.x) == ["Alpha", "Beta", "Gamma"]
+    assert list(hm.z[0]) == [3, 0, None]  # DM4: established, not evident, not scored
+    assert list(hm.text[1]) == ["90", "–", ""]  # OD1: Beta has a stage but no value
+    assert "Gamma · DM4: not scored" in hm.hovertext[0][2]
+
+
+def test_stage_matrix_empty_says_what_to_do():
+    f = fig.stage_matrix(HISTORY.iloc[0:0], CITIES)
+    assert "maturity demo" in f.layout.annotations[0].text
+
+
+def test_criterion_cards_and_history_traces():
+    cards = fig.criterion_cards(HISTORY[HISTORY["city_key"] == "a"])
+    assert list(cards["criterion"]) == ["DM4", "OD1"]
+    dm4 = cards.iloc[0]
+    assert dm4["value"] == 70.0 and dm4["stage"] == "established"
+    assert dm4["change_90d"] == 30.0  # 70 at 04-15 minus 40 at 01-01
+    assert len(dm4["series"]) == 3
+    f = fig.criterion_history(HISTORY[HISTORY["city_key"] == "a"], "DM4", titles={"dm4_fresh": "Fresh share"},
+                              suspect_times=[T("2024-03-01")])
+    names = [t.name for t in f.data]
+    assert names == ["Fresh share", "DM4 (criterion)"]
+    assert list(f.data[1].y) == [40.0, 60.0, 70.0]
+    assert len(f.layout.shapes) == 1  # the suspect run's marker line
+
+
+def catalog(rows):
+    base = {"portal_key": "a-dcat", "asset_type": "dataset", "landing_url": None, "title": None,
+            "description": None, "keywords": (), "theme": None, "department": None, "contact_name": None,
+            "contact_email": None, "license": None, "license_id": None, "declared_frequency": None,
+            "data_modified": None, "formats": (), "column_count": None, "described_column_count": None,
+            "views": None, "downloads": None, "city_key": "a"}
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+AS_OF = datetime(2024, 4, 15, tzinfo=timezone.utc)
+CAT = catalog([
+    # fresh: monthly, updated 10 days ago; fully documented (6/6)
+    {"source_id": "d1", "title": "Permits", "department": "Buildings", "declared_frequency": "P1M",
+     "data_modified": T("2024-04-05"), "description": "All building permits issued since 2006.",
+     "keywords": ("permits",), "license_id": "cc-by-4.0", "contact_email": "x@y.org", "theme": "Housing",
+     "column_count": 10, "described_column_count": 10, "formats": ("CSV", "JSON"), "views": 990,
+     "landing_url": "https://data.example.org/d/d1"},
+    # monthly, 60 days old: P=30.44, g1=15 → overdue from 45.4 d, delinquent from 60.4 d → overdue
+    {"source_id": "d2", "title": "<script>alert(1)</script>", "department": "Buildings",
+     "declared_frequency": "P1M", "data_modified": T("2024-02-15"), "column_count": 4,
+     "described_column_count": 1, "formats": ("XLSX",), "views": 0, "landing_url": "javascript:alert(1)"},
+    # no declared period → "no schedule"; documented: description + licence (2 checks) + no columns (1) = 3/6
+    {"source_id": "d3", "title": "Budget", "department": "Finance", "description": "Adopted budget by fund.",
+     "license": "Public Domain", "formats": ("CSV",), "views": 10, "downloads": 5},
+])
+
+
+def test_freshness_follows_hdx_aging():
+    assert fig.freshness_state("P1D", T("2024-04-14T12:00"), AS_OF) == "fresh"  # 0.5 d < 1
+    assert fig.freshness_state("P1D", T("2024-04-13T12:00"), AS_OF) == "due"  # 1.5 d: 1 ≤ age < 2
+    assert fig.freshness_state("P1D", T("2024-04-12T12:00"), AS_OF) == "overdue"  # 2.5 d: 2 ≤ age < 3
+    assert fig.freshness_state("P1D", T("2024-04-01"), AS_OF) == "delinquent"
+    assert fig.freshness_state("irregular", T("2024-04-01"), AS_OF) == "no schedule"
+    assert fig.freshness_state("P1W", None, AS_OF) == "unknown"
+    assert fig.period_days("R/P1W") == 7 and fig.period_days("PT1H") == pytest.approx(1 / 24)
+
+
+def test_dataset_table_derives_freshness_doc_score_and_safe_links():
+    t = fig.dataset_table(CAT, AS_OF)
+    assert list(t["freshness"]) == ["fresh", "overdue", "no schedule"]
+    # d2: no description/keywords/licence/contact/theme, 1 of 4 columns described → 0.25/6 = 4
+    assert list(t["doc_score"]) == [100, 4, 50]
+    assert [None if pd.isna(x) else x for x in t["license"]] == ["cc-by-4.0", None, "Public Domain"]
+    assert list(t["formats"]) == ["CSV, JSON", "XLSX", "CSV"]
+    assert [None if pd.isna(x) else x for x in t["landing_url"]] == ["https://data.example.org/d/d1", None, None]
+    assert t.loc[1, "title"] == "<script>alert(1)</script>"  # kept verbatim; rendered as text by the grid
+
+
+def test_filter_datasets_combines_filters():
+    t = fig.dataset_table(CAT, AS_OF)
+    assert list(fig.filter_datasets(t, departments=["Buildings"])["source_id"]) == ["d1", "d2"]
+    assert list(fig.filter_datasets(t, freshness=["overdue", "delinquent"])["source_id"]) == ["d2"]
+    assert list(fig.filter_datasets(t, min_doc=50)["source_id"]) == ["d1", "d3"]
+    assert list(fig.filter_datasets(t, max_doc=49)["source_id"]) == ["d2"]
+    assert list(fig.filter_datasets(t, formats=["csv"])["source_id"]) == ["d1", "d3"]
+    assert list(fig.filter_datasets(t, licenses=["Public Domain"], cities=["a"])["source_id"]) == ["d3"]
+    assert fig.format_options(t) == ["CSV", "JSON", "XLSX"]
+
+
+def test_department_breakdown_worst_first():
+    b = fig.department_breakdown(fig.dataset_table(CAT, AS_OF))
+    assert list(b["department"]) == ["Buildings", "Finance"]
+    assert b.iloc[0][["datasets", "stale_pct", "undocumented_pct", "views"]].tolist() == [2, 50.0, 50.0, 990.0]
+    assert b.iloc[1][["datasets", "stale_pct", "undocumented_pct"]].tolist() == [1, 0.0, 0.0]
+
+
+def test_fix_first_ranks_points_times_usage():
+    t = fig.dataset_table(CAT, AS_OF)
+    failing = pd.DataFrame([
+        {"indicator": "dm4_fresh", "source_id": "d2", "reason": "overdue", "title": "x", "landing_url": None},
+        {"indicator": "dm2_doc", "source_id": "d2", "reason": "no description", "title": "x", "landing_url": None},
+        {"indicator": "dm2_doc", "source_id": "d3", "reason": "no keywords", "title": "Budget", "landing_url": None},
+    ])
+    # dm4_fresh: weight 1 of its criterion, 2 datasets counted → 50 points; dm2_doc: 0.5 weight, 4 counted → 12.5
+    r = fig.fix_first(failing, t, {"dm4_fresh": 1.0, "dm2_doc": 0.5}, {"dm4_fresh": 2, "dm2_doc": 4})
+    assert list(r["source_id"]) == ["d2", "d3"]
+    assert r.loc[0, "points"] == 62.5 and r.loc[0, "usage"] == 0
+    assert r.loc[0, "priority"] == 62.5  # × log10(10 + 0) = 1
+    assert r.loc[1, "points"] == 12.5 and r.loc[1, "usage"] == 15
+    assert r.loc[1, "priority"] == round(12.5 * 1.3979400086720377, 2)  # log10(25)
+    assert r.loc[0, "indicators"] == "dm2_doc, dm4_fresh"
+
+
+def test_compare_builders():
+    latest = HISTORY[HISTORY["as_of"] >= T("2024-04-10")]
+    f = fig.compare_history(HISTORY, CITIES, ["a", "b"])
+    assert {t.name for t in f.data} == {"Alpha", "Beta"}
+    assert [a.text for a in f.layout.annotations] == ["DM4", "OD1"]
+    p = fig.compare_profile(latest, CITIES, ["b", "a"])
+    assert [t.name for t in p.data] == ["Beta", "Alpha"]
+    assert list(p.data[1].y) == [70.0, 90.0]
+    gaps = fig.indicator_gaps(latest, ["a", "b"], {"dm4_fresh": "Fresh share"})
+    assert gaps.iloc[0][["indicator", "title", "a", "b", "gap"]].tolist() == ["dm4_fresh", "Fresh share", 70.0, 10.0, 60.0]
+
+
+def test_run_log_and_counts():
+    runs = pd.DataFrame([
+        {"run_id": 2, "city_key": "a", "portal_key": "a-dcat", "source": "harvest", "as_of": T("2024-04-16"),
+         "finished_at": T("2024-04-16"), "duration_s": 12.345, "status": "suspect", "items": 40,
+         "reported_total": 120, "repeats": 0, "new_versions": 0, "removed": 0, "error": None,
+         "suspect_reason": "40 items < 0.4 x 120"},
+        {"run_id": 1, "city_key": "a", "portal_key": "a-dcat", "source": "harvest", "as_of": T("2024-04-15"),
+         "finished_at": None, "duration_s": None, "status": "failed", "items": 0, "reported_total": None,
+         "repeats": 0, "new_versions": 0, "removed": 0, "error": "timeout", "suspect_reason": None},
+    ])
+    log = fig.run_log(runs)
+    assert log["problem"].tolist() == ["40 items < 0.4 x 120", "timeout"]
+    assert log.loc[0, "duration_s"] == 12.3
+    assert fig.run_status_counts(runs) == {"ok": 0, "suspect": 1, "failed": 1, "running": 0}
+    tl = fig.run_timeline(runs)
+    assert list(tl.data[0].marker.symbol) == ["x", "diamond"]  # sorted by time: failed then suspect
+
+
+def test_palette_is_okabe_ito():
+    okabe_ito = {"#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000", "#999999"}
+    assert set(fig.STAGE_COLORS.values()) <= okabe_ito
+    assert set(fig.SERIES_COLORS) <= okabe_ito
