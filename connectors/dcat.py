@@ -1,0 +1,195 @@
+"""DCAT-US / Project Open Data v1.1 `data.json`: one document, validated against the POD schema as evidence.
+
+Socrata-, ArcGIS Hub- and CKAN-generated documents all occur; their quirks are handled here as data shapes
+(publisher.name vs the non-standard publisher.source, mediaType vs format), never by city.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import re
+from typing import Any, Callable, Iterator, Mapping
+
+import requests
+
+from connectors import vocab
+from connectors.base import DatasetRecord, FetchStats, PortalIncompatible
+from connectors.hashing import raw_bytes, raw_hash
+from connectors.http import get_json, make_session
+from connectors.socrata import parse_time
+
+SCHEMA_DIR = vocab.DATA_DIR / "pod_schema_v1.1"
+SCHEMA_MESSAGES_KEPT = 5  # first schema error messages kept in stats.notes as evidence; the count is always kept
+SCHEMA_MESSAGE_CHARS = 200  # portal text ends up in messages; keep each short
+# Socrata's identifier is the view URL; its last segment is the 4x4 the Discovery API uses.
+_SOCRATA_ID = re.compile(r"/api/views/([a-z0-9]{4}-[a-z0-9]{4})/?$", re.I)
+_FOURBYFOUR = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}$", re.I)
+_HOSTNAME = re.compile(r"^[a-z0-9.-]+\.[a-z]{2,}$", re.I)  # Socrata puts the portal's domain in publisher.name
+
+Progress = Callable[[int, "int | None"], None]
+
+
+@functools.cache
+def _validators() -> tuple[Any, Any]:
+    import jsonschema
+
+    catalog = json.loads((SCHEMA_DIR / "non-federal-catalog.json").read_text(encoding="utf-8"))
+    dataset = json.loads((SCHEMA_DIR / "non-federal-dataset.json").read_text(encoding="utf-8"))
+    # Datasets are validated one by one (so a message can name the dataset); the catalog check skips them.
+    catalog["properties"]["dataset"]["items"] = {}
+    return jsonschema.Draft4Validator(catalog), jsonschema.Draft4Validator(dataset)
+
+
+def validate(doc: Any) -> tuple[int, list[str]]:
+    """POD v1.1 non-federal schema errors of a data.json document: (count, first messages)."""
+    catalog_v, dataset_v = _validators()
+    count = 0
+    messages: list[str] = []
+
+    def keep(where: str, message: str) -> None:
+        nonlocal count
+        count += 1
+        if len(messages) < SCHEMA_MESSAGES_KEPT:
+            messages.append(f"{where}: {message}"[:SCHEMA_MESSAGE_CHARS])
+
+    for error in catalog_v.iter_errors(doc):
+        keep("catalog", error.message)
+    if isinstance(doc, dict) and isinstance(doc.get("dataset"), list):
+        for i, ds in enumerate(doc["dataset"]):
+            ident = ds.get("identifier") if isinstance(ds, dict) else None
+            for error in dataset_v.iter_errors(ds):
+                path = "/".join(str(p) for p in error.absolute_path)
+                keep(f"dataset {ident or i}{'/' + path if path else ''}", error.message)
+    return count, messages
+
+
+def dataset_id(ds: Mapping[str, Any], index: int = 0) -> str:
+    """A dataset's id: `identifier` (a Socrata view URL shortened to its 4x4), else landing page, else position."""
+    ident = vocab.first_text([ds.get("identifier")])
+    if ident:
+        m = _SOCRATA_ID.search(ident)
+        return m.group(1) if m else ident
+    return vocab.first_text([ds.get("landingPage")]) or f"#{index}"
+
+
+class DcatConnector:
+    """One `data.json` document: `fetch()` downloads and validates it, `normalize()` maps one dataset."""
+
+    kind = "dcat"
+
+    def __init__(self, portal: Any, *, session: requests.Session | None = None, progress: Progress | None = None):
+        self.portal = portal
+        self.session = session or make_session()
+        self.progress = progress
+        self.url = portal.catalog_url or portal.url.rstrip("/") + "/data.json"
+        self._stats = FetchStats()
+
+    raw_bytes = staticmethod(raw_bytes)
+    raw_hash = staticmethod(raw_hash)
+
+    @property
+    def stats(self) -> FetchStats:
+        return self._stats
+
+    def fetch(self) -> Iterator[dict[str, Any]]:
+        """The document's datasets, each id once; schema errors noted in stats, not raised."""
+        doc = get_json(self.session, self.url)
+        if not isinstance(doc, dict) or not isinstance(doc.get("dataset"), list):
+            keys = sorted(doc)[:8] if isinstance(doc, dict) else type(doc).__name__
+            raise PortalIncompatible(f"{self.url}: not a data.json catalog (no 'dataset' list; got {keys})")
+        count, messages = validate(doc)
+        items, repeats = unique_datasets(doc["dataset"])
+        self._stats = FetchStats(
+            items_seen=len(items), repeats=repeats, reported_total=len(items), pages=1,
+            notes=(f"schema_errors={count}", *messages),
+        )
+        if self.progress:
+            self.progress(len(items), len(items))
+        yield from items
+
+    def normalize(self, raw: dict[str, Any]) -> DatasetRecord:
+        return normalize_dataset(self.portal, raw)
+
+
+def unique_datasets(datasets: list[Any]) -> tuple[list[dict[str, Any]], int]:
+    """Dataset dicts of a data.json, each id once, and how many repeats were dropped."""
+    seen: set[str] = set()
+    out: list[dict[str, Any]] = []
+    repeats = 0
+    for i, ds in enumerate(datasets):
+        if not isinstance(ds, dict):
+            continue
+        key = dataset_id(ds, i)
+        if key in seen:
+            repeats += 1
+            continue
+        seen.add(key)
+        out.append(ds)
+    return out, repeats
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    """A list of strings, or a comma-separated string (some Hub keyword fields), → unique trimmed texts."""
+    values = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else []
+    seen: dict[str, None] = {}
+    for v in values:
+        text = vocab.first_text([v]) if isinstance(v, str) else None
+        if text:
+            seen.setdefault(text, None)
+    return tuple(seen)
+
+
+def _publisher(pub: Any) -> str | None:
+    if not isinstance(pub, dict):
+        return vocab.first_text([pub]) if isinstance(pub, str) else None
+    # `source` is the non-standard key of 2020 ArcGIS Hub documents.
+    name = vocab.first_text([pub.get("name"), pub.get("source")])
+    if name and _HOSTNAME.match(name):
+        return None  # Socrata writes the portal's domain here, not a department
+    return name
+
+
+def normalize_dataset(portal: Any, ds: Mapping[str, Any]) -> DatasetRecord:
+    """A DCAT-US dataset object → DatasetRecord (pure, total)."""
+    dists = [d for d in ds.get("distribution") or [] if isinstance(d, dict)]
+    formats: dict[str, None] = {}
+    for d in dists:
+        name = vocab.format_name(d.get("format") if isinstance(d.get("format"), str) else None) or vocab.format_name(
+            d.get("mediaType") if isinstance(d.get("mediaType"), str) else None
+        )
+        if name:
+            formats.setdefault(name, None)
+    contact = ds.get("contactPoint") if isinstance(ds.get("contactPoint"), dict) else {}
+    fn = vocab.first_text([contact.get("fn")])
+    license_raw = vocab.first_text([ds.get("license")]) if isinstance(ds.get("license"), str) else None
+    freq_raw = vocab.first_text([ds.get("accrualPeriodicity")]) if isinstance(ds.get("accrualPeriodicity"), str) else None
+    described = sum(1 for d in dists if d.get("describedBy")) + (1 if ds.get("describedBy") else 0)
+    theme = _texts(ds.get("theme"))
+    overrides = tuple(getattr(portal, "frequency_overrides", ()) or ())
+    access = vocab.first_text([ds.get("accessLevel")]) if isinstance(ds.get("accessLevel"), str) else None
+    return DatasetRecord(
+        portal_key=portal.key,
+        source_id=dataset_id(ds),
+        asset_type="dataset",
+        landing_url=vocab.first_text([ds.get("landingPage")]) if isinstance(ds.get("landingPage"), str) else None,
+        api_url=vocab.first_text([ds.get("webService")]) if isinstance(ds.get("webService"), str) else None,
+        title=vocab.first_text([ds.get("title")]) if isinstance(ds.get("title"), str) else None,
+        description=vocab.first_text([ds.get("description")]) if isinstance(ds.get("description"), str) else None,
+        keywords=_texts(ds.get("keyword")),
+        theme=theme[0] if theme else None,
+        department=vocab.department(_publisher(ds.get("publisher"))),
+        contact_name=None if fn in (None, "<Nobody>") else fn,
+        contact_email=vocab.email(contact.get("hasEmail") if isinstance(contact.get("hasEmail"), str) else None),
+        license=license_raw,
+        license_id=vocab.license_id(license_raw),
+        created=parse_time(ds.get("issued")),
+        # DCAT-US `modified` is "the most recent date on which the dataset was changed": the data update.
+        data_modified=parse_time(ds.get("modified")),
+        declared_frequency=vocab.frequency(freq_raw, overrides),
+        declared_frequency_raw=freq_raw,
+        formats=tuple(formats),
+        distribution_count=len(dists),
+        attachment_count=described,
+        access_level=access.lower() if access else None,
+        raw_hash=raw_hash(dict(ds)),
+    )

@@ -1,0 +1,41 @@
+"""The bytes and the hash of a raw item, the same for every connector (docs/internals.md)."""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+from connectors.base import USAGE_KEYS
+
+_HASH_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def raw_bytes(raw: dict[str, Any]) -> bytes:
+    """orjson bytes of the raw item as received (storage keeps them compressed with the version)."""
+    return orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _drop(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if k not in USAGE_KEYS} if any(k in d for k in USAGE_KEYS) else d
+
+
+def _without_usage(raw: dict[str, Any]) -> dict[str, Any]:
+    # Usage counters sit at the top (CKAN tracking_summary, Socrata view viewCount) or one level down
+    # (Socrata resource.page_views, CKAN resources[].tracking_summary); two levels are searched, not the
+    # whole tree, to keep hashing cheap on a 10,000-item harvest.
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        if k in USAGE_KEYS:
+            continue
+        if isinstance(v, dict):
+            v = _drop(v)
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            v = [_drop(x) if isinstance(x, dict) else x for x in v]
+        out[k] = v
+    return out
+
+
+def raw_hash(raw: dict[str, Any]) -> str:
+    """sha1 of the raw item with USAGE_KEYS removed, orjson with sorted keys: a page-view tick is no new version."""
+    return hashlib.sha1(orjson.dumps(_without_usage(raw), option=_HASH_OPTS)).hexdigest()

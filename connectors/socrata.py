@@ -1,0 +1,381 @@
+"""Socrata: the Discovery API for a domain's whole catalog, optional view metadata through sodapy.
+
+Shapes studied: the 2018 sodapy sample (no `creator`, no `data_updated_at`), the 2022 scrape of every domain
+(one `results[]` item per line, usage counters moved to a side file) and the 2025 socratadata mocks. sodapy is
+unmaintained, so it is imported here and nowhere else.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator, Mapping
+from urllib.parse import urlsplit
+
+import requests
+
+from connectors import vocab
+from connectors.base import DatasetRecord, FetchStats, PortalIncompatible
+from connectors.hashing import raw_bytes, raw_hash
+from connectors.http import call_with_retries, get_json, make_session, policy_of
+
+SOCRATA_PAGE_LIMIT = 10_000  # documented maximum `limit` of the Discovery API
+RESULT_SET_CAP = 10_000  # the Discovery API reports resultSetSize as at most this, so it only bounds totals below it
+CATALOG_PATH = "/api/catalog/v1"
+# Socrata's own data.json lists these exports for every tabular view (rows.csv, rows.json, rows.xml, rows.rdf).
+TABULAR_FORMATS = ("CSV", "JSON", "XML", "RDF")
+# Discovery `resource.type` values → DatasetRecord.asset_type; others pass through lower-cased.
+ASSET_TYPES = {"href": "link", "datalens": "visualization", "blob": "file", "filter": "filter"}
+# View metadata: the view fields copied into the raw item under VIEW_KEY by the optional enrichment. Usage
+# counters are left out so enrichment does not make a new version on every harvest.
+VIEW_KEY = "view"
+VIEW_FIELDS = ("rowsUpdatedAt", "licenseId", "license", "hideFromCatalog", "hideFromDataJson", "columns", "metadata")
+
+Progress = Callable[[int, "int | None"], None]
+
+
+class SocrataConnector:
+    """One Socrata domain: `fetch()` pages the Discovery API, `normalize()` maps one item to a DatasetRecord."""
+
+    kind = "socrata"
+
+    def __init__(
+        self,
+        portal: Any,
+        *,
+        session: requests.Session | None = None,
+        progress: Progress | None = None,
+        page_limit: int = SOCRATA_PAGE_LIMIT,
+        enrich_views: bool = False,
+    ) -> None:
+        self.portal = portal
+        token = portal.app_token.value() if getattr(portal, "app_token", None) else None
+        self.session = session or make_session(token)
+        self.progress = progress
+        self.page_limit = min(page_limit, SOCRATA_PAGE_LIMIT)
+        self.enrich_views = enrich_views  # off for a bulk harvest: one extra request per asset
+        self.domain = portal.domain or urlsplit(portal.url).hostname or ""
+        self._stats = FetchStats()
+        self._sodapy: Any = None
+
+    raw_bytes = staticmethod(raw_bytes)
+    raw_hash = staticmethod(raw_hash)
+
+    @property
+    def stats(self) -> FetchStats:
+        return self._stats
+
+    # --- I/O -------------------------------------------------------------------------------------------
+
+    def fetch(self) -> Iterator[dict[str, Any]]:
+        """Every asset of the domain, all types, paged with `scroll_id`; each id once.
+
+        Raises PortalIncompatible on a changed envelope, a page of only already-seen ids, or fewer unique items
+        than a (below-cap) `resultSetSize`.
+        """
+        url = self.portal.url.rstrip("/") + CATALOG_PATH
+        seen: set[str] = set()
+        repeats = pages = 0
+        reported: int | None = None
+        scroll_id: str | None = None
+        self._stats = FetchStats()
+        while True:
+            params: dict[str, Any] = {"domains": self.domain, "limit": self.page_limit}
+            if scroll_id is not None:
+                params["scroll_id"] = scroll_id
+            body = get_json(self.session, url, params)
+            results = _results(body, url)
+            pages += 1
+            size = body.get("resultSetSize")
+            if isinstance(size, int) and not isinstance(size, bool):
+                reported = size if reported is None else max(reported, size)
+            fresh = 0
+            for item in results:
+                rid = _item_id(item, url)
+                if rid in seen:
+                    repeats += 1
+                    continue
+                seen.add(rid)
+                fresh += 1
+                yield self._enrich(item) if self.enrich_views else item
+            self._stats = FetchStats(items_seen=len(seen), repeats=repeats, reported_total=reported, pages=pages)
+            if self.progress:
+                self.progress(len(seen), reported)
+            if not results:
+                break
+            if fresh == 0:
+                raise PortalIncompatible(
+                    f"{url}: page repeated: page {pages} (scroll_id={scroll_id}) held only already-seen ids"
+                )
+            if len(results) < self.page_limit:
+                break
+            scroll_id = _item_id(results[-1], url)
+        if reported is not None and reported < RESULT_SET_CAP and len(seen) < reported:
+            raise PortalIncompatible(f"{url}: catalog came back short: got {len(seen)} of {reported}")
+
+    def view_metadata(self, source_id: str) -> dict[str, Any]:
+        """`/api/views/{id}.json` through sodapy, with the project's session and retries."""
+        client = self._client()
+        url = f"{self.portal.url.rstrip('/')}/api/views/{source_id}.json"
+        view = call_with_retries(self.session, lambda: client.get_metadata(source_id), url)
+        if not isinstance(view, dict):
+            raise PortalIncompatible(f"{url}: expected a view object, got {type(view).__name__}")
+        return view
+
+    def _client(self) -> Any:
+        if self._sodapy is None:
+            from sodapy import Socrata
+
+            parts = urlsplit(self.portal.url)
+            # sodapy builds URLs as "https://" + domain + path. Its `session_adapter` option is the supported
+            # way to change that prefix (it mounts the adapter and uses its prefix), and "domain" may carry a
+            # port and base path, so "http://127.0.0.1:PORT" works. We then hand it our session so requests
+            # carry the project's User-Agent and app token; retries come from call_with_retries.
+            adapter = requests.adapters.HTTPAdapter()
+            client = Socrata(
+                parts.netloc + parts.path.rstrip("/"),
+                self.session.headers.get("X-App-Token"),
+                session_adapter={"prefix": f"{parts.scheme}://", "adapter": adapter},
+                timeout=policy_of(self.session).timeout_s,
+            )
+            client.session = self.session
+            self._sodapy = client
+        return self._sodapy
+
+    def _enrich(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Add view metadata only where the catalog lacks a field (data update time, licence)."""
+        resource = item.get("resource") or {}
+        if resource.get("data_updated_at") and (item.get("metadata") or {}).get("license"):
+            return item
+        view = self.view_metadata(str(resource.get("id")))
+        return {**item, VIEW_KEY: {k: view[k] for k in VIEW_FIELDS if k in view}}
+
+    # --- pure ------------------------------------------------------------------------------------------
+
+    def normalize(self, raw: dict[str, Any]) -> DatasetRecord:
+        """Discovery item (any recorded vintage) or a bare view object → DatasetRecord."""
+        if "resource" not in raw and ("viewType" in raw or "columns" in raw):
+            return normalize_view(self.portal, raw)
+        return normalize_item(self.portal, raw)
+
+
+def _results(body: Any, url: str) -> list[Any]:
+    if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+        keys = sorted(body)[:8] if isinstance(body, dict) else type(body).__name__
+        raise PortalIncompatible(f"{url}: unexpected Discovery response shape (no 'results' list; got {keys})")
+    return body["results"]
+
+
+def _item_id(item: Any, url: str) -> str:
+    rid = (item.get("resource") or {}).get("id") if isinstance(item, dict) else None
+    if not isinstance(rid, str) or not rid:
+        raise PortalIncompatible(f"{url}: a catalog item has no resource.id")
+    return rid
+
+
+# --- normalization helpers (pure) --------------------------------------------------------------------------
+
+def parse_time(value: Any) -> datetime | None:
+    """ISO-8601 text or Unix epoch seconds → aware UTC datetime; None for anything else."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        try:
+            return datetime.fromtimestamp(value, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str):
+        return None
+    text = value.strip().replace(" ", "T", 1) if "T" not in value else value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def custom_value(pairs: Mapping[str, Any], portal_fields: tuple[str, ...], role: str) -> str | None:
+    """The first non-empty custom field for `role` ("frequency" / "department"): portal config, then the
+    kind's table, then any key matching the table's key pattern."""
+    table = vocab.field_table("socrata")
+    for key in (*portal_fields, *table.get(role, ())):
+        text = vocab.first_text([pairs.get(key)])
+        if text:
+            return text
+    pattern = table.get(f"{role}_key_pattern")
+    exclude = table.get(f"{role}_key_exclude")
+    if pattern:
+        for key, value in pairs.items():
+            if re.search(pattern, key, re.I) and not (exclude and re.search(exclude, key, re.I)):
+                text = vocab.first_text([value])
+                if text:
+                    return text
+    return None
+
+
+def _domain_metadata(classification: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in classification.get("domain_metadata") or ():
+        if isinstance(pair, dict) and isinstance(pair.get("key"), str):
+            out.setdefault(pair["key"], pair.get("value"))
+    return out
+
+
+def _view_custom_fields(view: Mapping[str, Any]) -> dict[str, Any]:
+    """View `metadata.custom_fields.<Fieldset>.<Field>` flattened to the Discovery key form `<Fieldset>_<Field>`."""
+    out: dict[str, Any] = {}
+    fields = ((view.get("metadata") or {}).get("custom_fields")) or {}
+    if isinstance(fields, dict):
+        for fieldset, values in fields.items():
+            if isinstance(values, dict):
+                for name, value in values.items():
+                    if isinstance(value, str):
+                        out[f"{fieldset}_{name}".replace(" ", "-")] = value
+    return out
+
+
+def _keywords(*lists: Any) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for values in lists:
+        for value in values or ():
+            text = vocab.first_text([value])
+            if text:
+                seen.setdefault(text, None)
+    return tuple(seen)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _portal_overrides(portal: Any) -> tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, str], ...]]:
+    return (
+        tuple(getattr(portal, "frequency_fields", ()) or ()),
+        tuple(getattr(portal, "department_fields", ()) or ()),
+        tuple(getattr(portal, "frequency_overrides", ()) or ()),
+    )
+
+
+def normalize_item(portal: Any, raw: Mapping[str, Any]) -> DatasetRecord:
+    """A Discovery API item → DatasetRecord (pure, total)."""
+    resource = raw.get("resource") or {}
+    classification = raw.get("classification") or {}
+    metadata = raw.get("metadata") or {}
+    view = raw.get(VIEW_KEY) or {}
+    freq_fields, dept_fields, freq_overrides = _portal_overrides(portal)
+    custom = {**_view_custom_fields(view), **_domain_metadata(classification)}
+
+    names = resource.get("columns_field_name") or resource.get("columns_name") or []
+    types = resource.get("columns_datatype") or []
+    descriptions = resource.get("columns_description") or []
+    rtype = str(resource.get("type") or "dataset").lower()
+    asset_type = ASSET_TYPES.get(rtype, rtype)
+    has_columns = bool(names) or rtype == "dataset"
+    # Column descriptions: the catalog's parallel array, else the enriched view's columns[].description.
+    described = sum(1 for d in descriptions if isinstance(d, str) and d.strip())
+    if not descriptions and isinstance(view.get("columns"), list):
+        described = sum(1 for c in view["columns"] if isinstance(c, dict) and str(c.get("description") or "").strip())
+
+    blob = resource.get("blob_mime_type")
+    if blob:
+        formats: tuple[str, ...] = tuple(f for f in [vocab.format_name(blob)] if f)
+    elif rtype == "dataset" and resource.get("lens_view_type") in (None, "tabular"):
+        formats = TABULAR_FORMATS
+    else:
+        formats = ()
+
+    license_raw = metadata.get("license") or ((view.get("license") or {}).get("name")) or view.get("licenseId")
+    freq_raw = custom_value(custom, freq_fields, "frequency")
+    dept_raw = custom_value(custom, dept_fields, "department") or vocab.first_text([resource.get("attribution")])
+    owner = raw.get("owner") or raw.get("creator") or {}
+    page_views = resource.get("page_views") or {}
+    parents = resource.get("parent_fxf")
+    domain = metadata.get("domain")
+    rid = str(resource.get("id") or "")
+    provenance = resource.get("provenance")
+    attachments = ((view.get("metadata") or {}).get("attachments")) if view else None
+
+    return DatasetRecord(
+        portal_key=portal.key,
+        source_id=rid,
+        asset_type=asset_type,
+        landing_url=vocab.first_text([raw.get("permalink"), raw.get("link")]),
+        api_url=f"https://{domain}/resource/{rid}.json" if domain and rid and formats == TABULAR_FORMATS else None,
+        title=vocab.first_text([resource.get("name")]),
+        description=vocab.first_text([resource.get("description")]),
+        keywords=_keywords(classification.get("domain_tags"), classification.get("tags")),
+        theme=vocab.first_text([classification.get("domain_category"), *(classification.get("categories") or [])]),
+        department=vocab.department(dept_raw),
+        contact_name=vocab.first_text([owner.get("display_name")]),
+        contact_email=vocab.email(resource.get("contact_email")),
+        license=vocab.first_text([license_raw]),
+        license_id=vocab.license_id(license_raw),
+        created=parse_time(resource.get("createdAt")),
+        metadata_modified=parse_time(resource.get("metadata_updated_at") or resource.get("updatedAt")),
+        # data_updated_at exists from ~2019; the 2018 shape only has updatedAt (the later of data and
+        # metadata updates), an enriched view has rowsUpdatedAt (epoch seconds).
+        data_modified=parse_time(resource.get("data_updated_at") or view.get("rowsUpdatedAt") or resource.get("updatedAt")),
+        declared_frequency=vocab.frequency(freq_raw, freq_overrides),
+        declared_frequency_raw=freq_raw,
+        formats=formats,
+        distribution_count=len(formats) if formats else None,
+        column_count=len(names) if has_columns else None,
+        described_column_count=described if has_columns else None,
+        columns=tuple((str(n), str(t)) for n, t in zip(names, types)),
+        attachment_count=len(attachments) if isinstance(attachments, list) else None,
+        views=_int(page_views.get("page_views_total")),
+        downloads=_int(resource.get("download_count")),
+        is_official=(provenance == "official") if isinstance(provenance, str) else None,
+        is_derived=bool(parents) if isinstance(parents, list) else None,
+        hidden_from_catalog=view.get("hideFromCatalog") if isinstance(view.get("hideFromCatalog"), bool) else None,
+        # The anonymous Discovery API lists public assets only.
+        access_level="public",
+        raw_hash=raw_hash(dict(raw)),
+    )
+
+
+def normalize_view(portal: Any, view: Mapping[str, Any]) -> DatasetRecord:
+    """A bare `/api/views/{id}.json` object → DatasetRecord (archived view dumps, e.g. Austin 2015)."""
+    freq_fields, dept_fields, freq_overrides = _portal_overrides(portal)
+    custom = _view_custom_fields(view)
+    columns = [c for c in view.get("columns") or [] if isinstance(c, dict)]
+    freq_raw = custom_value(custom, freq_fields, "frequency")
+    dept_raw = custom_value(custom, dept_fields, "department") or vocab.first_text([view.get("attribution")])
+    license_raw = (view.get("license") or {}).get("name") or view.get("licenseId")
+    owner = view.get("owner") or {}
+    attachments = (view.get("metadata") or {}).get("attachments")
+    display = str(view.get("displayType") or "")
+    asset_type = str(view.get("assetType") or ("map" if display == "map" else "dataset")).lower()
+    provenance = view.get("provenance")
+    rid = str(view.get("id") or "")
+    return DatasetRecord(
+        portal_key=portal.key,
+        source_id=rid,
+        asset_type=ASSET_TYPES.get(asset_type, asset_type),
+        landing_url=f"{portal.url.rstrip('/')}/d/{rid}" if rid else None,
+        title=vocab.first_text([view.get("name")]),
+        description=vocab.first_text([view.get("description")]),
+        keywords=_keywords(view.get("tags")),
+        theme=vocab.first_text([view.get("category")]),
+        department=vocab.department(dept_raw),
+        contact_name=vocab.first_text([owner.get("displayName")]),
+        license=vocab.first_text([license_raw]),
+        license_id=vocab.license_id(license_raw),
+        created=parse_time(view.get("createdAt")),
+        metadata_modified=parse_time(view.get("viewLastModified")),
+        data_modified=parse_time(view.get("rowsUpdatedAt")),
+        declared_frequency=vocab.frequency(freq_raw, freq_overrides),
+        declared_frequency_raw=freq_raw,
+        formats=(view_formats := TABULAR_FORMATS if view.get("viewType") == "tabular" and display == "table" else ()),
+        distribution_count=len(view_formats) if view_formats else None,
+        column_count=len(columns),
+        described_column_count=sum(1 for c in columns if str(c.get("description") or "").strip()),
+        columns=tuple((str(c.get("fieldName") or c.get("name")), str(c.get("dataTypeName") or "")) for c in columns),
+        attachment_count=len(attachments) if isinstance(attachments, list) else None,
+        views=_int(view.get("viewCount")),
+        downloads=_int(view.get("downloadCount")),
+        is_official=(provenance == "official") if isinstance(provenance, str) else None,
+        hidden_from_catalog=view.get("hideFromCatalog") if isinstance(view.get("hideFromCatalog"), bool) else None,
+        raw_hash=raw_hash(dict(view)),
+    )
