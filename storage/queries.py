@@ -148,8 +148,11 @@ def _decode(text: str) -> _Rec:
 
 def _catalog(conn: Connection, portal_key: str, as_of: datetime | None) -> pd.DataFrame:
     run = _catalog_run(conn, portal_key, as_of)
-    history_start = conn.execute(sa.select(sa.func.min(runs_t.c.as_of)).where(
-        runs_t.c.portal_key == portal_key, runs_t.c.status.in_(GOOD))).scalar()
+    first_q = sa.select(sa.func.min(runs_t.c.as_of)).where(runs_t.c.portal_key == portal_key,
+                                                            runs_t.c.status.in_(GOOD))
+    if as_of is not None:
+        first_q = first_q.where(runs_t.c.as_of <= utc(as_of))
+    history_start = conn.execute(first_q).scalar()
     if run is None:
         df = _empty_catalog()
         df.attrs.update(run=None, removed=[], history_start=history_start)
@@ -219,30 +222,35 @@ def city_catalog(engine: Engine, city_key: str, as_of: datetime | None = None) -
         pts = conn.execute(sa.select(portals_t.c.key, portals_t.c.kind).where(portals_t.c.city_key == city_key)
                            .order_by(portals_t.c.key)).all()
         frames = [_catalog(conn, key, as_of) for key, _ in pts]
-        last_runs = []
-        datajson = {"present": False, "schema_errors": 0}
-        for key, kind in pts:
-            q = _run_select().where(runs_t.c.portal_key == key).order_by(runs_t.c.as_of.desc(), runs_t.c.id.desc())
-            if as_of is not None:
-                q = q.where(runs_t.c.as_of <= utc(as_of))
-            last = conn.execute(q.limit(1)).one_or_none()
-            if last is not None:
-                last_runs.append(_run_dict(last))
-            if kind == "dcat" and not datajson["present"]:
-                ok = conn.execute(q.where(runs_t.c.status == "ok").limit(1)).one_or_none()
-                if ok is not None:
-                    datajson = {"present": True, "schema_errors": _schema_errors(ok.notes)}
+        # A run still in progress is not history yet (its as_of would stamp scores with a catalog it has not stored).
+        history_q = (_run_select().where(portals_t.c.city_key == city_key, runs_t.c.status != "running")
+                     .order_by(runs_t.c.as_of, runs_t.c.id))
+        if as_of is not None:
+            history_q = history_q.where(runs_t.c.as_of <= utc(as_of))
+        history = [_run_dict(r) for r in conn.execute(history_q)]
+    last_runs: dict[str, dict[str, Any]] = {}
+    for r in history:  # oldest first, so the last one per portal wins
+        last_runs[r["portal_key"]] = r
+    datajson = {"present": False, "schema_errors": 0}
+    kinds = dict(pts)
+    for r in reversed(history):  # the newest ok run of a dcat portal
+        if kinds.get(r["portal_key"]) == "dcat" and r["status"] == "ok":
+            datajson = {"present": True, "schema_errors": _schema_errors(r["notes"])}
+            break
     non_empty = [f for f in frames if len(f)]
     df = pd.concat(non_empty, ignore_index=True) if non_empty else _empty_catalog()
     starts = [f.attrs["history_start"] for f in frames if f.attrs.get("history_start") is not None]
     df.attrs = {
         "portal": {
             # Reachable when the newest run of at least one of the city's portals did not fail.
-            "reachable": any(r["status"] != "failed" for r in last_runs),
+            "reachable": any(r["status"] != "failed" for r in last_runs.values()),
             "kinds": sorted({kind for _, kind in pts}),
             "datajson": datajson,
             "history_start": min(starts) if starts else None,
-            "runs": [f.attrs["run"] for f in frames if f.attrs.get("run") is not None],
+            # Every run of the city's portals up to as_of, oldest first (any status; rows of `runs()`).
+            "runs": history,
+            # The run each portal's part of this table comes from.
+            "catalog_runs": [f.attrs["run"] for f in frames if f.attrs.get("run") is not None],
             "removed": sorted(sid for f in frames for sid in f.attrs.get("removed", [])),
         },
         "departments": [],

@@ -146,21 +146,24 @@ def _save(conn: Connection, run_id: int, records: Sequence[DatasetRecord], raws:
              for sid in new_ids],
         )
         for dataset_id, sid in inserted:
-            existing[sid] = (dataset_id, False, None)
+            existing[sid] = (dataset_id, None, None)
 
     versions: list[dict[str, Any]] = []
     earlier_than_first: list[int] = []  # seen before any stored version: an older snapshot imported later
     seen_before: list[int] = []
+    replaced: dict[int, int] = {}  # dataset_id -> id of the version this run supersedes at its as_of
     for sid, i in picked.items():
-        dataset_id, has_version, old_hash = existing[sid]
+        dataset_id, old_version, old_hash = existing[sid]
         rec, raw = records[i], raws[i]
         h = rec.raw_hash or hashlib.sha1(raw).hexdigest()
         if sid not in is_new:
             seen_before.append(dataset_id)
-            if not has_version:
+            if old_version is None:
                 earlier_than_first.append(dataset_id)
-        if has_version and h == old_hash:
+        if old_version is not None and h == old_hash:
             continue
+        if old_version is not None:
+            replaced[dataset_id] = old_version
         d = rec.as_dict()
         versions.append({
             "dataset_id": dataset_id, "run_id": run_id, "as_of": as_of, "raw_hash": h,
@@ -171,6 +174,7 @@ def _save(conn: Connection, run_id: int, records: Sequence[DatasetRecord], raws:
         row["raw"] = packed
     if versions:
         conn.execute(sa.insert(versions_t), versions)
+    carried = _keep_later_runs_right(conn, portal_key, run_id, as_of, replaced) if replaced else 0
     if earlier_than_first:
         conn.execute(sa.update(datasets_t).where(datasets_t.c.id == sa.bindparam("did"))
                      .values(first_run_id=run_id), [{"did": d} for d in earlier_than_first])
@@ -194,11 +198,11 @@ def _save(conn: Connection, run_id: int, records: Sequence[DatasetRecord], raws:
     repeats = (stats.repeats or 0) + dropped
     conn.execute(sa.update(runs_t).where(runs_t.c.id == run_id).values(
         status=status, finished_at=finished_at, items=items, reported_total=stats.reported_total,
-        repeats=repeats, pages=stats.pages, new_versions=len(versions), removed=removed,
+        repeats=repeats, pages=stats.pages, new_versions=len(versions) + carried, removed=removed,
         suspect_reason=reason, notes=list(stats.notes) or None, members=pack_ids(picked),
     ))
     return RunSummary(run_id=run_id, portal_key=portal_key, status=status, items=items,
-                      new_versions=len(versions), repeats=repeats, removed=removed, suspect_reason=reason)
+                      new_versions=len(versions) + carried, repeats=repeats, removed=removed, suspect_reason=reason)
 
 
 def _compress_one_chunk(chunk: list[bytes]) -> list[bytes]:
@@ -213,11 +217,52 @@ def _compress_all(raws: list[bytes]) -> list[bytes]:
         return [packed for part in pool.map(_compress_one_chunk, chunks) for packed in part]
 
 
-def _versions_at(conn: Connection, portal_key: str, as_of: datetime) -> dict[str, tuple[int, bool, str | None]]:
-    """{source_id: (dataset_id, has a version at/before as_of, that version's raw_hash)} in one query."""
+def _keep_later_runs_right(conn: Connection, portal_key: str, run_id: int, as_of: datetime,
+                           replaced: dict[int, int]) -> int:
+    """After an out-of-order import, re-anchor the old content for the later runs that saw it.
+
+    Run R at T writes a new version of a dataset whose version valid at T (V_prev) is older. Runs dated
+    after T and before the dataset's next version (T2) stored nothing for it because they saw V_prev;
+    without help they would now resolve to R's version. A copy of V_prev is inserted at the first such
+    run that saw the dataset, so every run keeps the content it saw. A no-op for ordinary (newest) runs.
+    Returns the number of rows inserted.
+    """
+    later = conn.execute(
+        sa.select(runs_t.c.id, runs_t.c.as_of, runs_t.c.members)
+        .where(runs_t.c.portal_key == portal_key, runs_t.c.status.in_(("ok", "suspect")),
+               runs_t.c.as_of > as_of, runs_t.c.id != run_id)
+        .order_by(runs_t.c.as_of, runs_t.c.id)).all()
+    if not later:
+        return 0
+    v, d = versions_t, datasets_t
+    next_at = dict(conn.execute(
+        sa.select(v.c.dataset_id, sa.func.min(v.c.as_of)).where(v.c.dataset_id.in_(list(replaced)), v.c.as_of > as_of)
+        .group_by(v.c.dataset_id)).all())
+    source_ids = dict(conn.execute(sa.select(d.c.id, d.c.source_id).where(d.c.id.in_(list(replaced)))).all())
+    members = [(r.id, r.as_of, set(unpack_ids(r.members))) for r in later]
+    copies = []
+    for dataset_id, old_version in replaced.items():
+        until, sid = next_at.get(dataset_id), source_ids[dataset_id]
+        for rid, r_as_of, ids in members:
+            if until is not None and r_as_of >= until:
+                break
+            if sid in ids:
+                copies.append({"vid": old_version, "rid": rid, "at": r_as_of})
+                break
+    if copies:
+        cols = [v.c.dataset_id, v.c.run_id, v.c.as_of, v.c.raw_hash, v.c.data_modified, v.c.record, v.c.raw]
+        src = sa.select(v.c.dataset_id, sa.bindparam("rid", type_=sa.Integer),
+                        sa.bindparam("at", type_=v.c.as_of.type), v.c.raw_hash, v.c.data_modified, v.c.record,
+                        v.c.raw).where(v.c.id == sa.bindparam("vid"))
+        conn.execute(sa.insert(v).from_select(cols, src), copies)
+    return len(copies)
+
+
+def _versions_at(conn: Connection, portal_key: str, as_of: datetime) -> dict[str, tuple[int, int | None, str | None]]:
+    """{source_id: (dataset_id, id of its version valid at as_of or None, that version's raw_hash)}."""
     v, d = versions_t, datasets_t
     ranked = (
-        sa.select(v.c.dataset_id, v.c.raw_hash,
+        sa.select(v.c.dataset_id, v.c.id, v.c.raw_hash,
                   sa.func.row_number().over(partition_by=v.c.dataset_id,
                                             order_by=(v.c.as_of.desc(), v.c.id.desc())).label("rn"))
         .join(d, d.c.id == v.c.dataset_id)
@@ -226,9 +271,10 @@ def _versions_at(conn: Connection, portal_key: str, as_of: datetime) -> dict[str
     )
     # Two plain queries rather than an outer join on the window subquery: SQLite would rescan the
     # materialized subquery for every dataset (seconds at 12k datasets instead of milliseconds).
-    hashes = dict(conn.execute(sa.select(ranked.c.dataset_id, ranked.c.raw_hash).where(ranked.c.rn == 1)).all())
+    valid = {did: (vid, h) for did, vid, h in
+             conn.execute(sa.select(ranked.c.dataset_id, ranked.c.id, ranked.c.raw_hash).where(ranked.c.rn == 1))}
     ids = conn.execute(sa.select(d.c.source_id, d.c.id).where(d.c.portal_key == portal_key)).all()
-    return {sid: (did, did in hashes, hashes.get(did)) for sid, did in ids}
+    return {sid: (did, *valid.get(did, (None, None))) for sid, did in ids}
 
 
 def _touch_last_seen(conn: Connection, run_id: int, dataset_ids: list[int]) -> None:
