@@ -55,7 +55,7 @@ def department_coverage(catalog: pd.DataFrame, as_of: datetime) -> Score:
 
     Formula: 100 * |config departments named (case- and punctuation-insensitive) as the department of
     >= 1 data asset| / |config departments|; failing keys are "department:<name>". WWC target > 80%.
-    Source: WWC 2018 DG1 inventory criterion; research M2. Empty or no department list in config: None.
+    Source: WWC 2018 DG1 inventory criterion; research M2. Empty: None (also without a department list in config).
     """
     d = derive(catalog, as_of)
     depts = [str(x) for x in (d.attrs.get("departments") or []) if str(x).strip()]
@@ -128,7 +128,7 @@ def usage(catalog: pd.DataFrame, as_of: datetime) -> Score:
 
     Formula: 100 * (data assets with views >= 100 or downloads >= 10) / data assets with a usage counter;
     detail total views and downloads. Source: Socrata Site Analytics (asset access); thresholds are project
-    choices (USAGE_MIN_VIEWS, USAGE_MIN_DOWNLOADS). Empty or no counters: None.
+    choices (USAGE_MIN_VIEWS, USAGE_MIN_DOWNLOADS). Empty: None (also when no asset has a usage counter).
     """
     d = derive(catalog, as_of)
     views = d.cat["views"].to_numpy(dtype=float, na_value=np.nan)

@@ -94,8 +94,8 @@ def bulk_open_formats(catalog: pd.DataFrame, as_of: datetime) -> Score:
     """OD3: share of public data assets downloadable in bulk in a machine-readable, non-proprietary format.
 
     Formula: 100 * (data assets with >= 1 format rated >= 3 stars and not an image) / data assets.
-    Format lists pinned in indicators/data/formats.json (ckanext-qa openness table; Portal Watch OpMa/OpFo).
-    Empty: None (no data assets).
+    Source: format lists pinned in indicators/data/formats.json (ckanext-qa openness table; Portal Watch
+    OpMa/OpFo). Empty: None (no data assets).
     """
     d = derive(catalog, as_of)
     _stars, mr, omr = d.stars_by_format
@@ -151,6 +151,7 @@ def datajson_inventory(catalog: pd.DataFrame, as_of: datetime) -> Score:
     0 when checked and absent; None when the pipeline did not check (no attrs). entries = catalog rows.
     Source: GSA Project Open Data dashboard (valid_count / total_records, POD v1.1 non-federal schema);
     Sunlight guideline #28 (a public list of all information holdings).
+    Empty: None without attrs (not checked); with attrs, as the formula says (entries = max(1, rows)).
     """
     portal = (catalog.attrs or {}).get("portal") or {}
     dj = portal.get("datajson")

@@ -54,7 +54,7 @@ def up_to_date(catalog: pd.DataFrame, as_of: datetime) -> Score:
     delinquent (no data date: unknown); value = 100 * (fresh + due) / data assets with a finite period P.
     g1, g2 from the HDX table (1/1 daily, 7/7 weekly, 15/15 monthly, 30/30 quarterly and half-yearly, 60/30
     yearly; interpolated). Continuous, static (historical / never) and irregular assets are counted in detail,
-    not as fresh. Source: OCHA-DAP/hdx-data-freshness. Empty or no finite periods: None.
+    not as fresh. Source: OCHA-DAP/hdx-data-freshness. Empty: None (also when no asset declares a finite period).
     """
     d = derive(catalog, as_of)
     st = d.freshness
@@ -101,7 +101,7 @@ def cadence_adherence(catalog: pd.DataFrame, as_of: datetime) -> Score:
     E = floor(window / max(P, H)) (we cannot see more than one change per harvest); observed O = distinct
     data_modified values seen in stored history inside the window; adherence = min(O / E, 1) for E >= 1;
     value = 100 * mean adherence. Source: new (research 4.1 M9), built on Portal Watch change tracking.
-    Empty, no history or no asset with E >= 1: None.
+    Empty: None (also without history or with no asset expecting an update).
     """
     d = derive(catalog, as_of)
     portal = d.attrs.get("portal") or {}
@@ -231,7 +231,7 @@ def retention(catalog: pd.DataFrame, as_of: datetime) -> Score:
     Formula: 100 * (1 - removed / (removed + current data assets)), removed = attrs["portal"]["removed"]
     (a suspect run's missing assets are not removals; storage excludes them). Failing = the removed ids.
     Source: Portal Watch dynamicity (deleted per snapshot); Sunlight guideline #20 (permanent access).
-    No history (attrs missing): None.
+    Empty: None (also without attrs: no history known).
     """
     d = derive(catalog, as_of)
     portal = d.attrs.get("portal") or {}

@@ -6,6 +6,7 @@ the stored scores and the code cannot drift apart. Weights are within the criter
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Callable
 
 import pandas as pd
@@ -14,22 +15,18 @@ from indicators import inventory, mqa, open_data, quality, topics
 from indicators.base import Indicator
 
 
+LABELS = ("Formula", "Source", "Empty")
+
+
 def docstring_part(fn: Callable, label: str) -> str:
-    """The paragraph of fn's docstring that starts with `label:` (up to the next blank line or label)."""
+    """The text after `label:` in fn's docstring, up to the next label (Formula / Source / Empty) or blank line."""
     doc = inspect.getdoc(fn) or ""
-    out: list[str] = []
-    capture = False
-    for line in doc.splitlines():
-        stripped = line.strip()
-        if stripped.startswith(f"{label}:"):
-            capture = True
-            out.append(stripped[len(label) + 1:].strip())
-            continue
-        if capture:
-            if not stripped or stripped.split(":")[0] in ("Source", "Empty", "Formula"):
-                break
-            out.append(stripped)
-    return " ".join(out).strip()
+    for para in doc.split("\n\n"):
+        text = " ".join(line.strip() for line in para.splitlines())
+        m = re.search(rf"(?:^|\s){label}:\s*(.*?)(?=\s(?:{'|'.join(LABELS)}):|$)", text)
+        if m:
+            return m.group(1).strip()
+    return ""
 
 
 def _ind(key: str, title: str, criterion: str, fn: Callable[[pd.DataFrame, object], object],

@@ -1,0 +1,77 @@
+"""Cadence adherence and freshness on the Chicago weekly history (eight snapshots 2022-06-08 ... 2022-07-23).
+
+History columns are built by `_real.chicago_history_catalog` the way storage.city_catalog defines them
+(first_seen = first snapshot holding the id, data_modified_seen = distinct data_updated_at values seen up to
+as_of). Each snapshot is the state at the end of its day, so the window runs from 2022-06-08T23:59:59 to
+2022-07-23T23:59:59 = 45 days, and with weekly observation (H = 7 d) a daily dataset can show at most
+floor(45 / 7) = 6 changes.
+"""
+from __future__ import annotations
+
+import pytest
+
+from indicators import quality
+from tests.indicators._real import chicago_history_catalog
+
+# data_updated_at per snapshot, read from tests/fixtures/socrata/history/data.cityofchicago.org/*.jsonl.gz:
+NAMED = {
+    # Building Permits, "Data are updated daily": 06-08T12:07 (before the window), then a new value in each
+    # of the 7 later snapshots (06-15 ... 07-22) -> O = 7, E = floor(45 / max(1, 7)) = 6 -> min(7/6, 1) = 1
+    "ydr8-5enu": 1.0,
+    # Vacant and Abandoned Buildings - Violations, "Data is updated daily": 06-07, then 06-15 in every later
+    # snapshot -> O = 1, E = 6 -> 1/6
+    "kc9i-wq85": 1 / 6,
+    # Performance Metrics - Procurement Services, "Data is updated weekly": 06-08T11:10 (before the window),
+    # 07-20 -> O = 1, E = floor(45 / 7) = 6 -> 1/6 (it was missing from the short 06-29 ... 07-13 crawls)
+    "s9wg-6is6": 1 / 6,
+    # Chicago Park District - Event Permits, "Data is updated weekly": 06-06 (before), 06-13, 06-21, 06-27,
+    # 07-11, 07-18 -> O = 5, E = 6 -> 5/6
+    "pk66-w54g": 5 / 6,
+    # Taxi Trips, "Data are updated monthly" (P1M = 30.42 d): 05-11 (before), 06-08T21:57 (before the window
+    # start 06-08T23:59:59), 07-08 -> O = 1, E = floor(45 / 30.42) = 1 -> 1
+    "wrvz-psew": 1.0,
+    # Transportation Network Providers - Trips, monthly: 05-24 (before), 06-24 -> O = 1, E = 1 -> 1
+    "m6dm-c72p": 1.0,
+    # Mural Registry, monthly: 04-27 (before), 06-10 -> O = 1, E = 1 -> 1
+    "we8h-apcf": 1.0,
+}
+
+
+@pytest.fixture(scope="module")
+def named():
+    return chicago_history_catalog(list(NAMED))
+
+
+def test_dm4_cadence_adherence_named_chicago(named):
+    df, as_of = named
+    assert len(df) == 7
+    s = quality.cadence_adherence(df, as_of)
+    # mean = (1 + 1/6 + 1/6 + 5/6 + 1 + 1 + 1) / 7 = (31/6) / 7 = 31/42 = 73.81 %
+    assert s.value == pytest.approx(100 * 31 / 42)
+    assert s.denominator == 7
+    assert s.detail["harvest_interval_days"] == 7.0
+    assert set(s.failing) == {"kc9i-wq85", "s9wg-6is6", "pk66-w54g"}
+    assert s.failing["pk66-w54g"] == "5 data update(s) seen in 45 d of history; P1W promises 6"
+
+
+def test_dm4_freshness_named_chicago(named):
+    df, as_of = named
+    s = quality.up_to_date(df, as_of)
+    # age at 2022-07-23T23:59:59 from the last data_updated_at:
+    #   ydr8 P1D 07-22T12:15 -> 1.49 d: due        kc9i P1D 06-15T12:16 -> 38.5 d: delinquent (>= 3)
+    #   s9wg P1W 07-20T11:10 -> 3.53: fresh        pk66 P1W 07-18T14:16 -> 5.40: fresh
+    #   wrvz P1M 07-08T16:15 -> 15.3: fresh        m6dm P1M 06-24T23:14 -> 29.03 < 30.42: fresh
+    #   we8h P1M 06-10T18:59 -> 43.2: due (30.42 <= age < 30.42 + 15.1)
+    # up to date = (4 fresh + 2 due) / 7 = 85.714
+    assert {k: s.detail[k] for k in ("fresh", "due", "overdue", "delinquent")} == \
+        {"fresh": 4, "due": 2, "overdue": 0, "delinquent": 1}
+    assert s.value == pytest.approx(600 / 7)
+    assert list(s.failing) == ["kc9i-wq85"]
+
+
+def test_dm4_cadence_adherence_whole_chicago_history():
+    df, as_of = chicago_history_catalog()
+    s = quality.cadence_adherence(df, as_of)
+    assert 0 <= s.value <= 100
+    # every evaluable asset has a finite period and at least one expected update in the 45-day window
+    assert s.denominator == s.detail["evaluable"] > 50
