@@ -75,6 +75,10 @@ def create_app(settings, *, url: str | None = None) -> dash.Dash:
     def health():
         return flask.jsonify(_health(storage, server))
 
+    # Run Dash's first-request setup now (it moves the pages' `dash.callback`s from the global list into
+    # this app), so a second app built in the same process before this one serves cannot take them.
+    with server.test_request_context("/"):
+        server.preprocess_request()
     return app
 
 

@@ -134,7 +134,7 @@ def csv_frame(rows: pd.DataFrame) -> pd.DataFrame:
     """The download's columns; cells starting with = + - @ are prefixed with ' so spreadsheets do not run them."""
     out = rows.copy()
     for c in out.columns:
-        if out[c].dtype == object:
+        if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
             out[c] = out[c].map(lambda v: "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v)
     return out
 

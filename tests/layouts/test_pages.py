@@ -1,0 +1,303 @@
+"""Pages and callbacks against a database filled from real recorded catalogs (tests/layouts/filler.py).
+
+Callbacks are called the way the browser calls them: a POST to /_dash-update-component with the
+dependency the app itself publishes, so the wiring (ids, outputs) is tested with the code.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pandas as pd
+import pytest
+
+import storage
+from tests.layouts import filler
+
+
+def dependency(client, output_id: str) -> dict:
+    deps = client.get("/_dash-dependencies").json
+    found = [d for d in deps if f"{output_id}." in d["output"] and not d.get("clientside_function")]
+    assert found, f"no server callback writes {output_id}"
+    return found[0]
+
+
+def call(client, output_id: str, values: dict, *, changed: list[str] | None = None):
+    """Fire the callback writing `output_id`; `values` maps "id.prop" to the input/state values."""
+    dep = dependency(client, output_id)
+    outs = [o for o in dep["output"].strip(".").split("...")]
+    outputs = [{"id": o.rsplit(".", 1)[0], "property": o.rsplit(".", 1)[1]} for o in outs]
+    payload = {
+        "output": dep["output"],
+        "outputs": outputs if len(outputs) > 1 else outputs[0],
+        "inputs": [{**i, "value": values.get(f"{i['id']}.{i['property']}")} for i in dep["inputs"]],
+        "state": [{**s, "value": values.get(f"{s['id']}.{s['property']}")} for s in dep["state"]],
+        "changedPropIds": changed or [],
+    }
+    r = client.post("/_dash-update-component", json=payload)
+    return r
+
+
+def text_of(component) -> str:
+    """All text in a serialized Dash component tree (what a reader would see)."""
+    import plotly.utils
+
+    component = json.loads(json.dumps(component, cls=plotly.utils.PlotlyJSONEncoder))
+    out = []
+
+    def walk(x):
+        if isinstance(x, dict):
+            if "props" in x:
+                walk(x["props"].get("children"))
+                if x.get("type") == "AgGrid":
+                    out.append(json.dumps(x["props"].get("rowData")))
+            else:
+                for v in x.values():
+                    walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+        elif x is not None and not isinstance(x, bool):
+            out.append(str(x))
+
+    walk(component)
+    return " ".join(out)
+
+
+@pytest.fixture
+def client(dash_app):
+    return dash_app.server.test_client()
+
+
+def marker(layout_db):
+    url, _ = layout_db
+    return list(storage.latest_run_marker(storage.open_db(url)))
+
+
+def test_every_page_answers_and_serves_no_external_resource(client):
+    for path in ("/", "/city/chicago", "/compare?cities=chicago,minneapolis", "/datasets", "/harvests",
+                 "/methodology", "/evidence"):
+        r = client.get(path)
+        assert r.status_code == 200, path
+        html = r.get_data(as_text=True)
+        # every script and stylesheet comes from this server (no CDN: CI has no internet)
+        assert "https://" not in html.split("<body>")[0].replace('"https://', "") or "cdn" not in html.lower()
+        assert "cdn.jsdelivr" not in html and "unpkg.com" not in html and "cdn.plot.ly" not in html
+    css = client.get("/assets/00-bootstrap.min.css")
+    assert css.status_code == 200 and b"Bootstrap  v5.3.6" in css.data
+
+
+def test_health_reports_db_and_latest_run(client, layout_db):
+    url, _ = layout_db
+    h = client.get("/health").json
+    runs = storage.runs(storage.open_db(url))
+    newest = runs.iloc[0]
+    assert h["status"] == "ok" and h["db"] is True
+    assert h["latest_run"] == newest["finished_at"].isoformat()
+    assert h["latest_status"] == "ok"
+
+
+def test_health_when_database_unreachable(tmp_path, layout_db):
+    import app
+
+    _, cfg = layout_db
+    broken = app.create_app(cfg, url=f"sqlite:///{tmp_path}/missing/dir/x.db")
+    h = broken.server.test_client().get("/health").json
+    assert h["status"] == "degraded" and h["db"] is False and h["latest_run"] is None
+
+
+def test_server_is_built_lazily_from_the_environment(tmp_path, monkeypatch, layout_db):
+    import app
+
+    url, cfg = layout_db
+    assert "server" not in vars(app)  # plain import builds nothing
+    conf = tmp_path / "config.toml"
+    conf.write_text('[[cities]]\nkey = "chicago"\nname = "Chicago, IL"\n[[cities.portals]]\nkind = "dcat"\n'
+                    'url = "https://chicago.example.org"\n', encoding="utf-8")
+    monkeypatch.setenv("MATURITY_CONFIG", str(conf))
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setattr(app, "_lazy_app", None)
+    server = app.server
+    assert server is app.server  # built once
+    assert server.test_client().get("/health").json["db"] is True
+    assert server.config["MATURITY_DASHBOARD"].url == url
+
+
+def test_overview_lists_every_city_with_stage_and_last_harvest(client, layout_db):
+    r = call(client, "ov-body", {"live-marker.data": marker(layout_db)})
+    assert r.status_code == 200
+    body = r.json["response"]["ov-body"]["children"]
+    text = text_of(body)
+    for _key, name, _ in filler.CITIES:
+        assert name in text
+    # Chicago's newest run: the third weekly replay after the 2020-07-22 snapshot, finished 3 minutes after 06:00
+    assert "2020-08-12 06:03 UTC" in text
+    assert "Criteria × cities" in text
+
+
+def test_overview_empty_database_says_what_to_do(tmp_path, layout_db):
+    import app
+
+    _, cfg = layout_db
+    url = f"sqlite:///{tmp_path}/empty.db"
+    storage.upgrade(url)
+    storage.sync_config(storage.open_db(url), cfg)
+    empty = app.create_app(cfg, url=url)
+    c = empty.server.test_client()
+    r = call(c, "ov-body", {"live-marker.data": [0, 0]})
+    text = text_of(r.json["response"]["ov-body"]["children"])
+    assert "No scores yet" in text and "maturity demo" in text
+    storage.dispose(url)
+
+
+def test_city_page_cards_drill_down_and_statuses(in_app, layout_db):
+    from layouts import city
+
+    url, _ = layout_db
+    latest = storage.latest_scores(storage.open_db(url), "chicago")
+    crit = latest[latest["indicator"] == ""]
+    cards = text_of(city.summary("chicago"))
+    for c in crit["criterion"]:
+        assert c in cards
+    # the drill-down of one indicator lists exactly the datasets its latest score recorded as failing
+    ind = latest[(latest["indicator"] != "") & (latest["value"] < 100)].iloc[0]
+    found = storage.score_evidence(storage.open_db(url), "chicago", ind["indicator"])
+    failing = found[1]["failing"]
+    grid, caption = city.drill("chicago", ind["criterion"], ind["indicator"])
+    assert len(grid.rowData) == len(failing)
+    assert {r["source_id"] for r in grid.rowData} == set(failing)
+    assert caption.startswith(f"{len(failing)} datasets fail")
+    details = text_of(city.details("chicago"))
+    assert "Certification estimate (not a certification)" in details
+    assert "Fix first" in details and "Departments" in details
+
+
+def test_city_criterion_change_redraws_history(client, layout_db):
+    url, _ = layout_db
+    latest = storage.latest_scores(storage.open_db(url), "chicago")
+    crits = sorted(latest.loc[latest["indicator"] == "", "criterion"])
+    seen = set()
+    for c in crits[:2]:
+        r = call(client, "city-history", {"city-criterion.value": c, "live-marker.data": marker(layout_db),
+                                          "city-key.data": "chicago", "city-indicator.value": "__all__"},
+                 changed=["city-criterion.value"])
+        resp = r.json["response"]
+        title = resp["city-history"]["figure"]["layout"]["title"]["text"]
+        assert title == f"{c} over time"
+        assert resp["city-indicator"]["options"][0] == {"label": f"all of {c}", "value": "__all__"}
+        seen.add(title)
+    assert len(seen) == 2
+
+
+def test_unknown_city_says_so(in_app):
+    from layouts import city
+
+    page = city.layout(key="atlantis")
+    assert "No city with key “atlantis”" in text_of(page)
+
+
+def test_compare_shows_chosen_cities_and_gaps(in_app):
+    from layouts import compare
+
+    parts = compare.body(["chicago", "minneapolis"])
+    chosen = parts[0]
+    names = [b.children for b in chosen.children[1:]]
+    assert names == ["Chicago, IL", "Minneapolis, MN"]
+    history = parts[2].figure
+    assert {t.name for t in history.data} == {"Chicago, IL", "Minneapolis, MN"}
+    gaps = parts[-1].rowData
+    assert gaps and all("chicago" in r and "minneapolis" in r for r in gaps)
+
+
+def test_datasets_filters_and_csv(in_app, layout_db):
+    from layouts import datasets
+
+    url, _ = layout_db
+    n_minneapolis = len(storage.city_catalog(storage.open_db(url), "minneapolis"))
+    grid, count, depts, lic, fmts = datasets.body(["minneapolis"], None, None, [0, 100], None, None)
+    assert len(grid.rowData) == n_minneapolis
+    assert {r["city_key"] for r in grid.rowData} == {"minneapolis"}
+    assert count.startswith(f"{n_minneapolis:,} of ")
+    rows = datasets.filtered(["chicago"], None, None, [0, 100], None, None)
+    assert filler.XSS_TITLE in set(rows["title"])
+    csv = datasets.csv_frame(pd.DataFrame({"title": ["=HYPERLINK(\"x\")", "ok"]}))
+    assert csv["title"].tolist() == ["'=HYPERLINK(\"x\")", "ok"]
+
+
+def test_dataset_download_sends_filtered_rows(client, layout_db):
+    r = call(client, "ds-download", {"ds-download-btn.n_clicks": 1, "ds-cities.value": ["philadelphia"],
+                                     "ds-doc.value": [0, 100]}, changed=["ds-download-btn.n_clicks"])
+    data = r.json["response"]["ds-download"]["data"]
+    assert data["filename"] == "datasets.csv"
+    lines = data["content"].strip().splitlines()
+    url, _ = layout_db
+    assert len(lines) - 1 == len(storage.city_catalog(storage.open_db(url), "philadelphia"))
+    assert lines[0].startswith("city_key,source_id,title")
+
+
+def test_harvests_log_counts_every_run(in_app, layout_db):
+    from layouts import harvests
+
+    url, _ = layout_db
+    runs = storage.runs(storage.open_db(url))
+    kpis, _timeline, grid = harvests.body(None)
+    assert len(grid.rowData) == len(runs)
+    assert text_of(kpis).startswith(f"{(runs['status'] == 'ok').sum()}")
+    _k, _t, g2 = harvests.body("indianapolis")
+    assert {r["city_key"] for r in g2.rowData} == {"indianapolis"}
+
+
+def test_methodology_renders_registry(in_app):
+    import indicators
+    from layouts import methodology
+
+    text = methodology.text()
+    assert all(i.title in text or i.key in text for i in indicators.REGISTRY)
+
+
+def test_evidence_disabled_without_token(in_app, monkeypatch):
+    from layouts import evidence
+
+    monkeypatch.delenv("MATURITY_ADMIN_TOKEN", raising=False)
+    page = evidence.layout()
+    assert "Editing is disabled" in text_of(page) and "MATURITY_ADMIN_TOKEN" in text_of(page)
+    msg, changed = evidence.submit("save", city="chicago", criterion="DM1", url="https://x.org", actor="Ana",
+                                   token="anything", now=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert "disabled" in text_of(msg)
+
+
+def test_evidence_token_validation_and_audit(in_app, monkeypatch, layout_db):
+    from layouts import evidence
+
+    url, _ = layout_db
+    engine = storage.open_db(url)
+    monkeypatch.setenv("MATURITY_ADMIN_TOKEN", "s3cret-token")
+    now = datetime(2026, 3, 1, 9, 30, tzinfo=timezone.utc)
+    before = len(storage.evidence(engine))
+    msg, changed = evidence.submit("save", city="chicago", criterion="DM1", url="https://x.org/policy",
+                                   actor="Ana", token="wrong", now=now)
+    assert "Wrong admin token" in text_of(msg) and len(storage.evidence(engine)) == before
+    msg, _ = evidence.submit("save", city="chicago", criterion="DM1", url="javascript:alert(1)", actor="Ana",
+                             token="s3cret-token", now=now)
+    assert "must start with http" in text_of(msg)
+    msg, changed = evidence.submit("save", city="chicago", criterion="DM1", url="https://x.org/policy",
+                                   when="2025-11-04", note="Data governance committee meets quarterly",
+                                   actor="Ana", token="s3cret-token", now=now)
+    ev = storage.evidence(engine)
+    assert len(ev) == before + 1 and changed == now.isoformat()
+    new = ev.iloc[-1]
+    assert (new["city_key"], new["criterion"], new["url"], new["actor"]) == ("chicago", "DM1", "https://x.org/policy", "Ana")
+    audit = storage.audit_log(engine, limit=1).iloc[0]
+    assert (audit["actor"], audit["action"]) == ("Ana", "evidence.add")
+    msg, _ = evidence.submit("delete", delete_id=int(new["id"]), actor="Ben", token="s3cret-token", now=now)
+    assert len(storage.evidence(engine)) == before
+    audit = storage.audit_log(engine, limit=1).iloc[0]
+    assert (audit["actor"], audit["action"]) == ("Ben", "evidence.delete")
+
+
+def test_live_poll_only_updates_on_a_new_marker(client, layout_db):
+    m = marker(layout_db)
+    same = call(client, "live-marker", {"live-interval.n_intervals": 1, "live-marker.data": m})
+    assert same.status_code == 204  # PreventUpdate: nothing redraws
+    new = call(client, "live-marker", {"live-interval.n_intervals": 2, "live-marker.data": [0, 0]})
+    assert new.json["response"]["live-marker"]["data"] == m
