@@ -1,0 +1,190 @@
+"""Change-only history on the eight real weekly Chicago snapshots (2022-06-08 .. 07-23), both backends."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from pandas.testing import assert_frame_equal
+
+import storage
+from connectors.base import RECORD_FIELDS, records_frame
+from tests.storage.conftest import CHICAGO, CHICAGO_DATES, chicago_snapshot, day, save
+
+# Unique dataset ids per snapshot, counted by hand:
+#   zcat tests/fixtures/socrata/history/data.cityofchicago.org/<date>.jsonl.gz | jq -r .resource.id | sort -u | wc -l
+CHICAGO_UNIQUE = {"2022-06-08": 313, "2022-06-15": 466, "2022-06-22": 256, "2022-06-29": 95,
+                  "2022-07-06": 95, "2022-07-13": 196, "2022-07-20": 294, "2022-07-23": 260}
+# 95/256 = 0.37 < SUSPECT_SHRINK (0.4): the two short crawls; every other ratio against the last good run
+# is >= 256/466 = 0.55.
+CHICAGO_STATUS = {"2022-06-08": "ok", "2022-06-15": "ok", "2022-06-22": "ok", "2022-06-29": "suspect",
+                  "2022-07-06": "suspect", "2022-07-13": "ok", "2022-07-20": "ok", "2022-07-23": "ok"}
+# Ids in the previous *ok* run but not in this one, by hand with `comm -23 ids_<prev> ids_<this> | wc -l`
+# on the sorted id lists above. 07-13 is compared with 06-22, skipping the two suspect runs.
+CHICAGO_REMOVED = {"2022-06-08": 0, "2022-06-15": 0, "2022-06-22": 210, "2022-06-29": 0,
+                   "2022-07-06": 0, "2022-07-13": 61, "2022-07-20": 0, "2022-07-23": 34}
+# "Building Permits" (ydr8-5enu) is in all eight files; its resource.data_updated_at per file, by hand with
+#   zcat <date>.jsonl.gz | jq -r 'select(.resource.id=="ydr8-5enu") | .resource.data_updated_at'
+PERMITS = "ydr8-5enu"
+PERMITS_DATA_UPDATED = {
+    "2022-06-08": datetime(2022, 6, 8, 12, 7, 54, tzinfo=timezone.utc),
+    "2022-06-15": datetime(2022, 6, 15, 12, 6, 26, tzinfo=timezone.utc),
+    "2022-06-22": datetime(2022, 6, 22, 12, 8, 12, tzinfo=timezone.utc),
+    "2022-07-23": datetime(2022, 7, 22, 12, 15, 45, tzinfo=timezone.utc),
+}
+
+
+def expected_frame(date: str):
+    """What `maturity datasets` must print for that snapshot: its normalized records, one per id, by id."""
+    by_id = {}
+    for r in chicago_snapshot(date).records:
+        by_id.setdefault(r.source_id, r)
+    return records_frame([by_id[k] for k in sorted(by_id)])
+
+
+def assert_catalog_is(cat, date: str) -> None:
+    assert_frame_equal(cat[list(RECORD_FIELDS)], expected_frame(date))
+    assert cat.attrs["run"]["as_of"] == day(date)
+
+
+def test_the_fixture_is_the_real_weekly_history():
+    # Guard: the counts below were taken from these exact files.
+    assert {d: len({r.source_id for r in chicago_snapshot(d).records}) for d in CHICAGO_DATES} == CHICAGO_UNIQUE
+
+
+def test_catalog_as_of_each_run_equals_that_snapshot(engine):
+    summaries = {d: save(engine, chicago_snapshot(d)) for d in CHICAGO_DATES}
+    for d in CHICAGO_DATES:
+        assert summaries[d].items == CHICAGO_UNIQUE[d]
+        cat = storage.catalog(engine, CHICAGO.key, day(d))
+        assert_catalog_is(cat, d)
+        assert set(cat["city_key"]) == {"chicago"}
+    # A date between two runs gives the earlier run; no date gives the latest.
+    assert_catalog_is(storage.catalog(engine, CHICAGO.key, datetime(2022, 6, 10, tzinfo=timezone.utc)), "2022-06-08")
+    assert_catalog_is(storage.catalog(engine, CHICAGO.key), "2022-07-23")
+    # Before the first run there is no catalog, but every column is there.
+    empty = storage.catalog(engine, CHICAGO.key, datetime(2022, 1, 1, tzinfo=timezone.utc))
+    assert len(empty) == 0 and list(empty.columns) == list(storage.catalog(engine, CHICAGO.key).columns)
+    assert empty.attrs["run"] is None
+
+
+def test_first_seen_and_data_modified_seen(engine):
+    for d in CHICAGO_DATES:
+        save(engine, chicago_snapshot(d))
+    cat = storage.catalog(engine, CHICAGO.key, day("2022-06-22")).set_index("source_id")
+    assert cat.loc[PERMITS, "first_seen"] == day("2022-06-08")
+    assert cat.loc[PERMITS, "data_modified_seen"] == tuple(PERMITS_DATA_UPDATED[d] for d in CHICAGO_DATES[:3])
+    assert cat.attrs["history_start"] == day("2022-06-08")
+
+
+def test_unchanged_reimport_writes_no_version_rows(engine):
+    first = save(engine, chicago_snapshot("2022-06-15"))
+    assert first.new_versions == CHICAGO_UNIQUE["2022-06-15"]  # a first run stores every dataset once
+    before = storage.row_counts(engine)
+    again = save(engine, chicago_snapshot("2022-06-15"))
+    after = storage.row_counts(engine)
+    assert again.status == "ok" and again.new_versions == 0 and again.removed == 0
+    assert after["dataset_versions"] == before["dataset_versions"]
+    assert after["datasets"] == before["datasets"]
+    assert after["harvest_runs"] == before["harvest_runs"] + 1  # one run row, not a row per dataset
+    assert_catalog_is(storage.catalog(engine, CHICAGO.key), "2022-06-15")
+
+
+def test_suspect_runs_on_the_real_chicago_history(engine):
+    summaries = {d: save(engine, chicago_snapshot(d)) for d in CHICAGO_DATES}
+    assert {d: s.status for d, s in summaries.items()} == CHICAGO_STATUS
+    assert {d: s.removed for d, s in summaries.items()} == CHICAGO_REMOVED
+    assert "95 unique items" in summaries["2022-06-29"].suspect_reason
+    assert summaries["2022-06-08"].suspect_reason is None
+
+    # The catalog as of a suspect run is what that run saw, and says so; its missing datasets are not removals.
+    short = storage.catalog(engine, CHICAGO.key, day("2022-06-29"))
+    assert len(short) == 95
+    assert short.attrs["run"]["status"] == "suspect"
+    assert short.attrs["removed"] == []
+    # The next good run compares with the last good one (06-22), not with the short crawl.
+    after = storage.catalog(engine, CHICAGO.key, day("2022-07-13"))
+    assert after.attrs["run"]["status"] == "ok"
+    assert len(after.attrs["removed"]) == 61
+    assert set(after.attrs["removed"]).isdisjoint(after["source_id"])
+
+    runs = storage.runs(engine, portal_key=CHICAGO.key)
+    assert list(runs["as_of"]) == [day(d) for d in reversed(CHICAGO_DATES)]  # newest first
+    assert list(runs["status"]) == [CHICAGO_STATUS[d] for d in reversed(CHICAGO_DATES)]
+
+
+@pytest.mark.parametrize("order", [
+    # The first order is the hard one: pnau-cf66 has the same raw hash on 06-08 and 06-22 but another on
+    # 06-15 (and 07-23). 06-22 writes nothing for it (same as 06-08); when 06-15 arrives afterwards, 06-22
+    # must still show what it saw, not 06-15's version.
+    ("2022-07-23", "2022-06-08", "2022-06-22", "2022-06-15"),
+    ("2022-06-22", "2022-06-15", "2022-07-23", "2022-06-08"),
+])
+def test_out_of_order_imports(engine, order):
+    """Imports carry their snapshot's date; versions are ordered by that date, not by insertion."""
+    for d in order:
+        save(engine, chicago_snapshot(d))
+    for d in order:
+        assert_catalog_is(storage.catalog(engine, CHICAGO.key, day(d)), d)
+    latest = storage.catalog(engine, CHICAGO.key).set_index("source_id")
+    assert latest.attrs["run"]["as_of"] == day("2022-07-23")
+    assert latest.loc[PERMITS, "first_seen"] == day("2022-06-08")
+    assert latest.loc[PERMITS, "data_modified_seen"] == tuple(PERMITS_DATA_UPDATED.values())
+    # Re-importing a snapshot that is already stored, even an old one, writes no versions.
+    assert save(engine, chicago_snapshot(order[1])).new_versions == 0
+
+
+def test_a_failure_mid_save_leaves_earlier_runs_intact(engine):
+    good = save(engine, chicago_snapshot("2022-06-08"))
+    before = storage.row_counts(engine)
+    snap = chicago_snapshot("2022-06-15")  # 153 datasets that 06-08 lacks: new dataset rows go in first
+    known = {r.source_id for r in chicago_snapshot("2022-06-08").records}
+    last_new = max(i for i, r in enumerate(snap.records) if r.source_id not in known)
+    bad_raws = list(snap.raws)
+    bad_raws[last_new] = None  # not bytes: compressing it fails after the new dataset rows were inserted
+    run_id = storage.start_run(engine, CHICAGO.key, as_of=snap.as_of, source="import")
+    with pytest.raises(TypeError):
+        storage.save_harvest(engine, run_id, list(snap.records), bad_raws, snap.stats, finished_at=snap.as_of)
+
+    after = storage.row_counts(engine)
+    assert after["datasets"] == before["datasets"] and after["dataset_versions"] == before["dataset_versions"]
+    runs = storage.runs(engine, portal_key=CHICAGO.key).set_index("run_id")
+    assert runs.loc[run_id, "status"] == "failed"
+    assert runs.loc[run_id, "error"].startswith("TypeError")
+    assert runs.loc[good.run_id, "status"] == "ok"
+    # The failed run hides nothing: the latest catalog is still the last good run.
+    assert_catalog_is(storage.catalog(engine, CHICAGO.key), "2022-06-08")
+    # And the same snapshot stores cleanly afterwards.
+    assert save(engine, snap).status == "ok"
+    assert_catalog_is(storage.catalog(engine, CHICAGO.key), "2022-06-15")
+
+
+def test_a_closed_run_cannot_be_saved_twice(engine):
+    snap = chicago_snapshot("2022-06-08")
+    summary = save(engine, snap)
+    with pytest.raises(ValueError, match="not running"):
+        storage.save_harvest(engine, summary.run_id, list(snap.records), list(snap.raws), snap.stats,
+                             finished_at=snap.as_of)
+    # The refused second save leaves the stored run as it was.
+    assert storage.runs(engine, portal_key=CHICAGO.key).iloc[0]["status"] == "ok"
+
+
+def test_items_repeated_in_the_input_count_once(engine):
+    snap = chicago_snapshot("2022-06-08")
+    # The 06-08 file has 362 lines for 313 ids (49 repeats, read_items drops them and counts them);
+    # feed ten records a second time on top: they are stored once and counted as repeats too.
+    assert snap.stats.repeats == 362 - 313
+    run_id = storage.start_run(engine, CHICAGO.key, as_of=snap.as_of, source="import")
+    s = storage.save_harvest(engine, run_id, list(snap.records) + list(snap.records[:10]),
+                             list(snap.raws) + list(snap.raws[:10]), snap.stats, finished_at=snap.as_of)
+    assert (s.items, s.repeats, s.new_versions) == (313, 49 + 10, 313)
+    assert_catalog_is(storage.catalog(engine, CHICAGO.key), "2022-06-08")
+
+
+def test_records_of_another_portal_fail_the_run(engine):
+    snap = chicago_snapshot("2022-06-08")
+    run_id = storage.start_run(engine, "cincinnati-socrata", as_of=snap.as_of)
+    with pytest.raises(ValueError, match="is from portal 'chicago-socrata'"):
+        storage.save_harvest(engine, run_id, list(snap.records), list(snap.raws), snap.stats, finished_at=snap.as_of)
+    run = storage.runs(engine, portal_key="cincinnati-socrata").iloc[0]
+    assert run["status"] == "failed" and "chicago-socrata" in run["error"]
+    assert storage.row_counts(engine)["datasets"] == 0
