@@ -1,1 +1,484 @@
-"""(being written)"""
+"""Dated snapshot files a CDO can file, share or feed to other tools (columns documented in docs/exports.md).
+
+`export()` writes, per city and (when no city is chosen) for all cities together, into
+`<out_dir>/<YYYY-MM-DD>/<city_key | "all">/`:
+
+- `scores.csv`   — scores and stages per criterion and indicator (the latest scoring at the snapshot time)
+- `datasets.csv` — the normalized catalog behind those scores (DatasetRecord fields + a few extras)
+- `evidence.json` — the WWC evidence packet: per criterion its status, the evidence (datasets, counts,
+  URLs, manual records) and the date
+- `report.html`  — one self-contained page with the charts: plotly.js is inlined, so it opens offline and
+  makes no request at all; every text that came from a portal is escaped.
+
+Everything is read through `storage` queries; nothing here computes a score.
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+
+import storage
+from connectors.base import RECORD_FIELDS
+from settings import CityConfig, Settings
+
+FORMATS = ("html", "csv", "json")
+ALL_CITIES_DIR = "all"
+SCORE_COLUMNS = ["city_key", "as_of", "criterion", "indicator", "value", "numerator", "denominator", "stage"]
+DATASET_EXTRA_COLUMNS = ["city_key", "first_seen", "failing_indicators"]
+DATASETS_COLUMNS = list(RECORD_FIELDS) + [c for c in DATASET_EXTRA_COLUMNS if c not in RECORD_FIELDS]
+LIST_SEPARATOR = "; "  # tuples (keywords, formats) in CSV cells, as the CLI writes them
+FAILING_SHOWN_HTML = 15  # per indicator in the report; the evidence packet lists them all
+STAGE_COLORS = {"not evident": "#bdbdbd", "emerging": "#fdae61", "developing": "#fee08b",
+                "established": "#a6d96a", "leading": "#1a9641"}
+
+
+@dataclass
+class CitySnapshot:
+    """Everything exported for one city at one time, read once from storage."""
+
+    city: CityConfig
+    as_of: datetime | None  # the scoring time the snapshot shows (None: never scored)
+    scores: pd.DataFrame  # SCORE_COLUMNS, that scoring only
+    history: pd.DataFrame  # SCORE_COLUMNS, every scoring up to as_of (for the over-time chart)
+    catalog: pd.DataFrame
+    failing: dict[str, pd.DataFrame]  # indicator -> storage.explain frame
+    statuses: pd.DataFrame
+    certification: dict
+    manual: pd.DataFrame
+    runs: pd.DataFrame
+
+
+def export(settings: Settings, engine, *, city_key: str | None = None, out_dir: str | Path,
+           formats: Sequence[str] = FORMATS, as_of: datetime | None = None) -> list[Path]:
+    """Write the dated snapshot files; returns their paths. `as_of` None = the latest scores, dated today (UTC)."""
+    unknown = set(formats) - set(FORMATS)
+    if unknown:
+        raise ValueError(f"unknown export format(s) {sorted(unknown)}; choose from {FORMATS}")
+    generated = datetime.now(timezone.utc)
+    stamp = (as_of or generated).date()
+    keys = [settings.city(city_key).key] if city_key else [c.key for c in settings.cities]
+    snaps = [snapshot(settings, engine, k, as_of=as_of) for k in keys]
+    base = Path(out_dir) / stamp.isoformat()
+    paths: list[Path] = []
+    for snap in snaps:
+        paths += _write(base / snap.city.key, [snap], formats, stamp, generated, title=snap.city.name)
+    if city_key is None:
+        paths += _write(base / ALL_CITIES_DIR, snaps, formats, stamp, generated, title="All cities")
+    return paths
+
+
+def snapshot(settings: Settings, engine, city_key: str, *, as_of: datetime | None = None) -> CitySnapshot:
+    import pipeline
+    from indicators import criteria
+
+    city = settings.city(city_key)
+    history = _frame(storage.scores(engine, city_key), SCORE_COLUMNS)
+    if as_of is not None and len(history):
+        history = history[pd.to_datetime(history["as_of"], utc=True) <= pd.Timestamp(as_of)]
+    when = None
+    scores = history.iloc[0:0]
+    if len(history):
+        times = pd.to_datetime(history["as_of"], utc=True)
+        latest = times.max()
+        scores = history[times == latest].reset_index(drop=True)
+        when = latest.to_pydatetime()
+    catalog = storage.city_catalog(engine, city_key, as_of=when) if when else storage.city_catalog(
+        engine, city_key, as_of=as_of)
+    indicator_keys = sorted({i for i in scores["indicator"] if i})
+    failing = {k: storage.explain(engine, city_key, k, as_of=when) for k in indicator_keys} if when else {}
+    rollup = _rollup(scores)
+    manual = pipeline.manual_evidence(settings, engine, city_key)
+    statuses = criteria.statuses(rollup, manual)
+    return CitySnapshot(city=city, as_of=when, scores=scores, history=history.reset_index(drop=True),
+                        catalog=catalog, failing=failing, statuses=statuses,
+                        certification=criteria.certification_estimate(statuses), manual=manual,
+                        runs=storage.runs(engine, city_key=city_key))
+
+
+def _rollup(scores: pd.DataFrame) -> pd.DataFrame:
+    """The stored criterion rows back in `criteria.rollup` shape: criterion, value, stage, indicators (n)."""
+    crit = scores[scores["indicator"] == ""]
+    counts = scores[scores["indicator"] != ""].groupby("criterion").size()
+    return pd.DataFrame({
+        "criterion": crit["criterion"].tolist(),
+        "value": crit["value"].tolist(),
+        "stage": crit["stage"].tolist(),
+        "indicators": [int(counts.get(c, 0)) for c in crit["criterion"]],
+    })
+
+
+# --- writers --------------------------------------------------------------------------------------------
+
+def _write(directory: Path, snaps: list[CitySnapshot], formats: Sequence[str], stamp: date,
+           generated: datetime, *, title: str) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    if "csv" in formats:
+        paths.append(_write_csv(directory / "scores.csv", scores_table(snaps), SCORE_COLUMNS))
+        paths.append(_write_csv(directory / "datasets.csv", datasets_table(snaps), DATASETS_COLUMNS))
+    if "json" in formats:
+        packet: dict[str, Any]
+        if len(snaps) == 1:
+            packet = evidence_packet(snaps[0], generated)
+        else:
+            packet = {"generated_at": _iso(generated), "date": stamp.isoformat(),
+                      "cities": [evidence_packet(s, generated) for s in snaps]}
+        p = directory / "evidence.json"
+        p.write_text(json.dumps(packet, indent=2, ensure_ascii=False, default=_json_default, allow_nan=False),
+                     encoding="utf-8")
+        paths.append(p)
+    if "html" in formats:
+        p = directory / "report.html"
+        p.write_text(report_html(snaps, title=title, stamp=stamp, generated=generated), encoding="utf-8")
+        paths.append(p)
+    return paths
+
+
+def scores_table(snaps: Iterable[CitySnapshot]) -> pd.DataFrame:
+    frames = [s.scores[SCORE_COLUMNS] for s in snaps if len(s.scores)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
+
+
+def datasets_table(snaps: Iterable[CitySnapshot]) -> pd.DataFrame:
+    frames = []
+    for s in snaps:
+        cat = s.catalog.copy()
+        fails: dict[str, list[str]] = {}
+        for indicator, frame in s.failing.items():
+            for sid in frame["source_id"]:
+                fails.setdefault(str(sid), []).append(indicator)
+        cat["city_key"] = s.city.key
+        if "first_seen" not in cat.columns:
+            cat["first_seen"] = None
+        cat["failing_indicators"] = [tuple(sorted(fails.get(str(sid), ()))) for sid in cat["source_id"]]
+        frames.append(cat.reindex(columns=DATASETS_COLUMNS))
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=DATASETS_COLUMNS)
+
+
+def _write_csv(path: Path, frame: pd.DataFrame, columns: list[str]) -> Path:
+    out = frame.reindex(columns=columns).astype(object)
+    for col in out.columns:
+        out[col] = out[col].map(_csv_cell)
+    out.to_csv(path, index=False)
+    return path
+
+
+def _csv_cell(v: Any) -> Any:
+    """One CSV cell: tuples of plain values joined by '; ', nested structures as JSON, times as ISO UTC."""
+    if v is None:
+        return None
+    if isinstance(v, (tuple, list)):
+        if all(isinstance(x, (str, int, float)) for x in v):
+            return LIST_SEPARATOR.join(map(str, v))
+        return json.dumps(v, default=_json_default, ensure_ascii=False)
+    if isinstance(v, dict):
+        return json.dumps(v, default=_json_default, ensure_ascii=False)
+    if isinstance(v, (datetime, pd.Timestamp)):
+        return _iso(v)
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    try:
+        if pd.isna(v):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return v
+
+
+def _iso(v: Any) -> str | None:
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return None
+    ts = pd.Timestamp(v)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, (datetime, pd.Timestamp)):
+        return _iso(v)
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, (set, frozenset, tuple)):
+        return list(v)
+    if hasattr(v, "item"):  # numpy scalars
+        return _num(v.item())
+    return str(v)
+
+
+def _num(v: Any) -> Any:
+    """A JSON-safe number: NaN/None -> None, integral floats stay floats (counts keep their stored type)."""
+    if v is None:
+        return None
+    try:
+        if pd.isna(v):
+            return None
+    except (TypeError, ValueError):
+        return v
+    return v.item() if hasattr(v, "item") else v
+
+
+def _text(v: Any) -> str | None:
+    if v is None:
+        return None
+    try:
+        if pd.isna(v):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(v)
+
+
+# --- the WWC evidence packet ------------------------------------------------------------------------------
+
+def evidence_packet(snap: CitySnapshot, generated: datetime) -> dict[str, Any]:
+    """For every criterion: status, met, the evidence behind it (indicators with counts and failing datasets
+    with URLs, manual records) and the date it stands for."""
+    from indicators import REGISTRY
+
+    titles = {i.key: i.title for i in REGISTRY}
+    when = _iso(snap.as_of)
+    crit_rows = {r["criterion"]: r for r in snap.scores[snap.scores["indicator"] == ""].to_dict("records")}
+    criteria_out = []
+    for st in snap.statuses.to_dict("records"):
+        cid = st["criterion"]
+        ind_rows = snap.scores[(snap.scores["criterion"] == cid) & (snap.scores["indicator"] != "")]
+        indicators = []
+        for r in ind_rows.to_dict("records"):
+            fail = snap.failing.get(r["indicator"], pd.DataFrame(columns=["source_id", "title", "reason",
+                                                                          "landing_url"]))
+            indicators.append({
+                "indicator": r["indicator"], "title": titles.get(r["indicator"]),
+                "value": _num(r["value"]), "numerator": _num(r["numerator"]),
+                "denominator": _num(r["denominator"]), "failing_count": int(len(fail)),
+                "failing": [{"source_id": _text(f.get("source_id")), "title": _text(f.get("title")),
+                             "reason": _text(f.get("reason")), "landing_url": _text(f.get("landing_url"))}
+                            for f in fail.to_dict("records")],
+            })
+        manual = snap.manual[snap.manual["criterion"] == cid] if len(snap.manual) else snap.manual
+        crow = crit_rows.get(cid, {})
+        criteria_out.append({
+            "criterion": cid, "practice": _text(st.get("practice")), "title": _text(st.get("title")),
+            "status": _text(st.get("status")), "met": bool(st.get("met")) if st.get("met") is not None else None,
+            "evidence": _text(st.get("evidence")),
+            "value": _num(crow.get("value")), "stage": _text(crow.get("stage")),
+            "date": when,
+            "indicators": indicators,
+            "manual": [{k: _text(m.get(k)) for k in ("url", "date", "note", "source")}
+                       for m in manual.to_dict("records")],
+        })
+    cat = snap.catalog
+    by_portal = cat.groupby("portal_key").size().to_dict() if len(cat) else {}
+    return {
+        "city_key": snap.city.key, "city_name": snap.city.name, "date": when, "generated_at": _iso(generated),
+        "certification_estimate": {k: _num(v) if not isinstance(v, (list, dict, str)) else v
+                                   for k, v in snap.certification.items()},
+        "catalog": {"datasets": int(len(cat)), "by_portal": {str(k): int(v) for k, v in by_portal.items()}},
+        "portals": _portal_runs(snap),
+        "criteria": criteria_out,
+    }
+
+
+def _portal_runs(snap: CitySnapshot) -> list[dict[str, Any]]:
+    out = []
+    for p in snap.city.portals:
+        runs = snap.runs[snap.runs["portal_key"] == p.key] if len(snap.runs) else snap.runs
+        if snap.as_of is not None and len(runs):
+            runs = runs[pd.to_datetime(runs["as_of"], utc=True) <= pd.Timestamp(snap.as_of)]
+        last = runs.iloc[0].to_dict() if len(runs) else {}
+        out.append({"portal_key": p.key, "kind": p.kind, "url": p.url,
+                    "last_run": _iso(last.get("as_of")), "status": _text(last.get("status")),
+                    "items": _num(last.get("items")), "runs": int(len(runs))})
+    return out
+
+
+# --- the HTML report --------------------------------------------------------------------------------------
+
+def report_html(snaps: list[CitySnapshot], *, title: str, stamp: date, generated: datetime) -> str:
+    """A self-contained page: inline CSS, plotly.js inlined once, no external URL loaded."""
+    figures: list[str] = []
+
+    def fig_html(fig: go.Figure) -> str:
+        # The first figure carries plotly.js inline (include_plotlyjs=True); later ones reuse it.
+        first = not figures
+        h = fig.to_html(full_html=False, include_plotlyjs=True if first else False,
+                        config={"displaylogo": False, "responsive": True})
+        figures.append(h)
+        return h
+
+    parts = [f"<h1>{_e(title)} — data maturity snapshot {_e(stamp.isoformat())}</h1>",
+             f"<p class='meta'>Generated {_e(_iso(generated))} by city-maturity. Scores follow the What Works "
+             "Cities criteria; every number is computed from the portals' own catalog metadata.</p>"]
+    if len(snaps) > 1:
+        parts.append("<h2>Cities compared</h2>")
+        parts.append(fig_html(_comparison_figure(snaps)))
+    for s in snaps:
+        parts.append(_city_section(s, fig_html, heading="h2" if len(snaps) == 1 else "h2"))
+    if not figures:  # keep the page shape stable even with no data
+        parts.append("<p>No scores stored yet.</p>")
+    body = "\n".join(parts)
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{_e(title)} — {_e(stamp.isoformat())}</title>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<style>{_CSS}</style></head><body>{body}</body></html>\n")
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2rem auto;max-width:1100px;
+color:#222;padding:0 1rem}
+h1{font-size:1.6rem}h2{margin-top:2.5rem;border-bottom:2px solid #ddd}h3{margin-top:1.5rem}
+table{border-collapse:collapse;width:100%;font-size:.9rem;margin:.5rem 0}
+th,td{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}th{background:#f4f4f4}
+.meta{color:#555}.met{color:#1a7f37;font-weight:600}.notmet{color:#b35900}
+.stage{display:inline-block;padding:0 .4rem;border-radius:.3rem}
+"""
+
+
+def _e(v: Any) -> str:
+    """Escape any text for HTML (portal text is untrusted)."""
+    t = _text(v)
+    return html.escape(t, quote=True) if t is not None else ""
+
+
+def _link(url: Any, label: Any) -> str:
+    u = _text(url)
+    if u and (u.startswith("https://") or u.startswith("http://")):
+        return f"<a href='{html.escape(u, quote=True)}' rel='noopener noreferrer'>{_e(label) or _e(u)}</a>"
+    return _e(label)
+
+
+def _fmt(v: Any, digits: int = 1) -> str:
+    n = _num(v)
+    if n is None:
+        return "—"
+    if isinstance(n, float):
+        return f"{n:.{digits}f}"
+    return str(n)
+
+
+def _city_section(s: CitySnapshot, fig_html, *, heading: str) -> str:
+    from indicators import REGISTRY
+
+    titles = {i.key: i.title for i in REGISTRY}
+    parts = [f"<{heading} id='city-{_e(s.city.key)}'>{_e(s.city.name)}</{heading}>"]
+    if s.as_of is None:
+        parts.append("<p>Not harvested or scored yet.</p>")
+        return "\n".join(parts)
+    est = s.certification
+    parts.append(f"<p class='meta'>Scores as of {_e(_iso(s.as_of))} · {len(s.catalog)} datasets in the catalog"
+                 f"</p><p><strong>{_e(est.get('label'))}</strong></p>")
+    parts.append(fig_html(_criteria_figure(s)))
+    if s.history["as_of"].nunique() > 1:
+        parts.append(fig_html(_history_figure(s)))
+    if len(s.runs):
+        parts.append(fig_html(_runs_figure(s)))
+    parts.append("<h3>Criteria</h3><table><tr><th>criterion</th><th>title</th><th>status</th><th>met</th>"
+                 "<th>score</th><th>stage</th><th>evidence</th></tr>")
+    crit = {r["criterion"]: r for r in s.scores[s.scores["indicator"] == ""].to_dict("records")}
+    for st in s.statuses.to_dict("records"):
+        c = crit.get(st["criterion"], {})
+        met = bool(st.get("met"))
+        parts.append(f"<tr><td>{_e(st['criterion'])}</td><td>{_e(st.get('title'))}</td><td>{_e(st.get('status'))}"
+                     f"</td><td class='{'met' if met else 'notmet'}'>{'yes' if met else 'no'}</td>"
+                     f"<td>{_fmt(c.get('value'))}</td><td>{_e(c.get('stage'))}</td><td>{_e(st.get('evidence'))}</td></tr>")
+    parts.append("</table>")
+    parts.append("<h3>Indicators and the datasets that fail them</h3>")
+    for r in s.scores[s.scores["indicator"] != ""].to_dict("records"):
+        fail = s.failing.get(r["indicator"])
+        n_fail = 0 if fail is None else len(fail)
+        parts.append(f"<h4>{_e(r['criterion'])} · {_e(titles.get(r['indicator'], r['indicator']))} — "
+                     f"{_fmt(r['value'])} ({_fmt(r['numerator'], 0)}/{_fmt(r['denominator'], 0)}),"
+                     f" {n_fail} failing</h4>")
+        if n_fail:
+            parts.append("<table><tr><th>dataset</th><th>reason</th></tr>")
+            for f in fail.head(FAILING_SHOWN_HTML).to_dict("records"):
+                parts.append(f"<tr><td>{_link(f.get('landing_url'), f.get('title') or f.get('source_id'))}</td>"
+                             f"<td>{_e(f.get('reason'))}</td></tr>")
+            if n_fail > FAILING_SHOWN_HTML:
+                parts.append(f"<tr><td colspan='2'>… and {n_fail - FAILING_SHOWN_HTML} more "
+                             "(all listed in evidence.json)</td></tr>")
+            parts.append("</table>")
+    if len(s.manual):
+        parts.append("<h3>Manual evidence</h3><table><tr><th>criterion</th><th>record</th><th>date</th>"
+                     "<th>note</th><th>source</th></tr>")
+        for m in s.manual.to_dict("records"):
+            parts.append(f"<tr><td>{_e(m.get('criterion'))}</td><td>{_link(m.get('url'), m.get('url'))}</td>"
+                         f"<td>{_e(m.get('date'))}</td><td>{_e(m.get('note'))}</td><td>{_e(m.get('source'))}</td></tr>")
+        parts.append("</table>")
+    return "\n".join(parts)
+
+
+def _criteria_figure(s: CitySnapshot) -> go.Figure:
+    crit = s.scores[s.scores["indicator"] == ""].sort_values("criterion")
+    colors = [STAGE_COLORS.get(str(st), "#999") for st in crit["stage"]]
+    fig = go.Figure(go.Bar(x=crit["criterion"], y=crit["value"], marker_color=colors,
+                           text=crit["stage"], hovertemplate="%{x}: %{y:.1f} (%{text})<extra></extra>"))
+    fig.update_layout(title=f"Criterion scores — {s.city.name}", yaxis={"range": [0, 100], "title": "score"},
+                      height=360, margin={"t": 50, "b": 40})
+    return fig
+
+
+def _suspect_dates(s: CitySnapshot) -> set[pd.Timestamp]:
+    """Run dates where every run of the city was suspect (a short crawl): their scores are not a trend."""
+    if not len(s.runs):
+        return set()
+    good = s.runs[s.runs["status"].isin(["ok", "suspect"])].copy()
+    good["as_of"] = pd.to_datetime(good["as_of"], utc=True)
+    flags = good.groupby("as_of")["status"].agg(lambda st: set(st) == {"suspect"})
+    return set(flags[flags].index)
+
+
+def _history_figure(s: CitySnapshot) -> go.Figure:
+    crit = s.history[s.history["indicator"] == ""].copy()
+    crit["as_of"] = pd.to_datetime(crit["as_of"], utc=True)
+    skipped = _suspect_dates(s)
+    crit = crit[~crit["as_of"].isin(skipped)]
+    fig = go.Figure()
+    for cid, g in crit.sort_values("as_of").groupby("criterion"):
+        fig.add_trace(go.Scatter(x=g["as_of"], y=g["value"], mode="lines+markers", name=str(cid)))
+    note = f" (skipping {len(skipped)} suspect run date(s))" if skipped else ""
+    fig.update_layout(title=f"Criterion scores over time — {s.city.name}{note}", yaxis={"range": [0, 100]},
+                      height=360, margin={"t": 50, "b": 40})
+    return fig
+
+
+def _runs_figure(s: CitySnapshot) -> go.Figure:
+    runs = s.runs[s.runs["status"].isin(["ok", "suspect"])].copy()
+    runs["as_of"] = pd.to_datetime(runs["as_of"], utc=True)
+    fig = go.Figure()
+    for portal_key, g in runs.sort_values("as_of").groupby("portal_key"):
+        fig.add_trace(go.Scatter(x=g["as_of"], y=g["items"], mode="lines+markers", name=str(portal_key)))
+        sus = g[g["status"] == "suspect"]
+        if len(sus):
+            fig.add_trace(go.Scatter(x=sus["as_of"], y=sus["items"], mode="markers", name="suspect run",
+                                     marker={"color": "#d95f0e", "size": 13, "symbol": "x"}))
+    fig.update_layout(title="Datasets per harvest (x = suspect: the crawl came back sharply short)",
+                      height=300, margin={"t": 50, "b": 40}, yaxis={"rangemode": "tozero"})
+    return fig
+
+
+def _comparison_figure(snaps: list[CitySnapshot]) -> go.Figure:
+    rows = []
+    for s in snaps:
+        for r in s.scores[s.scores["indicator"] == ""].to_dict("records"):
+            rows.append({"city": s.city.name, "criterion": r["criterion"], "value": _num(r["value"])})
+    frame = pd.DataFrame(rows, columns=["city", "criterion", "value"])
+    pivot = frame.pivot_table(index="city", columns="criterion", values="value", aggfunc="first") \
+        if len(frame) else pd.DataFrame()
+    fig = go.Figure(go.Heatmap(z=pivot.values, x=list(pivot.columns), y=list(pivot.index), zmin=0, zmax=100,
+                               colorscale="RdYlGn", hovertemplate="%{y} · %{x}: %{z:.1f}<extra></extra>"))
+    fig.update_layout(title="Criterion scores by city", height=120 + 40 * max(1, len(pivot)),
+                      margin={"t": 50, "b": 40})
+    return fig
+
+
+def _frame(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    return frame.reindex(columns=columns) if len(frame) else pd.DataFrame(columns=columns)
