@@ -372,3 +372,10 @@ def ckan_package_from_dcat(ds: Mapping[str, Any], *, organization: Mapping[str, 
         "tags": [{"name": k, "display_name": k} for k in keywords], "num_tags": len(keywords),
         "groups": [], "extras": extras, "resources": resources, "num_resources": len(resources),
     }
+
+
+def portal_config(kind: str, url: str, **kw: Any) -> Any:
+    """A settings.PortalConfig for tests: key "test-<kind>" and city "test" unless given."""
+    from settings import PortalConfig
+
+    return PortalConfig(key=kw.pop("key", f"test-{kind}"), city_key=kw.pop("city_key", "test"), kind=kind, url=url, **kw)

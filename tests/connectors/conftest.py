@@ -6,7 +6,6 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from connectors.http import RetryPolicy, make_session
-from settings import PortalConfig
 from tests.conftest import FIXTURES
 from tests.emulator import Emulator
 
@@ -56,8 +55,3 @@ def emulator() -> Iterator[Callable[..., Emulator]]:
     yield start
     for emu in started:
         emu.stop()
-
-
-def portal(kind: str, url: str, **kw: Any) -> PortalConfig:
-    """A PortalConfig for tests (key "<kind>-test")."""
-    return PortalConfig(key=kw.pop("key", f"test-{kind}"), city_key="test", kind=kind, url=url, **kw)
