@@ -216,7 +216,7 @@ def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame) -> go.Figure:
 # --- city -----------------------------------------------------------------------------------------------
 
 def criterion_cards(history: pd.DataFrame) -> pd.DataFrame:
-    """One row per criterion of one city: latest value, stage, change since 90 days, the series for a sparkline.
+    """One row per criterion scored at the city's latest time: value, stage, change since 90 days, sparkline series.
 
     `history` = storage.scores(city_key=…).
     """
@@ -225,8 +225,9 @@ def criterion_cards(history: pd.DataFrame) -> pd.DataFrame:
     if crit.empty:
         return pd.DataFrame(columns=cols)
     crit = crit.assign(as_of=_utc(crit["as_of"]), value=pd.to_numeric(crit["value"], errors="coerce"))
+    current = crit.loc[crit["as_of"] == crit["as_of"].max(), "criterion"]  # criteria of the latest scoring
     rows = []
-    for c in criteria_order(crit["criterion"]):
+    for c in criteria_order(current):
         s = crit[crit["criterion"] == c].sort_values("as_of")
         last = s.iloc[-1]
         rows.append({"criterion": c, "value": None if pd.isna(last["value"]) else float(last["value"]),

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import shutil
 import threading
+from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
 
 from tests.layouts import filler
 
-SCREENSHOTS = "test-results/screenshots"
+# Project-root test-results/ (pytest-playwright's --output folder, emptied at each session start).
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results" / "screenshots"
 
 
 @pytest.fixture(scope="session")
