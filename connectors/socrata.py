@@ -56,6 +56,7 @@ class SocrataConnector:
         self.domain = portal.domain or urlsplit(portal.url).hostname or ""
         self._stats = FetchStats()
         self._sodapy: Any = None
+        self._views_missing = 0
 
     raw_bytes = staticmethod(raw_bytes)
     raw_hash = staticmethod(raw_hash)
@@ -78,6 +79,7 @@ class SocrataConnector:
         reported: int | None = None
         scroll_id: str | None = None
         self._stats = FetchStats()
+        self._views_missing = 0
         while True:
             params: dict[str, Any] = {"domains": self.domain, "limit": self.page_limit}
             if scroll_id is not None:
@@ -97,7 +99,9 @@ class SocrataConnector:
                 seen.add(rid)
                 fresh += 1
                 yield self._enrich(item) if self.enrich_views else item
-            self._stats = FetchStats(items_seen=len(seen), repeats=repeats, reported_total=reported, pages=pages)
+            notes = (f"views_missing={self._views_missing}",) if self._views_missing else ()
+            self._stats = FetchStats(items_seen=len(seen), repeats=repeats, reported_total=reported, pages=pages,
+                                     notes=notes)
             if self.progress:
                 self.progress(len(seen), reported)
             if not results:
@@ -146,7 +150,13 @@ class SocrataConnector:
         resource = item.get("resource") or {}
         if resource.get("data_updated_at") and (item.get("metadata") or {}).get("license"):
             return item
-        view = self.view_metadata(str(resource.get("id")))
+        try:
+            view = self.view_metadata(str(resource.get("id")))
+        except PortalIncompatible:
+            # One missing or odd view (HTTP 404 for an asset deleted mid-harvest) must not fail the run: the
+            # item keeps its catalog fields and the count is noted on the run.
+            self._views_missing += 1
+            return item
         return {**item, VIEW_KEY: {k: view[k] for k in VIEW_FIELDS if k in view}}
 
     # --- pure ------------------------------------------------------------------------------------------

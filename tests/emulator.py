@@ -28,7 +28,8 @@ Fault injection, per path prefix (`emu.fault(path, ...)`, cleared with `emu.clea
 answering, beyond the client's timeout), `truncate` (cut the JSON body in half), `repeat_page` (answer with
 the previous response for that path, ignoring paging parameters), `shape` (rename the list key so the
 envelope no longer matches). `times=n` limits a fault to the next n matching requests (None = always) and
-`after=k` lets k matching requests through first (to hit the second page). Every request is recorded in
+`after=k` lets k matching requests through first (to hit the second page); `body=` serves a given JSON
+body. `emu.reported[name] = n` makes a Socrata domain or CKAN site report n items (a short catalog). Every request is recorded in
 `emu.requests` as (path, params dict, headers dict).
 """
 from __future__ import annotations
@@ -63,6 +64,7 @@ class Fault:
     truncate: bool = False
     repeat_page: bool = False
     shape: bool = False
+    body: Any = None  # serve this JSON body instead (e.g. a CKAN success=false envelope)
     times: int | None = None
     after: int = 0
     seen: int = 0  # matching requests so far
@@ -86,6 +88,7 @@ class Emulator:
         self.ckan_organizations = dict(ckan_organizations or {})
         self.dcat = dict(dcat or {})
         self.faults: list[Fault] = []
+        self.reported: dict[str, int] = {}  # catalog name → total to report instead of the true one
         self.requests: list[tuple[str, dict[str, str], dict[str, str]]] = []
         self._last: dict[str, bytes] = {}
         self._lock = threading.Lock()
@@ -185,6 +188,9 @@ class Emulator:
                 return _send(h, f.status, orjson.dumps({"error": f"injected HTTP {f.status}"}), headers)
         if any(f.repeat_page for f in faults) and path in self._last:
             return _send(h, 200, self._last[path])
+        for f in faults:
+            if f.body is not None:
+                return _send(h, 200, orjson.dumps(f.body))
         status, body = self._route(path, params)
         payload = orjson.dumps(body)
         if any(f.shape for f in faults):
@@ -228,6 +234,7 @@ class Emulator:
         else:
             page = items[offset : offset + limit]
         unique = len({_socrata_id(it) for it in items})
+        unique = self.reported.get(params.get("domains", ""), unique)
         return 200, {"results": page, "resultSetSize": min(unique, RESULT_SET_CAP), "timings": {"serviceMillis": 1}}
 
     def _ckan(self, site: str, action: str, params: dict[str, str]) -> tuple[int, Any]:
@@ -241,7 +248,7 @@ class Emulator:
                 return 409, {"help": help_url, "success": False,
                              "error": {"__type": "Validation Error", "rows": ["Invalid integer"]}}
             ordered = sorted(packages, key=lambda p: str(p.get("id"))) if params.get("sort") == "id asc" else packages
-            unique = len({p.get("id") for p in packages})
+            unique = self.reported.get(site, len({p.get("id") for p in packages}))
             return 200, {"help": help_url, "success": True,
                          "result": {"count": unique, "sort": params.get("sort", "score desc, metadata_modified desc"),
                                     "facets": {}, "results": ordered[start : start + rows], "search_facets": {}}}
