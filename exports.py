@@ -164,12 +164,20 @@ def datasets_table(snaps: Iterable[CitySnapshot]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=DATASETS_COLUMNS)
 
 
+SPREADSHEET_FORMULA_STARTS = ("=", "+", "-", "@")  # as the dashboard's CSV download: never run portal text
+
+
 def _write_csv(path: Path, frame: pd.DataFrame, columns: list[str]) -> Path:
     out = frame.reindex(columns=columns).astype(object)
     for col in out.columns:
-        out[col] = out[col].map(_csv_cell)
+        out[col] = out[col].map(_csv_cell).map(_formula_guard)
     out.to_csv(path, index=False)
     return path
+
+
+def _formula_guard(v: Any) -> Any:
+    """Text a spreadsheet would evaluate (=, +, -, @ first) gets a leading ' so it stays text."""
+    return "'" + v if isinstance(v, str) and v.startswith(SPREADSHEET_FORMULA_STARTS) else v
 
 
 def _csv_cell(v: Any) -> Any:

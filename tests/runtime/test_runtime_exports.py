@@ -1,0 +1,223 @@
+"""Export files checked against the database after a fixture-filled run, and the HTML report opened in
+headless Chromium with every request recorded (none may leave file://)."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+import exports
+import pipeline
+import storage
+from connectors.base import RECORD_FIELDS
+from runtime_helpers import load_settings
+
+UTC = timezone.utc
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+CHICAGO_WEEKS = [  # real weekly Discovery API scrapes (tests/fixtures/PROVENANCE.md)
+    (FIXTURES / "socrata/history/data.cityofchicago.org/2022-06-08.jsonl.gz", datetime(2022, 6, 8, 23, 59, 59, tzinfo=UTC)),
+    (FIXTURES / "socrata/history/data.cityofchicago.org/2022-06-22.jsonl.gz", datetime(2022, 6, 22, 23, 59, 59, tzinfo=UTC)),
+]
+MINNEAPOLIS = (FIXTURES / "dcat_us/minneapolis_data_json_arcgis_hub_2020-08-04.json.gz",
+               datetime(2020, 8, 4, 23, 59, 59, tzinfo=UTC))
+# Hand count: unique `resource.id` values in the 2022-06-22 file (291 lines, 35 of them repeats) = 256.
+CHICAGO_LATEST_DATASETS = 256
+# Hand count: entries of `dataset` in the Minneapolis data.json = 152.
+MINNEAPOLIS_DATASETS = 152
+HOSTILE = "<script>alert('x')</script><img src=https://evil.example/x.png>"
+EXPORT_DAY = datetime(2026, 11, 23, 5, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory):
+    """(settings, engine, out_dir, paths): Chicago (2 runs) and Minneapolis (1 run) imported and scored
+    through the real pipeline, a manual evidence record with hostile text, then exported."""
+    tmp = tmp_path_factory.mktemp("exports")
+    url = f"sqlite:///{tmp / 'maturity.db'}"
+    cfg = load_settings(url)
+    storage.upgrade(url)
+    engine = storage.open_db(url)
+    for path, as_of in CHICAGO_WEEKS:
+        pipeline.import_files(cfg, engine, "chicago", as_of, [path], portal_key="chicago-socrata")
+    pipeline.import_files(cfg, engine, "minneapolis", MINNEAPOLIS[1], [MINNEAPOLIS[0]],
+                          portal_key="minneapolis-dcat")
+    for city in ("chicago", "minneapolis"):
+        pipeline.score_all(cfg, engine, city)
+    storage.add_evidence(engine, "chicago", "OD1", url="https://example.org/policy?a=1&b=<2>", date="2024-03-01",
+                         note=HOSTILE, actor="test", at=datetime(2026, 11, 20, tzinfo=UTC))
+    out = tmp / "out"
+    paths = exports.export(cfg, engine, out_dir=out)
+    yield cfg, engine, out, paths
+    storage.dispose(url)
+
+
+def _csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _same_number(cell: str, value) -> None:
+    """A CSV cell against the stored number: an empty cell exactly when the database has none."""
+    if _missing(value):
+        assert cell == ""
+    else:
+        assert float(cell) == pytest.approx(value)
+
+
+def _day(out: Path) -> Path:
+    (day,) = [p for p in out.iterdir() if p.is_dir()]
+    assert day.name == datetime.now(UTC).date().isoformat()  # dated by the export day (UTC)
+    return day
+
+
+def test_layout_one_folder_per_city_and_all(filled):
+    cfg, _, out, paths = filled
+    day = _day(out)
+    expected = {day / c.key / f for c in cfg.cities for f in ("scores.csv", "datasets.csv", "evidence.json",
+                                                              "report.html")}
+    expected |= {day / "all" / f for f in ("scores.csv", "datasets.csv", "evidence.json", "report.html")}
+    assert set(paths) == expected and all(p.is_file() for p in paths)
+
+
+def test_scores_csv_matches_the_database(filled):
+    _, engine, out, _ = filled
+    header, rows = _csv(_day(out) / "chicago" / "scores.csv")
+    assert header == ["city_key", "as_of", "criterion", "indicator", "value", "numerator", "denominator", "stage"]
+    db = storage.latest_scores(engine, "chicago")
+    assert len(rows) == len(db) > 0
+    # the latest scoring is the 2022-06-22 run
+    assert {r["as_of"] for r in rows} == {"2022-06-22T23:59:59Z"}
+    by_key = {(r["criterion"], r["indicator"]): r for r in rows}
+    for d in db.to_dict("records"):
+        r = by_key[(d["criterion"], d["indicator"])]
+        for col in ("value", "numerator", "denominator"):
+            _same_number(r[col], d[col])
+        assert r["stage"] == ("" if _missing(d["stage"]) else d["stage"])
+    # The all-cities file holds both scored cities' rows and nothing else.
+    _, all_rows = _csv(_day(out) / "all" / "scores.csv")
+    assert {r["city_key"] for r in all_rows} == {"chicago", "minneapolis"}
+    assert len(all_rows) == len(db) + len(storage.latest_scores(engine, "minneapolis"))
+
+
+def test_datasets_csv_is_the_catalog_behind_the_scores(filled):
+    _, engine, out, _ = filled
+    header, rows = _csv(_day(out) / "chicago" / "datasets.csv")
+    assert header[:len(RECORD_FIELDS)] == list(RECORD_FIELDS)
+    assert header[len(RECORD_FIELDS):] == ["city_key", "first_seen", "failing_indicators"]
+    catalog = storage.city_catalog(engine, "chicago")
+    assert len(rows) == len(catalog) == CHICAGO_LATEST_DATASETS
+    assert {r["source_id"] for r in rows} == set(catalog["source_id"])
+    assert {r["city_key"] for r in rows} == {"chicago"}
+    # failing_indicators agrees with storage.explain for every indicator
+    latest = storage.latest_scores(engine, "chicago")
+    for indicator in sorted(i for i in latest["indicator"] if i):
+        # explain also lists non-dataset evidence (e.g. "department:Aviation" for a department with no
+        # dataset); datasets.csv marks the datasets among them
+        failing = set(storage.explain(engine, "chicago", indicator)["source_id"]) & set(catalog["source_id"])
+        listed = {r["source_id"] for r in rows if indicator in r["failing_indicators"].split("; ")}
+        assert listed == failing, indicator
+    # tuples are '; '-joined: the keywords cell of a dataset is its keywords tuple
+    first = catalog.iloc[0]
+    row = next(r for r in rows if r["source_id"] == first["source_id"])
+    assert row["keywords"] == "; ".join(first["keywords"] or ())
+    _, mpls = _csv(_day(out) / "minneapolis" / "datasets.csv")
+    assert len(mpls) == MINNEAPOLIS_DATASETS
+
+
+def test_evidence_packet_covers_every_criterion_with_its_evidence(filled):
+    from indicators import criteria
+
+    _, engine, out, _ = filled
+    packet = json.loads((_day(out) / "chicago" / "evidence.json").read_text(encoding="utf-8"))
+    assert packet["city_key"] == "chicago" and packet["date"] == "2022-06-22T23:59:59Z"
+    assert packet["catalog"] == {"datasets": CHICAGO_LATEST_DATASETS, "by_portal": {"chicago-socrata": CHICAGO_LATEST_DATASETS}}
+    assert [c["criterion"] for c in packet["criteria"]] == list(criteria.wwc_criteria()["criterion"])
+    db = storage.latest_scores(engine, "chicago")
+    crit_rows = db[db["indicator"] == ""].set_index("criterion")
+    for c in packet["criteria"]:
+        assert c["date"] == "2022-06-22T23:59:59Z" and c["status"] in ("metadata", "manual", "open")
+        if c["criterion"] in crit_rows.index:
+            v = crit_rows.loc[c["criterion"], "value"]
+            assert (c["value"] is None) if _missing(v) else c["value"] == pytest.approx(v)
+        for ind in c["indicators"]:
+            explained = storage.explain(engine, "chicago", ind["indicator"])
+            assert ind["failing_count"] == len(explained) == len(ind["failing"])
+            assert {f["source_id"] for f in ind["failing"]} == set(explained["source_id"])
+    od1 = next(c for c in packet["criteria"] if c["criterion"] == "OD1")
+    assert od1["manual"] == [{"url": "https://example.org/policy?a=1&b=<2>", "date": "2024-03-01", "note": HOSTILE,
+                              "source": "dashboard"}]
+    assert packet["portals"][0]["portal_key"] == "chicago-socrata" and packet["portals"][0]["runs"] == 2
+    est = criteria.certification_estimate(criteria.statuses(
+        exports._rollup(storage.latest_scores(engine, "chicago")), pipeline.manual_evidence(
+            filled[0], engine, "chicago")))
+    assert packet["certification_estimate"]["met"] == est["met"]
+    everyone = json.loads((_day(out) / "all" / "evidence.json").read_text(encoding="utf-8"))
+    assert [c["city_key"] for c in everyone["cities"]] == [c.key for c in filled[0].cities]
+
+
+def test_report_escapes_text_and_inlines_plotly(filled):
+    _, _, out, _ = filled
+    page = (_day(out) / "chicago" / "report.html").read_text(encoding="utf-8")
+    assert HOSTILE not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    # no external script, stylesheet or image: the one <script> blocks are inline (plotly.js itself
+    # mentions CDN URLs in strings it never fetches here; the browser test below records requests)
+    assert "<script src=" not in page.lower() and "<link" not in page.lower() and "<img" not in page.lower()
+    assert page.count("Plotly.newPlot") >= 3
+
+
+def test_export_one_city_one_format_and_a_past_date(filled, tmp_path):
+    cfg, engine, _, _ = filled
+    paths = exports.export(cfg, engine, city_key="chicago", out_dir=tmp_path, formats=("csv",),
+                           as_of=datetime(2022, 6, 10, tzinfo=UTC))
+    assert sorted(p.name for p in paths) == ["datasets.csv", "scores.csv"]
+    assert all(p.parent == tmp_path / "2022-06-10" / "chicago" for p in paths)
+    _, rows = _csv(tmp_path / "2022-06-10" / "chicago" / "scores.csv")
+    assert {r["as_of"] for r in rows} == {"2022-06-08T23:59:59Z"}  # the scoring in force on 2022-06-10
+    _, ds = _csv(tmp_path / "2022-06-10" / "chicago" / "datasets.csv")
+    assert len(ds) == 313  # hand count: unique resource.id in the 2022-06-08 file
+
+
+def test_report_opens_offline_in_chromium_without_network_requests(filled):
+    from playwright.sync_api import sync_playwright
+
+    _, _, out, _ = filled
+    report = (_day(out) / "all" / "report.html").resolve()
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                          "--disable-component-update", "--no-first-run"])
+        try:
+            page = browser.new_page()
+            page.on("request", lambda r: requests.append(r.url))
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(report.as_uri())
+            page.wait_for_selector(".plotly-graph-div .main-svg", timeout=15000)
+            charts = page.locator(".plotly-graph-div").count()
+            # what the browser actually drew: bars of the comparison heatmap and per-city charts
+            drawn = page.locator(".plotly-graph-div .main-svg").count()
+        finally:
+            browser.close()
+    assert requests and all(u.startswith("file://") for u in requests), requests
+    assert errors == []
+    assert charts >= 5 and drawn >= charts  # comparison + (criteria, history, runs) per city with data
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_kept_as_text():
+    assert exports._formula_guard("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
+    assert exports._formula_guard("@SUM(A1)") == "'@SUM(A1)"
+    assert exports._formula_guard("Building Violations") == "Building Violations"
+    assert exports._formula_guard(-3.5) == -3.5  # numbers stay numbers
+    assert exports._csv_cell(("a", "b")) == "a; b"
+    assert exports._csv_cell(({"name": "id", "type": "text"},)) == '[{"name": "id", "type": "text"}]'
