@@ -36,7 +36,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 import storage
-from settings import PortalConfig, Settings
+from settings import ConfigError, Settings
 
 log = logging.getLogger("maturity.scheduler")
 
@@ -170,7 +170,11 @@ def run_harvest_job(portal_key: str, runtime: str) -> str:
 
 def harvest_portal(rt: _Runtime, portal_key: str, *, now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
-    portal = rt.settings.portal(portal_key)
+    try:
+        portal = rt.settings.portal(portal_key)
+    except ConfigError:  # a stored job of a portal removed from config, run before prune_stale_jobs
+        log.warning("portal=%s event=skipped reason=not-in-config", portal_key)
+        return "unknown"
     engine = storage.open_db(rt.url)
     lock = f"{HARVEST_JOB_PREFIX}{portal_key}"
     # A fresh owner per execution: two threads of one process must not share (and so re-enter) a lock.
@@ -347,7 +351,10 @@ def serve(settings: Settings, *, host: str, port: int, url: str | None = None) -
         import demo
 
         log.info("event=demo-loading reason=empty-database")
-        demo.load(settings, engine)
+        try:
+            demo.load(settings, engine)
+        except Exception:  # the dashboard still serves (empty) and the schedule still harvests
+            log.exception("event=demo-failed")
     sched = build_scheduler(settings, url=url)
     with _interrupt_on_sigterm():
         sched.start()

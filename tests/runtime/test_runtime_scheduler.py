@@ -285,3 +285,22 @@ def test_configure_logging_writes_key_value_lines_in_utc(capsys):
                                                     "reason='x'")
     assert "level=WARNING" in line and line.split()[0].endswith("Z")
     logging.getLogger().handlers.clear()
+
+
+def test_jobs_of_portals_removed_from_config_are_pruned(sqlite_url, schedulers, fake_harvest, fake_score):
+    full = load_settings(sqlite_url)
+    s = scheduler.build_scheduler(full)
+    schedulers.append(s)
+    s.start(paused=True)
+    s.shutdown()
+    trimmed = only_portal(full, CHICAGO)
+    # Before pruning, a stale job that fires finds its portal gone and does nothing.
+    schedulers.append(scheduler.build_scheduler(trimmed, harvest_fn=fake_harvest, score_fn=fake_score))
+    assert scheduler.run_harvest_job("boston-ckan", scheduler._runtime_key(sqlite_url)) == "unknown"
+    again = scheduler.build_scheduler(trimmed, harvest_fn=fake_harvest, score_fn=fake_score)
+    schedulers.append(again)
+    again.start(paused=True)
+    removed = scheduler.prune_stale_jobs(again, trimmed)
+    assert set(removed) == {f"harvest:{p.key}" for p in full.portals if p.key != CHICAGO} | {"export"}
+    assert [j.id for j in again.get_jobs()] == [f"harvest:{CHICAGO}"]
+    assert fake_harvest.calls == []
