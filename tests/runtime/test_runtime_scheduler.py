@@ -6,9 +6,11 @@ No test sleeps for a cron period: jobs are brought due by setting their next run
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES
@@ -304,3 +306,26 @@ def test_jobs_of_portals_removed_from_config_are_pruned(sqlite_url, schedulers, 
     assert set(removed) == {f"harvest:{p.key}" for p in full.portals if p.key != CHICAGO} | {"export"}
     assert [j.id for j in again.get_jobs()] == [f"harvest:{CHICAGO}"]
     assert fake_harvest.calls == []
+
+
+def test_scheduled_export_writes_a_dated_snapshot_under_its_lock(sqlite_url, schedulers, tmp_path):
+    cfg = load_settings(sqlite_url, directory=str(tmp_path / "exports"))
+    s = scheduler.build_scheduler(cfg)
+    schedulers.append(s)
+    s.start(paused=True)
+    job = s.get_job("export")
+    # config.toml: "30 5 * * 1" = Mondays 05:30 UTC
+    assert job.func_ref == "scheduler:run_export_job"
+    assert job.next_run_time.weekday() == 0 and (job.next_run_time.hour, job.next_run_time.minute) == (5, 30)
+    runtime = scheduler._runtime_key(sqlite_url)
+    engine = storage.open_db(sqlite_url)
+    assert storage.try_lock(engine, "export", "another-process", ttl_s=60, now=datetime.now(UTC))
+    assert scheduler.run_export_job(runtime) == []  # someone else is exporting
+    storage.release_lock(engine, "export", "another-process")
+    written = [Path(p) for p in scheduler.run_export_job(runtime)]
+    day = datetime.now(UTC).date().isoformat()
+    # nine cities + "all", four files each; nothing harvested yet, so every criterion is "open"
+    assert len(written) == 4 * (len(cfg.cities) + 1)
+    assert all(p.parent.parent == tmp_path / "exports" / day for p in written)
+    packet = json.loads((tmp_path / "exports" / day / "boston" / "evidence.json").read_text())
+    assert packet["date"] is None and {c["status"] for c in packet["criteria"]} == {"open"}
