@@ -19,7 +19,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from storage.db import is_sqlite, now_utc, utc, write_tx
+from storage.db import gc_paused, is_sqlite, now_utc, utc, write_tx
 from storage.models import audit_t, cities_t, datasets_t, evidence_t, portals_t, runs_t, scores_t, versions_t
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def save_harvest(engine: Engine, run_id: int, records: Sequence[DatasetRecord], 
     the exception as its reason in a separate transaction, and the exception is re-raised.
     """
     try:
-        with write_tx(engine) as conn:
+        with write_tx(engine) as conn, gc_paused():
             return _save(conn, run_id, records, raws, stats, utc(finished_at))
     except RunClosed:
         raise

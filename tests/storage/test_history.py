@@ -188,3 +188,25 @@ def test_records_of_another_portal_fail_the_run(engine):
     run = storage.runs(engine, portal_key="cincinnati-socrata").iloc[0]
     assert run["status"] == "failed" and "chicago-socrata" in run["error"]
     assert storage.row_counts(engine)["datasets"] == 0
+
+
+def test_a_rebuilt_catalog_is_not_stale_after_more_history_arrives(engine):
+    """catalog() keeps rebuilt frames per process; new runs or versions must show, and callers' edits must not leak."""
+    for d in ("2022-06-08", "2022-06-22"):
+        save(engine, chicago_snapshot(d))
+    first = storage.catalog(engine, CHICAGO.key, day("2022-06-22"))
+    assert first.set_index("source_id").loc[PERMITS, "data_modified_seen"] == (
+        PERMITS_DATA_UPDATED["2022-06-08"], PERMITS_DATA_UPDATED["2022-06-22"])
+    first["title"] = "edited by a caller"
+    first.attrs["removed"].append("not-a-dataset")
+    again = storage.catalog(engine, CHICAGO.key, day("2022-06-22"))
+    assert_catalog_is(again, "2022-06-22")
+    assert "not-a-dataset" not in again.attrs["removed"]
+
+    save(engine, chicago_snapshot("2022-06-15"))  # older than 06-22, imported later
+    after = storage.catalog(engine, CHICAGO.key, day("2022-06-22"))
+    assert_catalog_is(after, "2022-06-22")
+    assert after.set_index("source_id").loc[PERMITS, "data_modified_seen"] == tuple(
+        PERMITS_DATA_UPDATED[d] for d in ("2022-06-08", "2022-06-15", "2022-06-22"))
+    # 06-22 is now compared with 06-15, the good run just before it: 210 ids gone (see CHICAGO_REMOVED).
+    assert len(after.attrs["removed"]) == CHICAGO_REMOVED["2022-06-22"]
