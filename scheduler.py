@@ -141,6 +141,10 @@ def _runtime(key: str) -> _Runtime:
     rt = _RUNTIMES.get(key)
     if rt is not None:
         return rt
+    if len(_RUNTIMES) == 1:
+        # The job was stored by another process that spells the database URL differently (a host alias):
+        # this process serves one database, so its runtime is the one.
+        return next(iter(_RUNTIMES.values()))
     # A job added by another process for this database, run here before this process built a scheduler
     # (cannot happen through serve/work, which build first): fall back to the configured defaults.
     import settings as settings_mod

@@ -30,7 +30,6 @@ CHICAGO_LATEST_DATASETS = 256
 # Hand count: entries of `dataset` in the Minneapolis data.json = 152.
 MINNEAPOLIS_DATASETS = 152
 HOSTILE = "<script>alert('x')</script><img src=https://evil.example/x.png>"
-EXPORT_DAY = datetime(2026, 11, 23, 5, 30, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES
 
 import scheduler
 import storage
-from runtime_helpers import FakeHarvest, FakeScore, load_settings, only_portal, wait_for
+from runtime_helpers import FakeHarvest, load_settings, only_portal, wait_for
 
 UTC = timezone.utc
 CHICAGO = "chicago-socrata"
