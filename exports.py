@@ -329,7 +329,7 @@ def report_html(snaps: list[CitySnapshot], *, title: str, stamp: date, generated
         parts.append("<h2>Cities compared</h2>")
         parts.append(fig_html(_comparison_figure(snaps)))
     for s in snaps:
-        parts.append(_city_section(s, fig_html, heading="h2" if len(snaps) == 1 else "h2"))
+        parts.append(_city_section(s, fig_html))
     if not figures:  # keep the page shape stable even with no data
         parts.append("<p>No scores stored yet.</p>")
     body = "\n".join(parts)
@@ -372,7 +372,7 @@ def _fmt(v: Any, digits: int = 1) -> str:
     return str(n)
 
 
-def _city_section(s: CitySnapshot, fig_html, *, heading: str) -> str:
+def _city_section(s: CitySnapshot, fig_html, *, heading: str = "h2") -> str:
     from indicators import REGISTRY
 
     titles = {i.key: i.title for i in REGISTRY}
