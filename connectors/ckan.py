@@ -150,15 +150,26 @@ def _first_field(fields: Mapping[str, Any], keys: tuple[str, ...]) -> str | None
     return None
 
 
+def raw_department(portal: Any, pkg: Mapping[str, Any], organizations: Mapping[str, str] | None = None) -> str | None:
+    """The department text as the portal wrote it: a department field (top level or extras), else the
+    organization's title."""
+    table = vocab.field_table("ckan")
+    fields = _fields(pkg)
+    org = pkg.get("organization") if isinstance(pkg.get("organization"), dict) else {}
+    org_title = vocab.first_text([org.get("title"), (organizations or {}).get(str(org.get("name") or ""))])
+    keys = (*getattr(portal, "department_fields", ()), *table.get("department", ()))
+    return _first_field(fields, keys) or org_title
+
+
 def normalize_package(portal: Any, pkg: Mapping[str, Any], organizations: Mapping[str, str] | None = None) -> DatasetRecord:
     """A CKAN package dict → DatasetRecord (pure, total)."""
     table = vocab.field_table("ckan")
     fields = _fields(pkg)
     resources = [r for r in pkg.get("resources") or [] if isinstance(r, dict)]
-    org = pkg.get("organization") if isinstance(pkg.get("organization"), dict) else {}
-    org_title = vocab.first_text([org.get("title"), (organizations or {}).get(str(org.get("name") or ""))])
     freq_raw = _first_field(fields, (*getattr(portal, "frequency_fields", ()), *table.get("frequency", ())))
-    dept_raw = _first_field(fields, (*getattr(portal, "department_fields", ()), *table.get("department", ()))) or org_title
+    if pkg.get("type") == "harvest":
+        freq_raw = None  # a harvest source's `frequency` is its harvest schedule, not a data update cadence
+    dept_raw = raw_department(portal, pkg, organizations)
 
     formats: dict[str, None] = {}
     for r in resources:

@@ -139,6 +139,11 @@ def _texts(value: Any) -> tuple[str, ...]:
     return tuple(seen)
 
 
+def raw_department(ds: Mapping[str, Any]) -> str | None:
+    """The publisher text as written (name, or the non-standard Hub `source`), None for a bare domain."""
+    return _publisher(ds.get("publisher"))
+
+
 def _publisher(pub: Any) -> str | None:
     if not isinstance(pub, dict):
         return vocab.first_text([pub]) if isinstance(pub, str) else None
@@ -177,7 +182,7 @@ def normalize_dataset(portal: Any, ds: Mapping[str, Any]) -> DatasetRecord:
         description=vocab.first_text([ds.get("description")]) if isinstance(ds.get("description"), str) else None,
         keywords=_texts(ds.get("keyword")),
         theme=theme[0] if theme else None,
-        department=vocab.department(_publisher(ds.get("publisher"))),
+        department=vocab.department(raw_department(ds)),
         contact_name=None if fn in (None, "<Nobody>") else fn,
         contact_email=vocab.email(contact.get("hasEmail") if isinstance(contact.get("hasEmail"), str) else None),
         license=license_raw,

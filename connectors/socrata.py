@@ -267,13 +267,25 @@ def _portal_overrides(portal: Any) -> tuple[tuple[str, ...], tuple[str, ...], tu
     )
 
 
+def raw_department(portal: Any, raw: Mapping[str, Any]) -> str | None:
+    """The department text as the portal wrote it: a department custom field, else the attribution."""
+    if "resource" not in raw:  # a bare view object
+        custom = _view_custom_fields(raw)
+        fallback = raw.get("attribution")
+    else:
+        custom = {**_view_custom_fields(raw.get(VIEW_KEY) or {}), **_domain_metadata(raw.get("classification") or {})}
+        fallback = (raw.get("resource") or {}).get("attribution")
+    fields = tuple(getattr(portal, "department_fields", ()) or ())
+    return custom_value(custom, fields, "department") or vocab.first_text([fallback])
+
+
 def normalize_item(portal: Any, raw: Mapping[str, Any]) -> DatasetRecord:
     """A Discovery API item → DatasetRecord (pure, total)."""
     resource = raw.get("resource") or {}
     classification = raw.get("classification") or {}
     metadata = raw.get("metadata") or {}
     view = raw.get(VIEW_KEY) or {}
-    freq_fields, dept_fields, freq_overrides = _portal_overrides(portal)
+    freq_fields, _, freq_overrides = _portal_overrides(portal)
     custom = {**_view_custom_fields(view), **_domain_metadata(classification)}
 
     names = resource.get("columns_field_name") or resource.get("columns_name") or []
@@ -297,7 +309,7 @@ def normalize_item(portal: Any, raw: Mapping[str, Any]) -> DatasetRecord:
 
     license_raw = metadata.get("license") or ((view.get("license") or {}).get("name")) or view.get("licenseId")
     freq_raw = custom_value(custom, freq_fields, "frequency")
-    dept_raw = custom_value(custom, dept_fields, "department") or vocab.first_text([resource.get("attribution")])
+    dept_raw = raw_department(portal, raw)
     owner = raw.get("owner") or raw.get("creator") or {}
     page_views = resource.get("page_views") or {}
     parents = resource.get("parent_fxf")
@@ -347,11 +359,11 @@ def normalize_item(portal: Any, raw: Mapping[str, Any]) -> DatasetRecord:
 
 def normalize_view(portal: Any, view: Mapping[str, Any]) -> DatasetRecord:
     """A bare `/api/views/{id}.json` object → DatasetRecord (archived view dumps, e.g. Austin 2015)."""
-    freq_fields, dept_fields, freq_overrides = _portal_overrides(portal)
+    freq_fields, _, freq_overrides = _portal_overrides(portal)
     custom = _view_custom_fields(view)
     columns = [c for c in view.get("columns") or [] if isinstance(c, dict)]
     freq_raw = custom_value(custom, freq_fields, "frequency")
-    dept_raw = custom_value(custom, dept_fields, "department") or vocab.first_text([view.get("attribution")])
+    dept_raw = raw_department(portal, view)
     license_raw = (view.get("license") or {}).get("name") or view.get("licenseId")
     owner = view.get("owner") or {}
     attachments = (view.get("metadata") or {}).get("attachments")
