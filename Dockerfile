@@ -6,7 +6,7 @@
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    MATURITY_CONFIG=/app/config.toml MATURITY_DEMO_DIR=/app/data/demo
+    MATURITY_CONFIG=/app/config.toml MATURITY_DEMO_DIR=/opt/maturity/demo
 WORKDIR /app
 # Explicit paths rather than `COPY .`, so a local .venv, databases and exports never enter the image.
 COPY pyproject.toml README.md config.toml app.py cli.py settings.py pipeline.py scheduler.py exports.py demo.py /app/
@@ -14,8 +14,9 @@ COPY connectors /app/connectors
 COPY indicators /app/indicators
 COPY layouts /app/layouts
 COPY storage /app/storage
-COPY data/demo /app/data/demo
-RUN pip install . && useradd --create-home maturity && chown -R maturity /app/data
+# The demo bundle sits outside /app/data, so a volume mounted on /app/data (the database) never hides it.
+COPY data/demo /opt/maturity/demo
+RUN pip install . && useradd --create-home maturity && mkdir -p /app/data && chown -R maturity /app/data
 USER maturity
 EXPOSE 8050
 CMD ["maturity", "serve", "--host", "0.0.0.0"]
