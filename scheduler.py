@@ -173,6 +173,8 @@ def run_harvest_job(portal_key: str, runtime: str) -> str:
 
 
 def harvest_portal(rt: _Runtime, portal_key: str, *, now: datetime | None = None) -> str:
+    """`run_harvest_job` with the runtime given and the time injectable (`now`: the run's as_of and the
+    moment whose cron fire time is being served)."""
     now = now or datetime.now(timezone.utc)
     try:
         portal = rt.settings.portal(portal_key)
@@ -183,7 +185,8 @@ def harvest_portal(rt: _Runtime, portal_key: str, *, now: datetime | None = None
     lock = f"{HARVEST_JOB_PREFIX}{portal_key}"
     # A fresh owner per execution: two threads of one process must not share (and so re-enter) a lock.
     owner = f"{rt.owner}:{uuid.uuid4().hex[:8]}"
-    if not storage.try_lock(engine, lock, owner, ttl_s=rt.lock_ttl_s, now=now):
+    # The lock's TTL is wall-clock time, whatever `now` the run is stamped with.
+    if not storage.try_lock(engine, lock, owner, ttl_s=rt.lock_ttl_s, now=datetime.now(timezone.utc)):
         log.info("portal=%s event=skipped reason=locked", portal_key)
         return "locked"
     try:
