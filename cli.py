@@ -77,7 +77,7 @@ def cmd_import(cfg, args) -> int:
 
     engine = _engine(cfg)
     city = _city(cfg, args.city)
-    as_of = _as_of(args.as_of)
+    as_of = _as_of(args.as_of, end_of_day=False)
     try:
         summaries = pipeline.import_files(cfg, engine, city.key, as_of, args.files, portal_key=args.portal)
     except pipeline.ImportFailed as exc:
@@ -274,11 +274,13 @@ def _city(cfg, key: str):
         raise UsageError(str(exc)) from None
 
 
-def _as_of(text: str) -> datetime:
-    """A date means the end of that day UTC, so `--as-of 2022-06-08` includes a run stamped that day."""
+def _as_of(text: str, *, end_of_day: bool = True) -> datetime:
+    """A date alone stamps an import at midnight UTC; as a query bound it means the end of that day, so
+    `datasets --as-of 2022-06-08` includes a run stamped any time that day."""
     try:
         if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time(23, 59, 59), tzinfo=timezone.utc)
+            clock = time(23, 59, 59) if end_of_day else time(0, 0)
+            return datetime.combine(date.fromisoformat(text), clock, tzinfo=timezone.utc)
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(f"--as-of {text!r}: expected YYYY-MM-DD or an ISO date-time") from None

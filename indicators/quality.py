@@ -88,7 +88,8 @@ def _harvest_interval(d) -> float:
     ts = pd.to_datetime(pd.Series(stamps, dtype=object), utc=True, errors="coerce").dropna().sort_values().unique()
     if len(ts) < 2:
         return DEFAULT_HARVEST_INTERVAL_DAYS
-    gaps = np.diff(ts.astype("datetime64[ns]").astype("int64")) / 86400e9
+    # tz-aware → UTC nanoseconds (pandas 3 refuses astype from tz-aware to naive)
+    gaps = np.diff(pd.DatetimeIndex(ts).tz_convert("UTC").as_unit("ns").asi8) / 86400e9
     gaps = gaps[gaps > 0]
     return float(np.median(gaps)) if len(gaps) else DEFAULT_HARVEST_INTERVAL_DAYS
 
