@@ -102,6 +102,9 @@ class Emulator:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; with Nagle on, each response waits ~40 ms for the
+            # client's delayed ACK, which would dominate a many-page harvest benchmark.
+            disable_nagle_algorithm = True
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 emulator._handle(self)
