@@ -85,13 +85,14 @@ def _time(v):
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
-def perturb(records: list[DatasetRecord], rng: random.Random, as_of: datetime) -> list[DatasetRecord]:
+def perturb(records: list[DatasetRecord], rng: random.Random, as_of: datetime, *,
+            drop: float = 0.02, update: float = 0.15) -> list[DatasetRecord]:
     out = []
     for r in records:
-        if rng.random() < 0.02:
+        if rng.random() < drop:
             continue  # dropped this week
         changes = {}
-        if rng.random() < 0.15:
+        if rng.random() < update:
             changes["data_modified"] = as_of - timedelta(days=rng.randint(0, 6))
         if rng.random() < 0.03:
             changes["description"] = None
