@@ -1,0 +1,88 @@
+"""The `maturity` command line, in process, against the local emulator (counts as in tests/test_pipeline.py)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+import cli
+from connectors.base import RECORD_FIELDS
+from tests.conftest import FIXTURES
+from tests.test_pipeline import CHICAGO, write_config  # noqa: F401 - shared emulator config
+from tests.test_pipeline import emu  # noqa: F401 - module-scoped emulator fixture
+
+
+@pytest.fixture
+def run(tmp_path, emu, capsys):  # noqa: F811
+    emu.clear_faults()
+    cfg = write_config(tmp_path, emu, f"sqlite:///{tmp_path / 'cli.db'}")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = cli.main(["--config", str(cfg.path), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_harvest_then_datasets_csv_has_record_columns(run):
+    code, _, err = run("harvest", "-q")
+    assert code == 0, err
+    assert "chicago-socrata: 260 datasets, 260 new versions, 35 repeats" in err
+    code, out, _ = run("datasets", "--city", "chicago", "--format", "csv")
+    table = rows(out)
+    assert code == 0 and len(table) == 260
+    assert list(table[0].keys()) == list(RECORD_FIELDS)
+    code, out, _ = run("datasets", "--city", "cincinnati", "--format", "json")
+    assert len(json.loads(out)) == 145
+
+
+def test_harvest_exits_nonzero_and_prints_each_failure(run, emu):  # noqa: F811
+    emu.fault("/dcat/cincinnati/data.json", truncate=True)
+    code, _, err = run("harvest", "-q")
+    assert code == 1
+    assert "FAILED cincinnati-dcat: PortalIncompatible:" in err
+    assert "chicago-socrata: 260 datasets" in err  # the other portals still ran
+
+
+def test_import_as_of_and_scores_and_explain(run):
+    snap = FIXTURES / "socrata/history/data.cityofchicago.org/2022-06-29.jsonl.gz"
+    first = FIXTURES / "socrata/history/data.cityofchicago.org/2022-06-22.jsonl.gz"
+    assert run("import", "--city", "chicago", "--as-of", "2022-06-22", str(first))[0] == 0
+    code, _, err = run("import", "--city", "chicago", "--as-of", "2022-06-29", str(snap))
+    assert code == 0 and "SUSPECT" in err  # 95 unique against 256 the week before
+    code, out, err = run("datasets", "--city", "chicago", "--as-of", "2022-06-29")
+    assert len(rows(out)) == 95 and "SUSPECT" in err
+    assert len(rows(run("datasets", "--city", "chicago", "--as-of", "2022-06-22")[1])) == 256
+
+    assert run("score", "--all")[0] == 0
+    table = rows(run("scores", "--city", "chicago")[1])
+    assert {"criterion", "indicator", "value", "numerator", "denominator", "stage"} <= set(table[0])
+    assert {r["as_of"][:10] for r in table} == {"2022-06-22", "2022-06-29"}
+
+    failing = [r for r in table if r["indicator"] and r["value"] and float(r["value"]) < 100]
+    assert failing, "some indicator has failing datasets in a real catalog"
+    key = failing[0]["indicator"]
+    code, out, _ = run("explain", "--city", "chicago", "--indicator", key)
+    explained = rows(out)
+    assert code == 0 and explained and {"source_id", "reason"} <= set(explained[0])
+
+
+def test_unknown_city_and_bad_date_are_usage_errors(run):
+    code, _, err = run("datasets", "--city", "atlantis")
+    assert code == 2 and "no city with key 'atlantis'" in err
+    code, _, err = run("import", "--city", "chicago", "--as-of", "last tuesday", "x.json")
+    assert code == 2 and "expected YYYY-MM-DD" in err
+
+
+def test_bad_config_is_reported_with_its_location(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[cities]]\nkey = "x"\nname = "X"\n[[cities.portals]]\nkind = "arcgis"\nurl = "https://x"\n')
+    assert cli.main(["--config", str(bad), "harvest"]) == 2
+    assert f"{bad}:5: cities[0].portals[0].kind: 'arcgis' is not one of" in capsys.readouterr().err
