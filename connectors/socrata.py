@@ -214,9 +214,11 @@ def custom_value(pairs: Mapping[str, Any], portal_fields: tuple[str, ...], role:
     kind's table, then any key matching the table's key pattern."""
     table = vocab.field_table("socrata")
     for key in (*portal_fields, *table.get(role, ())):
-        text = vocab.first_text([pairs.get(key)])
-        if text:
-            return text
+        value = pairs.get(key)
+        if value:
+            text = vocab.first_text([value])
+            if text:
+                return text
     pattern = table.get(f"{role}_key_pattern")
     exclude = table.get(f"{role}_key_exclude")
     if pattern:

@@ -35,7 +35,9 @@ def _clean(raw: Any) -> str | None:
         return None
     if not isinstance(raw, str):
         raw = str(raw)
-    text = _SPACES.sub(" ", raw).strip()
+    text = raw.strip()
+    if "  " in text or "\n" in text or "\t" in text or "\r" in text:  # the regex only when needed: hot path
+        text = _SPACES.sub(" ", text)
     return text or None
 
 
@@ -222,6 +224,8 @@ def email(raw: str | None) -> str | None:
 def first_text(values: Sequence[Any]) -> str | None:
     """The first non-empty text of `values`."""
     for value in values:
+        if value is None or value == "":
+            continue
         text = _clean(value)
         if text is not None:
             return text
