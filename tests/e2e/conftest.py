@@ -15,6 +15,7 @@ from werkzeug.serving import make_server
 from tests.layouts import filler
 
 # Project-root test-results/ (pytest-playwright's --output folder, emptied at each session start).
+LIVE_POLL_S = 1  # the browser polls storage.latest_run_marker this often in the e2e app
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results" / "screenshots"
 
 
@@ -35,7 +36,7 @@ def browser_context_args(browser_context_args):
 def e2e_db(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
     url = f"sqlite:///{tmp / 'maturity.db'}"
-    cfg = filler.fill(url, tmp)
+    cfg = filler.fill(url, tmp, poll_seconds=LIVE_POLL_S)
     yield url, cfg
     import storage
 

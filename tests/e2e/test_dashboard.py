@@ -138,3 +138,28 @@ def test_narrow_laptop_layout_has_no_horizontal_scroll(page, live_url, errors):
     settle(page)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     assert errors == []
+
+
+def test_a_new_run_shows_up_without_a_reload(page, live_url, errors, e2e_db):
+    from datetime import timedelta
+
+    url, cfg = e2e_db
+    engine = storage.open_db(url)
+    runs = storage.runs(engine)
+    n_ok = int((runs["status"] == "ok").sum())
+    page.goto(live_url + "/harvests")
+    counter = page.locator("#hv-count-ok")
+    expect(counter).to_have_text(str(n_ok), timeout=TIMEOUT_MS)
+    page.evaluate("window.__same_document = true")
+    # a new weekly run of Minneapolis lands (same records a week later), as the scheduler would write it
+    last = runs[runs["city_key"] == "minneapolis"].iloc[0]
+    records = storage.city_catalog(engine, "minneapolis")
+    from connectors.base import record_from_dict
+
+    recs = [record_from_dict({k: (None if v is None or (isinstance(v, float) and v != v) else v)
+                              for k, v in r.items()}) for r in records.drop(
+        columns=["city_key", "first_seen", "data_modified_seen"]).to_dict("records")]
+    filler.save_run(engine, last["portal_key"], recs, last["as_of"].to_pydatetime() + timedelta(days=7))
+    expect(counter).to_have_text(str(n_ok + 1), timeout=TIMEOUT_MS)
+    assert page.evaluate("window.__same_document") is True  # no reload happened
+    assert errors == []

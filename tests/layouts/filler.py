@@ -39,8 +39,9 @@ CITIES = (
 XSS_TITLE = "<script>alert(1)</script>"
 
 
-def make_settings(cities: Sequence[tuple[str, str]], path: Path, storage_url: str) -> settings_mod.Settings:
-    raw = {"storage": {"url": storage_url},
+def make_settings(cities: Sequence[tuple[str, str]], path: Path, storage_url: str, *,
+                  poll_seconds: int = 30) -> settings_mod.Settings:
+    raw = {"storage": {"url": storage_url}, "web": {"poll_seconds": poll_seconds},
            "cities": [{"key": k, "name": n, "portals": [{"kind": "dcat", "url": f"https://{k}.example.org"}]}
                       for k, n in cities]}
     return settings_mod.parse(raw, path, {})
@@ -159,13 +160,13 @@ def simple_scores(catalog, as_of):
     return scores, pd.DataFrame(rows)
 
 
-def fill(url: str, tmp: Path, *, weeks: int = 3, xss: bool = True):
+def fill(url: str, tmp: Path, *, weeks: int = 3, xss: bool = True, poll_seconds: int = 30):
     """The test database: four real cities, `weeks` weekly runs each after their recorded snapshots.
 
     Returns the Settings (with the test cities). One Chicago dataset is retitled `<script>alert(1)</script>`
     in the newest run, to prove portal text is rendered as text.
     """
-    cfg = make_settings([(k, n) for k, n, _ in CITIES], tmp / "config.toml", url)
+    cfg = make_settings([(k, n) for k, n, _ in CITIES], tmp / "config.toml", url, poll_seconds=poll_seconds)
     storage.upgrade(url)
     engine = storage.open_db(url)
     storage.sync_config(engine, cfg)
