@@ -100,6 +100,7 @@ class Dataset(Base):
     portal_key: Mapped[str] = mapped_column(sa.ForeignKey("portals.key"))
     source_id: Mapped[str] = mapped_column(sa.String(300))
     first_run_id: Mapped[int] = mapped_column(sa.ForeignKey("harvest_runs.id"))
+    # The newest run (by as_of) that stored a version of it; which runs saw it is in harvest_runs.members.
     last_run_id: Mapped[int] = mapped_column(sa.ForeignKey("harvest_runs.id"))
 
 

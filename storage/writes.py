@@ -140,45 +140,44 @@ def _save(conn: Connection, run_id: int, records: Sequence[DatasetRecord], raws:
     new_ids = [sid for sid in picked if sid not in existing]
     is_new = set(new_ids)
     if new_ids:
-        inserted = conn.execute(
-            sa.insert(datasets_t).returning(datasets_t.c.id, datasets_t.c.source_id, sort_by_parameter_order=True),
-            [{"portal_key": portal_key, "source_id": sid, "first_run_id": run_id, "last_run_id": run_id}
-             for sid in new_ids],
-        )
-        for dataset_id, sid in inserted:
-            existing[sid] = (dataset_id, None, None)
+        _bulk_insert(conn, datasets_t, [{"portal_key": portal_key, "source_id": sid, "first_run_id": run_id,
+                                         "last_run_id": run_id} for sid in new_ids])
+        # Their ids: every dataset row this run created (one indexed query, not RETURNING per batch).
+        for sid, dataset_id in conn.execute(sa.select(datasets_t.c.source_id, datasets_t.c.id).where(
+                datasets_t.c.portal_key == portal_key, datasets_t.c.first_run_id == run_id)):
+            if sid in is_new:
+                existing[sid] = (dataset_id, None, None)
 
     versions: list[dict[str, Any]] = []
     earlier_than_first: list[int] = []  # seen before any stored version: an older snapshot imported later
-    seen_before: list[int] = []
+    changed: list[int] = []  # existing datasets that get a new version from this run
     replaced: dict[int, int] = {}  # dataset_id -> id of the version this run supersedes at its as_of
     for sid, i in picked.items():
         dataset_id, old_version, old_hash = existing[sid]
         rec, raw = records[i], raws[i]
         h = rec.raw_hash or hashlib.sha1(raw).hexdigest()
-        if sid not in is_new:
-            seen_before.append(dataset_id)
-            if old_version is None:
-                earlier_than_first.append(dataset_id)
+        if sid not in is_new and old_version is None:
+            earlier_than_first.append(dataset_id)
         if old_version is not None and h == old_hash:
             continue
+        if sid not in is_new:
+            changed.append(dataset_id)
         if old_version is not None:
             replaced[dataset_id] = old_version
         d = rec.as_dict()
         versions.append({
             "dataset_id": dataset_id, "run_id": run_id, "as_of": as_of, "raw_hash": h,
-            "data_modified": rec.data_modified, "record": orjson.dumps(d).decode("utf-8"),
+            "data_modified": utc(rec.data_modified), "record": orjson.dumps(d).decode("utf-8"),
             "raw": raw,
         })
     for row, packed in zip(versions, _compress_all([row["raw"] for row in versions])):
         row["raw"] = packed
-    if versions:
-        conn.execute(sa.insert(versions_t), versions)
+    _bulk_insert(conn, versions_t, versions)
     carried = _keep_later_runs_right(conn, portal_key, run_id, as_of, replaced) if replaced else 0
     if earlier_than_first:
         conn.execute(sa.update(datasets_t).where(datasets_t.c.id == sa.bindparam("did"))
                      .values(first_run_id=run_id), [{"did": d} for d in earlier_than_first])
-    _touch_last_seen(conn, run_id, seen_before)
+    _touch_last_version(conn, run_id, changed)
 
     items = len(picked)
     prev = conn.execute(
@@ -203,6 +202,26 @@ def _save(conn: Connection, run_id: int, records: Sequence[DatasetRecord], raws:
     ))
     return RunSummary(run_id=run_id, portal_key=portal_key, status=status, items=items,
                       new_versions=len(versions) + carried, repeats=repeats, removed=removed, suspect_reason=reason)
+
+
+def _bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows: COPY on PostgreSQL, executemany on SQLite.
+
+    COPY streams the rows in one round trip; SQLAlchemy's batched multi-row INSERTs took 1.2 s for the
+    11,928 versions (42 MB) of the benchmark, COPY a fraction of that. COPY bypasses SQLAlchemy's type
+    processing, so datetimes must already be aware UTC (they are: `utc()` on every path in).
+    """
+    if not rows:
+        return
+    if is_sqlite(conn):
+        conn.execute(sa.insert(table), rows)
+        return
+    cols = list(rows[0])
+    dbapi = conn.connection.driver_connection
+    with dbapi.cursor() as cur:  # the same connection, so the same transaction
+        with cur.copy(f"COPY {table.name} ({', '.join(cols)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in cols])
 
 
 def _compress_one_chunk(chunk: list[bytes]) -> list[bytes]:
@@ -277,10 +296,13 @@ def _versions_at(conn: Connection, portal_key: str, as_of: datetime) -> dict[str
     return {sid: (did, *valid.get(did, (None, None))) for sid, did in ids}
 
 
-def _touch_last_seen(conn: Connection, run_id: int, dataset_ids: list[int]) -> None:
-    """Point `last_run_id` at this run for datasets it saw, unless a later-dated run saw them already.
+def _touch_last_version(conn: Connection, run_id: int, dataset_ids: list[int]) -> None:
+    """Point `last_run_id` at this run for the datasets it wrote a version of, unless a later-dated run did.
 
-    One statement with the ids as one array/JSON parameter, not one UPDATE per dataset.
+    `datasets.last_run_id` is the newest run (by as_of) that stored a version of the dataset: its first
+    sighting or its latest change. "Last seen" is not kept per dataset: that would rewrite every dataset
+    row on every harvest (12k row updates, ~0.2 s and as many dead tuples on PostgreSQL per run) for
+    what the runs' `members` already record. One statement with the ids as one array/JSON parameter.
     """
     if not dataset_ids:
         return

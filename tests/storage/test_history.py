@@ -210,3 +210,4 @@ def test_a_rebuilt_catalog_is_not_stale_after_more_history_arrives(engine):
         PERMITS_DATA_UPDATED[d] for d in ("2022-06-08", "2022-06-15", "2022-06-22"))
     # 06-22 is now compared with 06-15, the good run just before it: 210 ids gone (see CHICAGO_REMOVED).
     assert len(after.attrs["removed"]) == CHICAGO_REMOVED["2022-06-22"]
+
