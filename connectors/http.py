@@ -113,10 +113,12 @@ def call_with_retries(session: requests.Session, fn: Callable[[], T], what: str)
                         f"more than the {policy.max_retry_after_s:.0f} s we wait"
                     ) from exc
                 delay = asked
-        except ValueError as exc:
-            # Includes requests' JSONDecodeError (raised by clients that call response.json()): the portal
-            # answered, but not with JSON, so retrying will not help.
+        except requests.JSONDecodeError as exc:
+            # Raised by clients that call response.json() (sodapy): the portal answered, but not with JSON,
+            # so retrying will not help.
             raise PortalIncompatible(f"{what}: response is not valid JSON ({exc})") from exc
+        except ValueError as exc:  # requests' InvalidURL / MissingSchema: a config problem, not a blip
+            raise PortalIncompatible(f"{what}: request rejected before sending ({exc})") from exc
         except requests.Timeout:
             last = f"timed out after {policy.timeout_s:g} s"
         except requests.RequestException as exc:

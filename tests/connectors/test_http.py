@@ -103,3 +103,20 @@ def test_retry_after_http_date():
     assert retry_after_s({"Retry-After": "Thu, 01 Jan 2026 12:00:30 GMT"}, now=now) == 30.0
     assert retry_after_s({"Retry-After": "soon"}) is None
     assert retry_after_s({}) is None
+
+
+def test_bad_url_is_incompatible_not_retried(session, sleeps):
+    with pytest.raises(PortalIncompatible, match="request rejected before sending"):
+        get_json(session, "not-a-url/data.json")
+    assert sleeps.calls == []
+
+
+def test_sodapy_style_json_error_is_incompatible(emulator, session):
+    # a client that parses with response.json() (as sodapy does) on a truncated body
+    from connectors.http import call_with_retries
+
+    emu = emulator(dcat={"city": DOC})
+    emu.fault("/dcat/city/data.json", truncate=True)
+    url = emu.dcat_url("city") + "/data.json"
+    with pytest.raises(PortalIncompatible, match="not valid JSON"):
+        call_with_retries(session, lambda: session.get(url, timeout=1).json(), url)
