@@ -51,6 +51,7 @@ def main() -> int:
     counts = {role: collections.Counter() for role in ("frequency", "department")}
     unmapped = {role: collections.Counter() for role in ("frequency", "department")}
     per_kind = collections.Counter()
+    with_value = {role: collections.Counter() for role in ("frequency", "department")}
     files = catalog_files(args.fixtures)
     for path, kind in files:
         items, _ = read_items(path, kind)
@@ -60,6 +61,8 @@ def main() -> int:
         for raw in items:
             rec = conn.normalize(raw)
             per_kind[kind] += 1
+            with_value["frequency"][kind] += rec.declared_frequency is not None
+            with_value["department"][kind] += rec.department is not None
             if rec.declared_frequency_raw:
                 ok = rec.declared_frequency is not None
                 counts["frequency"][(kind, ok)] += 1
@@ -84,6 +87,9 @@ def main() -> int:
             t = c[(kind, True)] + c[(kind, False)]
             if t:
                 print(f"  {kind:8s} {c[(kind, True)]:6d} / {t:6d} ({100.0 * c[(kind, True)] / t:.1f}%)")
+        having = sum(with_value[role].values())
+        print(f"  datasets with a normalized {role}: {having} of {sum(per_kind.values())} "
+              f"({100.0 * having / max(1, sum(per_kind.values())):.1f}%)")
         if unmapped[role] and args.unmapped:
             print("  most common unmapped: " + "; ".join(f"{v!r} x{n}" for v, n in unmapped[role].most_common(args.unmapped)))
     return 0
