@@ -45,3 +45,17 @@ def test_sync_config_upserts_cities_and_portals(engine):
     assert storage.cities(engine).set_index("key").loc["chicago", "name"] == "City of Chicago"
     assert len(storage.portals(engine)) == 3
     assert storage.portals(engine).set_index("key").loc["chicago-dcat", "kind"] == "dcat"
+
+
+def test_readers_are_not_blocked_by_a_writer_and_see_committed_data_only(engine, db_url):
+    """The dashboard reads while a harvest holds its write transaction (SQLite WAL; PostgreSQL MVCC)."""
+    from storage.db import create, write_tx
+
+    reader = create(db_url)  # another engine, as the web process would have
+    try:
+        with write_tx(engine) as conn:
+            conn.exec_driver_sql("UPDATE cities SET name = 'uncommitted' WHERE key = 'chicago'")
+            assert storage.cities(reader).set_index("key").loc["chicago", "name"] == "Chicago, IL"
+        assert storage.cities(reader).set_index("key").loc["chicago", "name"] == "uncommitted"
+    finally:
+        reader.dispose()
