@@ -23,7 +23,7 @@ import storage
 from layouts import _figures as fig
 
 CONTEXT_KEY = "MATURITY_DASHBOARD"  # key of the Context on the Flask app's config
-CACHE_SIZE = 256  # query results kept; one overview of 50 cities needs ~5, a city page ~25
+CACHE_SIZE = 1024  # results kept: ~6 per city (history, runs, datasets, failing, …) plus a few global ones
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,90 @@ def query(name: str, fn: Callable[..., Any], *args: Any) -> Any:
 def clear_cache() -> None:
     with _lock:
         _cache.clear()
+        _epochs.clear()
+
+
+# Per-city cache. The global marker moves with every run of any city, but a city's history and catalog
+# only change with its own runs and scores: keyed by the city's stamp (its newest run id among the
+# recent runs, its latest scored as_of, and an epoch), 50 cities cost one reload per new run, not 50.
+# A re-score of past dates (`maturity score --all`) moves the score marker without moving any city's
+# latest as_of: that bumps the epoch and reloads every city.
+RECENT_RUNS = 500  # newest runs scanned for the stamps; a city's new run is always among them
+_epochs: dict[str, tuple] = {}
+
+
+def city_stamps() -> dict[str, tuple]:
+    return query("city_stamps", _city_stamps)
+
+
+def _city_stamps(engine) -> dict[str, tuple]:
+    url = context().url
+    run_id, score_id = marker()
+    latest = query("latest_scores", storage.latest_scores)
+    as_of = {k: str(v) for k, v in latest.groupby("city_key")["as_of"].max().items()} if not latest.empty else {}
+    recent = storage.runs(engine, limit=RECENT_RUNS)
+    last_run = recent.groupby("city_key")["run_id"].max().to_dict() if not recent.empty else {}
+    with _lock:
+        prev = _epochs.get(url)
+        epoch = 0
+        if prev is not None:
+            prev_score_id, prev_as_of, epoch = prev
+            if score_id != prev_score_id and as_of == prev_as_of:
+                epoch += 1
+        _epochs[url] = (score_id, as_of, epoch)
+    keys = set(as_of) | set(last_run) | {c.key for c in context().settings.cities}
+    return {k: (int(last_run.get(k, 0)), as_of.get(k), epoch) for k in keys}
+
+
+def city_query(name: str, fn: Callable[..., Any], key: str) -> Any:
+    """`fn(engine, key)` for one city, cached until that city's stamp changes (see above)."""
+    ctx = context()
+    cache_key = ("city", ctx.url, name, key, city_stamps().get(key))
+    with _lock:
+        if cache_key in _cache:
+            _cache.move_to_end(cache_key)
+            return _cache[cache_key]
+    value = fn(ctx.engine, key)
+    with _lock:
+        _cache[cache_key] = value
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return value
+
+
+def city_scores(key: str) -> pd.DataFrame:
+    return city_query("scores", storage.scores, key)
+
+
+def city_criterion_history(key: str) -> pd.DataFrame:
+    return city_query("criterion_history", _criterion_history, key)
+
+
+def _criterion_history(engine, key: str) -> pd.DataFrame:
+    return fig.criterion_rows(storage.scores(engine, key)).reset_index(drop=True)
+
+
+def criterion_history(keys) -> pd.DataFrame:
+    """Criterion roll-up rows of several cities (for the overview and compare)."""
+    frames = [city_criterion_history(k) for k in keys]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["city_key", "as_of", "criterion", "indicator", "value", "numerator", "denominator", "stage"])
+
+
+def city_runs(key: str) -> pd.DataFrame:
+    return city_query("runs", _city_runs, key)
+
+
+def _city_runs(engine, key: str) -> pd.DataFrame:
+    return storage.runs(engine, city_key=key)
+
+
+def latest_runs(keys) -> pd.DataFrame:
+    """Newest first, a few runs per city (enough for "last harvest" and its status per portal)."""
+    frames = [city_runs(k).head(10) for k in keys]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else storage.runs(context().engine, limit=0)
 
 
 # --- shareable state -----------------------------------------------------------------------------------
@@ -263,6 +347,19 @@ def catalog_as_of(cat: pd.DataFrame):
     return max(times) if times else pd.Timestamp.now(tz="UTC")
 
 
+def latest_city(key: str) -> pd.DataFrame:
+    latest = query("latest_scores", storage.latest_scores)
+    return latest[latest["city_key"] == key] if not latest.empty else latest
+
+
+def city_datasets_cached(key: str) -> pd.DataFrame:
+    return city_query("datasets", city_datasets, key)
+
+
+def city_failing_cached(key: str) -> pd.DataFrame:
+    return city_query("failing", city_failing, key)
+
+
 def city_failing(engine, key: str) -> pd.DataFrame:
     """indicator, criterion, source_id, reason: the failing datasets of every latest indicator score."""
     latest = fig.indicator_rows(storage.latest_scores(engine, key))
@@ -280,7 +377,7 @@ def city_statuses(key: str):
     """(statuses DataFrame, certification estimate dict) from indicators.criteria, or (None, None)."""
     from indicators import criteria
 
-    latest = query("latest_city", storage.latest_scores, key)
+    latest = latest_city(key)
     crit = fig.criterion_rows(latest)
     if crit.empty:
         return None, None

@@ -314,15 +314,17 @@ def department_figure(breakdown: pd.DataFrame, *, top: int = 15) -> go.Figure:
     if breakdown.empty:
         return empty_figure("No datasets with a department in the latest harvest.")
     b = breakdown.head(top).iloc[::-1]
+    labels = [d if len(d) <= 38 else d[:36] + "…" for d in b["department"]]  # full name in the hover
+    b = b.assign(label=labels)
     fig = go.Figure([
-        go.Bar(y=b["department"], x=b["stale_pct"], name="stale (overdue or delinquent) %", orientation="h",
-               marker_color="#D55E00", hovertemplate="%{y}: %{x:.0f}% stale<extra></extra>"),
-        go.Bar(y=b["department"], x=b["undocumented_pct"], name="undocumented %", orientation="h",
-               marker_color="#0072B2", hovertemplate="%{y}: %{x:.0f}% undocumented<extra></extra>"),
+        go.Bar(y=b["label"], x=b["stale_pct"], customdata=b["department"], name="stale (overdue or delinquent) %", orientation="h",
+               marker_color="#D55E00", hovertemplate="%{customdata}: %{x:.0f}% stale<extra></extra>"),
+        go.Bar(y=b["label"], x=b["undocumented_pct"], customdata=b["department"], name="undocumented %", orientation="h",
+               marker_color="#0072B2", hovertemplate="%{customdata}: %{x:.0f}% undocumented<extra></extra>"),
     ])
     fig.update_xaxes(range=[0, 100], title="% of the department's datasets")
     fig.update_yaxes(type="category", automargin=True)
-    fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.15))
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0))
     return _base_layout(fig, height=max(260, 28 * len(b) + 120))
 
 
@@ -354,7 +356,9 @@ def fix_first(failing: pd.DataFrame, datasets: pd.DataFrame, weights: Mapping[st
         use["usage"] = (pd.to_numeric(datasets["views"], errors="coerce").fillna(0)
                         + pd.to_numeric(datasets["downloads"], errors="coerce").fillna(0)).to_numpy()
         use = use.drop_duplicates("source_id")
-    g = g.merge(use, on="source_id", how="left")
+    # Only datasets in the catalog can be fixed; failing ids that are not datasets (a missing key
+    # dataset of the census list, say) are shown on the indicator's drill-down instead.
+    g = g.merge(use, on="source_id", how="inner")
     g["usage"] = g["usage"].fillna(0).astype(int)
     g["priority"] = (g["points"] * (g["usage"] + 10).map(math.log10)).round(2)
     g["points"] = g["points"].round(2)

@@ -61,13 +61,13 @@ def layout(key: str | None = None, criterion: str | None = None, indicator: str 
 
 
 def _criteria(key: str) -> list[str]:
-    hist = ui.query("scores_city", storage.scores, key)
+    hist = ui.city_scores(key)
     return fig.criteria_order(fig.criterion_rows(hist)["criterion"]) if not hist.empty else []
 
 
 def default_criterion(key: str) -> str | None:
     """The weakest scored criterion: what a CDO would look at first."""
-    cards = fig.criterion_cards(ui.query("scores_city", storage.scores, key))
+    cards = fig.criterion_cards(ui.city_scores(key))
     if cards.empty:
         return None
     scored = cards.dropna(subset=["value"])
@@ -75,7 +75,7 @@ def default_criterion(key: str) -> str | None:
 
 
 def _indicator_options(key: str, criterion: str | None, current: str | None):
-    hist = ui.query("scores_city", storage.scores, key)
+    hist = ui.city_scores(key)
     titles = {k: m["title"] for k, m in ui.indicator_meta().items()}
     inds = sorted(k for k in hist.loc[hist["criterion"] == criterion, "indicator"].unique() if k) \
         if criterion and not hist.empty else []
@@ -120,7 +120,7 @@ def sync_url(criterion, indicator):
 # --- page content (plain functions of the database: tests and the benchmark call them) ------------------
 
 def subtitle(key: str):
-    runs = ui.query("runs_city", storage.runs, None, key)
+    runs = ui.city_runs(key)
     if runs.empty:
         return "No harvest yet."
     latest = runs.drop_duplicates("portal_key")
@@ -131,8 +131,8 @@ def subtitle(key: str):
 
 
 def summary(key: str):
-    hist = ui.query("scores_city", storage.scores, key)
-    runs = ui.query("runs_city", storage.runs, None, key)
+    hist = ui.city_scores(key)
+    runs = ui.city_runs(key)
     out = []
     last = runs.drop_duplicates("portal_key") if not runs.empty else runs
     for r in last.itertuples(index=False) if not last.empty else ():
@@ -157,7 +157,7 @@ def summary(key: str):
 
 def details(key: str):
     """Departments, fix-first list and WWC status (below the chart)."""
-    if ui.query("scores_city", storage.scores, key).empty:
+    if ui.city_scores(key).empty:
         return []
     out = []
     datasets = _datasets(key)
@@ -183,7 +183,7 @@ def _card(key, c, title):
 
 
 def _datasets(key: str) -> pd.DataFrame:
-    return ui.query("city_datasets", ui.city_datasets, key)
+    return ui.city_datasets_cached(key)
 
 
 def _departments(key, datasets):
@@ -212,8 +212,8 @@ def _departments(key, datasets):
 
 
 def _fix_first(key, datasets):
-    failing = ui.query("city_failing", ui.city_failing, key)
-    latest = ui.query("latest_city", storage.latest_scores, key)
+    failing = ui.city_failing_cached(key)
+    latest = ui.latest_city(key)
     meta = ui.indicator_meta()
     weights = ui.criterion_weights(meta, fig.indicator_rows(latest))
     denominators = {r.indicator: r.denominator for r in fig.indicator_rows(latest).itertuples(index=False)}
@@ -247,10 +247,10 @@ def _statuses(key):
 def history(key, criterion, current):
     if not criterion:
         return fig.empty_figure("No scores yet."), [], ALL
-    hist = ui.query("scores_city", storage.scores, key)
+    hist = ui.city_scores(key)
     meta = ui.indicator_meta()
     titles = {k: m["title"] for k, m in meta.items()}
-    runs = ui.query("runs_city", storage.runs, None, key)
+    runs = ui.city_runs(key)
     suspect = list(runs.loc[runs["status"] == "suspect", "as_of"]) if not runs.empty else []
     figure = fig.criterion_history(hist, criterion, titles=titles, suspect_times=suspect)
     options, value = _indicator_options(key, criterion, current)
@@ -260,7 +260,7 @@ def history(key, criterion, current):
 def drill(key, criterion, indicator):
     if not criterion:
         return ui.empty_state("Nothing scored yet", "Scores appear after the first harvest."), ""
-    failing = ui.query("city_failing", ui.city_failing, key)
+    failing = ui.city_failing_cached(key)
     datasets = _datasets(key)
     f = failing[failing["criterion"] == criterion] if not failing.empty else failing
     if indicator and indicator != ALL:

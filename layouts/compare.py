@@ -57,7 +57,7 @@ def body(keys: list[str]):
     if not keys:
         return ui.empty_state("Choose cities", "Pick two or more cities above to compare them.", id="cmp-empty")
     cities = _cities()
-    history = ui.query("scores", storage.scores)
+    history = ui.criterion_history(keys)
     latest = ui.query("latest_scores", storage.latest_scores)
     names = dict(zip(cities["key"], cities["name"]))
     titles = {k: m["title"] for k, m in ui.indicator_meta().items()}

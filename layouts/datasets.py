@@ -75,7 +75,7 @@ def all_datasets() -> pd.DataFrame:
 
 def _all_datasets(_engine) -> pd.DataFrame:
     keys = list(ui.query("cities", storage.cities)["key"])
-    frames = [ui.query("city_datasets", ui.city_datasets, k) for k in keys]
+    frames = [ui.city_datasets_cached(k) for k in keys]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else fig.dataset_table(pd.DataFrame(), None)
 

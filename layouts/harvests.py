@@ -12,6 +12,7 @@ from layouts import _components as ui
 from layouts import _figures as fig
 
 URL_STORE = ui.url_sync("hv")
+RECENT = 500  # runs shown for all cities (newest first); pick a city for its whole log
 dash.register_page(__name__, path="/harvests", name="Harvests", title="Harvests · City data maturity")
 
 
@@ -43,12 +44,10 @@ def sync_url(city):
 
 def body(city: str | None):
     try:
-        runs = ui.query("runs", storage.runs)
+        runs = ui.city_runs(city) if city else ui.query("runs", storage.runs, None, None, RECENT)
     except Exception as exc:  # noqa: BLE001 - no schema yet
         return ui.empty_state("The database is not ready", f"Reading it failed ({type(exc).__name__}); run ",
                               ui.cmd("maturity db upgrade"), color="danger")
-    if city:
-        runs = runs[runs["city_key"] == city]
     if runs.empty:
         return ui.empty_state("No harvest runs yet",
                               ["Run ", ui.cmd("maturity harvest"), " (needs internet) or ", ui.cmd("maturity demo"),
@@ -58,6 +57,8 @@ def body(city: str | None):
                                                    html.Div([ui.status_badge(s), "runs"])])), xs=6, md=3)
                     for s, n in counts.items()], className="g-2 mb-3")
     log = fig.run_log(runs)
+    note = html.P(f"The newest {RECENT} runs of all cities; choose a city for its whole log.",
+                  className="small text-muted") if not city and len(runs) >= RECENT else None
     cols = [ui.num_col("run_id", "Run", width=90), ui.col("city_key", "City"), ui.col("portal_key", "Portal"),
             ui.col("source", "Source"), ui.col("as_of", "As of"), ui.col("finished_at", "Finished"),
             ui.num_col("duration_s", "Seconds"), ui.col("status", "Status", cellClassRules={
@@ -68,4 +69,4 @@ def body(city: str | None):
     return [kpis,
             dcc.Graph(id="hv-timeline", figure=fig.run_timeline(runs), config={"displayModeBar": False,
                                                                                 "responsive": True}),
-            ui.grid("hv-grid", log, cols, height=520)]
+            note, ui.grid("hv-grid", log, cols, height=520)]

@@ -39,9 +39,10 @@ def body():
         return ui.empty_state("No cities configured yet",
                               ["Add a ", ui.cmd("[[cities]]"), " table to config.toml (see README, “Adding a city”) "
                                "and start the dashboard again."], id="ov-empty")
-    history = ui.query("scores", storage.scores)
+    keys = list(cities["key"])
+    history = ui.criterion_history(keys)
     latest = ui.query("latest_scores", storage.latest_scores)
-    runs = ui.query("runs", storage.runs)
+    runs = ui.latest_runs(keys)
     table = fig.overview_table(cities, history, runs)
     parts = []
     if history.empty:

@@ -20,6 +20,12 @@ TIMEOUT_MS = 30_000  # generous: the 2-core machine runs other suites too
 
 def shot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # AG Grid draws rows only once scrolled into view: walk down the page so the full-page shot has them
+    height = page.evaluate("document.body.scrollHeight")
+    for y in range(0, height, 700):
+        page.evaluate(f"window.scrollTo(0, {y})")
+        page.wait_for_timeout(60)
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 

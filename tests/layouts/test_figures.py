@@ -174,9 +174,13 @@ def test_fix_first_ranks_points_times_usage():
         {"indicator": "dm4_fresh", "source_id": "d2", "reason": "overdue", "title": "x", "landing_url": None},
         {"indicator": "dm2_doc", "source_id": "d2", "reason": "no description", "title": "x", "landing_url": None},
         {"indicator": "dm2_doc", "source_id": "d3", "reason": "no keywords", "title": "Budget", "landing_url": None},
+        # not a dataset of the catalog (e.g. a missing key dataset): nothing to fix on the portal
+        {"indicator": "od3_census", "source_id": "census:crime", "reason": "no match", "title": None,
+         "landing_url": None},
     ])
     # dm4_fresh: weight 1 of its criterion, 2 datasets counted → 50 points; dm2_doc: 0.5 weight, 4 counted → 12.5
-    r = fig.fix_first(failing, t, {"dm4_fresh": 1.0, "dm2_doc": 0.5}, {"dm4_fresh": 2, "dm2_doc": 4})
+    r = fig.fix_first(failing, t, {"dm4_fresh": 1.0, "dm2_doc": 0.5, "od3_census": 1.0},
+                      {"dm4_fresh": 2, "dm2_doc": 4, "od3_census": 20})
     assert list(r["source_id"]) == ["d2", "d3"]
     assert r.loc[0, "points"] == 62.5 and r.loc[0, "usage"] == 0
     assert r.loc[0, "priority"] == 62.5  # × log10(10 + 0) = 1

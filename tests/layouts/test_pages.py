@@ -240,10 +240,10 @@ def test_harvests_log_counts_every_run(in_app, layout_db):
 
     url, _ = layout_db
     runs = storage.runs(storage.open_db(url))
-    kpis, _timeline, grid = harvests.body(None)
+    kpis, _timeline, _note, grid = harvests.body(None)
     assert len(grid.rowData) == len(runs)
     assert text_of(kpis).startswith(f"{(runs['status'] == 'ok').sum()}")
-    _k, _t, g2 = harvests.body("indianapolis")
+    *_, g2 = harvests.body("indianapolis")
     assert {r["city_key"] for r in g2.rowData} == {"indianapolis"}
 
 
@@ -301,3 +301,34 @@ def test_live_poll_only_updates_on_a_new_marker(client, layout_db):
     assert same.status_code == 204  # PreventUpdate: nothing redraws
     new = call(client, "live-marker", {"live-interval.n_intervals": 2, "live-marker.data": [0, 0]})
     assert new.json["response"]["live-marker"]["data"] == m
+
+
+def test_city_cache_reloads_only_the_city_with_a_new_run(in_app, layout_db):
+    """After a run of one city, the others' cached history objects are reused as they are."""
+    from datetime import timedelta
+
+    from layouts import _components as ui
+
+    url, _ = layout_db
+    engine = storage.open_db(url)
+    before = {k: ui.city_criterion_history(k) for k, _n, _s in filler.CITIES}
+    last = storage.runs(engine, city_key="philadelphia").iloc[0]
+    records = [filler.normalize(in_app.server.config["MATURITY_DASHBOARD"].settings.city("philadelphia").portals[0], r)
+               for r in filler.load_catalog(filler.FIXTURES / "philadelphia_data_json_arcgis_hub_2020-08-04.json.gz")]
+    as_of = last["as_of"].to_pydatetime() + timedelta(days=7)
+    filler.save_run(engine, last["portal_key"], records, as_of)
+    filler.score(engine, None, "philadelphia", as_of)
+    import flask
+
+    flask.g.pop("maturity_marker", None)  # a new request would read the new marker
+    after = {k: ui.city_criterion_history(k) for k, _n, _s in filler.CITIES}
+    assert after["philadelphia"] is not before["philadelphia"]
+    assert after["philadelphia"]["as_of"].max() == as_of
+    for k in ("chicago", "indianapolis", "minneapolis"):
+        assert after[k] is before[k]
+    # a re-score of a past date (no new latest as_of anywhere) reloads every city
+    first = storage.run_dates(engine, "chicago")[0]
+    filler.score(engine, None, "chicago", first)
+    flask.g.pop("maturity_marker", None)
+    again = {k: ui.city_criterion_history(k) for k, _n, _s in filler.CITIES}
+    assert all(again[k] is not after[k] for k in again)
