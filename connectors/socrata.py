@@ -139,9 +139,11 @@ class SocrataConnector:
             # port and base path, so "http://127.0.0.1:PORT" works. We then hand it our session so requests
             # carry the project's User-Agent and app token; retries come from call_with_retries.
             adapter = requests.adapters.HTTPAdapter()
+            # sodapy logs a warning when built without a token; the token it would set goes on its own
+            # session, which is replaced below, so our session's header (or its absence) is what is sent.
             client = Socrata(
                 parts.netloc + parts.path.rstrip("/"),
-                self.session.headers.get("X-App-Token"),
+                self.session.headers.get("X-App-Token") or "unused",
                 session_adapter={"prefix": f"{parts.scheme}://", "adapter": adapter},
                 timeout=policy_of(self.session).timeout_s,
             )
