@@ -126,6 +126,7 @@ def test_sodapy_view_metadata_through_the_emulator(emulator, session):
     assert conn.view_metadata("zidz-sdfj") == view
     path, _, headers = emu.requests[-1]
     assert path == "/api/views/zidz-sdfj.json" and headers["User-Agent"].startswith("city-maturity/")
+    assert "X-App-Token" not in headers and "X-App-token" not in headers  # no token configured, none sent
 
 
 def test_sodapy_view_errors_are_connector_errors(emulator, session):
