@@ -59,3 +59,30 @@ def test_readers_are_not_blocked_by_a_writer_and_see_committed_data_only(engine,
         assert storage.cities(reader).set_index("key").loc["chicago", "name"] == "uncommitted"
     finally:
         reader.dispose()
+
+
+def test_downgrade_to_base_and_back(db_url):
+    from alembic import command
+
+    from storage.migrate import alembic_config
+
+    upgrade(db_url)
+    cfg = alembic_config(db_url)
+    with storage.open_db(db_url).begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "base")
+    upgrade(db_url)
+    assert storage.cities(storage.open_db(db_url)).empty
+    storage.dispose(db_url)
+
+
+def test_close_stale_runs(engine):
+    from datetime import datetime, timezone
+
+    t = datetime(2026, 1, 5, 4, 0, tzinfo=timezone.utc)
+    old = storage.start_run(engine, "chicago-socrata", as_of=t, started_at=t)
+    fresh = storage.start_run(engine, "cincinnati-socrata", as_of=t, started_at=t.replace(hour=6))
+    assert storage.close_stale_runs(engine, started_before=t.replace(hour=5), now=t.replace(hour=7)) == 1
+    runs = storage.runs(engine).set_index("run_id")
+    assert runs.loc[old, "status"] == "failed" and runs.loc[old, "error"].startswith("interrupted")
+    assert runs.loc[fresh, "status"] == "running"
