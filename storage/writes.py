@@ -12,7 +12,7 @@ import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import orjson
@@ -39,6 +39,12 @@ log = logging.getLogger(__name__)
 #   other nine domains of that history it flags the same two dates everywhere (their lowest ordinary ratio
 #   is 0.44, SF 06-22); only tiny Memphis (74 -> 27 -> 4 -> 18) is also flagged on 06-22 and 07-13.
 SUSPECT_SHRINK = 0.4
+# ... unless the shrink has lasted: when the streak of suspect runs since the last good run began at least
+# SUSPECT_CONFIRM_DAYS before this run, the smaller catalog is the portal's new size (a migration, a purge),
+# and the run is ok, so its missing datasets count as removals from then on. The short crawls in the real
+# history lasted two weekly snapshots (06-29, 07-06; the 07-13 crawl was back to 196), so four weeks
+# leaves a margin over such an outage while a real shrink is not flagged forever.
+SUSPECT_CONFIRM_DAYS = 28
 
 # zlib level for raw items: level 1 (the fastest) still shrinks Socrata Discovery items ~2.8x (4.0 kB ->
 # 1.4 kB average over the 12,226 items of socrata_scrape_2022/latest) and is the bulk of a first harvest's
@@ -199,19 +205,26 @@ def _save(conn: Connection, run_id: int, records: Sequence[DatasetRecord], raws:
                runs_t.c.id != run_id)
         .order_by(runs_t.c.as_of.desc(), runs_t.c.id.desc()).limit(1)
     ).one_or_none()
-    status, reason, removed = "ok", None, 0
+    status, reason, removed, notes = "ok", None, 0, list(stats.notes)
     if prev is not None and items < SUSPECT_SHRINK * (prev.items or 0):
-        status = "suspect"
-        reason = (f"{items} unique items is under {SUSPECT_SHRINK:g} x the {prev.items} of the last good run "
-                  f"#{prev.id} ({prev.as_of:%Y-%m-%d}): a short crawl, not deletions")
-    elif prev is not None:
+        streak_start = conn.execute(sa.select(sa.func.min(runs_t.c.as_of)).where(
+            runs_t.c.portal_key == portal_key, runs_t.c.status == "suspect",
+            runs_t.c.as_of > prev.as_of, runs_t.c.as_of <= as_of, runs_t.c.id != run_id)).scalar()
+        if streak_start is not None and as_of - streak_start >= timedelta(days=SUSPECT_CONFIRM_DAYS):
+            notes.append(f"shrink confirmed: under {SUSPECT_SHRINK:g} x the {prev.items} of run #{prev.id} "
+                         f"since {streak_start:%Y-%m-%d}, over {SUSPECT_CONFIRM_DAYS} days; accepted as the new size")
+        else:
+            status = "suspect"
+            reason = (f"{items} unique items is under {SUSPECT_SHRINK:g} x the {prev.items} of the last good run "
+                      f"#{prev.id} ({prev.as_of:%Y-%m-%d}): a short crawl, not deletions")
+    if status == "ok" and prev is not None:
         removed = len(set(unpack_ids(prev.members)).difference(picked))
 
     repeats = (stats.repeats or 0) + dropped
     conn.execute(sa.update(runs_t).where(runs_t.c.id == run_id).values(
         status=status, finished_at=finished_at, items=items, reported_total=stats.reported_total,
         repeats=repeats, pages=stats.pages, new_versions=len(versions) + carried, removed=removed,
-        suspect_reason=reason, notes=list(stats.notes) or None, members=pack_ids(picked),
+        suspect_reason=reason, notes=notes or None, members=pack_ids(picked),
     ))
     return RunSummary(run_id=run_id, portal_key=portal_key, status=status, items=items,
                       new_versions=len(versions) + carried, repeats=repeats, removed=removed, suspect_reason=reason)

@@ -1,7 +1,7 @@
 """Change-only history on the eight real weekly Chicago snapshots (2022-06-08 .. 07-23), both backends."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from pandas.testing import assert_frame_equal
@@ -211,3 +211,27 @@ def test_a_rebuilt_catalog_is_not_stale_after_more_history_arrives(engine):
     # 06-22 is now compared with 06-15, the good run just before it: 210 ids gone (see CHICAGO_REMOVED).
     assert len(after.attrs["removed"]) == CHICAGO_REMOVED["2022-06-22"]
 
+
+
+def test_a_lasting_shrink_becomes_the_new_size(engine):
+    """A catalog that stays small for SUSPECT_CONFIRM_DAYS is a real shrink, not a short crawl.
+
+    Real records, shifted dates: the 313-id crawl of 06-08, then the 95-id crawl of 06-29 stored weekly
+    as if the portal had lost two thirds of its catalog for good.
+    """
+    from dataclasses import replace
+
+    from storage.writes import SUSPECT_CONFIRM_DAYS
+
+    big, small = chicago_snapshot("2022-06-08"), chicago_snapshot("2022-06-29")
+    assert SUSPECT_CONFIRM_DAYS == 28
+    save(engine, big)
+    statuses = []
+    for week in range(1, 6):  # 7, 14, 21, 28, 35 days after the big crawl; the streak starts at day 7
+        statuses.append(save(engine, replace(small, as_of=day("2022-06-08") + timedelta(days=7 * week))))
+    assert [s.status for s in statuses] == ["suspect", "suspect", "suspect", "suspect", "ok"]
+    # Day 35 is 28 days after the streak began; from then on the missing datasets are removals, counted
+    # against the last good run (the big crawl): comm -23 ids_2022-06-08 ids_2022-06-29 | wc -l  ->  219.
+    assert statuses[-1].removed == 219
+    run = storage.runs(engine, portal_key=CHICAGO.key).iloc[0]
+    assert any("shrink confirmed" in n for n in run["notes"])
