@@ -59,6 +59,11 @@ def empty_figure(message: str, *, height: int = 240) -> go.Figure:
     return _base_layout(fig, height=height)
 
 
+def plot_text(text) -> str:
+    """Portal text for a Plotly label: Plotly reads a few HTML tags in text (<a>, <b>, <br>…), so escape them."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def stage_rank(stage: str | None) -> int:
     """0 ("not evident") … 4 ("leading"); -1 for no stage (criterion not scored)."""
     return STAGES.index(stage) if stage in STAGES else -1
@@ -314,8 +319,8 @@ def department_figure(breakdown: pd.DataFrame, *, top: int = 15) -> go.Figure:
     if breakdown.empty:
         return empty_figure("No datasets with a department in the latest harvest.")
     b = breakdown.head(top).iloc[::-1]
-    labels = [d if len(d) <= 38 else d[:36] + "…" for d in b["department"]]  # full name in the hover
-    b = b.assign(label=labels)
+    labels = [plot_text(d if len(d) <= 38 else d[:36] + "…") for d in b["department"]]  # full name in the hover
+    b = b.assign(label=labels, department=[plot_text(d) for d in b["department"]])
     fig = go.Figure([
         go.Bar(y=b["label"], x=b["stale_pct"], customdata=b["department"], name="stale (overdue or delinquent) %", orientation="h",
                marker_color="#D55E00", hovertemplate="%{customdata}: %{x:.0f}% stale<extra></extra>"),

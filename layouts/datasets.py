@@ -31,6 +31,9 @@ def layout(cities=None, department=None, freshness=None, doc_min=None, doc_max=N
     ctx = ui.context()
     names = {c.key: c.name for c in ctx.settings.cities}
     lo, hi = _int(doc_min, 0), _int(doc_max, 100)
+    # a department name may hold commas: take the parameter whole when it names a known department
+    known = set(all_datasets()["department"].dropna()) if department else set()
+    depts = [department] if department in known else _split(department)
 
     def multi(id_, label, value, options=(), width=4):
         return dbc.Col([dbc.Label(label, html_for=id_),
@@ -42,8 +45,7 @@ def layout(cities=None, department=None, freshness=None, doc_min=None, doc_max=N
         ui.url_stores("ds"),
         dbc.Row([
             multi("ds-cities", "City", _split(cities), ui.choice_options(names, names)),
-            multi("ds-department", "Department", [department] if department and "," not in department
-                  else _split(department), ui.choice_options(_split(department))),
+            multi("ds-department", "Department", depts, ui.choice_options(depts)),
             multi("ds-freshness", "Freshness", _split(freshness), ui.choice_options(fig.FRESHNESS_STATES), width=4),
             multi("ds-licence", "Licence", _split(licence), ui.choice_options(_split(licence))),
             multi("ds-format", "Format", _split(format), ui.choice_options(_split(format))),

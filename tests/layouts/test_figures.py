@@ -223,3 +223,12 @@ def test_palette_is_okabe_ito():
     okabe_ito = {"#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000", "#999999"}
     assert set(fig.STAGE_COLORS.values()) <= okabe_ito
     assert set(fig.SERIES_COLORS) <= okabe_ito
+
+
+def test_department_labels_escape_plotly_markup():
+    b = pd.DataFrame({"department": ['<a href="https://evil.example">Parks</a>'], "datasets": [1],
+                      "stale_pct": [0.0], "undocumented_pct": [0.0], "views": [0]})
+    f = fig.department_figure(b)
+    label = f.data[0].y[0]
+    assert "<" not in label and label.startswith("&lt;a href=")
+    assert f.data[0].customdata[0] == '&lt;a href="https://evil.example"&gt;Parks&lt;/a&gt;'

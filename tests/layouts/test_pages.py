@@ -332,3 +332,17 @@ def test_city_cache_reloads_only_the_city_with_a_new_run(in_app, layout_db):
     flask.g.pop("maturity_marker", None)
     again = {k: ui.city_criterion_history(k) for k, _n, _s in filler.CITIES}
     assert all(again[k] is not after[k] for k in again)
+
+
+def test_department_link_with_a_comma_selects_that_department(in_app, monkeypatch):
+    from layouts import datasets
+
+    name = "Parks, Recreation and Cultural Affairs"  # a department name holding a comma
+    table = datasets.all_datasets()
+    monkeypatch.setattr(datasets, "all_datasets", lambda: table.assign(department=name))
+    page = datasets.layout(cities="indianapolis", department=name)
+    dropdown = page.children[1].children[1].children[1]
+    assert dropdown.id == "ds-department" and dropdown.value == [name]
+    # an unknown value is a comma-separated list (several departments chosen in the explorer)
+    page = datasets.layout(department="A,B")
+    assert page.children[1].children[1].children[1].value == ["A", "B"]
