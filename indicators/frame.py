@@ -137,26 +137,37 @@ def word_pattern(words: Iterable[str]) -> re.Pattern[str]:
     return re.compile(r"(?<![a-z0-9])(?:" + "|".join(re.escape(w) for w in alts) + r")(?![a-z0-9])")
 
 
+def on_distinct(values: pd.Series | np.ndarray, func, missing: object) -> np.ndarray:
+    """func applied to the distinct values only (a list/Series of them -> array-like), spread back to rows.
+
+    Catalog text repeats a lot (column names, licence strings, boilerplate, formats), so string work is
+    done once per distinct value; rows with a missing value get `missing`.
+    """
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object) if not isinstance(values, pd.Series) else values,
+                                  sort=False)
+    out = list(func(pd.Series(np.asarray(uniques, dtype=object), dtype=object))) if len(uniques) else []
+    table = np.empty(len(out) + 1, dtype=object)
+    table[:len(out)] = out
+    table[len(out)] = missing
+    return table[codes]  # code -1 (missing) -> the trailing `missing`
+
+
 def match_words(texts: pd.Series, pattern: re.Pattern[str]) -> pd.Series:
-    """Sorted, distinct matched words per text as a ', '-joined string ("" = no match), on unique texts."""
-    codes, uniques = pd.factorize(texts.fillna(""), sort=False)
-    if len(uniques) == 0:
-        return pd.Series("", index=texts.index, dtype=object)
-    found = pd.Series(uniques, dtype=object).str.findall(pattern)
-    joined = found.map(lambda ws: ", ".join(sorted(set(ws)))).to_numpy(dtype=object)
-    out = joined[codes] if len(codes) else np.array([], dtype=object)
-    return pd.Series(out, index=texts.index, dtype=object)
+    """Sorted, distinct matched words per text as a ', '-joined string ("" = no match), on distinct texts."""
+    def find(u: pd.Series) -> pd.Series:
+        return u.str.findall(pattern).map(lambda ws: ", ".join(sorted(set(ws))))
+
+    return pd.Series(on_distinct(texts, find, ""), index=texts.index, dtype=object)
 
 
 def tuple_len(s: pd.Series) -> np.ndarray:
-    return s.map(lambda t: len(t) if isinstance(t, (tuple, list)) else 0).to_numpy(dtype=float)
+    return on_distinct(s, lambda u: u.map(lambda t: len(t) if isinstance(t, (tuple, list)) else 0), 0).astype(float)
 
 
 def _present(s: pd.Series) -> np.ndarray:
-    """Non-missing and, for text, non-blank."""
-    if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
-        return s.fillna("").astype(str).str.strip().ne("").to_numpy()
-    return s.notna().to_numpy()
+    """Not missing and not an empty string (the record contract writes None, never "", for missing)."""
+    arr = s.to_numpy(dtype=object, na_value=None)
+    return pd.notna(arr) & (arr != "")
 
 
 def ensure_columns(catalog: pd.DataFrame) -> pd.DataFrame:
@@ -172,6 +183,26 @@ def ensure_columns(catalog: pd.DataFrame) -> pd.DataFrame:
             out[c] = pd.Series([()] * len(out), index=out.index, dtype=object)
         else:
             out[c] = pd.Series([None] * len(out), index=out.index, dtype=object)
+    return out
+
+
+def to_seconds(s: pd.Series) -> np.ndarray:
+    """UTC datetimes -> float seconds since the epoch (NaN for NaT), whatever the datetime unit."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(s.dtype):
+        vals = s.to_numpy(dtype="datetime64[ns]") if isinstance(s.dtype, pd.DatetimeTZDtype) else \
+            s.to_numpy().astype("datetime64[ns]")
+        out = vals.astype("int64").astype(float) / 1e9
+        out[np.isnat(vals)] = np.nan
+        return out
+    return to_seconds(pd.to_datetime(s, utc=True, errors="coerce"))
+
+
+def day_text(secs: np.ndarray, missing: str = "unknown") -> np.ndarray:
+    """Float seconds -> "YYYY-MM-DD" strings (for the few failing rows a reason names)."""
+    out = np.full(len(secs), missing, dtype=object)
+    ok = ~np.isnan(secs)
+    if ok.any():
+        out[ok] = np.datetime_as_string((secs[ok] * 1e6).astype("int64").astype("datetime64[us]"), unit="D")
     return out
 
 
@@ -192,11 +223,28 @@ class Derived:
     # --- identity and asset classes -------------------------------------------------------------
     @cached_property
     def ids(self) -> np.ndarray:
-        return self.cat["source_id"].astype(str).to_numpy(dtype=object)
+        return self.cat["source_id"].to_numpy(dtype=object, na_value="")
+
+    def distinct(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, distinct values) of a column, cached: string work runs once per distinct value."""
+        cache = self.__dict__.setdefault("_distinct", {})
+        if column not in cache:
+            codes, uniques = pd.factorize(self.cat[column], sort=False)
+            cache[column] = (codes, np.asarray(uniques, dtype=object))
+        return cache[column]
+
+    def per_distinct(self, column: str, func, missing: object) -> np.ndarray:
+        """func(Series of the distinct values) spread back to rows; `missing` where the value is missing."""
+        codes, uniques = self.distinct(column)
+        table = np.empty(len(uniques) + 1, dtype=object)
+        if len(uniques):
+            table[:len(uniques)] = list(func(pd.Series(uniques, dtype=object)))
+        table[len(uniques)] = missing
+        return table[codes]
 
     @cached_property
     def asset_type(self) -> pd.Series:
-        return self.cat["asset_type"].fillna("").astype(str).str.lower()
+        return pd.Series(self.per_distinct("asset_type", lambda u: u.astype(str).str.lower(), ""), dtype=object)
 
     @cached_property
     def listed(self) -> np.ndarray:
@@ -223,13 +271,18 @@ class Derived:
     def present(self, column: str) -> np.ndarray:
         return _present(self.cat[column])
 
+    def tuple_len(self, column: str) -> np.ndarray:
+        return self.per_distinct(column, lambda u: u.map(lambda t: len(t) if isinstance(t, (tuple, list)) else 0),
+                                 0).astype(float)
+
     @cached_property
     def n_keywords(self) -> np.ndarray:
-        return tuple_len(self.cat["keywords"])
+        return self.tuple_len("keywords")
 
     @cached_property
     def email_valid(self) -> np.ndarray:
-        return self.cat["contact_email"].fillna("").astype(str).str.strip().str.match(_EMAIL).to_numpy()
+        return self.per_distinct("contact_email", lambda u: u.astype(str).str.strip().str.match(_EMAIL),
+                                 False).astype(bool)
 
     @cached_property
     def has_contact(self) -> np.ndarray:
@@ -247,13 +300,24 @@ class Derived:
         out[ok] = per[codes[ok]]
         return out
 
+    def seconds(self, column: str) -> np.ndarray:
+        """A datetime column as float seconds since the epoch (NaN = unknown), cached per column."""
+        cache = self.__dict__.setdefault("_seconds", {})
+        if column not in cache:
+            s = self.cat[column]
+            if not isinstance(s.dtype, pd.DatetimeTZDtype):
+                s = pd.to_datetime(s, utc=True, errors="coerce")
+            cache[column] = to_seconds(s)
+        return cache[column]
+
+    @cached_property
+    def as_of_s(self) -> float:
+        return self.as_of.timestamp()
+
     @cached_property
     def age_days(self) -> np.ndarray:
         """Days from the last *data* update to as_of (NaN when unknown)."""
-        dm = self.cat["data_modified"]
-        if not isinstance(dm.dtype, pd.DatetimeTZDtype):
-            dm = pd.to_datetime(dm, utc=True, errors="coerce")
-        return ((self.as_of - dm) / DAY).to_numpy(dtype=float, na_value=np.nan)
+        return (self.as_of_s - self.seconds("data_modified")) / 86400.0
 
     @cached_property
     def finite_period(self) -> np.ndarray:
@@ -278,11 +342,14 @@ class Derived:
     # --- openness -------------------------------------------------------------------------------
     @cached_property
     def licence_id(self) -> np.ndarray:
-        """Registry id from `license_id`, else from the raw `license` string."""
-        lid = self.cat["license_id"].where(self.cat["license_id"].notna(), self.cat["license"])
-        codes, uniques = pd.factorize(lid, sort=False)
-        mapped = np.array([licence_registry_id(u) for u in uniques] + [None], dtype=object)
-        return mapped[codes]  # code -1 -> the trailing None
+        """Registry id from `license_id`, falling back to the raw `license` text when the id is not in the
+        pinned registry (connectors may emit ids the registry does not know, e.g. "OGL-NS")."""
+        def resolve(col: str) -> np.ndarray:
+            return self.per_distinct(col, lambda u: [licence_registry_id(x) for x in u], None)
+
+        by_id = resolve("license_id")
+        by_text = resolve("license")
+        return np.where(pd.isna(by_id), by_text, by_id)
 
     @cached_property
     def licence_open(self) -> np.ndarray:
@@ -291,25 +358,34 @@ class Derived:
 
     @cached_property
     def stars_by_format(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per row: best format stars (-1 = no format), any machine-readable, any open machine-readable."""
+        """Per row: best format stars (-1 = no format), any machine-readable, any open machine-readable.
+
+        Computed per distinct format tuple (portals list the same few combinations over and over)."""
         stars_table, _aliases, exclude = format_tables()
-        fmts = self.cat["formats"].reset_index(drop=True).explode()  # index = row position
-        fmts = fmts[fmts.notna()]
-        pos = np.full(self.n, -1.0)
-        mr = np.zeros(self.n, dtype=bool)
-        omr = np.zeros(self.n, dtype=bool)
-        if len(fmts):
-            codes, uniques = pd.factorize(fmts, sort=False)
-            keys = [format_key(u) for u in uniques]  # distinct format names only
-            s = np.array([stars_table.get(k, 1) for k in keys], dtype=float)[codes]  # unknown -> 1 (ckanext-qa)
-            is_img = np.array([k in exclude for k in keys], dtype=bool)[codes]
-            row = fmts.index.to_numpy()
-            frame = pd.DataFrame({"row": row, "stars": s, "mr": (s >= 2) & ~is_img, "omr": (s >= 3) & ~is_img})
-            agg = frame.groupby("row").agg(stars=("stars", "max"), mr=("mr", "any"), omr=("omr", "any"))
-            pos[agg.index.to_numpy()] = agg["stars"].to_numpy()
-            mr[agg.index.to_numpy()] = agg["mr"].to_numpy()
-            omr[agg.index.to_numpy()] = agg["omr"].to_numpy()
-        return pos, mr, omr
+        codes, uniques = self.distinct("formats")
+        k = len(uniques)
+        best = np.full(k + 1, -1.0)
+        mr = np.zeros(k + 1, dtype=bool)
+        omr = np.zeros(k + 1, dtype=bool)
+        known = np.zeros(k + 1, dtype=bool)
+        for i, fmts in enumerate(uniques):  # distinct tuples only
+            for f in fmts if isinstance(fmts, (tuple, list)) else ():
+                if f is None:
+                    continue
+                key = format_key(f)
+                stars = stars_table.get(key, 1)  # unknown format -> 1 star (ckanext-qa)
+                best[i] = max(best[i], stars)
+                mr[i] |= stars >= 2 and key not in exclude
+                omr[i] |= stars >= 3 and key not in exclude
+                known[i] |= key in stars_table
+        self.__dict__["format_known"] = known[codes]
+        return best[codes], mr[codes], omr[codes]
+
+    @cached_property
+    def format_known(self) -> np.ndarray:
+        """Per row: at least one format found in the pinned format table (set by stars_by_format)."""
+        self.stars_by_format
+        return self.__dict__["format_known"]
 
     @cached_property
     def has_api(self) -> np.ndarray:
@@ -319,24 +395,57 @@ class Derived:
     def has_download(self) -> np.ndarray:
         """At least one distribution: a format listed or distribution_count >= 1."""
         dc = self.cat["distribution_count"].to_numpy(dtype=float, na_value=np.nan)
-        return (tuple_len(self.cat["formats"]) > 0) | (np.nan_to_num(dc) >= 1)
+        return (self.tuple_len("formats") > 0) | (np.nan_to_num(dc) >= 1)
 
     # --- text -----------------------------------------------------------------------------------
     @cached_property
-    def topic_text(self) -> pd.Series:
-        """Title, tags and category, lower-cased, for explainable keyword matching."""
-        kw = self.cat["keywords"].map(lambda t: " ; ".join(t) if isinstance(t, (tuple, list)) else "")
-        text = (self.cat["title"].fillna("").astype(str) + " ; " + kw + " ; "
-                + self.cat["theme"].fillna("").astype(str))
-        return text.str.lower()
-
-    def matches(self, words: Iterable[str]) -> pd.Series:
-        return match_words(self.topic_text, word_pattern(words))
+    def topic_key(self) -> tuple[np.ndarray, list[str]]:
+        """(row -> code, distinct lower-cased "title ; tags ; category" texts) - text built once per combination."""
+        parts = [self.distinct(c) for c in ("title", "keywords", "theme")]
+        codes = np.vstack([p[0] for p in parts]).T if self.n else np.zeros((0, 3), dtype=np.int64)
+        combos, row_code = np.unique(codes, axis=0, return_inverse=True)
+        uniq = [np.append(np.asarray(p[1], dtype=object), None) for p in parts]  # code -1 -> None
+        texts = []
+        for t, k, th in combos:  # one pass per distinct combination, not per row
+            kw = uniq[1][k]
+            texts.append(" ; ".join([str(uniq[0][t] or ""), " ; ".join(kw) if isinstance(kw, (tuple, list)) else "",
+                                     str(uniq[2][th] or "")]).lower())
+        return np.asarray(row_code).reshape(-1), texts
 
     @cached_property
-    def census_matches(self) -> dict[str, pd.Series]:
-        return {k: self.matches(ws) for k, ws in vocab()["census"].items()}
+    def topic_matches(self) -> dict[str, np.ndarray]:
+        """Per topic (the 20 census keys and "performance"): per distinct text the ', '-joined vocabulary words
+        found in title, tags or category ("" = none). One regex pass over the distinct texts for all topics."""
+        v = vocab()
+        topics = {**v["census"], "performance": v["performance"]}
+        row_code, texts = self.topic_key
+        pattern = word_pattern({w for ws in topics.values() for w in ws})
+        hits = [(i, w) for i, t in enumerate(texts) for w in set(pattern.findall(t))]  # distinct texts only
+        out = {k: np.full(len(texts), "", dtype=object) for k in topics}
+        if hits:
+            pairs = pd.DataFrame(hits, columns=["text", "word"])
+            table = pd.DataFrame([(w.lower(), k) for k, ws in topics.items() for w in ws], columns=["word", "topic"])
+            joined = (pairs.merge(table, on="word").sort_values(["topic", "text", "word"])
+                      .groupby(["topic", "text"], sort=False)["word"].agg(", ".join))
+            for topic, per in joined.groupby(level=0, sort=False):
+                out[topic][per.index.get_level_values(1).to_numpy()] = per.to_numpy()
+        return out
 
+    def topic_hits(self, topic: str, among: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows in `among` whose text matches `topic`, "words: ..." for those rows only, in row order)."""
+        row_code, _texts = self.topic_key
+        per_text = self.topic_matches[topic]
+        if not len(per_text):
+            return np.zeros(self.n, dtype=bool), np.empty(0, dtype=object)
+        hit = among & (per_text != "")[row_code]
+        return hit, "words: " + per_text[row_code[hit]]
+
+    def matches(self, words) -> pd.Series:
+        """Per row: the ', '-joined words of an ad-hoc list found in title, tags or category ("" = none)."""
+        row_code, texts = self.topic_key
+        pattern = word_pattern(words)
+        per_text = np.array([", ".join(sorted(set(pattern.findall(t)))) for t in texts] + [""], dtype=object)
+        return pd.Series(per_text[row_code] if self.n else [], dtype=object)
 
 _LAST: list = []  # [(weakref to catalog, as_of, Derived)] - a single entry
 
@@ -358,6 +467,20 @@ def clear_cache() -> None:
 
 # --- building Scores ------------------------------------------------------------------------------
 
+def evidence(ids: np.ndarray, reasons) -> dict[str, str]:
+    """{source_id: reason} (lists zip faster than object arrays)."""
+    return dict(zip(ids.tolist(), reasons.tolist() if isinstance(reasons, np.ndarray) else reasons))
+
+
+def _reasons(reason, fail: np.ndarray):
+    """A constant, a per-row array, or a function of the failing mask (built for failing rows only)."""
+    if callable(reason):
+        return reason(fail)
+    if isinstance(reason, np.ndarray):
+        return reason[fail]
+    return [reason] * int(fail.sum())
+
+
 def share_score(
     d: Derived,
     passed: np.ndarray,
@@ -372,12 +495,12 @@ def share_score(
     den = float(among.sum())
     num = float((passed & among).sum())
     fail = among & ~passed
-    reasons = reason[fail] if isinstance(reason, np.ndarray) else [reason] * int(fail.sum())
+    reasons = _reasons(reason, fail)
     return Score(
         value=(100.0 * num / den) if den else empty,
         numerator=num,
         denominator=den,
-        failing=dict(zip(d.ids[fail], reasons)),
+        failing=evidence(d.ids[fail], reasons),
         matches=dict(matches or {}),
         detail=dict(detail or {}),
     )
@@ -389,14 +512,25 @@ def mean_score(d: Derived, values: np.ndarray, among: np.ndarray, fail_below: fl
     den = float(among.sum())
     num = float(np.nansum(values[among]))
     fail = among & (values < fail_below)
-    reasons = reason[fail] if isinstance(reason, np.ndarray) else [reason] * int(fail.sum())
+    reasons = _reasons(reason, fail)
     return Score(
         value=(100.0 * num / den) if den else empty,
         numerator=num,
         denominator=den,
-        failing=dict(zip(d.ids[fail], reasons)),
+        failing=evidence(d.ids[fail], reasons),
         detail=dict(detail or {}),
     )
+
+
+def reasons_from_flags(flags: dict[str, np.ndarray], prefix: str, n: int) -> np.ndarray:
+    """Per row "prefix a; b" naming the flagged items, via a bitmask lookup (2**k strings, not n concatenations)."""
+    names = list(flags)
+    mask = np.zeros(n, dtype=np.int64)
+    for bit, name in enumerate(names):
+        mask |= np.asarray(flags[name], dtype=bool).astype(np.int64) << bit
+    table = np.array([prefix + "; ".join(nm for b, nm in enumerate(names) if code >> b & 1)
+                      for code in range(1 << len(names))], dtype=object)
+    return table[mask]
 
 
 def clamp(v: float) -> float:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from indicators.base import Score
-from indicators.frame import clamp, derive, mean_score, share_score
+from indicators.frame import clamp, day_text, derive, on_distinct, mean_score, reasons_from_flags, share_score
 
 # WWC 2018 inventory criterion (DG1): the inventory covers more than 80% of departments and was updated
 # within the past 12 months (WWC Assessment Guide, research/methodologies.md 2.7).
@@ -38,16 +38,16 @@ def inventory_fields(catalog: pd.DataFrame, as_of: datetime) -> Score:
         "licence": d.present("license") | d.present("license_id"),
     }
     share = np.mean(np.vstack([v.astype(float) for v in items.values()]), axis=0) if d.n else np.zeros(0)
-    reason = pd.Series("", index=range(d.n), dtype=object)
-    for name, ok in items.items():
-        reason = reason.where(ok, reason + name + "; ")
-    reasons = ("missing: " + reason.str.rstrip("; ")).to_numpy(dtype=object)
+    reasons = reasons_from_flags({k: ~v for k, v in items.items()}, "missing: ", d.n)
     detail = {f"share:{k}": (100.0 * float(v[d.data].mean()) if d.data.any() else 0.0) for k, v in items.items()}
     return mean_score(d, share, d.data, 1.0, reasons, detail=detail)
 
 
 def _norm_dept(s: pd.Series) -> pd.Series:
-    return s.fillna("").astype(str).str.lower().str.replace(r"[^a-z0-9]+", " ", regex=True).str.strip()
+    def norm(u: pd.Series) -> pd.Series:
+        return u.astype(str).str.lower().str.replace(r"[^a-z0-9]+", " ", regex=True).str.strip()
+
+    return pd.Series(on_distinct(s, norm, ""), index=s.index, dtype=object)
 
 
 def department_coverage(catalog: pd.DataFrame, as_of: datetime) -> Score:
@@ -91,12 +91,13 @@ def inventory_recency(catalog: pd.DataFrame, as_of: datetime) -> Score:
     Source: WWC 2018 DG1 ("updated within the past 12 months"). Empty: None.
     """
     d = derive(catalog, as_of)
-    last = pd.concat([d.cat["metadata_modified"], d.cat["data_modified"]], axis=1).max(axis=1)
-    last = pd.to_datetime(last, utc=True, errors="coerce")
-    age = ((d.as_of - last) / pd.Timedelta(days=1)).to_numpy(dtype=float, na_value=np.nan)
+    last = np.fmax(d.seconds("metadata_modified"), d.seconds("data_modified"))
+    age = (d.as_of_s - last) / 86400.0
     ok = np.nan_to_num(age, nan=np.inf) <= INVENTORY_RECENCY_DAYS
-    when = last.dt.strftime("%Y-%m-%d").fillna("never").to_numpy(dtype=object)
-    reason = ("not updated in 12 months; last change " + pd.Series(when, dtype=object)).to_numpy(dtype=object)
+
+    def reason(fail: np.ndarray) -> np.ndarray:
+        return "not updated in 12 months; last change " + day_text(last[fail], "never")
+
     newest = float(np.nanmin(age[d.data])) if d.data.any() and not np.isnan(age[d.data]).all() else float("nan")
     return share_score(d, ok, d.data, reason, detail={"newest_change_days": newest})
 

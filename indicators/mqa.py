@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from indicators.base import Score
-from indicators.frame import derive
+from indicators.frame import derive, evidence
 
 MQA_MAX_POINTS = 405
 # Points per MQA item (data.europa.eu MQA methodology; research/methodologies.md 2.2). Items we cannot
@@ -49,16 +49,9 @@ def mqa_points(catalog: pd.DataFrame, as_of: datetime) -> Score:
     if not n:
         return Score(value=None, numerator=0.0, denominator=float(MQA_MAX_POINTS))
     stars, mr, omr = d.stars_by_format
-    from indicators.frame import format_key, format_tables
-
-    stars_table, _a, _e = format_tables()
-    fmts = d.cat["formats"].reset_index(drop=True).explode().dropna()
-    known_fmt = np.zeros(d.n, dtype=bool)
-    if len(fmts):
-        codes, uniques = pd.factorize(fmts)
-        known = np.array([format_key(u) in stars_table for u in uniques])[codes]
-        known_fmt[fmts.index.to_numpy()[known]] = True
-    access = d.cat["access_level"].fillna("").astype(str).str.lower().str.strip()
+    known_fmt = d.format_known
+    access = pd.Series(d.per_distinct("access_level", lambda u: u.astype(str).str.lower().str.strip(), ""),
+                       dtype=object)
     portal = (catalog.attrs or {}).get("portal") or {}
     dj = portal.get("datajson") or {}
     dj_ok = bool(dj.get("present")) and not dj.get("schema_errors")
@@ -94,4 +87,4 @@ def mqa_points(catalog: pd.DataFrame, as_of: datetime) -> Score:
     fail = among & (per < MQA_BANDS[2][0])
     reasons = np.char.add(np.char.mod("%d", per[fail].astype(int)), " of 405 MQA points").astype(object)
     return Score(value=100.0 * total / MQA_MAX_POINTS, numerator=total, denominator=float(MQA_MAX_POINTS),
-                 failing=dict(zip(d.ids[fail], reasons)), detail=detail)
+                 failing=evidence(d.ids[fail], reasons), detail=detail)

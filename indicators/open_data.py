@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from indicators.base import Score
-from indicators.frame import DAY, clamp, derive, mean_score, share_score, utc
+from indicators.frame import DAY, clamp, day_text, derive, evidence, mean_score, on_distinct, reasons_from_flags, share_score, utc
 
 # --- OD3 ------------------------------------------------------------------------------------------
 
@@ -76,17 +76,15 @@ def growth(catalog: pd.DataFrame, as_of: datetime) -> Score:
     """
     d = derive(catalog, as_of)
     hs = _history_start(d)
-    fs = d.cat["first_seen"]
-    fs = pd.to_datetime(fs, utc=True, errors="coerce") if not isinstance(fs.dtype, pd.DatetimeTZDtype) else fs
-    created = d.cat["created"]
-    seen_arrival = fs.notna() & (fs > hs + DAY if hs is not None else False)
-    arrival = fs.where(seen_arrival, created)
-    start = d.as_of - pd.Timedelta(days=GROWTH_WINDOW_DAYS)
-    new = (arrival > start).to_numpy() & (arrival <= d.as_of).to_numpy() & d.data
+    fs = d.seconds("first_seen")
+    created = d.seconds("created")
+    seen_arrival = ~np.isnan(fs) & (fs > (hs.timestamp() + 86400.0) if hs is not None else False)
+    arrival = np.where(seen_arrival, fs, created)
+    start = d.as_of_s - GROWTH_WINDOW_DAYS * 86400.0
+    new = (arrival > start) & (arrival <= d.as_of_s) & d.data  # NaN compares False
     n_new = float(new.sum())
-    when = arrival.dt.strftime("%Y-%m-%d").to_numpy(dtype=object, na_value="")
     return Score(value=clamp(100.0 * n_new / GROWTH_FULL), numerator=n_new, denominator=float(GROWTH_FULL),
-                 matches=dict(zip(d.ids[new], ("new on " + pd.Series(when[new], dtype=object)).tolist())),
+                 matches=evidence(d.ids[new], "new on " + day_text(arrival[new])),
                  detail={"new_90d": n_new, "window_days": float(GROWTH_WINDOW_DAYS)})
 
 
@@ -100,9 +98,13 @@ def bulk_open_formats(catalog: pd.DataFrame, as_of: datetime) -> Score:
     d = derive(catalog, as_of)
     _stars, mr, omr = d.stars_by_format
     has_fmt = d.has_download
-    reason = np.where(~has_fmt, "no download format listed",
-                      np.where(mr, "only proprietary machine-readable formats", "no machine-readable format"))
-    return share_score(d, omr, d.data, reason.astype(object), detail={"machine_readable": float((mr & d.data).sum())})
+
+    def reason(fail: np.ndarray) -> np.ndarray:
+        return np.where(~has_fmt[fail], "no download format listed",
+                        np.where(mr[fail], "only proprietary machine-readable formats", "no machine-readable format"
+                                 )).astype(object)
+
+    return share_score(d, omr, d.data, reason, detail={"machine_readable": float((mr & d.data).sum())})
 
 
 def five_star(catalog: pd.DataFrame, as_of: datetime) -> Score:
@@ -117,9 +119,12 @@ def five_star(catalog: pd.DataFrame, as_of: datetime) -> Score:
     stars = np.where(best < 0, 0.0, best)
     stars = np.where(d.licence_open, stars, 0.0)
     dist = {f"stars_{k}": float(((stars == k) & d.data).sum()) for k in range(6)}
-    reason = np.where(~d.licence_open, "licence not open (0 stars)",
-                      np.char.add(np.char.add("best format ", stars.astype(int).astype(str)), " star(s)"))
-    return share_score(d, stars >= OPEN_DATA_STARS, d.data, reason.astype(object), detail=dist)
+
+    def reason(fail: np.ndarray) -> np.ndarray:
+        return np.where(~d.licence_open[fail], "licence not open (0 stars)",
+                        "best format " + stars[fail].astype(int).astype(str).astype(object) + " star(s)").astype(object)
+
+    return share_score(d, stars >= OPEN_DATA_STARS, d.data, reason, detail=dist)
 
 
 # --- OD1 ------------------------------------------------------------------------------------------
@@ -134,12 +139,16 @@ def open_licence(catalog: pd.DataFrame, as_of: datetime) -> Score:
     """
     d = derive(catalog, as_of)
     lid = pd.Series(d.licence_id, dtype=object)
-    raw = d.cat["license"].fillna(d.cat["license_id"]).astype(object).to_numpy()
-    reason = np.where(
-        pd.isna(raw), "no licence stated",
-        np.where(lid.isna().to_numpy(), "licence text names no known licence",
-                 "licence is not Open Definition approved: " + lid.fillna("").astype(str).to_numpy(dtype=object)),
-    ).astype(object)
+
+    def reason(fail: np.ndarray) -> np.ndarray:
+        rows = np.flatnonzero(fail)
+        raw = d.cat["license"].iloc[rows].fillna(d.cat["license_id"].iloc[rows]).to_numpy(dtype=object, na_value=None)
+        ids = d.licence_id[fail]
+        return np.where(pd.isna(raw), "no licence stated",
+                        np.where(pd.isna(ids), "licence text names no known licence",
+                                 "licence is not Open Definition approved: " + np.where(pd.isna(ids), "", ids).astype(object))
+                        ).astype(object)
+
     counts = lid[d.data].fillna("(none)").value_counts()
     return share_score(d, d.licence_open, d.data, reason, detail={f"licence:{k}": float(v) for k, v in counts.items()})
 
@@ -184,15 +193,28 @@ DOC_WEIGHTS = {"description": 20.0, "dictionary": 25.0, "attachments": 10.0, "ke
 
 
 def description_ok(d) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: description passes, and the reason it fails ("" when it passes)."""
-    desc = d.cat["description"].fillna("").astype(str)
-    text = desc.str.replace(r"<[^>]+>", " ", regex=True).str.replace(r"\s+", " ", regex=True).str.strip()
-    title = d.cat["title"].fillna("").astype(str).str.strip().str.lower()
-    low = text.str.lower()
-    shared = low.map(low[d.data & low.ne("").to_numpy()].value_counts()).fillna(0).to_numpy()
-    empty = low.eq("").to_numpy()
-    short = text.str.len().to_numpy() < DESCRIPTION_MIN_CHARS
-    same = low.eq(title).to_numpy()
+    """Per row: description passes, and the reason it fails ("" when it passes). Text work per distinct text."""
+    def clean(u: pd.Series) -> pd.Series:
+        u = u.astype(str)
+        has_tag = u.str.contains("<", regex=False)
+        u = u.where(~has_tag, u.str.replace(r"<[^>]+>", " ", regex=True))
+        return u.str.strip().str.lower()
+
+    code, uniq = d.distinct("description")
+    low_u = clean(pd.Series(np.asarray(uniq, dtype=object), dtype=object)).to_numpy(dtype=object) if len(uniq) else \
+        np.empty(0, dtype=object)
+    len_u = np.fromiter((len(x) for x in low_u), dtype=float, count=len(low_u))  # distinct texts only
+    ok_code = code >= 0
+    # boilerplate: the same description text on more than BOILERPLATE_MAX_SHARED public data assets
+    shared_u = np.bincount(code[ok_code & d.data], minlength=len(uniq)) if len(uniq) else np.zeros(0)
+    safe = np.where(ok_code, code, 0)
+    low = np.where(ok_code, low_u[safe] if len(uniq) else "", "")
+    length = np.where(ok_code, len_u[safe] if len(uniq) else 0, 0)
+    shared = np.where(ok_code, shared_u[safe] if len(uniq) else 0, 0)
+    title = d.per_distinct("title", lambda u: u.astype(str).str.strip().str.lower(), "")
+    empty = low == ""
+    same = low == title
+    short = length < DESCRIPTION_MIN_CHARS
     boiler = shared > BOILERPLATE_MAX_SHARED
     reason = np.select([empty, same, short, boiler],
                        ["no description", "description repeats the title",
@@ -235,16 +257,15 @@ def documentation_index(catalog: pd.DataFrame, as_of: datetime) -> Score:
     }
     num = np.zeros(d.n)
     den = np.zeros(d.n)
-    reason = pd.Series("", index=range(d.n), dtype=object)
+    missing = {}
     for name, val in items.items():
         w = DOC_WEIGHTS[name]
         applicable = ~np.isnan(val)
         num += np.where(applicable, w * np.nan_to_num(val), 0.0)
         den += np.where(applicable, w, 0.0)
-        missing = applicable & (np.nan_to_num(val) < 1)
-        reason = reason.where(~missing, reason + name + "; ")
+        missing[name] = applicable & (np.nan_to_num(val) < 1)
+    reasons = reasons_from_flags(missing, "missing or incomplete: ", d.n)
     per_asset = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
-    reasons = ("missing or incomplete: " + reason.str.rstrip("; ")).to_numpy(dtype=object)
     detail = {f"share:{k}": float(np.nanmean(v[d.data])) * 100 if d.data.any() and not np.isnan(v[d.data]).all()
               else 0.0 for k, v in items.items()}
     return mean_score(d, per_asset, d.data, 1.0, reasons, detail=detail)
@@ -267,4 +288,4 @@ def data_dictionary(catalog: pd.DataFrame, as_of: datetime) -> Score:
     fail = among & (cov < 1)
     reasons = [f"{int(a)} of {int(b)} columns described" for a, b in zip(desc[fail], cols[fail])]
     return Score(value=100.0 * num / den if den else None, numerator=num, denominator=den,
-                 failing=dict(zip(d.ids[fail], reasons)), detail={"assets_with_columns": float(among.sum())})
+                 failing=evidence(d.ids[fail], reasons), detail={"assets_with_columns": float(among.sum())})

@@ -8,7 +8,8 @@ import pandas as pd
 
 from indicators.base import Score
 from indicators.frame import (
-    DAY, DELINQUENT, DUE, FRESH, OVERDUE, _EMAIL, _URL, derive, mean_score, share_score, utc,
+    DAY, DELINQUENT, DUE, FRESH, OVERDUE, _EMAIL, _URL, derive, mean_score, on_distinct, reasons_from_flags,
+    day_text, evidence, share_score, to_seconds, utc,
 )
 
 # Observation resolution of our own history when attrs carry no run dates: weekly, the Open Data Portal
@@ -67,11 +68,12 @@ def up_to_date(catalog: pd.DataFrame, as_of: datetime) -> Score:
         "static": float((d.data & np.isinf(p)).sum()),
         "no_period": float((d.data & np.isnan(p)).sum()),
     })
-    when = d.cat["data_modified"].dt.strftime("%Y-%m-%d").fillna("unknown").to_numpy(dtype=object)
-    freq = d.cat["declared_frequency"].fillna("").astype(str).to_numpy(dtype=object)
-    reason = (st.astype(object) + ": last data update " + when + ", declared " + freq
-              + " (age " + _fmt_days(d.age_days).astype(object) + " d)")
-    return share_score(d, ok, among, reason.astype(object), detail=detail)
+    def reason(fail: np.ndarray) -> np.ndarray:
+        freq = d.cat["declared_frequency"].to_numpy(dtype=object, na_value="")[fail]
+        return (st[fail] + ": last data update " + day_text(d.seconds("data_modified")[fail]) + ", declared "
+                + freq + " (age " + _fmt_days(d.age_days[fail]).astype(object) + " d)")
+
+    return share_score(d, ok, among, reason, detail=detail)
 
 
 def _harvest_interval(d) -> float:
@@ -107,34 +109,40 @@ def cadence_adherence(catalog: pd.DataFrame, as_of: datetime) -> Score:
     d = derive(catalog, as_of)
     portal = d.attrs.get("portal") or {}
     hs = portal.get("history_start") or d.attrs.get("history_start")
-    fs = _dates(d.cat["first_seen"])
     if hs is None:
-        hs = fs.min() if fs.notna().any() else None
+        fs = d.seconds("first_seen")
+        hs = pd.Timestamp(np.nanmin(fs), unit="s", tz="UTC") if (~np.isnan(fs)).any() else None
     if hs is None or pd.isna(hs):
         return Score(value=None, numerator=0.0, denominator=0.0, detail={"evaluable": 0.0})
-    hs = utc(hs)
-    start = fs.where(fs > hs, hs).fillna(hs)
-    window = ((d.as_of - start) / DAY).to_numpy(dtype=float, na_value=np.nan)
+    hs_s = utc(hs).timestamp()
+    fs_s = d.seconds("first_seen")
+    start_s = np.where(fs_s > hs_s, fs_s, hs_s)  # NaN first_seen -> history start
+    window = (d.as_of_s - start_s) / 86400.0
     h = _harvest_interval(d)
     p = d.period
     step = np.maximum(np.where(d.finite_period, p, np.inf), h)
     expected = np.floor(np.nan_to_num(window / step, nan=0.0, posinf=0.0))
     among = d.data & d.finite_period & (expected >= 1)
     # observed: explode the history tuples (vectorised), keep values inside each row's window
-    seen = d.cat["data_modified_seen"].reset_index(drop=True).explode()
+    # observed: explode the history tuples of the evaluable rows only, keep values inside each row's window
+    rows_among = np.flatnonzero(among)
+    seen = pd.Series(d.cat["data_modified_seen"].to_numpy(dtype=object)[rows_among], index=rows_among,
+                     dtype=object).explode()
     seen = seen[seen.notna()]
     observed = np.zeros(d.n)
     if len(seen):
-        vals = _seconds(pd.to_datetime(pd.Series(seen.to_numpy(), dtype=object), utc=True, errors="coerce"))
+        vals = to_seconds(pd.to_datetime(pd.Series(seen.to_numpy(), dtype=object), utc=True, errors="coerce"))
         rows = seen.index.to_numpy()
-        start_s = _seconds(start)[rows]
-        inside = (vals > start_s) & (vals <= d.as_of.timestamp())  # NaN compares False
+        inside = (vals > start_s[rows]) & (vals <= d.as_of_s)  # NaN compares False
         observed = np.bincount(rows[inside], minlength=d.n).astype(float)
     adherence = np.where(expected > 0, np.minimum(observed / np.where(expected > 0, expected, 1.0), 1.0), 0.0)
-    freq = d.cat["declared_frequency"].fillna("").astype(str).to_numpy(dtype=object)
-    reason = (_fmt_days(observed).astype(object) + " data update(s) seen in " + _fmt_days(window).astype(object)
-              + " d of history; " + freq + " promises " + _fmt_days(expected).astype(object))
-    score = mean_score(d, adherence, among, 1.0, reason.astype(object),
+    def reason(fail: np.ndarray) -> np.ndarray:
+        freq = d.cat["declared_frequency"].to_numpy(dtype=object, na_value="")[fail]
+        return (_fmt_days(observed[fail]).astype(object) + " data update(s) seen in "
+                + _fmt_days(window[fail]).astype(object) + " d of history; " + freq + " promises "
+                + _fmt_days(expected[fail]).astype(object))
+
+    score = mean_score(d, adherence, among, 1.0, reason,
                        detail={"evaluable": float(among.sum()), "harvest_interval_days": h,
                                "observed_updates": float(observed[among].sum()),
                                "expected_updates": float(expected[among].sum())})
@@ -158,20 +166,18 @@ def days_behind(catalog: pd.DataFrame, as_of: datetime) -> Score:
     p = np.where(d.finite_period, d.period, 1.0)
     age = d.age_days
     behind = np.maximum(0.0, np.nan_to_num(age - p, nan=0.0))
-    periods = np.floor(np.nan_to_num(age / p, nan=np.inf))
+    periods = np.maximum(0.0, np.floor(np.nan_to_num(age / p, nan=np.inf)))  # a future date is not 'ahead'
     score = np.where(np.isnan(age), 0.0, np.maximum(0.0, 1 - PERIODS_BEHIND_PENALTY * periods))
     dept = d.cat["department"].fillna("(no department)").astype(str)
     by_dept = pd.Series(behind[among], index=dept[among].to_numpy()).groupby(level=0).sum()
     detail = {f"dept:{k}": float(v) for k, v in by_dept.sort_values(ascending=False).items()}
     detail["total"] = float(behind[among].sum())
-    reason = np.where(np.isnan(age), "no data update date",
-                      _fmt_days(behind).astype(object) + " days behind the declared period").astype(object)
-    fail_mask_reason = reason
-    s = mean_score(d, score, among, 1.0, fail_mask_reason, detail=detail)
-    # list assets that are behind at all, not only those that lost points
-    fail = among & ((behind > 0) | np.isnan(age))
+    fail = among & ((behind > 0) | np.isnan(age))  # every asset behind at all, not only those that lost points
+    reasons = np.where(np.isnan(age[fail]), "no data update date",
+                       _fmt_days(behind[fail]).astype(object) + " days behind the declared period").astype(object)
+    s = mean_score(d, score, among, 1.0, "", detail=detail)
     return Score(value=s.value, numerator=s.numerator, denominator=s.denominator,
-                 failing=dict(zip(d.ids[fail], reason[fail])), detail=s.detail)
+                 failing=evidence(d.ids[fail], reasons), detail=s.detail)
 
 
 def metadata_conformance(catalog: pd.DataFrame, as_of: datetime) -> Score:
@@ -185,28 +191,24 @@ def metadata_conformance(catalog: pd.DataFrame, as_of: datetime) -> Score:
     d = derive(catalog, as_of)
     checks = []
     names = []
-    limit = d.as_of + DATE_SKEW
+    limit = (d.as_of + DATE_SKEW).timestamp()
+    earliest = EARLIEST_VALID_DATE.timestamp()
     for col in ("created", "metadata_modified", "data_modified"):
-        v = _dates(d.cat[col])
-        present = v.notna().to_numpy()
-        ok = ((v >= EARLIEST_VALID_DATE) & (v <= limit)).to_numpy()
+        v = d.seconds(col)
+        present = ~np.isnan(v)
+        ok = (v >= earliest) & (v <= limit)
         checks.append((present, ok)); names.append(f"{col} out of range")
-    email = d.cat["contact_email"].fillna("").astype(str).str.strip()
-    checks.append((email.ne("").to_numpy(), email.str.match(_EMAIL).to_numpy())); names.append("invalid e-mail")
+    checks.append((d.present("contact_email"), d.email_valid)); names.append("invalid e-mail")
     for col in ("landing_url", "api_url"):
-        u = d.cat[col].fillna("").astype(str).str.strip()
-        checks.append((u.ne("").to_numpy(), u.str.match(_URL).to_numpy())); names.append(f"invalid {col}")
+        valid = d.per_distinct(col, lambda u: u.astype(str).str.strip().str.match(_URL), False).astype(bool)
+        checks.append((d.present(col), valid)); names.append(f"invalid {col}")
     present = np.vstack([c[0] for c in checks]).astype(float)
     passed = np.vstack([c[0] & c[1] for c in checks]).astype(float)
     n_present = present.sum(axis=0)
     score = np.where(n_present > 0, passed.sum(axis=0) / np.where(n_present > 0, n_present, 1), 1.0)
-    reason = pd.Series("", index=range(d.n), dtype=object)
-    for (pr, ok), name in zip(checks, names):
-        bad = pr & ~ok
-        reason = reason.where(~bad, reason + name + "; ")
+    reason = reasons_from_flags({name: pr & ~ok for (pr, ok), name in zip(checks, names)}, "", d.n)
     detail = {n: float(((c[0] & ~c[1]) & d.data).sum()) for c, n in zip(checks, names)}
-    return mean_score(d, score, d.data & (n_present > 0), 1.0, reason.str.rstrip("; ").to_numpy(dtype=object),
-                      detail=detail)
+    return mean_score(d, score, d.data & (n_present > 0), 1.0, reason, detail=detail)
 
 
 def unique_titles(catalog: pd.DataFrame, as_of: datetime) -> Score:
@@ -217,12 +219,18 @@ def unique_titles(catalog: pd.DataFrame, as_of: datetime) -> Score:
     GetDKAN admin duplicate report ask (research 3). Empty: None.
     """
     d = derive(catalog, as_of)
-    t = d.cat["title"].fillna("").astype(str).str.lower().str.replace(r"\s+", " ", regex=True).str.strip()
-    counts = t[d.data].value_counts()
-    n_same = t.map(counts).fillna(0).to_numpy()
-    ok = t.ne("").to_numpy() & (n_same <= 1)
-    reason = np.where(t.eq("").to_numpy(), "no title",
-                      "title shared with " + _fmt_days(n_same - 1).astype(object) + " other asset(s)").astype(object)
+    norm = d.per_distinct("title", lambda u: u.astype(str).str.lower().str.replace(r"\s+", " ", regex=True)
+                          .str.strip(), "")
+    code, _u = pd.factorize(norm)
+    counts_u = np.bincount(code[d.data], minlength=len(_u)) if len(_u) else np.zeros(0, dtype=int)
+    n_same = counts_u[code] if len(_u) else np.zeros(d.n)
+    ok = (norm != "") & (n_same <= 1)
+    counts = pd.Series(counts_u)
+
+    def reason(fail: np.ndarray) -> np.ndarray:
+        return np.where(norm[fail] == "", "no title",
+                        "title shared with " + _fmt_days(n_same[fail] - 1).astype(object) + " other asset(s)").astype(object)
+
     return share_score(d, ok, d.data, reason, detail={"duplicated_titles": float((counts > 1).sum())})
 
 

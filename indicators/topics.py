@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from indicators.base import Score
-from indicators.frame import DUE, FRESH, clamp, derive, match_words, share_score, vocab, word_pattern
+from indicators.frame import DUE, FRESH, clamp, derive, evidence, match_words, share_score, vocab, word_pattern
 
 # An asset without a finite declared period counts as current when its data (or, for stories and measures,
 # its metadata) changed within the past 12 months - WWC's "updated within the past 12 months" (2018 DG1) and
@@ -22,8 +22,9 @@ CENSUS_KEY_DATASETS = 20  # US City Open Data Census (2018): 20 key city dataset
 
 
 def _current(d) -> np.ndarray:
-    last = d.cat["data_modified"].where(d.cat["data_modified"].notna(), d.cat["metadata_modified"])
-    age = ((d.as_of - last) / pd.Timedelta(days=1)).to_numpy(dtype=float, na_value=np.nan)
+    dm = d.seconds("data_modified")
+    last = np.where(np.isnan(dm), d.seconds("metadata_modified"), dm)
+    age = (d.as_of_s - last) / 86400.0
     recent = np.nan_to_num(age, nan=np.inf) <= CURRENT_DAYS
     st = d.freshness
     return np.where(d.finite_period, (st == FRESH) | (st == DUE), recent)
@@ -45,43 +46,56 @@ def disaggregation(catalog: pd.DataFrame, as_of: datetime) -> Score:
     """
     d = derive(catalog, as_of)
     v = vocab()
-    cols = d.cat["columns"].reset_index(drop=True).explode()
-    cols = cols[cols.notna()]
+    # Work per distinct schema and per distinct column name: schemas and names repeat across a catalog.
+    schema_code, schemas = pd.factorize(d.cat["columns"], sort=False)
     geo_words = pd.Series("", index=range(d.n), dtype=object)
     demo_words = pd.Series("", index=range(d.n), dtype=object)
     has_cols = np.zeros(d.n, dtype=bool)
+    cols = pd.Series(np.asarray(schemas, dtype=object), dtype=object).explode()  # index = schema number
+    cols = cols[cols.notna()]
     if len(cols):
-        rows = cols.index.to_numpy()
-        has_cols[rows] = True
-        names = cols.map(lambda c: c[0] if isinstance(c, (tuple, list)) and c else str(c)).astype(str)
-        types = cols.map(lambda c: c[1] if isinstance(c, (tuple, list)) and len(c) > 1 else "").astype(str)
-        names = pd.Series(_split_camel(names).to_numpy(), dtype=object)
-        g = match_words(names, word_pattern(v["geographic_columns"]))
-        t = pd.Series(types.str.lower().to_numpy(), dtype=object)
-        gt = t.where(t.isin(v["geographic_types"]), "")
-        g = g.where(gt.eq(""), (g + ", " + gt + " column").str.strip(", "))
-        m = match_words(names, word_pattern(v["demographic_columns"]))
-        frame = pd.DataFrame({"row": rows, "g": g.to_numpy(), "m": m.to_numpy()})
+        sch = cols.index.to_numpy()
+        name_code, names = pd.factorize(cols.map(lambda c: c[0] if isinstance(c, (tuple, list)) and c else str(c)))
+        type_code, types = pd.factorize(cols.map(lambda c: str(c[1]).lower() if isinstance(c, (tuple, list)) and len(c) > 1 else ""))
+        split = pd.Series(_split_camel(pd.Series(np.asarray(names, dtype=object), dtype=str)).to_numpy(), dtype=object)
+        g_name = match_words(split, word_pattern(v["geographic_columns"])).to_numpy(dtype=object)
+        m_name = match_words(split, word_pattern(v["demographic_columns"])).to_numpy(dtype=object)
+        geo_type = np.array([t if t in v["geographic_types"] else "" for t in types], dtype=object)
+        g = g_name[name_code]
+        gt = geo_type[type_code]
+        g = np.where(gt == "", g, np.where(g == "", gt + " column", g + ", " + gt + " column"))
+        m = m_name[name_code]
 
-        def join(s: pd.Series) -> str:
-            return ", ".join(sorted({w for x in s if x for w in x.split(", ")}))
+        def per_schema(words: np.ndarray) -> np.ndarray:
+            out = np.full(len(schemas), "", dtype=object)
+            hit = words != ""
+            if hit.any():
+                pairs = pd.DataFrame({"s": sch[hit], "w": words[hit]})
+                pairs = pairs.assign(w=pairs["w"].str.split(", ")).explode("w").drop_duplicates().sort_values(["s", "w"])
+                joined = pairs.groupby("s", sort=False)["w"].agg(", ".join)
+                out[joined.index.to_numpy()] = joined.to_numpy()
+            return out
 
-        gg = frame[frame["g"] != ""].groupby("row")["g"].agg(join)
-        mm = frame[frame["m"] != ""].groupby("row")["m"].agg(join)
-        geo_words.iloc[gg.index.to_numpy()] = gg.to_numpy()
-        demo_words.iloc[mm.index.to_numpy()] = mm.to_numpy()
+        ok_rows = schema_code >= 0
+        has_schema = np.zeros(len(schemas), dtype=bool)
+        has_schema[sch] = True
+        has_cols[ok_rows] = has_schema[schema_code[ok_rows]]
+        gs, ms = per_schema(g), per_schema(m)
+        geo_words.iloc[np.flatnonzero(ok_rows)] = gs[schema_code[ok_rows]]
+        demo_words.iloc[np.flatnonzero(ok_rows)] = ms[schema_code[ok_rows]]
     geo = geo_words.ne("").to_numpy()
     demo = demo_words.ne("").to_numpy()
     among = d.tabular & has_cols
     ok = geo | demo
-    why = (("geographic: " + geo_words).where(geo, "") + np.where(geo & demo, "; ", "")
-           + ("demographic: " + demo_words).where(demo, ""))
     hit = among & ok
+    gw, dw = geo_words.to_numpy(dtype=object)[hit], demo_words.to_numpy(dtype=object)[hit]
+    why_hit = (np.where(gw != "", "geographic: " + gw, "") + np.where((gw != "") & (dw != ""), "; ", "")
+               + np.where(dw != "", "demographic: " + dw, ""))
     return share_score(
         d, ok, among, "no geographic or demographic column",
         detail={"geographic": float((geo & among).sum()), "demographic": float((demo & among).sum()),
                 "both": float((geo & demo & among).sum())},
-        matches=dict(zip(d.ids[hit], why.to_numpy(dtype=object)[hit])),
+        matches=evidence(d.ids[hit], why_hit),
     )
 
 
@@ -92,11 +106,11 @@ def _presence_and_currency(d, candidates: np.ndarray, why: np.ndarray, label: st
     n_cur = float((candidates & current).sum())
     value = 0.0 if n == 0 else 50.0 + 50.0 * n_cur / n
     fail = candidates & ~current
-    failing = dict(zip(d.ids[fail], [f"{label} not updated within its period / 12 months"] * int(fail.sum())))
+    failing = evidence(d.ids[fail], [f"{label} not updated within its period / 12 months"] * int(fail.sum()))
     if n == 0:
         failing = {label: f"no {label} found"}
     return Score(value=value, numerator=n_cur, denominator=n, failing=failing,
-                 matches=dict(zip(d.ids[candidates], why[candidates])),
+                 matches=evidence(d.ids[candidates], why[candidates]),
                  detail={"found": n, "current": n_cur})
 
 
@@ -110,18 +124,18 @@ def goals_published(catalog: pd.DataFrame, as_of: datetime) -> Score:
     Source: research M19 (Socrata asset types); WWC PA3. Empty: 0.
     """
     d = derive(catalog, as_of)
-    words = d.matches(vocab()["performance"]).to_numpy(dtype=object)
+    worded, words = d.topic_hits("performance", d.data)
     typed = d.performance_type
-    cand = typed | (d.data & (words != ""))
-    why = np.where(typed, "asset type " + d.asset_type.to_numpy(dtype=object).astype(str),
-                   "words: " + words.astype(str)).astype(object)
+    cand = typed | worded
+    why = np.full(d.n, "", dtype=object)
+    why[worded] = words
+    why[typed] = "asset type " + d.asset_type.to_numpy(dtype=object)[typed]
     return _presence_and_currency(d, cand, why, "performance asset")
 
 
 def _topic(d, key: str) -> tuple[np.ndarray, np.ndarray]:
-    w = d.census_matches[key].to_numpy(dtype=object)
-    hit = d.data & (w != "")
-    return hit, ("words: " + w.astype(str)).astype(object)
+    """(public data assets matching the census topic, "words: ..." for those rows only, in row order)."""
+    return d.topic_hits(key, d.data)
 
 
 # BF1 parts: budget and spending each count half; within a part, 25 for presence and 25 for at least one
@@ -148,7 +162,7 @@ def budget_finance(catalog: pd.DataFrame, as_of: datetime) -> Score:
         found = bool(hit.any())
         fresh = bool((hit & current).any())
         value += 25.0 * found + 25.0 * fresh
-        matches.update(dict(zip(d.ids[hit], why[hit])))
+        matches.update(evidence(d.ids[hit], why))
         if not found:
             failing[part] = f"no {part} dataset found"
         elif not fresh:
@@ -167,7 +181,9 @@ def procurement(catalog: pd.DataFrame, as_of: datetime) -> Score:
     Source: US City Open Data Census "Procurement Contracts"; HDX freshness. Empty: 0.
     """
     d = derive(catalog, as_of)
-    hit, why = _topic(d, "procurement_contracts")
+    hit, words = _topic(d, "procurement_contracts")
+    why = np.full(d.n, "", dtype=object)
+    why[hit] = words
     return _presence_and_currency(d, hit, why, "procurement dataset")
 
 
@@ -181,7 +197,7 @@ def census_key_datasets(catalog: pd.DataFrame, as_of: datetime) -> Score:
     d = derive(catalog, as_of)
     current = _current(d)
     found = 0
-    parts: list[pd.DataFrame] = []
+    combined = np.full(d.n, "", dtype=object)  # per row "topic - words: ...; topic - words: ..."
     failing: dict[str, str] = {}
     detail: dict[str, float] = {}
     for key in vocab()["census"]:
@@ -190,12 +206,12 @@ def census_key_datasets(catalog: pd.DataFrame, as_of: datetime) -> Score:
         detail[f"{key}:current"] = float((hit & current).sum())
         if hit.any():
             found += 1
-            parts.append(pd.DataFrame({"id": d.ids[hit], "w": np.char.add(f"{key} - ", why[hit].astype(str))}))
+            tag = f"{key} - " + why
+            prev = combined[hit]
+            combined[hit] = np.where(prev == "", tag, prev + "; " + tag)
         else:
             failing[f"census:{key}"] = "no matching public dataset"
-    matches: dict[str, str] = {}
-    if parts:
-        joined = pd.concat(parts).groupby("id", sort=False)["w"].agg("; ".join)
-        matches = dict(zip(joined.index, joined.to_numpy()))
+    any_hit = combined != ""
+    matches = evidence(d.ids[any_hit], combined[any_hit])
     return Score(value=clamp(100.0 * found / CENSUS_KEY_DATASETS), numerator=float(found),
                  denominator=float(CENSUS_KEY_DATASETS), failing=failing, matches=matches, detail=detail)
