@@ -7,6 +7,7 @@ failing with SQLITE_BUSY when a deferred read transaction tries to upgrade to a 
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -57,6 +58,18 @@ def create(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
 
     return engine
+
+
+def _after_fork_in_child() -> None:
+    # A forked worker (gunicorn --preload) must not reuse the parent's pooled connections: both
+    # processes would talk over the same socket. dispose(close=False) gives the child fresh pools
+    # without closing the parent's connections (SQLAlchemy's documented recipe for multiprocessing).
+    for engine in list(_ENGINES.values()):
+        engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def open_db(url: str) -> Engine:

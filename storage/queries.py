@@ -18,7 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from connectors.base import DATETIME_FIELDS, RECORD_FIELDS, records_frame
+from connectors.base import DATETIME_FIELDS, records_frame
 from storage.db import gc_paused, is_sqlite, utc
 from storage.models import (audit_t, cities_t, datasets_t, evidence_t, portals_t, runs_t, scores_t,
                             versions_t)
