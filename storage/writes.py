@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 #   0.77, 1.50, 0.88: the two broken crawls (06-29, 07-06, a third of the catalog) sit at 0.37, ordinary
 #   weekly variation of these (already partial) crawls goes down to 0.55. 0.4 separates them, and on the
 #   other nine domains of that history it flags the same two dates everywhere (their lowest ordinary ratio
-#   is 0.44, SF 06-22); only tiny Memphis (74 -> 27 -> 4 -> 18) is also flagged on 06-22 and 07-13.
+#   is 0.44, SF and Orlando on 06-22); only small Memphis (74 -> 27 -> 4 -> 18) is also flagged on 06-22
+#   and 07-13. (PROVENANCE.md says 357 unique ids for Chicago 06-08; the file holds 362 lines, 313 ids.)
 SUSPECT_SHRINK = 0.4
 # ... unless the shrink has lasted: when the streak of suspect runs since the last good run began at least
 # SUSPECT_CONFIRM_DAYS before this run, the smaller catalog is the portal's new size (a migration, a purge),
