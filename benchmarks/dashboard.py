@@ -215,6 +215,66 @@ def measure(app, cfg, repeat: int) -> list[tuple[str, str, float, float, float, 
     return rows
 
 
+SETTLED_JS = """() => !document.querySelector('#_pages_content') ||
+    document.querySelector('#_pages_content').innerText.trim() === '' ||
+    !!document.querySelector('[data-dash-is-loading="true"]')"""
+
+
+def browser_first_loads(app, pages: dict[str, str], repeat: int) -> list[tuple[str, float, float]]:
+    """Wall time in headless Chromium (Debian's, via Playwright) from navigation to a settled page.
+
+    Fresh browser context each time (cold browser cache) and the dashboard's query cache emptied: a new
+    user opening the page right after a run landed. Settled = network idle and no Dash component loading.
+    """
+    import shutil
+    import threading
+
+    from playwright.sync_api import sync_playwright
+    from werkzeug.serving import make_server
+
+    from layouts import _components as ui
+
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{srv.server_port}"
+    out = []
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                         args=["--no-sandbox", "--disable-gpu"])
+            for page_name, path in pages.items():
+                times = []
+                for _ in range(repeat):
+                    ui.clear_cache()
+                    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+                    page = ctx.new_page()
+                    t = time.perf_counter()
+                    page.goto(base + path, wait_until="load")
+                    # settled: page content drawn and no callback pending in 4 polls 50 ms apart; the time
+                    # is taken at the first poll of that quiet streak
+                    quiet_since = None
+                    while True:
+                        busy = page.evaluate(SETTLED_JS)
+                        now = time.perf_counter()
+                        if busy:
+                            quiet_since = None
+                        elif quiet_since is None:
+                            quiet_since = now
+                        elif now - quiet_since >= 0.15:
+                            break
+                        page.wait_for_timeout(50)
+                    times.append((quiet_since - t) * 1000)
+                    ctx.close()
+                out.append((page_name, *stats(times)))
+            browser.close()
+    finally:
+        srv.shutdown()
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--db", default="/tmp/maturity-bench.db")
@@ -222,6 +282,7 @@ def main(argv=None) -> int:
     p.add_argument("--cities", type=int, default=50)
     p.add_argument("--weeks", type=int, default=104)
     p.add_argument("--repeat", type=int, default=15)
+    p.add_argument("--browser", action="store_true", help="also time first page loads in headless Chromium")
     args = p.parse_args(argv)
     import app
     import storage
@@ -252,6 +313,13 @@ def main(argv=None) -> int:
             worst = max(worst, cp)
         print(f"{page:<12} {name[:52]:<52} {cm:9.0f} {cp:9.0f} {wm:9.0f} {wp:9.0f}{flag}")
     print(f"\nworst callback p95 (cold): {worst:.0f} ms; target {TARGET_MS} ms")
+    if args.browser:
+        keys = [c.key for c in cfg.cities]
+        pages = {"overview": "/", "city": f"/city/{keys[len(keys) // 2]}", "compare": f"/compare?cities={','.join(keys[:3])}",
+                 "datasets": "/datasets", "harvests": "/harvests", "methodology": "/methodology", "evidence": "/evidence"}
+        print(f"\n{'page':<12} {'first load in Chromium, cold':<52} {'median':>9} {'p95':>9}  (ms)")
+        for page, med, p95 in browser_first_loads(dash_app, pages, max(3, args.repeat // 3)):
+            print(f"{page:<12} {'navigation to settled page':<52} {med:9.0f} {p95:9.0f}")
     return 0
 
 
