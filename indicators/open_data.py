@@ -1,6 +1,7 @@
 """Open Data practice: OD1 open data policy (what metadata shows), OD2 user guidance, OD3 open data portal."""
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import numpy as np
@@ -178,6 +179,7 @@ def datajson_inventory(catalog: pd.DataFrame, as_of: datetime) -> Score:
 
 # --- OD2 ------------------------------------------------------------------------------------------
 
+_TAG = re.compile(r"<[^>]+>")
 # A description counts when it is at least this long after HTML is stripped (udata
 # quality-description-length default, research 4.2) ...
 DESCRIPTION_MIN_CHARS = 100
@@ -192,29 +194,34 @@ DOC_WEIGHTS = {"description": 20.0, "dictionary": 25.0, "attachments": 10.0, "ke
                "category": 15.0, "contact": 15.0}
 
 
+# Title and description are compared only when the description is shorter than this (a longer text cannot
+# equal a title); the comparison collapses whitespace and case.
+_COMPARE_MAX_CHARS = 300
+
+
 def description_ok(d) -> tuple[np.ndarray, np.ndarray]:
     """Per row: description passes, and the reason it fails ("" when it passes). Text work per distinct text."""
-    def clean(u: pd.Series) -> pd.Series:
-        u = u.astype(str)
-        has_tag = u.str.contains("<", regex=False)
-        u = u.where(~has_tag, u.str.replace(r"<[^>]+>", " ", regex=True))
-        return u.str.strip().str.lower()
-
     code, uniq = d.distinct("description")
-    low_u = clean(pd.Series(np.asarray(uniq, dtype=object), dtype=object)).to_numpy(dtype=object) if len(uniq) else \
-        np.empty(0, dtype=object)
-    len_u = np.fromiter((len(x) for x in low_u), dtype=float, count=len(low_u))  # distinct texts only
+    texts = [str(x) for x in uniq]
+    k = len(texts)
+    has_tag = np.fromiter(("<" in x for x in texts), dtype=bool, count=k)
+    length = np.fromiter(map(len, texts), dtype=float, count=k)
+    for i in np.flatnonzero(has_tag):  # HTML: count the text without its tags
+        length[i] = len(" ".join(_TAG.sub(" ", texts[i]).split()))
+    norm = np.full(k, None, dtype=object)
+    short_u = np.flatnonzero(length < _COMPARE_MAX_CHARS)
+    norm[short_u] = [" ".join((_TAG.sub(" ", texts[i]) if has_tag[i] else texts[i]).lower().split()) for i in short_u]
+    length[short_u] = [len(norm[i]) for i in short_u]
     ok_code = code >= 0
-    # boilerplate: the same description text on more than BOILERPLATE_MAX_SHARED public data assets
-    shared_u = np.bincount(code[ok_code & d.data], minlength=len(uniq)) if len(uniq) else np.zeros(0)
     safe = np.where(ok_code, code, 0)
-    low = np.where(ok_code, low_u[safe] if len(uniq) else "", "")
-    length = np.where(ok_code, len_u[safe] if len(uniq) else 0, 0)
-    shared = np.where(ok_code, shared_u[safe] if len(uniq) else 0, 0)
-    title = d.per_distinct("title", lambda u: u.astype(str).str.strip().str.lower(), "")
-    empty = low == ""
-    same = low == title
-    short = length < DESCRIPTION_MIN_CHARS
+    # boilerplate: the identical description text on more than BOILERPLATE_MAX_SHARED public data assets
+    shared_u = np.bincount(code[ok_code & d.data], minlength=k) if k else np.zeros(0)
+    length_r = np.where(ok_code, length[safe] if k else 0.0, 0.0)
+    shared = np.where(ok_code, shared_u[safe] if k else 0, 0)
+    norm_r = np.where(ok_code, norm[safe] if k else None, None)
+    empty = ~ok_code | (length_r == 0)
+    same = (norm_r == d.title_norm) & ~empty
+    short = length_r < DESCRIPTION_MIN_CHARS
     boiler = shared > BOILERPLATE_MAX_SHARED
     reason = np.select([empty, same, short, boiler],
                        ["no description", "description repeats the title",

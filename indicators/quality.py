@@ -219,8 +219,7 @@ def unique_titles(catalog: pd.DataFrame, as_of: datetime) -> Score:
     GetDKAN admin duplicate report ask (research 3). Empty: None.
     """
     d = derive(catalog, as_of)
-    norm = d.per_distinct("title", lambda u: u.astype(str).str.lower().str.replace(r"\s+", " ", regex=True)
-                          .str.strip(), "")
+    norm = d.title_norm
     code, _u = pd.factorize(norm)
     counts_u = np.bincount(code[d.data], minlength=len(_u)) if len(_u) else np.zeros(0, dtype=int)
     n_same = counts_u[code] if len(_u) else np.zeros(d.n)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from indicators.base import Score
-from indicators.frame import DUE, FRESH, clamp, derive, evidence, match_words, share_score, vocab, word_pattern
+from indicators.frame import DUE, FRESH, clamp, derive, evidence, norm_hit, share_score, vocab, word_pattern
 
 # An asset without a finite declared period counts as current when its data (or, for stories and measures,
 # its metadata) changed within the past 12 months - WWC's "updated within the past 12 months" (2018 DG1) and
@@ -28,11 +28,6 @@ def _current(d) -> np.ndarray:
     recent = np.nan_to_num(age, nan=np.inf) <= CURRENT_DAYS
     st = d.freshness
     return np.where(d.finite_period, (st == FRESH) | (st == DUE), recent)
-
-
-def _split_camel(s: pd.Series) -> pd.Series:
-    return (s.str.replace(r"([a-z])([A-Z])", r"\1 \2", regex=True).str.lower()
-            .str.replace(r"[^a-z0-9]+", " ", regex=True).str.strip())
 
 
 def disaggregation(catalog: pd.DataFrame, as_of: datetime) -> Score:
@@ -57,9 +52,14 @@ def disaggregation(catalog: pd.DataFrame, as_of: datetime) -> Score:
         sch = cols.index.to_numpy()
         name_code, names = pd.factorize(cols.map(lambda c: c[0] if isinstance(c, (tuple, list)) and c else str(c)))
         type_code, types = pd.factorize(cols.map(lambda c: str(c[1]).lower() if isinstance(c, (tuple, list)) and len(c) > 1 else ""))
-        split = pd.Series(_split_camel(pd.Series(np.asarray(names, dtype=object), dtype=str)).to_numpy(), dtype=object)
-        g_name = match_words(split, word_pattern(v["geographic_columns"])).to_numpy(dtype=object)
-        m_name = match_words(split, word_pattern(v["demographic_columns"])).to_numpy(dtype=object)
+        # camelCase -> words, lower case; one regex pass for geographic and demographic words together
+        split = pd.Series(np.asarray(names, dtype=object), dtype=object).astype(str).str.replace(
+            r"([a-z])([A-Z])", r"\1 \2", regex=True).str.lower()
+        geo_set = {w.lower() for w in v["geographic_columns"]}
+        found = split.str.findall(word_pattern(geo_set | {w.lower() for w in v["demographic_columns"]}))
+        found = found.map(lambda ws: sorted({norm_hit(w) for w in ws}))
+        g_name = found.map(lambda ws: ", ".join(w for w in ws if w in geo_set)).to_numpy(dtype=object)
+        m_name = found.map(lambda ws: ", ".join(w for w in ws if w not in geo_set)).to_numpy(dtype=object)
         geo_type = np.array([t if t in v["geographic_types"] else "" for t in types], dtype=object)
         g = g_name[name_code]
         gt = geo_type[type_code]
