@@ -20,11 +20,11 @@ from runtime_helpers import load_settings
 UTC = timezone.utc
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CHICAGO_WEEKS = [  # real weekly Discovery API scrapes (tests/fixtures/PROVENANCE.md)
-    (FIXTURES / "socrata/history/data.cityofchicago.org/2022-06-08.jsonl.gz", datetime(2022, 6, 8, 23, 59, 59, tzinfo=UTC)),
-    (FIXTURES / "socrata/history/data.cityofchicago.org/2022-06-22.jsonl.gz", datetime(2022, 6, 22, 23, 59, 59, tzinfo=UTC)),
+    (FIXTURES / "socrata/history/data.cityofchicago.org/2022-06-08.jsonl.gz", datetime(2022, 6, 8, tzinfo=UTC)),
+    (FIXTURES / "socrata/history/data.cityofchicago.org/2022-06-22.jsonl.gz", datetime(2022, 6, 22, tzinfo=UTC)),
 ]
 MINNEAPOLIS = (FIXTURES / "dcat_us/minneapolis_data_json_arcgis_hub_2020-08-04.json.gz",
-               datetime(2020, 8, 4, 23, 59, 59, tzinfo=UTC))
+               datetime(2020, 8, 4, tzinfo=UTC))
 # Hand count: unique `resource.id` values in the 2022-06-22 file (291 lines, 35 of them repeats) = 256.
 CHICAGO_LATEST_DATASETS = 256
 # Hand count: entries of `dataset` in the Minneapolis data.json = 152.
@@ -95,7 +95,7 @@ def test_scores_csv_matches_the_database(filled):
     db = storage.latest_scores(engine, "chicago")
     assert len(rows) == len(db) > 0
     # the latest scoring is the 2022-06-22 run
-    assert {r["as_of"] for r in rows} == {"2022-06-22T23:59:59Z"}
+    assert {r["as_of"] for r in rows} == {"2022-06-22T00:00:00Z"}
     by_key = {(r["criterion"], r["indicator"]): r for r in rows}
     for d in db.to_dict("records"):
         r = by_key[(d["criterion"], d["indicator"])]
@@ -138,13 +138,13 @@ def test_evidence_packet_covers_every_criterion_with_its_evidence(filled):
 
     _, engine, out, _ = filled
     packet = json.loads((_day(out) / "chicago" / "evidence.json").read_text(encoding="utf-8"))
-    assert packet["city_key"] == "chicago" and packet["date"] == "2022-06-22T23:59:59Z"
+    assert packet["city_key"] == "chicago" and packet["date"] == "2022-06-22T00:00:00Z"
     assert packet["catalog"] == {"datasets": CHICAGO_LATEST_DATASETS, "by_portal": {"chicago-socrata": CHICAGO_LATEST_DATASETS}}
     assert [c["criterion"] for c in packet["criteria"]] == list(criteria.wwc_criteria()["criterion"])
     db = storage.latest_scores(engine, "chicago")
     crit_rows = db[db["indicator"] == ""].set_index("criterion")
     for c in packet["criteria"]:
-        assert c["date"] == "2022-06-22T23:59:59Z" and c["status"] in ("metadata", "manual", "open")
+        assert c["date"] == "2022-06-22T00:00:00Z" and c["status"] in ("metadata", "manual", "open")
         if c["criterion"] in crit_rows.index:
             v = crit_rows.loc[c["criterion"], "value"]
             assert (c["value"] is None) if _missing(v) else c["value"] == pytest.approx(v)
@@ -181,7 +181,7 @@ def test_export_one_city_one_format_and_a_past_date(filled, tmp_path):
     assert sorted(p.name for p in paths) == ["datasets.csv", "scores.csv"]
     assert all(p.parent == tmp_path / "2022-06-10" / "chicago" for p in paths)
     _, rows = _csv(tmp_path / "2022-06-10" / "chicago" / "scores.csv")
-    assert {r["as_of"] for r in rows} == {"2022-06-08T23:59:59Z"}  # the scoring in force on 2022-06-10
+    assert {r["as_of"] for r in rows} == {"2022-06-08T00:00:00Z"}  # the scoring in force on 2022-06-10
     _, ds = _csv(tmp_path / "2022-06-10" / "chicago" / "datasets.csv")
     assert len(ds) == 313  # hand count: unique resource.id in the 2022-06-08 file
 
