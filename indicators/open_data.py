@@ -158,14 +158,17 @@ def datajson_inventory(catalog: pd.DataFrame, as_of: datetime) -> Score:
     """OD1: a public, valid data.json inventory (proactive disclosure of the city's data holdings).
 
     Formula: 100 * (1 - min(1, schema_errors / max(1, entries))) when attrs["portal"]["datajson"]["present"],
-    0 when checked and absent; None when the pipeline did not check (no attrs). entries = catalog rows.
+    0 when checked and absent; None when not checked (no attrs, or attrs["portal"]["kinds"] lists no "dcat"
+    portal: a Socrata or CKAN city may well publish a data.json we do not harvest). entries = catalog rows.
     Source: GSA Project Open Data dashboard (valid_count / total_records, POD v1.1 non-federal schema);
     Sunlight guideline #28 (a public list of all information holdings).
     Empty: None without attrs (not checked); with attrs, as the formula says (entries = max(1, rows)).
     """
     portal = (catalog.attrs or {}).get("portal") or {}
     dj = portal.get("datajson")
-    if not isinstance(dj, dict):
+    kinds = portal.get("kinds")
+    if not isinstance(dj, dict) or (kinds is not None and "dcat" not in kinds):
+        # not checked: the city has no data.json (dcat) portal configured, so absence is not evidence
         return Score(value=None, numerator=0.0, denominator=0.0)
     if not dj.get("present"):
         return Score(value=0.0, numerator=0.0, denominator=1.0, failing={"data.json": "no data.json inventory found"})

@@ -235,6 +235,12 @@ def test_od1_datajson_and_od3_portal_api(austin):
     s = open_data.datajson_inventory(df, AS_OF)
     assert s.value == pytest.approx(80.0)
     assert open_data.datajson_inventory(austin, AS_OF).value is None  # not checked
+    # checked and absent -> 0; a Socrata-only city (no dcat portal harvested) -> not checked, None
+    df.attrs["portal"]["datajson"] = {"present": False, "schema_errors": 0}
+    assert open_data.datajson_inventory(df, AS_OF).value == 0.0
+    df.attrs["portal"]["kinds"] = ["socrata"]
+    assert open_data.datajson_inventory(df, AS_OF).value is None
+    df.attrs["portal"]["kinds"] = ["dcat"]
     # od3_portal_api: reachable -> 100; an unreachable portal -> 0
     assert open_data.portal_api(df, AS_OF).value == 100.0
     df.attrs["portal"]["reachable"] = False
