@@ -11,11 +11,13 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import urlsplit
 
+import orjson
 import requests
 
 from connectors import vocab
 from connectors.base import DatasetRecord, FetchStats, PortalIncompatible
-from connectors.hashing import raw_bytes, raw_hash
+from connectors.hashing import raw_bytes
+from connectors.hashing import raw_hash as _plain_raw_hash
 from connectors.http import call_with_retries, get_json, make_session, policy_of
 
 SOCRATA_PAGE_LIMIT = 10_000  # documented maximum `limit` of the Discovery API
@@ -31,6 +33,17 @@ VIEW_KEY = "view"
 VIEW_FIELDS = ("rowsUpdatedAt", "licenseId", "license", "hideFromCatalog", "hideFromDataJson", "columns", "metadata")
 
 Progress = Callable[[int, "int | None"], None]
+
+# Order that carries no meaning, canonicalized before hashing and normalizing (the stored raw bytes keep the
+# order as received). Socrata permutes a dataset's columns from crawl to crawl: the parallel
+# `resource.columns_*` arrays (name, field_name, datatype, description, format) move together, so they are
+# sorted jointly by field name. Of the 313 Chicago datasets in both the 2022-06-08 and 06-15 crawls, 297
+# hashed differently and 235 of those differ in nothing but column order. `domain_tags` and
+# `domain_metadata` reorder too (NYC: 552 of 849 week-to-week pairs in the 2022 history reorder
+# domain_tags). `categories` is left as received: its first entry is the theme when there is no
+# domain_category, and no recorded crawl reorders it.
+COLUMN_ARRAYS_PREFIX = "columns_"
+UNORDERED_TAGS = ("domain_tags", "tags")
 
 
 class SocrataConnector:
@@ -59,7 +72,13 @@ class SocrataConnector:
         self._views_missing = 0
 
     raw_bytes = staticmethod(raw_bytes)
-    raw_hash = staticmethod(raw_hash)
+
+    @staticmethod
+    def raw_hash(raw: dict[str, Any]) -> str:
+        """`hashing.raw_hash` of the item with meaningless order canonicalized (`canonical_item`)."""
+        if "resource" not in raw and ("viewType" in raw or "columns" in raw):
+            return _plain_raw_hash(canonical_view(raw))
+        return _plain_raw_hash(canonical_item(raw))
 
     @property
     def stats(self) -> FetchStats:
@@ -190,6 +209,91 @@ def _item_id(item: Any, url: str) -> str:
 
 # --- normalization helpers (pure) --------------------------------------------------------------------------
 
+def _sorted_columns(resource: dict[str, Any]) -> dict[str, Any]:
+    """`resource` with its parallel `columns_*` arrays permuted jointly into field-name order (same object if already)."""
+    keys = [k for k, v in resource.items() if k.startswith(COLUMN_ARRAYS_PREFIX) and isinstance(v, list)]
+    names = resource.get("columns_field_name") or resource.get("columns_name")
+    if not isinstance(names, list) or len(names) < 2:
+        return resource
+    n = len(names)
+    if any(len(resource[k]) != n for k in keys):
+        return resource  # arrays that do not pair up are left as received (never seen in 14,453 recorded items)
+    labels = [str(x) for x in names]
+    if len(set(labels)) == n:
+        order = sorted(range(n), key=labels.__getitem__)
+    else:  # duplicate field names: break ties by the whole column, so the order is still canonical
+        order = sorted(range(n), key=lambda i: (labels[i], orjson.dumps([resource[k][i] for k in sorted(keys)],
+                                                                       option=orjson.OPT_SORT_KEYS)))
+    if order == list(range(n)):
+        return resource
+    out = dict(resource)
+    for k in keys:
+        column = resource[k]
+        out[k] = [column[i] for i in order]
+    return out
+
+
+def _sorted_tags(values: Any) -> Any:
+    if isinstance(values, list) and len(values) > 1 and all(isinstance(v, str) for v in values):
+        ordered = sorted(values)
+        return values if ordered == values else ordered
+    return values
+
+
+def _sorted_pairs(pairs: Any) -> Any:
+    """domain_metadata [{key, value}] by key, then value (so a repeated key picks the same value every time)."""
+    if not isinstance(pairs, list) or len(pairs) < 2:
+        return pairs
+    ordered = sorted(pairs, key=lambda p: orjson.dumps([p.get("key"), p.get("value")] if isinstance(p, dict) else [p],
+                                                       option=orjson.OPT_SORT_KEYS))
+    return pairs if all(a is b for a, b in zip(ordered, pairs)) else ordered
+
+
+def canonical_item(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The Discovery item with meaningless order canonicalized: columns jointly by field name, tags and
+    domain_metadata sorted (an enriched view's columns by field name). Shallow copies; the input is untouched."""
+    out = raw if isinstance(raw, dict) else dict(raw)
+    resource = out.get("resource")
+    if isinstance(resource, dict):
+        sorted_resource = _sorted_columns(resource)
+        if sorted_resource is not resource:
+            out = {**out, "resource": sorted_resource}
+    classification = out.get("classification")
+    if isinstance(classification, dict):
+        changed = {k: _sorted_tags(classification.get(k)) for k in UNORDERED_TAGS if k in classification}
+        pairs = classification.get("domain_metadata")
+        changed["domain_metadata"] = _sorted_pairs(pairs)
+        changed = {k: v for k, v in changed.items() if v is not classification.get(k)}
+        if changed:
+            out = {**out, "classification": {**classification, **changed}}
+    view = out.get(VIEW_KEY)
+    if isinstance(view, dict) and isinstance(view.get("columns"), list):
+        columns = _sorted_view_columns(view["columns"])
+        if columns is not view["columns"]:
+            out = {**out, VIEW_KEY: {**view, "columns": columns}}
+    return out
+
+
+def _sorted_view_columns(columns: list[Any]) -> list[Any]:
+    if len(columns) < 2 or not all(isinstance(c, dict) for c in columns):
+        return columns
+    key = lambda c: (str(c.get("fieldName") or c.get("name")), orjson.dumps(c, option=orjson.OPT_SORT_KEYS))  # noqa: E731
+    ordered = sorted(columns, key=key)
+    return columns if all(a is b for a, b in zip(ordered, columns)) else ordered
+
+
+def canonical_view(view: Mapping[str, Any]) -> dict[str, Any]:
+    """A bare view object with its columns by field name and its tags sorted (see canonical_item)."""
+    out = view if isinstance(view, dict) else dict(view)
+    changed: dict[str, Any] = {}
+    columns, tags = out.get("columns"), out.get("tags")
+    if isinstance(columns, list) and (ordered := _sorted_view_columns(columns)) is not columns:
+        changed["columns"] = ordered
+    if (sorted_tags := _sorted_tags(tags)) is not tags:
+        changed["tags"] = sorted_tags
+    return {**out, **changed} if changed else out
+
+
 def parse_time(value: Any) -> datetime | None:
     """ISO-8601 text or Unix epoch seconds → aware UTC datetime; None for anything else."""
     if value is None or value == "" or isinstance(value, bool):
@@ -288,7 +392,8 @@ def raw_department(portal: Any, raw: Mapping[str, Any]) -> str | None:
 
 
 def normalize_item(portal: Any, raw: Mapping[str, Any]) -> DatasetRecord:
-    """A Discovery API item → DatasetRecord (pure, total)."""
+    """A Discovery API item → DatasetRecord (pure, total); meaningless order is canonicalized first."""
+    raw = canonical_item(raw)
     resource = raw.get("resource") or {}
     classification = raw.get("classification") or {}
     metadata = raw.get("metadata") or {}
@@ -361,12 +466,13 @@ def normalize_item(portal: Any, raw: Mapping[str, Any]) -> DatasetRecord:
         hidden_from_catalog=view.get("hideFromCatalog") if isinstance(view.get("hideFromCatalog"), bool) else None,
         # The anonymous Discovery API lists public assets only.
         access_level="public",
-        raw_hash=raw_hash(dict(raw)),
+        raw_hash=_plain_raw_hash(raw),
     )
 
 
 def normalize_view(portal: Any, view: Mapping[str, Any]) -> DatasetRecord:
     """A bare `/api/views/{id}.json` object → DatasetRecord (archived view dumps, e.g. Austin 2015)."""
+    view = canonical_view(view)
     freq_fields, _, freq_overrides = _portal_overrides(portal)
     custom = _view_custom_fields(view)
     columns = [c for c in view.get("columns") or [] if isinstance(c, dict)]
@@ -407,5 +513,5 @@ def normalize_view(portal: Any, view: Mapping[str, Any]) -> DatasetRecord:
         downloads=_int(view.get("downloadCount")),
         is_official=(provenance == "official") if isinstance(provenance, str) else None,
         hidden_from_catalog=view.get("hideFromCatalog") if isinstance(view.get("hideFromCatalog"), bool) else None,
-        raw_hash=raw_hash(dict(view)),
+        raw_hash=_plain_raw_hash(view),
     )

@@ -47,10 +47,19 @@ def test_raw_hash_ignores_usage_counters_only():
     renamed = copy.deepcopy(raw)
     renamed["resource"]["name"] = "Dallas Police Active Calls (renamed)"
     assert conn.raw_hash(renamed) != conn.raw_hash(raw)
-    # the documented formula: sha1 of orjson with sorted keys, usage keys removed
+    # the documented formula: sha1 of orjson with sorted keys, usage keys removed, and for Socrata the
+    # columns_* arrays permuted together into field-name order, domain_tags/tags and domain_metadata sorted
     stripped = copy.deepcopy(raw)
     for key in USAGE_KEYS:
         stripped["resource"].pop(key, None)
+    res = stripped["resource"]
+    arrays = sorted(k for k in res if k.startswith("columns_"))
+    rows = sorted(zip(*(res[k] for k in arrays)), key=lambda row: row[arrays.index("columns_field_name")])
+    for i, k in enumerate(arrays):
+        res[k] = [row[i] for row in rows]
+    cls = stripped["classification"]
+    cls["domain_tags"] = sorted(cls["domain_tags"])
+    cls["domain_metadata"] = sorted(cls["domain_metadata"], key=lambda p: (p["key"], p["value"]))
     expected = hashlib.sha1(orjson.dumps(stripped, option=orjson.OPT_SORT_KEYS)).hexdigest()
     assert conn.raw_hash(raw) == expected == conn.normalize(raw).raw_hash
 
