@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from indicators.base import Score
-from indicators.frame import clamp, day_text, derive, on_distinct, mean_score, reasons_from_flags, share_score
+from indicators.frame import day_text, derive, on_distinct, mean_score, reasons_from_flags, share_score
 
 # WWC 2018 inventory criterion (DG1): the inventory covers more than 80% of departments and was updated
 # within the past 12 months (WWC Assessment Guide, research/methodologies.md 2.7).
@@ -142,4 +142,4 @@ def usage(catalog: pd.DataFrame, as_of: datetime) -> Score:
 
 
 __all__ = ["inventory_fields", "department_coverage", "publisher_attribution", "inventory_recency",
-           "api_access", "bulk_download", "usage", "clamp"]
+           "api_access", "bulk_download", "usage"]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from indicators.base import Score
-from indicators.frame import DAY, clamp, day_text, derive, evidence, mean_score, on_distinct, reasons_from_flags, share_score, utc
+from indicators.frame import clamp, day_text, derive, evidence, mean_score, reasons_from_flags, share_score, utc
 
 # --- OD3 ------------------------------------------------------------------------------------------
 

@@ -8,8 +8,8 @@ import pandas as pd
 
 from indicators.base import Score
 from indicators.frame import (
-    DAY, DELINQUENT, DUE, FRESH, OVERDUE, _EMAIL, _URL, derive, mean_score, on_distinct, reasons_from_flags,
-    day_text, evidence, share_score, to_seconds, utc,
+    _URL, DELINQUENT, DUE, FRESH, OVERDUE, day_text, derive, evidence, mean_score, reasons_from_flags, share_score,
+    to_seconds, utc,
 )
 
 # Observation resolution of our own history when attrs carry no run dates: weekly, the Open Data Portal
@@ -23,15 +23,6 @@ DATE_SKEW = pd.Timedelta(days=1)
 
 def _fmt_days(x: np.ndarray) -> np.ndarray:
     return np.char.mod("%d", np.nan_to_num(x).astype(int))
-
-
-def _seconds(s: pd.Series) -> np.ndarray:
-    """UTC datetimes -> float seconds since the epoch (NaN for NaT), independent of the datetime unit."""
-    return ((s - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(dtype=float, na_value=np.nan)
-
-
-def _dates(s: pd.Series) -> pd.Series:
-    return s if isinstance(s.dtype, pd.DatetimeTZDtype) else pd.to_datetime(s, utc=True, errors="coerce")
 
 
 def cadence_declared(catalog: pd.DataFrame, as_of: datetime) -> Score:

@@ -152,6 +152,15 @@ def test_dm4_days_behind(austin):
     assert s.failing["q3br-d6uu"] == "1415 days behind the declared period"
 
 
+def test_dm4_days_behind_future_dates_are_not_ahead(austin):
+    # scored as of 2022-07-01, 3syk's data_modified (2022-07-22) lies in the future: 0 periods behind, not
+    # "ahead" (a hypothesis run found values above 100 before the clamp)
+    from datetime import timedelta
+    s = quality.days_behind(austin, AS_OF - timedelta(days=22, hours=23, minutes=59, seconds=59))
+    assert 0 <= s.value <= 100
+    assert "3syk-w9eu" not in s.failing
+
+
 def test_dm4_metadata_conformance(austin):
     # all dates between 1970 and as_of, no e-mails, https landing and API URLs -> 100
     s = quality.metadata_conformance(austin, AS_OF)
