@@ -92,14 +92,16 @@ def test_explain_lists_failing_datasets_with_titles(engine):
 
 
 def test_run_dates_and_live_marker(engine):
-    assert storage.latest_run_marker(engine) == (0, 0)
+    assert storage.latest_run_marker(engine) == ((0, 0), 0)
     for d in ("2022-06-08", "2022-06-29", "2022-06-15"):  # 06-29 (95 ids) against 06-08 (313): suspect
         save(engine, chicago_snapshot(d))
     run_id = storage.start_run(engine, CHICAGO.key, as_of=day("2022-07-01"))
+    # started: the id moves; three runs finished so far
+    assert storage.latest_run_marker(engine) == ((run_id, 3), 0)
     storage.fail_run(engine, run_id, "PortalUnavailable: HTTP 503", finished_at=day("2022-07-01"))
+    # failed: the same newest id, but the marker moves (a failed harvest must not look "running")
+    assert storage.latest_run_marker(engine) == ((run_id, 4), 0)
     # ok and suspect runs are scoreable dates; the failed one is not.
     assert storage.run_dates(engine, "chicago") == [day("2022-06-08"), day("2022-06-15"), day("2022-06-29")]
-    marker = storage.latest_run_marker(engine)
-    assert marker == (run_id, 0)
     storage.save_scores(engine, "chicago", JUNE, june_scores(), rollup([]), criterion_of=CRITERION_OF)
     assert storage.latest_run_marker(engine)[1] > 0
