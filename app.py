@@ -10,6 +10,7 @@ callbacks that take it as input redraw.
 """
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
@@ -86,7 +87,9 @@ def _marker_or_none(storage, server):
     from layouts._components import CONTEXT_KEY
 
     try:
-        return list(storage.latest_run_marker(storage.open_db(server.config[CONTEXT_KEY].url)))
+        marker = storage.latest_run_marker(storage.open_db(server.config[CONTEXT_KEY].url))
+        # as the browser's store will hold it (tuples become lists), so an unchanged marker compares equal
+        return json.loads(json.dumps(marker))
     except Exception as exc:  # noqa: BLE001 - an unreachable or empty database must not break the shell
         log.warning("latest_run_marker failed: %s", exc)
         return None

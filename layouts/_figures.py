@@ -135,34 +135,46 @@ def change_since(series: pd.DataFrame, days: int) -> float | None:
 def overview_table(cities: pd.DataFrame, history: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configured city: overall stage and score, change since 30 / 90 days, last harvest.
 
-    `cities` = storage.cities, `history` = storage.scores (all cities), `runs` = storage.runs (newest first).
-    Deltas are measured back from each city's latest scored run, so replayed history reads the same way.
+    `cities` = storage.cities, `history` = storage.scores rows of the cities (criterion roll-up rows are
+    used), `runs` = storage.runs rows, newest first. Deltas are measured back from each city's latest scored
+    run, so replayed history reads the same way. Vectorised: 50 cities x 104 runs in a few milliseconds.
     """
+    cols = ["city_key", "city", "stage", "score", "change_30d", "change_90d", "scored_at", "last_harvest",
+            "harvest_status", "harvest_error"]
+    out = pd.DataFrame({"city_key": cities["key"].to_numpy(), "city": cities["name"].to_numpy()})
     totals = city_score_history(history)
-    latest = criterion_rows(history)
-    if not latest.empty:
-        latest = latest.assign(as_of=_utc(latest["as_of"]))
-        latest = latest[latest["as_of"] == latest.groupby("city_key")["as_of"].transform("max")]
-    rows = []
-    for city in cities.itertuples(index=False):
-        t = totals[totals["city_key"] == city.key]
-        crit = latest[latest["city_key"] == city.key] if not latest.empty else latest
-        r = runs[runs["city_key"] == city.key] if not runs.empty else runs
-        last = r.iloc[0] if len(r) else None
-        rows.append({
-            "city_key": city.key,
-            "city": city.name,
-            "stage": overall_stage(crit["stage"]) if len(crit) else None,
-            "score": round(float(t["value"].iloc[-1]), 1) if len(t) and pd.notna(t["value"].iloc[-1]) else None,
-            "change_30d": _round(change_since(t, 30)) if len(t) else None,
-            "change_90d": _round(change_since(t, 90)) if len(t) else None,
-            "scored_at": t["as_of"].iloc[-1] if len(t) else None,
-            "last_harvest": _when(last),
-            "harvest_status": None if last is None else last["status"],
-            "harvest_error": None if last is None else (last.get("error") or last.get("suspect_reason")),
-        })
-    return pd.DataFrame(rows, columns=["city_key", "city", "stage", "score", "change_30d", "change_90d",
-                                       "scored_at", "last_harvest", "harvest_status", "harvest_error"])
+    if len(totals):
+        last = totals.groupby("city_key").tail(1).set_index("city_key")
+        out["score"] = out["city_key"].map(last["value"].round(1))
+        out["scored_at"] = out["city_key"].map(last["as_of"])
+        for days in (30, 90):
+            out[f"change_{days}d"] = out["city_key"].map(_change_since_all(totals, last, days))
+        crit = criterion_rows(history)
+        crit = crit.assign(as_of=_utc(crit["as_of"]))
+        crit = crit[crit["as_of"] == crit["city_key"].map(last["as_of"])]
+        out["stage"] = out["city_key"].map(crit.groupby("city_key")["stage"].agg(overall_stage))
+    if len(runs):
+        newest = runs.drop_duplicates("city_key").set_index("city_key")
+        when = newest["finished_at"].where(newest["finished_at"].notna(), newest["started_at"])
+        out["last_harvest"] = out["city_key"].map(when)
+        out["harvest_status"] = out["city_key"].map(newest["status"])
+        err = newest["error"].where(newest["error"].notna() & (newest["error"].astype(str) != ""),
+                                    newest["suspect_reason"])
+        out["harvest_error"] = out["city_key"].map(err)
+    for c in cols:
+        if c not in out:
+            out[c] = None
+    out = out[cols].astype(object)
+    return out.where(out.notna(), None)
+
+
+def _change_since_all(totals: pd.DataFrame, last: pd.DataFrame, days: int) -> pd.Series:
+    """Per city: latest value − value at the last time at or before (latest time − days); NaN if none."""
+    targets = pd.DataFrame({"city_key": last.index, "t": last["as_of"].to_numpy() - pd.Timedelta(days=days)})
+    before = pd.merge_asof(targets.sort_values("t"), totals.dropna(subset=["value"]).sort_values("as_of"),
+                           left_on="t", right_on="as_of", by="city_key", direction="backward")
+    before = before.set_index("city_key")["value"]
+    return (last["value"] - before.reindex(last.index)).round(1)
 
 
 def _round(x: float | None) -> float | None:
@@ -189,24 +201,19 @@ def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame) -> go.Figure:
     criteria = criteria_order(crit["criterion"])
     names = dict(zip(cities["key"], cities["name"]))
     keys = [k for k in cities["key"]]
+    first = crit.drop_duplicates(["criterion", "city_key"], keep="last")
+    stage = first.pivot(index="criterion", columns="city_key", values="stage").reindex(index=criteria, columns=keys)
+    value = first.pivot(index="criterion", columns="city_key", values="value").reindex(index=criteria, columns=keys)
     z, text, hover = [], [], []
-    idx = crit.set_index(["criterion", "city_key"])
     for c in criteria:
         zr, tr, hr = [], [], []
-        for k in keys:
-            if (c, k) in idx.index:
-                row = idx.loc[(c, k)]
-                row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
-                rank = stage_rank(row["stage"])
-                v = row["value"]
-                zr.append(rank if rank >= 0 else None)
-                tr.append("–" if pd.isna(v) else f"{v:.0f}")
-                hr.append(f"{names.get(k, k)} · {c}: {'no score' if pd.isna(v) else f'{v:.0f}'} "
-                          f"({row['stage'] or 'not scored'})")
-            else:
-                zr.append(None)
-                tr.append("")
-                hr.append(f"{names.get(k, k)} · {c}: not scored")
+        for k, st, v in zip(keys, stage.loc[c], value.loc[c]):
+            scored = isinstance(st, str)
+            rank = stage_rank(st) if scored else -1
+            zr.append(rank if rank >= 0 else None)
+            tr.append(("–" if pd.isna(v) else f"{v:.0f}") if scored else "")
+            hr.append(f"{names.get(k, k)} · {c}: " + (f"{'no score' if pd.isna(v) else f'{v:.0f}'} ({st})"
+                                                       if scored else "not scored"))
         z.append(zr)
         text.append(tr)
         hover.append(hr)

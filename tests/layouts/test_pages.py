@@ -70,8 +70,9 @@ def client(dash_app):
 
 
 def marker(layout_db):
+    """The marker as the browser's store holds it (JSON: tuples become lists)."""
     url, _ = layout_db
-    return list(storage.latest_run_marker(storage.open_db(url)))
+    return json.loads(json.dumps(storage.latest_run_marker(storage.open_db(url))))
 
 
 def test_every_page_answers_and_serves_no_external_resource(client):
