@@ -36,6 +36,11 @@ DATA_TYPES = ("dataset", "file", "map")
 TABULAR_TYPES = ("dataset",)
 PERFORMANCE_TYPES = ("story", "measure")
 
+# Distribution formats that are query APIs, not files: GSA's Project Open Data dashboard counts API
+# distributions (API_total); ODIN's download options list "API" beside bulk download. DCAT-US portals
+# (ArcGIS Hub) expose their API this way rather than through a separate api_url.
+API_FORMATS = frozenset({"api", "esri rest", "arcgis geoservices rest api", "wms", "wfs", "wcs", "sparql",
+                         "odata", "soda"})
 DAY = pd.Timedelta(days=1)
 # Period lengths: research/methodologies.md 4.1 (P1M = 30 d, P1Y = 365 d, P3M = 91 d).
 DAYS_PER_YEAR = 365.0
@@ -437,7 +442,11 @@ class Derived:
 
     @cached_property
     def has_api(self) -> np.ndarray:
-        return self.present("api_url")
+        """An API endpoint: api_url, or a distribution whose format is a query API (API_FORMATS)."""
+        codes, uniques = self.distinct("formats")
+        api_u = np.append(np.array([any(format_key(f) in API_FORMATS for f in (t or ()) if f is not None)
+                                    if isinstance(t, (tuple, list)) else False for t in uniques], dtype=bool), False)
+        return self.present("api_url") | api_u[codes]
 
     @cached_property
     def has_download(self) -> np.ndarray:

@@ -107,7 +107,8 @@ def inventory_recency(catalog: pd.DataFrame, as_of: datetime) -> Score:
 def api_access(catalog: pd.DataFrame, as_of: datetime) -> Score:
     """DM3: share of public data assets reachable through an API endpoint.
 
-    Formula: 100 * (data assets with api_url) / data assets.
+    Formula: 100 * (data assets with an api_url, or a distribution in an API format such as Esri REST, WMS,
+    WFS, SPARQL - frame.API_FORMATS) / data assets.
     Source: GODI / ODIN download options (API); Sunlight guideline #17. Empty: None.
     """
     d = derive(catalog, as_of)

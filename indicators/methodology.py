@@ -24,6 +24,8 @@ def _constants(module) -> list[tuple[str, object]]:
             continue
         if isinstance(value, np.ndarray):
             value = value.tolist()
+        if isinstance(value, (set, frozenset)):  # a stable order: set order changes between processes
+            value = sorted(value)
         out.append((name, value))
     return out
 
