@@ -32,7 +32,7 @@ def layout(cities=None, department=None, freshness=None, doc_min=None, doc_max=N
     names = {c.key: c.name for c in ctx.settings.cities}
     lo, hi = _int(doc_min, 0), _int(doc_max, 100)
     # a department name may hold commas: take the parameter whole when it names a known department
-    known = set(all_datasets()["department"].dropna()) if department else set()
+    known = set(datasets_for(_split(cities))["department"].dropna()) if department else set()
     depts = [department] if department in known else _split(department)
 
     def multi(id_, label, value, options=(), width=4):
@@ -76,7 +76,15 @@ def all_datasets() -> pd.DataFrame:
 
 
 def _all_datasets(_engine) -> pd.DataFrame:
-    keys = list(ui.query("cities", storage.cities)["key"])
+    return _concat(list(ui.query("cities", storage.cities)["key"]))
+
+
+def datasets_for(cities) -> pd.DataFrame:
+    """The chosen cities' rows (only those are read), or every city's when none is chosen."""
+    return _concat(list(cities)) if cities else all_datasets()
+
+
+def _concat(keys) -> pd.DataFrame:
     frames = [ui.city_datasets_cached(k) for k in keys]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else fig.dataset_table(pd.DataFrame(), None)
@@ -84,7 +92,7 @@ def _all_datasets(_engine) -> pd.DataFrame:
 
 def filtered(cities, department, freshness, doc, licence, formats) -> pd.DataFrame:
     doc = doc or [0, 100]
-    return fig.filter_datasets(all_datasets(), cities=cities or (), departments=department or (),
+    return fig.filter_datasets(datasets_for(cities or ()), departments=department or (),
                                freshness=freshness or (), min_doc=doc[0] if doc[0] > 0 else None,
                                max_doc=doc[1] if doc[1] < 100 else None, licenses=licence or (),
                                formats=formats or ())
@@ -100,18 +108,17 @@ def render(cities, department, freshness, doc, licence, formats, _marker):
 
 
 def body(cities, department, freshness, doc, licence, formats):
-    table = all_datasets()
-    scope = fig.filter_datasets(table, cities=cities or ())
+    scope = datasets_for(cities or ())
     dept_opts = ui.choice_options(sorted(scope["department"].dropna().unique(), key=str.lower))
     lic_opts = ui.choice_options(sorted(scope["license"].dropna().astype(str).unique(), key=str.lower))
     fmt_opts = ui.choice_options(fig.format_options(scope))
-    if table.empty:
+    if scope.empty:
         empty = ui.empty_state("No datasets yet", ["Harvest with ", ui.cmd("maturity harvest"), " or load the demo with ",
                                                    ui.cmd("maturity demo"), "."], id="ds-empty")
         return empty, "", dept_opts, lic_opts, fmt_opts
     rows = filtered(cities, department, freshness, doc, licence, formats)
     shown = rows.head(MAX_GRID_ROWS)
-    count = f"{len(rows):,} of {len(table):,} datasets match"
+    count = f"{len(rows):,} of {len(scope):,} datasets match" + (" in the chosen cities" if cities else "")
     if len(rows) > MAX_GRID_ROWS:
         count += f"; the grid shows the first {MAX_GRID_ROWS:,} (the CSV has all)"
     cols = [ui.col("city_key", "City", width=110), ui.col("title", "Title", minWidth=260),

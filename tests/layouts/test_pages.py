@@ -340,7 +340,7 @@ def test_department_link_with_a_comma_selects_that_department(in_app, monkeypatc
 
     name = "Parks, Recreation and Cultural Affairs"  # a department name holding a comma
     table = datasets.all_datasets()
-    monkeypatch.setattr(datasets, "all_datasets", lambda: table.assign(department=name))
+    monkeypatch.setattr(datasets, "datasets_for", lambda cities: table.assign(department=name))
     page = datasets.layout(cities="indianapolis", department=name)
     assert find(page, "ds-department").value == [name]
     # an unknown value is a comma-separated list (several departments chosen in the explorer)
