@@ -159,12 +159,7 @@ def test_a_new_run_shows_up_without_a_reload(page, live_url, errors, e2e_db):
     page.evaluate("window.__same_document = true")
     # a new weekly run of Minneapolis lands (same records a week later), as the scheduler would write it
     last = runs[runs["city_key"] == "minneapolis"].iloc[0]
-    records = storage.city_catalog(engine, "minneapolis")
-    from connectors.base import record_from_dict
-
-    recs = [record_from_dict({k: (None if v is None or (isinstance(v, float) and v != v) else v)
-                              for k, v in r.items()}) for r in records.drop(
-        columns=["city_key", "first_seen", "data_modified_seen"]).to_dict("records")]
+    recs = filler.records_from_catalog(storage.city_catalog(engine, "minneapolis"))
     filler.save_run(engine, last["portal_key"], recs, last["as_of"].to_pydatetime() + timedelta(days=7))
     expect(counter).to_have_text(str(n_ok + 1), timeout=TIMEOUT_MS)
     assert page.evaluate("window.__same_document") is True  # no reload happened

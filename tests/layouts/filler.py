@@ -104,6 +104,23 @@ def perturb(records: list[DatasetRecord], rng: random.Random, as_of: datetime, *
     return out
 
 
+def records_from_catalog(catalog) -> list[DatasetRecord]:
+    """A stored catalog (storage.catalog / city_catalog frame) back into DatasetRecords, for replaying a run."""
+    import pandas as pd
+
+    from connectors.base import RECORD_FIELDS, record_from_dict
+
+    def clean(v):
+        if isinstance(v, pd.Timestamp):
+            return None if pd.isna(v) else v.to_pydatetime()
+        if v is None or v is pd.NaT or (isinstance(v, float) and v != v):
+            return None
+        return v
+
+    rows = catalog[list(RECORD_FIELDS)].astype(object).to_dict("records")
+    return [record_from_dict({k: clean(v) for k, v in r.items()}) for r in rows]
+
+
 def save_run(engine, portal_key: str, records: list[DatasetRecord], as_of: datetime):
     run_id = storage.start_run(engine, portal_key, as_of=as_of, source="import")
     raws = [orjson.dumps(r.as_dict(), default=str) for r in records]
