@@ -6,7 +6,7 @@ from datetime import datetime
 import pandas as pd
 
 from indicators.base import Indicator, Score
-from indicators.frame import clear_cache, derive
+from indicators.frame import shared_derivations
 from indicators.registry import BY_KEY, REGISTRY
 
 
@@ -16,11 +16,8 @@ def compute_all(catalog: pd.DataFrame, as_of: datetime) -> dict[str, Score]:
     The shared derivations (asset classes, periods, freshness, licences, formats, topic matches) are computed
     once for the catalog and reused by every indicator.
     """
-    try:
-        derive(catalog, as_of)
+    with shared_derivations():
         return {ind.key: ind.fn(catalog, as_of) for ind in REGISTRY}
-    finally:
-        clear_cache()
 
 
 __all__ = ["BY_KEY", "REGISTRY", "Indicator", "Score", "compute_all"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-import weakref
+from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -255,7 +255,7 @@ class Derived:
     def __init__(self, catalog: pd.DataFrame, as_of: datetime) -> None:
         self.cat = ensure_columns(catalog)
         self.as_of = utc(as_of)
-        self.attrs = dict(getattr(catalog, "attrs", {}) or {})
+        self.attrs = getattr(catalog, "attrs", None) or {}
         self.n = len(self.cat)
 
     # --- identity and asset classes -------------------------------------------------------------
@@ -514,22 +514,34 @@ class Derived:
         per_text = np.array([", ".join(sorted(set(pattern.findall(t)))) for t in texts] + [""], dtype=object)
         return pd.Series(per_text[row_code] if self.n else [], dtype=object)
 
-_LAST: list = []  # [(weakref to catalog, as_of, Derived)] - a single entry
+_SHARED: list = []  # inside compute_all: [(catalog, as_of, Derived)] - one entry, cleared on exit
 
 
 def derive(catalog: pd.DataFrame, as_of: datetime) -> Derived:
-    """The cached `Derived` for this catalog object and as_of (computed once for all indicators)."""
-    if _LAST:
-        ref, when, d = _LAST[0]
-        if ref() is catalog and when == utc(as_of):
+    """The derived arrays for this catalog at as_of.
+
+    Inside `shared_derivations()` (compute_all) they are computed once and shared by every indicator;
+    a standalone indicator call computes its own, so nothing stale outlives a call.
+    """
+    when = utc(as_of)
+    if _SHARED:
+        cat, at, d = _SHARED[0]
+        if cat is catalog and at == when:
             return d
-    d = Derived(catalog, as_of)
-    _LAST[:] = [(weakref.ref(catalog), d.as_of, d)]
+    d = Derived(catalog, when)
+    if _SHARED:
+        _SHARED[:] = [(catalog, when, d)]
     return d
 
 
-def clear_cache() -> None:
-    _LAST.clear()
+@contextmanager
+def shared_derivations():
+    """Share one `Derived` per (catalog, as_of) between the indicators called inside the block."""
+    _SHARED[:] = [(None, None, None)]
+    try:
+        yield
+    finally:
+        _SHARED.clear()
 
 
 # --- building Scores ------------------------------------------------------------------------------

@@ -85,7 +85,9 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 @FAST
 @given(catalogs())
 def test_values_within_0_100(cat):
+    before = cat.copy(deep=True)
     scores = indicators.compute_all(cat, AS_OF)
+    pd.testing.assert_frame_equal(cat, before)  # pure: the catalog is not modified
     for key, s in scores.items():
         assert s.value is None or 0.0 <= s.value <= 100.0, key
         assert s.denominator >= 0 and s.numerator >= 0, key
