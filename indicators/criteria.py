@@ -69,11 +69,22 @@ def rollup(scores: Mapping[str, Score]) -> pd.DataFrame:
 
 
 def _manual_text(rows: pd.DataFrame) -> str:
+    """"manual record - url (date): note [source]; ..." for the few records of one criterion."""
     parts = []
-    for r in rows.itertuples(index=False):  # a handful of manual records, not a catalog
-        date = "" if pd.isna(getattr(r, "date", None)) else f" ({pd.Timestamp(r.date).date()})"
-        note = "" if pd.isna(getattr(r, "note", None)) or not r.note else f": {r.note}"
-        parts.append(f"{r.url}{date}{note}")
+    for r in rows.to_dict("records"):  # a handful of manual records, not a catalog
+        url = r.get("url") if isinstance(r.get("url"), str) and r.get("url") else "(no URL)"
+        date = r.get("date")
+        when = ""
+        if date is not None and not (isinstance(date, float) and math.isnan(date)) and str(date).strip():
+            try:
+                when = f" ({pd.Timestamp(date).date()})"
+            except (ValueError, TypeError):
+                when = f" ({date})"
+        note = r.get("note")
+        note = f": {note}" if isinstance(note, str) and note.strip() else ""
+        source = r.get("source")
+        source = f" [{source}]" if isinstance(source, str) and source else ""
+        parts.append(f"{url}{when}{note}{source}")
     return "manual record - " + "; ".join(parts)
 
 
@@ -86,6 +97,7 @@ def statuses(rollup: pd.DataFrame, manual: pd.DataFrame | None = None) -> pd.Dat
     """
     crit = wwc_criteria().copy()
     roll = rollup.set_index("criterion") if len(rollup) else pd.DataFrame(columns=["value", "stage", "indicators"])
+    roll = roll.assign(value=pd.to_numeric(roll["value"], errors="coerce"))  # stored rows may carry None
     man = manual if manual is not None else pd.DataFrame(columns=["criterion", "url", "date", "note"])
     if len(man):
         man = man.assign(criterion=man["criterion"].astype(str).str.strip().str.upper().replace(ID_FIXES))
@@ -96,7 +108,7 @@ def statuses(rollup: pd.DataFrame, manual: pd.DataFrame | None = None) -> pd.Dat
     out = []
     for c in crit.itertuples(index=False):  # 42 criteria
         value = float(roll.loc[c.criterion, "value"]) if c.criterion in roll.index else float("nan")
-        st = roll.loc[c.criterion, "stage"] if c.criterion in roll.index else None
+        st = stage(value)
         m = man[man["criterion"] == c.criterion] if len(man) else man
         evidence: list[str] = []
         if not math.isnan(value):

@@ -75,3 +75,15 @@ def test_certification_estimate_bands(met, level, next_level, needed):
     assert (est["level"], est["next_level"], est["needed"]) == (level, next_level, needed)
     assert est["share_met"] == pytest.approx(met / 42) and est["estimate"] is True
     assert est["label"].startswith("Estimate:")
+
+
+def test_statuses_accept_stored_shapes():
+    # rows read back from storage may carry None values; evidence rows from storage.evidence / the pipeline carry
+    # extra columns (id, actor, source) and dates as text
+    roll = pd.DataFrame({"criterion": ["DM4", "OD3"], "value": [None, 75.0], "stage": ["not evident", "established"],
+                         "indicators": [0, 3]})
+    manual = pd.DataFrame({"id": [1], "criterion": ["DM1"], "url": ["https://example.gov/governance"],
+                           "date": ["2023-02-01"], "note": [None], "actor": ["cdo"], "source": ["dashboard"]})
+    st = criteria.statuses(roll, manual).set_index("criterion")
+    assert st.loc["OD3", "status"] == "metadata" and st.loc["DM4", "status"] == "open"
+    assert st.loc["DM1", "evidence"] == "manual record - https://example.gov/governance (2023-02-01) [dashboard]"
