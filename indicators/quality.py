@@ -68,30 +68,35 @@ def up_to_date(catalog: pd.DataFrame, as_of: datetime) -> Score:
 
 
 def _harvest_interval(d) -> float:
+    """Median days between good (ok / suspect) runs of each portal; the coarsest portal's when a city has
+    several (their runs interleave); DEFAULT_HARVEST_INTERVAL_DAYS without two good runs."""
     portal = d.attrs.get("portal") or {}
-    runs = portal.get("runs") or []
-    stamps = []
-    for r in runs:
+    stamps: dict[str, list] = {}
+    for r in portal.get("runs") or []:
         if isinstance(r, dict):
             if r.get("status", "ok") not in ("ok", "suspect"):
                 continue
-            r = r.get("as_of") or r.get("started_at")
-        if r is not None:
-            stamps.append(r)
-    ts = pd.to_datetime(pd.Series(stamps, dtype=object), utc=True, errors="coerce").dropna().sort_values().unique()
-    if len(ts) < 2:
-        return DEFAULT_HARVEST_INTERVAL_DAYS
-    # tz-aware → UTC nanoseconds (pandas 3 refuses astype from tz-aware to naive)
-    gaps = np.diff(pd.DatetimeIndex(ts).tz_convert("UTC").as_unit("ns").asi8) / 86400e9
-    gaps = gaps[gaps > 0]
-    return float(np.median(gaps)) if len(gaps) else DEFAULT_HARVEST_INTERVAL_DAYS
+            key, when = str(r.get("portal_key", "")), r.get("as_of") or r.get("started_at")
+        else:
+            key, when = "", r
+        if when is not None:
+            stamps.setdefault(key, []).append(when)
+    medians = []
+    for times in stamps.values():
+        ts = np.unique(to_seconds(pd.to_datetime(pd.Series(times, dtype=object), utc=True, errors="coerce")))
+        ts = ts[~np.isnan(ts)]
+        gaps = np.diff(ts) / 86400.0
+        if len(gaps):
+            medians.append(float(np.median(gaps)))
+    return max(medians) if medians else DEFAULT_HARVEST_INTERVAL_DAYS
 
 
 def cadence_adherence(catalog: pd.DataFrame, as_of: datetime) -> Score:
     """DM4: cadence adherence over our history - observed data updates against what the declared period promises.
 
     Formula: per data asset with a finite period P: window = (max(history_start, first_seen), as_of];
-    H = median interval between harvest runs (attrs["portal"]["runs"], else 7 d); expected
+    H = median interval between a portal's good harvest runs (attrs["portal"]["runs"]; the coarsest portal's
+    for a city with several; 7 d without two runs); expected
     E = floor(window / max(P, H)) (we cannot see more than one change per harvest); observed O = distinct
     data_modified values seen in stored history inside the window; adherence = min(O / E, 1) for E >= 1;
     value = 100 * mean adherence. Source: new (research 4.1 M9), built on Portal Watch change tracking.

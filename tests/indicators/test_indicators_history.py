@@ -75,3 +75,25 @@ def test_dm4_cadence_adherence_whole_chicago_history():
     assert 0 <= s.value <= 100
     # every evaluable asset has a finite period and at least one expected update in the 45-day window
     assert s.denominator == s.detail["evaluable"] > 50
+
+
+def test_dm4_harvest_interval_from_runs(named):
+    df, as_of = named
+    df = df.copy()
+    # two portals: Socrata weekly (06-08, 06-15, 06-22) and a data.json portal harvested daily minutes later;
+    # a failed run does not count. The coarser portal sets H = 7 days, so the named values do not change.
+    runs = [{"portal_key": "chicago-socrata", "status": "ok", "as_of": f"2022-06-{d:02d}T04:00:00+00:00"}
+            for d in (8, 15, 22)]
+    runs += [{"portal_key": "chicago-dcat", "status": "ok", "as_of": f"2022-06-{d:02d}T04:10:00+00:00"}
+             for d in range(8, 23)]
+    runs.append({"portal_key": "chicago-socrata", "status": "failed", "as_of": "2022-06-10T04:00:00+00:00"})
+    df.attrs = {**df.attrs, "portal": {**df.attrs["portal"], "runs": runs}}
+    s = quality.cadence_adherence(df, as_of)
+    assert s.detail["harvest_interval_days"] == 7.0
+    assert s.value == pytest.approx(100 * 31 / 42)
+    # with daily observation only (the data.json portal alone), daily datasets owe floor(45/1) = 45 changes:
+    # Building Permits (ydr8-5enu) showed 7 -> 7/45
+    df.attrs["portal"]["runs"] = [r for r in runs if r["portal_key"] == "chicago-dcat"]
+    s = quality.cadence_adherence(df, as_of)
+    assert s.detail["harvest_interval_days"] == 1.0
+    assert s.failing["ydr8-5enu"] == "7 data update(s) seen in 45 d of history; P1D promises 45"
