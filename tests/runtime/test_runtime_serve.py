@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import settings as settings_mod
+from tests.browser import in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 300  # first start imports and scores the whole demo bundle
@@ -49,7 +49,7 @@ def quiet_config(tmp_path) -> Path:
     return path
 
 
-def test_serve_loads_the_demo_serves_pages_and_stops_cleanly(quiet_config, tmp_path):
+def test_serve_loads_the_demo_serves_pages_and_stops_cleanly(quiet_config, tmp_path, page):
     port = _free_port()
     env = {**os.environ, "MATURITY_CONFIG": str(quiet_config),
            "DATABASE_URL": f"sqlite:///{tmp_path / 'maturity.db'}", "PYTHONUNBUFFERED": "1"}
@@ -73,7 +73,7 @@ def test_serve_loads_the_demo_serves_pages_and_stops_cleanly(quiet_config, tmp_p
         assert status == 200 and "_dash-config" in index
         status, city = _get(f"{base}/city/chicago")
         assert status == 200 and "_dash-config" in city
-        _check_rendered(base)
+        in_thread(_check_rendered, base)  # see tests/browser.py
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -88,26 +88,17 @@ def test_serve_loads_the_demo_serves_pages_and_stops_cleanly(quiet_config, tmp_p
     assert "Traceback" not in out, out[-6000:]
 
 
-def _check_rendered(base: str) -> None:
+def _check_rendered(page, base: str) -> None:
     """The pages as a person sees them: rendered by the browser from the demo data."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            page = browser.new_page()
-            outside: list[str] = []
-            page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(base) else None)
-            page.goto(f"{base}/")
-            page.get_by_text("Chicago", exact=False).first.wait_for(timeout=RENDER_TIMEOUT_MS)
-            for name in ("New York City", "San Francisco", "Austin", "Cincinnati", "Indianapolis"):
-                page.get_by_text(name, exact=False).first.wait_for(timeout=RENDER_TIMEOUT_MS)
-            page.goto(f"{base}/city/chicago")
-            page.get_by_text("Chicago", exact=False).first.wait_for(timeout=RENDER_TIMEOUT_MS)
-            page.wait_for_selector(".js-plotly-plot", timeout=RENDER_TIMEOUT_MS)
-        finally:
-            browser.close()
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(base) else None)
+    page.goto(f"{base}/")
+    page.get_by_text("Chicago", exact=False).first.wait_for(timeout=RENDER_TIMEOUT_MS)
+    for name in ("New York City", "San Francisco", "Austin", "Cincinnati", "Indianapolis"):
+        page.get_by_text(name, exact=False).first.wait_for(timeout=RENDER_TIMEOUT_MS)
+    page.goto(f"{base}/city/chicago")
+    page.get_by_text("Chicago", exact=False).first.wait_for(timeout=RENDER_TIMEOUT_MS)
+    page.wait_for_selector(".js-plotly-plot", timeout=RENDER_TIMEOUT_MS)
     assert outside == []
 
 
