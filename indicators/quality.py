@@ -91,15 +91,26 @@ def _harvest_interval(d) -> float:
     return max(medians) if medians else DEFAULT_HARVEST_INTERVAL_DAYS
 
 
+def _ok_run_times(d) -> dict[str, np.ndarray]:
+    """portal_key -> sorted epoch seconds of its "ok" runs in attrs["portal"]["runs"] (empty without them)."""
+    out: dict[str, list] = {}
+    for r in (d.attrs.get("portal") or {}).get("runs") or []:
+        if isinstance(r, dict) and r.get("status") == "ok" and r.get("as_of") is not None and r.get("portal_key"):
+            out.setdefault(str(r["portal_key"]), []).append(r["as_of"])
+    return {k: np.sort(to_seconds(pd.to_datetime(pd.Series(v, dtype=object), utc=True, errors="coerce")))
+            for k, v in out.items()}
+
+
 def cadence_adherence(catalog: pd.DataFrame, as_of: datetime) -> Score:
     """DM4: cadence adherence over our history - observed data updates against what the declared period promises.
 
     Formula: per data asset with a finite period P: window = (max(history_start, first_seen), as_of];
-    H = median interval between a portal's good harvest runs (attrs["portal"]["runs"]; the coarsest portal's
-    for a city with several; 7 d without two runs); expected
-    E = floor(window / max(P, H)) (we cannot see more than one change per harvest); observed O = distinct
-    data_modified values seen in stored history inside the window; adherence = min(O / E, 1) for E >= 1;
-    value = 100 * mean adherence. Source: new (research 4.1 M9), built on Portal Watch change tracking.
+    expected E = min(C, floor(window / P)), C = the asset's portal's "ok" runs inside the window (each is one
+    chance to see a change; suspect runs are short crawls and give none); without run history,
+    E = floor(window / max(P, H)), H = median interval between a portal's good runs (the coarsest portal's,
+    7 d without two runs). Observed O = distinct data_modified values seen in stored history inside the
+    window; adherence = min(O / E, 1) for E >= 1; value = 100 * mean adherence.
+    Source: new (research 4.1 M9), built on Portal Watch change tracking.
     Empty: None (also without history or with no asset expecting an update).
     """
     d = derive(catalog, as_of)
@@ -115,11 +126,21 @@ def cadence_adherence(catalog: pd.DataFrame, as_of: datetime) -> Score:
     start_s = np.where(fs_s > hs_s, fs_s, hs_s)  # NaN first_seen -> history start
     window = (d.as_of_s - start_s) / 86400.0
     h = _harvest_interval(d)
-    p = d.period
-    step = np.maximum(np.where(d.finite_period, p, np.inf), h)
-    expected = np.floor(np.nan_to_num(window / step, nan=0.0, posinf=0.0))
+    p = np.where(d.finite_period, d.period, np.inf)
+    by_period = np.floor(np.nan_to_num(window / p, nan=0.0, posinf=0.0))
+    # observation chances: good ("ok") runs of the row's portal after its window opens; a suspect run's
+    # crawl was short, so it is not counted as a chance to see a change
+    chances = np.full(d.n, np.nan)
+    ok_runs = _ok_run_times(d)
+    if ok_runs:
+        pk = d.cat["portal_key"].to_numpy(dtype=object)
+        for key, times in ok_runs.items():  # one vectorised pass per portal
+            rows = pk == key
+            chances[rows] = (np.searchsorted(times, d.as_of_s, side="right")
+                             - np.searchsorted(times, start_s[rows], side="right"))
+    fallback = np.floor(np.nan_to_num(window / np.maximum(p, h), nan=0.0, posinf=0.0))
+    expected = np.where(np.isnan(chances), fallback, np.minimum(np.nan_to_num(chances), by_period))
     among = d.data & d.finite_period & (expected >= 1)
-    # observed: explode the history tuples (vectorised), keep values inside each row's window
     # observed: explode the history tuples of the evaluable rows only, keep values inside each row's window
     rows_among = np.flatnonzero(among)
     seen = pd.Series(d.cat["data_modified_seen"].to_numpy(dtype=object)[rows_among], index=rows_among,
