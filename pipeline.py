@@ -38,7 +38,7 @@ def harvest(settings: Settings, engine, portal: PortalConfig, *, now: datetime |
     """Fetch one portal's whole catalog and store it as one run (change-only); failures are recorded, not raised."""
     as_of = now or utcnow()
     _sync_once(settings, engine)
-    previous = _last_status(engine, portal.key)
+    previous = storage.last_status(engine, portal.key)
     run_id = storage.start_run(engine, portal.key, as_of=as_of, source="harvest")
     connector = make_connector(portal, session=session, progress=progress)
     with _no_gc():
@@ -171,11 +171,6 @@ def _import_portal(city: CityConfig, portal_key: str | None, path: Path) -> Port
         if (p.kind == "dcat") == want_dcat:
             return p
     return city.portals[0]
-
-
-def _last_status(engine, portal_key: str) -> str | None:
-    runs = storage.runs(engine, portal_key=portal_key, limit=1)
-    return None if runs.empty else str(runs.iloc[0]["status"])
 
 
 def _failed(engine, run_id: int, portal: PortalConfig, previous: str | None, reason: str) -> storage.RunSummary:

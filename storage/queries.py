@@ -96,6 +96,16 @@ def runs(engine: Engine, portal_key: str | None = None, city_key: str | None = N
     return _frame(rows, RUN_COLUMNS, ("as_of", "started_at", "finished_at"))
 
 
+_LAST_STATUS = (sa.select(runs_t.c.status).where(runs_t.c.portal_key == sa.bindparam("portal_key"))
+                .order_by(runs_t.c.started_at.desc(), runs_t.c.id.desc()).limit(1))
+
+
+def last_status(engine: Engine, portal_key: str) -> str | None:
+    """Status of the portal's newest run (the order of `runs`), None before its first run: one scalar query."""
+    with engine.connect() as conn:
+        return conn.execute(_LAST_STATUS, {"portal_key": portal_key}).scalar()
+
+
 def run_dates(engine: Engine, city_key: str) -> list[datetime]:
     """Sorted distinct `as_of` of the city's ok/suspect runs (for `score --all`)."""
     q = (sa.select(runs_t.c.as_of).distinct().join(portals_t, portals_t.c.key == runs_t.c.portal_key)
