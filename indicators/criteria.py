@@ -1,7 +1,10 @@
 """Indicators -> WWC criteria: a roll-up per criterion with a maturity stage, one status per criterion of the
 2022 standard (metadata / manual / open) and an estimate of the certification level.
 
-Thresholds are absolute, so every city is on one scale.
+Thresholds are absolute, so every city is on one scale. Stages step by 20 points (project choice);
+"leading" starts at 80, WWC's own bar for inventory department coverage (> 80%, 2018 DG1), and a criterion
+counts as evidenced by metadata from "established" (60) on. OD1 needs its policy document: metadata alone
+never meets it. Manual evidence (URL, date, note) a CDO records meets any criterion and is shown as such.
 """
 from __future__ import annotations
 

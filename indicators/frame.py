@@ -1,8 +1,8 @@
 """Shared, vectorised derivations over a catalog DataFrame, computed once per (catalog, as_of).
 
 Every indicator reads the same derived columns (which rows are data assets, the declared period in days,
-the HDX freshness state, open licence, format stars, topic matches), so `derive()` computes each lazily
-once and caches the result for the catalog object it was asked about (weakly: nothing is kept alive).
+the HDX freshness state, open licence, format stars, topic matches). `derive()` computes each lazily; inside
+`compute_all` one `Derived` is shared by all indicators, and string work runs once per distinct value.
 
 Asset types (decided here, documented on the Methodology page):
 

@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 
-from indicators import criteria, frame, inventory, mqa, open_data, quality, topics
+from indicators import criteria, frame, inventory, mqa, open_data, quality, registry, topics
 from indicators.registry import REGISTRY
 
 
@@ -40,9 +40,15 @@ def markdown() -> str:
         "",
         "## Which assets count",
         "",
-        inspect.getdoc(frame).split("\n\n", 1)[1],
+        "Asset types" + inspect.getdoc(frame).split("Asset types", 1)[1],
+        "",
+        "## Weights",
+        "",
+        inspect.getdoc(registry).split("\n\n", 2)[2],
         "",
         "## Criteria, stages and the certification estimate",
+        "",
+        inspect.getdoc(criteria).split("\n\n", 1)[1],
         "",
         inspect.getdoc(criteria.rollup),
         "",

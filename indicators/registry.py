@@ -1,7 +1,13 @@
 """The one registry: every indicator declared once as a frozen `Indicator` (keys are permanent ids).
 
 The formula text is read from each function's docstring (its `Formula:` paragraph), so the Methodology page,
-the stored scores and the code cannot drift apart. Weights are within the criterion roll-up.
+the stored scores and the code cannot drift apart.
+
+Weights within a criterion's roll-up (project choice): 2 for the measure that carries the criterion
+(documentation index for OD2, inventory field coverage for DM2, up-to-date share and cadence adherence for
+DM4), 1 for the other direct measures, 0.5 for supporting signals that depend on what a portal exposes or
+on crawl luck (growth, usage counters, duplicate titles, removals), 0 for the MQA cross-check (shown, not
+rolled up).
 """
 from __future__ import annotations
 
