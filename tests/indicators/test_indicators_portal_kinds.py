@@ -79,3 +79,23 @@ def test_dcat_hub_formats_api_and_licence(minneapolis):
     assert inventory.api_access(minneapolis, AS_OF).value == pytest.approx(100.0)
     # no column metadata in data.json: dm8_disaggregation has nothing to measure
     assert topics.disaggregation(minneapolis, AS_OF).value is None
+
+
+def test_every_recorded_catalog_scores_within_range():
+    # every Socrata, DCAT-US and CKAN catalog in tests/fixtures, normalised by the real connectors, one city each
+    import importlib.util
+
+    import indicators
+    from indicators import criteria
+
+    spec = importlib.util.spec_from_file_location("bench", FIXTURES.parents[2] / "benchmarks" / "indicators.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    records = bench.real_records()
+    assert len(records) > 5000
+    frame = records_frame(records)
+    for key, part in frame.groupby("portal_key"):
+        scores = indicators.compute_all(part, AS_OF)
+        for ind_key, s in scores.items():
+            assert s.value is None or 0 <= s.value <= 100, (key, ind_key)
+        assert len(criteria.statuses(criteria.rollup(scores), None)) == 42
