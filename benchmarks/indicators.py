@@ -2,9 +2,9 @@
 
     .venv/bin/python benchmarks/indicators.py [--rows 200000] [--repeat 3]
 
-Every Socrata Discovery file in tests/fixtures/socrata/latest and every DCAT-US data.json in
-tests/fixtures/dcat_us is normalised by the real connectors (connectors.socrata.normalize_item,
-connectors.dcat.normalize_dataset), then the rows are replicated with fresh source ids until the catalog holds
+Every Socrata Discovery file in tests/fixtures/socrata/latest, every DCAT-US data.json in
+tests/fixtures/dcat_us and the CKAN package_search / package_show files in tests/fixtures/ckan are normalised
+by the real connectors (socrata.normalize_item, dcat.normalize_dataset, ckan.normalize_package), then the rows are replicated with fresh source ids until the catalog holds
 --rows rows (--unique-text also makes every title and description distinct, the worst case for the
 text work, which runs once per distinct value). History columns are filled as storage would for a dataset seen since its creation: first_seen =
 a run date, data_modified_seen = the distinct (created, data_modified) values. Not a test: numbers for the
@@ -34,7 +34,7 @@ AS_OF = datetime(2022, 7, 23, 12, tzinfo=timezone.utc)
 
 
 def real_records() -> list:
-    from connectors import dcat, socrata
+    from connectors import ckan, dcat, socrata
     from connectors.archive import read_items
 
     records = []
@@ -48,6 +48,10 @@ def real_records() -> list:
         portal = SimpleNamespace(key=path.name.split(".json")[0], kind="dcat", url="https://example.invalid/data.json")
         items, _stats = read_items(path, "dcat")
         records += [dcat.normalize_dataset(portal, it) for it in items]
+    for path in sorted((FIXTURES / "ckan").glob("*package_s*.json*")):  # package_search / package_show files
+        portal = SimpleNamespace(key=path.name.split(".json")[0], kind="ckan", url="https://example.invalid")
+        items, _stats = read_items(path, "ckan")
+        records += [ckan.normalize_package(portal, it) for it in items]
     return records
 
 
