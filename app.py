@@ -30,8 +30,12 @@ NAV = (("Overview", "/"), ("Compare", "/compare"), ("Datasets", "/datasets"), ("
        ("Methodology", "/methodology"), ("Evidence", "/evidence"))
 
 
-def create_app(settings, *, url: str | None = None) -> dash.Dash:
-    """The dashboard on `url` (default `settings.storage_url`); the schema must exist (`maturity db upgrade`)."""
+def create_app(settings, *, url: str | None = None, warm: bool = True) -> dash.Dash:
+    """The dashboard on `url` (default `settings.storage_url`); the schema must exist (`maturity db upgrade`).
+
+    `warm`: fill the per-city query caches in a background thread, so the first visitor of a large
+    database (50 cities x 2 years) does not wait for every city's history to load.
+    """
     import storage
     from layouts._components import CONTEXT_KEY, Context
 
@@ -80,6 +84,12 @@ def create_app(settings, *, url: str | None = None) -> dash.Dash:
     # this app), so a second app built in the same process before this one serves cannot take them.
     with server.test_request_context("/"):
         server.preprocess_request()
+    if warm:
+        import threading
+
+        from layouts._components import warm as warm_caches
+
+        threading.Thread(target=warm_caches, args=(server,), name="dashboard-warm", daemon=True).start()
     return app
 
 

@@ -339,7 +339,7 @@ def main(argv=None) -> int:
     n_runs, n_scores = len(storage.runs(engine)), len(storage.scores(engine))
     print(f"database: {len(cfg.cities)} cities, {n_runs} runs, {n_scores} score rows, "
           f"{db.stat().st_size / 1e6:.0f} MB")
-    dash_app = app.create_app(cfg, url=url)
+    dash_app = app.create_app(cfg, url=url, warm=False)  # cold numbers: no background warm-up
     rows = measure(dash_app, cfg, args.repeat, after_run=args.after_run)
     first = "new run" if args.after_run else "cold"
     print(f"\n{'page':<12} {'callback':<52} {first + ' med':>9} {first + ' p95':>9} {'warm med':>9} "

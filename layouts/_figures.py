@@ -530,32 +530,52 @@ def format_options(table: pd.DataFrame) -> list[str]:
 
 # --- compare --------------------------------------------------------------------------------------------
 
-def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequence[str]) -> go.Figure:
-    """Criterion scores over time, one small panel per criterion on shared axes, one line per city."""
+def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequence[str]) -> dict:
+    """Criterion scores over time, one small panel per criterion on shared axes, one line per city.
+
+    A plain figure dict (3 columns of panels): with ~10 criteria x several cities, building it through
+    make_subplots and validated traces cost ~300 ms; the dict is the same JSON in a few milliseconds.
+    """
     crit = criterion_rows(history)
     crit = crit[crit["city_key"].isin(city_keys)] if not crit.empty else crit
     if crit.empty:
-        return empty_figure("No scores for the chosen cities yet.")
-    from plotly.subplots import make_subplots
-
+        return empty_figure("No scores for the chosen cities yet.").to_plotly_json()
     crit = crit.assign(as_of=_utc(crit["as_of"]), value=pd.to_numeric(crit["value"], errors="coerce"))
     names = dict(zip(cities["key"], cities["name"]))
     criteria = criteria_order(crit["criterion"])
     ncols = min(3, len(criteria))
     nrows = math.ceil(len(criteria) / ncols)
-    fig = make_subplots(rows=nrows, cols=ncols, shared_xaxes=True, shared_yaxes=True, subplot_titles=criteria,
-                        vertical_spacing=0.12 / max(1, nrows - 1) if nrows > 1 else 0.1, horizontal_spacing=0.04)
-    for i, key in enumerate(city_keys):
-        color = SERIES_COLORS[i % len(SERIES_COLORS)]
-        for j, c in enumerate(criteria):
-            s = crit[(crit["city_key"] == key) & (crit["criterion"] == c)].sort_values("as_of")
-            fig.add_trace(go.Scatter(x=s["as_of"], y=s["value"], mode="lines", name=names.get(key, key),
-                                     legendgroup=key, showlegend=j == 0, line=dict(color=color, width=2),
-                                     hovertemplate="%{x|%Y-%m-%d}: %{y:.0f}<extra>" + f"{c} · %{{fullData.name}}</extra>"),
-                          row=j // ncols + 1, col=j % ncols + 1)
-    fig.update_yaxes(range=[-2, 102])
-    fig.update_layout(legend=dict(orientation="h", y=1.02 + 0.02 * nrows, yanchor="bottom"))
-    return _base_layout(fig, height=220 * nrows + 80)
+    gap_x, gap_y = 0.04, 0.12 / nrows
+    w, h = (1 - gap_x * (ncols - 1)) / ncols, (1 - gap_y * (nrows - 1)) / nrows
+    layout = {"template": "none", "font": FONT, "height": 220 * nrows + 80, "plot_bgcolor": "white",
+              "paper_bgcolor": "white", "margin": {"l": 40, "r": 10, "t": 40, "b": 30}, "annotations": [],
+              "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0}, "hovermode": "closest"}
+    groups = {k: g.sort_values("as_of") for k, g in crit.groupby(["city_key", "criterion"])}
+    data = []
+    for j, c in enumerate(criteria):
+        row, colno = divmod(j, ncols)
+        x0, y1 = colno * (w + gap_x), 1 - row * (h + gap_y)
+        suffix = "" if j == 0 else str(j + 1)
+        layout[f"xaxis{suffix}"] = {"domain": [x0, x0 + w], "anchor": f"y{suffix}", "gridcolor": GRID,
+                                    "showticklabels": row == nrows - 1 or j + ncols >= len(criteria),
+                                    **({"matches": "x"} if j else {})}
+        layout[f"yaxis{suffix}"] = {"domain": [y1 - h, y1], "anchor": f"x{suffix}", "range": [-2, 102],
+                                    "gridcolor": GRID, "showticklabels": colno == 0}
+        layout["annotations"].append({"text": c, "x": x0 + w / 2, "y": y1, "xref": "paper", "yref": "paper",
+                                      "xanchor": "center", "yanchor": "bottom", "showarrow": False})
+        for i, key in enumerate(city_keys):
+            s = groups.get((key, c))
+            if s is None:
+                continue
+            data.append({"type": "scatter", "mode": "lines+markers", "xaxis": f"x{suffix}", "yaxis": f"y{suffix}",
+                         "x": [t.isoformat() for t in s["as_of"]],
+                         "y": [None if pd.isna(v) else float(v) for v in s["value"]],
+                         "name": names.get(key, key), "legendgroup": key,
+                         "showlegend": not any(d["legendgroup"] == key for d in data),
+                         "line": {"color": SERIES_COLORS[i % len(SERIES_COLORS)], "width": 2},
+                         "marker": {"size": 3},
+                         "hovertemplate": "%{x|%Y-%m-%d}: %{y:.0f}<extra>" + f"{c} · %{{fullData.name}}</extra>"})
+    return {"data": data, "layout": layout}
 
 
 def compare_profile(latest: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequence[str]) -> go.Figure:

@@ -5,7 +5,6 @@ criterion, a department's percentage opens the Datasets explorer filtered to it.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from urllib.parse import urlencode
 
 import dash

@@ -13,7 +13,6 @@ from datetime import date, datetime, timezone
 
 import dash
 import dash_bootstrap_components as dbc
-import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
 import storage

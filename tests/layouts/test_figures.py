@@ -192,8 +192,15 @@ def test_fix_first_ranks_points_times_usage():
 def test_compare_builders():
     latest = HISTORY[HISTORY["as_of"] >= T("2024-04-10")]
     f = fig.compare_history(HISTORY, CITIES, ["a", "b"])
-    assert {t.name for t in f.data} == {"Alpha", "Beta"}
-    assert [a.text for a in f.layout.annotations] == ["DM4", "OD1"]
+    assert [(t["name"], t["xaxis"]) for t in f["data"]] == [("Alpha", "x"), ("Beta", "x"), ("Alpha", "x2"),
+                                                            ("Beta", "x2")]
+    assert [t["showlegend"] for t in f["data"]] == [True, True, False, False]
+    assert f["data"][0]["y"] == [40.0, 60.0, 70.0]  # Alpha's DM4 over time
+    assert [a["text"] for a in f["layout"]["annotations"]] == ["DM4", "OD1"]
+    assert f["layout"]["yaxis2"]["range"] == [-2, 102] and f["layout"]["xaxis2"]["matches"] == "x"
+    import plotly.graph_objects as go
+
+    go.Figure(f)  # a valid figure (plotly validates every key here)
     p = fig.compare_profile(latest, CITIES, ["b", "a"])
     assert [t.name for t in p.data] == ["Beta", "Alpha"]
     assert list(p.data[1].y) == [70.0, 90.0]

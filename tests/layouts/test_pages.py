@@ -205,7 +205,7 @@ def test_compare_shows_chosen_cities_and_gaps(in_app):
     names = [b.children for b in chosen.children[1:]]
     assert names == ["Chicago, IL", "Minneapolis, MN"]
     history = parts[2].figure
-    assert {t.name for t in history.data} == {"Chicago, IL", "Minneapolis, MN"}
+    assert {t["name"] for t in history["data"]} == {"Chicago, IL", "Minneapolis, MN"}
     gaps = parts[-1].rowData
     assert gaps and all("chicago" in r and "minneapolis" in r for r in gaps)
 
@@ -358,3 +358,16 @@ def find(component, id_):
             if hit is not None:
                 return hit
     return None
+
+
+def test_warm_up_fills_every_city_cache(layout_db):
+    import app
+    from layouts import _components as ui
+
+    url, cfg = layout_db
+    a = app.create_app(cfg, url=url, warm=False)
+    ui.clear_cache()
+    ui.warm(a.server)
+    cached = {(k[2], k[3]) for k in list(ui._cache) if k[0] == "city" and k[1] == url}
+    for key, _name, _snaps in filler.CITIES:
+        assert {("criterion_history", key), ("runs", key), ("datasets", key)} <= cached
