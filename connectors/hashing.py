@@ -16,8 +16,11 @@ def raw_bytes(raw: dict[str, Any]) -> bytes:
     return orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS)
 
 
+_USAGE = frozenset(USAGE_KEYS)
+
+
 def _drop(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if k not in USAGE_KEYS} if any(k in d for k in USAGE_KEYS) else d
+    return d if _USAGE.isdisjoint(d) else {k: v for k, v in d.items() if k not in _USAGE}
 
 
 def _without_usage(raw: dict[str, Any]) -> dict[str, Any]:
@@ -26,7 +29,7 @@ def _without_usage(raw: dict[str, Any]) -> dict[str, Any]:
     # whole tree, to keep hashing cheap on a 10,000-item harvest.
     out: dict[str, Any] = {}
     for k, v in raw.items():
-        if k in USAGE_KEYS:
+        if k in _USAGE:
             continue
         if isinstance(v, dict):
             v = _drop(v)

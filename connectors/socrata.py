@@ -6,6 +6,8 @@ unmaintained, so it is imported here and nowhere else.
 """
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping
@@ -43,6 +45,7 @@ Progress = Callable[[int, "int | None"], None]
 # domain_tags). `categories` is left as received: its first entry is the theme when there is no
 # domain_category, and no recorded crawl reorders it.
 COLUMN_ARRAYS_PREFIX = "columns_"
+_IS_COLUMN_ARRAY = re.compile(re.escape(COLUMN_ARRAYS_PREFIX)).match
 UNORDERED_TAGS = ("domain_tags", "tags")
 
 
@@ -211,41 +214,58 @@ def _item_id(item: Any, url: str) -> str:
 
 def _sorted_columns(resource: dict[str, Any]) -> dict[str, Any]:
     """`resource` with its parallel `columns_*` arrays permuted jointly into field-name order (same object if already)."""
-    keys = [k for k, v in resource.items() if k.startswith(COLUMN_ARRAYS_PREFIX) and isinstance(v, list)]
     names = resource.get("columns_field_name") or resource.get("columns_name")
-    if not isinstance(names, list) or len(names) < 2:
+    if type(names) is not list or len(names) < 2:
         return resource
     n = len(names)
-    if any(len(resource[k]) != n for k in keys):
-        return resource  # arrays that do not pair up are left as received (never seen in 14,453 recorded items)
-    labels = [str(x) for x in names]
-    if len(set(labels)) == n:
-        order = sorted(range(n), key=labels.__getitem__)
-    else:  # duplicate field names: break ties by the whole column, so the order is still canonical
-        order = sorted(range(n), key=lambda i: (labels[i], orjson.dumps([resource[k][i] for k in sorted(keys)],
+    try:  # the hot path: distinct text names (every recorded item)
+        order = sorted(range(n), key=names.__getitem__) if len(set(names)) == n else None
+    except TypeError:  # unhashable or mixed-type names
+        order = None
+    if order is None:  # duplicate or odd names: text labels, ties broken by the whole column
+        keys = sorted(k for k, v in resource.items() if k.startswith(COLUMN_ARRAYS_PREFIX) and isinstance(v, list))
+        if any(len(resource[k]) != n for k in keys):
+            return resource
+        labels = [str(x) for x in names]
+        order = sorted(range(n), key=lambda i: (labels[i], orjson.dumps([resource[k][i] for k in keys],
                                                                        option=orjson.OPT_SORT_KEYS)))
     if order == list(range(n)):
         return resource
+    keys = [k for k in filter(_IS_COLUMN_ARRAY, resource) if type(resource[k]) is list]
+    if any(len(resource[k]) != n for k in keys):
+        return resource  # arrays that do not pair up are left as received (never seen in 14,453 recorded items)
     out = dict(resource)
+    pick = operator.itemgetter(*order)
     for k in keys:
-        column = resource[k]
-        out[k] = [column[i] for i in order]
+        out[k] = list(pick(resource[k]))
     return out
 
 
 def _sorted_tags(values: Any) -> Any:
-    if isinstance(values, list) and len(values) > 1 and all(isinstance(v, str) for v in values):
+    if type(values) is not list or len(values) < 2:
+        return values
+    try:
         ordered = sorted(values)
-        return values if ordered == values else ordered
-    return values
+    except TypeError:  # mixed types: left as received
+        return values
+    return values if ordered == values else ordered
+
+
+_KEY_VALUE = operator.itemgetter("key", "value")
+
+
+def _pair_json(p: Any) -> bytes:
+    return orjson.dumps([p.get("key"), p.get("value")] if isinstance(p, dict) else [p], option=orjson.OPT_SORT_KEYS)
 
 
 def _sorted_pairs(pairs: Any) -> Any:
     """domain_metadata [{key, value}] by key, then value (so a repeated key picks the same value every time)."""
-    if not isinstance(pairs, list) or len(pairs) < 2:
+    if type(pairs) is not list or len(pairs) < 2:
         return pairs
-    ordered = sorted(pairs, key=lambda p: orjson.dumps([p.get("key"), p.get("value")] if isinstance(p, dict) else [p],
-                                                       option=orjson.OPT_SORT_KEYS))
+    try:  # text keys and values: plain tuple order
+        ordered = sorted(pairs, key=_KEY_VALUE)
+    except (TypeError, KeyError):  # None, numbers, dicts, missing or non-dict entries: order by their JSON
+        ordered = sorted(pairs, key=_pair_json)
     return pairs if all(a is b for a, b in zip(ordered, pairs)) else ordered
 
 
@@ -318,22 +338,40 @@ def parse_time(value: Any) -> datetime | None:
 def custom_value(pairs: Mapping[str, Any], portal_fields: tuple[str, ...], role: str) -> str | None:
     """The first non-empty custom field for `role` ("frequency" / "department"): portal config, then the
     kind's table, then any key matching the table's key pattern."""
-    table = vocab.field_table("socrata")
-    for key in (*portal_fields, *table.get(role, ())):
-        value = pairs.get(key)
-        if value:
+    ranks = _field_ranks(role, tuple(portal_fields))
+    best_rank, best = len(ranks), None
+    # A dataset has a handful of custom fields and the table lists ~50 keys: look its keys up in the table.
+    for key, value in pairs.items():
+        rank = ranks.get(key)
+        if rank is not None and rank < best_rank and value:
+            text = vocab.first_text([value])
+            if text:
+                best_rank, best = rank, text
+    if best is not None:
+        return best
+    for key, value in pairs.items():
+        if _key_matches(role, key):
             text = vocab.first_text([value])
             if text:
                 return text
-    pattern = table.get(f"{role}_key_pattern")
-    exclude = table.get(f"{role}_key_exclude")
-    if pattern:
-        for key, value in pairs.items():
-            if re.search(pattern, key, re.I) and not (exclude and re.search(exclude, key, re.I)):
-                text = vocab.first_text([value])
-                if text:
-                    return text
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def _field_ranks(role: str, portal_fields: tuple[str, ...]) -> dict[str, int]:
+    """{custom field key: priority} for a role, portal fields first, then the kind's table."""
+    ranks: dict[str, int] = {}
+    for i, key in enumerate((*portal_fields, *vocab.field_table("socrata").get(role, ()))):
+        ranks.setdefault(key, i)
+    return ranks
+
+
+@functools.lru_cache(maxsize=16_384)
+def _key_matches(role: str, key: str) -> bool:
+    """Whether a custom field key matches the role's key pattern and not its exclusions (keys repeat a lot)."""
+    table = vocab.field_table("socrata")
+    pattern, exclude = table.get(f"{role}_key_pattern"), table.get(f"{role}_key_exclude")
+    return bool(pattern and re.search(pattern, key, re.I) and not (exclude and re.search(exclude, key, re.I)))
 
 
 def _domain_metadata(classification: Mapping[str, Any]) -> dict[str, Any]:
@@ -385,8 +423,13 @@ def raw_department(portal: Any, raw: Mapping[str, Any]) -> str | None:
         custom = _view_custom_fields(raw)
         fallback = raw.get("attribution")
     else:
+        raw = canonical_item(raw)  # as normalize_item sees it (a repeated custom key: the same value wins)
         custom = {**_view_custom_fields(raw.get(VIEW_KEY) or {}), **_domain_metadata(raw.get("classification") or {})}
         fallback = (raw.get("resource") or {}).get("attribution")
+    return _department_text(portal, custom, fallback)
+
+
+def _department_text(portal: Any, custom: Mapping[str, Any], fallback: Any) -> str | None:
     fields = tuple(getattr(portal, "department_fields", ()) or ())
     return custom_value(custom, fields, "department") or vocab.first_text([fallback])
 
@@ -408,7 +451,10 @@ def normalize_item(portal: Any, raw: Mapping[str, Any]) -> DatasetRecord:
     asset_type = ASSET_TYPES.get(rtype, rtype)
     has_columns = bool(names) or rtype == "dataset"
     # Column descriptions: the catalog's parallel array, else the enriched view's columns[].description.
-    described = sum(1 for d in descriptions if isinstance(d, str) and d.strip())
+    try:  # all text (every recorded item): counted at C speed
+        described = sum(map(bool, map(str.strip, descriptions)))
+    except TypeError:
+        described = sum(1 for d in descriptions if isinstance(d, str) and d.strip())
     if not descriptions and isinstance(view.get("columns"), list):
         described = sum(1 for c in view["columns"] if isinstance(c, dict) and str(c.get("description") or "").strip())
 
@@ -422,7 +468,7 @@ def normalize_item(portal: Any, raw: Mapping[str, Any]) -> DatasetRecord:
 
     license_raw = metadata.get("license") or ((view.get("license") or {}).get("name")) or view.get("licenseId")
     freq_raw = custom_value(custom, freq_fields, "frequency")
-    dept_raw = raw_department(portal, raw)
+    dept_raw = _department_text(portal, custom, resource.get("attribution"))  # = raw_department(portal, raw)
     owner = raw.get("owner") or raw.get("creator") or {}
     page_views = resource.get("page_views") or {}
     parents = resource.get("parent_fxf")
@@ -457,7 +503,7 @@ def normalize_item(portal: Any, raw: Mapping[str, Any]) -> DatasetRecord:
         distribution_count=len(formats) if formats else None,
         column_count=len(names) if has_columns else None,
         described_column_count=described if has_columns else None,
-        columns=tuple((str(n), str(t)) for n, t in zip(names, types)),
+        columns=tuple(zip(map(str, names), map(str, types))),
         attachment_count=len(attachments) if isinstance(attachments, list) else None,
         views=_int(page_views.get("page_views_total")),
         downloads=_int(resource.get("download_count")),
