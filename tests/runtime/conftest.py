@@ -1,6 +1,8 @@
 """Fixtures of the runtime tests (helpers live in runtime_helpers.py)."""
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from runtime_helpers import FakeHarvest, FakeScore
@@ -24,3 +26,13 @@ def schedulers():
     for s in started:
         if s.running:
             s.shutdown(wait=True)
+
+
+# Headless Chromium through pytest-playwright's fixtures (one event loop per session, shared with the e2e
+# tests): Debian's chromium by executable_path, never a downloaded browser.
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {**browser_type_launch_args,
+            "executable_path": shutil.which("chromium") or "/usr/bin/chromium",
+            "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-component-update", "--no-first-run", "--disable-sync"]}

@@ -15,7 +15,6 @@ import pipeline
 import storage
 from connectors.base import RECORD_FIELDS
 from runtime_helpers import load_settings
-from tests.browser import in_thread
 
 UTC = timezone.utc
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -201,29 +200,6 @@ def test_report_opens_offline_in_chromium_without_network_requests(filled, page)
     assert requests and all(u.startswith("file://") for u in requests), requests
     assert errors == []
     assert charts >= 5 and drawn >= charts  # comparison + (criteria, history, runs) per city with data
-
-
-def _open_report(report):
-    from playwright.sync_api import sync_playwright
-
-    requests: list[str] = []
-    errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                          "--disable-component-update", "--no-first-run"])
-        try:
-            page = browser.new_page()
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(report.as_uri())
-            page.wait_for_selector(".plotly-graph-div .main-svg", timeout=15000)
-            charts = page.locator(".plotly-graph-div").count()
-            # what the browser actually drew: bars of the comparison heatmap and per-city charts
-            drawn = page.locator(".plotly-graph-div .main-svg").count()
-        finally:
-            browser.close()
-    return requests, errors, charts, drawn
 
 
 def test_csv_cells_a_spreadsheet_would_run_are_kept_as_text():

@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 import settings as settings_mod
-from tests.browser import in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 300  # first start imports and scores the whole demo bundle
@@ -73,7 +72,8 @@ def test_serve_loads_the_demo_serves_pages_and_stops_cleanly(quiet_config, tmp_p
         assert status == 200 and "_dash-config" in index
         status, city = _get(f"{base}/city/chicago")
         assert status == 200 and "_dash-config" in city
-        in_thread(_check_rendered, base)  # see tests/browser.py
+        # pytest-playwright's `page` (its session event loop is shared with the e2e tests)
+        _check_rendered(page, base)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
