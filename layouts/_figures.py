@@ -548,8 +548,9 @@ def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequ
     gap_x, gap_y = 0.04, 0.12 / nrows
     w, h = (1 - gap_x * (ncols - 1)) / ncols, (1 - gap_y * (nrows - 1)) / nrows
     layout = {"template": "none", "font": FONT, "height": 220 * nrows + 80, "plot_bgcolor": "white",
-              "paper_bgcolor": "white", "margin": {"l": 40, "r": 10, "t": 40, "b": 30}, "annotations": [],
-              "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0}, "hovermode": "closest"}
+              "paper_bgcolor": "white", "margin": {"l": 40, "r": 10, "t": 70, "b": 30}, "annotations": [],
+              "legend": {"orientation": "h", "yref": "container", "y": 0.995, "yanchor": "top", "x": 0},
+              "hovermode": "closest"}
     groups = {k: g.sort_values("as_of") for k, g in crit.groupby(["city_key", "criterion"])}
     data = []
     for j, c in enumerate(criteria):
