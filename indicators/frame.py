@@ -224,6 +224,12 @@ def ensure_columns(catalog: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _hashable(v: object) -> object:
+    if isinstance(v, list):
+        return tuple(_hashable(x) for x in v)
+    return v
+
+
 def to_seconds(s: pd.Series) -> np.ndarray:
     """UTC datetimes -> float seconds since the epoch (NaN for NaT), whatever the datetime unit."""
     if isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(s.dtype):
@@ -267,7 +273,11 @@ class Derived:
         """(codes, distinct values) of a column, cached: string work runs once per distinct value."""
         cache = self.__dict__.setdefault("_distinct", {})
         if column not in cache:
-            codes, uniques = pd.factorize(self.cat[column], sort=False)
+            values = self.cat[column]
+            try:
+                codes, uniques = pd.factorize(values, sort=False)
+            except TypeError:  # lists (e.g. after a JSON round trip) are unhashable: compare them as tuples
+                codes, uniques = pd.factorize(values.map(_hashable), sort=False)
             cache[column] = (codes, np.asarray(uniques, dtype=object))
         return cache[column]
 

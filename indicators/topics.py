@@ -42,7 +42,7 @@ def disaggregation(catalog: pd.DataFrame, as_of: datetime) -> Score:
     d = derive(catalog, as_of)
     v = vocab()
     # Work per distinct schema and per distinct column name: schemas and names repeat across a catalog.
-    schema_code, schemas = pd.factorize(d.cat["columns"], sort=False)
+    schema_code, schemas = d.distinct("columns")
     geo_words = pd.Series("", index=range(d.n), dtype=object)
     demo_words = pd.Series("", index=range(d.n), dtype=object)
     has_cols = np.zeros(d.n, dtype=bool)

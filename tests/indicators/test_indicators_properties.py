@@ -137,3 +137,17 @@ def test_empty_catalog_gives_documented_result():
     assert (roll["stage"] == "not evident").all()
     est = criteria.certification_estimate(criteria.statuses(roll, None))
     assert est["met"] == 0 and est["level"] is None and est["estimate"] is True
+
+
+def test_list_valued_columns_score_like_tuples():
+    # a catalog read back from JSON may carry lists where records_frame has tuples
+    recs = [DatasetRecord(portal_key="p", source_id=f"r{i}", asset_type="dataset", title=f"budget {i}",
+                          keywords=("finance",), formats=("csv",), columns=(("ward", "number"),), column_count=1,
+                          described_column_count=1, license="Public Domain") for i in range(3)]
+    tuples = records_frame(recs)
+    lists = tuples.copy()
+    for col in ("keywords", "formats"):
+        lists[col] = lists[col].map(list)
+    lists["columns"] = lists["columns"].map(lambda cs: [list(c) for c in cs])
+    a, b = indicators.compute_all(tuples, AS_OF), indicators.compute_all(lists, AS_OF)
+    assert {k: v.value for k, v in a.items()} == {k: v.value for k, v in b.items()}
