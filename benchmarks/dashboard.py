@@ -212,6 +212,10 @@ def measure(app, cfg, repeat: int, *, after_run: bool = False) -> list[tuple[str
              "datasets": "/datasets", "harvests": "/harvests", "evidence": "/evidence", "methodology": "/methodology"}
     rows = []
     rng = random.Random(7)
+    if after_run:  # the running app has warmed its caches at start (create_app(warm=True)); do the same
+        from layouts import _components as ui
+
+        ui.warm(app.server)
     state = {"m": marker}
 
     def land():

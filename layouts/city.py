@@ -147,23 +147,30 @@ def summary(key: str):
                                                      " or load the demo with ", ui.cmd("maturity demo"), "."],
                                   id="city-empty"))
         return out
-    cards = fig.criterion_cards(hist)
-    titles = ui.criterion_titles()
-    out.append(dbc.Row([dbc.Col(_card(key, c, titles.get(c.criterion, "")), xs=12, sm=6, lg=4, xl=3,
-                                className="mb-3") for c in cards.itertuples(index=False)], id="city-cards"))
+    out.append(ui.city_query("cards_view", _cards, key))
     return out
+
+
+def _cards(_engine, key: str):
+    """The criterion cards (cached per city stamp: they change only with the city's own runs)."""
+    cards = fig.criterion_cards(ui.city_scores(key))
+    titles = ui.criterion_titles()
+    return dbc.Row([dbc.Col(_card(key, c, titles.get(c.criterion, "")), xs=12, sm=6, lg=4, xl=3,
+                            className="mb-3") for c in cards.itertuples(index=False)], id="city-cards")
 
 
 def details(key: str):
     """Departments, fix-first list and WWC status (below the chart)."""
     if ui.city_scores(key).empty:
         return []
-    out = []
+    # departments and fix-first change only with the city's runs: cached per city stamp; the WWC status
+    # also reads manual evidence, which an edit changes without a run, so it is built every time
+    return ui.city_query("details_view", _details, key) + _statuses(key)
+
+
+def _details(_engine, key: str) -> list:
     datasets = _datasets(key)
-    out += _departments(key, datasets)
-    out += _fix_first(key, datasets)
-    out += _statuses(key)
-    return out
+    return _departments(key, datasets) + _fix_first(key, datasets)
 
 
 def _card(key, c, title):

@@ -56,6 +56,12 @@ def sync_url(keys):
 def body(keys: list[str]):
     if not keys:
         return ui.empty_state("Choose cities", "Pick two or more cities above to compare them.", id="cmp-empty")
+    return ui.query("compare_view", _content, tuple(keys))
+
+
+def _content(_engine, keys: tuple) -> list:
+    """The comparison for the current run marker (cached per choice of cities)."""
+    keys = list(keys)
     cities = _cities()
     history = ui.criterion_history(keys)
     latest = ui.query("latest_scores", storage.latest_scores)

@@ -43,6 +43,11 @@ def sync_url(city):
 
 
 def body(city: str | None):
+    return ui.query("harvests_view", _content, city)
+
+
+def _content(_engine, city: str | None):
+    """The run log for the current run marker (cached per city choice)."""
     try:
         runs = ui.city_runs(city) if city else ui.query("runs", storage.runs, None, None, RECENT)
     except Exception as exc:  # noqa: BLE001 - no schema yet

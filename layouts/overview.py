@@ -39,7 +39,12 @@ def body():
         return ui.empty_state("No cities configured yet",
                               ["Add a ", ui.cmd("[[cities]]"), " table to config.toml (see README, “Adding a city”) "
                                "and start the dashboard again."], id="ov-empty")
-    keys = list(cities["key"])
+    return ui.query("overview_view", _content, tuple(cities["key"]))
+
+
+def _content(_engine, keys: tuple) -> list:
+    """The overview for the current run marker (cached: the live poll and every visitor share it)."""
+    cities = ui.query("cities", storage.cities)
     history = ui.criterion_history(keys)
     latest = ui.query("latest_scores", storage.latest_scores)
     runs = ui.latest_runs(keys)
