@@ -35,6 +35,7 @@ DATA_DIR = Path(__file__).parent / "data"
 DATA_TYPES = ("dataset", "file", "map")
 TABULAR_TYPES = ("dataset",)
 PERFORMANCE_TYPES = ("story", "measure")
+TOPIC_PARTS = ("title", "keywords", "theme")  # where topic words are looked for
 
 # Distribution formats that are query APIs, not files: GSA's Project Open Data dashboard counts API
 # distributions (API_total); ODIN's download options list "API" beside bulk download. DCAT-US portals
@@ -466,39 +467,43 @@ class Derived:
 
     # --- text -----------------------------------------------------------------------------------
     @cached_property
-    def topic_key(self) -> tuple[np.ndarray, list[str]]:
-        """(row -> code, distinct lower-cased "title ; tags ; category" texts) - text built once per combination."""
-        parts = [self.distinct(c) for c in ("title", "keywords", "theme")]
+    def topic_key(self) -> tuple[np.ndarray, np.ndarray]:
+        """(row -> combination code, (combinations x 3) codes of its distinct title, tags and category;
+        a missing part has the code len(distinct values))."""
+        parts = [self.distinct(c) for c in TOPIC_PARTS]
         key = np.zeros(self.n, dtype=np.int64)
         for codes, uniques in parts:  # one int64 key per (title, tags, category) combination
             key = key * (len(uniques) + 1) + (codes + 1)
         row_code, first = pd.factorize(key, sort=False)
         first_row = np.zeros(len(first), dtype=np.int64)
         first_row[row_code[::-1]] = np.arange(self.n - 1, -1, -1)  # a representative row per combination
-        combos = np.vstack([p[0][first_row] for p in parts]).T if len(first) else np.zeros((0, 3), dtype=np.int64)
-        # text per distinct value of each part, then one vectorised concatenation per combination
-        title_t = np.append(np.array([str(x) for x in parts[0][1]], dtype=object), "")
-        kw_t = np.append(np.array([" ; ".join(map(str, k)) if isinstance(k, (tuple, list)) else "" for k in parts[1][1]],
-                                  dtype=object), "")
-        theme_t = np.append(np.array([str(x) for x in parts[2][1]], dtype=object), "")
-        joined = title_t[combos[:, 0]] + " ; " + kw_t[combos[:, 1]] + " ; " + theme_t[combos[:, 2]]
-        texts = [t.lower() for t in joined.tolist()]
-        return np.asarray(row_code).reshape(-1), texts
+        combos = (np.vstack([np.where(p[0][first_row] < 0, len(p[1]), p[0][first_row]) for p in parts]).T
+                  if len(first) else np.zeros((0, 3), dtype=np.int64))
+        return np.asarray(row_code).reshape(-1), combos
 
     @cached_property
     def topic_matches(self) -> dict[str, np.ndarray]:
-        """Per topic (the 20 census keys and "performance"): per distinct text the ', '-joined vocabulary words
-        found in title, tags or category ("" = none). One regex pass over the distinct texts for all topics."""
+        """Per topic (the 20 census keys and "performance"): per (title, tags, category) combination the
+        ', '-joined vocabulary words found in any of the three ("" = none). One regex pass over the distinct
+        titles, the distinct tag lists and the distinct categories, for all topics at once."""
         v = vocab()
         topics = {**v["census"], "performance": v["performance"]}
-        row_code, texts = self.topic_key
+        _row_code, combos = self.topic_key
         pattern = word_pattern({w for ws in topics.values() for w in ws})
-        hits = [(i, norm_hit(w)) for i, t in enumerate(texts) for w in set(pattern.findall(t))]  # distinct texts
-        out = {k: np.full(len(texts), "", dtype=object) for k in topics}
-        if hits:
-            pairs = pd.DataFrame(hits, columns=["text", "word"])
+        frames = []
+        for i, column in enumerate(TOPIC_PARTS):
+            _codes, uniques = self.distinct(column)
+            texts = [(" ; ".join(map(str, u)) if isinstance(u, (tuple, list)) else str(u)).lower() for u in uniques]
+            hits = [(j, norm_hit(w)) for j, t in enumerate(texts) for w in set(pattern.findall(t))]
+            if hits:
+                part = pd.DataFrame(hits, columns=["part", "word"])
+                link = pd.DataFrame({"text": np.arange(len(combos)), "part": combos[:, i]})
+                frames.append(link.merge(part, on="part")[["text", "word"]])
+        out = {k: np.full(len(combos), "", dtype=object) for k in topics}
+        if frames:
             table = pd.DataFrame([(w.lower(), k) for k, ws in topics.items() for w in ws], columns=["word", "topic"])
-            pairs = pairs.merge(table, on="word").drop_duplicates().sort_values(["topic", "text", "word"])
+            pairs = (pd.concat(frames).merge(table, on="word").drop_duplicates()
+                     .sort_values(["topic", "text", "word"]))
             multi = pairs.duplicated(["topic", "text"], keep=False).to_numpy()
             for topic, grp in pairs[~multi].groupby("topic", sort=False):  # one word: no join needed
                 out[topic][grp["text"].to_numpy()] = grp["word"].to_numpy()
@@ -517,12 +522,6 @@ class Derived:
         hit = among & (per_text != "")[row_code]
         return hit, "words: " + per_text[row_code[hit]]
 
-    def matches(self, words) -> pd.Series:
-        """Per row: the ', '-joined words of an ad-hoc list found in title, tags or category ("" = none)."""
-        row_code, texts = self.topic_key
-        pattern = word_pattern(words)
-        per_text = np.array([", ".join(sorted(set(pattern.findall(t)))) for t in texts] + [""], dtype=object)
-        return pd.Series(per_text[row_code] if self.n else [], dtype=object)
 
 _SHARED: list = []  # inside compute_all: [(catalog, as_of, Derived)] - one entry, cleared on exit
 
