@@ -281,6 +281,8 @@ def drill(key, criterion, indicator):
         .reset_index()
     g = g.merge(datasets[["source_id", "title", "department", "freshness", "doc_score", "views", "landing_url"]],
                 on="source_id", how="left")
+    # an id that is not a dataset of the catalog (a key dataset the portal lacks, say): show the id itself
+    g["title"] = g["title"].where(g["title"].notna(), g["source_id"])
     cols = [ui.col("title", "Dataset", flex=3), ui.col("department", "Department", flex=2),
             ui.col("indicators", "Fails", flex=2), ui.col("reasons", "Why", flex=3),
             ui.col("freshness", "Freshness"), ui.num_col("doc_score", "Doc score"), ui.num_col("views", "Views"),

@@ -58,6 +58,12 @@ def test_clicking_a_city_opens_its_page(page, live_url, errors, e2e_db):
     expect(page.locator("#city-cards .criterion-card")).to_have_count(n_criteria, timeout=TIMEOUT_MS)
     settle(page)
     shot(page, "city")
+    # the WWC status grid (at the bottom; AG Grid draws rows once in view) and its labelled estimate
+    page.locator("#city-estimate").scroll_into_view_if_needed()
+    expect(page.locator("#city-estimate")).to_contain_text("Certification estimate (not a certification)")
+    page.locator("#city-statuses").scroll_into_view_if_needed()
+    expect(page.locator("#city-statuses .ag-row").first).to_be_visible(timeout=TIMEOUT_MS)
+    page.screenshot(path=str(SCREENSHOTS / "city-wwc-status.png"))
     assert errors == []
 
 
