@@ -149,6 +149,7 @@ def cmd_status(cfg, args) -> int:
 def cmd_serve(cfg, args) -> int:
     import scheduler
 
+    scheduler.configure_logging()
     _engine(cfg)
     scheduler.serve(cfg, host=args.host or cfg.web.host, port=args.port or cfg.web.port)
     return EXIT_OK
@@ -157,6 +158,7 @@ def cmd_serve(cfg, args) -> int:
 def cmd_worker(cfg, args) -> int:
     import scheduler
 
+    scheduler.configure_logging()
     _engine(cfg)
     scheduler.work(cfg)
     return EXIT_OK
@@ -164,12 +166,13 @@ def cmd_worker(cfg, args) -> int:
 
 def cmd_export(cfg, args) -> int:
     import exports
+    import scheduler
 
     engine = _engine(cfg)
     city_key = _city(cfg, args.city).key if args.city else None
     formats = (args.format,) if args.format else ("html", "csv", "json")
-    for path in exports.export(cfg, engine, city_key=city_key, out_dir=Path(args.out or cfg.export.directory),
-                               formats=formats):
+    out_dir = Path(args.out) if args.out else scheduler.export_directory(cfg)
+    for path in exports.export(cfg, engine, city_key=city_key, out_dir=out_dir, formats=formats):
         print(path)
     return EXIT_OK
 

@@ -86,3 +86,15 @@ def test_bad_config_is_reported_with_its_location(tmp_path, capsys):
     bad.write_text('[[cities]]\nkey = "x"\nname = "X"\n[[cities.portals]]\nkind = "arcgis"\nurl = "https://x"\n')
     assert cli.main(["--config", str(bad), "harvest"]) == 2
     assert f"{bad}:5: cities[0].portals[0].kind: 'arcgis' is not one of" in capsys.readouterr().err
+
+
+def test_export_and_status(run, tmp_path):
+    assert run("harvest", "-q", "--city", "cincinnati")[0] == 0
+    code, out, _ = run("export", "--city", "cincinnati", "--out", str(tmp_path / "snap"), "--format", "csv")
+    written = sorted(out.split())
+    assert code == 0 and [p.rsplit("/", 1)[1] for p in written] == ["datasets.csv", "scores.csv"]
+    assert len(rows(open(written[0]).read())) == 145  # one row per dataset of the data.json
+    code, out, _ = run("status", "--format", "json")
+    status = {r["portal_key"]: r for r in json.loads(out)}
+    assert status["cincinnati-dcat"]["last_status"] == "ok"
+    assert status["chicago-socrata"]["last_status"] is None  # never harvested in this database
