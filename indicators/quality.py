@@ -109,7 +109,9 @@ def cadence_adherence(catalog: pd.DataFrame, as_of: datetime) -> Score:
     chance to see a change; suspect runs are short crawls and give none); without run history,
     E = floor(window / max(P, H)), H = median interval between a portal's good runs (the coarsest portal's,
     7 d without two runs). Observed O = distinct data_modified values seen in stored history inside the
-    window; adherence = min(O / E, 1) for E >= 1; value = 100 * mean adherence.
+    window; adherence = min(O / E, 1) for E >= 1; value = 100 * mean adherence. Assets that changed more
+    than twice as often as their period allows (O >= 2 and O > 2 * max(1, floor(window / P))) are listed in
+    matches and counted in detail "more_often_than_declared" (a declared-vs-observed mismatch).
     Source: new (research 4.1 M9), built on Portal Watch change tracking.
     Empty: None (also without history or with no asset expecting an update).
     """
@@ -142,7 +144,7 @@ def cadence_adherence(catalog: pd.DataFrame, as_of: datetime) -> Score:
     expected = np.where(np.isnan(chances), fallback, np.minimum(np.nan_to_num(chances), by_period))
     among = d.data & d.finite_period & (expected >= 1)
     # observed: explode the history tuples of the evaluable rows only, keep values inside each row's window
-    rows_among = np.flatnonzero(among)
+    rows_among = np.flatnonzero(d.data & d.finite_period)  # all with a period: also for the mismatch check
     seen = pd.Series(d.cat["data_modified_seen"].to_numpy(dtype=object)[rows_among], index=rows_among,
                      dtype=object).explode()
     seen = seen[seen.notna()]
@@ -159,12 +161,23 @@ def cadence_adherence(catalog: pd.DataFrame, as_of: datetime) -> Score:
                 + _fmt_days(window[fail]).astype(object) + " d of history; " + freq + " promises "
                 + _fmt_days(expected[fail]).astype(object))
 
+    # declared-vs-observed mismatch (research 4.1): changing more than twice as often as the declared
+    # period allows is a documentation error (e.g. updated weekly, declared annual)
+    faster = d.data & d.finite_period & (observed >= 2) & (observed > MISMATCH_FACTOR * np.maximum(by_period, 1))
+    freq = d.cat["declared_frequency"].to_numpy(dtype=object, na_value="")
+    mismatch = (_fmt_days(observed[faster]).astype(object) + " data updates in " + _fmt_days(window[faster]).astype(object)
+                + " d, more often than the declared " + freq[faster])
     score = mean_score(d, adherence, among, 1.0, reason,
                        detail={"evaluable": float(among.sum()), "harvest_interval_days": h,
                                "observed_updates": float(observed[among].sum()),
-                               "expected_updates": float(expected[among].sum())})
-    return score
+                               "expected_updates": float(expected[among].sum()),
+                               "more_often_than_declared": float(faster.sum())})
+    return Score(value=score.value, numerator=score.numerator, denominator=score.denominator,
+                 failing=score.failing, matches=evidence(d.ids[faster], mismatch), detail=score.detail)
 
+
+# Declared-vs-observed mismatch factor (research 4.1: flag when the observed gap is under half the period).
+MISMATCH_FACTOR = 2
 
 # Toronto DQS freshness: an asset loses half its score per full period behind (0 after two).
 PERIODS_BEHIND_PENALTY = 0.5

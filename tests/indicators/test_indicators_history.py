@@ -97,3 +97,16 @@ def test_dm4_harvest_interval_from_runs(named):
     s = quality.cadence_adherence(df, as_of)
     assert s.detail["harvest_interval_days"] == 1.0
     assert s.failing["ydr8-5enu"] == "7 data update(s) seen in 45 d of history; P1D promises 45"
+
+
+def test_dm4_declared_vs_observed_mismatch(named):
+    df, as_of = named
+    # counterfactual on a real history: Building Permits (ydr8-5enu) changed 7 times in the 45-day window;
+    # had it been declared monthly, 7 > 2 * max(1, floor(45 / 30.42) = 1) would flag a documentation error
+    df = df.copy()
+    df.loc[df["source_id"] == "ydr8-5enu", "declared_frequency"] = "P1M"
+    s = quality.cadence_adherence(df, as_of)
+    assert s.detail["more_often_than_declared"] == 1
+    assert s.matches == {"ydr8-5enu": "7 data updates in 45 d, more often than the declared P1M"}
+    # as really declared (daily) it is no mismatch
+    assert quality.cadence_adherence(named[0], as_of).detail["more_often_than_declared"] == 0
