@@ -1,6 +1,6 @@
 """Time the storage write path and catalog rebuild on real Socrata catalogs (not a test: numbers for the README).
 
-    python -m storage.benchmark [--url URL] [DIR]
+    .venv/bin/python benchmarks/storage.py [--url URL] [DIR]
 
 DIR holds Discovery-API `*.jsonl.gz` files (default: ../shared/fixtures/socrata_scrape_2022/latest, 12,226
 items from 291 domains, else tests/fixtures/socrata/latest). Every item is normalized by the real Socrata
@@ -12,12 +12,15 @@ work only for SQLite, which runs in-process).
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Run as a script: the project root, not benchmarks/ (whose storage.py is this file), must come first.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 DEFAULT_DIRS = (ROOT.parent / "shared" / "fixtures" / "socrata_scrape_2022" / "latest",
                 ROOT / "tests" / "fixtures" / "socrata" / "latest")
 
