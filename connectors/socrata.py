@@ -339,7 +339,7 @@ def custom_value(pairs: Mapping[str, Any], portal_fields: tuple[str, ...], role:
     """The first non-empty custom field for `role` ("frequency" / "department"): portal config, then the
     kind's table, then any key matching the table's key pattern."""
     ranks = _field_ranks(role, tuple(portal_fields))
-    best_rank, best = len(ranks), None
+    best_rank, best = float("inf"), None
     # A dataset has a handful of custom fields and the table lists ~50 keys: look its keys up in the table.
     for key, value in pairs.items():
         rank = ranks.get(key)

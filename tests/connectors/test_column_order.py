@@ -93,3 +93,16 @@ def test_a_real_column_change_still_changes_the_hash():
     conn.normalize(item)
     conn.raw_hash(item)
     assert orjson.dumps(item) == before
+
+
+def test_custom_field_priority_portal_fields_first_then_the_table():
+    from connectors.socrata import custom_value
+
+    # "Metadata_Frequency" is first in the Socrata frequency table, "Update_Update-Frequency" second.
+    pairs = {"Update_Update-Frequency": "Weekly", "Metadata_Frequency": "Daily"}
+    assert custom_value(pairs, (), "frequency") == "Daily"
+    # a portal field comes first, even when it repeats a table key further down
+    assert custom_value(pairs, ("Update_Update-Frequency",), "frequency") == "Weekly"
+    assert custom_value({"Update_Update-Frequency": "Weekly"}, ("Metadata_Frequency",), "frequency") == "Weekly"
+    # blank values are skipped; an unknown key matching the pattern is the last resort
+    assert custom_value({"Metadata_Frequency": "  ", "Other_Refresh-Frequency": "Monthly"}, (), "frequency") == "Monthly"
