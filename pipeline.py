@@ -19,6 +19,7 @@ import storage
 from connectors import make_connector
 from connectors.archive import read_items
 from connectors.base import ConnectorError, DatasetRecord, FetchStats
+from connectors.hashing import LazyRawBytes
 from indicators import compute_all
 from indicators.base import Score
 from indicators import criteria
@@ -50,7 +51,8 @@ def harvest(settings: Settings, engine, portal: PortalConfig, *, now: datetime |
         except Exception as exc:  # a connector bug must fail this portal's run alone, with its reason kept
             log.exception("portal=%s event=connector-crash", portal.key)
             return _failed(engine, run_id, portal, previous, f"internal error: {type(exc).__name__}: {exc}")
-        summary = storage.save_harvest(engine, run_id, records, [connector.raw_bytes(r) for r in raws],
+        # raw bytes on demand: only new and changed items are serialized for storage
+        summary = storage.save_harvest(engine, run_id, records, LazyRawBytes(raws, connector.raw_bytes),
                                        connector.stats, finished_at=utcnow())
     _log_transition(portal.key, previous, summary.status, summary)
     return summary

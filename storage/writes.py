@@ -207,8 +207,8 @@ def _save(conn: Connection, run_id: int, records: Sequence[DatasetRecord], raws:
     replaced: dict[int, int] = {}  # dataset_id -> id of the version this run supersedes at its as_of
     for sid, i in picked.items():
         dataset_id, old_version, old_hash = existing[sid]
-        rec, raw = records[i], raws[i]
-        h = rec.raw_hash or hashlib.sha1(raw).hexdigest()
+        rec = records[i]
+        h = rec.raw_hash or hashlib.sha1(raws[i]).hexdigest()
         if sid not in is_new and old_version is None:
             earlier_than_first.append(dataset_id)
         if old_version is not None and h == old_hash:
@@ -222,7 +222,7 @@ def _save(conn: Connection, run_id: int, records: Sequence[DatasetRecord], raws:
         versions.append({
             "dataset_id": dataset_id, "run_id": run_id, "as_of": as_of, "raw_hash": h,
             "data_modified": utc(rec.data_modified), "record": orjson.dumps(rec).decode("utf-8"),
-            "raw": raw,
+            "raw": raws[i],  # read only for the versions written: `raws` may be lazy (pipeline.harvest)
         })
     for row, packed in zip(versions, _compress_all([row["raw"] for row in versions])):
         row["raw"] = packed

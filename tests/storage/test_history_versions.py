@@ -40,5 +40,30 @@ def test_stored_raw_is_the_item_as_received(engine):
             "SELECT v.raw, v.record FROM dataset_versions v JOIN datasets d ON d.id = v.dataset_id "
             "WHERE d.source_id = 'tw3a-q9j2'")).one()
     assert zlib.decompress(raw) == snap.raws[i]
-    assert orjson.loads(zlib.decompress(raw))["resource"]["columns_field_name"] == ["month", "ytd", "number_of_sessions"]
+    resource = orjson.loads(zlib.decompress(raw))["resource"]
+    assert resource["columns_field_name"] == ["month", "ytd", "number_of_sessions"]
     assert orjson.loads(record)["columns"] == [["month", "Text"], ["number_of_sessions", "Number"], ["ytd", "Number"]]
+
+
+class _CountingRaws:
+    """A lazy raws sequence (as pipeline.harvest passes) that records which items storage read."""
+
+    def __init__(self, raws):
+        self.raws, self.read = raws, set()
+
+    def __len__(self):
+        return len(self.raws)
+
+    def __getitem__(self, i):
+        self.read.add(i)
+        return self.raws[i]
+
+
+def test_raw_bytes_are_read_only_for_versions_written(engine):
+    first, again = chicago_snapshot("2022-06-08"), chicago_snapshot("2022-06-15")
+    save(engine, first)
+    raws = _CountingRaws(again.raws)
+    run_id = storage.start_run(engine, "chicago-socrata", as_of=again.as_of, started_at=again.as_of)
+    summary = storage.save_harvest(engine, run_id, list(again.records), raws, again.stats, finished_at=again.as_of)
+    # 215 versions written (NEW_VERSIONS above), so 215 raw items read, out of 532 lines (466 unique ids)
+    assert summary.new_versions == 215 and len(raws.read) == 215
