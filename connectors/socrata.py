@@ -212,6 +212,38 @@ def _item_id(item: Any, url: str) -> str:
 
 # --- normalization helpers (pure) --------------------------------------------------------------------------
 
+# Short texts repeat across a catalog (the same tags, custom-field values, licences, owners and departments on
+# thousands of datasets), and the vocab functions are pure: memoized per process, bounded. Titles and
+# descriptions are mostly unique and are not cached.
+TEXT_CACHE_SIZE = 65_536
+
+
+@functools.lru_cache(maxsize=TEXT_CACHE_SIZE)
+def _cached_text(value: str) -> str | None:
+    return vocab.first_text([value])
+
+
+def _text(value: Any) -> str | None:
+    """`vocab.first_text([value])`, memoized for text."""
+    return _cached_text(value) if type(value) is str else vocab.first_text([value])
+
+
+def _memo(fn: Callable[..., Any]) -> Callable[..., Any]:
+    cached = functools.lru_cache(maxsize=TEXT_CACHE_SIZE)(fn)
+
+    def call(*args: Any) -> Any:
+        try:
+            return cached(*args)
+        except TypeError:  # an unhashable argument (a list in odd data): computed, not cached
+            return fn(*args)
+    return call
+
+
+_frequency = _memo(vocab.frequency)
+_department = _memo(vocab.department)
+_license_id = _memo(vocab.license_id)
+
+
 def _sorted_columns(resource: dict[str, Any]) -> dict[str, Any]:
     """`resource` with its parallel `columns_*` arrays permuted jointly into field-name order (same object if already)."""
     names = resource.get("columns_field_name") or resource.get("columns_name")
@@ -344,14 +376,14 @@ def custom_value(pairs: Mapping[str, Any], portal_fields: tuple[str, ...], role:
     for key, value in pairs.items():
         rank = ranks.get(key)
         if rank is not None and rank < best_rank and value:
-            text = vocab.first_text([value])
+            text = _text(value)
             if text:
                 best_rank, best = rank, text
     if best is not None:
         return best
     for key, value in pairs.items():
         if _key_matches(role, key):
-            text = vocab.first_text([value])
+            text = _text(value)
             if text:
                 return text
     return None
@@ -399,7 +431,7 @@ def _keywords(*lists: Any) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for values in lists:
         for value in values or ():
-            text = vocab.first_text([value])
+            text = _text(value)
             if text:
                 seen.setdefault(text, None)
     return tuple(seen)
@@ -431,7 +463,7 @@ def raw_department(portal: Any, raw: Mapping[str, Any]) -> str | None:
 
 def _department_text(portal: Any, custom: Mapping[str, Any], fallback: Any) -> str | None:
     fields = tuple(getattr(portal, "department_fields", ()) or ())
-    return custom_value(custom, fields, "department") or vocab.first_text([fallback])
+    return custom_value(custom, fields, "department") or _text(fallback)
 
 
 def normalize_item(portal: Any, raw: Mapping[str, Any]) -> DatasetRecord:
@@ -486,18 +518,18 @@ def normalize_item(portal: Any, raw: Mapping[str, Any]) -> DatasetRecord:
         title=vocab.first_text([resource.get("name")]),
         description=vocab.first_text([resource.get("description")]),
         keywords=_keywords(classification.get("domain_tags"), classification.get("tags")),
-        theme=vocab.first_text([classification.get("domain_category"), *(classification.get("categories") or [])]),
-        department=vocab.department(dept_raw),
-        contact_name=vocab.first_text([owner.get("display_name")]),
+        theme=_text(classification.get("domain_category")) or vocab.first_text(classification.get("categories") or []),
+        department=_department(dept_raw),
+        contact_name=_text(owner.get("display_name")),
         contact_email=vocab.email(resource.get("contact_email")),
-        license=vocab.first_text([license_raw]),
-        license_id=vocab.license_id(license_raw),
+        license=_text(license_raw),
+        license_id=_license_id(license_raw),
         created=parse_time(resource.get("createdAt")),
         metadata_modified=parse_time(resource.get("metadata_updated_at") or resource.get("updatedAt")),
         # data_updated_at exists from ~2019; the 2018 shape only has updatedAt (the later of data and
         # metadata updates), an enriched view has rowsUpdatedAt (epoch seconds).
         data_modified=parse_time(resource.get("data_updated_at") or view.get("rowsUpdatedAt") or resource.get("updatedAt")),
-        declared_frequency=vocab.frequency(freq_raw, freq_overrides),
+        declared_frequency=_frequency(freq_raw, freq_overrides),
         declared_frequency_raw=freq_raw,
         formats=formats,
         distribution_count=len(formats) if formats else None,
@@ -540,14 +572,14 @@ def normalize_view(portal: Any, view: Mapping[str, Any]) -> DatasetRecord:
         description=vocab.first_text([view.get("description")]),
         keywords=_keywords(view.get("tags")),
         theme=vocab.first_text([view.get("category")]),
-        department=vocab.department(dept_raw),
+        department=_department(dept_raw),
         contact_name=vocab.first_text([owner.get("displayName")]),
-        license=vocab.first_text([license_raw]),
-        license_id=vocab.license_id(license_raw),
+        license=_text(license_raw),
+        license_id=_license_id(license_raw),
         created=parse_time(view.get("createdAt")),
         metadata_modified=parse_time(view.get("viewLastModified")),
         data_modified=parse_time(view.get("rowsUpdatedAt")),
-        declared_frequency=vocab.frequency(freq_raw, freq_overrides),
+        declared_frequency=_frequency(freq_raw, freq_overrides),
         declared_frequency_raw=freq_raw,
         formats=(view_formats := TABULAR_FORMATS if view.get("viewType") == "tabular" and display == "table" else ()),
         distribution_count=len(view_formats) if view_formats else None,
