@@ -48,6 +48,7 @@ def context() -> Context:
 
 
 _cache: OrderedDict = OrderedDict()
+_markers: dict[str, tuple] = {}  # url -> the marker the global entries of `_cache` belong to
 _lock = threading.Lock()
 
 
@@ -66,8 +67,15 @@ def query(name: str, fn: Callable[..., Any], *args: Any) -> Any:
     Callers must not mutate the result (DataFrames are shared between requests).
     """
     ctx = context()
-    key = (ctx.url, marker(), name, args)
+    current = marker()
+    key = (ctx.url, current, name, args)
     with _lock:
+        if _markers.get(ctx.url) != current:
+            # a new run or score landed: results of older markers are dead; drop them now so they do not
+            # push the per-city entries (still valid) out of the LRU
+            _markers[ctx.url] = current
+            for k in [k for k in _cache if k[0] == ctx.url and k[1] != current]:
+                del _cache[k]
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
@@ -83,6 +91,7 @@ def clear_cache() -> None:
     with _lock:
         _cache.clear()
         _epochs.clear()
+        _markers.clear()
 
 
 # Per-city cache. The global marker moves with every run of any city, but a city's history and catalog

@@ -323,6 +323,8 @@ def test_city_cache_reloads_only_the_city_with_a_new_run(in_app, layout_db):
 
     flask.g.pop("maturity_marker", None)  # a new request would read the new marker
     after = {k: ui.city_criterion_history(k) for k, _n, _s in filler.CITIES}
+    markers = {k[1] for k in list(ui._cache) if k[0] == url}
+    assert markers == {ui.marker()}  # entries of the old marker were dropped, not left to crowd the LRU
     assert after["philadelphia"] is not before["philadelphia"]
     assert after["philadelphia"]["as_of"].max() == as_of
     for k in ("chicago", "indianapolis", "minneapolis"):
