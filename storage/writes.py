@@ -55,7 +55,7 @@ SUSPECT_CONFIRM_DAYS = 28
 # the same zlib format (read back with the standard zlib), 2.84x at its level 1 for 0.165 s CPU.
 RAW_ZLIB_LEVEL = 1
 try:
-    from isal import isal_zlib as _raw_zlib  # type: ignore[import-not-found]
+    from isal import isal_zlib as _raw_zlib  # type: ignore[import-not-found, unused-ignore]  # optional
 except ImportError:  # optional: the standard zlib, ~3x the CPU
     _raw_zlib = zlib
 RAW_CHUNK = 512
