@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from datetime import date, datetime, time, timezone
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Sequence
 
 import settings as settings_mod
 
@@ -283,11 +283,11 @@ def _as_of(text: str, *, end_of_day: bool = True) -> datetime:
     try:
         if len(text) == 10:
             clock = time(23, 59, 59) if end_of_day else time(0, 0)
-            return datetime.combine(date.fromisoformat(text), clock, tzinfo=timezone.utc)
+            return datetime.combine(date.fromisoformat(text), clock, tzinfo=UTC)
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(f"--as-of {text!r}: expected YYYY-MM-DD or an ISO date-time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _write_table(frame, fmt: str) -> None:

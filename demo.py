@@ -12,7 +12,7 @@ import logging
 import os
 import tomllib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import storage
@@ -64,7 +64,7 @@ def manifest(directory: Path) -> list[Snapshot]:
             if not isinstance(as_of, datetime):
                 raise TypeError("as_of must be a TOML date-time")
             out.append(Snapshot(city_key=s["city_key"], portal_key=s["portal_key"],
-                                as_of=as_of if as_of.tzinfo else as_of.replace(tzinfo=timezone.utc),
+                                as_of=as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC),
                                 path=directory / s["file"], sha256=s.get("sha256")))
         except (KeyError, TypeError) as exc:
             raise DemoError(f"{directory / MANIFEST}: snapshots[{i}]: {exc}") from None

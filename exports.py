@@ -17,10 +17,11 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -62,7 +63,7 @@ def export(settings: Settings, engine, *, city_key: str | None = None, out_dir: 
     unknown = set(formats) - set(FORMATS)
     if unknown:
         raise ValueError(f"unknown export format(s) {sorted(unknown)}; choose from {FORMATS}")
-    generated = datetime.now(timezone.utc)
+    generated = datetime.now(UTC)
     stamp = (as_of or generated).date()
     keys = [settings.city(city_key).key] if city_key else [c.key for c in settings.cities]
     snaps = [snapshot(settings, engine, k, as_of=as_of) for k in keys]

@@ -21,11 +21,12 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pandas as pd
 from apscheduler.events import EVENT_SCHEDULER_STARTED
@@ -64,7 +65,7 @@ def cron_trigger(expr: str, *, jitter_s: int | None = None) -> CronTrigger:
     """A UTC CronTrigger from a standard 5-field crontab line, with cron's Sunday=0 weekday numbering."""
     minute, hour, day, month, dow = expr.split()
     return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_cron_dow(dow),
-                       timezone=timezone.utc, jitter=jitter_s or None)
+                       timezone=UTC, jitter=jitter_s or None)
 
 
 def _cron_dow(field_: str) -> str:
@@ -175,7 +176,7 @@ def run_harvest_job(portal_key: str, runtime: str) -> str:
 def harvest_portal(rt: _Runtime, portal_key: str, *, now: datetime | None = None) -> str:
     """`run_harvest_job` with the runtime given and the time injectable (`now`: the run's as_of and the
     moment whose cron fire time is being served)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     try:
         portal = rt.settings.portal(portal_key)
     except ConfigError:  # a stored job of a portal removed from config, run before prune_stale_jobs
@@ -186,7 +187,7 @@ def harvest_portal(rt: _Runtime, portal_key: str, *, now: datetime | None = None
     # A fresh owner per execution: two threads of one process must not share (and so re-enter) a lock.
     owner = f"{rt.owner}:{uuid.uuid4().hex[:8]}"
     # The lock's TTL is wall-clock time, whatever `now` the run is stamped with.
-    if not storage.try_lock(engine, lock, owner, ttl_s=rt.lock_ttl_s, now=datetime.now(timezone.utc)):
+    if not storage.try_lock(engine, lock, owner, ttl_s=rt.lock_ttl_s, now=datetime.now(UTC)):
         log.info("portal=%s event=skipped reason=locked", portal_key)
         return "locked"
     try:
@@ -249,7 +250,7 @@ def run_export_job(runtime: str) -> list[str]:
     rt = _runtime(runtime)
     engine = storage.open_db(rt.url)
     owner = f"{rt.owner}:{uuid.uuid4().hex[:8]}"
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if not storage.try_lock(engine, EXPORT_JOB_ID, owner, ttl_s=rt.lock_ttl_s, now=now):
         log.info("job=export event=skipped reason=locked")
         return []
@@ -289,7 +290,7 @@ def build_scheduler(settings: Settings, *, url: str | None = None, blocking: boo
         executors={"default": ThreadPoolExecutor(HARVEST_WORKERS)},
         # coalesce: a backlog of missed fire times runs once; max_instances: never two runs of one job here.
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": misfire_grace_s},
-        timezone=timezone.utc,
+        timezone=UTC,
     )
     stored = _stored_jobs(engine)
 
@@ -402,7 +403,7 @@ STATUS_COLUMNS = ["portal_key", "city_key", "kind", "last_run", "finished_at", "
 def status(settings: Settings, *, url: str | None = None, now: datetime | None = None) -> pd.DataFrame:
     """Per portal: last run (as_of, finished_at, status), last good run, next run, last error."""
     url = url or settings.storage_url
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     storage.upgrade(url)
     engine = storage.open_db(url)
     stored = {job_id: nxt for job_id, (nxt, _) in _stored_jobs(engine).items()}
@@ -439,7 +440,7 @@ def _value(row, col: str):
 def _stored_jobs(engine) -> dict[str, tuple[datetime | None, str]]:
     """job id -> (next run time, trigger text) as the job store holds them (a paused job: None)."""
     store = SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE)
-    store.start(BackgroundScheduler(timezone=timezone.utc), "default")  # creates the table if missing
+    store.start(BackgroundScheduler(timezone=UTC), "default")  # creates the table if missing
     try:
         return {job.id: (job.next_run_time, str(job.trigger)) for job in store.get_all_jobs()}
     finally:

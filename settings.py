@@ -8,9 +8,10 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 PORTAL_KINDS = ("socrata", "ckan", "dcat")
 DEFAULT_CONFIG = Path(__file__).with_name("config.toml")

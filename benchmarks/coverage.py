@@ -16,8 +16,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from connectors import make_connector  # noqa: E402
-from connectors import ckan, dcat, socrata, vocab  # noqa: E402
+from connectors import (  # noqa: E402
+    ckan,
+    dcat,
+    make_connector,  # noqa: E402
+    socrata,
+    vocab,
+)
 from connectors.archive import read_items  # noqa: E402
 from settings import PortalConfig  # noqa: E402
 
@@ -91,7 +96,8 @@ def main() -> int:
         print(f"  datasets with a normalized {role}: {having} of {sum(per_kind.values())} "
               f"({100.0 * having / max(1, sum(per_kind.values())):.1f}%)")
         if unmapped[role] and args.unmapped:
-            print("  most common unmapped: " + "; ".join(f"{v!r} x{n}" for v, n in unmapped[role].most_common(args.unmapped)))
+            common = unmapped[role].most_common(args.unmapped)
+            print("  most common unmapped: " + "; ".join(f"{v!r} x{n}" for v, n in common))
     return 0
 
 

@@ -4,9 +4,10 @@
 
 Every Socrata Discovery file in tests/fixtures/socrata/latest, every DCAT-US data.json in
 tests/fixtures/dcat_us and the CKAN package_search / package_show files in tests/fixtures/ckan are normalised
-by the real connectors (socrata.normalize_item, dcat.normalize_dataset, ckan.normalize_package), then the rows are replicated with fresh source ids until the catalog holds
---rows rows (--unique-text also makes every title and description distinct, the worst case for the
-text work, which runs once per distinct value). History columns are filled as storage would for a dataset seen since its creation: first_seen =
+by the real connectors (socrata.normalize_item, dcat.normalize_dataset, ckan.normalize_package), then the
+rows are replicated with fresh source ids until the catalog holds --rows rows (--unique-text also makes
+every title and description distinct, the worst case for the text work, which runs once per distinct
+value). History columns are filled as storage would for a dataset seen since its creation: first_seen =
 a run date, data_modified_seen = the distinct (created, data_modified) values. Not a test: numbers for the
 README. Reports wall and CPU time of compute_all (best and median of --repeat; on a shared, loaded machine
 the CPU time is the fair number), then peak traced memory of one more run
@@ -19,7 +20,7 @@ import resource
 import sys
 import time
 import tracemalloc
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 FIXTURES = ROOT / "tests" / "fixtures"
-AS_OF = datetime(2022, 7, 23, 12, tzinfo=timezone.utc)
+AS_OF = datetime(2022, 7, 23, 12, tzinfo=UTC)
 
 
 def real_records() -> list:
@@ -69,9 +70,10 @@ def build_catalog(rows: int, unique_text: bool = False) -> pd.DataFrame:
         df["description"] = df["description"].astype(object).fillna("") + tag
     df["city_key"] = "bench"
     df["first_seen"] = pd.Timestamp("2022-06-08", tz="UTC")
-    seen = pd.Series(list(zip(df["created"], df["data_modified"])), dtype=object)
+    seen = pd.Series(list(zip(df["created"], df["data_modified"], strict=True)), dtype=object)
     df["data_modified_seen"] = seen.map(lambda t: tuple(sorted({x for x in t if not pd.isna(x)})))
-    df.attrs = {"portal": {"reachable": True, "kinds": ["socrata", "dcat"], "history_start": pd.Timestamp("2022-06-08", tz="UTC"),
+    df.attrs = {"portal": {"reachable": True, "kinds": ["socrata", "dcat"],
+                           "history_start": pd.Timestamp("2022-06-08", tz="UTC"),
                            "datajson": {"present": True, "schema_errors": 3}, "runs": [], "removed": ["gone-1"]},
                 "departments": ["Finance", "Police", "Fire", "Parks"]}
     return df, len(base)
@@ -88,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
 
     t0 = time.perf_counter()
     df, n_real = build_catalog(args.rows, args.unique_text)
-    print(f"catalog: {len(df):,} rows from {n_real:,} real normalised records ({time.perf_counter() - t0:.1f} s to build)")
+    print(f"catalog: {len(df):,} rows from {n_real:,} real normalised records "
+          f"({time.perf_counter() - t0:.1f} s to build)")
 
     times, cpu = [], []
     for _ in range(args.repeat):

@@ -15,7 +15,7 @@ import argparse
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     storage.upgrade(url)
     engine = storage.open_db(url)
     storage.sync_config(engine, settings)
-    as_of = datetime(2022, 7, 23, tzinfo=timezone.utc)
+    as_of = datetime(2022, 7, 23, tzinfo=UTC)
     for label, when in (("first save", as_of), ("unchanged re-save", as_of + timedelta(days=1))):
         before = storage.row_counts(engine)
         run_id = storage.start_run(engine, portal.key, as_of=when)

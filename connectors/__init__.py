@@ -1,7 +1,8 @@
 """Portal connectors: one module per portal kind, listed by hand in `CONNECTORS` (no scanning)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import requests
 
@@ -22,13 +23,14 @@ def make_connector(
     portal: Any,
     *,
     session: requests.Session | None = None,
-    progress: Callable[[int, "int | None"], None] | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> Connector:
     """The connector for `portal.kind`, sharing `session` if given (else one built with the portal's app token)."""
     try:
         cls = CONNECTORS[portal.kind]
     except KeyError:
-        raise ValueError(f"portal {portal.key!r}: unknown kind {portal.kind!r} (known: {', '.join(CONNECTORS)})") from None
+        known = ", ".join(CONNECTORS)
+        raise ValueError(f"portal {portal.key!r}: unknown kind {portal.kind!r} (known: {known})") from None
     if session is None:
         token = portal.app_token.value() if getattr(portal, "app_token", None) else None
         session = make_session(token)

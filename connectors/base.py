@@ -5,9 +5,10 @@ Field names follow DCAT-US 1.1 where one exists. Missing is `None` (never ""); t
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -120,7 +121,7 @@ def record_from_dict(d: dict[str, Any]) -> DatasetRecord:
 DATETIME_FIELDS = ("created", "metadata_modified", "data_modified")
 
 
-def records_frame(records: "Iterable[DatasetRecord]") -> "pd.DataFrame":
+def records_frame(records: Iterable[DatasetRecord]) -> pd.DataFrame:
     """The catalog table every indicator and page reads: one row per record, one column per field.
 
     Datetime fields are `datetime64[ns, UTC]`; tuple fields stay Python tuples (object columns); counts are
@@ -132,6 +133,7 @@ def records_frame(records: "Iterable[DatasetRecord]") -> "pd.DataFrame":
     df = pd.DataFrame(rows, columns=list(RECORD_FIELDS))
     for name in DATETIME_FIELDS:
         df[name] = pd.to_datetime(df[name], utc=True, errors="coerce")
-    for name in ("distribution_count", "column_count", "described_column_count", "attachment_count", "views", "downloads"):
+    for name in ("distribution_count", "column_count", "described_column_count", "attachment_count",
+                 "views", "downloads"):
         df[name] = pd.to_numeric(df[name], errors="coerce").astype("float64")
     return df

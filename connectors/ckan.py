@@ -5,7 +5,8 @@ Custom fields sit at the top level on scheming portals (Toronto `refresh_rate`, 
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import requests
 
@@ -28,7 +29,7 @@ def _result(body: Any, url: str) -> Any:
         keys = sorted(body)[:8] if isinstance(body, dict) else type(body).__name__
         raise PortalIncompatible(f"{url}: not a CKAN action response (got {keys})")
     if body.get("success") is not True:
-        error = body.get("error") if isinstance(body.get("error"), dict) else {}
+        error = err if isinstance(err := body.get("error"), dict) else {}
         raise PortalIncompatible(
             f"{url}: CKAN returned success=false ({str(error.get('__type') or '')}: "
             f"{str(error.get('message') or '')[:200]})"
@@ -155,13 +156,14 @@ def raw_department(portal: Any, pkg: Mapping[str, Any], organizations: Mapping[s
     organization's title."""
     table = vocab.field_table("ckan")
     fields = _fields(pkg)
-    org = pkg.get("organization") if isinstance(pkg.get("organization"), dict) else {}
+    org = o if isinstance(o := pkg.get("organization"), dict) else {}
     org_title = vocab.first_text([org.get("title"), (organizations or {}).get(str(org.get("name") or ""))])
     keys = (*getattr(portal, "department_fields", ()), *table.get("department", ()))
     return _first_field(fields, keys) or org_title
 
 
-def normalize_package(portal: Any, pkg: Mapping[str, Any], organizations: Mapping[str, str] | None = None) -> DatasetRecord:
+def normalize_package(portal: Any, pkg: Mapping[str, Any],
+                      organizations: Mapping[str, str] | None = None) -> DatasetRecord:
     """A CKAN package dict → DatasetRecord (pure, total)."""
     table = vocab.field_table("ckan")
     fields = _fields(pkg)
@@ -197,7 +199,7 @@ def normalize_package(portal: Any, pkg: Mapping[str, Any], organizations: Mappin
     groups = [g for g in pkg.get("groups") or [] if isinstance(g, dict)]
     tags = [t.get("display_name") or t.get("name") for t in pkg.get("tags") or [] if isinstance(t, dict)]
     keywords = tuple(dict.fromkeys(t for t in (vocab.first_text([x]) for x in tags) if t))
-    tracking = pkg.get("tracking_summary") if isinstance(pkg.get("tracking_summary"), dict) else {}
+    tracking = ts if isinstance(ts := pkg.get("tracking_summary"), dict) else {}
     private = pkg.get("private")
     access = _first_field(fields, ("accessLevel", "access_level"))
     base = portal.url.rstrip("/")

@@ -8,7 +8,8 @@ from __future__ import annotations
 import functools
 import json
 import re
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import requests
 
@@ -164,10 +165,11 @@ def normalize_dataset(portal: Any, ds: Mapping[str, Any]) -> DatasetRecord:
         )
         if name:
             formats.setdefault(name, None)
-    contact = ds.get("contactPoint") if isinstance(ds.get("contactPoint"), dict) else {}
+    contact = cp if isinstance(cp := ds.get("contactPoint"), dict) else {}
     fn = vocab.first_text([contact.get("fn")])
     license_raw = vocab.first_text([ds.get("license")]) if isinstance(ds.get("license"), str) else None
-    freq_raw = vocab.first_text([ds.get("accrualPeriodicity")]) if isinstance(ds.get("accrualPeriodicity"), str) else None
+    period = ds.get("accrualPeriodicity")
+    freq_raw = vocab.first_text([period]) if isinstance(period, str) else None
     described = sum(1 for d in dists if d.get("describedBy")) + (1 if ds.get("describedBy") else 0)
     theme = _texts(ds.get("theme"))
     overrides = tuple(getattr(portal, "frequency_overrides", ()) or ())

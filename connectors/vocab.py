@@ -9,8 +9,9 @@ import csv
 import functools
 import json
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 DATA_DIR = Path(__file__).parent / "data"
 NAMED_FREQUENCIES = ("historical", "never", "continuous", "as needed", "irregular")

@@ -1,9 +1,9 @@
 """The indicator contract: a pure function `(catalog, as_of) -> Score`, declared once as a frozen `Indicator`."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
 
 import pandas as pd
 

@@ -9,8 +9,9 @@ never meets it. Manual evidence (URL, date, note) a CDO records meets any criter
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Mapping
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -110,12 +111,14 @@ def statuses(rollup: pd.DataFrame, manual: pd.DataFrame | None = None) -> pd.Dat
             keys_by_crit.setdefault(ind.criterion, []).append(ind.key)
     out = []
     for c in crit.itertuples(index=False):  # 42 criteria
-        value = float(roll.loc[c.criterion, "value"]) if c.criterion in roll.index else float("nan")
+        cid = str(c.criterion)
+        # one roll-up row per criterion, so .loc gives the scalar
+        value = float(cast(float, roll.loc[cid, "value"])) if cid in roll.index else float("nan")
         st = stage(value)
         m = man[man["criterion"] == c.criterion] if len(man) else man
         evidence: list[str] = []
         if not math.isnan(value):
-            evidence.append(f"portal metadata {value:.0f}/100 ({st}) from {', '.join(keys_by_crit[c.criterion])}")
+            evidence.append(f"portal metadata {value:.0f}/100 ({st}) from {', '.join(keys_by_crit[cid])}")
         elif c.criterion in keys_by_crit:
             evidence.append("portal metadata: nothing to measure yet")
         meta_met = (not math.isnan(value)) and value >= MET_FROM and c.criterion not in NEEDS_DOCUMENT
@@ -155,7 +158,7 @@ def certification_estimate(statuses: pd.DataFrame) -> dict:
                                                    if ladder.index(level) + 1 < len(ladder) else None)
     needed = 0
     if next_level is not None:
-        low = dict((n, l) for l, n in LEVELS)[next_level]
+        low = {name: lo for lo, name in LEVELS}[next_level]
         needed = max(0, math.ceil(low * total - 1e-9) - met)
     label = (f"Estimate: {met} of {total} criteria met ({share:.0%})"
              + (f" - {level} band" if level else " - below the Silver band")

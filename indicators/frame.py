@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from connectors.base import RECORD_FIELDS, DATETIME_FIELDS
+from connectors.base import DATETIME_FIELDS, RECORD_FIELDS
 from indicators.base import Score
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -73,7 +73,7 @@ _TAGS = re.compile(r"<[^>]+>")
 
 
 @lru_cache(maxsize=4096)
-def period_days(freq: str | None) -> float:
+def period_days(freq: str | float | None) -> float:
     """Declared frequency -> period in days: NaN = no promise, 0 = continuous, inf = static."""
     if freq is None or (isinstance(freq, float) and np.isnan(freq)):
         return np.nan
@@ -113,7 +113,7 @@ def licence_tables() -> tuple[dict[str, str | None], frozenset[str], dict[str, s
     return aliases, approved, by_lower
 
 
-def licence_registry_id(raw: str | None) -> str | None:
+def licence_registry_id(raw: str | float | None) -> str | None:
     """A licence id or string -> Open Definition registry id, or None when it names no known licence."""
     if raw is None or (isinstance(raw, float) and np.isnan(raw)):
         return None
@@ -205,7 +205,7 @@ def tuple_len(s: pd.Series) -> np.ndarray:
 
 def _present(s: pd.Series) -> np.ndarray:
     """Not missing and not an empty string (the record contract writes None, never "", for missing)."""
-    arr = s.to_numpy(dtype=object, na_value=None)
+    arr = s.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]  # stubs omit None; pandas takes it
     return pd.notna(arr) & (arr != "")
 
 
@@ -448,7 +448,7 @@ class Derived:
     @cached_property
     def format_known(self) -> np.ndarray:
         """Per row: at least one format found in the pinned format table (set by stars_by_format)."""
-        self.stars_by_format
+        _ = self.stars_by_format  # computes and stores format_known as a side effect
         return self.__dict__["format_known"]
 
     @cached_property
@@ -557,10 +557,14 @@ def shared_derivations():
 
 def evidence(ids: np.ndarray, reasons) -> dict[str, str]:
     """{source_id: reason} (lists zip faster than object arrays)."""
-    return dict(zip(ids.tolist(), reasons.tolist() if isinstance(reasons, np.ndarray) else reasons))
+    return dict(zip(ids.tolist(), reasons.tolist() if isinstance(reasons, np.ndarray) else reasons, strict=True))
 
 
-def _reasons(reason, fail: np.ndarray):
+# Why a row fails: a constant, a per-row array, or a function of the failing mask.
+Reason = str | np.ndarray | Callable[[np.ndarray], np.ndarray]
+
+
+def _reasons(reason: Reason, fail: np.ndarray) -> np.ndarray | list[str]:
     """A constant, a per-row array, or a function of the failing mask (built for failing rows only)."""
     if callable(reason):
         return reason(fail)
@@ -573,7 +577,7 @@ def share_score(
     d: Derived,
     passed: np.ndarray,
     among: np.ndarray,
-    reason: str | np.ndarray,
+    reason: Reason,
     *,
     empty: float | None = None,
     detail: Mapping[str, float] | None = None,
@@ -594,7 +598,7 @@ def share_score(
     )
 
 
-def mean_score(d: Derived, values: np.ndarray, among: np.ndarray, fail_below: float, reason: np.ndarray | str,
+def mean_score(d: Derived, values: np.ndarray, among: np.ndarray, fail_below: float, reason: Reason,
                *, detail: Mapping[str, float] | None = None, empty: float | None = None) -> Score:
     """value = 100 * mean(values over `among`) with values in 0..1; failing = rows below `fail_below`."""
     den = float(among.sum())

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from indicators.base import Score
-from indicators.frame import day_text, derive, on_distinct, mean_score, reasons_from_flags, share_score
+from indicators.frame import day_text, derive, mean_score, on_distinct, reasons_from_flags, share_score
 
 # WWC 2018 inventory criterion (DG1): the inventory covers more than 80% of departments and was updated
 # within the past 12 months (WWC Assessment Guide, research/methodologies.md 2.7).
@@ -63,9 +63,9 @@ def department_coverage(catalog: pd.DataFrame, as_of: datetime) -> Score:
         publishing = _norm_dept(d.cat["department"][d.data]).replace("", np.nan).dropna().nunique()
         return Score(value=None, numerator=float(publishing), denominator=0.0,
                      detail={"publishing_departments": float(publishing)})
-    publishing = set(_norm_dept(d.cat["department"][d.data]))
+    publishing_names = set(_norm_dept(d.cat["department"][d.data]))
     wanted = pd.Series(depts, dtype=object)
-    found = _norm_dept(wanted).isin(publishing).to_numpy()
+    found = _norm_dept(wanted).isin(publishing_names).to_numpy()
     failing = {f"department:{n}": "no public data asset names this department" for n in wanted[~found]}
     return Score(value=100.0 * found.sum() / len(depts), numerator=float(found.sum()), denominator=float(len(depts)),
                  failing=failing, detail={"target_share": DEPARTMENT_COVERAGE_TARGET * 100})
@@ -139,7 +139,8 @@ def usage(catalog: pd.DataFrame, as_of: datetime) -> Score:
     used = (np.nan_to_num(views) >= USAGE_MIN_VIEWS) | (np.nan_to_num(downloads) >= USAGE_MIN_DOWNLOADS)
     return share_score(d, used, known,
                        f"fewer than {USAGE_MIN_VIEWS} views and {USAGE_MIN_DOWNLOADS} downloads",
-                       detail={"views": float(np.nansum(views[d.data])), "downloads": float(np.nansum(downloads[d.data]))})
+                       detail={"views": float(np.nansum(views[d.data])),
+                               "downloads": float(np.nansum(downloads[d.data]))})
 
 
 __all__ = ["inventory_fields", "department_coverage", "publisher_attribution", "inventory_recency",

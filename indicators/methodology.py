@@ -13,6 +13,11 @@ from indicators import criteria, frame, inventory, mqa, open_data, quality, regi
 from indicators.registry import REGISTRY
 
 
+def _doc(obj: object) -> str:
+    """The object's docstring (these modules and functions all have one)."""
+    return inspect.getdoc(obj) or ""
+
+
 def _constants(module) -> list[tuple[str, object]]:
     """UPPER_CASE names assigned at the top of the module's own source (not imported ones)."""
     source = inspect.getsource(module)
@@ -40,24 +45,24 @@ def markdown() -> str:
         "",
         "## Which assets count",
         "",
-        "Asset types" + inspect.getdoc(frame).split("Asset types", 1)[1],
+        "Asset types" + _doc(frame).split("Asset types", 1)[1],
         "",
         "## Weights",
         "",
-        inspect.getdoc(registry).split("\n\n", 2)[2],
+        _doc(registry).split("\n\n", 2)[2],
         "",
         "## Criteria, stages and the certification estimate",
         "",
-        inspect.getdoc(criteria).split("\n\n", 1)[1],
+        _doc(criteria).split("\n\n", 1)[1],
         "",
-        inspect.getdoc(criteria.rollup),
+        _doc(criteria.rollup),
         "",
         "Stages (lower bound of the criterion value): "
         + ", ".join(f"{name} >= {low:g}" for low, name in criteria.STAGES) + "; no value = not evident.",
         "",
-        inspect.getdoc(criteria.statuses),
+        _doc(criteria.statuses),
         "",
-        inspect.getdoc(criteria.certification_estimate),
+        _doc(criteria.certification_estimate),
         "",
         "## Indicators",
         "",
@@ -83,7 +88,8 @@ def markdown() -> str:
         lines.append("")
     lines += ["## Pinned tables", "",
               "- `indicators/data/formats.json` - format stars, machine-readable and open lists (ckanext-qa).",
-              "- `indicators/data/opendefinition_licenses_all.json` - Open Definition licence registry (okfn/licenses @ 98a3a6f8).",
+              "- `indicators/data/opendefinition_licenses_all.json` - Open Definition licence registry"
+              " (okfn/licenses @ 98a3a6f8).",
               "- `indicators/data/licences.json` - licence strings portals use, mapped to registry ids.",
               "- `indicators/data/vocab.json` - Census key dataset words, performance words, column words.",
               "- `indicators/data/wwc-criteria.json` - the 2022 What Works Cities criteria (42 in the seed).",

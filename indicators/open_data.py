@@ -8,7 +8,16 @@ import numpy as np
 import pandas as pd
 
 from indicators.base import Score
-from indicators.frame import clamp, day_text, derive, evidence, mean_score, reasons_from_flags, share_score, utc
+from indicators.frame import (
+    clamp,
+    day_text,
+    derive,
+    evidence,
+    mean_score,
+    reasons_from_flags,
+    share_score,
+    utc,
+)
 
 # --- OD3 ------------------------------------------------------------------------------------------
 
@@ -143,11 +152,11 @@ def open_licence(catalog: pd.DataFrame, as_of: datetime) -> Score:
 
     def reason(fail: np.ndarray) -> np.ndarray:
         rows = np.flatnonzero(fail)
-        raw = d.cat["license"].iloc[rows].fillna(d.cat["license_id"].iloc[rows]).to_numpy(dtype=object, na_value=None)
+        raw = d.cat["license"].iloc[rows].fillna(d.cat["license_id"].iloc[rows]).to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]  # stubs omit None
         ids = d.licence_id[fail]
+        not_approved = "licence is not Open Definition approved: " + np.where(pd.isna(ids), "", ids).astype(object)
         return np.where(pd.isna(raw), "no licence stated",
-                        np.where(pd.isna(ids), "licence text names no known licence",
-                                 "licence is not Open Definition approved: " + np.where(pd.isna(ids), "", ids).astype(object))
+                        np.where(pd.isna(ids), "licence text names no known licence", not_approved)
                         ).astype(object)
 
     counts = lid[d.data].fillna("(none)").value_counts()
@@ -221,7 +230,8 @@ def description_ok(d) -> tuple[np.ndarray, np.ndarray]:
     shared_u = np.bincount(code[ok_code & d.data], minlength=k) if k else np.zeros(0)
     length_r = np.where(ok_code, length[safe] if k else 0.0, 0.0)
     shared = np.where(ok_code, shared_u[safe] if k else 0, 0)
-    norm_r = np.where(ok_code, norm[safe] if k else None, None)
+    # numpy's stubs reject None as a fill value; numpy takes it (an object array)
+    norm_r = np.where(ok_code, norm[safe] if k else None, None)  # type: ignore[arg-type]
     empty = ~ok_code | (length_r == 0)
     same = (norm_r == d.title_norm) & ~empty
     short = length_r < DESCRIPTION_MIN_CHARS
@@ -296,6 +306,6 @@ def data_dictionary(catalog: pd.DataFrame, as_of: datetime) -> Score:
     den = float(cols[among].sum())
     num = float(desc[among].sum())
     fail = among & (cov < 1)
-    reasons = [f"{int(a)} of {int(b)} columns described" for a, b in zip(desc[fail], cols[fail])]
+    reasons = [f"{int(a)} of {int(b)} columns described" for a, b in zip(desc[fail], cols[fail], strict=True)]
     return Score(value=100.0 * num / den if den else None, numerator=num, denominator=den,
                  failing=evidence(d.ids[fail], reasons), detail={"assets_with_columns": float(among.sum())})

@@ -8,8 +8,19 @@ import pandas as pd
 
 from indicators.base import Score
 from indicators.frame import (
-    _URL, DELINQUENT, DUE, FRESH, OVERDUE, day_text, derive, evidence, mean_score, reasons_from_flags, share_score,
-    to_seconds, utc,
+    _URL,
+    DELINQUENT,
+    DUE,
+    FRESH,
+    OVERDUE,
+    day_text,
+    derive,
+    evidence,
+    mean_score,
+    reasons_from_flags,
+    share_score,
+    to_seconds,
+    utc,
 )
 
 # Observation resolution of our own history when attrs carry no run dates: weekly, the Open Data Portal
@@ -165,8 +176,8 @@ def cadence_adherence(catalog: pd.DataFrame, as_of: datetime) -> Score:
     # period allows is a documentation error (e.g. updated weekly, declared annual)
     faster = d.data & d.finite_period & (observed >= 2) & (observed > MISMATCH_FACTOR * np.maximum(by_period, 1))
     freq = d.cat["declared_frequency"].to_numpy(dtype=object, na_value="")
-    mismatch = (_fmt_days(observed[faster]).astype(object) + " data updates in " + _fmt_days(window[faster]).astype(object)
-                + " d, more often than the declared " + freq[faster])
+    mismatch = (_fmt_days(observed[faster]).astype(object) + " data updates in "
+                + _fmt_days(window[faster]).astype(object) + " d, more often than the declared " + freq[faster])
     score = mean_score(d, adherence, among, 1.0, reason,
                        detail={"evaluable": float(among.sum()), "harvest_interval_days": h,
                                "observed_updates": float(observed[among].sum()),
@@ -227,17 +238,20 @@ def metadata_conformance(catalog: pd.DataFrame, as_of: datetime) -> Score:
         v = d.seconds(col)
         present = ~np.isnan(v)
         ok = (v >= earliest) & (v <= limit)
-        checks.append((present, ok)); names.append(f"{col} out of range")
-    checks.append((d.present("contact_email"), d.email_valid)); names.append("invalid e-mail")
+        checks.append((present, ok))
+        names.append(f"{col} out of range")
+    checks.append((d.present("contact_email"), d.email_valid))
+    names.append("invalid e-mail")
     for col in ("landing_url", "api_url"):
         valid = d.per_distinct(col, lambda u: u.astype(str).str.strip().str.match(_URL), False).astype(bool)
-        checks.append((d.present(col), valid)); names.append(f"invalid {col}")
+        checks.append((d.present(col), valid))
+        names.append(f"invalid {col}")
     present = np.vstack([c[0] for c in checks]).astype(float)
     passed = np.vstack([c[0] & c[1] for c in checks]).astype(float)
     n_present = present.sum(axis=0)
     score = np.where(n_present > 0, passed.sum(axis=0) / np.where(n_present > 0, n_present, 1), 1.0)
-    reason = reasons_from_flags({name: pr & ~ok for (pr, ok), name in zip(checks, names)}, "", d.n)
-    detail = {n: float(((c[0] & ~c[1]) & d.data).sum()) for c, n in zip(checks, names)}
+    reason = reasons_from_flags({name: pr & ~ok for (pr, ok), name in zip(checks, names, strict=True)}, "", d.n)
+    detail = {n: float(((c[0] & ~c[1]) & d.data).sum()) for c, n in zip(checks, names, strict=True)}
     return mean_score(d, score, d.data & (n_present > 0), 1.0, reason, detail=detail)
 
 
@@ -257,8 +271,8 @@ def unique_titles(catalog: pd.DataFrame, as_of: datetime) -> Score:
     counts = pd.Series(counts_u)
 
     def reason(fail: np.ndarray) -> np.ndarray:
-        return np.where(norm[fail] == "", "no title",
-                        "title shared with " + _fmt_days(n_same[fail] - 1).astype(object) + " other asset(s)").astype(object)
+        shared = "title shared with " + _fmt_days(n_same[fail] - 1).astype(object) + " other asset(s)"
+        return np.where(norm[fail] == "", "no title", shared).astype(object)
 
     return share_score(d, ok, d.data, reason, detail={"duplicated_titles": float((counts > 1).sum())})
 

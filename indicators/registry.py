@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Callable
+from collections.abc import Callable
+from datetime import datetime
 
 import pandas as pd
 
 from indicators import inventory, mqa, open_data, quality, topics
-from indicators.base import Indicator
-
+from indicators.base import Indicator, Score
 
 LABELS = ("Formula", "Source", "Empty")
 
@@ -35,7 +35,7 @@ def docstring_part(fn: Callable, label: str) -> str:
     return ""
 
 
-def _ind(key: str, title: str, criterion: str, fn: Callable[[pd.DataFrame, object], object],
+def _ind(key: str, title: str, criterion: str, fn: Callable[[pd.DataFrame, datetime], Score],
          weight: float = 1.0) -> Indicator:
     return Indicator(key=key, title=title, criterion=criterion, formula=docstring_part(fn, "Formula"), fn=fn,
                      weight=weight, source=docstring_part(fn, "Source"))

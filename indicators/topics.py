@@ -51,7 +51,8 @@ def disaggregation(catalog: pd.DataFrame, as_of: datetime) -> Score:
     if len(cols):
         sch = cols.index.to_numpy()
         name_code, names = pd.factorize(cols.map(lambda c: c[0] if isinstance(c, (tuple, list)) and c else str(c)))
-        type_code, types = pd.factorize(cols.map(lambda c: str(c[1]).lower() if isinstance(c, (tuple, list)) and len(c) > 1 else ""))
+        type_code, types = pd.factorize(
+            cols.map(lambda c: str(c[1]).lower() if isinstance(c, (tuple, list)) and len(c) > 1 else ""))
         # camelCase -> words, lower case; one regex pass for geographic and demographic words together
         split = pd.Series(np.asarray(names, dtype=object), dtype=object).astype(str).str.replace(
             r"([a-z])([A-Z])", r"\1 \2", regex=True).str.lower()
@@ -71,7 +72,8 @@ def disaggregation(catalog: pd.DataFrame, as_of: datetime) -> Score:
             hit = words != ""
             if hit.any():
                 pairs = pd.DataFrame({"s": sch[hit], "w": words[hit]})
-                pairs = pairs.assign(w=pairs["w"].str.split(", ")).explode("w").drop_duplicates().sort_values(["s", "w"])
+                pairs = (pairs.assign(w=pairs["w"].str.split(", ")).explode("w")
+                         .drop_duplicates().sort_values(["s", "w"]))
                 joined = pairs.groupby("s", sort=False)["w"].agg(", ".join)
                 out[joined.index.to_numpy()] = joined.to_numpy()
             return out

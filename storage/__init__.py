@@ -4,16 +4,41 @@ from __future__ import annotations
 from storage.db import dispose, open_db
 from storage.locks import release_lock, try_lock
 from storage.migrate import upgrade
-from storage.queries import (audit_log, catalog, cities, city_catalog, evidence, explain, last_status,
-                             latest_run_marker, latest_scores, portals, row_counts, run_dates, runs,
-                             score_evidence, scores)
-from storage.writes import (SUSPECT_SHRINK, RunClosed, RunSummary, add_evidence, close_stale_runs,
-                            delete_evidence, fail_run, save_harvest, save_scores, start_run, sync_config)
+from storage.queries import (
+                             audit_log,
+                             catalog,
+                             cities,
+                             city_catalog,
+                             evidence,
+                             explain,
+                             last_status,
+                             latest_run_marker,
+                             latest_scores,
+                             portals,
+                             row_counts,
+                             run_dates,
+                             runs,
+                             score_evidence,
+                             scores,
+)
+from storage.writes import (
+                             SUSPECT_SHRINK,
+                             RunClosed,
+                             RunSummary,
+                             add_evidence,
+                             close_stale_runs,
+                             delete_evidence,
+                             fail_run,
+                             save_harvest,
+                             save_scores,
+                             start_run,
+                             sync_config,
+)
 
 __all__ = [
     "SUSPECT_SHRINK", "RunClosed", "RunSummary", "add_evidence", "audit_log", "catalog", "cities",
     "city_catalog", "close_stale_runs", "delete_evidence", "dispose", "evidence", "explain", "fail_run",
-    "last_status", "latest_run_marker", "latest_scores", "open_db", "portals", "release_lock", "row_counts", "run_dates",
-    "runs", "save_harvest", "save_scores", "score_evidence", "scores", "start_run", "sync_config", "try_lock",
-    "upgrade",
+    "last_status", "latest_run_marker", "latest_scores", "open_db", "portals", "release_lock", "row_counts",
+    "run_dates", "runs", "save_harvest", "save_scores", "score_evidence", "scores", "start_run", "sync_config",
+    "try_lock", "upgrade",
 ]

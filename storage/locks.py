@@ -7,6 +7,7 @@ SQLite serializes writers. Whoever gets a row back holds the lock, so no read-th
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -17,16 +18,19 @@ from storage.models import locks_t
 
 def try_lock(engine: Engine, name: str, owner: str, *, ttl_s: float, now: datetime) -> bool:
     """Take (or renew, if `owner` holds it) the lock `name` until now + ttl_s; False if someone else holds it."""
+    # The two dialects' Insert share the ON CONFLICT API but no base class that declares it.
+    insert: Any
     if is_sqlite(engine):
         from sqlalchemy.dialects.sqlite import insert
     else:
         from sqlalchemy.dialects.postgresql import insert
-    now = utc(now)
-    stmt = insert(locks_t).values(name=name, owner=owner, expires_at=now + timedelta(seconds=ttl_s))
+    at = utc(now)
+    assert at is not None  # utc() returns None only for None
+    stmt = insert(locks_t).values(name=name, owner=owner, expires_at=at + timedelta(seconds=ttl_s))
     stmt = stmt.on_conflict_do_update(
         index_elements=[locks_t.c.name],
         set_={"owner": stmt.excluded.owner, "expires_at": stmt.excluded.expires_at},
-        where=sa.or_(locks_t.c.expires_at <= now, locks_t.c.owner == owner),
+        where=sa.or_(locks_t.c.expires_at <= at, locks_t.c.owner == owner),
     ).returning(locks_t.c.owner)
     with write_tx(engine) as conn:
         return conn.execute(stmt).scalar_one_or_none() == owner

@@ -6,8 +6,8 @@ row per dataset per run.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -38,13 +38,13 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
-        value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -169,12 +169,19 @@ class Lock(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-cities_t = City.__table__
-portals_t = Portal.__table__
-runs_t = HarvestRun.__table__
-datasets_t = Dataset.__table__
-versions_t = DatasetVersion.__table__
-scores_t = ScoreRow.__table__
-evidence_t = Evidence.__table__
-audit_t = AuditLog.__table__
-locks_t = Lock.__table__
+
+
+def _table(model: type[Base]) -> sa.Table:
+    # Each model maps one Table; SQLAlchemy types __table__ as the wider FromClause.
+    return cast(sa.Table, model.__table__)
+
+
+cities_t = _table(City)
+portals_t = _table(Portal)
+runs_t = _table(HarvestRun)
+datasets_t = _table(Dataset)
+versions_t = _table(DatasetVersion)
+scores_t = _table(ScoreRow)
+evidence_t = _table(Evidence)
+audit_t = _table(AuditLog)
+locks_t = _table(Lock)

@@ -7,7 +7,8 @@ drive their own browser (the offline report, the serve smoke test) therefore run
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 

@@ -29,8 +29,8 @@ answering, beyond the client's timeout), `truncate` (cut the JSON body in half),
 the previous response for that path, ignoring paging parameters), `shape` (rename the list key so the
 envelope no longer matches). `times=n` limits a fault to the next n matching requests (None = always) and
 `after=k` lets k matching requests through first (to hit the second page); `body=` serves a given JSON
-body. `emu.reported[name] = n` makes a Socrata domain or CKAN site report n items (a short catalog). Every request is recorded in
-`emu.requests` as (path, params dict, headers dict).
+body. `emu.reported[name] = n` makes a Socrata domain or CKAN site report n items (a short catalog).
+Every request is recorded in `emu.requests` as (path, params dict, headers dict).
 """
 from __future__ import annotations
 
@@ -39,10 +39,11 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -97,7 +98,7 @@ class Emulator:
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 
-    def start(self) -> "Emulator":
+    def start(self) -> Emulator:
         emulator = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -126,7 +127,7 @@ class Emulator:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -335,7 +336,8 @@ _FORMAT_FROM_MEDIA = {"text/csv": "CSV", "application/json": "JSON", "applicatio
                       "application/vnd.ms-excel": "XLS", "application/pdf": "PDF"}
 
 
-def ckan_package_from_dcat(ds: Mapping[str, Any], *, organization: Mapping[str, Any], harvested_at: str) -> dict[str, Any]:
+def ckan_package_from_dcat(ds: Mapping[str, Any], *, organization: Mapping[str, Any],
+                           harvested_at: str) -> dict[str, Any]:
     """A CKAN package dict built from a real DCAT-US dataset the way catalog.data.gov's data.json harvester
     stores it (see tests/fixtures/ckan/catalog_data_gov_package_show_usda_2019.json): DCAT fields not in CKAN's
     core land in `extras`, distributions become resources, keywords become tags. DERIVED test data: marked
@@ -388,4 +390,5 @@ def portal_config(kind: str, url: str, **kw: Any) -> Any:
     """A settings.PortalConfig for tests: key "test-<kind>" and city "test" unless given."""
     from settings import PortalConfig
 
-    return PortalConfig(key=kw.pop("key", f"test-{kind}"), city_key=kw.pop("city_key", "test"), kind=kind, url=url, **kw)
+    return PortalConfig(key=kw.pop("key", f"test-{kind}"), city_key=kw.pop("city_key", "test"), kind=kind, url=url,
+                        **kw)

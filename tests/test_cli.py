@@ -10,8 +10,11 @@ import pytest
 import cli
 from connectors.base import RECORD_FIELDS
 from tests.conftest import FIXTURES
-from tests.test_pipeline import CHICAGO, write_config  # noqa: F401 - shared emulator config
-from tests.test_pipeline import emu  # noqa: F401 - module-scoped emulator fixture
+from tests.test_pipeline import (  # noqa: F401 - shared emulator config
+    CHICAGO,
+    emu,  # noqa: F401 - module-scoped emulator fixture
+    write_config,
+)
 
 
 @pytest.fixture

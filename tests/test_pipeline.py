@@ -7,7 +7,7 @@ Expected counts come from the recorded files (see tests/fixtures/PROVENANCE.md):
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -17,9 +17,9 @@ from tests.conftest import FIXTURES
 from tests.emulator import Emulator, load_json, load_socrata_jsonl
 
 CHICAGO = "data.cityofchicago.org"
-T1 = datetime(2026, 11, 20, 4, 0, tzinfo=timezone.utc)
-T2 = datetime(2026, 11, 21, 4, 0, tzinfo=timezone.utc)
-T3 = datetime(2026, 11, 22, 4, 0, tzinfo=timezone.utc)
+T1 = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
+T2 = datetime(2026, 11, 21, 4, 0, tzinfo=UTC)
+T3 = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def test_import_chicago_history_then_as_of_catalogs(setup):
     history = sorted((FIXTURES / "socrata/history/data.cityofchicago.org").glob("*.jsonl.gz"))
     assert len(history) == 8
     for path in history:
-        when = datetime.fromisoformat(path.name[:10]).replace(tzinfo=timezone.utc)
+        when = datetime.fromisoformat(path.name[:10]).replace(tzinfo=UTC)
         pipeline.import_files(cfg, engine, "chicago", when, [path])
     # unique ids per snapshot, counted from the files: 313, 466, 256, 95, 95, 196, 294, 260
     counts = [len(storage.city_catalog(engine, "chicago",
@@ -146,7 +146,7 @@ def test_import_chicago_history_then_as_of_catalogs(setup):
     assert statuses == ["ok", "ok", "ok", "suspect", "suspect", "ok", "ok", "ok"]
     # re-importing an unchanged snapshot writes no version rows
     before = storage.row_counts(engine)["dataset_versions"]
-    pipeline.import_files(cfg, engine, "chicago", datetime(2022, 7, 23, tzinfo=timezone.utc), [history[-1]])
+    pipeline.import_files(cfg, engine, "chicago", datetime(2022, 7, 23, tzinfo=UTC), [history[-1]])
     assert storage.row_counts(engine)["dataset_versions"] == before
     # the re-import shares 2022-07-23's date, so history has eight distinct dates to score
     assert pipeline.score_all(cfg, engine, "chicago") == 8

@@ -1,6 +1,7 @@
 """config.toml → frozen dataclasses: the shipped file loads, and every kind of mistake is reported with its place."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,7 @@ def test_good_config_parses_into_frozen_dataclasses(tmp_path):
     assert socrata.app_token.value({"SOCRATA_APP_TOKEN": "tok"}) == "tok"
     assert socrata.frequency_overrides == (("every business day", "P1D"),)
     assert cfg.portal("boston-ckan").url == "https://data.boston.gov"  # trailing slash dropped
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         socrata.kind = "ckan"  # frozen
 
 

@@ -11,7 +11,10 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    return config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
+    url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no database URL: pass one to storage.migrate.upgrade or set sqlalchemy.url")
+    return url
 
 
 def run_migrations_offline() -> None:

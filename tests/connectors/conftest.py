@@ -1,7 +1,8 @@
 """Connector test fixtures: a fast retry policy, portal configs and the local portal emulator."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 

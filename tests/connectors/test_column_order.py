@@ -38,7 +38,8 @@ def _order_free(item: dict) -> bytes:
         if k in cls:
             cls[k] = sorted(cls[k])
     if "domain_metadata" in cls:
-        cls["domain_metadata"] = sorted(orjson.dumps(p, option=orjson.OPT_SORT_KEYS).decode() for p in cls["domain_metadata"])
+        cls["domain_metadata"] = sorted(orjson.dumps(p, option=orjson.OPT_SORT_KEYS).decode()
+                                        for p in cls["domain_metadata"])
     rest = {k: v for k, v in item.items() if k not in ("resource", "classification")}
     return orjson.dumps([resource, columns, cls, rest], option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
 
@@ -105,4 +106,5 @@ def test_custom_field_priority_portal_fields_first_then_the_table():
     assert custom_value(pairs, ("Update_Update-Frequency",), "frequency") == "Weekly"
     assert custom_value({"Update_Update-Frequency": "Weekly"}, ("Metadata_Frequency",), "frequency") == "Weekly"
     # blank values are skipped; an unknown key matching the pattern is the last resort
-    assert custom_value({"Metadata_Frequency": "  ", "Other_Refresh-Frequency": "Monthly"}, (), "frequency") == "Monthly"
+    item = {"Metadata_Frequency": "  ", "Other_Refresh-Frequency": "Monthly"}
+    assert custom_value(item, (), "frequency") == "Monthly"

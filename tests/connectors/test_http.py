@@ -1,6 +1,8 @@
 """http.py against the emulator: retries, Retry-After, backoff cap, and the error each failure becomes."""
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 
 from connectors.base import PortalAuthError, PortalIncompatible, PortalUnavailable
@@ -97,9 +99,9 @@ def test_connection_refused_becomes_unavailable(emulator, session):
 
 
 def test_retry_after_http_date():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
     assert retry_after_s({"Retry-After": "Thu, 01 Jan 2026 12:00:30 GMT"}, now=now) == 30.0
     assert retry_after_s({"Retry-After": "soon"}) is None
     assert retry_after_s({}) is None

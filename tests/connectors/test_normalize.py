@@ -2,7 +2,7 @@
 the comment says where it comes from."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from connectors.ckan import CkanConnector
 from connectors.dcat import DcatConnector
@@ -13,7 +13,7 @@ from tests.emulator import portal_config as portal
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 def _socrata_item(path, rid):
@@ -24,7 +24,8 @@ def _socrata_item(path, rid):
 def test_socrata_2022_scrape_item_chicago_xzkq_xp2w():
     # socrata/latest/data.cityofchicago.org.jsonl.gz, "Current Employee Names, Salaries, and Position Titles"
     raw = _socrata_item(FIXTURES / "socrata/latest/data.cityofchicago.org.jsonl.gz", "xzkq-xp2w")
-    rec = SocrataConnector(portal("socrata", "https://data.cityofchicago.org", domain="data.cityofchicago.org")).normalize(raw)
+    chicago = portal("socrata", "https://data.cityofchicago.org", domain="data.cityofchicago.org")
+    rec = SocrataConnector(chicago).normalize(raw)
     assert rec.source_id == "xzkq-xp2w" and rec.asset_type == "dataset"
     assert rec.title == "Current Employee Names, Salaries, and Position Titles"
     assert rec.landing_url == "https://data.cityofchicago.org/d/xzkq-xp2w"  # permalink
@@ -108,8 +109,8 @@ def test_birmingham_ckan_package():
     # 45 resources: 43 "XLS" and 2 "" → one format; num_resources 45
     assert rec.formats == ("XLS",) and rec.distribution_count == 45
     # every resource last_modified is null and there is no "modified" extra → package metadata_modified
-    assert rec.data_modified == datetime(2021, 1, 15, 10, 25, 28, 638659, tzinfo=timezone.utc)
-    assert rec.created == datetime(2014, 12, 1, 10, 29, 19, 414595, tzinfo=timezone.utc)
+    assert rec.data_modified == datetime(2021, 1, 15, 10, 25, 28, 638659, tzinfo=UTC)
+    assert rec.created == datetime(2014, 12, 1, 10, 29, 19, 414595, tzinfo=UTC)
     assert rec.declared_frequency is None  # "published monthly" is only prose in notes
     assert rec.access_level == "public" and rec.hidden_from_catalog is False
 
@@ -161,7 +162,7 @@ def test_socrata_view_object_chicago_zidz_sdfj():
     raw = load_json(FIXTURES / "socrata_views/chicago_view_zidz-sdfj_2025.json")
     rec = SocrataConnector(portal("socrata", "https://data.cityofchicago.org")).normalize(raw)
     assert rec.source_id == "zidz-sdfj" and rec.title == "Landmark Districts"
-    assert rec.data_modified == datetime.fromtimestamp(1313894849, tz=timezone.utc)  # rowsUpdatedAt
+    assert rec.data_modified == datetime.fromtimestamp(1313894849, tz=UTC)  # rowsUpdatedAt
     assert rec.attachment_count == 2  # metadata.attachments
     # the view lists district_name, designation_date; columns are kept in field-name order
     assert rec.columns == (("designation_date", "date"), ("district_name", "text"))

@@ -137,8 +137,8 @@ def test_sodapy_view_errors_are_connector_errors(emulator, session):
 
 
 def test_view_enrichment_only_where_the_catalog_lacks_a_field(emulator, session):
-    # Austin 2022 lines that also have a 2015 view: 51 (one id twice → 50 unique); only x442-h34c lacks metadata.license, so only it
-    # is looked up (its 2015 view has rowsUpdatedAt 1442858916 and no licence either).
+    # Austin 2022 lines that also have a 2015 view: 51 (one id twice → 50 unique); only x442-h34c lacks
+    # metadata.license, so only it is looked up (its 2015 view has rowsUpdatedAt 1442858916 and no licence either).
     views = load_json(FIXTURES / "socrata_views/austin_views_datasets_2015.json.gz")["datasets"]
     view_ids = {v["id"] for v in views}
     items = [it for it in load_socrata_jsonl(FIXTURES / "socrata/latest/data.austintexas.gov.jsonl.gz")

@@ -54,7 +54,7 @@ def test_raw_hash_ignores_usage_counters_only():
         stripped["resource"].pop(key, None)
     res = stripped["resource"]
     arrays = sorted(k for k in res if k.startswith("columns_"))
-    rows = sorted(zip(*(res[k] for k in arrays)), key=lambda row: row[arrays.index("columns_field_name")])
+    rows = sorted(zip(*(res[k] for k in arrays), strict=True), key=lambda row: row[arrays.index("columns_field_name")])
     for i, k in enumerate(arrays):
         res[k] = [row[i] for row in rows]
     cls = stripped["classification"]

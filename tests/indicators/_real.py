@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -64,6 +64,7 @@ def record(item: dict, portal_key: str = "test", usage: dict | None = None) -> D
     names = r.get("columns_field_name", [])
     types = [t.lower() for t in r.get("columns_datatype", [])]
     descs = r.get("columns_description", [])
+    # Recorded items may lack the type or description list: zip(strict=False) pairs what is there.
     tabular = r.get("lens_view_type") == "tabular"
     return DatasetRecord(
         portal_key=portal_key, source_id=r["id"], asset_type=r["type"],
@@ -78,8 +79,8 @@ def record(item: dict, portal_key: str = "test", usage: dict | None = None) -> D
         declared_frequency=FREQUENCIES.get(freq_raw) if freq_raw else None, declared_frequency_raw=freq_raw,
         formats=("csv", "json") if tabular else (),
         column_count=len(names),
-        described_column_count=sum(1 for n, d in zip(names, descs) if d and d.strip() and d.strip() != n),
-        columns=tuple(zip(names, types)),
+        described_column_count=sum(1 for n, d in zip(names, descs, strict=False) if d and d.strip() and d.strip() != n),
+        columns=tuple(zip(names, types, strict=False)),
         is_derived=bool(r.get("parent_fxf")),
         views=(usage or {}).get("page_views_total"), downloads=(usage or {}).get("download_count"),
     )
@@ -94,7 +95,7 @@ def frame(domain: str, ids: list[str]) -> pd.DataFrame:
 
 def history_as_of(day: str) -> datetime:
     """A snapshot file holds the newest scrape commit on or before its date: the state at the end of that day."""
-    return datetime.fromisoformat(day).replace(tzinfo=timezone.utc) + timedelta(days=1) - timedelta(seconds=1)
+    return datetime.fromisoformat(day).replace(tzinfo=UTC) + timedelta(days=1) - timedelta(seconds=1)
 
 
 def chicago_history_catalog(ids: list[str] | None = None) -> tuple[pd.DataFrame, datetime]:

@@ -7,7 +7,7 @@ the end of the scrape's last day, 2022-07-23T23:59:59Z.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,7 +15,7 @@ import indicators
 from indicators import inventory, mqa, open_data, quality, topics
 from tests.indicators._real import frame
 
-AS_OF = datetime(2022, 7, 23, 23, 59, 59, tzinfo=timezone.utc)
+AS_OF = datetime(2022, 7, 23, 23, 59, 59, tzinfo=UTC)
 # id: licence text | Additional-Information_Frequency | department (City-of-Austin_Department-)
 AUSTIN = [
     "3syk-w9eu",  # Issued Construction Permits: Public Domain | Daily | Development Services

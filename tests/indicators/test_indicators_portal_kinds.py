@@ -7,7 +7,7 @@ resources in XLS (the first package also has two resources with an empty format)
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
@@ -17,7 +17,7 @@ from connectors.base import records_frame
 from indicators import inventory, open_data, topics
 from tests.indicators._real import FIXTURES
 
-AS_OF = datetime(2021, 9, 17, tzinfo=timezone.utc)  # the fixture's commit date
+AS_OF = datetime(2021, 9, 17, tzinfo=UTC)  # the fixture's commit date
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +62,15 @@ def minneapolis():
     from connectors import dcat
     from connectors.archive import read_items
 
-    items, _stats = read_items(FIXTURES.parent / "dcat_us" / "minneapolis_data_json_arcgis_hub_2020-08-04.json.gz", "dcat")
+    path = FIXTURES.parent / "dcat_us" / "minneapolis_data_json_arcgis_hub_2020-08-04.json.gz"
+    items, _stats = read_items(path, "dcat")
     portal = SimpleNamespace(key="minneapolis-dcat", kind="dcat", url="http://opendata.minneapolismn.gov/data.json")
     return records_frame([dcat.normalize_dataset(portal, it) for it in items[:3]])
 
 
 def test_dcat_hub_formats_api_and_licence(minneapolis):
-    assert list(minneapolis["title"]) == [f"Motorized Foot Scooter Trips {m} 2019" for m in ("September", "October", "November")]
+    months = ("September", "October", "November")
+    assert list(minneapolis["title"]) == [f"Motorized Foot Scooter Trips {m} 2019" for m in months]
     # CSV and GeoJSON are open machine-readable (3 stars): od3_bulk_open_formats 3/3 = 100
     assert open_data.bulk_open_formats(minneapolis, AS_OF).value == pytest.approx(100.0)
     # the licence URL names no licence in the registry: od1_open_licence 0, and od3_five_star 0 (not open)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
@@ -15,7 +15,7 @@ from connectors.base import DatasetRecord, records_frame
 from indicators import criteria
 from indicators.registry import REGISTRY, docstring_part
 
-AS_OF = datetime(2022, 7, 23, 12, tzinfo=timezone.utc)
+AS_OF = datetime(2022, 7, 23, 12, tzinfo=UTC)
 # Values drawn from the recorded fixtures (licence strings from the 2022 Socrata scrape, asset types from the
 # Discovery API, frequencies as the connectors normalise them).
 LICENCES = [None, "Public Domain", "See Terms of Use", "Creative Commons Attribution 4.0 International",
@@ -29,7 +29,7 @@ COLUMNS = [("ward", "number"), ("race", "text"), ("location", "point"), ("amount
            ("zip_code", "text"), ("age", "number"), ("id", "number")]
 
 dates = st.one_of(st.none(), st.datetimes(min_value=datetime(1960, 1, 1), max_value=datetime(2023, 6, 1),
-                                          timezones=st.just(timezone.utc)))
+                                          timezones=st.just(UTC)))
 
 
 @st.composite
@@ -74,7 +74,8 @@ def catalogs(draw) -> pd.DataFrame:
     if draw(st.booleans()):
         df.attrs = {"portal": {"reachable": draw(st.booleans()), "kinds": ["socrata"], "history_start": start,
                                "datajson": {"present": draw(st.booleans()), "schema_errors": draw(st.integers(0, 5))},
-                               "runs": [], "removed": draw(st.lists(st.sampled_from(["gone-1", "gone-2"]), unique=True))},
+                               "runs": [],
+                               "removed": draw(st.lists(st.sampled_from(["gone-1", "gone-2"]), unique=True))},
                     "departments": draw(st.lists(st.sampled_from(["Finance", "Police", "Fire"]), unique=True))}
     return df
 
@@ -98,9 +99,11 @@ def test_values_within_0_100(cat):
 
 def _improve(rec: DatasetRecord, how: str) -> DatasetRecord:
     if how == "description":  # a long, unique description (boilerplate needs > 5 identical texts)
-        return dataclasses.replace(rec, description=f"{rec.source_id}: " + "what each row means and how it is collected. " * 3)
+        return dataclasses.replace(
+            rec, description=f"{rec.source_id}: " + "what each row means and how it is collected. " * 3)
     if how == "licence":
-        return dataclasses.replace(rec, license="Creative Commons Attribution 4.0 International", license_id="CC-BY-4.0")
+        return dataclasses.replace(rec, license="Creative Commons Attribution 4.0 International",
+                                   license_id="CC-BY-4.0")
     # "columns": describe every column
     return dataclasses.replace(rec, described_column_count=rec.column_count)
 

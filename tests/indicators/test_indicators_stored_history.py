@@ -7,7 +7,7 @@ date), so the window and ages are those worked out in test_indicators_history.py
 """
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 
 import pytest
 
@@ -49,7 +49,7 @@ url = "https://data.cityofchicago.org"
 
 def test_stored_catalog_has_history_columns(stored):
     portal = stored.attrs["portal"]
-    assert portal["history_start"].astimezone(timezone.utc) == history_as_of("2022-06-08")
+    assert portal["history_start"].astimezone(UTC) == history_as_of("2022-06-08")
     assert len(stored) == 260  # unique ids in the 2022-07-23 snapshot
 
 

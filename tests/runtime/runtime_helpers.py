@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import settings as settings_mod
 import storage
@@ -44,7 +44,7 @@ class FakeHarvest:
 
     def __call__(self, settings, engine, portal, *, now=None):
         with self._lock:
-            self.calls.append((portal.key, datetime.now(timezone.utc)))
+            self.calls.append((portal.key, datetime.now(UTC)))
         self.started.set()
         if self.gate is not None:
             self.gate.wait(30)
@@ -52,8 +52,8 @@ class FakeHarvest:
             time.sleep(self.delay_s)
         if self.fail_with is not None:
             raise self.fail_with
-        run_id = storage.start_run(engine, portal.key, as_of=now or datetime.now(timezone.utc), source="harvest")
-        return storage.save_harvest(engine, run_id, [], [], FetchStats(), finished_at=datetime.now(timezone.utc))
+        run_id = storage.start_run(engine, portal.key, as_of=now or datetime.now(UTC), source="harvest")
+        return storage.save_harvest(engine, run_id, [], [], FetchStats(), finished_at=datetime.now(UTC))
 
 
 @dataclass

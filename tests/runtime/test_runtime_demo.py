@@ -6,11 +6,11 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from runtime_helpers import load_settings
 
 import demo
 import settings as settings_mod
 import storage
-from runtime_helpers import load_settings
 
 BUNDLE = Path(demo.__file__).resolve().parent / "data" / "demo"
 MAX_BUNDLE_BYTES = 5 * 1024 * 1024  # "a few MB": it lives in git

@@ -5,18 +5,18 @@ from __future__ import annotations
 import csv
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from runtime_helpers import load_settings
 
 import exports
 import pipeline
 import storage
 from connectors.base import RECORD_FIELDS
-from runtime_helpers import load_settings
 
-UTC = timezone.utc
+UTC = UTC
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CHICAGO_WEEKS = [  # real weekly Discovery API scrapes (tests/fixtures/PROVENANCE.md)
     (FIXTURES / "socrata/history/data.cityofchicago.org/2022-06-08.jsonl.gz", datetime(2022, 6, 8, tzinfo=UTC)),
@@ -138,7 +138,8 @@ def test_evidence_packet_covers_every_criterion_with_its_evidence(filled):
     _, engine, out, _ = filled
     packet = json.loads((_day(out) / "chicago" / "evidence.json").read_text(encoding="utf-8"))
     assert packet["city_key"] == "chicago" and packet["date"] == "2022-06-22T00:00:00Z"
-    assert packet["catalog"] == {"datasets": CHICAGO_LATEST_DATASETS, "by_portal": {"chicago-socrata": CHICAGO_LATEST_DATASETS}}
+    assert packet["catalog"] == {"datasets": CHICAGO_LATEST_DATASETS,
+                                 "by_portal": {"chicago-socrata": CHICAGO_LATEST_DATASETS}}
     assert [c["criterion"] for c in packet["criteria"]] == list(criteria.wwc_criteria()["criterion"])
     db = storage.latest_scores(engine, "chicago")
     crit_rows = db[db["indicator"] == ""].set_index("criterion")

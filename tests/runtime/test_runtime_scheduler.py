@@ -9,17 +9,17 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES
+from runtime_helpers import FakeHarvest, load_settings, only_portal, wait_for
 
 import scheduler
 import storage
-from runtime_helpers import FakeHarvest, load_settings, only_portal, wait_for
 
-UTC = timezone.utc
+UTC = UTC
 CHICAGO = "chicago-socrata"
 
 

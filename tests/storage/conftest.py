@@ -6,8 +6,8 @@ provenance note there), read and normalized by the real connector code, as `matu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from functools import lru_cache
+from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -42,10 +42,10 @@ class Snapshot:
 
 
 def day(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-@lru_cache(maxsize=None)
+@cache
 def chicago_snapshot(date: str) -> Snapshot:
     """One weekly file, read and normalized exactly as `pipeline.import_files` does it."""
     from connectors import make_connector

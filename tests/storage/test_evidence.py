@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 import storage
 
-AT = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 # Storage keeps whatever the CDO typed; an example address stands in for a policy document's URL.
 POLICY_URL = "https://example.org/chicago/open-data-executive-order.pdf"
 

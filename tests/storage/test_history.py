@@ -1,7 +1,7 @@
 """Change-only history on the eight real weekly Chicago snapshots (2022-06-08 .. 07-23), both backends."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pandas.testing import assert_frame_equal
@@ -26,10 +26,10 @@ CHICAGO_REMOVED = {"2022-06-08": 0, "2022-06-15": 0, "2022-06-22": 210, "2022-06
 #   zcat <date>.jsonl.gz | jq -r 'select(.resource.id=="ydr8-5enu") | .resource.data_updated_at'
 PERMITS = "ydr8-5enu"
 PERMITS_DATA_UPDATED = {
-    "2022-06-08": datetime(2022, 6, 8, 12, 7, 54, tzinfo=timezone.utc),
-    "2022-06-15": datetime(2022, 6, 15, 12, 6, 26, tzinfo=timezone.utc),
-    "2022-06-22": datetime(2022, 6, 22, 12, 8, 12, tzinfo=timezone.utc),
-    "2022-07-23": datetime(2022, 7, 22, 12, 15, 45, tzinfo=timezone.utc),
+    "2022-06-08": datetime(2022, 6, 8, 12, 7, 54, tzinfo=UTC),
+    "2022-06-15": datetime(2022, 6, 15, 12, 6, 26, tzinfo=UTC),
+    "2022-06-22": datetime(2022, 6, 22, 12, 8, 12, tzinfo=UTC),
+    "2022-07-23": datetime(2022, 7, 22, 12, 15, 45, tzinfo=UTC),
 }
 
 
@@ -59,10 +59,10 @@ def test_catalog_as_of_each_run_equals_that_snapshot(engine):
         assert_catalog_is(cat, d)
         assert set(cat["city_key"]) == {"chicago"}
     # A date between two runs gives the earlier run; no date gives the latest.
-    assert_catalog_is(storage.catalog(engine, CHICAGO.key, datetime(2022, 6, 10, tzinfo=timezone.utc)), "2022-06-08")
+    assert_catalog_is(storage.catalog(engine, CHICAGO.key, datetime(2022, 6, 10, tzinfo=UTC)), "2022-06-08")
     assert_catalog_is(storage.catalog(engine, CHICAGO.key), "2022-07-23")
     # Before the first run there is no catalog, but every column is there.
-    empty = storage.catalog(engine, CHICAGO.key, datetime(2022, 1, 1, tzinfo=timezone.utc))
+    empty = storage.catalog(engine, CHICAGO.key, datetime(2022, 1, 1, tzinfo=UTC))
     assert len(empty) == 0 and list(empty.columns) == list(storage.catalog(engine, CHICAGO.key).columns)
     assert empty.attrs["run"] is None
 

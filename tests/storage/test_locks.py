@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import storage
 from storage.db import create
 
-T0 = datetime(2026, 1, 5, 4, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 4, 0, tzinfo=UTC)
 
 
 def test_lock_is_exclusive_across_two_engines(engine, db_url):

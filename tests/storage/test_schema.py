@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from datetime import UTC
 
 import storage
 from storage.migrate import upgrade
@@ -77,9 +78,9 @@ def test_downgrade_to_base_and_back(db_url):
 
 
 def test_close_stale_runs(engine):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    t = datetime(2026, 1, 5, 4, 0, tzinfo=timezone.utc)
+    t = datetime(2026, 1, 5, 4, 0, tzinfo=UTC)
     old = storage.start_run(engine, "chicago-socrata", as_of=t, started_at=t)
     fresh = storage.start_run(engine, "cincinnati-socrata", as_of=t, started_at=t.replace(hour=6))
     assert storage.close_stale_runs(engine, started_before=t.replace(hour=5), now=t.replace(hour=7)) == 1

@@ -64,7 +64,7 @@ def test_save_query_and_replace_scores(engine):
     assert len(storage.scores(engine)) == 4 + 2 + 2
     assert len(storage.scores(engine, criterion="DM4")) == 3 + 2 + 2
     latest = storage.latest_scores(engine)
-    assert sorted(zip(latest.city_key, latest.as_of, latest.indicator)) == [
+    assert sorted(zip(latest.city_key, latest.as_of, latest.indicator, strict=True)) == [
         ("chicago", JULY, ""), ("chicago", JULY, "freshness"), ("cincinnati", JUNE, ""),
         ("cincinnati", JUNE, "freshness")]
     assert list(storage.latest_scores(engine, "cincinnati")["value"]) == [10.0, 10.0]

@@ -3,14 +3,13 @@
 Datetimes are `DateTime(timezone=True)` here; the models wrap them in `UTCDateTime` (naive UTC on SQLite).
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-25
 """
 from __future__ import annotations
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None
@@ -80,7 +79,8 @@ def upgrade() -> None:
     sa.Column('failing', sa.LargeBinary(), nullable=True),
     sa.ForeignKeyConstraint(['city_key'], ['cities.key'], name=op.f('fk_scores_city_key_cities')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_scores')),
-    sa.UniqueConstraint('city_key', 'as_of', 'criterion', 'indicator', name=op.f('uq_scores_city_key_as_of_criterion_indicator'))
+    sa.UniqueConstraint('city_key', 'as_of', 'criterion', 'indicator',
+                        name=op.f('uq_scores_city_key_as_of_criterion_indicator'))
     )
     with op.batch_alter_table('scores', schema=None) as batch_op:
         batch_op.create_index('ix_scores_city_indicator_as_of', ['city_key', 'indicator', 'as_of'], unique=False)
