@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -176,7 +177,8 @@ def norm_hit(word: str) -> str:
     return _SEP.sub(" ", word)
 
 
-def on_distinct(values: pd.Series | np.ndarray, func, missing: object) -> np.ndarray:
+def on_distinct(values: pd.Series | np.ndarray, func: Callable[[pd.Series], Iterable[Any]],
+                missing: object) -> np.ndarray:
     """func applied to the distinct values only (a list/Series of them -> array-like), spread back to rows.
 
     Catalog text repeats a lot (column names, licence strings, boilerplate, formats), so string work is
@@ -282,7 +284,7 @@ class Derived:
             cache[column] = (codes, np.asarray(uniques, dtype=object))
         return cache[column]
 
-    def per_distinct(self, column: str, func, missing: object) -> np.ndarray:
+    def per_distinct(self, column: str, func: Callable[[pd.Series], Iterable[Any]], missing: object) -> np.ndarray:
         """func(Series of the distinct values) spread back to rows; `missing` where the value is missing."""
         codes, uniques = self.distinct(column)
         table = np.empty(len(uniques) + 1, dtype=object)
@@ -544,7 +546,7 @@ def derive(catalog: pd.DataFrame, as_of: datetime) -> Derived:
 
 
 @contextmanager
-def shared_derivations():
+def shared_derivations() -> Iterator[None]:
     """Share one `Derived` per (catalog, as_of) between the indicators called inside the block."""
     _SHARED[:] = [(None, None, None)]
     try:
@@ -555,7 +557,7 @@ def shared_derivations():
 
 # --- building Scores ------------------------------------------------------------------------------
 
-def evidence(ids: np.ndarray, reasons) -> dict[str, str]:
+def evidence(ids: np.ndarray, reasons: np.ndarray | list[str]) -> dict[str, str]:
     """{source_id: reason} (lists zip faster than object arrays)."""
     return dict(zip(ids.tolist(), reasons.tolist() if isinstance(reasons, np.ndarray) else reasons, strict=True))
 

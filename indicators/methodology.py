@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from types import ModuleType
 
 import numpy as np
 
@@ -18,7 +19,7 @@ def _doc(obj: object) -> str:
     return inspect.getdoc(obj) or ""
 
 
-def _constants(module) -> list[tuple[str, object]]:
+def _constants(module: ModuleType) -> list[tuple[str, object]]:
     """UPPER_CASE names assigned at the top of the module's own source (not imported ones)."""
     source = inspect.getsource(module)
     out = []

@@ -9,6 +9,7 @@ import pandas as pd
 
 from indicators.base import Score
 from indicators.frame import (
+    Derived,
     clamp,
     day_text,
     derive,
@@ -66,7 +67,7 @@ def dataset_count(catalog: pd.DataFrame, as_of: datetime) -> Score:
                  detail={f"type:{k}": float(v) for k, v in by_type.items()})
 
 
-def _history_start(d) -> pd.Timestamp | None:
+def _history_start(d: Derived) -> pd.Timestamp | None:
     portal = d.attrs.get("portal") or {}
     hs = portal.get("history_start") or d.attrs.get("history_start")
     if hs is not None:
@@ -211,7 +212,7 @@ DOC_WEIGHTS = {"description": 20.0, "dictionary": 25.0, "attachments": 10.0, "ke
 _COMPARE_MAX_CHARS = 300
 
 
-def description_ok(d) -> tuple[np.ndarray, np.ndarray]:
+def description_ok(d: Derived) -> tuple[np.ndarray, np.ndarray]:
     """Per row: description passes, and the reason it fails ("" when it passes). Text work per distinct text."""
     code, uniq = d.distinct("description")
     texts = [str(x) for x in uniq]
@@ -244,7 +245,7 @@ def description_ok(d) -> tuple[np.ndarray, np.ndarray]:
     return reason == "", reason.astype(object)
 
 
-def dictionary_coverage(d) -> tuple[np.ndarray, np.ndarray]:
+def dictionary_coverage(d: Derived) -> tuple[np.ndarray, np.ndarray]:
     """Per row: described / columns (0..1, NaN when the asset has no columns), and the applicability mask."""
     cols = d.cat["column_count"].to_numpy(dtype=float, na_value=np.nan)
     desc = d.cat["described_column_count"].to_numpy(dtype=float, na_value=np.nan)

@@ -13,6 +13,7 @@ from indicators.frame import (
     DUE,
     FRESH,
     OVERDUE,
+    Derived,
     day_text,
     derive,
     evidence,
@@ -78,7 +79,7 @@ def up_to_date(catalog: pd.DataFrame, as_of: datetime) -> Score:
     return share_score(d, ok, among, reason, detail=detail)
 
 
-def _harvest_interval(d) -> float:
+def _harvest_interval(d: Derived) -> float:
     """Median days between good (ok / suspect) runs of each portal; the coarsest portal's when a city has
     several (their runs interleave); DEFAULT_HARVEST_INTERVAL_DAYS without two good runs."""
     portal = d.attrs.get("portal") or {}
@@ -102,7 +103,7 @@ def _harvest_interval(d) -> float:
     return max(medians) if medians else DEFAULT_HARVEST_INTERVAL_DAYS
 
 
-def _ok_run_times(d) -> dict[str, np.ndarray]:
+def _ok_run_times(d: Derived) -> dict[str, np.ndarray]:
     """portal_key -> sorted epoch seconds of its "ok" runs in attrs["portal"]["runs"] (empty without them)."""
     out: dict[str, list] = {}
     for r in (d.attrs.get("portal") or {}).get("runs") or []:

@@ -12,7 +12,18 @@ import numpy as np
 import pandas as pd
 
 from indicators.base import Score
-from indicators.frame import DUE, FRESH, clamp, derive, evidence, norm_hit, share_score, vocab, word_pattern
+from indicators.frame import (
+    DUE,
+    FRESH,
+    Derived,
+    clamp,
+    derive,
+    evidence,
+    norm_hit,
+    share_score,
+    vocab,
+    word_pattern,
+)
 
 # An asset without a finite declared period counts as current when its data (or, for stories and measures,
 # its metadata) changed within the past 12 months - WWC's "updated within the past 12 months" (2018 DG1) and
@@ -21,7 +32,7 @@ CURRENT_DAYS = 365
 CENSUS_KEY_DATASETS = 20  # US City Open Data Census (2018): 20 key city datasets
 
 
-def _current(d) -> np.ndarray:
+def _current(d: Derived) -> np.ndarray:
     dm = d.seconds("data_modified")
     last = np.where(np.isnan(dm), d.seconds("metadata_modified"), dm)
     age = (d.as_of_s - last) / 86400.0
@@ -101,7 +112,7 @@ def disaggregation(catalog: pd.DataFrame, as_of: datetime) -> Score:
     )
 
 
-def _presence_and_currency(d, candidates: np.ndarray, why: np.ndarray, label: str) -> Score:
+def _presence_and_currency(d: Derived, candidates: np.ndarray, why: np.ndarray, label: str) -> Score:
     """value = 50 if any candidate + 50 * share of candidates current; failing = candidates not current."""
     current = _current(d)
     n = float(candidates.sum())
@@ -135,7 +146,7 @@ def goals_published(catalog: pd.DataFrame, as_of: datetime) -> Score:
     return _presence_and_currency(d, cand, why, "performance asset")
 
 
-def _topic(d, key: str) -> tuple[np.ndarray, np.ndarray]:
+def _topic(d: Derived, key: str) -> tuple[np.ndarray, np.ndarray]:
     """(public data assets matching the census topic, "words: ..." for those rows only, in row order)."""
     return d.topic_hits(key, d.data)
 
