@@ -121,7 +121,13 @@ def record_from_dict(d: dict[str, Any]) -> DatasetRecord:
 DATETIME_FIELDS = ("created", "metadata_modified", "data_modified")
 
 
-def records_frame(records: Iterable[DatasetRecord]) -> pd.DataFrame:
+class RecordLike(Protocol):
+    """A DatasetRecord, or a stored one that gives its field dict without being rebuilt."""
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+def records_frame(records: Iterable[RecordLike]) -> pd.DataFrame:
     """The catalog table every indicator and page reads: one row per record, one column per field.
 
     Datetime fields are `datetime64[ns, UTC]`; tuple fields stay Python tuples (object columns); counts are
