@@ -1,0 +1,21 @@
+"""storage.last_status: the status of a portal's newest run, as pipeline.harvest reads it for its log lines."""
+from __future__ import annotations
+
+import storage
+from tests.storage.conftest import CHICAGO, OTHER, chicago_snapshot, day, save
+
+
+def test_last_status_follows_the_newest_run(engine):
+    assert storage.last_status(engine, CHICAGO.key) is None  # no run yet
+    save(engine, chicago_snapshot("2022-06-08"))
+    assert storage.last_status(engine, CHICAGO.key) == "ok"
+    # 06-29 holds 95 unique ids against 313 on 06-08: under SUSPECT_SHRINK, suspect
+    save(engine, chicago_snapshot("2022-06-29"))
+    assert storage.last_status(engine, CHICAGO.key) == "suspect"
+    run_id = storage.start_run(engine, CHICAGO.key, as_of=day("2022-07-01"), started_at=day("2022-07-01"))
+    assert storage.last_status(engine, CHICAGO.key) == "running"
+    storage.fail_run(engine, run_id, "PortalUnavailable: HTTP 503", finished_at=day("2022-07-01"))
+    assert storage.last_status(engine, CHICAGO.key) == "failed"
+    # the same answer as the first row of runs(), and other portals are not mixed in
+    assert storage.runs(engine, portal_key=CHICAGO.key).iloc[0]["status"] == "failed"
+    assert storage.last_status(engine, OTHER.key) is None
