@@ -129,13 +129,17 @@ def _city_stamps(engine) -> dict[str, tuple]:
 def city_query(name: str, fn: Callable[..., Any], key: str) -> Any:
     """`fn(engine, key)` for one city, cached until that city's stamp changes (see above)."""
     ctx = context()
-    cache_key = ("city", ctx.url, name, key, city_stamps().get(key))
+    stamp = city_stamps().get(key)
+    cache_key = ("city", ctx.url, name, key, stamp)
     with _lock:
         if cache_key in _cache:
             _cache.move_to_end(cache_key)
             return _cache[cache_key]
     value = fn(ctx.engine, key)
     with _lock:
+        # this city's entries of older stamps are dead: drop them so they do not crowd the LRU
+        for k in [k for k in _cache if k[0] == "city" and k[1] == ctx.url and k[3] == key and k[4] != stamp]:
+            del _cache[k]
         _cache[cache_key] = value
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)

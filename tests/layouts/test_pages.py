@@ -325,6 +325,8 @@ def test_city_cache_reloads_only_the_city_with_a_new_run(in_app, layout_db):
     after = {k: ui.city_criterion_history(k) for k, _n, _s in filler.CITIES}
     markers = {k[1] for k in list(ui._cache) if k[0] == url}
     assert markers == {ui.marker()}  # entries of the old marker were dropped, not left to crowd the LRU
+    stamps = {k[4] for k in list(ui._cache) if k[0] == "city" and k[1] == url and k[3] == "philadelphia"}
+    assert stamps == {ui.city_stamps()["philadelphia"]}  # and so were the city's entries of its old stamp
     assert after["philadelphia"] is not before["philadelphia"]
     assert after["philadelphia"]["as_of"].max() == as_of
     for k in ("chicago", "indianapolis", "minneapolis"):
