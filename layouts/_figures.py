@@ -380,55 +380,18 @@ def fix_first(failing: pd.DataFrame, datasets: pd.DataFrame, weights: Mapping[st
 
 # --- datasets -------------------------------------------------------------------------------------------
 
-# HDX Data Freshness aging (see research/methodologies.md): extra days after the declared period at
-# which a dataset becomes overdue and then delinquent, by declared period in days.
-HDX_GRACE_DAYS: tuple[tuple[float, float, float], ...] = (
-    (1, 1, 1), (7, 7, 7), (14, 7, 7), (30, 15, 15), (90, 30, 30), (180, 30, 30), (365, 60, 30))
-NON_PERIODIC = {"irregular", "as needed", "as-needed", "historical", "never", "continuous", "unknown"}
 UNDOCUMENTED_BELOW = 50  # doc score under which a dataset counts as undocumented in the department view
-_PERIOD_RE = re.compile(r"^R?/?P(?:(\d+(?:\.\d+)?)Y)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?"
-                        r"(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
 
 
-def period_days(period: str | None) -> float | None:
-    """ISO-8601 duration → days (a month = 30.44, a year = 365.25); None for named or unparsable values."""
-    if not period or not isinstance(period, str):
-        return None
-    m = _PERIOD_RE.match(period.strip().upper())
-    if not m or not any(m.groups()):
-        return None
-    y, mo, w, d, h, mi, s = (float(g) if g else 0.0 for g in m.groups())
-    days = y * 365.25 + mo * 30.44 + w * 7 + d + h / 24 + mi / 1440 + s / 86400
-    return days or None
+def freshness_states(catalog: pd.DataFrame, as_of: datetime) -> list[str]:
+    """Per dataset: fresh / due / overdue / delinquent / unknown, or "no schedule" without a finite period.
 
+    The indicators' own HDX aging (indicators.frame), so the explorer and the DM4 score cannot disagree.
+    """
+    from indicators.frame import derive, ensure_columns
 
-def freshness_state(declared_frequency: str | None, data_modified, as_of: datetime) -> str:
-    """fresh / due / overdue / delinquent (HDX aging against the declared period), else why not."""
-    p = period_days(declared_frequency)
-    if p is None:
-        return "no schedule"
-    if data_modified is None or pd.isna(data_modified):
-        return "unknown"
-    age = (pd.Timestamp(as_of) - pd.Timestamp(data_modified)).total_seconds() / 86400
-    g1, g2 = _grace(p)
-    if age < p:
-        return "fresh"
-    if age < p + g1:
-        return "due"
-    if age < p + g1 + g2:
-        return "overdue"
-    return "delinquent"
-
-
-def _grace(p: float) -> tuple[float, float]:
-    table = HDX_GRACE_DAYS
-    if p <= table[0][0]:
-        return table[0][1], table[0][2]
-    for (p0, a0, b0), (p1, a1, b1) in zip(table, table[1:]):
-        if p <= p1:
-            t = (p - p0) / (p1 - p0)
-            return a0 + t * (a1 - a0), b0 + t * (b1 - b0)
-    return table[-1][1], table[-1][2]
+    states = derive(ensure_columns(catalog), as_of).freshness
+    return ["no schedule" if not s else str(s) for s in states]
 
 
 def doc_score(row: Mapping) -> int:
@@ -465,7 +428,7 @@ DATASET_COLUMNS = ["city_key", "source_id", "title", "asset_type", "department",
 def dataset_table(catalog: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     """A catalog (storage.catalog / city_catalog shape) → the explorer's rows with derived columns.
 
-    freshness (see `freshness_state`), doc_score (see `doc_score`), license = normalized id else raw text,
+    freshness (see `freshness_states`), doc_score (see `doc_score`), license = normalized id else raw text,
     formats joined with ", ".
     """
     if catalog.empty:
@@ -477,7 +440,7 @@ def dataset_table(catalog: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
         "title": catalog["title"].to_numpy(),
         "asset_type": catalog["asset_type"].to_numpy(),
         "department": catalog["department"].to_numpy(),
-        "freshness": [freshness_state(r.get("declared_frequency"), r.get("data_modified"), as_of) for r in records],
+        "freshness": freshness_states(catalog, as_of),
         "declared_frequency": catalog["declared_frequency"].to_numpy(),
         "data_modified": _utc(catalog["data_modified"]).to_numpy(),
         "doc_score": [doc_score(r) for r in records],

@@ -18,7 +18,7 @@ def layout(**_query):
                       html.Li("Overall stage of a city: the median of its scored criteria's stages (rounded down)."),
                       html.Li("Change since 30 / 90 days: the mean of the criterion scores at the city's latest "
                               "scored run minus the same at the last run at least that long before it."),
-                      html.Li(f"Freshness on the Datasets page: HDX aging of the data update against the declared "
+                      html.Li(f"Freshness on the Datasets page: the indicators' HDX aging of the data update against the declared "
                               f"frequency ({', '.join(fig.FRESHNESS_STATES)})."),
                       html.Li("Documentation score of a dataset: the share of six checks passed (description ≥ 20 "
                               "characters, keywords, licence, contact, category, columns described)."),

@@ -130,13 +130,16 @@ CAT = catalog([
 
 
 def test_freshness_follows_hdx_aging():
-    assert fig.freshness_state("P1D", T("2024-04-14T12:00"), AS_OF) == "fresh"  # 0.5 d < 1
-    assert fig.freshness_state("P1D", T("2024-04-13T12:00"), AS_OF) == "due"  # 1.5 d: 1 ≤ age < 2
-    assert fig.freshness_state("P1D", T("2024-04-12T12:00"), AS_OF) == "overdue"  # 2.5 d: 2 ≤ age < 3
-    assert fig.freshness_state("P1D", T("2024-04-01"), AS_OF) == "delinquent"
-    assert fig.freshness_state("irregular", T("2024-04-01"), AS_OF) == "no schedule"
-    assert fig.freshness_state("P1W", None, AS_OF) == "unknown"
-    assert fig.period_days("R/P1W") == 7 and fig.period_days("PT1H") == pytest.approx(1 / 24)
+    # HDX aging for a daily period: due from 1 day, overdue from 2, delinquent from 3
+    c = catalog([{"source_id": s, "declared_frequency": f, "data_modified": m} for s, f, m in [
+        ("a", "P1D", T("2024-04-14T12:00")),  # 0.5 d
+        ("b", "P1D", T("2024-04-13T12:00")),  # 1.5 d
+        ("c", "P1D", T("2024-04-12T12:00")),  # 2.5 d
+        ("d", "P1D", T("2024-04-01")),
+        ("e", "irregular", T("2024-04-01")),
+        ("f", "R/P1W", None),
+    ]])
+    assert fig.freshness_states(c, AS_OF) == ["fresh", "due", "overdue", "delinquent", "no schedule", "unknown"]
 
 
 def test_dataset_table_derives_freshness_doc_score_and_safe_links():
