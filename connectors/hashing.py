@@ -55,7 +55,7 @@ class LazyRawBytes(Sequence[bytes]):
     def __len__(self) -> int:
         return len(self._raws)
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i: Any) -> Any:  # type: ignore[override, unused-ignore]  # int or slice
         if isinstance(i, slice):
             return [self._to_bytes(r) for r in self._raws[i]]
         return self._to_bytes(self._raws[i])
