@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--url", help="database URL (default: a fresh SQLite file per repeat)")
     ap.add_argument("--repeat", type=int, default=1, help="measure N times, report the best (default 1)")
     args = ap.parse_args(argv)
+    if args.url and args.repeat > 1:
+        ap.error("--repeat needs a fresh database each time: leave out --url")
     folder = args.dir or next(d for d in DEFAULT_DIRS if d.exists())
     files = sorted(str(f) for f in folder.glob("*.jsonl.gz") if not f.name.endswith(".stats.jsonl.gz"))
     domains = [Path(f).name.removesuffix(".jsonl.gz") for f in files]
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     child.start()
     base = queue.get(timeout=120)
     try:
-        results = [run(base, domains, args.url if args.repeat == 1 else None) for _ in range(args.repeat)]
+        results = [run(base, domains, args.url) for _ in range(args.repeat)]
         if args.repeat > 1:
             report_best(results)
     finally:
