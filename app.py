@@ -33,8 +33,9 @@ NAV = (("Overview", "/"), ("Compare", "/compare"), ("Datasets", "/datasets"), ("
 def create_app(settings, *, url: str | None = None, warm: bool = True) -> dash.Dash:
     """The dashboard on `url` (default `settings.storage_url`); the schema must exist (`maturity db upgrade`).
 
-    `warm`: fill the per-city query caches in a background thread, so the first visitor of a large
-    database (50 cities x 2 years) does not wait for every city's history to load.
+    `warm`: a background thread fills the per-city query caches at start and refreshes the city that ran
+    whenever the run marker moves (every `[web] poll_seconds`), so no visitor of a large database
+    (50 cities x 2 years) waits for many cities' histories and catalogs to load.
     """
     import storage
     from layouts._components import CONTEXT_KEY, Context
@@ -87,9 +88,10 @@ def create_app(settings, *, url: str | None = None, warm: bool = True) -> dash.D
     if warm:
         import threading
 
-        from layouts._components import warm as warm_caches
+        from layouts._components import keep_warm
 
-        threading.Thread(target=warm_caches, args=(server,), name="dashboard-warm", daemon=True).start()
+        threading.Thread(target=keep_warm, args=(server, float(settings.web.poll_seconds)), name="dashboard-warm",
+                         daemon=True).start()
     return app
 
 

@@ -168,6 +168,27 @@ def warm(server) -> None:
     log.info("dashboard cache warm for %d cities", len(keys))
 
 
+def keep_warm(server, period_s: float, stop=None) -> None:
+    """Warm at start, then again whenever the run marker moves (checked every `period_s`).
+
+    Without it a page nobody opened for a while pays, on its next view, for every city that ran since;
+    with it each new run costs one city's reload in the background, right after it lands.
+    """
+    import time
+
+    last = None
+    while stop is None or not stop.is_set():
+        with server.app_context():
+            try:
+                now = tuple(storage.latest_run_marker(context().engine))
+            except Exception:  # noqa: BLE001 - database not reachable yet: try again next period
+                now = None
+        if now is not None and now != last:
+            warm(server)
+            last = now
+        time.sleep(period_s)
+
+
 def city_scores(key: str) -> pd.DataFrame:
     return city_query("scores", storage.scores, key)
 

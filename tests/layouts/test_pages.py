@@ -375,3 +375,30 @@ def test_warm_up_fills_every_city_cache(layout_db):
     cached = {(k[2], k[3]) for k in list(ui._cache) if k[0] == "city" and k[1] == url}
     for key, _name, _snaps in filler.CITIES:
         assert {("criterion_history", key), ("runs", key), ("datasets", key)} <= cached
+
+
+def test_keep_warm_refreshes_after_a_new_marker(layout_db):
+    import threading
+    import time
+
+    import app
+    from layouts import _components as ui
+
+    url, cfg = layout_db
+    a = app.create_app(cfg, url=url, warm=False)
+    ui.clear_cache()
+    stop = threading.Event()
+    t = threading.Thread(target=ui.keep_warm, args=(a.server, 0.05, stop), daemon=True)
+    t.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            cached = {(k[2], k[3]) for k in list(ui._cache) if k[0] == "city" and k[1] == url}
+            if all(("datasets", key) in cached for key, _n, _s in filler.CITIES):
+                break
+            time.sleep(0.05)
+        assert all(("datasets", key) in cached for key, _n, _s in filler.CITIES)
+    finally:
+        stop.set()
+        t.join(timeout=30)
+    assert not t.is_alive()
