@@ -19,6 +19,17 @@ Measure: every page callback called through Flask's test client exactly as the b
 First page load = the server side of opening a page in a new tab with a cold cache: index HTML,
 /_dash-layout, /_dash-dependencies, the pages router and the page's initial callbacks, in sequence.
 Reports median and p95 in milliseconds. Not a test: numbers for the README (target p95 < 250 ms).
+
+Results, 2026-11-25, this 2-core machine shared with other test runs (load average 2-7), SQLite,
+50 cities x 104 runs = 5,200 runs, 202,800 score rows, 622 MB; --repeat 10:
+- after one city's new run landed (--after-run; the live path), median / p95 ms: overview 175 / 324,
+  city summary 65 / 141, city history 66 / 222, drill-down 67 / 69, compare 97 / 99, datasets all
+  cities 203 / 393, one city 59 / 62, CSV of all 249 / 255, harvest log 115 / 125, evidence 4 / 5,
+  live poll 1 / 2. First page load server side 6-199 / 9-347.
+- warm (a control changed between runs): every callback p95 <= 123 ms (CSV), most under 20 ms.
+- cold (fresh process, empty caches, no warm-up): overview 5.3 s, all-cities datasets 4.7 s, city page
+  ~0.35 s; this is why create_app starts a background warm-up (~10 s for 50 cities) and refresher.
+- first load in headless Chromium, cold caches: 0.4 s (methodology) to 4.6 s (overview), 9.8 s (datasets).
 """
 from __future__ import annotations
 

@@ -377,7 +377,7 @@ def test_warm_up_fills_every_city_cache(layout_db):
         assert {("criterion_history", key), ("runs", key), ("datasets", key)} <= cached
 
 
-def test_keep_warm_refreshes_after_a_new_marker(layout_db):
+def test_keep_warm_fills_the_caches_in_the_background(layout_db):
     import threading
     import time
 
