@@ -225,6 +225,7 @@ def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame) -> go.Figure:
     fig = go.Figure(go.Heatmap(
         z=z, x=[names.get(k, k) for k in keys], y=criteria, text=text, texttemplate="%{text}",
         hovertext=hover, hovertemplate="%{hovertext}<extra></extra>", zmin=-0.5, zmax=n - 0.5,
+        customdata=[keys for _c in criteria],  # the city key of each cell: a click opens /city/<key>?criterion=<y>
         colorscale=scale, xgap=2, ygap=2,
         colorbar=dict(title=dict(text="stage"), tickvals=list(range(n)), ticktext=list(STAGES)),
     ))

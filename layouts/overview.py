@@ -1,7 +1,10 @@
 """Overview `/`: every configured city, criteria × cities by stage, overall stage, change, last harvest."""
 from __future__ import annotations
 
+from urllib.parse import quote, urlencode
+
 import dash
+import dash.exceptions
 import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
 
@@ -15,15 +18,32 @@ dash.register_page(__name__, path="/", name="Overview", title="Overview · City 
 def layout(**_query):
     return ui.page(
         "Overview",
+        dcc.Location(id="ov-nav", refresh="callback-nav"),
         ui.loading(html.Div(id="ov-body"), id="ov-loading"),
         subtitle="Every configured city against the What Works Cities criteria that portal metadata can show. "
-                 "Click a city for its criteria, history and the datasets behind each number.",
+                 "Click a city, or a cell of the matrix, for its criteria, history and the datasets behind "
+                 "each number.",
     )
 
 
 @callback(Output("ov-body", "children"), Input("live-marker", "data"))
 def render(_marker):
     return body()
+
+
+@callback(Output("ov-nav", "href"), Input("ov-matrix", "clickData"), prevent_initial_call=True)
+def open_cell(click):
+    """A click on a matrix cell opens that city's page on that criterion (the datasets behind the number)."""
+    return cell_href(click)
+
+
+def cell_href(click) -> str:
+    try:
+        point = click["points"][0]
+        key, criterion = point["customdata"], point["y"]
+    except (TypeError, KeyError, IndexError):
+        raise dash.exceptions.PreventUpdate from None
+    return f"/city/{quote(str(key))}?{urlencode({'criterion': criterion})}"
 
 
 def body():

@@ -170,3 +170,21 @@ def test_a_new_run_shows_up_without_a_reload(page, live_url, errors, e2e_db):
     expect(counter).to_have_text(str(n_ok + 1), timeout=TIMEOUT_MS)
     assert page.evaluate("window.__same_document") is True  # no reload happened
     assert errors == []
+
+
+def test_a_matrix_cell_opens_the_city_on_that_criterion(page, live_url, errors, e2e_db):
+    url, _ = e2e_db
+    latest = storage.latest_scores(storage.open_db(url))
+    criteria = sorted(latest.loc[latest["indicator"] == "", "criterion"].unique(),
+                      key=lambda c: (re.match(r"[A-Z]+", c).group(0), int(re.search(r"\d+", c).group(0))))
+    page.goto(live_url + "/")
+    drag = page.locator("#ov-matrix .nsewdrag").first
+    expect(drag).to_be_visible(timeout=TIMEOUT_MS)
+    settle(page)
+    box = drag.bounding_box()
+    # the top-left cell: first city (Chicago, IL: cities sort by key), first criterion
+    drag.click(position={"x": box["width"] / len(filler.CITIES) / 2, "y": box["height"] / len(criteria) / 2})
+    expect(page).to_have_url(re.compile(rf"/city/chicago\?criterion={criteria[0]}$"), timeout=TIMEOUT_MS)
+    expect(page.locator("#city-history .gtitle")).to_have_text(f"{criteria[0]} over time", timeout=TIMEOUT_MS)
+    settle(page)
+    assert errors == []

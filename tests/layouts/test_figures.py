@@ -242,3 +242,9 @@ def test_department_labels_escape_plotly_markup():
     label = f.data[0].y[0]
     assert "<" not in label and label.startswith("&lt;a href=")
     assert f.data[0].customdata[0] == '&lt;a href="https://evil.example"&gt;Parks&lt;/a&gt;'
+
+
+def test_stage_matrix_cells_carry_city_and_criterion_for_click_through():
+    latest = HISTORY[HISTORY["as_of"] >= T("2024-04-10")]
+    hm = fig.stage_matrix(latest, CITIES).data[0]
+    assert [list(row) for row in hm.customdata] == [["a", "b", "c"], ["a", "b", "c"]]  # city key per cell

@@ -402,3 +402,10 @@ def test_keep_warm_fills_the_caches_in_the_background(layout_db):
         stop.set()
         t.join(timeout=30)
     assert not t.is_alive()
+
+
+def test_matrix_click_opens_the_city_on_that_criterion(client, layout_db):
+    r = call(client, "ov-nav", {"ov-matrix.clickData": {"points": [{"customdata": "chicago", "y": "DM4",
+                                                                          "x": "Chicago, IL"}]}})
+    assert r.json["response"]["ov-nav"]["href"] == "/city/chicago?criterion=DM4"
+    assert call(client, "ov-nav", {"ov-matrix.clickData": {"points": [{}]}}).status_code == 204
