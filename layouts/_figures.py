@@ -156,6 +156,8 @@ def overview_table(cities: pd.DataFrame, history: pd.DataFrame, runs: pd.DataFra
     if len(runs):
         newest = runs.drop_duplicates("city_key").set_index("city_key")
         when = newest["finished_at"].where(newest["finished_at"].notna(), newest["started_at"])
+        if "source" in newest:  # an imported snapshot (backfill, demo) is dated by what it records
+            when = when.where(newest["source"] != "import", newest["as_of"])
         out["last_harvest"] = out["city_key"].map(when)
         out["harvest_status"] = out["city_key"].map(newest["status"])
         err = newest["error"].where(newest["error"].notna() & (newest["error"].astype(str) != ""),

@@ -125,7 +125,9 @@ def subtitle(key: str):
     latest = runs.drop_duplicates("portal_key")
     parts = []
     for r in latest.itertuples(index=False):
-        parts += [f"{r.portal_key}: ", ui.status_badge(r.status), f"{ui.fmt_time(r.finished_at)}  "]
+        imported = getattr(r, "source", None) == "import"
+        when = ui.fmt_time(r.as_of if imported else r.finished_at)
+        parts += [f"{r.portal_key}: ", ui.status_badge(r.status), f"{when}{' (imported snapshot)' if imported else ''}  "]
     return parts
 
 
