@@ -6,9 +6,7 @@ its reason, so one bad portal cannot stop the others or touch earlier history.
 """
 from __future__ import annotations
 
-import gc
 import logging
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
@@ -42,7 +40,9 @@ def harvest(settings: Settings, engine, portal: PortalConfig, *, now: datetime |
     previous = storage.last_status(engine, portal.key)
     run_id = storage.start_run(engine, portal.key, as_of=as_of, source="harvest")
     connector = make_connector(portal, session=session, progress=progress)
-    with _no_gc():
+    # Pause the cyclic GC while the catalog is parsed, normalized and stored: hundreds of thousands of small
+    # acyclic objects otherwise trigger full collections (about half the benchmark's time before).
+    with storage.gc_paused():
         try:
             raws = list(connector.fetch())
             records = [connector.normalize(r) for r in raws]
@@ -139,22 +139,6 @@ def _sync_once(settings: Settings, engine) -> None:
         _synced.add(key)
     _seen_settings[(str(engine.url), id(settings))] = settings
 
-
-@contextmanager
-def _no_gc():
-    """Pause the cyclic garbage collector while a catalog is parsed, normalized and stored.
-
-    A harvest allocates hundreds of thousands of small acyclic objects (parsed JSON, records); each allocation
-    burst triggers full collections that walk every live object, which measured about half of the harvest
-    time on the 291-domain benchmark. Reference counting still frees everything; we collect once afterwards.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 def _as_of_of(catalog: pd.DataFrame, as_of: datetime | None) -> datetime | None:
     """The time a score is stamped with: the asked time, else the newest run in the catalog."""

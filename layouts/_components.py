@@ -440,6 +440,9 @@ def city_statuses(key: str):
     rollup = pd.DataFrame({"criterion": crit["criterion"].to_numpy(), "value": crit["value"].to_numpy(),
                            "stage": crit["stage"].to_numpy(),
                            "indicators": [int(n.get(c, 0)) for c in crit["criterion"]]})
-    manual = storage.evidence(context().engine, key)  # not cached: edits do not move the run marker
+    import pipeline  # read-only: merges config.toml's [[cities.evidence]] with records made on the Evidence page
+
+    ctx = context()
+    manual = pipeline.manual_evidence(ctx.settings, ctx.engine, key)  # not cached: edits do not move the marker
     st = criteria.statuses(rollup, manual)
     return st, criteria.certification_estimate(st)

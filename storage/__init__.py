@@ -1,7 +1,7 @@
 """Storage: the only package that imports SQLAlchemy. Named functions in, dataclasses and DataFrames out."""
 from __future__ import annotations
 
-from storage.db import dispose, open_db
+from storage.db import dispose, gc_paused, open_db
 from storage.locks import release_lock, try_lock
 from storage.migrate import upgrade
 from storage.queries import (
@@ -37,7 +37,7 @@ from storage.writes import (
 
 __all__ = [
     "SUSPECT_SHRINK", "RunClosed", "RunSummary", "add_evidence", "audit_log", "catalog", "cities",
-    "city_catalog", "close_stale_runs", "delete_evidence", "dispose", "evidence", "explain", "fail_run",
+    "city_catalog", "close_stale_runs", "delete_evidence", "dispose", "gc_paused", "evidence", "explain", "fail_run",
     "last_status", "latest_run_marker", "latest_scores", "open_db", "portals", "release_lock", "row_counts",
     "run_dates", "runs", "save_harvest", "save_scores", "score_evidence", "scores", "start_run", "sync_config",
     "try_lock", "upgrade",

@@ -151,3 +151,32 @@ def test_import_chicago_history_then_as_of_catalogs(setup):
     # the re-import shares 2022-07-23's date, so history has eight distinct dates to score
     assert pipeline.score_all(cfg, engine, "chicago") == 8
     assert len(set(storage.scores(engine, "chicago")["as_of"])) == 8
+
+
+def test_manual_evidence_merges_config_and_dashboard_records(tmp_path, emu, sqlite_url):  # noqa: F811
+    from indicators import criteria
+
+    cfg = write_config(tmp_path, emu, sqlite_url)
+    text = cfg.path.read_text().replace('departments = ["Transportation", "Police", "Public Health"]\n', '''\
+departments = ["Transportation", "Police", "Public Health"]
+[[cities.evidence]]
+criterion = "OD1"
+url = "https://example.org/open-data-executive-order"
+date = 2012-12-10
+note = "Executive order"
+''')
+    cfg.path.write_text(text)
+    import settings
+
+    cfg = settings.load(cfg.path, environ={})
+    storage.upgrade(cfg.storage_url)
+    engine = storage.open_db(cfg.storage_url)
+    pipeline.harvest(cfg, engine, cfg.portal("chicago-socrata"), now=T1)
+    storage.add_evidence(engine, "chicago", "DM1", url="https://example.org/governance", date="2024-01-15",
+                         note="Data governance committee charter", actor="cdo", at=T1)
+    manual = pipeline.manual_evidence(cfg, engine, "chicago")
+    assert sorted(zip(manual["criterion"], manual["source"])) == [("DM1", "dashboard"), ("OD1", "config")]
+    scores = pipeline.score(cfg, engine, "chicago")
+    status = criteria.statuses(criteria.rollup(scores), manual).set_index("criterion")["status"]
+    # OD1 needs its policy document: metadata alone never meets it, the recorded executive order does
+    assert status["OD1"] == "manual" and status["DM1"] == "manual"
