@@ -175,7 +175,7 @@ note = "Executive order"
     storage.add_evidence(engine, "chicago", "DM1", url="https://example.org/governance", date="2024-01-15",
                          note="Data governance committee charter", actor="cdo", at=T1)
     manual = pipeline.manual_evidence(cfg, engine, "chicago")
-    assert sorted(zip(manual["criterion"], manual["source"])) == [("DM1", "dashboard"), ("OD1", "config")]
+    assert sorted(zip(manual["criterion"], manual["source"], strict=True)) == [("DM1", "dashboard"), ("OD1", "config")]
     scores = pipeline.score(cfg, engine, "chicago")
     status = criteria.statuses(criteria.rollup(scores), manual).set_index("criterion")["status"]
     # OD1 needs its policy document: metadata alone never meets it, the recorded executive order does
