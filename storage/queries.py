@@ -364,6 +364,21 @@ def scores(engine: Engine, city_key: str | None = None, criterion: str | None = 
         return _scores_frame(conn, q)
 
 
+def criterion_scores(engine: Engine, city_key: str | None = None, since: datetime | None = None) -> pd.DataFrame:
+    """The criterion roll-up rows of `scores` only (indicator == ""), at/after `since` when given.
+
+    Same columns and order as `scores`; about a fifth of its rows (the dashboard's overview and compare
+    history need no indicator rows). Per city it is a range of ix_scores_city_indicator_as_of.
+    """
+    q = _score_select().where(scores_t.c.indicator == "")
+    if city_key is not None:
+        q = q.where(scores_t.c.city_key == city_key)
+    if since is not None:
+        q = q.where(scores_t.c.as_of >= utc(since))
+    with engine.connect() as conn:
+        return _scores_frame(conn, q)
+
+
 def latest_scores(engine: Engine, city_key: str | None = None) -> pd.DataFrame:
     """Score rows of each city's latest scored date only."""
     newest = sa.select(scores_t.c.city_key.label("ck"), sa.func.max(scores_t.c.as_of).label("mx")) \

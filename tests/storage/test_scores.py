@@ -70,6 +70,33 @@ def test_save_query_and_replace_scores(engine):
     assert list(storage.latest_scores(engine, "cincinnati")["value"]) == [10.0, 10.0]
 
 
+def test_criterion_scores_are_the_rollup_rows_of_scores(engine):
+    # both backends (the engine fixture is parametrised by db_url)
+    storage.save_scores(engine, "chicago", JUNE, june_scores(),
+                        rollup([("DM4", 62.5, "developing", 2), ("OD2", float("nan"), "not evident", 1)]),
+                        criterion_of=CRITERION_OF)
+    storage.save_scores(engine, "chicago", JULY, {"freshness": Score(value=80.0, numerator=4, denominator=5)},
+                        rollup([("DM4", 80.0, "established", 1)]), criterion_of=CRITERION_OF)
+    storage.save_scores(engine, "cincinnati", JUNE, {"freshness": Score(value=10.0, numerator=1, denominator=10)},
+                        rollup([("DM4", 10.0, "emerging", 1)]), criterion_of=CRITERION_OF)
+
+    def same(got, want):
+        pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))
+
+    every = storage.scores(engine)
+    got = storage.criterion_scores(engine)
+    assert list(got.columns) == list(every.columns)
+    same(got, every[every.indicator == ""])
+    assert len(got) == 4  # chicago June DM4 + OD2, July DM4; cincinnati June DM4
+    chicago = storage.scores(engine, "chicago")
+    same(storage.criterion_scores(engine, "chicago"), chicago[chicago.indicator == ""])
+    # since: rows at or after the date only (the date itself included)
+    same(storage.criterion_scores(engine, since=JULY), every[(every.indicator == "") & (every.as_of >= JULY)])
+    assert list(storage.criterion_scores(engine, "chicago", since=JULY)["value"]) == [80.0]
+    assert storage.criterion_scores(engine, "cincinnati", since=JULY).empty
+    assert storage.criterion_scores(engine, "nowhere").empty
+
+
 def test_explain_lists_failing_datasets_with_titles(engine):
     snap = chicago_snapshot("2022-06-15")
     save(engine, snap)
