@@ -198,7 +198,8 @@ def city_criterion_history(key: str) -> pd.DataFrame:
 
 
 def _criterion_history(engine, key: str) -> pd.DataFrame:
-    return fig.criterion_rows(storage.scores(engine, key)).reset_index(drop=True)
+    # only the roll-up rows are read (storage.scores would bring ~5x as many indicator rows to filter out)
+    return storage.criterion_scores(engine, key)
 
 
 def criterion_history(keys) -> pd.DataFrame:
