@@ -7,6 +7,7 @@ new run instead of once per callback.
 from __future__ import annotations
 
 import functools
+import gc
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -165,7 +166,22 @@ def warm(server) -> None:
         except Exception as exc:  # noqa: BLE001 - a background nicety must never take the app down
             log.warning("dashboard cache warm-up stopped: %s", exc)
             return
+    settle_gc()
     log.info("dashboard cache warm for %d cities", len(keys))
+
+
+def settle_gc() -> None:
+    """Collect once, then freeze what is left (the caches) out of the collector's future walks.
+
+    The caches hold millions of objects (every city's explorer rows, catalogs, histories). Each automatic
+    full collection walked them all: ~0.1 s of a request, at random, growing with the caches, and the
+    main cause of the after-run p95s. Frozen objects are still freed by reference counting when a cache
+    drops them; only a frozen reference cycle waits, until the next call unfreezes and collects it. Called
+    by `warm`, i.e. in the background refresher once per landed run, never in a request.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def keep_warm(server, period_s: float, stop=None) -> None:

@@ -378,6 +378,29 @@ def test_warm_up_fills_every_city_cache(layout_db):
         assert {("criterion_history", key), ("runs", key), ("datasets", key)} <= cached
 
 
+def test_warm_up_freezes_the_caches_and_dropped_entries_are_still_freed(layout_db):
+    import gc
+    import weakref
+
+    import app
+    from layouts import _components as ui
+
+    url, cfg = layout_db
+    a = app.create_app(cfg, url=url, warm=False)
+    ui.clear_cache()
+    try:
+        ui.warm(a.server)
+        assert gc.get_freeze_count() > 0  # the caches are out of the collector's walks
+        key = filler.CITIES[0][0]
+        entry = next(v for k, v in ui._cache.items() if k[0] == "city" and k[2] == "datasets" and k[3] == key)
+        ref = weakref.ref(entry)
+        del entry
+        ui.clear_cache()  # a cache dropping a frozen frame frees it at once (reference counting), no collection
+        assert ref() is None
+    finally:
+        gc.unfreeze()
+
+
 def test_keep_warm_fills_the_caches_in_the_background(layout_db):
     import threading
     import time
