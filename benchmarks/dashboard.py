@@ -20,16 +20,24 @@ First page load = the server side of opening a page in a new tab with a cold cac
 /_dash-layout, /_dash-dependencies, the pages router and the page's initial callbacks, in sequence.
 Reports median and p95 in milliseconds. Not a test: numbers for the README (target p95 < 250 ms).
 
-Results, 2026-11-25, this 2-core machine shared with other test runs (load average 2-7), SQLite,
-50 cities x 104 runs = 5,200 runs, 202,800 score rows, 622 MB; --repeat 10:
-- after one city's new run landed (--after-run; the live path), median / p95 ms: overview 175 / 324,
-  city summary 65 / 141, city history 66 / 222, drill-down 67 / 69, compare 97 / 99, datasets all
-  cities 203 / 393, one city 59 / 62, CSV of all 249 / 255, harvest log 115 / 125, evidence 4 / 5,
-  live poll 1 / 2. First page load server side 6-199 / 9-347.
-- warm (a control changed between runs): every callback p95 <= 123 ms (CSV), most under 20 ms.
-- cold (fresh process, empty caches, no warm-up): overview 5.3 s, all-cities datasets 4.7 s, city page
-  ~0.35 s; this is why create_app starts a background warm-up (~10 s for 50 cities) and refresher.
-- first load in headless Chromium, cold caches: 0.4 s (methodology) to 4.6 s (overview), 9.8 s (datasets).
+Results, 2026-11-25 (after storage.criterion_scores, dataset_table without attrs, gc.freeze in warm),
+this 2-core machine shared with other test runs (load average 1-2 during these), SQLite, 50 cities x 104
+runs grown by earlier --after-run passes to 5,557-5,959 runs, 217k-232k score rows, 655-692 MB:
+- after one city's new run landed (--after-run; the live path), two passes of --repeat 10, median / p95
+  ms: overview 134-142 / 169, city summary 61-65 / 140-146, city history 66-67 / 67-70, drill-down
+  67-68 / 93-95, compare 93-97 / 99-101, datasets all cities 123-133 / 127-136, one city 56-57 / 56-59,
+  CSV of all 171-180 / 181-182, harvest log 117-121 / 120-125, evidence 5 / 6, live poll 1 / 2. First
+  page load server side 6-211 / 6-214. Every callback under the 250 ms target (worst p95 182 ms, CSV).
+  Before these changes (5,200 runs; two passes): overview 137-175 / 264-324, datasets all cities
+  179-203 / 234-393, CSV 225-249 / 255-289: a city's rebuilt explorer rows paid pandas deep-copying the
+  catalog's attrs (its run history) on every column access, the overview read ~5x the score rows it
+  used, and automatic full GC passes over the caches (~0.1 s each) landed at random in requests.
+- warm (a control changed between runs): every callback p95 <= 116 ms (CSV), most under 20 ms.
+- cold (full cache clear, --repeat 5): overview 0.70 s, all-cities datasets 0.53 s (p95 1.9 s), CSV
+  0.71 s, city summary 0.18 s (were 5.3 s, 4.7 s, -, ~0.35 s); create_app still starts a background
+  warm-up and refresher so visitors do not pay them.
+- first load in headless Chromium, cold caches (before these changes): 0.4 s (methodology) to 4.6 s
+  (overview), 9.8 s (datasets).
 """
 from __future__ import annotations
 
