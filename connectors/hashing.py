@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any, overload
 
 import orjson
 
@@ -55,7 +55,11 @@ class LazyRawBytes(Sequence[bytes]):
     def __len__(self) -> int:
         return len(self._raws)
 
-    def __getitem__(self, i: Any) -> Any:  # type: ignore[override, unused-ignore]  # int or slice
+    @overload
+    def __getitem__(self, i: int) -> bytes: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[bytes]: ...
+    def __getitem__(self, i: int | slice) -> bytes | list[bytes]:
         if isinstance(i, slice):
             return [self._to_bytes(r) for r in self._raws[i]]
         return self._to_bytes(self._raws[i])
