@@ -9,8 +9,9 @@ from __future__ import annotations
 import functools
 import operator
 import re
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -245,7 +246,8 @@ _license_id = _memo(vocab.license_id)
 
 
 def _sorted_columns(resource: dict[str, Any]) -> dict[str, Any]:
-    """`resource` with its parallel `columns_*` arrays permuted jointly into field-name order (same object if already)."""
+    """`resource` with its parallel `columns_*` arrays permuted jointly into field-name order (same object if
+    already)."""
     names = resource.get("columns_field_name") or resource.get("columns_name")
     if type(names) is not list or len(names) < 2:
         return resource
@@ -298,7 +300,7 @@ def _sorted_pairs(pairs: Any) -> Any:
         ordered = sorted(pairs, key=_KEY_VALUE)
     except (TypeError, KeyError):  # None, numbers, dicts, missing or non-dict entries: order by their JSON
         ordered = sorted(pairs, key=_pair_json)
-    return pairs if all(a is b for a, b in zip(ordered, pairs)) else ordered
+    return pairs if all(a is b for a, b in zip(ordered, pairs, strict=True)) else ordered
 
 
 def canonical_item(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -331,7 +333,7 @@ def _sorted_view_columns(columns: list[Any]) -> list[Any]:
         return columns
     key = lambda c: (str(c.get("fieldName") or c.get("name")), orjson.dumps(c, option=orjson.OPT_SORT_KEYS))  # noqa: E731
     ordered = sorted(columns, key=key)
-    return columns if all(a is b for a, b in zip(ordered, columns)) else ordered
+    return columns if all(a is b for a, b in zip(ordered, columns, strict=True)) else ordered
 
 
 def canonical_view(view: Mapping[str, Any]) -> dict[str, Any]:
@@ -352,7 +354,7 @@ def parse_time(value: Any) -> datetime | None:
         return None
     if isinstance(value, (int, float)):
         try:
-            return datetime.fromtimestamp(value, tz=timezone.utc)
+            return datetime.fromtimestamp(value, tz=UTC)
         except (OverflowError, OSError, ValueError):
             return None
     if not isinstance(value, str):
@@ -364,7 +366,7 @@ def parse_time(value: Any) -> datetime | None:
         dt = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def custom_value(pairs: Mapping[str, Any], portal_fields: tuple[str, ...], role: str) -> str | None:
@@ -528,14 +530,15 @@ def normalize_item(portal: Any, raw: Mapping[str, Any]) -> DatasetRecord:
         metadata_modified=parse_time(resource.get("metadata_updated_at") or resource.get("updatedAt")),
         # data_updated_at exists from ~2019; the 2018 shape only has updatedAt (the later of data and
         # metadata updates), an enriched view has rowsUpdatedAt (epoch seconds).
-        data_modified=parse_time(resource.get("data_updated_at") or view.get("rowsUpdatedAt") or resource.get("updatedAt")),
+        data_modified=parse_time(resource.get("data_updated_at") or view.get("rowsUpdatedAt")
+                                 or resource.get("updatedAt")),
         declared_frequency=_frequency(freq_raw, freq_overrides),
         declared_frequency_raw=freq_raw,
         formats=formats,
         distribution_count=len(formats) if formats else None,
         column_count=len(names) if has_columns else None,
         described_column_count=described if has_columns else None,
-        columns=tuple(zip(map(str, names), map(str, types))),
+        columns=tuple(zip(map(str, names), map(str, types), strict=False)),  # a portal may omit some types
         attachment_count=len(attachments) if isinstance(attachments, list) else None,
         views=_int(page_views.get("page_views_total")),
         downloads=_int(resource.get("download_count")),
