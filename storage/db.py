@@ -9,10 +9,11 @@ from __future__ import annotations
 import gc
 import os
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Any, overload
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -40,7 +41,7 @@ def create(url: str) -> Engine:
     engine = sa.create_engine(url)
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI objects
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:  # DBAPI objects: untyped
         # Hand transaction control to SQLAlchemy's "begin" event below (the pysqlite driver's own
         # implicit BEGIN cannot be told to be IMMEDIATE).
         dbapi_conn.isolation_level = None
@@ -100,15 +101,19 @@ def write_tx(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+@overload
+def utc(dt: datetime) -> datetime: ...
+@overload
+def utc(dt: None) -> None: ...
 def utc(dt: datetime | None) -> datetime | None:
     """Aware UTC; a naive datetime is taken to be UTC already (the project's convention)."""
     if dt is None:
         return None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @contextmanager
