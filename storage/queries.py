@@ -10,6 +10,7 @@ import re
 import threading
 import zlib
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,8 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from connectors.base import DATETIME_FIELDS, records_frame
 from storage.db import gc_paused, is_sqlite, utc
-from storage.models import (audit_t, cities_t, datasets_t, evidence_t, portals_t, runs_t, scores_t,
-                            versions_t)
+from storage.models import audit_t, cities_t, datasets_t, evidence_t, portals_t, runs_t, scores_t, versions_t
 from storage.writes import unpack_ids
 
 GOOD = ("ok", "suspect")  # runs whose catalog can be shown; only "ok" runs count for removals
@@ -42,7 +42,7 @@ _CACHE_LOCK = threading.Lock()
 
 # ---------------------------------------------------------------- small helpers
 
-def _frame(rows: list[dict[str, Any]] | list[Any], columns: list[str], times: tuple[str, ...] = ()) -> pd.DataFrame:
+def _frame(rows: Sequence[Any], columns: list[str], times: tuple[str, ...] = ()) -> pd.DataFrame:
     df = pd.DataFrame([dict(r) for r in rows], columns=columns)
     for c in times:
         df[c] = pd.to_datetime(df[c], utc=True)
@@ -247,6 +247,7 @@ def _build_catalog(conn: Connection, portal_key: str, run: Any, history_start: d
             seen.setdefault(sid, set()).add(dm)
     # Then only the records needed, fetched by version id (one array / JSON parameter, not 12k binds).
     ids = [vid for _, vid in latest.values()]
+    texts: dict[int, str]
     if is_sqlite(conn):
         q = sa.text("SELECT id, record FROM dataset_versions WHERE id IN (SELECT value FROM json_each(:ids))")
         texts = dict(conn.execute(q, {"ids": orjson.dumps(ids).decode()}).all())
