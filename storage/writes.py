@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import types
 import zlib
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import sqlalchemy as sa
@@ -54,6 +56,7 @@ SUSPECT_CONFIRM_DAYS = 28
 # releases the GIL) in chunks of RAW_CHUNK items, and uses ISA-L (the `isal` package) when it is installed:
 # the same zlib format (read back with the standard zlib), 2.84x at its level 1 for 0.165 s CPU.
 RAW_ZLIB_LEVEL = 1
+_raw_zlib: types.ModuleType
 try:
     from isal import isal_zlib as _raw_zlib  # type: ignore[import-not-found, unused-ignore]  # optional
 except ImportError:  # optional: the standard zlib, ~3x the CPU
@@ -71,7 +74,8 @@ _RUN_ROW = sa.select(runs_t.c.portal_key, runs_t.c.as_of, runs_t.c.status).where
 _CLOSE_RUN = sa.update(runs_t).where(_RUN_BY_ID)  # SET from the parameters' column names
 _CREATED_IDS = sa.select(datasets_t.c.source_id, datasets_t.c.id).where(
     datasets_t.c.portal_key == _p("portal_key"), datasets_t.c.first_run_id == _p("run_id"))
-_PORTAL_DATASET_IDS = sa.select(datasets_t.c.source_id, datasets_t.c.id).where(datasets_t.c.portal_key == _p("portal_key"))
+_PORTAL_DATASET_IDS = sa.select(datasets_t.c.source_id, datasets_t.c.id).where(
+    datasets_t.c.portal_key == _p("portal_key"))
 _PREV_OK = (sa.select(runs_t.c.id, runs_t.c.as_of, runs_t.c["items"], runs_t.c.members)
             .where(runs_t.c.portal_key == _p("portal_key"), runs_t.c.status == "ok", runs_t.c.as_of <= _p("as_of"),
                    runs_t.c.id != _p("run_id"))
@@ -120,7 +124,8 @@ def unpack_ids(blob: bytes | None) -> list[str]:
 
 def start_run(engine: Engine, portal_key: str, *, as_of: datetime, source: str = "harvest",
               started_at: datetime | None = None) -> int:
-    """Record a run as "running" and return its id; `as_of` is what the catalog is dated (a snapshot date for imports)."""
+    """Record a run as "running" and return its id; `as_of` is what the catalog is dated (a snapshot date for
+    imports)."""
     with write_tx(engine) as conn:
         return conn.execute(
             _START_RUN,
@@ -185,7 +190,8 @@ def _save(conn: Connection, run_id: int, records: Sequence[DatasetRecord], raws:
     picked: dict[str, int] = {}
     for i, rec in enumerate(records):
         if rec.portal_key != portal_key:
-            raise ValueError(f"record {rec.source_id!r} is from portal {rec.portal_key!r}, run {run_id} is {portal_key!r}")
+            raise ValueError(
+                f"record {rec.source_id!r} is from portal {rec.portal_key!r}, run {run_id} is {portal_key!r}")
         picked.setdefault(rec.source_id, i)
     dropped = len(records) - len(picked)
 
@@ -224,7 +230,7 @@ def _save(conn: Connection, run_id: int, records: Sequence[DatasetRecord], raws:
             "data_modified": utc(rec.data_modified), "record": orjson.dumps(rec).decode("utf-8"),
             "raw": raws[i],  # read only for the versions written: `raws` may be lazy (pipeline.harvest)
         })
-    for row, packed in zip(versions, _compress_all([row["raw"] for row in versions])):
+    for row, packed in zip(versions, _compress_all([row["raw"] for row in versions]), strict=True):
         row["raw"] = packed
     _bulk_insert(conn, versions_t, versions)
     carried = _keep_later_runs_right(conn, portal_key, run_id, as_of, replaced) if replaced else 0
@@ -274,6 +280,7 @@ def _bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) 
         return
     cols = list(rows[0])
     dbapi = conn.connection.driver_connection
+    assert dbapi is not None  # an open Connection has its driver connection
     with dbapi.cursor() as cur:  # the same connection, so the same transaction
         with cur.copy(f"COPY {table.name} ({', '.join(cols)}) FROM STDIN") as copy:
             for row in rows:
@@ -300,7 +307,7 @@ def _sqlite_executemany(conn: Connection, table: sa.Table, rows: list[dict[str, 
         compiled = _INSERT_SQL[key] = (str(stmt), order, procs)
     sql, order, procs = compiled
     columns = []
-    for name, proc in zip(order, procs):
+    for name, proc in zip(order, procs, strict=True):
         values = [row[name] for row in rows]
         if proc is not None:
             last_in: Any = object()
@@ -312,7 +319,7 @@ def _sqlite_executemany(conn: Connection, table: sa.Table, rows: list[dict[str, 
                 out.append(last_out)
             values = out
         columns.append(values)
-    conn.exec_driver_sql(sql, list(zip(*columns)))
+    conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
 
 def _compress_one_chunk(chunk: list[bytes]) -> list[bytes]:
@@ -407,6 +414,8 @@ def upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], keys: 
     """INSERT … ON CONFLICT (keys) DO UPDATE the other columns (same SQL on SQLite and PostgreSQL)."""
     if not rows:
         return
+    # The two dialects' Insert share the ON CONFLICT API but no base class that declares it.
+    insert: Any
     if is_sqlite(conn):
         from sqlalchemy.dialects.sqlite import insert
     else:
@@ -417,7 +426,8 @@ def upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], keys: 
 
 
 def sync_config(engine: Engine, settings: Settings) -> None:
-    """Upsert cities and portals from config (key, name, kind, url); portals no longer configured stay, with their history."""
+    """Upsert cities and portals from config (key, name, kind, url); portals no longer configured stay, with
+    their history."""
     with write_tx(engine) as conn:
         upsert(conn, cities_t, [{"key": c.key, "name": c.name} for c in settings.cities], ["key"])
         upsert(conn, portals_t, [{"key": p.key, "city_key": p.city_key, "kind": p.kind, "url": p.url}
@@ -429,7 +439,7 @@ def sync_config(engine: Engine, settings: Settings) -> None:
 def _criterion_of_registry() -> dict[str, str]:
     """indicator key -> WWC criterion, from the indicator registry (imported lazily: storage does not need it)."""
     try:
-        from indicators import REGISTRY  # type: ignore[attr-defined]
+        from indicators import REGISTRY
     except ImportError:
         return {}
     return {ind.key: ind.criterion for ind in REGISTRY}
@@ -480,7 +490,8 @@ def add_evidence(engine: Engine, city_key: str, criterion: str, *, url: str | No
            "note": note, "actor": actor, "created_at": utc(at)}
     with write_tx(engine) as conn:
         eid = conn.execute(sa.insert(evidence_t).returning(evidence_t.c.id), row).scalar_one()
-        _audit(conn, at, actor, "evidence.add", {"id": eid, **{k: row[k] for k in ("city_key", "criterion", "url", "date", "note")}})
+        fields = {k: row[k] for k in ("city_key", "criterion", "url", "date", "note")}
+        _audit(conn, at, actor, "evidence.add", {"id": eid, **fields})
     return eid
 
 
