@@ -7,20 +7,19 @@ its reason, so one bad portal cannot stop the others or touch earlier history.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 
 import pandas as pd
 
 import storage
 from connectors import make_connector
 from connectors.archive import read_items
-from connectors.base import ConnectorError, DatasetRecord, FetchStats
+from connectors.base import ConnectorError
 from connectors.hashing import LazyRawBytes
-from indicators import compute_all
+from indicators import compute_all, criteria
 from indicators.base import Score
-from indicators import criteria
 from settings import CityConfig, PortalConfig, Settings
 
 log = logging.getLogger("maturity.pipeline")
@@ -29,7 +28,7 @@ Progress = Callable[[int, "int | None"], None]
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def harvest(settings: Settings, engine, portal: PortalConfig, *, now: datetime | None = None,
