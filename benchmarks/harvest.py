@@ -25,7 +25,7 @@ import resource
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
 class Clock:
     """Wall and process CPU seconds of a block."""
 
-    def __enter__(self) -> "Clock":
+    def __enter__(self) -> Clock:
         self.wall, self.cpu = time.perf_counter(), time.process_time()
         return self
 
@@ -121,7 +121,7 @@ def run(base: str, domains: list[str], url: str | None) -> dict:
     engine = storage.open_db(url)
     session = make_session()
 
-    now = datetime(2026, 11, 25, 4, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 25, 4, tzinfo=UTC)
     with Clock() as first_t:
         first = [pipeline.harvest(cfg, engine, p, now=now, session=session) for p in cfg.portals]
     counts = storage.row_counts(engine)
