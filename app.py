@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dash
@@ -75,7 +75,7 @@ def create_app(settings, *, url: str | None = None, warm: bool = True) -> dash.D
         new = _marker_or_none(storage, server)
         if new == current:
             raise PreventUpdate
-        return new, f"updated {datetime.now(timezone.utc):%H:%M} UTC"
+        return new, f"updated {datetime.now(UTC):%H:%M} UTC"
 
     @server.route("/health")
     def health():
