@@ -46,7 +46,7 @@ import random
 import statistics
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -54,7 +54,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-START = datetime(2023, 1, 2, 6, tzinfo=timezone.utc)  # first replayed Monday
+START = datetime(2023, 1, 2, 6, tzinfo=UTC)  # first replayed Monday
 TARGET_MS = 250
 
 
@@ -70,7 +70,8 @@ def build(url: str, n_cities: int, n_weeks: int, cfg_path: Path):
     from tests.layouts import filler
 
     files = sorted(filler.FIXTURES.glob("*.json.gz"))
-    cities = [(f"city{i:02d}", f"{_label(files[i % len(files)])} replay {i // len(files) + 1}") for i in range(n_cities)]
+    cities = [(f"city{i:02d}", f"{_label(files[i % len(files)])} replay {i // len(files) + 1}")
+              for i in range(n_cities)]
     cfg = filler.make_settings(cities, cfg_path, url)
     storage.upgrade(url)
     engine = storage.open_db(url)
@@ -124,7 +125,7 @@ def settings_for(url: str, n_cities: int, cfg_path: Path):
     from tests.layouts import filler
 
     c = storage.cities(storage.open_db(url))
-    return filler.make_settings(list(zip(c["key"], c["name"]))[:n_cities], cfg_path, url)
+    return filler.make_settings(list(zip(c["key"], c["name"], strict=True))[:n_cities], cfg_path, url)
 
 
 # --- measure --------------------------------------------------------------------------------------------
@@ -213,11 +214,14 @@ def measure(app, cfg, repeat: int, *, after_run: bool = False) -> list[tuple[str
                 client, "city-drill", {"city-criterion.value": crit, "city-indicator.value": "__all__", **m,
                                        "city-key.data": k}, deps)),
         ],
-        "compare": [("cmp-body (3 cities)", lambda: call(client, "cmp-body", {"cmp-cities.value": keys[:3], **m}, deps))],
+        "compare": [("cmp-body (3 cities)",
+                     lambda: call(client, "cmp-body", {"cmp-cities.value": keys[:3], **m}, deps))],
         "datasets": [
-            ("ds-body (all cities)", lambda: call(client, "ds-body", {"ds-cities.value": [], "ds-doc.value": [0, 100], **m}, deps)),
+            ("ds-body (all cities)",
+             lambda: call(client, "ds-body", {"ds-cities.value": [], "ds-doc.value": [0, 100], **m}, deps)),
             ("ds-body (one city, stale)", lambda: call(client, "ds-body", {
-                "ds-cities.value": [k], "ds-freshness.value": ["overdue", "delinquent"], "ds-doc.value": [0, 100], **m}, deps)),
+                "ds-cities.value": [k], "ds-freshness.value": ["overdue", "delinquent"], "ds-doc.value": [0, 100],
+                **m}, deps)),
             ("ds-download (CSV, all)", lambda: call(client, "ds-download", {
                 "ds-download-btn.n_clicks": 1, "ds-doc.value": [0, 100]}, deps)),
         ],
@@ -247,8 +251,8 @@ def measure(app, cfg, repeat: int, *, after_run: bool = False) -> list[tuple[str
         return timed(fn, repeat, cold=not after_run, before=land if after_run else None)
 
     for page, path in pages.items():
-        rows.append((page, f"page layout {path}", *stats(first(lambda: router(client, path, deps))),
-                     *stats(timed(lambda: router(client, path, deps), repeat, cold=False))))
+        rows.append((page, f"page layout {path}", *stats(first(lambda path=path: router(client, path, deps))),
+                     *stats(timed(lambda path=path: router(client, path, deps), repeat, cold=False))))
         for name, fn in cases.get(page, []):
             rows.append((page, name, *stats(first(fn)), *stats(timed(fn, repeat, cold=False))))
     rows.append(("live poll", "live-marker (unchanged)", *stats(timed(cases["live poll"][0][1], repeat, cold=False)),
@@ -266,7 +270,8 @@ def measure(app, cfg, repeat: int, *, after_run: bool = False) -> list[tuple[str
     label = "after a run" if after_run else "cold"
     for page, path in pages.items():
         rows.append((page, f"FIRST PAGE LOAD (server side, {label})",
-                     *stats(timed(lambda: first_load(path, page), max(3, repeat // 3), cold=not after_run,
+                     *stats(timed(lambda path=path, page=page: first_load(path, page), max(3, repeat // 3),
+                                  cold=not after_run,
                                   before=land if after_run else None)), float("nan"), float("nan")))
     return rows
 
@@ -282,6 +287,7 @@ def browser_first_loads(app, pages: dict[str, str], repeat: int) -> list[tuple[s
     Fresh browser context each time (cold browser cache) and the dashboard's query cache emptied: a new
     user opening the page right after a run landed. Settled = network idle and no Dash component loading.
     """
+    import logging
     import shutil
     import threading
 
@@ -289,8 +295,6 @@ def browser_first_loads(app, pages: dict[str, str], repeat: int) -> list[tuple[s
     from werkzeug.serving import make_server
 
     from layouts import _components as ui
-
-    import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     srv = make_server("127.0.0.1", 0, app.server, threaded=True)
@@ -376,8 +380,9 @@ def main(argv=None) -> int:
     print(f"\nworst callback p95 ({first}): {worst:.0f} ms; target {TARGET_MS} ms")
     if args.browser:
         keys = [c.key for c in cfg.cities]
-        pages = {"overview": "/", "city": f"/city/{keys[len(keys) // 2]}", "compare": f"/compare?cities={','.join(keys[:3])}",
-                 "datasets": "/datasets", "harvests": "/harvests", "methodology": "/methodology", "evidence": "/evidence"}
+        pages = {"overview": "/", "city": f"/city/{keys[len(keys) // 2]}",
+                 "compare": f"/compare?cities={','.join(keys[:3])}", "datasets": "/datasets", "harvests": "/harvests",
+                 "methodology": "/methodology", "evidence": "/evidence"}
         print(f"\n{'page':<12} {'first load in Chromium, cold':<52} {'median':>9} {'p95':>9}  (ms)")
         for page, med, p95 in browser_first_loads(dash_app, pages, max(3, args.repeat // 3)):
             print(f"{page:<12} {'navigation to settled page':<52} {med:9.0f} {p95:9.0f}")
