@@ -10,8 +10,9 @@ import functools
 import gc
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
@@ -384,7 +385,7 @@ def _criterion_titles() -> tuple[tuple[str, str], ...]:
     from indicators import criteria
 
     w = criteria.wwc_criteria()
-    return tuple(zip(w["criterion"], w["title"]))
+    return tuple(zip(w["criterion"], w["title"], strict=True))
 
 
 def indicator_meta() -> dict[str, dict]:
