@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -201,7 +201,7 @@ def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame) -> go.Figure:
     if crit.empty or cities.empty:
         return empty_figure("No scores yet: run a harvest (maturity harvest) or load the demo (maturity demo).")
     criteria = criteria_order(crit["criterion"])
-    names = dict(zip(cities["key"], cities["name"]))
+    names = dict(zip(cities["key"], cities["name"], strict=True))
     keys = [k for k in cities["key"]]
     first = crit.drop_duplicates(["criterion", "city_key"], keep="last")
     stage = first.pivot(index="criterion", columns="city_key", values="stage").reindex(index=criteria, columns=keys)
@@ -209,7 +209,7 @@ def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame) -> go.Figure:
     z, text, hover = [], [], []
     for c in criteria:
         zr, tr, hr = [], [], []
-        for k, st, v in zip(keys, stage.loc[c], value.loc[c]):
+        for k, st, v in zip(keys, stage.loc[c], value.loc[c], strict=False):
             scored = isinstance(st, str)
             rank = stage_rank(st) if scored else -1
             zr.append(rank if rank >= 0 else None)
@@ -292,7 +292,8 @@ def criterion_history(history: pd.DataFrame, criterion: str, *, titles: Mapping[
         s = rows[rows["indicator"] == key].sort_values("as_of")
         fig.add_trace(go.Scatter(x=s["as_of"], y=s["value"], mode="lines+markers", name=titles.get(key, key),
                                  line=dict(width=1.5, color=SERIES_COLORS[(i + 1) % len(SERIES_COLORS)]),
-                                 marker=dict(size=4), hovertemplate="%{x|%Y-%m-%d}: %{y:.0f}<extra>%{fullData.name}</extra>"))
+                                 marker=dict(size=4),
+                                 hovertemplate="%{x|%Y-%m-%d}: %{y:.0f}<extra>%{fullData.name}</extra>"))
     c = rows[rows["indicator"].fillna("") == ""].sort_values("as_of")
     if len(c):
         fig.add_trace(go.Scatter(x=c["as_of"], y=c["value"], mode="lines+markers", name=f"{criterion} (criterion)",
@@ -332,9 +333,11 @@ def department_figure(breakdown: pd.DataFrame, *, top: int = 15) -> go.Figure:
     labels = [plot_text(d if len(d) <= 38 else d[:36] + "…") for d in b["department"]]  # full name in the hover
     b = b.assign(label=labels, department=[plot_text(d) for d in b["department"]])
     fig = go.Figure([
-        go.Bar(y=b["label"], x=b["stale_pct"], customdata=b["department"], name="stale (overdue or delinquent) %", orientation="h",
+        go.Bar(y=b["label"], x=b["stale_pct"], customdata=b["department"], name="stale (overdue or delinquent) %",
+               orientation="h",
                marker_color="#D55E00", hovertemplate="%{customdata}: %{x:.0f}% stale<extra></extra>"),
-        go.Bar(y=b["label"], x=b["undocumented_pct"], customdata=b["department"], name="undocumented %", orientation="h",
+        go.Bar(y=b["label"], x=b["undocumented_pct"], customdata=b["department"], name="undocumented %",
+               orientation="h",
                marker_color="#0072B2", hovertemplate="%{customdata}: %{x:.0f}% undocumented<extra></extra>"),
     ])
     fig.update_xaxes(range=[0, 100], title="% of the department's datasets")
@@ -511,7 +514,7 @@ def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequ
     if crit.empty:
         return empty_figure("No scores for the chosen cities yet.").to_plotly_json()
     crit = crit.assign(as_of=_utc(crit["as_of"]), value=pd.to_numeric(crit["value"], errors="coerce"))
-    names = dict(zip(cities["key"], cities["name"]))
+    names = dict(zip(cities["key"], cities["name"], strict=True))
     criteria = criteria_order(crit["criterion"])
     ncols = min(3, len(criteria))
     nrows = math.ceil(len(criteria) / ncols)
@@ -555,7 +558,7 @@ def compare_profile(latest: pd.DataFrame, cities: pd.DataFrame, city_keys: Seque
     crit = crit[crit["city_key"].isin(city_keys)] if not crit.empty else crit
     if crit.empty:
         return empty_figure("No scores for the chosen cities yet.")
-    names = dict(zip(cities["key"], cities["name"]))
+    names = dict(zip(cities["key"], cities["name"], strict=True))
     criteria = criteria_order(crit["criterion"])
     fig = go.Figure()
     for i, key in enumerate(city_keys):
@@ -624,9 +627,11 @@ def run_timeline(runs: pd.DataFrame) -> go.Figure:
             x=s["as_of"], y=s["items"], mode="lines+markers", name=portal,
             line=dict(color=SERIES_COLORS[i % len(SERIES_COLORS)], width=1),
             marker=dict(size=9, color=[RUN_STATUS_COLORS.get(x, "#999") for x in s["status"]],
-                        symbol=["x" if x == "failed" else "diamond" if x == "suspect" else "circle" for x in s["status"]],
+                        symbol=["x" if x == "failed" else "diamond" if x == "suspect" else "circle"
+                                for x in s["status"]],
                         line=dict(width=0)),
-            customdata=s["status"], hovertemplate="%{x|%Y-%m-%d %H:%M}: %{y} items (%{customdata})<extra>%{fullData.name}</extra>"))
+            customdata=s["status"],
+            hovertemplate="%{x|%Y-%m-%d %H:%M}: %{y} items (%{customdata})<extra>%{fullData.name}</extra>"))
     fig.update_yaxes(title="datasets seen", rangemode="tozero")
     fig.update_layout(legend=dict(orientation="h", y=-0.2))
     return _base_layout(fig, height=320, title="Datasets seen per run (◆ suspect, ✕ failed)")
