@@ -127,7 +127,8 @@ def subtitle(key: str):
     for r in latest.itertuples(index=False):
         imported = getattr(r, "source", None) == "import"
         when = ui.fmt_time(r.as_of if imported else r.finished_at)
-        parts += [f"{r.portal_key}: ", ui.status_badge(r.status), f"{when}{' (imported snapshot)' if imported else ''}  "]
+        note = " (imported snapshot)" if imported else ""
+        parts += [f"{r.portal_key}: ", ui.status_badge(r.status), f"{when}{note}  "]
     return parts
 
 
@@ -145,7 +146,8 @@ def summary(key: str):
                                   str(r.suspect_reason or ""), ". Datasets missing from it are not counted as "
                                   "deletions."], color="warning"))
     if hist.empty:
-        out.append(ui.empty_state("Not scored yet", ["Harvest this city with ", ui.cmd(f"maturity harvest --city {key}"),
+        out.append(ui.empty_state("Not scored yet", ["Harvest this city with ",
+                                                     ui.cmd(f"maturity harvest --city {key}"),
                                                      " or load the demo with ", ui.cmd("maturity demo"), "."],
                                   id="city-empty"))
         return out
@@ -242,7 +244,8 @@ def _statuses(key):
     st, est = ui.city_statuses(key)
     if st is None:
         return []
-    cols = [ui.col("criterion", "Criterion", width=100), ui.col("practice", "Practice"), ui.col("title", "Title", flex=2),
+    cols = [ui.col("criterion", "Criterion", width=100), ui.col("practice", "Practice"),
+            ui.col("title", "Title", flex=2),
             ui.col("status", "Source"), ui.col("met", "Met"), ui.col("evidence", "Evidence", flex=3)]
     head = [html.H4("WWC certification criteria", className="h5 mt-4")]
     if est:
