@@ -21,7 +21,7 @@ def layout(cities: str | None = None, **_query):
     all_cities = _cities()
     keys = list(all_cities["key"]) if not all_cities.empty else []
     chosen = [k for k in (cities or "").split(",") if k in keys] or keys[:DEFAULT_CITIES]
-    names = dict(zip(all_cities["key"], all_cities["name"])) if keys else {}
+    names = dict(zip(all_cities["key"], all_cities["name"], strict=True)) if keys else {}
     return ui.page(
         "Compare cities",
         ui.url_stores("cmp"),
@@ -65,7 +65,7 @@ def _content(_engine, keys: tuple) -> list:
     cities = _cities()
     history = ui.criterion_history(keys)
     latest = ui.query("latest_scores", storage.latest_scores)
-    names = dict(zip(cities["key"], cities["name"]))
+    names = dict(zip(cities["key"], cities["name"], strict=True))
     titles = {k: m["title"] for k, m in ui.indicator_meta().items()}
     gaps = fig.indicator_gaps(latest, keys, titles)
     cols = [ui.col("indicator", "Indicator"), ui.col("title", "Title", flex=2), ui.col("criterion", "Criterion"),
