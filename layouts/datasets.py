@@ -113,8 +113,9 @@ def body(cities, department, freshness, doc, licence, formats):
     lic_opts = ui.choice_options(sorted(scope["license"].dropna().astype(str).unique(), key=str.lower))
     fmt_opts = ui.choice_options(fig.format_options(scope))
     if scope.empty:
-        empty = ui.empty_state("No datasets yet", ["Harvest with ", ui.cmd("maturity harvest"), " or load the demo with ",
-                                                   ui.cmd("maturity demo"), "."], id="ds-empty")
+        empty = ui.empty_state("No datasets yet", ["Harvest with ", ui.cmd("maturity harvest"),
+                                                   " or load the demo with ", ui.cmd("maturity demo"), "."],
+                               id="ds-empty")
         return empty, "", dept_opts, lic_opts, fmt_opts
     rows = filtered(cities, department, freshness, doc, licence, formats)
     shown = rows.head(MAX_GRID_ROWS)
