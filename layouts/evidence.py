@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import dash
 import dash_bootstrap_components as dbc
@@ -54,7 +54,8 @@ def layout(city: str | None = None, **_query):
             dbc.Col([dbc.Label("Date", html_for="ev-date"),
                      dbc.Input(id="ev-date", type="date", disabled=disabled)], md=3),
         ], className="g-2 mt-1"),
-        dbc.Label("Note (e.g. meets quarterly; adopted by council resolution 123)", html_for="ev-note", className="mt-1"),
+        dbc.Label("Note (e.g. meets quarterly; adopted by council resolution 123)", html_for="ev-note",
+                  className="mt-1"),
         dbc.Textarea(id="ev-note", maxLength=MAX_NOTE_CHARS, disabled=disabled),
         dbc.Row([
             dbc.Col([dbc.Label("Your name", html_for="ev-actor"), dbc.Input(id="ev-actor", disabled=disabled)], md=4),
@@ -115,7 +116,7 @@ def validate(city, criterion, url, when, note, actor) -> list[str]:
 def change(_save, _delete, city, criterion, url, when, note, actor, token, delete_id):
     action = "delete" if dash.ctx.triggered_id == "ev-delete" else "save"
     return submit(action, city=city, criterion=criterion, url=url, when=when, note=note, actor=actor, token=token,
-                  delete_id=delete_id, now=datetime.now(timezone.utc))
+                  delete_id=delete_id, now=datetime.now(UTC))
 
 
 def submit(action, *, city=None, criterion=None, url=None, when=None, note=None, actor=None, token=None,
