@@ -23,7 +23,8 @@ def layout(city: str | None = None, **_query):
         "Harvest runs",
         ui.url_stores("hv"),
         dbc.Row(dbc.Col([dbc.Label("City", html_for="hv-city"),
-                         dcc.Dropdown(id="hv-city", options=ui.choice_options(keys, {c.key: c.name for c in ctx.settings.cities}),
+                         dcc.Dropdown(id="hv-city",
+                                      options=ui.choice_options(keys, {c.key: c.name for c in ctx.settings.cities}),
                                       value=city if city in keys else None, placeholder="all cities")], md=4),
                 className="mb-3"),
         ui.loading(html.Div(id="hv-body")),
@@ -67,8 +68,10 @@ def _content(_engine, city: str | None):
     cols = [ui.num_col("run_id", "Run", width=90), ui.col("city_key", "City"), ui.col("portal_key", "Portal"),
             ui.col("source", "Source"), ui.col("as_of", "As of"), ui.col("finished_at", "Finished"),
             ui.num_col("duration_s", "Seconds"), ui.col("status", "Status", cellClassRules={
-                "text-danger fw-bold": "params.value == 'failed'", "text-warning fw-bold": "params.value == 'suspect'"}),
-            ui.num_col("items", "Items"), ui.num_col("reported_total", "Portal total"), ui.num_col("repeats", "Repeats"),
+                "text-danger fw-bold": "params.value == 'failed'",
+                "text-warning fw-bold": "params.value == 'suspect'"}),
+            ui.num_col("items", "Items"), ui.num_col("reported_total", "Portal total"),
+            ui.num_col("repeats", "Repeats"),
             ui.num_col("new_versions", "New versions"), ui.num_col("removed", "Removed"),
             ui.col("problem", "Error / suspect reason", flex=3, tooltipField="problem")]
     return [kpis,
