@@ -18,11 +18,13 @@ def layout(**_query):
                       html.Li("Overall stage of a city: the median of its scored criteria's stages (rounded down)."),
                       html.Li("Change since 30 / 90 days: the mean of the criterion scores at the city's latest "
                               "scored run minus the same at the last run at least that long before it."),
-                      html.Li(f"Freshness on the Datasets page: the indicators' HDX aging of the data update against the declared "
+                      html.Li("Freshness on the Datasets page: the indicators' HDX aging of the data update against "
+                              "the declared "
                               f"frequency ({', '.join(fig.FRESHNESS_STATES)})."),
                       html.Li("Documentation score of a dataset: the share of six checks passed (description ≥ 20 "
                               "characters, keywords, licence, contact, category, columns described)."),
-                      html.Li("Fix first: criterion points gained by fixing a dataset × log10(10 + views + downloads)."),
+                      html.Li("Fix first: criterion points gained by fixing a dataset × "
+                              "log10(10 + views + downloads)."),
                       html.Li("Colours: Okabe–Ito palette (colour-blind safe); every coloured cell also carries "
                               "its value or stage as text."),
                   ])], className="mb-4"),
