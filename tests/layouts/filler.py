@@ -16,9 +16,9 @@ import gzip
 import hashlib
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Sequence
 
 import orjson
 
@@ -70,8 +70,10 @@ def normalize(portal, raw: dict) -> DatasetRecord:
         description=raw.get("description") or None, keywords=tuple(raw.get("keyword") or ()),
         theme=(raw.get("theme") or [None])[0], department=(raw.get("publisher") or {}).get("name"),
         contact_name=contact.get("fn"), contact_email=(contact.get("hasEmail") or "").replace("mailto:", "") or None,
-        license=raw.get("license"), data_modified=_time(raw.get("modified")), metadata_modified=_time(raw.get("modified")),
-        declared_frequency=raw.get("accrualPeriodicity") if str(raw.get("accrualPeriodicity", "")).startswith("R/") else None,
+        license=raw.get("license"), data_modified=_time(raw.get("modified")),
+        metadata_modified=_time(raw.get("modified")),
+        declared_frequency=(raw.get("accrualPeriodicity")
+                            if str(raw.get("accrualPeriodicity", "")).startswith("R/") else None),
         formats=formats, distribution_count=len(dist),
         raw_hash=hashlib.sha1(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest())
 
@@ -83,7 +85,7 @@ def _time(v):
         t = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
     except ValueError:
         return None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def perturb(records: list[DatasetRecord], rng: random.Random, as_of: datetime, *,
@@ -158,7 +160,7 @@ def simple_scores(catalog, as_of):
 
     def share(ok, reason):
         n = len(catalog)
-        failing = {sid: reason for sid, good in zip(catalog["source_id"], ok) if not good}
+        failing = {sid: reason for sid, good in zip(catalog["source_id"], ok, strict=True) if not good}
         return Score(value=100.0 * (n - len(failing)) / n if n else None, numerator=n - len(failing),
                      denominator=n, failing=failing)
 
@@ -192,7 +194,7 @@ def fill(url: str, tmp: Path, *, weeks: int = 3, xss: bool = True, poll_seconds:
         portal = cfg.city(key).portals[0]
         records = []
         for fname, day in snaps:
-            as_of = datetime.fromisoformat(day).replace(hour=6, tzinfo=timezone.utc)
+            as_of = datetime.fromisoformat(day).replace(hour=6, tzinfo=UTC)
             records = [normalize(portal, raw) for raw in load_catalog(FIXTURES / fname)]
             save_run(engine, portal.key, records, as_of)
             score(engine, cfg, key, as_of)
