@@ -1,10 +1,9 @@
 """Pure figure builders on small frames shaped as docs/internals.md specifies; expected values by hand."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
-import pytest
 
 from layouts import _figures as fig
 
@@ -111,7 +110,7 @@ def catalog(rows):
     return pd.DataFrame([{**base, **r} for r in rows])
 
 
-AS_OF = datetime(2024, 4, 15, tzinfo=timezone.utc)
+AS_OF = datetime(2024, 4, 15, tzinfo=UTC)
 CAT = catalog([
     # fresh: monthly, updated 10 days ago; fully documented (6/6)
     {"source_id": "d1", "title": "Permits", "department": "Buildings", "declared_frequency": "P1M",
@@ -208,7 +207,8 @@ def test_compare_builders():
     assert [t.name for t in p.data] == ["Beta", "Alpha"]
     assert list(p.data[1].y) == [70.0, 90.0]
     gaps = fig.indicator_gaps(latest, ["a", "b"], {"dm4_fresh": "Fresh share"})
-    assert gaps.iloc[0][["indicator", "title", "a", "b", "gap"]].tolist() == ["dm4_fresh", "Fresh share", 70.0, 10.0, 60.0]
+    first = gaps.iloc[0][["indicator", "title", "a", "b", "gap"]].tolist()
+    assert first == ["dm4_fresh", "Fresh share", 70.0, 10.0, 60.0]
 
 
 def test_run_log_and_counts():
