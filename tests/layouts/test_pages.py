@@ -6,7 +6,7 @@ dependency the app itself publishes, so the wiring (ids, outputs) is tested with
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
@@ -264,7 +264,7 @@ def test_evidence_disabled_without_token(in_app, monkeypatch):
     page = evidence.layout()
     assert "Editing is disabled" in text_of(page) and "MATURITY_ADMIN_TOKEN" in text_of(page)
     msg, changed = evidence.submit("save", city="chicago", criterion="DM1", url="https://x.org", actor="Ana",
-                                   token="anything", now=datetime(2026, 1, 1, tzinfo=timezone.utc))
+                                   token="anything", now=datetime(2026, 1, 1, tzinfo=UTC))
     assert "disabled" in text_of(msg)
 
 
@@ -274,7 +274,7 @@ def test_evidence_token_validation_and_audit(in_app, monkeypatch, layout_db):
     url, _ = layout_db
     engine = storage.open_db(url)
     monkeypatch.setenv("MATURITY_ADMIN_TOKEN", "s3cret-token")
-    now = datetime(2026, 3, 1, 9, 30, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
     before = len(storage.evidence(engine))
     msg, changed = evidence.submit("save", city="chicago", criterion="DM1", url="https://x.org/policy",
                                    actor="Ana", token="wrong", now=now)
@@ -288,7 +288,8 @@ def test_evidence_token_validation_and_audit(in_app, monkeypatch, layout_db):
     ev = storage.evidence(engine)
     assert len(ev) == before + 1 and changed == now.isoformat()
     new = ev.iloc[-1]
-    assert (new["city_key"], new["criterion"], new["url"], new["actor"]) == ("chicago", "DM1", "https://x.org/policy", "Ana")
+    assert ((new["city_key"], new["criterion"], new["url"], new["actor"])
+            == ("chicago", "DM1", "https://x.org/policy", "Ana"))
     audit = storage.audit_log(engine, limit=1).iloc[0]
     assert (audit["actor"], audit["action"]) == ("Ana", "evidence.add")
     msg, _ = evidence.submit("delete", delete_id=int(new["id"]), actor="Ben", token="s3cret-token", now=now)
