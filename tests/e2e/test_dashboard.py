@@ -7,6 +7,7 @@ saw no error and no dialog opened. Screenshots of every page go to test-results/
 from __future__ import annotations
 
 import re
+
 import pytest
 from playwright.sync_api import expect
 
