@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -193,14 +192,7 @@ def _csv_cell(v: Any) -> Any:
         return json.dumps(v, default=_json_default, ensure_ascii=False)
     if isinstance(v, (datetime, pd.Timestamp)):
         return _iso(v)
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    try:
-        if pd.isna(v):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return v
+    return None if _missing(v) else v
 
 
 def _iso(v: Any) -> str | None:
@@ -225,25 +217,23 @@ def _json_default(v: Any) -> Any:
 
 def _num(v: Any) -> Any:
     """A JSON-safe number: NaN/None -> None, integral floats stay floats (counts keep their stored type)."""
-    if v is None:
+    if _missing(v):
         return None
-    try:
-        if pd.isna(v):
-            return None
-    except (TypeError, ValueError):
-        return v
     return v.item() if hasattr(v, "item") else v
 
 
 def _text(v: Any) -> str | None:
+    return None if _missing(v) else str(v)
+
+
+def _missing(v: Any) -> bool:
+    """None, NaN, NaT or pd.NA; containers and other objects pd.isna cannot judge are not missing."""
     if v is None:
-        return None
+        return True
     try:
-        if pd.isna(v):
-            return None
+        return bool(pd.isna(v))
     except (TypeError, ValueError):
-        pass
-    return str(v)
+        return False
 
 
 # --- the WWC evidence packet ------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 from runtime_helpers import FakeHarvest, FakeScore
@@ -35,3 +36,20 @@ def browser_type_launch_args(browser_type_launch_args):
             "executable_path": shutil.which("chromium") or "/usr/bin/chromium",
             "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                      "--disable-component-update", "--no-first-run", "--disable-sync"]}
+
+
+NEVER = "0 0 1 1 *"  # a cron that does not fire during a test
+
+
+@pytest.fixture
+def quiet_config(tmp_path) -> Path:
+    """The shipped config.toml with every schedule moved to New Year's midnight: real cities, no job fires."""
+    import re
+
+    import settings as settings_mod
+
+    text = settings_mod.DEFAULT_CONFIG.read_text(encoding="utf-8")
+    text = re.sub(r'^schedule = "[^"]*"', f'schedule = "{NEVER}"', text, flags=re.M)
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -17,14 +16,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
-import settings as settings_mod
-
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 300  # first start imports and scores the whole demo bundle
 STOP_TIMEOUT_S = 30
-NEVER = "0 0 1 1 *"
 RENDER_TIMEOUT_MS = 60_000  # generous: the suite may share the machine with other heavy tests
 
 
@@ -38,14 +32,6 @@ def _get(url: str, timeout: float = 10) -> tuple[int, str]:
     with urllib.request.urlopen(url, timeout=timeout) as r:  # 127.0.0.1 only
         return r.status, r.read().decode("utf-8")
 
-
-@pytest.fixture
-def quiet_config(tmp_path) -> Path:
-    text = settings_mod.DEFAULT_CONFIG.read_text(encoding="utf-8")
-    text = re.sub(r'^schedule = "[^"]*"', f'schedule = "{NEVER}"', text, flags=re.M)
-    path = tmp_path / "config.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def test_serve_loads_the_demo_serves_pages_and_stops_cleanly(quiet_config, tmp_path, page):

@@ -6,32 +6,20 @@ Every schedule in the test config is moved to 1 January 00:00, so no real portal
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import scheduler
 import settings as settings_mod
 import storage
 
 ROOT = Path(__file__).resolve().parents[2]
-NEVER = "0 0 1 1 *"
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
 
-
-@pytest.fixture
-def quiet_config(tmp_path) -> Path:
-    text = settings_mod.DEFAULT_CONFIG.read_text(encoding="utf-8")
-    text = re.sub(r'^schedule = "[^"]*"', f'schedule = "{NEVER}"', text, flags=re.M)
-    path = tmp_path / "config.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def test_worker_stores_its_jobs_and_stops_on_sigterm(db_url, quiet_config, tmp_path):
