@@ -55,21 +55,23 @@ def cmd_harvest(cfg, args) -> int:
 
     engine = _engine(cfg)
     portals = _city(cfg, args.city).portals if args.city else cfg.portals
-    failed = []
-    for portal in portals:
-        with _bar(portal.key, args.quiet) as bar:
-            summary = pipeline.harvest(cfg, engine, portal, progress=bar)
+    bars = _Bars(args.quiet)
+
+    def done(summary) -> None:
+        bars.close(summary.portal_key)
         if summary.status == "failed":
-            failed.append(summary)
-            print(f"FAILED {portal.key}: {summary.error}", file=sys.stderr)
+            bars.write(f"FAILED {summary.portal_key}: {summary.error}")
         else:
             flag = f" (SUSPECT: {summary.suspect_reason})" if summary.status == "suspect" else ""
-            print(f"{portal.key}: {summary.items} datasets, {summary.new_versions} new versions, "
-                  f"{summary.repeats} repeats{flag}", file=sys.stderr)
+            bars.write(f"{summary.portal_key}: {summary.items} datasets, {summary.new_versions} new versions, "
+                       f"{summary.repeats} repeats{flag}")
+
+    jobs = args.jobs or pipeline.HARVEST_JOBS
+    summaries = pipeline.harvest_many(cfg, engine, portals, jobs=jobs, progress=bars.update, done=done)
     if not args.no_score:
         for city_key in sorted({p.city_key for p in portals}):
             pipeline.score(cfg, engine, city_key)
-    return EXIT_FAILED if failed else EXIT_OK
+    return EXIT_FAILED if any(s.status == "failed" for s in summaries) else EXIT_OK
 
 
 def cmd_import(cfg, args) -> int:
@@ -188,6 +190,16 @@ def cmd_demo(cfg, args) -> int:
 
 # --- plumbing -------------------------------------------------------------------------------------------
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="maturity", description=__doc__.splitlines()[0])
     p.add_argument("--config", help="config file (default: $MATURITY_CONFIG or ./config.toml)")
@@ -201,6 +213,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--city")
     c.add_argument("--no-score", action="store_true", help="store the runs without scoring")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    c.add_argument("--jobs", type=_positive_int,
+                   help="portals harvested at once, each in a worker process (default: pipeline.HARVEST_JOBS, 4)")
     c.set_defaults(run=cmd_harvest)
 
     c = sub.add_parser("import", help="backfill history from archived catalog files (plain or .gz)")
@@ -304,25 +318,33 @@ def _write_table(frame, fmt: str) -> None:
         out.to_csv(sys.stdout, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
 
 
-def _bar(label: str, quiet: bool):
-    """A tqdm progress bar per portal on stderr, fed by the connector after each page."""
-    from tqdm import tqdm
+class _Bars:
+    """A tqdm progress bar per portal on stderr while it is harvested, fed by the connector after each page
+    (from the worker processes too); result lines are written above the bars."""
 
-    bar = tqdm(desc=label, unit=" datasets", file=sys.stderr, disable=quiet, leave=True)
+    def __init__(self, quiet: bool) -> None:
+        self.quiet, self.open = quiet, {}
 
-    class _Progress:
-        def __enter__(self):
-            return self
+    def update(self, key: str, n_items: int, total: int | None) -> None:
+        from tqdm import tqdm
 
-        def __call__(self, n_items: int, total: int | None) -> None:
-            if total and bar.total != total:
-                bar.total = total
-            bar.update(n_items - bar.n)
+        bar = self.open.get(key)
+        if bar is None:
+            bar = self.open[key] = tqdm(desc=key, unit=" datasets", file=sys.stderr, disable=self.quiet,
+                                        leave=False)
+        if total and bar.total != total:
+            bar.total = total
+        bar.update(n_items - bar.n)
 
-        def __exit__(self, *exc):
+    def close(self, key: str) -> None:
+        bar = self.open.pop(key, None)
+        if bar is not None:
             bar.close()
 
-    return _Progress()
+    def write(self, line: str) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(line, file=sys.stderr)
 
 
 def _safe_url(url: str) -> str:

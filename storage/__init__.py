@@ -30,6 +30,7 @@ from storage.writes import (
                              close_stale_runs,
                              delete_evidence,
                              fail_run,
+                             fail_running,
                              save_harvest,
                              save_scores,
                              start_run,
@@ -39,7 +40,7 @@ from storage.writes import (
 __all__ = [
     "SUSPECT_SHRINK", "RunClosed", "RunSummary", "add_evidence", "audit_log", "catalog", "cities",
     "city_catalog", "close_stale_runs", "criterion_scores", "delete_evidence", "dispose", "gc_paused",
-    "evidence", "explain", "fail_run", "last_status", "latest_run_marker", "latest_scores", "open_db",
+    "evidence", "explain", "fail_run", "fail_running", "last_status", "latest_run_marker", "latest_scores", "open_db",
     "portals", "release_lock", "row_counts", "run_dates", "runs", "save_harvest", "save_scores",
     "score_evidence", "scores", "start_run", "sync_config", "try_lock", "upgrade",
 ]

@@ -52,6 +52,7 @@ def create(url: str) -> Engine:
         # In WAL mode NORMAL is still crash-safe for the database (a power cut may lose the last commit);
         # it saves an fsync per commit.
         cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA wal_autocheckpoint=10000")
         cur.close()
 
     @event.listens_for(engine, "begin")

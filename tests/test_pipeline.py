@@ -180,3 +180,108 @@ note = "Executive order"
     status = criteria.statuses(criteria.rollup(scores), manual).set_index("criterion")["status"]
     # OD1 needs its policy document: metadata alone never meets it, the recorded executive order does
     assert status["OD1"] == "manual" and status["DM1"] == "manual"
+
+
+# --- several portals at once (harvest_many: worker processes, as `maturity harvest` runs them) -------------
+
+def _catalog_rows(engine, city_key: str) -> list[tuple]:
+    from connectors.base import RECORD_FIELDS
+
+    frame = storage.city_catalog(engine, city_key)[list(RECORD_FIELDS)]
+    return sorted(map(tuple, frame.astype(str).to_numpy().tolist()))
+
+
+def _record_pids(monkeypatch, path) -> None:
+    """Make every `harvest` append the id of the process it ran in to `path` (workers are forked: they see it)."""
+    import os
+
+    real = pipeline.harvest
+
+    def harvest(*args, **kwargs):
+        with open(path, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "harvest", harvest)
+
+
+def test_harvest_many_in_workers_stores_what_one_by_one_stores(tmp_path, emu, db_url, monkeypatch):
+    import os
+
+    emu.clear_faults()
+    emu.fault("/dcat/cincinnati/data.json", truncate=True)  # one portal fails; the others must not notice
+    (tmp_path / "seq").mkdir()
+    reference = write_config(tmp_path / "seq", emu, f"sqlite:///{tmp_path / 'seq' / 'one-by-one.db'}")
+    storage.upgrade(reference.storage_url)
+    ref_engine = storage.open_db(reference.storage_url)
+    pipeline.harvest_many(reference, ref_engine, reference.portals, jobs=1, now=T1)
+
+    cfg = write_config(tmp_path, emu, db_url)
+    storage.upgrade(cfg.storage_url)
+    engine = storage.open_db(cfg.storage_url)
+    _record_pids(monkeypatch, tmp_path / "pids")
+    events, finished = [], []
+    got = pipeline.harvest_many(cfg, engine, cfg.portals, jobs=3, now=T1,
+                                progress=lambda key, n, total: events.append((key, n, total)),
+                                done=finished.append)
+
+    pids = set((tmp_path / "pids").read_text().split())
+    assert len(pids) >= 2 and str(os.getpid()) not in pids  # the harvests ran in worker processes
+    assert [s.portal_key for s in got] == ["chicago-socrata", "cincinnati-dcat", "birmingham-ckan"]  # config order
+    assert [(s.status, s.items) for s in got] == [("ok", 260), ("failed", 0), ("ok", 10)]
+    assert got[1].error.startswith("PortalIncompatible:") and "not valid JSON" in got[1].error
+    assert sorted(s.portal_key for s in finished) == sorted(s.portal_key for s in got)  # done: once each
+    # the connectors' page progress crossed back from the workers: Chicago's 260 unique of the 260 the emulator
+    # reports (it counts unique ids), Birmingham's 10 of 10
+    assert ("chicago-socrata", 260, 260) in events and ("birmingham-ckan", 10, 10) in events
+    for city in ("chicago", "cincinnati", "birmingham"):
+        assert _catalog_rows(engine, city) == _catalog_rows(ref_engine, city)
+    assert storage.row_counts(engine)["dataset_versions"] == storage.row_counts(ref_engine)["dataset_versions"] == 270
+    emu.clear_faults()
+
+
+def _dies_in_worker(monkeypatch, portal_key: str, *, after_start: bool) -> None:
+    """Make the harvest of `portal_key` kill its worker process one second in (after starting its run, or
+    before), like the kernel's OOM killer would; the pause lets the other portals finish first."""
+    import os
+    import time
+
+    real_harvest, real_connector = pipeline.harvest, pipeline.make_connector
+
+    class Dying:
+        def __init__(self, portal, **kwargs):
+            self.inner = real_connector(portal, **kwargs)
+
+        def fetch(self):
+            time.sleep(1)
+            os._exit(9)
+
+    def make_connector(portal, **kwargs):
+        return Dying(portal, **kwargs) if portal.key == portal_key else real_connector(portal, **kwargs)
+
+    def harvest(settings, engine, portal, **kwargs):
+        if portal.key == portal_key and not after_start:
+            time.sleep(1)
+            os._exit(9)
+        return real_harvest(settings, engine, portal, **kwargs)
+
+    monkeypatch.setattr(pipeline, "make_connector", make_connector)
+    monkeypatch.setattr(pipeline, "harvest", harvest)
+
+
+@pytest.mark.parametrize("after_start", [True, False], ids=["mid-harvest", "before-its-run"])
+def test_a_worker_that_dies_fails_its_portal_alone(setup, monkeypatch, after_start):
+    cfg, engine = setup
+    _dies_in_worker(monkeypatch, "cincinnati-dcat", after_start=after_start)
+    got = {s.portal_key: s for s in pipeline.harvest_many(cfg, engine, cfg.portals, jobs=2, now=T1)}
+
+    assert {k: s.status for k, s in got.items()} == {
+        "chicago-socrata": "ok", "cincinnati-dcat": "failed", "birmingham-ckan": "ok"}
+    expected = ("worker process lost while harvesting cincinnati-dcat" if after_start
+                else "worker process lost before the harvest started")
+    assert got["cincinnati-dcat"].error.startswith(expected)
+    runs = storage.runs(engine)
+    assert "running" not in set(runs["status"])  # no run is left hanging
+    lost = runs[runs["portal_key"] == "cincinnati-dcat"]
+    assert list(lost["status"]) == ["failed"] and lost.iloc[0]["error"] == got["cincinnati-dcat"].error
+    assert len(storage.city_catalog(engine, "chicago")) == 260

@@ -235,3 +235,30 @@ def test_a_lasting_shrink_becomes_the_new_size(engine):
     assert statuses[-1].removed == 219
     run = storage.runs(engine, portal_key=CHICAGO.key).iloc[0]
     assert any("shrink confirmed" in n for n in run["notes"])
+
+
+def test_another_writer_between_prepare_and_save_is_respected(engine, monkeypatch):
+    """Payloads are built before the write lock from what the database held then; `_save` decides again under
+    the lock. Here another run stores the same catalog in between: the first run must find it all unchanged."""
+    from dataclasses import replace
+
+    from storage import writes
+
+    snap = chicago_snapshot("2022-06-15")
+    real_prepare, prepared = writes._prepare, []
+
+    def prepare_then_another_writer(*args):
+        prepared.append(real_prepare(*args))
+        monkeypatch.setattr(writes, "_prepare", real_prepare)
+        save(engine, replace(snap, as_of=snap.as_of - timedelta(hours=1)))  # commits before our write lock
+        return prepared[-1]
+
+    monkeypatch.setattr(writes, "_prepare", prepare_then_another_writer)
+    late = save(engine, snap)
+
+    unique = CHICAGO_UNIQUE["2022-06-15"]
+    assert len(prepared[0]) == unique  # prepared against an empty portal: every item looked new
+    assert late.status == "ok" and late.new_versions == 0  # but under the lock they were all stored already
+    counts = storage.row_counts(engine)
+    assert counts["datasets"] == counts["dataset_versions"] == unique
+    assert_catalog_is(storage.catalog(engine, CHICAGO.key), "2022-06-15")
