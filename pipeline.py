@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import queue
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -32,9 +33,9 @@ log = logging.getLogger("maturity.pipeline")
 
 Progress = Callable[[int, "int | None"], None]
 PortalProgress = Callable[[str, int, "int | None"], None]  # (portal key, items so far, reported total)
-# Portals harvested side by side by `harvest_many` (the CLI's --jobs default). Live, a portal is network-bound
-# (seconds per page), so a few at once cut a city list's wall time several-fold; more would only load the machine.
-HARVEST_JOBS = 4
+# Portals harvested side by side by `harvest_many` (the CLI's --jobs default): one per core, since parsing and
+# normalizing a catalog is CPU work, and at least two, so one portal's network waits overlap another's work.
+HARVEST_JOBS = max(2, os.cpu_count() or 1)
 
 
 def utcnow() -> datetime:
