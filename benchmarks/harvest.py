@@ -1,20 +1,22 @@
 """Harvest benchmark: every recorded Socrata domain catalog through the real pipeline, against the emulator.
 
-    .venv/bin/python benchmarks/harvest.py [DIR] [--url DATABASE_URL] [--repeat N]
+    .venv/bin/python benchmarks/harvest.py [DIR] [--url DATABASE_URL] [--jobs N] [--repeat N]
 
 DIR holds Discovery-API `*.jsonl.gz` files (default: ../shared/fixtures/socrata_scrape_2022/latest — 291
-domains, 12,226 recorded items — else tests/fixtures/socrata/latest). The emulator runs in a child process,
-so its serialisation does not share our GIL; each domain becomes one portal and `pipeline.harvest` fetches it
-over HTTP on 127.0.0.1, normalizes it and stores it (one transaction per portal) into a fresh database.
+domains, 12,226 recorded items — else tests/fixtures/socrata/latest). The emulator runs in a child process and
+renders each domain's response once before the clock starts (a real portal renders on its own machine, not
+on ours). Each domain becomes one portal; `pipeline.harvest_many` — what `maturity harvest` runs — fetches them
+over HTTP on 127.0.0.1, `--jobs` at a time in worker processes (default: the CLI's), normalizes and stores
+them (one transaction per portal) into a fresh database.
 
 Reported: datasets per second; the parsing floor (a bare `json.loads` of the very response bodies the
-harvest received, fetched once beforehand) and our ratio to it; peak memory (max RSS of this process); then
-an immediate unchanged re-harvest: its time and the rows it wrote (must be 0 dataset versions).
+harvest received, in this process) and our ratio to it; peak memory (max RSS of this process or of a worker);
+then an immediate unchanged re-harvest: its time and the rows it wrote (must be 0 dataset versions).
 
-Times are wall clock and this process's CPU time (user + system, all threads; the emulator's child process
-is not counted). On a shared machine wall time swings with other load, so both are printed, and with
-`--repeat N` the whole measurement (floor, first harvest into a fresh database, re-harvest) runs N times
-and the best of each is reported: the least-disturbed run.
+Times are wall clock and CPU time (user + system) of this process and its worker processes (the emulator
+child is not counted): the wall ratio is the target's; the CPU ratio says what the work costs in all. On a
+shared machine both swing with other load, so with `--repeat N` the whole measurement (first harvest into a
+fresh database, re-harvest, floor) runs N times and the best of each is reported: the least-disturbed run.
 """
 from __future__ import annotations
 
@@ -124,8 +126,8 @@ def run(base: str, domains: list[str], url: str | None, jobs: int) -> dict:
         again = pipeline.harvest_many(cfg, engine, cfg.portals, jobs=jobs, now=now + timedelta(days=1))
     counts2 = storage.row_counts(engine)
     # The parsing floor: the same bodies the harvest received, paged the same way, parsed with json.loads.
-    # Measured after the harvests, so the harvest's worker processes are forked from a process that has not
-    # just allocated and freed the floor's ~1 GB of parsed objects (as a real `maturity harvest` has not).
+    # Measured after the harvests, so the first harvest's workers are forked from a process that has not just
+    # built and freed the floor's parsed objects (a real `maturity harvest` has not).
     bodies = []
     with requests.Session() as s:
         for d in domains:
