@@ -47,8 +47,7 @@ def harvest(settings: Settings, engine, portal: PortalConfig, *, now: datetime |
     """Fetch one portal's whole catalog and store it as one run (change-only); failures are recorded, not raised."""
     as_of = now or utcnow()
     _sync_once(settings, engine)
-    previous = storage.last_status(engine, portal.key)
-    run_id = storage.start_run(engine, portal.key, as_of=as_of, source="harvest")
+    run_id, previous = storage.begin_run(engine, portal.key, as_of=as_of)
     connector = make_connector(portal, session=session, progress=progress)
     # Pause the cyclic GC while the catalog is parsed, normalized and stored: hundreds of thousands of small
     # acyclic objects otherwise trigger full collections (about half the benchmark's time before).

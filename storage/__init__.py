@@ -27,6 +27,7 @@ from storage.writes import (
                              RunClosed,
                              RunSummary,
                              add_evidence,
+                             begin_run,
                              close_stale_runs,
                              delete_evidence,
                              fail_run,
@@ -38,7 +39,7 @@ from storage.writes import (
 )
 
 __all__ = [
-    "SUSPECT_SHRINK", "RunClosed", "RunSummary", "add_evidence", "audit_log", "catalog", "cities",
+    "SUSPECT_SHRINK", "RunClosed", "RunSummary", "add_evidence", "begin_run", "audit_log", "catalog", "cities",
     "city_catalog", "close_stale_runs", "criterion_scores", "delete_evidence", "dispose", "gc_paused",
     "evidence", "explain", "fail_run", "fail_running", "last_status", "latest_run_marker", "latest_scores", "open_db",
     "portals", "release_lock", "row_counts", "run_dates", "runs", "save_harvest", "save_scores",

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from connectors.base import DATETIME_FIELDS, records_frame
 from storage.db import gc_paused, is_sqlite, utc
 from storage.models import audit_t, cities_t, datasets_t, evidence_t, portals_t, runs_t, scores_t, versions_t
-from storage.writes import unpack_ids
+from storage.writes import LAST_STATUS, unpack_ids
 
 GOOD = ("ok", "suspect")  # runs whose catalog can be shown; only "ok" runs count for removals
 RUN_COLUMNS = ["run_id", "portal_key", "city_key", "source", "as_of", "started_at", "finished_at", "duration_s",
@@ -96,14 +96,12 @@ def runs(engine: Engine, portal_key: str | None = None, city_key: str | None = N
     return _frame(rows, RUN_COLUMNS, ("as_of", "started_at", "finished_at"))
 
 
-_LAST_STATUS = (sa.select(runs_t.c.status).where(runs_t.c.portal_key == sa.bindparam("portal_key"))
-                .order_by(runs_t.c.started_at.desc(), runs_t.c.id.desc()).limit(1))
 
 
 def last_status(engine: Engine, portal_key: str) -> str | None:
     """Status of the portal's newest run (the order of `runs`), None before its first run: one scalar query."""
     with engine.connect() as conn:
-        return conn.execute(_LAST_STATUS, {"portal_key": portal_key}).scalar()
+        return conn.execute(LAST_STATUS, {"portal_key": portal_key}).scalar()
 
 
 def run_dates(engine: Engine, city_key: str) -> list[datetime]:

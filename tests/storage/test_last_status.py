@@ -19,3 +19,15 @@ def test_last_status_follows_the_newest_run(engine):
     # the same answer as the first row of runs(), and other portals are not mixed in
     assert storage.runs(engine, portal_key=CHICAGO.key).iloc[0]["status"] == "failed"
     assert storage.last_status(engine, OTHER.key) is None
+
+
+def test_begin_run_starts_a_run_and_tells_the_status_before_it(engine):
+    first, before = storage.begin_run(engine, CHICAGO.key, as_of=day("2022-06-01"))
+    assert before is None  # the portal's first run
+    assert storage.last_status(engine, CHICAGO.key) == "running"
+    storage.fail_run(engine, first, "PortalUnavailable: HTTP 503", finished_at=day("2022-06-01"))
+    second, before = storage.begin_run(engine, CHICAGO.key, as_of=day("2022-06-02"))
+    assert before == "failed" and second != first  # what "recovered" log lines need
+    runs = storage.runs(engine, portal_key=CHICAGO.key)
+    assert list(runs["id"]) == [second, first] and list(runs["status"]) == ["running", "failed"]
+    assert storage.begin_run(engine, OTHER.key, as_of=day("2022-06-02"))[1] is None  # other portals not mixed in
