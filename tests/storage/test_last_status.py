@@ -29,5 +29,5 @@ def test_begin_run_starts_a_run_and_tells_the_status_before_it(engine):
     second, before = storage.begin_run(engine, CHICAGO.key, as_of=day("2022-06-02"))
     assert before == "failed" and second != first  # what "recovered" log lines need
     runs = storage.runs(engine, portal_key=CHICAGO.key)
-    assert list(runs["id"]) == [second, first] and list(runs["status"]) == ["running", "failed"]
+    assert list(runs["run_id"]) == [second, first] and list(runs["status"]) == ["running", "failed"]
     assert storage.begin_run(engine, OTHER.key, as_of=day("2022-06-02"))[1] is None  # other portals not mixed in
