@@ -7,10 +7,12 @@ honouring `Retry-After`, capped exponential backoff, and every other 4xx fatal.
 from __future__ import annotations
 
 import email.utils
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
@@ -53,6 +55,13 @@ DEFAULT_POLICY = RetryPolicy()
 def make_session(app_token: str | None = None, *, policy: RetryPolicy | None = None) -> requests.Session:
     """A requests session with the project's User-Agent, the Socrata app token if any, and a retry policy."""
     session = requests.Session()
+    # With trust_env on, requests re-reads the proxy variables and netrc on every request (about a fifth of the
+    # client's CPU for the benchmark's 291 requests). Where neither is configured there is nothing to re-read:
+    # it is turned off, and the one other thing it reads, a CA bundle variable, is read once here in requests'
+    # order. Where a proxy or netrc is configured, requests behaves exactly as usual.
+    if not _proxy_or_netrc_configured():
+        session.trust_env = False
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     session.headers["User-Agent"] = USER_AGENT
     session.headers["Accept"] = "application/json"
     if app_token:
@@ -60,6 +69,13 @@ def make_session(app_token: str | None = None, *, policy: RetryPolicy | None = N
         session.headers["X-App-Token"] = app_token
     session.retry_policy = policy or DEFAULT_POLICY  # type: ignore[attr-defined]
     return session
+
+
+def _proxy_or_netrc_configured() -> bool:
+    """Whether requests' trust_env would find proxies (any `*_proxy` variable, any case) or a netrc file."""
+    if any(name.lower().endswith("_proxy") for name in os.environ) or os.environ.get("NETRC"):
+        return True
+    return any(Path(f).expanduser().exists() for f in ("~/.netrc", "~/_netrc"))
 
 
 def policy_of(session: requests.Session) -> RetryPolicy:

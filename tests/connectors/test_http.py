@@ -1,6 +1,7 @@
 """http.py against the emulator: retries, Retry-After, backoff cap, and the error each failure becomes."""
 from __future__ import annotations
 
+import os
 from datetime import UTC
 
 import pytest
@@ -122,3 +123,21 @@ def test_sodapy_style_json_error_is_incompatible(emulator, session):
     url = emu.dcat_url("city") + "/data.json"
     with pytest.raises(PortalIncompatible, match="not valid JSON"):
         call_with_retries(session, lambda: session.get(url, timeout=1).json(), url)
+
+
+def test_environment_read_once_unless_a_proxy_is_configured(emu, monkeypatch, tmp_path):
+    for name in [n for n in os.environ if n.lower().endswith("_proxy") or n == "NETRC"]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    quiet = make_session()
+    assert quiet.trust_env is False and quiet.verify == "/etc/ssl/certs/ca-certificates.crt"
+    assert get_json(quiet, emu.dcat_url("city") + "/data.json") == DOC
+
+    # A configured proxy: requests reads the environment as usual, and the request goes through the proxy (the
+    # emulator, which serves the path of the absolute URL a proxy receives; the host does not exist).
+    monkeypatch.setenv("HTTP_PROXY", emu.url)
+    proxied = make_session()
+    assert proxied.trust_env is True
+    assert get_json(proxied, "http://portal.invalid/dcat/city/data.json") == DOC
+    assert emu.requests[-1][0] == "/dcat/city/data.json"
