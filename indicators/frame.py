@@ -486,12 +486,14 @@ class Derived:
     @cached_property
     def topic_matches(self) -> dict[str, np.ndarray]:
         """Per topic (the 20 census keys and "performance"): per (title, tags, category) combination the
-        ', '-joined vocabulary words found in any of the three ("" = none). One regex pass over the distinct
-        titles, the distinct tag lists and the distinct categories, for all topics at once."""
+        ', '-joined vocabulary words found in any of the three ("" = none; also none when one of the topic's
+        exclusion phrases is found there). One regex pass over the distinct titles, the distinct tag lists and
+        the distinct categories, for all topics and exclusions at once."""
         v = vocab()
         topics = {**v["census"], "performance": v["performance"]}
+        excluded = v.get("exclude", {})
         _row_code, combos = self.topic_key
-        pattern = word_pattern({w for ws in topics.values() for w in ws})
+        pattern = word_pattern({w for ws in (*topics.values(), *excluded.values()) for w in ws})
         frames = []
         for i, column in enumerate(TOPIC_PARTS):
             _codes, uniques = self.distinct(column)
@@ -503,9 +505,16 @@ class Derived:
                 frames.append(link.merge(part, on="part")[["text", "word"]])
         out = {k: np.full(len(combos), "", dtype=object) for k in topics}
         if frames:
+            found = pd.concat(frames)
             table = pd.DataFrame([(w.lower(), k) for k, ws in topics.items() for w in ws], columns=["word", "topic"])
-            pairs = (pd.concat(frames).merge(table, on="word").drop_duplicates()
-                     .sort_values(["topic", "text", "word"]))
+            pairs = found.merge(table, on="word").drop_duplicates().sort_values(["topic", "text", "word"])
+            # A topic's exclusion phrase anywhere in the same title, tags or category voids that topic's words
+            # there ("Lobbyist Data - Expenditures" is not city spending).
+            vetoes = pd.DataFrame([(w.lower(), k) for k, ws in excluded.items() for w in ws], columns=["word", "topic"])
+            vetoed = found.merge(vetoes, on="word")[["topic", "text"]].drop_duplicates()
+            if len(vetoed):
+                keep = pairs.merge(vetoed, on=["topic", "text"], how="left", indicator=True)["_merge"] == "left_only"
+                pairs = pairs[keep.to_numpy()]
             multi = pairs.duplicated(["topic", "text"], keep=False).to_numpy()
             for topic, grp in pairs[~multi].groupby("topic", sort=False):  # one word: no join needed
                 out[topic][grp["text"].to_numpy()] = grp["word"].to_numpy()

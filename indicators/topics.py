@@ -132,7 +132,8 @@ def goals_published(catalog: pd.DataFrame, as_of: datetime) -> Score:
 
     Formula: candidates = stories and measures (Socrata Perspectives / Performance) plus public data assets
     whose title, tags or category match a performance word (performance, KPI, goals, targets, scorecard,
-    dashboard, progress, ...); value = 50 if any candidate + 50 * (current candidates / candidates);
+    dashboard, progress, ...; not school progress reports, report cards or graduation outcomes);
+    value = 50 if any candidate + 50 * (current candidates / candidates);
     current = HDX fresh/due for a finite period, else changed within 365 days.
     Source: research M19 (Socrata asset types); WWC PA3. Empty: 0.
     """
@@ -161,8 +162,9 @@ def budget_finance(catalog: pd.DataFrame, as_of: datetime) -> Score:
     """BF1: budget and spending data present and current.
 
     Formula: for each of budget and spending (US City Open Data Census key datasets, matched on title, tags,
-    category): 25 if >= 1 public data asset matches + 25 if >= 1 matching asset is current (HDX fresh/due, or
-    changed within 365 days); value = sum (0-100). Source: US City Open Data Census; GODI timely. Empty: 0.
+    category; spending not where they name campaigns, elections, candidates or lobbying): 25 if >= 1 public
+    data asset matches + 25 if >= 1 matching asset is current (HDX fresh/due, or changed within 365 days);
+    value = sum (0-100). Source: US City Open Data Census; GODI timely. Empty: 0.
     """
     d = derive(catalog, as_of)
     current = _current(d)
@@ -190,7 +192,8 @@ def procurement(catalog: pd.DataFrame, as_of: datetime) -> Score:
     """RDC7: procurement and contract data present and fresh.
 
     Formula: candidates = public data assets matching procurement words (contracts, procurement, purchase
-    orders, bids, solicitations); value = 50 if any + 50 * (current candidates / candidates).
+    orders, bids, solicitations; not where they name Business Improvement Districts or FOIA logs);
+    value = 50 if any + 50 * (current candidates / candidates).
     Source: US City Open Data Census "Procurement Contracts"; HDX freshness. Empty: 0.
     """
     d = derive(catalog, as_of)

@@ -260,3 +260,23 @@ def test_compute_all_covers_registry(austin):
     scores = indicators.compute_all(austin, AS_OF)
     assert set(scores) == {i.key for i in indicators.REGISTRY}
     assert scores["od1_open_licence"].value == pytest.approx(80.0)
+
+
+def test_topic_exclusions_on_real_chicago_titles():
+    # xika-473c "Lobbyist Data - Expenditures - Large" (tags ethics, lobbyists): "expenditures" is a spending
+    # word, but "lobbyist" is a spending exclusion (indicators/data/vocab.json) - lobbying, not city spending; it
+    # still counts as the census "lobbyist_activity" key dataset. s4vu-giwb "Payments" (tags payments, vendors,
+    # P1D, data 2022-07-22: fresh) is spending and procurement. 9xs2-f89t "Chicago Public Schools - Progress
+    # Report Cards (2011-2012)": "progress" is a performance word, "report cards" a performance exclusion.
+    # sbt5-2ec8 "Performance Metrics - ... Pothole Repair" (P1W, data 2014: not current) is the one PA3 asset.
+    c = frame("data.cityofchicago.org", ["xika-473c", "s4vu-giwb", "9xs2-f89t", "sbt5-2ec8"])
+    b = topics.budget_finance(c, AS_OF)  # no budget asset; spending found and current: 25 + 25
+    assert b.value == pytest.approx(50.0) and b.matches == {"s4vu-giwb": "words: payments"}
+    assert (b.detail["spending_found"], b.detail["spending_current"], b.detail["budget_found"]) == (1, 1, 0)
+    p = topics.goals_published(c, AS_OF)  # one candidate, not current: 50 + 50 * 0/1
+    assert p.value == pytest.approx(50.0) and p.matches == {"sbt5-2ec8": "words: performance metrics"}
+    r = topics.procurement(c, AS_OF)
+    assert r.value == pytest.approx(100.0) and r.matches == {"s4vu-giwb": "words: vendors"}
+    k = topics.census_key_datasets(c, AS_OF)
+    assert k.matches["xika-473c"] == "lobbyist_activity - words: lobbyist, lobbyists"
+    assert (k.detail["lobbyist_activity"], k.detail["spending"]) == (1, 1)
