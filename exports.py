@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import json
+import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -73,6 +74,21 @@ def export(settings: Settings, engine, *, city_key: str | None = None, out_dir: 
     if city_key is None:
         paths += _write(base / ALL_CITIES_DIR, snaps, formats, stamp, generated, title="All cities")
     return paths
+
+
+def prune(out_dir: str | Path, keep: int) -> list[Path]:
+    """Delete all but the `keep` newest dated snapshot folders (`YYYY-MM-DD`) of `out_dir`; returns the deleted.
+    Anything else in the folder is left alone."""
+    dated = []
+    for d in Path(out_dir).iterdir() if Path(out_dir).is_dir() else ():
+        try:
+            dated.append((date.fromisoformat(d.name), d))
+        except ValueError:
+            continue
+    old = [d for _, d in sorted(dated, reverse=True)[keep:] if d.is_dir()]
+    for d in old:
+        shutil.rmtree(d)
+    return old
 
 
 def snapshot(settings: Settings, engine, city_key: str, *, as_of: datetime | None = None) -> CitySnapshot:

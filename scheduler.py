@@ -257,6 +257,9 @@ def run_export_job(runtime: str) -> list[str]:
     try:
         paths = exports.export(rt.settings, engine, out_dir=export_directory(rt.settings))
         log.info("job=export event=written files=%d", len(paths))
+        if rt.settings.export.keep:
+            pruned = exports.prune(export_directory(rt.settings), rt.settings.export.keep)
+            log.info("job=export event=pruned snapshots=%d keep=%d", len(pruned), rt.settings.export.keep)
         return [str(p) for p in paths]
     except Exception as exc:
         log.error("job=export event=failed reason=%r", f"{type(exc).__name__}: {exc}")

@@ -78,6 +78,7 @@ class WebConfig:
 class ExportConfig:
     schedule: str | None = "30 5 * * 1"  # Mondays 05:30 UTC
     directory: str = "data/exports"
+    keep: int | None = None  # the scheduled export keeps this many newest dated snapshots; None = all
 
 
 @dataclass(frozen=True)
@@ -130,18 +131,26 @@ def load(path: str | os.PathLike | None = None, environ: Mapping[str, str] | Non
 def _with_line(message: str, path: Path, text: str) -> str:
     """Turn `file: cities[1].portals[0].kind: …` into `file:23: cities[1]…` by finding the key's line.
 
-    tomllib reports lines for syntax errors only; for a bad value we walk the array-of-tables headers.
+    tomllib reports lines for syntax errors only; for a bad value we walk the table and array-of-tables headers.
     """
     prefix = f"{path}: "
     if not message.startswith(prefix):
         return message
     where = message[len(prefix):].split(": ", 1)[0]
+    lines = text.splitlines()
+    headers = [(n, ln.strip()) for n, ln in enumerate(lines) if ln.strip().startswith("[")]
+    table = re.fullmatch(r"(storage|web|export)\.(\w+)", where)  # a key of a plain [table]
+    if table:
+        start = next((n for n, h in headers if h == f"[{table.group(1)}]"), None)
+        if start is None:
+            return message
+        end = next((n for n, _ in headers if n > start), len(lines))
+        line = next((n for n in range(start, end) if re.match(rf"\s*{table.group(2)}\s*=", lines[n])), start)
+        return f"{path}:{line + 1}: {message[len(prefix):]}"
     m = re.fullmatch(r"cities\[(\d+)\](?:\.portals\[(\d+)\])?(?:\.(\w+))?.*", where)
     if not m:
         return message
     city_i, portal_i, leaf = int(m.group(1)), m.group(2), m.group(3)
-    lines = text.splitlines()
-    headers = [(n, ln.strip()) for n, ln in enumerate(lines) if ln.strip().startswith("[")]
     cities = [n for n, h in headers if h == "[[cities]]"]
     if city_i >= len(cities):
         return message
@@ -213,7 +222,8 @@ def parse(raw: dict[str, Any], path: Path, environ: Mapping[str, str]) -> Settin
     if schedule:
         v.cron(schedule, "export.schedule")
     export = ExportConfig(schedule=schedule or None,
-                          directory=v.string(ex, "directory", "export.directory", default="data/exports"))
+                          directory=v.string(ex, "directory", "export.directory", default="data/exports"),
+                          keep=v.integer(ex, "keep", "export.keep", default=1) if "keep" in ex else None)
     return Settings(path=path, storage_url=url, cities=tuple(cities), web=web, export=export)
 
 

@@ -100,3 +100,26 @@ def test_toml_syntax_error_names_the_file_and_line(tmp_path):
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="file not found"):
         settings.load(tmp_path / "nope.toml", environ={})
+
+
+def test_export_keep_is_optional_and_must_be_positive(tmp_path):
+    assert settings.load(write(tmp_path, GOOD), environ={}).export.keep is None  # absent: keep every snapshot
+    assert settings.load(ROOT / "config.toml", environ={}).export.keep == 104  # the shipped file: two years
+    text = GOOD + '\n[export]\nkeep = 0\n'
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        settings.load(path, environ={})
+    line = text.splitlines().index("keep = 0") + 1
+    assert str(err.value) == f"{path}:{line}: export.keep: expected a positive integer, got 0"
+
+
+@pytest.mark.parametrize("section, bad", [
+    ("web", 'port = "eighty"'), ("web", "poll_seconds = -5"), ("export", 'schedule = "mondays"'),
+])
+def test_bad_values_in_plain_tables_name_their_line(tmp_path, section, bad):
+    text = GOOD + f"\n[{section}]\n# a comment line\n{bad}\n"
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        settings.load(path, environ={})
+    key = bad.split(" =")[0]
+    assert str(err.value).startswith(f"{path}:{text.splitlines().index(bad) + 1}: {section}.{key}: ")

@@ -329,3 +329,17 @@ def test_scheduled_export_writes_a_dated_snapshot_under_its_lock(sqlite_url, sch
     assert all(p.parent.parent == tmp_path / "exports" / day for p in written)
     packet = json.loads((tmp_path / "exports" / day / "boston" / "evidence.json").read_text())
     assert packet["date"] is None and {c["status"] for c in packet["criteria"]} == {"open"}
+
+
+def test_scheduled_export_keeps_the_newest_snapshots_only(sqlite_url, schedulers, tmp_path):
+    out = tmp_path / "exports"
+    for old in ("2026-01-05", "2026-01-12", "2026-01-19"):
+        (out / old / "chicago").mkdir(parents=True)
+        (out / old / "chicago" / "scores.csv").write_text("old")
+    (out / "by-hand").mkdir()  # not a dated snapshot: never touched
+    (out / "README.txt").write_text("notes")
+    cfg = load_settings(sqlite_url, directory=str(out), keep=2)
+    schedulers.append(scheduler.build_scheduler(cfg))
+    assert scheduler.run_export_job(scheduler._runtime_key(sqlite_url))
+    today = datetime.now(UTC).date().isoformat()
+    assert sorted(p.name for p in out.iterdir()) == sorted(["2026-01-19", today, "by-hand", "README.txt"])
