@@ -288,21 +288,7 @@ def _save(conn: Connection, run_id: int, records: Sequence[DatasetRecord], raws:
     _touch_last_version(conn, run_id, changed)
 
     items = len(picked)
-    prev = conn.execute(_PREV_OK, {"portal_key": portal_key, "as_of": as_of, "run_id": run_id}).one_or_none()
-    status, reason, removed, notes = "ok", None, 0, list(stats.notes)
-    if prev is not None and items < SUSPECT_SHRINK * (prev.items or 0):
-        streak_start = conn.execute(_SUSPECT_STREAK, {"portal_key": portal_key, "since": prev.as_of, "as_of": as_of,
-                                                      "run_id": run_id}).scalar()
-        if streak_start is not None and as_of - streak_start >= timedelta(days=SUSPECT_CONFIRM_DAYS):
-            notes.append(f"shrink confirmed: under {SUSPECT_SHRINK:g} x the {prev.items} of run #{prev.id} "
-                         f"since {streak_start:%Y-%m-%d}, over {SUSPECT_CONFIRM_DAYS} days; accepted as the new size")
-        else:
-            status = "suspect"
-            reason = (f"{items} unique items is under {SUSPECT_SHRINK:g} x the {prev.items} of the last good run "
-                      f"#{prev.id} ({prev.as_of:%Y-%m-%d}): a short crawl, not deletions")
-    if status == "ok" and prev is not None:
-        removed = len(set(unpack_ids(prev.members)).difference(picked))
-
+    status, reason, removed, notes = _judge(conn, portal_key, run_id, as_of, items, picked, list(stats.notes))
     repeats = (stats.repeats or 0) + dropped
     conn.execute(_CLOSE_RUN, {
         "run_id": run_id, "status": status, "finished_at": finished_at, "items": items,
@@ -310,8 +296,51 @@ def _save(conn: Connection, run_id: int, records: Sequence[DatasetRecord], raws:
         "new_versions": len(versions) + carried, "removed": removed, "suspect_reason": reason,
         "notes": notes or None, "members": pack_ids(picked),
     })
+    _rejudge_later_runs(conn, portal_key, as_of, run_id)
     return RunSummary(run_id=run_id, portal_key=portal_key, status=status, items=items,
                       new_versions=len(versions) + carried, repeats=repeats, removed=removed, suspect_reason=reason)
+
+
+CONFIRMED_NOTE = "shrink confirmed"
+
+
+def _judge(conn: Connection, portal_key: str, run_id: int, as_of: datetime, items: int, members: Iterable[str],
+           notes: list[str]) -> tuple[str, str | None, int, list[str]]:
+    """(status, suspect reason, removed, notes) of a run against the good run dated just before it."""
+    prev = conn.execute(_PREV_OK, {"portal_key": portal_key, "as_of": as_of, "run_id": run_id}).one_or_none()
+    status, reason, removed = "ok", None, 0
+    if prev is not None and items < SUSPECT_SHRINK * (prev.items or 0):
+        streak_start = conn.execute(_SUSPECT_STREAK, {"portal_key": portal_key, "since": prev.as_of, "as_of": as_of,
+                                                      "run_id": run_id}).scalar()
+        if streak_start is not None and as_of - streak_start >= timedelta(days=SUSPECT_CONFIRM_DAYS):
+            notes = [*notes, f"{CONFIRMED_NOTE}: under {SUSPECT_SHRINK:g} x the {prev.items} of run #{prev.id} since "
+                             f"{streak_start:%Y-%m-%d}, over {SUSPECT_CONFIRM_DAYS} days; accepted as the new size"]
+        else:
+            status = "suspect"
+            reason = (f"{items} unique items is under {SUSPECT_SHRINK:g} x the {prev.items} of the last good run "
+                      f"#{prev.id} ({prev.as_of:%Y-%m-%d}): a short crawl, not deletions")
+    if status == "ok" and prev is not None:
+        removed = len(set(unpack_ids(prev.members)).difference(members))
+    return status, reason, removed, notes
+
+
+_LATER_RUNS = (sa.select(runs_t.c.id, runs_t.c.as_of, runs_t.c["items"], runs_t.c.members, runs_t.c.status,
+                         runs_t.c.suspect_reason, runs_t.c.removed, runs_t.c.notes)
+               .where(runs_t.c.portal_key == _p("portal_key"), runs_t.c.status.in_(("ok", "suspect")),
+                      runs_t.c.as_of > _p("as_of"), runs_t.c.id != _p("run_id"))
+               .order_by(runs_t.c.as_of, runs_t.c.id))
+
+
+def _rejudge_later_runs(conn: Connection, portal_key: str, as_of: datetime, run_id: int) -> None:
+    """After an out-of-order import, judge the runs dated after it again, oldest first, so every run's status
+    is what it would be had the snapshots arrived in date order (a newest run: one empty query)."""
+    for run in conn.execute(_LATER_RUNS, {"portal_key": portal_key, "as_of": as_of, "run_id": run_id}).all():
+        kept = [n for n in run.notes or () if not n.startswith(CONFIRMED_NOTE)]
+        status, reason, removed, notes = _judge(conn, portal_key, run.id, run.as_of, run.items or 0,
+                                                unpack_ids(run.members), kept)
+        if (status, reason, removed, notes) != (run.status, run.suspect_reason, run.removed, list(run.notes or ())):
+            conn.execute(sa.update(runs_t).where(runs_t.c.id == run.id).values(
+                status=status, suspect_reason=reason, removed=removed, notes=notes or None))
 
 
 def _payload(rec: DatasetRecord, raw: bytes) -> Payload:

@@ -262,3 +262,20 @@ def test_another_writer_between_prepare_and_save_is_respected(engine, monkeypatc
     counts = storage.row_counts(engine)
     assert counts["datasets"] == counts["dataset_versions"] == unique
     assert_catalog_is(storage.catalog(engine, CHICAGO.key), "2022-06-15")
+
+
+@pytest.mark.parametrize("order", [
+    tuple(reversed(CHICAGO_DATES)),  # newest first: every short crawl arrives before the good runs around it
+    ("2022-06-29", "2022-07-13", "2022-06-08", "2022-07-23", "2022-07-06", "2022-06-22", "2022-07-20", "2022-06-15"),
+])
+def test_statuses_after_out_of_order_imports_are_those_of_date_order(engine, order):
+    """Each import judges the runs dated after it again, so the history ends as if imported in date order:
+    the same suspect runs (06-29 and 07-06, the short crawls) and the same removal counts."""
+    for d in order:
+        save(engine, chicago_snapshot(d))
+    runs = storage.runs(engine, portal_key=CHICAGO.key).set_index("as_of")
+    assert {d: runs.loc[day(d), "status"] for d in CHICAGO_DATES} == CHICAGO_STATUS
+    assert {d: int(runs.loc[day(d), "removed"]) for d in CHICAGO_DATES} == CHICAGO_REMOVED
+    reason = runs.loc[day("2022-06-29"), "suspect_reason"]
+    assert reason.startswith("95 unique items is under 0.4 x the 256 of the last good run")  # 06-22's 256
+    assert storage.catalog(engine, CHICAGO.key, day("2022-07-06")).attrs["run"]["status"] == "suspect"
