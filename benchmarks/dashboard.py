@@ -222,6 +222,10 @@ def measure(app, cfg, repeat: int, *, after_run: bool = False) -> list[tuple[str
             ("ds-body (one city, stale)", lambda: call(client, "ds-body", {
                 "ds-cities.value": [k], "ds-freshness.value": ["overdue", "delinquent"], "ds-doc.value": [0, 100],
                 **m}, deps)),
+            ("ds-grid (a block of 100, all cities, sorted by title)", lambda: call(client, "ds-grid", {
+                "ds-grid.getRowsRequest": {"startRow": 100, "endRow": 200, "filterModel": {},
+                                           "sortModel": [{"colId": "title", "sort": "asc"}]},
+                "ds-doc.value": [0, 100]}, deps)),
             ("ds-download (CSV, all)", lambda: call(client, "ds-download", {
                 "ds-download-btn.n_clicks": 1, "ds-doc.value": [0, 100]}, deps)),
         ],

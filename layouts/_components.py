@@ -322,6 +322,75 @@ def rows(frame: pd.DataFrame) -> list[dict]:
     return out.to_dict("records")
 
 
+def grid_page(frame: pd.DataFrame, request: Mapping[str, Any] | None) -> dict:
+    """One block for an infinite-model grid (`getRowsRequest` -> `getRowsResponse`): `frame` filtered by the
+    grid's column filters, sorted by its sort model, rows [startRow, endRow) as `rows()` records, and the
+    number of matching rows. Filters see the values as the grid shows them (times as text)."""
+    request = request or {}
+    shown = frame.copy()
+    for c in shown.columns:  # as rows() sends them, so a text filter matches what the user sees
+        if isinstance(shown[c].dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(shown[c]):
+            shown[c] = shown[c].dt.strftime("%Y-%m-%d %H:%M").astype(object)
+    keep = pd.Series(True, index=shown.index)
+    for column, model in (request.get("filterModel") or {}).items():
+        if column in shown.columns and isinstance(model, Mapping):
+            keep &= _filter_mask(shown[column], model)
+    view = frame[keep.to_numpy()]
+    sort = [s for s in request.get("sortModel") or () if isinstance(s, Mapping) and s.get("colId") in frame.columns]
+    if sort:
+        view = view.sort_values([s["colId"] for s in sort], ascending=[s.get("sort") != "desc" for s in sort],
+                                key=_sort_key, na_position="last", kind="stable")
+    start = max(0, int(request.get("startRow") or 0))
+    end = max(start, int(request.get("endRow") or start + 100))
+    return {"rowData": rows(view.iloc[start:end]), "rowCount": len(view)}
+
+
+def _sort_key(s: pd.Series) -> pd.Series:
+    """Text case-insensitively, as the grid's own sort does; numbers and times as they are."""
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s):
+        return s
+    return s.map(lambda v: v.lower() if isinstance(v, str) else v)
+
+
+_TEXT_TESTS: dict[str, Callable[[pd.Series, str], pd.Series]] = {
+    "contains": lambda v, f: v.str.contains(f, regex=False),
+    "notContains": lambda v, f: ~v.str.contains(f, regex=False),
+    "equals": lambda v, f: v == f, "notEqual": lambda v, f: v != f,
+    "startsWith": lambda v, f: v.str.startswith(f), "endsWith": lambda v, f: v.str.endswith(f),
+}
+_NUMBER_TESTS: dict[str, Callable[[pd.Series, float, float], pd.Series]] = {
+    "equals": lambda v, a, b: v == a, "notEqual": lambda v, a, b: v != a, "lessThan": lambda v, a, b: v < a,
+    "lessThanOrEqual": lambda v, a, b: v <= a, "greaterThan": lambda v, a, b: v > a,
+    "greaterThanOrEqual": lambda v, a, b: v >= a, "inRange": lambda v, a, b: (v >= a) & (v <= b),
+}
+
+
+def _filter_mask(values: pd.Series, model: Mapping[str, Any]) -> pd.Series:
+    """AG Grid's text and number filter models (one condition, or several joined by AND/OR) as a row mask."""
+    if "conditions" in model:
+        masks = [_filter_mask(values, m) for m in model["conditions"] if isinstance(m, Mapping)]
+        if not masks:
+            return pd.Series(True, index=values.index)
+        joined = masks[0]
+        for m in masks[1:]:
+            joined = (joined | m) if model.get("operator") == "OR" else (joined & m)
+        return joined
+    kind, test = model.get("filterType"), model.get("type")
+    blank = values.isna() | (values.astype(str).str.strip() == "")
+    if test == "blank":
+        return blank
+    if test == "notBlank":
+        return ~blank
+    if kind == "number" and test in _NUMBER_TESTS and model.get("filter") is not None:
+        numbers = pd.to_numeric(values, errors="coerce")
+        to = model.get("filterTo")
+        return _NUMBER_TESTS[test](numbers, float(model["filter"]), float(to) if to is not None else 0.0).fillna(False)
+    if kind == "text" and test in _TEXT_TESTS and model.get("filter") is not None:
+        text = values.where(~values.isna(), "").astype(str).str.lower()
+        return _TEXT_TESTS[test](text, str(model["filter"]).lower()).fillna(False)
+    return pd.Series(True, index=values.index)  # a filter this server does not know narrows nothing
+
+
 def col(field: str, header: str | None = None, **kw) -> dict:
     d = {"field": field, "headerName": header or field.replace("_", " ")}
     d.update(kw)
@@ -341,16 +410,19 @@ def app_link_col(field: str, header: str, prefix: str, key_field: str, **kw) -> 
                cellRendererParams={"prefix": prefix, "field": key_field}, **kw)
 
 
-def grid(id: str, frame: pd.DataFrame, columns: Sequence[dict], *, height: int = 420,
+def grid(id: str, frame: pd.DataFrame | None, columns: Sequence[dict], *, height: int = 420,
          page_size: int | None = 50, **kw) -> dag.AgGrid:
-    """A sortable, filterable grid; cells are text (no HTML renderer touches portal strings)."""
+    """A sortable, filterable grid; cells are text (no HTML renderer touches portal strings). `frame` None: the
+    rows come from the server block by block (pass rowModelType="infinite" and answer with `grid_page`)."""
     options = {"animateRows": False, "enableCellTextSelection": True, "ensureDomOrder": True}
     if page_size:
         options.update(pagination=True, paginationPageSize=page_size,
                        paginationPageSizeSelector=[20, 50, 100, 500])
     options.update(kw.pop("dashGridOptions", {}))
+    if frame is not None:
+        kw["rowData"] = rows(frame)
     return dag.AgGrid(
-        id=id, rowData=rows(frame), columnDefs=list(columns),
+        id=id, columnDefs=list(columns),
         defaultColDef={"sortable": True, "filter": True, "resizable": True, "floatingFilter": True,
                        "minWidth": 90},
         dashGridOptions=options, columnSize="responsiveSizeToFit", style={"height": f"{height}px"}, **kw)

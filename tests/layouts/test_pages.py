@@ -217,8 +217,7 @@ def test_datasets_filters_and_csv(in_app, layout_db):
     url, _ = layout_db
     n_minneapolis = len(storage.city_catalog(storage.open_db(url), "minneapolis"))
     grid, count, depts, lic, fmts = datasets.body(["minneapolis"], None, None, [0, 100], None, None)
-    assert len(grid.rowData) == n_minneapolis
-    assert {r["city_key"] for r in grid.rowData} == {"minneapolis"}
+    assert grid.rowModelType == "infinite" and not hasattr(grid, "rowData")  # rows come block by block
     assert count.startswith(f"{n_minneapolis:,} of ")
     rows = datasets.filtered(["chicago"], None, None, [0, 100], None, None)
     assert filler.XSS_TITLE in set(rows["title"])
@@ -434,3 +433,46 @@ def test_matrix_click_opens_the_city_on_that_criterion(client, layout_db):
                                                                           "x": "Chicago, IL"}]}})
     assert r.json["response"]["ov-nav"]["href"] == "/city/chicago?criterion=DM4"
     assert call(client, "ov-nav", {"ov-matrix.clickData": {"points": [{}]}}).status_code == 204
+
+
+def test_dataset_grid_blocks_cover_every_filtered_row(client, layout_db):
+    """The grid's blocks, asked for as the browser does: every matching row reaches it, the last block short."""
+    url, _ = layout_db
+    n = len(storage.city_catalog(storage.open_db(url), "chicago"))
+    state = {"ds-cities.value": ["chicago"], "ds-doc.value": [0, 100]}
+    got = []
+    for start in range(0, n, 100):
+        request = {"startRow": start, "endRow": start + 100, "sortModel": [], "filterModel": {}}
+        r = call(client, "ds-grid", {**state, "ds-grid.getRowsRequest": request}, changed=["ds-grid.getRowsRequest"])
+        block = r.json["response"]["ds-grid"]["getRowsResponse"]
+        assert block["rowCount"] == n
+        got += block["rowData"]
+    assert len(got) == n and len({r["source_id"] for r in got}) == n and {r["city_key"] for r in got} == {"chicago"}
+
+
+def test_grid_page_applies_the_grid_filter_and_sort_models():
+    from layouts import _components as ui
+
+    frame = pd.DataFrame({
+        "title": ["Crimes 2021", "crime map", "Budget", None, "Street Crimes"],
+        "doc_score": [80.0, 40.0, 95.0, 10.0, None],
+        "data_modified": pd.to_datetime(["2022-07-01", "2021-01-05", "2022-07-20", None, "2020-03-03"], utc=True),
+    })
+    text = {"title": {"filterType": "text", "type": "contains", "filter": "CRIME"}}
+    page = ui.grid_page(frame, {"startRow": 0, "endRow": 2, "filterModel": text,
+                                "sortModel": [{"colId": "doc_score", "sort": "desc"}]})
+    # three titles contain "crime" (case-insensitively); by doc score, highest first, missing last: 80, 40, None
+    assert page["rowCount"] == 3
+    assert [r["title"] for r in page["rowData"]] == ["Crimes 2021", "crime map"]  # the first block of two
+    both = {"filterType": "number", "operator": "OR", "conditions": [
+        {"filterType": "number", "type": "greaterThan", "filter": 90},
+        {"filterType": "number", "type": "lessThan", "filter": 20}]}
+    extremes = ui.grid_page(frame, {"filterModel": {"doc_score": both}})["rowData"]
+    assert [r["title"] for r in extremes] == ["Budget", None]  # 95 and 10
+    assert ui.grid_page(frame, {"filterModel": {"title": {"filterType": "text", "type": "blank"}}})["rowCount"] == 1
+    # a time filter sees the text the grid shows; sorting by title ignores case, missing last
+    when = {"data_modified": {"filterType": "text", "type": "startsWith", "filter": "2022-07"}}
+    assert [r["data_modified"] for r in ui.grid_page(frame, {"filterModel": when})["rowData"]] == [
+        "2022-07-01 00:00", "2022-07-20 00:00"]
+    by_title = ui.grid_page(frame, {"sortModel": [{"colId": "title", "sort": "asc"}]})["rowData"]
+    assert [r["title"] for r in by_title] == ["Budget", "crime map", "Crimes 2021", "Street Crimes", None]
