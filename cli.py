@@ -214,7 +214,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--no-score", action="store_true", help="store the runs without scoring")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     c.add_argument("--jobs", type=_positive_int,
-                   help="portals harvested at once, each in a worker process (default: one per core, at least 2)")
+                   help="portals harvested at once, each in a worker process (default: one per core, 2 to 8)")
     c.set_defaults(run=cmd_harvest)
 
     c = sub.add_parser("import", help="backfill history from archived catalog files (plain or .gz)")

@@ -34,8 +34,9 @@ log = logging.getLogger("maturity.pipeline")
 Progress = Callable[[int, "int | None"], None]
 PortalProgress = Callable[[str, int, "int | None"], None]  # (portal key, items so far, reported total)
 # Portals harvested side by side by `harvest_many` (the CLI's --jobs default): one per core, since parsing and
-# normalizing a catalog is CPU work, and at least two, so one portal's network waits overlap another's work.
-HARVEST_JOBS = max(2, os.cpu_count() or 1)
+# normalizing a catalog is CPU work, at least two, so one portal's network waits overlap another's work, and
+# at most eight (each worker holds its own database connections).
+HARVEST_JOBS = min(8, max(2, os.cpu_count() or 1))
 
 
 def utcnow() -> datetime:
