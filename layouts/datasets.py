@@ -151,11 +151,17 @@ def download(_n, cities, department, freshness, doc, licence, formats):
 
 
 def csv_frame(rows: pd.DataFrame) -> pd.DataFrame:
-    """The download's columns; cells starting with = + - @ are prefixed with ' so spreadsheets do not run them."""
+    """The download's columns: times as ISO 8601 UTC text, and cells starting with = + - @ prefixed with ' so
+    spreadsheets do not run them. Column-wise, not cell by cell: the all-cities CSV is ~10k rows."""
     out = rows.copy()
     for c in out.columns:
-        if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
-            out[c] = out[c].map(lambda v: "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v)
+        s = out[c]
+        if isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(s):
+            out[c] = s.dt.strftime("%Y-%m-%dT%H:%M:%SZ")  # the explorer's times are UTC; missing stays empty
+        elif s.dtype == object or pd.api.types.is_string_dtype(s):
+            risky = s.str[:1].isin(["=", "+", "-", "@"]).to_numpy()
+            if risky.any():
+                out[c] = s.mask(risky, "'" + s.where(risky, "").astype(str))
     return out
 
 
