@@ -23,7 +23,10 @@ def dash_app(layout_db):
     import app
 
     url, cfg = layout_db
-    return app.create_app(cfg, url=url)
+    # No background warm-up thread: it would fill the caches while a test is changing the data under them
+    # (test_city_cache_reloads_only_the_city_with_a_new_run failed about one run in five). The warm-up has
+    # tests of its own.
+    return app.create_app(cfg, url=url, warm=False)
 
 
 @pytest.fixture
