@@ -83,9 +83,12 @@ def query(name: str, fn: Callable[..., Any], *args: Any) -> Any:
             return _cache[key]
     value = fn(ctx.engine, *args)
     with _lock:
-        _cache[key] = value
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+        # Only while `current` is still the newest marker: a request or the background refresher that read
+        # the marker before a run landed must not file its result after the newer marker dropped the old ones.
+        if _markers.get(ctx.url) == current:
+            _cache[key] = value
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
     return value
 
 
@@ -138,6 +141,8 @@ def city_query(name: str, fn: Callable[..., Any], key: str) -> Any:
             _cache.move_to_end(cache_key)
             return _cache[cache_key]
     value = fn(ctx.engine, key)
+    if city_stamps().get(key) != stamp:  # the city ran again meanwhile: the value is already stale, not filed
+        return value
     with _lock:
         # this city's entries of older stamps are dead: drop them so they do not crowd the LRU
         for k in [k for k in _cache if k[0] == "city" and k[1] == ctx.url and k[3] == key and k[4] != stamp]:

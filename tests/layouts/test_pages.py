@@ -107,10 +107,13 @@ def test_health_when_database_unreachable(tmp_path, layout_db):
     assert h["status"] == "degraded" and h["db"] is False and h["latest_run"] is None
 
 
-def test_server_is_built_lazily_from_the_environment(tmp_path, monkeypatch, layout_db):
+def test_server_is_built_lazily_from_the_environment(tmp_path, monkeypatch):
     import app
 
-    url, cfg = layout_db
+    # A database of its own: the app built here starts its background refresher, which outlives the test and
+    # would otherwise race the later tests that change the shared layouts database.
+    url = f"sqlite:///{tmp_path / 'lazy.db'}"
+    storage.upgrade(url)
     assert "server" not in vars(app)  # plain import builds nothing
     conf = tmp_path / "config.toml"
     conf.write_text('[[cities]]\nkey = "chicago"\nname = "Chicago, IL"\n[[cities.portals]]\nkind = "dcat"\n'
@@ -476,3 +479,22 @@ def test_grid_page_applies_the_grid_filter_and_sort_models():
         "2022-07-01 00:00", "2022-07-20 00:00"]
     by_title = ui.grid_page(frame, {"sortModel": [{"colId": "title", "sort": "asc"}]})["rowData"]
     assert [r["title"] for r in by_title] == ["Budget", "crime map", "Crimes 2021", "Street Crimes", None]
+
+
+def test_a_result_computed_under_a_superseded_marker_is_not_cached(in_app, layout_db):
+    """The background refresher and requests share the cache: a value computed while a newer run landed
+    (another thread already moved the marker on) is returned, but not filed under the dead marker."""
+    from layouts import _components as ui
+
+    url, _ = layout_db
+    ui.clear_cache()
+    newer = ((10**9, 10**9), 10**9)
+
+    def slow(_engine):
+        with ui._lock:
+            ui._markers[url] = newer  # what a request that read the new marker meanwhile leaves behind
+        return "computed under the old marker"
+
+    assert ui.query("probe", slow) == "computed under the old marker"
+    assert [k for k in ui._cache if k[0] == url and k[2] == "probe"] == []
+    ui.clear_cache()
