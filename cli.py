@@ -51,11 +51,25 @@ def cmd_db_upgrade(cfg, args) -> int:
 
 
 def cmd_harvest(cfg, args) -> int:
+    import os
+    import socket
+
     import pipeline
+    import storage
+    from scheduler import HARVEST_JOB_PREFIX, LOCK_TTL_S
 
     engine = _engine(cfg)
     portals = _city(cfg, args.city).portals if args.city else cfg.portals
     bars = _Bars(args.quiet)
+    # The scheduler's per-portal lock rows: a portal a `maturity worker` (or `serve`) is harvesting right now is
+    # skipped, not harvested twice at once; ours are released at the end (or expire after LOCK_TTL_S).
+    owner = f"cli:{socket.gethostname()}:{os.getpid()}"
+    now = datetime.now(UTC)
+    mine = [p for p in portals
+            if storage.try_lock(engine, HARVEST_JOB_PREFIX + p.key, owner, ttl_s=LOCK_TTL_S, now=now)]
+    for p in portals:
+        if p not in mine:
+            bars.write(f"SKIPPED {p.key}: another process is harvesting it (lock {HARVEST_JOB_PREFIX + p.key})")
 
     def done(summary) -> None:
         bars.close(summary.portal_key)
@@ -67,9 +81,13 @@ def cmd_harvest(cfg, args) -> int:
                        f"{summary.repeats} repeats{flag}")
 
     jobs = args.jobs or pipeline.HARVEST_JOBS
-    summaries = pipeline.harvest_many(cfg, engine, portals, jobs=jobs, progress=bars.update, done=done)
+    try:
+        summaries = pipeline.harvest_many(cfg, engine, mine, jobs=jobs, progress=bars.update, done=done)
+    finally:
+        for p in mine:
+            storage.release_lock(engine, HARVEST_JOB_PREFIX + p.key, owner)
     if not args.no_score:
-        for city_key in sorted({p.city_key for p in portals}):
+        for city_key in sorted({p.city_key for p in mine}):
             pipeline.score(cfg, engine, city_key)
     return EXIT_FAILED if any(s.status == "failed" for s in summaries) else EXIT_OK
 

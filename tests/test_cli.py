@@ -101,3 +101,24 @@ def test_export_and_status(run, tmp_path):
     status = {r["portal_key"]: r for r in json.loads(out)}
     assert status["cincinnati-dcat"]["last_status"] == "ok"
     assert status["chicago-socrata"]["last_status"] is None  # never harvested in this database
+
+
+def test_harvest_skips_a_portal_another_process_is_harvesting(run, tmp_path):
+    """The scheduler's per-portal lock rows keep `maturity harvest` and a running worker off the same portal."""
+    from datetime import UTC, datetime
+
+    import storage
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert run("db", "upgrade")[0] == 0
+    engine = storage.open_db(url)
+    assert storage.try_lock(engine, "harvest:chicago-socrata", "worker-elsewhere", ttl_s=600, now=datetime.now(UTC))
+    code, _, err = run("harvest", "-q")
+    assert code == 0, err  # a portal being harvested elsewhere is not a failure
+    assert "SKIPPED chicago-socrata: another process is harvesting it" in err
+    assert "cincinnati-dcat: 145 datasets" in err and "birmingham-ckan: 10 datasets" in err
+    runs = storage.runs(engine)
+    assert set(runs["portal_key"]) == {"cincinnati-dcat", "birmingham-ckan"}  # no run of the locked portal
+    # the command released its own locks; the other holder keeps its own
+    assert storage.try_lock(engine, "harvest:cincinnati-dcat", "next", ttl_s=600, now=datetime.now(UTC))
+    assert not storage.try_lock(engine, "harvest:chicago-socrata", "next", ttl_s=600, now=datetime.now(UTC))
