@@ -145,8 +145,7 @@ def _with_line(message: str, path: Path, text: str) -> str:
         if start is None:
             return message
         end = next((n for n, _ in headers if n > start), len(lines))
-        line = next((n for n in range(start, end) if re.match(rf"\s*{table.group(2)}\s*=", lines[n])), start)
-        return f"{path}:{line + 1}: {message[len(prefix):]}"
+        return f"{path}:{_key_line(lines, start, end, table.group(2)) + 1}: {message[len(prefix):]}"
     m = re.fullmatch(r"cities\[(\d+)\](?:\.portals\[(\d+)\])?(?:\.(\w+))?.*", where)
     if not m:
         return message
@@ -162,10 +161,13 @@ def _with_line(message: str, path: Path, text: str) -> str:
             return message
         start = portals[int(portal_i)]
         end = next((n for n, _ in headers if n > start), end)
-    line = start
-    if leaf and leaf != "portals":
-        line = next((n for n in range(start, end) if re.match(rf"\s*{leaf}\s*=", lines[n])), start)
+    line = _key_line(lines, start, end, leaf) if leaf and leaf != "portals" else start
     return f"{path}:{line + 1}: {message[len(prefix):]}"
+
+
+def _key_line(lines: list[str], start: int, end: int, key: str) -> int:
+    """The line of `key = …` between a table's header (`start`) and the next header; the header if absent."""
+    return next((n for n in range(start, end) if re.match(rf"\s*{key}\s*=", lines[n])), start)
 
 
 def parse(raw: dict[str, Any], path: Path, environ: Mapping[str, str]) -> Settings:

@@ -319,12 +319,18 @@ def cmd(text: str) -> html.Code:
 
 def rows(frame: pd.DataFrame) -> list[dict]:
     """DataFrame → JSON-safe records: times as ISO text (sorts correctly), NaN/NaT as null."""
+    out = as_shown(frame)
+    out = out.astype(object).where(out.notna(), None)
+    return out.to_dict("records")
+
+
+def as_shown(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy with times as the grids show them ("2022-07-23 00:00")."""
     out = frame.copy()
     for c in out.columns:
         if isinstance(out[c].dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(out[c]):
             out[c] = out[c].dt.strftime("%Y-%m-%d %H:%M").astype(object)
-    out = out.astype(object).where(out.notna(), None)
-    return out.to_dict("records")
+    return out
 
 
 def grid_page(frame: pd.DataFrame, request: Mapping[str, Any] | None) -> dict:
@@ -332,10 +338,7 @@ def grid_page(frame: pd.DataFrame, request: Mapping[str, Any] | None) -> dict:
     grid's column filters, sorted by its sort model, rows [startRow, endRow) as `rows()` records, and the
     number of matching rows. Filters see the values as the grid shows them (times as text)."""
     request = request or {}
-    shown = frame.copy()
-    for c in shown.columns:  # as rows() sends them, so a text filter matches what the user sees
-        if isinstance(shown[c].dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(shown[c]):
-            shown[c] = shown[c].dt.strftime("%Y-%m-%d %H:%M").astype(object)
+    shown = as_shown(frame)  # as rows() sends them, so a text filter matches what the user sees
     keep = pd.Series(True, index=shown.index)
     for column, model in (request.get("filterModel") or {}).items():
         if column in shown.columns and isinstance(model, Mapping):

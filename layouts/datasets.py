@@ -12,6 +12,7 @@ import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
 import storage
+from exports import SPREADSHEET_FORMULA_STARTS
 from layouts import _components as ui
 from layouts import _figures as fig
 
@@ -159,7 +160,7 @@ def csv_frame(rows: pd.DataFrame) -> pd.DataFrame:
         if isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(s):
             out[c] = s.dt.strftime("%Y-%m-%dT%H:%M:%SZ")  # the explorer's times are UTC; missing stays empty
         elif s.dtype == object or pd.api.types.is_string_dtype(s):
-            risky = s.str[:1].isin(["=", "+", "-", "@"]).to_numpy()
+            risky = s.str[:1].isin(SPREADSHEET_FORMULA_STARTS).to_numpy()
             if risky.any():
                 out[c] = s.mask(risky, "'" + s.where(risky, "").astype(str))
     return out

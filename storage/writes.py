@@ -222,7 +222,7 @@ def _prepare(conn: Connection, run_id: int, records: Sequence[DatasetRecord],
     todo = [i for i, rec in enumerate(records)
             if (known := existing.get(rec.source_id)) is None or known[2] != _hash_of(rec, raws, i)]
     packed = _compress_all([raws[i] for i in todo])
-    return {i: (orjson.dumps(records[i]).decode("utf-8"), raw) for i, raw in zip(todo, packed, strict=True)}
+    return {i: (_record_json(records[i]), raw) for i, raw in zip(todo, packed, strict=True)}
 
 
 def _hash_of(rec: DatasetRecord, raws: Sequence[bytes], i: int) -> str:
@@ -344,10 +344,14 @@ def _rejudge_later_runs(conn: Connection, portal_key: str, as_of: datetime, run_
 
 
 def _payload(rec: DatasetRecord, raw: bytes) -> Payload:
+    # `raws` may be lazy (pipeline.harvest): only the items that get a version are read.
+    return _record_json(rec), _raw_zlib.compress(raw, RAW_ZLIB_LEVEL)
+
+
+def _record_json(rec: DatasetRecord) -> str:
     # orjson serializes the (slots) dataclass itself: the same bytes as orjson.dumps(rec.as_dict()), without
-    # building the dict (~40 us a record on the benchmark machine). `raws` may be lazy (pipeline.harvest): only
-    # the items that get a version are read.
-    return orjson.dumps(rec).decode("utf-8"), _raw_zlib.compress(raw, RAW_ZLIB_LEVEL)
+    # building the dict (~40 us a record on the benchmark machine).
+    return orjson.dumps(rec).decode("utf-8")
 
 
 def _bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
