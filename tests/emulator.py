@@ -214,12 +214,10 @@ class Emulator:
         _send(h, status, payload)
 
     def render(self, path: str, params: Mapping[str, str]) -> tuple[int, bytes]:
-        """Status and body of a fault-free request; memoized when the emulator is frozen."""
+        """Status and body of a fault-free request to a frozen emulator, rendered once."""
         key = (path, frozenset(params.items()))
         if key not in self._rendered:
             status, body = self._route(path, dict(params))
-            if not self.frozen:
-                return status, orjson.dumps(body)
             self._rendered[key] = status, orjson.dumps(body)
         return self._rendered[key]
 
