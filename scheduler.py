@@ -37,7 +37,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 import storage
-from settings import ConfigError, Settings
+from settings import ConfigError, Settings, cron_fields
+from settings import cron_weekdays as _cron_dow  # noqa: F401 - the name the scheduler tests use
 
 log = logging.getLogger("maturity.scheduler")
 
@@ -54,48 +55,13 @@ EXPORT_FUNC = "scheduler:run_export_job"
 HarvestFn = Callable[..., Any]  # (settings, engine, portal, *, now) -> RunSummary
 ScoreFn = Callable[..., Any]  # (settings, engine, city_key) -> scores
 
-# Cron numbers days Sunday=0 (and 7); APScheduler 3 numbers them Monday=0 (its documented "historical
-# mistake", issue 286), so `from_crontab("30 5 * * 1")` would fire on Tuesdays. We translate to names.
-_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-
 
 # --- triggers --------------------------------------------------------------------------------------------
 
 def cron_trigger(expr: str, *, jitter_s: int | None = None) -> CronTrigger:
-    """A UTC CronTrigger from a standard 5-field crontab line, with cron's Sunday=0 weekday numbering."""
-    minute, hour, day, month, dow = expr.split()
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_cron_dow(dow),
-                       timezone=UTC, jitter=jitter_s or None)
-
-
-def _cron_dow(field_: str) -> str:
-    """Translate a crontab day-of-week field (numbers Sunday=0/7, names, ranges, steps) to APScheduler names."""
-    if field_ == "*":
-        return "*"
-    days: set[int] = set()
-    for part in field_.lower().split(","):
-        span, _, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
-        if span == "*":
-            lo, hi = 0, 6
-        elif "-" in span:
-            a, b = span.split("-", 1)
-            lo, hi = _day_number(a), _day_number(b)
-            if hi == 0 and lo > 0:  # "5-7" / "fri-sun" runs through Sunday
-                hi = 7
-        else:
-            lo = hi = _day_number(span)
-        days.update(d % 7 for d in range(lo, hi + 1, step))
-    return ",".join(_CRON_DAYS[d] for d in sorted(days))
-
-
-def _day_number(text: str) -> int:
-    if text.isdigit():
-        n = int(text)
-        if not 0 <= n <= 7:
-            raise ValueError(f"day of week {text!r} out of range 0-7")
-        return n % 7 if n == 7 else n
-    return _CRON_DAYS.index(text[:3])
+    """A UTC CronTrigger from a standard 5-field crontab line (Sunday = 0 or 7), read as config validation
+    reads it (`settings.cron_fields`)."""
+    return CronTrigger(**cron_fields(expr), timezone=UTC, jitter=jitter_s or None)
 
 
 def previous_fire_time(expr: str, now: datetime, *, lookback_s: float) -> datetime | None:

@@ -17,6 +17,10 @@ PORTAL_KINDS = ("socrata", "ckan", "dcat")
 DEFAULT_CONFIG = Path(__file__).with_name("config.toml")
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 CRON_FIELDS = 5
+# Cron numbers days Sunday=0 (and 7); APScheduler 3 numbers them Monday=0 (its documented "historical
+# mistake", issue 286), so `from_crontab("30 5 * * 1")` would fire on Tuesdays and rejects 7. Validation and
+# the scheduler both read a line through `cron_fields`, which turns the weekday field into day names.
+CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
 class ConfigError(ValueError):
@@ -105,6 +109,59 @@ class Settings:
             if p.key == key:
                 return p
         raise ConfigError(f"{self.path}: no portal with key {key!r}")
+
+
+def cron_fields(expr: str) -> dict[str, str]:
+    """A standard 5-field crontab line as APScheduler `CronTrigger` keyword arguments (weekdays as names).
+
+    Raises ValueError for a line that is not 5 fields or a weekday outside 0-7 / sun-sat; the other fields
+    are checked when the trigger is built.
+    """
+    parts = expr.split()
+    if len(parts) != CRON_FIELDS:
+        raise ValueError(f"{expr!r} is not a 5-field cron expression (minute hour day month weekday)")
+    minute, hour, day, month, dow = parts
+    return {"minute": minute, "hour": hour, "day": day, "month": month, "day_of_week": cron_weekdays(dow)}
+
+
+def cron_weekdays(field_: str) -> str:
+    """A crontab day-of-week field (numbers Sunday=0/7, names, ranges, steps) as APScheduler day names."""
+    if field_ == "*":
+        return "*"
+    days: set[int] = set()
+    for part in field_.lower().split(","):
+        span, _, step_text = part.partition("/")
+        if step_text and not step_text.isdigit():
+            raise ValueError(f"day of week step {step_text!r} is not a number")
+        step = int(step_text) if step_text else 1
+        if span == "*":
+            lo, hi = 0, 6
+        elif "-" in span:
+            a, b = span.split("-", 1)
+            lo, hi = _day_number(a), _day_number(b)
+            if hi == 0 and lo > 0:  # "5-7" / "fri-sun" runs through Sunday
+                hi = 7
+        else:
+            lo = hi = _day_number(span)
+        if step < 1 or lo > hi:
+            raise ValueError(f"day of week {part!r} is an empty range")
+        days.update(d % 7 for d in range(lo, hi + 1, step))
+    return ",".join(CRON_DAYS[d] for d in sorted(days))
+
+
+def _day_number(text: str) -> int:
+    if text.isdigit():
+        n = int(text)
+        if not 0 <= n <= 7:
+            raise ValueError(f"day of week {text!r} out of range 0-7")
+        return n % 7
+    for n, name in enumerate(_DAY_NAMES):
+        if len(text) >= 3 and name.startswith(text):  # "mon", "mond" .. "monday"
+            return n
+    raise ValueError(f"day of week {text!r} is not 0-7 or a day name")
+
+
+_DAY_NAMES = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
 
 
 def config_path(explicit: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Path:
@@ -279,12 +336,16 @@ class _Validator:
         return str(val)  # TOML dates arrive as datetime.date; keep ISO text
 
     def cron(self, expr: str, where: str) -> str:
-        if len(expr.split()) != CRON_FIELDS:
-            raise self.fail(where, f"{expr!r} is not a 5-field cron expression (minute hour day month weekday)")
+        """Standard crontab meaning, read the way the scheduler reads it (`cron_fields`)."""
+        try:
+            fields = cron_fields(expr)
+        except ValueError as e:
+            message = str(e)
+            raise self.fail(where, message if message.startswith(repr(expr)) else f"{expr!r}: {message}") from None
         try:
             from apscheduler.triggers.cron import CronTrigger
 
-            CronTrigger.from_crontab(expr, timezone="UTC")
+            CronTrigger(**fields, timezone="UTC")
         except ValueError as e:
             raise self.fail(where, f"{expr!r}: {e}") from None
         return expr
