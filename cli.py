@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
+import csv_writer
 import settings as settings_mod
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -323,17 +324,12 @@ def _as_of(text: str, *, end_of_day: bool = True) -> datetime:
 
 
 def _write_table(frame, fmt: str) -> None:
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype == object:
-            # Tuples (keywords, formats, columns) as JSON-ish text in CSV; kept as lists in JSON.
-            if fmt == "csv":
-                out[col] = out[col].map(lambda v: "; ".join(map(str, v)) if isinstance(v, (tuple, list)) else v)
     if fmt == "json":
-        sys.stdout.write(out.to_json(orient="records", date_format="iso", force_ascii=False, default_handler=str))
+        # Tuples (keywords, formats, columns) stay lists in JSON.
+        sys.stdout.write(frame.to_json(orient="records", date_format="iso", force_ascii=False, default_handler=str))
         sys.stdout.write("\n")
     else:
-        out.to_csv(sys.stdout, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+        csv_writer.write_csv(frame, sys.stdout)  # the one writer, with the spreadsheet-formula guard
 
 
 class _Bars:

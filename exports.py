@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+import csv_writer
 import storage
 from connectors.base import RECORD_FIELDS
 from settings import CityConfig, Settings
@@ -35,7 +36,6 @@ ALL_CITIES_DIR = "all"
 SCORE_COLUMNS = ["city_key", "as_of", "criterion", "indicator", "value", "numerator", "denominator", "stage"]
 DATASET_EXTRA_COLUMNS = ["city_key", "first_seen", "failing_indicators"]
 DATASETS_COLUMNS = list(RECORD_FIELDS) + [c for c in DATASET_EXTRA_COLUMNS if c not in RECORD_FIELDS]
-LIST_SEPARATOR = "; "  # tuples (keywords, formats) in CSV cells, as the CLI writes them
 FAILING_SHOWN_HTML = 15  # per indicator in the report; the evidence packet lists them all
 STAGE_COLORS = {"not evident": "#bdbdbd", "emerging": "#fdae61", "developing": "#fee08b",
                 "established": "#a6d96a", "leading": "#1a9641"}
@@ -180,35 +180,9 @@ def datasets_table(snaps: Iterable[CitySnapshot]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=DATASETS_COLUMNS)
 
 
-SPREADSHEET_FORMULA_STARTS = ("=", "+", "-", "@")  # as the dashboard's CSV download: never run portal text
-
-
 def _write_csv(path: Path, frame: pd.DataFrame, columns: list[str]) -> Path:
-    out = frame.reindex(columns=columns).astype(object)
-    for col in out.columns:
-        out[col] = out[col].map(_csv_cell).map(_formula_guard)
-    out.to_csv(path, index=False)
+    csv_writer.write_csv(frame, path, columns)  # the one writer: cells as the CLI writes them, formula-guarded
     return path
-
-
-def _formula_guard(v: Any) -> Any:
-    """Text a spreadsheet would evaluate (=, +, -, @ first) gets a leading ' so it stays text."""
-    return "'" + v if isinstance(v, str) and v.startswith(SPREADSHEET_FORMULA_STARTS) else v
-
-
-def _csv_cell(v: Any) -> Any:
-    """One CSV cell: tuples of plain values joined by '; ', nested structures as JSON, times as ISO UTC."""
-    if v is None:
-        return None
-    if isinstance(v, (tuple, list)):
-        if all(isinstance(x, (str, int, float)) for x in v):
-            return LIST_SEPARATOR.join(map(str, v))
-        return json.dumps(v, default=_json_default, ensure_ascii=False)
-    if isinstance(v, dict):
-        return json.dumps(v, default=_json_default, ensure_ascii=False)
-    if isinstance(v, (datetime, pd.Timestamp)):
-        return _iso(v)
-    return None if _missing(v) else v
 
 
 def _iso(v: Any) -> str | None:

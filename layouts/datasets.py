@@ -11,8 +11,8 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
+import csv_writer
 import storage
-from exports import SPREADSHEET_FORMULA_STARTS
 from layouts import _components as ui
 from layouts import _figures as fig
 
@@ -152,18 +152,8 @@ def download(_n, cities, department, freshness, doc, licence, formats):
 
 
 def csv_frame(rows: pd.DataFrame) -> pd.DataFrame:
-    """The download's columns: times as ISO 8601 UTC text, and cells starting with = + - @ prefixed with ' so
-    spreadsheets do not run them. Column-wise, not cell by cell: the all-cities CSV is ~10k rows."""
-    out = rows.copy()
-    for c in out.columns:
-        s = out[c]
-        if isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(s):
-            out[c] = s.dt.strftime("%Y-%m-%dT%H:%M:%SZ")  # the explorer's times are UTC; missing stays empty
-        elif s.dtype == object or pd.api.types.is_string_dtype(s):
-            risky = s.str[:1].isin(SPREADSHEET_FORMULA_STARTS).to_numpy()
-            if risky.any():
-                out[c] = s.mask(risky, "'" + s.where(risky, "").astype(str))
-    return out
+    """The download as written: the one CSV writer's cells (ISO UTC times, formula cells kept as text)."""
+    return csv_writer.csv_frame(rows)
 
 
 @callback(Output(URL_STORE, "data"),

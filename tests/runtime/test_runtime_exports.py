@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from runtime_helpers import load_settings
 
+import csv_writer
 import exports
 import pipeline
 import storage
@@ -204,9 +205,9 @@ def test_report_opens_offline_in_chromium_without_network_requests(filled, page)
 
 
 def test_csv_cells_a_spreadsheet_would_run_are_kept_as_text():
-    assert exports._formula_guard("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
-    assert exports._formula_guard("@SUM(A1)") == "'@SUM(A1)"
-    assert exports._formula_guard("Building Violations") == "Building Violations"
-    assert exports._formula_guard(-3.5) == -3.5  # numbers stay numbers
-    assert exports._csv_cell(("a", "b")) == "a; b"
-    assert exports._csv_cell(({"name": "id", "type": "text"},)) == '[{"name": "id", "type": "text"}]'
+    assert csv_writer.formula_guard("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
+    assert csv_writer.formula_guard("@SUM(A1)") == "'@SUM(A1)"
+    assert csv_writer.formula_guard("Building Violations") == "Building Violations"
+    assert csv_writer.formula_guard(-3.5) == -3.5  # numbers stay numbers
+    assert csv_writer.cell(("a", "b")) == "a; b"
+    assert csv_writer.cell(({"name": "id", "type": "text"},)) == '[{"name": "id", "type": "text"}]'
