@@ -152,7 +152,10 @@ def cmd_scores(cfg, args) -> int:
 
 def cmd_explain(cfg, args) -> int:
     import storage
+    from indicators.registry import BY_KEY
 
+    if args.indicator not in BY_KEY:  # before: "no failing datasets recorded" and exit 0, as if all passed
+        raise UsageError(f"unknown indicator {args.indicator!r}; valid keys: {', '.join(BY_KEY)}")
     frame = storage.explain(_engine(cfg), _city(cfg, args.city).key, args.indicator)
     if frame.empty:
         print(f"{args.indicator}: no failing datasets recorded for {args.city}", file=sys.stderr)
