@@ -43,7 +43,6 @@ TOPIC_PARTS = ("title", "keywords", "theme")  # where topic words are looked for
 # (ArcGIS Hub) expose their API this way rather than through a separate api_url.
 API_FORMATS = frozenset({"api", "esri rest", "arcgis geoservices rest api", "wms", "wfs", "wcs", "sparql",
                          "odata", "soda"})
-DAY = pd.Timedelta(days=1)
 # Period lengths: research/methodologies.md 4.1 (P1M = 30 d, P1Y = 365 d, P3M = 91 d).
 DAYS_PER_YEAR = 365.0
 DAYS_PER_MONTH = 365.0 / 12
@@ -70,7 +69,6 @@ _ISO_PERIOD = re.compile(
 )
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
 _URL = r"^https?://[^\s/$.?#][^\s]*$"
-_TAGS = re.compile(r"<[^>]+>")
 
 
 @lru_cache(maxsize=4096)
@@ -191,24 +189,6 @@ def on_distinct(values: pd.Series | np.ndarray, func: Callable[[pd.Series], Iter
     table[:len(out)] = out
     table[len(out)] = missing
     return table[codes]  # code -1 (missing) -> the trailing `missing`
-
-
-def match_words(texts: pd.Series, pattern: re.Pattern[str]) -> pd.Series:
-    """Sorted, distinct matched words per text as a ', '-joined string ("" = no match), on distinct texts."""
-    def find(u: pd.Series) -> pd.Series:
-        return u.str.findall(pattern).map(lambda ws: ", ".join(sorted({norm_hit(w) for w in ws})))
-
-    return pd.Series(on_distinct(texts, find, ""), index=texts.index, dtype=object)
-
-
-def tuple_len(s: pd.Series) -> np.ndarray:
-    return on_distinct(s, lambda u: u.map(lambda t: len(t) if isinstance(t, (tuple, list)) else 0), 0).astype(float)
-
-
-def _present(s: pd.Series) -> np.ndarray:
-    """Not missing and not an empty string (the record contract writes None, never "", for missing)."""
-    arr = s.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]  # stubs omit None; pandas takes it
-    return pd.notna(arr) & (arr != "")
 
 
 def ensure_columns(catalog: pd.DataFrame) -> pd.DataFrame:

@@ -18,8 +18,6 @@ INVENTORY_RECENCY_DAYS = 365
 USAGE_MIN_VIEWS = 100
 USAGE_MIN_DOWNLOADS = 10
 
-INVENTORY_FIELDS = ("department", "contact", "frequency", "category", "licence")
-
 
 def inventory_fields(catalog: pd.DataFrame, as_of: datetime) -> Score:
     """DM2: inventory field coverage - each public data asset names its owner, contact, cadence, category, licence.

@@ -413,11 +413,6 @@ def portal_link_col(field: str = "landing_url", header: str = "on portal") -> di
     return col(field, header, cellRenderer="PortalLink", filter=False, sortable=False, width=110)
 
 
-def app_link_col(field: str, header: str, prefix: str, key_field: str, **kw) -> dict:
-    return col(field, header, cellRenderer="AppLink",
-               cellRendererParams={"prefix": prefix, "field": key_field}, **kw)
-
-
 def grid(id: str, frame: pd.DataFrame | None, columns: Sequence[dict], *, height: int = 420,
          page_size: int | None = 50, **kw) -> dag.AgGrid:
     """A sortable, filterable grid; cells are text (no HTML renderer touches portal strings). `frame` None: the

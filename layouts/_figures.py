@@ -183,15 +183,6 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 1)
 
 
-def _when(run) -> pd.Timestamp | None:
-    if run is None:
-        return None
-    t = run.get("finished_at")
-    if t is None or pd.isna(t):
-        t = run.get("started_at")
-    return None if t is None or pd.isna(t) else pd.Timestamp(t)
-
-
 def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame) -> go.Figure:
     """Criteria (rows) × cities (columns) heatmap coloured by stage, each cell labelled with its score.
 
