@@ -265,8 +265,24 @@ def documentation_index(catalog: pd.DataFrame, as_of: datetime) -> Score:
     Empty: None.
     """
     d = derive(catalog, as_of)
+    items, per_asset = _documentation(d)
+    missing = {name: ~np.isnan(val) & (np.nan_to_num(val) < 1) for name, val in items.items()}
+    reasons = reasons_from_flags(missing, "missing or incomplete: ", d.n)
+    detail = {f"share:{k}": float(np.nanmean(v[d.data])) * 100 if d.data.any() and not np.isnan(v[d.data]).all()
+              else 0.0 for k, v in items.items()}
+    return mean_score(d, per_asset, d.data, 1.0, reasons, detail=detail)
+
+
+def documentation_per_asset(catalog: pd.DataFrame, as_of: datetime) -> np.ndarray:
+    """Each row's OD2 documentation index (0-100): the per-asset value `documentation_index` averages over
+    the public data assets, for pages that show it per dataset (one metric, one place)."""
+    return 100.0 * _documentation(derive(catalog, as_of))[1]
+
+
+def _documentation(d: Derived) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per row: each item in 0..1 (NaN where it does not apply), and sum(w_i * item_i) / sum(applicable w_i)."""
     desc_pass, _desc_reason = description_ok(d)
-    cov, has_cols = dictionary_coverage(d)
+    cov, _has_cols = dictionary_coverage(d)
     att = np.nan_to_num(d.cat["attachment_count"].to_numpy(dtype=float, na_value=np.nan)) >= 1
     items = {
         "description": desc_pass.astype(float),
@@ -278,18 +294,12 @@ def documentation_index(catalog: pd.DataFrame, as_of: datetime) -> Score:
     }
     num = np.zeros(d.n)
     den = np.zeros(d.n)
-    missing = {}
     for name, val in items.items():
         w = DOC_WEIGHTS[name]
         applicable = ~np.isnan(val)
         num += np.where(applicable, w * np.nan_to_num(val), 0.0)
         den += np.where(applicable, w, 0.0)
-        missing[name] = applicable & (np.nan_to_num(val) < 1)
-    reasons = reasons_from_flags(missing, "missing or incomplete: ", d.n)
-    per_asset = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
-    detail = {f"share:{k}": float(np.nanmean(v[d.data])) * 100 if d.data.any() and not np.isnan(v[d.data]).all()
-              else 0.0 for k, v in items.items()}
-    return mean_score(d, per_asset, d.data, 1.0, reasons, detail=detail)
+    return items, np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
 
 
 def data_dictionary(catalog: pd.DataFrame, as_of: datetime) -> Score:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -391,26 +392,13 @@ def freshness_states(catalog: pd.DataFrame, as_of: datetime) -> list[str]:
     return ["no schedule" if not s else str(s) for s in states]
 
 
-def doc_score(row: Mapping) -> int:
-    """Documentation score 0-100: the share of six checks a reader needs passed.
+def doc_scores(catalog: pd.DataFrame, as_of: datetime) -> np.ndarray:
+    """Per dataset: the OD2 documentation index (indicators.open_data), rounded for display, so the explorer
+    and the OD2 score on the same page cannot disagree."""
+    from indicators.frame import ensure_columns
+    from indicators.open_data import documentation_per_asset
 
-    Description of at least 20 characters, keywords, a licence, a contact, a category/theme, and the
-    share of columns described (counts as 1 when the asset has no columns to describe).
-    """
-    desc = row.get("description")
-    checks = [
-        1.0 if isinstance(desc, str) and len(desc.strip()) >= 20 else 0.0,
-        1.0 if row.get("keywords") is not None and len(row.get("keywords") or ()) > 0 else 0.0,
-        1.0 if _present(row.get("license")) or _present(row.get("license_id")) else 0.0,
-        1.0 if _present(row.get("contact_email")) or _present(row.get("contact_name")) else 0.0,
-        1.0 if _present(row.get("theme")) else 0.0,
-    ]
-    cc, dc = row.get("column_count"), row.get("described_column_count")
-    if cc is not None and not pd.isna(cc) and cc > 0:
-        checks.append(min(1.0, float(0 if dc is None or pd.isna(dc) else dc) / float(cc)))
-    else:
-        checks.append(1.0)
-    return int(round(100 * sum(checks) / len(checks)))
+    return np.round(documentation_per_asset(ensure_columns(catalog), as_of), 1)
 
 
 def _present(v) -> bool:
@@ -425,7 +413,7 @@ DATASET_COLUMNS = ["city_key", "source_id", "title", "asset_type", "department",
 def dataset_table(catalog: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     """A catalog (storage.catalog / city_catalog shape) → the explorer's rows with derived columns.
 
-    freshness (see `freshness_states`), doc_score (see `doc_score`), license = normalized id else raw text,
+    freshness (see `freshness_states`), doc_score (see `doc_scores`), license = normalized id else raw text,
     formats joined with ", ".
     """
     if catalog.empty:
@@ -444,7 +432,7 @@ def dataset_table(catalog: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
         "freshness": freshness_states(catalog, as_of),
         "declared_frequency": catalog["declared_frequency"].to_numpy(),
         "data_modified": _utc(catalog["data_modified"]).to_numpy(),
-        "doc_score": [doc_score(r) for r in records],
+        "doc_score": doc_scores(catalog, as_of),
         "license": [r.get("license_id") if _present(r.get("license_id")) else r.get("license") for r in records],
         "formats": [", ".join(r.get("formats") or ()) for r in records],
         "views": pd.to_numeric(catalog["views"], errors="coerce").to_numpy(),

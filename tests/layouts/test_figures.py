@@ -144,20 +144,47 @@ def test_freshness_follows_hdx_aging():
 def test_dataset_table_derives_freshness_doc_score_and_safe_links():
     t = fig.dataset_table(CAT, AS_OF)
     assert list(t["freshness"]) == ["fresh", "overdue", "no schedule"]
-    # d2: no description/keywords/licence/contact/theme, 1 of 4 columns described → 0.25/6 = 4
-    assert list(t["doc_score"]) == [100, 4, 50]
+    # the OD2 documentation index per dataset (DOC_WEIGHTS: description 20, dictionary 25, attachments 10,
+    # keywords 15, category 15, contact 15; the dictionary only for assets with columns):
+    # d1: description 39 chars < 100 fails, dictionary 10/10, no attachment, keywords, theme, e-mail → 70/100
+    # d2: only 1 of 4 columns described → 25 * 0.25 / 100 = 6.25 → 6.2 shown
+    # d3: short description, no columns (dictionary not applicable), nothing else → 0/75 (licence is not OD2)
+    assert list(t["doc_score"]) == [70.0, 6.2, 0.0]
     assert [None if pd.isna(x) else x for x in t["license"]] == ["cc-by-4.0", None, "Public Domain"]
     assert list(t["formats"]) == ["CSV, JSON", "XLSX", "CSV"]
     assert [None if pd.isna(x) else x for x in t["landing_url"]] == ["https://data.example.org/d/d1", None, None]
     assert t.loc[1, "title"] == "<script>alert(1)</script>"  # kept verbatim; rendered as text by the grid
 
 
+def test_doc_score_is_the_od2_indicator_per_dataset():
+    # A real catalog (Chicago's 2022-07-23 scrape, 260 assets): the explorer's per-dataset values average, over
+    # the public data assets the indicator counts, to the OD2 documentation index the City page shows.
+    from connectors.archive import read_items
+    from connectors.base import records_frame
+    from connectors.socrata import SocrataConnector
+    from indicators.frame import derive
+    from indicators.open_data import documentation_index
+    from tests.conftest import FIXTURES
+    from tests.emulator import portal_config
+
+    items, _ = read_items(FIXTURES / "socrata/latest/data.cityofchicago.org.jsonl.gz", "socrata")
+    conn = SocrataConnector(portal_config("socrata", "https://data.cityofchicago.org", domain="x"))
+    cat = records_frame([conn.normalize(it) for it in items])
+    score = documentation_index(cat, AS_OF)
+    table = fig.dataset_table(cat, AS_OF)
+    data = derive(cat, AS_OF).data
+    assert len(table) == 260 and 0 < data.sum() <= 260
+    assert abs(table["doc_score"][data].mean() - score.value) < 0.05  # rounding to 0.1 per dataset only
+    # and the datasets it fails are those below 100 in the explorer
+    assert set(score.failing) == set(table["source_id"][data & (table["doc_score"] < 100).to_numpy()])
+
+
 def test_filter_datasets_combines_filters():
     t = fig.dataset_table(CAT, AS_OF)
     assert list(fig.filter_datasets(t, departments=["Buildings"])["source_id"]) == ["d1", "d2"]
     assert list(fig.filter_datasets(t, freshness=["overdue", "delinquent"])["source_id"]) == ["d2"]
-    assert list(fig.filter_datasets(t, min_doc=50)["source_id"]) == ["d1", "d3"]
-    assert list(fig.filter_datasets(t, max_doc=49)["source_id"]) == ["d2"]
+    assert list(fig.filter_datasets(t, min_doc=50)["source_id"]) == ["d1"]
+    assert list(fig.filter_datasets(t, max_doc=49)["source_id"]) == ["d2", "d3"]
     assert list(fig.filter_datasets(t, formats=["csv"])["source_id"]) == ["d1", "d3"]
     assert list(fig.filter_datasets(t, licenses=["Public Domain"], cities=["a"])["source_id"]) == ["d3"]
     assert fig.format_options(t) == ["CSV", "JSON", "XLSX"]
@@ -167,7 +194,8 @@ def test_department_breakdown_worst_first():
     b = fig.department_breakdown(fig.dataset_table(CAT, AS_OF))
     assert list(b["department"]) == ["Buildings", "Finance"]
     assert b.iloc[0][["datasets", "stale_pct", "undocumented_pct", "views"]].tolist() == [2, 50.0, 50.0, 990.0]
-    assert b.iloc[1][["datasets", "stale_pct", "undocumented_pct"]].tolist() == [1, 0.0, 0.0]
+    # Finance's one dataset (d3) scores 0 on the OD2 documentation index: undocumented (below 50)
+    assert b.iloc[1][["datasets", "stale_pct", "undocumented_pct"]].tolist() == [1, 0.0, 100.0]
 
 
 def test_fix_first_ranks_points_times_usage():
