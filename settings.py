@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-PORTAL_KINDS = ("socrata", "ckan", "dcat")
 DEFAULT_CONFIG = Path(__file__).with_name("config.toml")
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 CRON_FIELDS = 5
@@ -367,13 +367,14 @@ class _Validator:
     def portal(self, p: dict, where: str, city_key: str) -> PortalConfig:
         if not isinstance(p, dict):
             raise self.fail(where, "expected a table")
+        from connectors import KINDS  # the one registry of portal kinds (imported when a portal is validated)
+
         kind = self.string(p, "kind", f"{where}.kind")
-        if kind not in PORTAL_KINDS:
-            raise self.fail(f"{where}.kind", f"{kind!r} is not one of {', '.join(PORTAL_KINDS)}")
+        if kind not in KINDS:
+            raise self.fail(f"{where}.kind", f"{kind!r} is not one of {', '.join(KINDS)}")
         url = self.url(p, "url", f"{where}.url")
-        domain = self.string(p, "domain", f"{where}.domain", default=None)
-        if kind == "socrata" and not domain:
-            domain = re.sub(r"^https?://", "", url).split("/")[0].split(":")[0]
+        # The portal's host name unless given (Socrata's Discovery API selects a catalog by it).
+        domain = self.string(p, "domain", f"{where}.domain", default=None) or urlsplit(url).hostname
         overrides = p.get("frequency_overrides", {})
         if not isinstance(overrides, dict) or not all(isinstance(x, str) for x in overrides.values()):
             raise self.fail(f"{where}.frequency_overrides", 'expected a table of "raw text" = "P1D" pairs')

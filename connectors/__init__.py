@@ -1,4 +1,9 @@
-"""Portal connectors: one module per portal kind, listed by hand in `CONNECTORS` (no scanning)."""
+"""Portal connectors: one module per portal kind, listed by hand in `CONNECTORS` (no scanning).
+
+`CONNECTORS` is the one list of portal kinds: config validation (settings.py), `maturity import`
+(connectors/archive.py), the portal emulator (tests/emulator.py) and the tests read it, and
+tests/connectors/test_kinds.py fails when a kind lacks any of its parts (docs/internals.md, "Add a portal kind").
+"""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -12,11 +17,13 @@ from connectors.dcat import DcatConnector
 from connectors.http import make_session
 from connectors.socrata import SocrataConnector
 
-CONNECTORS: dict[str, type] = {
+# kind (the `kind` of a [[cities.portals]] table) → its connector class (see connectors.base.Connector)
+CONNECTORS: dict[str, type[Connector]] = {
     "socrata": SocrataConnector,
     "ckan": CkanConnector,
     "dcat": DcatConnector,
 }
+KINDS: tuple[str, ...] = tuple(CONNECTORS)
 
 
 def make_connector(
@@ -37,4 +44,4 @@ def make_connector(
     return cls(portal, session=session, progress=progress)
 
 
-__all__ = ["CONNECTORS", "make_connector"]
+__all__ = ["CONNECTORS", "KINDS", "make_connector"]

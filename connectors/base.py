@@ -5,13 +5,18 @@ Field names follow DCAT-US 1.1 where one exists. Missing is `None` (never ""); t
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+import gzip
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
 
 if TYPE_CHECKING:
     import pandas as pd
+    import requests
 
 # Volatile usage counters: excluded from `raw_hash`, so a weekly page-view tick is not a new version.
 USAGE_KEYS = ("page_views", "download_count", "viewCount", "downloadCount", "tracking_summary")
@@ -93,7 +98,18 @@ class FetchStats:
 
 
 class Connector(Protocol):
+    """What a portal kind's connector class offers (the registry `connectors.CONNECTORS` lists the classes).
+
+    Besides these, the class has `raw_bytes(raw)` and `raw_hash(raw)` (see connectors.hashing) and the static
+    `read_archive(doc, path) -> (items, FetchStats)`: the raw items of a recorded catalog file of its kind,
+    parsed (`doc`: one JSON document, or the list of a JSONL file's lines), each id once; `maturity import`
+    reads files through it.
+    """
+
     kind: str
+
+    def __init__(self, portal: Any, *, session: requests.Session | None = None,
+                 progress: Callable[[int, int | None], None] | None = None) -> None: ...
 
     def fetch(self) -> Iterator[dict[str, Any]]:
         """All I/O and paging: yield raw items, de-duplicated by id; raise a ConnectorError on failure."""
@@ -103,6 +119,80 @@ class Connector(Protocol):
 
     @property
     def stats(self) -> FetchStats: ...
+
+    @staticmethod
+    def read_archive(doc: Any, path: Path) -> tuple[list[dict[str, Any]], FetchStats]:
+        """The raw items of a parsed recorded catalog file of this kind, each id once."""
+        ...
+
+
+ArchiveReader = Callable[[Any, Path], tuple[list[dict[str, Any]], FetchStats]]
+
+
+# --- recorded files (maturity import, a kind's read_archive) -------------------------------------------------
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def read_document(path: str | Path) -> Any:
+    """A recorded file (plain or .gz) parsed: its JSON document, or the list of its JSONL lines."""
+    path = Path(path)
+    data = path.read_bytes()
+    if data[:2] == GZIP_MAGIC:
+        data = gzip.decompress(data)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    items = []
+    for number, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            items.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            raise PortalIncompatible(f"{path}: line {number} is not JSON ({exc})") from exc
+    return items
+
+
+# --- parsing helpers shared by the connectors (pure) --------------------------------------------------------
+
+def parse_time(value: Any) -> datetime | None:
+    """ISO-8601 text or Unix epoch seconds → aware UTC datetime; None for anything else."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        try:
+            return datetime.fromtimestamp(value, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str):
+        return None
+    text = value.strip().replace(" ", "T", 1) if "T" not in value else value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def unique_items(items: Iterable[Any], key: Callable[[dict[str, Any]], Any]) -> tuple[list[dict[str, Any]], int]:
+    """The dict items, each key once in first-seen order, and how many repeats were dropped (non-dicts skipped)."""
+    seen: set[Any] = set()
+    out: list[dict[str, Any]] = []
+    repeats = 0
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        k = key(item)
+        if k in seen:
+            repeats += 1
+            continue
+        seen.add(k)
+        out.append(item)
+    return out, repeats
 
 
 def record_from_dict(d: dict[str, Any]) -> DatasetRecord:

@@ -6,15 +6,22 @@ Custom fields sit at the top level on scheming portals (Toronto `refresh_rate`, 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import requests
 
 from connectors import vocab
-from connectors.base import ConnectorError, DatasetRecord, FetchStats, PortalIncompatible
+from connectors.base import (
+    ConnectorError,
+    DatasetRecord,
+    FetchStats,
+    PortalIncompatible,
+    parse_time,
+    unique_items,
+)
 from connectors.hashing import raw_bytes, raw_hash
 from connectors.http import get_json, make_session
-from connectors.socrata import parse_time
 
 CKAN_ROWS_MAX = 1000  # CKAN's default ckan.search.rows_max: package_search never returns more per page
 ACTION_PATH = "/api/3/action/"
@@ -129,8 +136,30 @@ class CkanConnector:
         }
         return ()
 
+    @staticmethod
+    def read_archive(doc: Any, path: Path) -> tuple[list[dict[str, Any]], FetchStats]:
+        """A recorded CKAN file: a `package_search` response `{"result": {"results": [...]}}`, a bare result, a
+        list of packages, `package_show` (`{"result": {package}}`) or one package dict."""
+        raw, reported = _archive_packages(doc, path)
+        items, repeats = unique_items(raw, lambda p: p.get("id") or p.get("name"))
+        return items, FetchStats(items_seen=len(items), repeats=repeats, reported_total=reported, pages=1)
+
     def normalize(self, raw: dict[str, Any]) -> DatasetRecord:
         return normalize_package(self.portal, raw, self.organizations)
+
+
+def _archive_packages(doc: Any, path: Path) -> tuple[list[Any], int | None]:
+    if isinstance(doc, dict) and "result" in doc:
+        doc = doc["result"]
+    if isinstance(doc, list):
+        return doc, None
+    if isinstance(doc, dict):
+        if isinstance(doc.get("results"), list):
+            count = doc.get("count")
+            return doc["results"], count if isinstance(count, int) else None
+        if "id" in doc and ("resources" in doc or "name" in doc):
+            return [doc], None
+    raise PortalIncompatible(f"{path}: not a CKAN package_search / package_show file")
 
 
 def _fields(pkg: Mapping[str, Any]) -> dict[str, Any]:

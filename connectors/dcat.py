@@ -9,15 +9,15 @@ import functools
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import requests
 
 from connectors import vocab
-from connectors.base import DatasetRecord, FetchStats, PortalIncompatible
+from connectors.base import DatasetRecord, FetchStats, PortalIncompatible, parse_time
 from connectors.hashing import raw_bytes, raw_hash
 from connectors.http import get_json, make_session
-from connectors.socrata import parse_time
 
 SCHEMA_DIR = vocab.DATA_DIR / "pod_schema_v1.1"
 SCHEMA_MESSAGES_KEPT = 5  # first schema error messages kept in stats.notes as evidence; the count is always kept
@@ -94,22 +94,29 @@ class DcatConnector:
 
     def fetch(self) -> Iterator[dict[str, Any]]:
         """The document's datasets, each id once; schema errors noted in stats, not raised."""
-        doc = get_json(self.session, self.url)
-        if not isinstance(doc, dict) or not isinstance(doc.get("dataset"), list):
-            keys = sorted(doc)[:8] if isinstance(doc, dict) else type(doc).__name__
-            raise PortalIncompatible(f"{self.url}: not a data.json catalog (no 'dataset' list; got {keys})")
-        count, messages = validate(doc)
-        items, repeats = unique_datasets(doc["dataset"])
-        self._stats = FetchStats(
-            items_seen=len(items), repeats=repeats, reported_total=len(items), pages=1,
-            notes=(f"schema_errors={count}", *messages),
-        )
+        items, self._stats = read_catalog(get_json(self.session, self.url), self.url)
         if self.progress:
             self.progress(len(items), len(items))
         yield from items
 
+    @staticmethod
+    def read_archive(doc: Any, path: Path) -> tuple[list[dict[str, Any]], FetchStats]:
+        """A recorded `data.json` document, read as `fetch` reads the live one."""
+        return read_catalog(doc, str(path))
+
     def normalize(self, raw: dict[str, Any]) -> DatasetRecord:
         return normalize_dataset(self.portal, raw)
+
+
+def read_catalog(doc: Any, where: str) -> tuple[list[dict[str, Any]], FetchStats]:
+    """A data.json document's datasets, each id once, with its schema errors noted in the stats."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("dataset"), list):
+        keys = sorted(doc)[:8] if isinstance(doc, dict) else type(doc).__name__
+        raise PortalIncompatible(f"{where}: not a data.json catalog (no 'dataset' list; got {keys})")
+    count, messages = validate(doc)
+    items, repeats = unique_datasets(doc["dataset"])
+    return items, FetchStats(items_seen=len(items), repeats=repeats, reported_total=len(items), pages=1,
+                             notes=(f"schema_errors={count}", *messages))
 
 
 def unique_datasets(datasets: list[Any]) -> tuple[list[dict[str, Any]], int]:

@@ -10,7 +10,7 @@ import functools
 import operator
 import re
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,7 +18,14 @@ import orjson
 import requests
 
 from connectors import vocab
-from connectors.base import DatasetRecord, FetchStats, PortalIncompatible
+from connectors.base import (
+    DatasetRecord,
+    FetchStats,
+    PortalIncompatible,
+    parse_time,
+    read_document,
+    unique_items,
+)
 from connectors.hashing import raw_bytes
 from connectors.hashing import raw_hash as _plain_raw_hash
 from connectors.http import call_with_retries, get_json, make_session, policy_of
@@ -188,6 +195,19 @@ class SocrataConnector:
             return item
         return {**item, VIEW_KEY: {k: view[k] for k in VIEW_FIELDS if k in view}}
 
+    @staticmethod
+    def read_archive(doc: Any, path: Path) -> tuple[list[dict[str, Any]], FetchStats]:
+        """A recorded Socrata catalog file: a Discovery envelope `{"results": [...]}`, a list of items, JSONL
+        (one item per line, as the 2022 git scrape), a `{"datasets": [view, ...]}` dump of view objects or one
+        view. A scrape's `<name>.stats.jsonl[.gz]` side file next to `<name>.jsonl[.gz]` is merged back into
+        each item's `resource.page_views` / `resource.download_count` (the live API's place for them)."""
+        raw, reported = _archive_items(doc, path)
+        items, repeats = unique_items(raw, _archive_id)
+        stats_path = _stats_file(path)
+        if stats_path is not None:
+            items = _merge_usage(items, stats_path)
+        return items, FetchStats(items_seen=len(items), repeats=repeats, reported_total=reported, pages=1)
+
     # --- pure ------------------------------------------------------------------------------------------
 
     def normalize(self, raw: dict[str, Any]) -> DatasetRecord:
@@ -209,6 +229,55 @@ def _item_id(item: Any, url: str) -> str:
     if not isinstance(rid, str) or not rid:
         raise PortalIncompatible(f"{url}: a catalog item has no resource.id")
     return rid
+
+
+def _archive_id(item: dict[str, Any]) -> Any:
+    return (item.get("resource") or {}).get("id") or item.get("id")
+
+
+def _archive_items(doc: Any, path: Path) -> tuple[list[Any], int | None]:
+    if isinstance(doc, list):
+        return doc, None
+    if isinstance(doc, dict):
+        if isinstance(doc.get("results"), list):
+            size = doc.get("resultSetSize")
+            reported = size if isinstance(size, int) and size < RESULT_SET_CAP else None
+            return doc["results"], reported
+        if isinstance(doc.get("datasets"), list):
+            return doc["datasets"], None
+        if "resource" in doc or "viewType" in doc:
+            return [doc], None
+    raise PortalIncompatible(f"{path}: not a Socrata catalog file (no results list, item or view)")
+
+
+def _stats_file(path: Path) -> Path | None:
+    name = path.name
+    for suffix in (".jsonl.gz", ".jsonl"):
+        if name.endswith(suffix) and not name.endswith(".stats" + suffix):
+            for candidate_suffix in (".stats.jsonl.gz", ".stats.jsonl"):
+                candidate = path.with_name(name[: -len(suffix)] + candidate_suffix)
+                if candidate.exists():
+                    return candidate
+    return None
+
+
+def _merge_usage(items: list[dict[str, Any]], stats_path: Path) -> list[dict[str, Any]]:
+    usage = {}
+    for row in read_document(stats_path):
+        if isinstance(row, dict) and isinstance(row.get("stats"), dict):
+            usage[row.get("id")] = row["stats"]
+    out = []
+    for item in items:
+        stats = usage.get(_archive_id(item))
+        resource = item.get("resource")
+        if stats and isinstance(resource, dict) and "page_views" not in resource:
+            page_views = {k: v for k, v in stats.items() if k.startswith("page_views")}
+            extra: dict[str, Any] = {"page_views": page_views}
+            if "download_count" in stats:
+                extra["download_count"] = stats["download_count"]
+            item = {**item, "resource": {**resource, **extra}}
+        out.append(item)
+    return out
 
 
 # --- normalization helpers (pure) --------------------------------------------------------------------------
@@ -346,27 +415,6 @@ def canonical_view(view: Mapping[str, Any]) -> dict[str, Any]:
     if (sorted_tags := _sorted_tags(tags)) is not tags:
         changed["tags"] = sorted_tags
     return {**out, **changed} if changed else out
-
-
-def parse_time(value: Any) -> datetime | None:
-    """ISO-8601 text or Unix epoch seconds → aware UTC datetime; None for anything else."""
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        try:
-            return datetime.fromtimestamp(value, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    if not isinstance(value, str):
-        return None
-    text = value.strip().replace(" ", "T", 1) if "T" not in value else value.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def custom_value(pairs: Mapping[str, Any], portal_fields: tuple[str, ...], role: str) -> str | None:

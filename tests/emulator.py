@@ -23,6 +23,11 @@ It listens on 127.0.0.1 on a free port (threaded, one thread per request) and se
   (from the packages' organizations unless given). Base URL: `emu.ckan_url(site)`.
 * DCAT, `GET {url}/dcat/<site>/data.json`: one recorded document. Base URL: `emu.dcat_url(site)`.
 
+Per portal kind (the registry `connectors.CONNECTORS`), `SERVED_KINDS` says how the emulator serves it;
+`emu.serve(kind, name, items)` serves the raw items of a recorded file (as the kind's `read_archive` returns
+them) and `emu.portal(kind, name)` is the PortalConfig a connector needs to reach them. A kind in the
+registry without an entry here fails tests/connectors/test_kinds.py.
+
 Fault injection, per path prefix (`emu.fault(path, ...)`, cleared with `emu.clear_faults()`): `latency_s`
 (sleep, then answer), `status` (e.g. 500, or 429 with `retry_after`), `timeout_s` (sleep that long before
 answering, beyond the client's timeout), `truncate` (cut the JSON body in half), `repeat_page` (answer with
@@ -39,7 +44,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -143,6 +148,21 @@ class Emulator:
         assert self._server is not None, "emulator not started"
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
+
+    def serve(self, kind: str, name: str, items: list[dict[str, Any]]) -> str:
+        """Serve the raw items of a recorded `kind` catalog as catalog `name`; its portal URL."""
+        served = _served(kind)
+        getattr(self, served.attribute)[name] = served.catalog(items)
+        with self._lock:
+            self._rendered.clear()
+        return served.url(self, name)
+
+    def portal(self, kind: str, name: str, **kw: Any) -> Any:
+        """A settings.PortalConfig of the `kind` catalog served as `name` (see portal_config)."""
+        served = _served(kind)
+        if served.domain:
+            kw.setdefault("domain", name)
+        return portal_config(kind, served.url(self, name), **kw)
 
     def ckan_url(self, site: str) -> str:
         return f"{self.url}/ckan/{site}"
@@ -314,6 +334,34 @@ def _changed_shape(body: Any) -> Any:
 
 def _socrata_id(item: Mapping[str, Any]) -> str:
     return str((item.get("resource") or {}).get("id") or "")
+
+
+@dataclass(frozen=True)
+class Served:
+    """How the emulator serves one portal kind."""
+
+    attribute: str  # the Emulator attribute holding that kind's catalogs by name
+    url: Callable[[Emulator, str], str]  # the portal URL of catalog `name`
+    catalog: Callable[[list[dict[str, Any]]], Any]  # recorded raw items → what the API serves
+    domain: bool = False  # the catalog name is the portal's `domain` (Socrata: one API, catalogs by domain)
+
+
+SERVED_KINDS: dict[str, Served] = {
+    "socrata": Served("socrata", lambda emu, name: emu.url, lambda items: sorted(items, key=_socrata_id),
+                      domain=True),
+    "ckan": Served("ckan", lambda emu, name: emu.ckan_url(name), list),
+    "dcat": Served("dcat", lambda emu, name: emu.dcat_url(name), lambda items: {"dataset": list(items)}),
+}
+
+
+def _served(kind: str) -> Served:
+    from connectors import CONNECTORS
+
+    if kind not in CONNECTORS:
+        raise ValueError(f"unknown portal kind {kind!r} (the registry lists {', '.join(CONNECTORS)})")
+    if kind not in SERVED_KINDS:
+        raise NotImplementedError(f"the emulator does not serve portal kind {kind!r}: add it to SERVED_KINDS")
+    return SERVED_KINDS[kind]
 
 
 # --- loading recorded fixtures -----------------------------------------------------------------------------

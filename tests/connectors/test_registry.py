@@ -14,14 +14,6 @@ from tests.conftest import FIXTURES
 from tests.emulator import load_json, portal_config
 
 
-def test_registry_lists_the_three_kinds():
-    assert set(CONNECTORS) == {"socrata", "ckan", "dcat"}
-    for kind, cls in CONNECTORS.items():
-        assert cls.kind == kind
-        for name in ("fetch", "normalize", "stats", "raw_bytes", "raw_hash"):
-            assert hasattr(cls, name), f"{cls.__name__} lacks {name}"
-
-
 def test_make_connector_builds_each_kind_and_refuses_unknown():
     for kind, cls in CONNECTORS.items():
         assert isinstance(make_connector(portal_config(kind, "https://x.example", domain="x.example")), cls)
