@@ -22,6 +22,7 @@ from connectors.base import (
 )
 from connectors.hashing import raw_bytes, raw_hash
 from connectors.http import get_json, make_session
+from connectors.paging import Page, Paginator, PagingState
 
 CKAN_ROWS_MAX = 1000  # CKAN's default ckan.search.rows_max: package_search never returns more per page
 ACTION_PATH = "/api/3/action/"
@@ -42,6 +43,13 @@ def _result(body: Any, url: str) -> Any:
             f"{str(error.get('message') or '')[:200]})"
         )
     return body.get("result")
+
+
+def _package_id(pkg: Any, url: str) -> str:
+    pid = pkg.get("id") if isinstance(pkg, dict) else None
+    if not isinstance(pid, str) or not pid:
+        raise PortalIncompatible(f"{url}: a package has no id")
+    return pid
 
 
 class CkanConnector:
@@ -82,42 +90,28 @@ class CkanConnector:
         self._stats = FetchStats()
         notes = self._load_organizations()
         url = self.base + "package_search"
-        seen: set[str] = set()
-        repeats = pages = start = 0
-        count: int | None = None
-        while count is None or start < count:
+
+        def get_page(start: int) -> Page:
             params = {"rows": self.rows, "start": start, "sort": SEARCH_SORT, "include_private": "false"}
             result = _result(get_json(self.session, url, params), url)
             if not isinstance(result, dict) or not isinstance(result.get("results"), list):
                 raise PortalIncompatible(f"{url}: package_search result has no 'results' list")
-            reported = result.get("count")
-            if not isinstance(reported, int) or isinstance(reported, bool):
+            count = result.get("count")
+            if not isinstance(count, int) or isinstance(count, bool):
                 raise PortalIncompatible(f"{url}: package_search result has no integer 'count'")
-            count = reported
-            pages += 1
-            packages = result["results"]
-            fresh = 0
-            for pkg in packages:
-                pid = pkg.get("id") if isinstance(pkg, dict) else None
-                if not isinstance(pid, str) or not pid:
-                    raise PortalIncompatible(f"{url}: a package has no id")
-                if pid in seen:
-                    repeats += 1
-                    continue
-                seen.add(pid)
-                fresh += 1
-                yield pkg
-            self._stats = FetchStats(items_seen=len(seen), repeats=repeats, reported_total=count, pages=pages,
-                                     notes=notes)
+            return Page(result["results"], count)
+
+        def next_cursor(start: int, page: Page, state: PagingState) -> int | None:
+            start += len(page.items)  # rows/start paging, in a stable sort order
+            return start if state.reported is not None and start < state.reported else None
+
+        def on_page(state: PagingState) -> None:
+            self._stats = state.stats(notes)
             if self.progress:
-                self.progress(len(seen), count)
-            if not packages:
-                break
-            if fresh == 0:
-                raise PortalIncompatible(f"{url}: page repeated: start={start} held only already-seen ids")
-            start += len(packages)
-        if count is not None and len(seen) < count:
-            raise PortalIncompatible(f"{url}: catalog came back short: got {len(seen)} of {count}")
+                self.progress(state.unique, state.reported)
+
+        yield from Paginator(url, 0, get_page, lambda pkg: _package_id(pkg, url), next_cursor,
+                             describe=lambda start, _n: f"start={start}", on_page=on_page)
 
     def _load_organizations(self) -> tuple[str, ...]:
         """organization_list?all_fields=true; a failure is noted, not fatal (packages carry their organization)."""

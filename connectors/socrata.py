@@ -29,6 +29,7 @@ from connectors.base import (
 from connectors.hashing import raw_bytes
 from connectors.hashing import raw_hash as _plain_raw_hash
 from connectors.http import call_with_retries, get_json, make_session, policy_of
+from connectors.paging import Page, Paginator, PagingState
 
 SOCRATA_PAGE_LIMIT = 10_000  # documented maximum `limit` of the Discovery API
 RESULT_SET_CAP = 10_000  # the Discovery API reports resultSetSize as at most this, so it only bounds totals below it
@@ -100,55 +101,41 @@ class SocrataConnector:
     def fetch(self) -> Iterator[dict[str, Any]]:
         """Every asset of the domain, all types, paged with `scroll_id`; each id once.
 
-        Raises PortalIncompatible on a changed envelope, a page of only already-seen ids, or fewer unique items
-        than a (below-cap) `resultSetSize`.
+        Raises PortalIncompatible on a changed envelope, a page of only already-seen ids, or fewer items than a
+        (below-cap) `resultSetSize`.
         """
         url = self.portal.url.rstrip("/") + CATALOG_PATH
-        seen: set[str] = set()
-        repeats = pages = 0
-        reported: int | None = None
-        scroll_id: str | None = None
         self._stats = FetchStats()
         self._views_missing = 0
-        while True:
+
+        def get_page(scroll_id: str | None) -> Page:
             params: dict[str, Any] = {"domains": self.domain, "limit": self.page_limit}
             if scroll_id is not None:
                 params["scroll_id"] = scroll_id
             body = get_json(self.session, url, params)
             results = _results(body, url)
-            pages += 1
             size = body.get("resultSetSize")
-            if isinstance(size, int) and not isinstance(size, bool):
-                reported = size if reported is None else max(reported, size)
-            fresh = 0
-            for item in results:
-                rid = _item_id(item, url)
-                if rid in seen:
-                    repeats += 1
-                    continue
-                seen.add(rid)
-                fresh += 1
-                yield self._enrich(item) if self.enrich_views else item
+            return Page(results, size if isinstance(size, int) and not isinstance(size, bool) else None)
+
+        def next_cursor(_scroll_id: str | None, page: Page, _state: PagingState) -> str | None:
+            # A short page is the last; otherwise scroll past the last id served (Discovery orders by id).
+            return None if len(page.items) < self.page_limit else _item_id(page.items[-1], url)
+
+        def on_page(state: PagingState) -> None:
             notes = (f"views_missing={self._views_missing}",) if self._views_missing else ()
-            self._stats = FetchStats(items_seen=len(seen), repeats=repeats, reported_total=reported, pages=pages,
-                                     notes=notes)
+            self._stats = state.stats(notes)
             if self.progress:
-                self.progress(len(seen), reported)
-            if not results:
-                break
-            if fresh == 0:
-                raise PortalIncompatible(
-                    f"{url}: page repeated: page {pages} (scroll_id={scroll_id}) held only already-seen ids"
-                )
-            if len(results) < self.page_limit:
-                break
-            scroll_id = _item_id(results[-1], url)
-        # The portal's total counts the items it served, repeats included (the real Chicago crawl: 295 lines,
-        # 260 unique, resultSetSize 295), so compare what was delivered, not the de-duplicated count.
-        delivered = len(seen) + repeats
-        if reported is not None and reported < RESULT_SET_CAP and delivered < reported:
-            raise PortalIncompatible(
-                f"{url}: catalog came back short: got {delivered} of {reported} ({len(seen)} unique)")
+                self.progress(state.unique, state.reported)
+
+        pages = Paginator(
+            url, None, get_page, lambda item: _item_id(item, url), next_cursor,
+            describe=lambda scroll_id, n: f"page {n} (scroll_id={scroll_id})",
+            # The portal's total counts the items it served, repeats included (the real Chicago crawl: 295
+            # lines, 260 unique, resultSetSize 295), and at the cap it is no count at all.
+            total_counts_repeats=True, total_cap=RESULT_SET_CAP, keep_largest_total=True, on_page=on_page,
+        )
+        for item in pages:
+            yield self._enrich(item) if self.enrich_views else item
 
     def view_metadata(self, source_id: str) -> dict[str, Any]:
         """`/api/views/{id}.json` through sodapy, with the project's session and retries."""

@@ -74,6 +74,10 @@ def test_connector_is_one_module_with_the_protocol(kind):
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     others = {f"connectors.{k}" for k in KINDS if k != kind}
     assert not imported & others, f"connectors/{kind}.py imports {sorted(imported & others)}"
+    # paging is connectors.paging.Paginator's loop: a kind's fetch configures it and writes no loop of its own
+    fetch = next(n for c in tree.body if isinstance(c, ast.ClassDef) and c.name == cls.__name__
+                 for n in c.body if isinstance(n, ast.FunctionDef) and n.name == "fetch")
+    assert not any(isinstance(n, ast.While) for n in ast.walk(fetch)), f"{cls.__name__}.fetch has its own loop"
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -136,7 +140,7 @@ def test_the_recipe_names_only_what_exists():
     assert RECIPE_TITLE in text
     recipe = text.split(RECIPE_TITLE, 1)[1].split("\n## ", 1)[0]
     for part in ("connectors/__init__.py", "CONNECTORS", "read_archive", "SERVED_KINDS", "tests/fixtures/",
-                 "PROVENANCE.md", "test_paging.py", "test_kinds.py"):
+                 "PROVENANCE.md", "test_paging.py", "test_kinds.py", "connectors.paging.Paginator"):
         assert part in recipe, f"the recipe does not mention {part}"
     dotted = set(re.findall(r"`((?:connectors|tests)\.[\w.]+)", recipe))
     assert dotted
