@@ -1,7 +1,9 @@
 """Connector test fixtures: a fast retry policy, portal configs and the local portal emulator."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +12,12 @@ from connectors.http import RetryPolicy, make_session
 from tests.conftest import FIXTURES
 from tests.emulator import Emulator
 
-__all__ = ["FIXTURES"]
+__all__ = ["FIXTURES", "fixture_dirs"]
+
+
+def fixture_dirs(kind: str) -> list[Path]:
+    """A kind's recorded responses: tests/fixtures/<kind>/ or <kind>_<what>/ (e.g. dcat_us, socrata_views)."""
+    return sorted(p for p in FIXTURES.iterdir() if p.is_dir() and re.fullmatch(rf"{re.escape(kind)}(_\w+)?", p.name))
 
 
 class SleepRecorder:

@@ -6,20 +6,17 @@ from datetime import datetime
 
 import pytest
 
-from connectors import make_connector
+from connectors import KINDS, make_connector
 from connectors.archive import read_items
 from connectors.base import RECORD_FIELDS
-from tests.conftest import FIXTURES
+from tests.connectors.conftest import fixture_dirs
 from tests.emulator import portal_config
 
-FILES = sorted(
-    [(p, "socrata") for p in (FIXTURES / "socrata").rglob("*.jsonl.gz") if ".stats." not in p.name]
-    + [(p, "socrata") for p in (FIXTURES / "socrata_catalog").glob("*.json*")]
-    + [(p, "socrata") for p in (FIXTURES / "socrata_views").glob("*.json*")]
-    + [(p, "ckan") for p in (FIXTURES / "ckan").glob("*.json*")
-       if "package_list" not in p.name and "datastore" not in p.name]  # names only / row data: not catalogs
-    + [(p, "dcat") for p in (FIXTURES / "dcat_us").glob("*.json*")]
-)
+# Every recorded file of every registry kind (tests/fixtures/<kind>[_<what>]/), but usage side files and the
+# CKAN files that are not catalogs (a package_list of names, datastore row data).
+NOT_CATALOGS = (".stats.", "package_list", "datastore")
+FILES = sorted((f, kind) for kind in KINDS for d in fixture_dirs(kind) for f in d.rglob("*.json*")
+               if not any(part in f.name for part in NOT_CATALOGS))
 
 
 def test_fixture_list_is_complete():

@@ -19,6 +19,7 @@ from connectors import CONNECTORS, KINDS, make_connector
 from connectors.archive import read_items
 from connectors.base import ConnectorError, FetchStats, read_document
 from tests.conftest import FIXTURES
+from tests.connectors.conftest import fixture_dirs
 from tests.emulator import SERVED_KINDS, Emulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,11 +35,6 @@ name = "Somewhere"
 kind = "{kind}"
 url = "https://portal.example.org"
 """
-
-
-def fixture_dirs(kind: str) -> list[Path]:
-    """A kind's recorded responses: tests/fixtures/<kind>/ or <kind>_<what>/ (e.g. dcat_us, socrata_views)."""
-    return sorted(p for p in FIXTURES.iterdir() if p.is_dir() and re.fullmatch(rf"{re.escape(kind)}(_\w+)?", p.name))
 
 
 def smallest_recorded_catalog(kind: str) -> tuple[Path, list[dict]]:
