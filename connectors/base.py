@@ -97,6 +97,10 @@ class FetchStats:
     notes: tuple[str, ...] = ()  # e.g. DCAT schema errors kept as evidence
 
 
+# progress(n_items, reported_total) after each page (the CLI draws a bar from it)
+Progress = Callable[[int, "int | None"], None]
+
+
 class Connector(Protocol):
     """What a portal kind's connector class offers (the registry `connectors.CONNECTORS` lists the classes).
 
@@ -109,7 +113,7 @@ class Connector(Protocol):
     kind: str
 
     def __init__(self, portal: Any, *, session: requests.Session | None = None,
-                 progress: Callable[[int, int | None], None] | None = None) -> None: ...
+                 progress: Progress | None = None) -> None: ...
 
     def fetch(self) -> Iterator[dict[str, Any]]:
         """All I/O and paging: yield raw items, de-duplicated by id; raise a ConnectorError on failure."""

@@ -5,7 +5,7 @@ Custom fields sit at the top level on scheming portals (Toronto `refresh_rate`, 
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from connectors.base import (
     DatasetRecord,
     FetchStats,
     PortalIncompatible,
+    Progress,
     parse_time,
     unique_items,
 )
@@ -28,8 +29,6 @@ CKAN_ROWS_MAX = 1000  # CKAN's default ckan.search.rows_max: package_search neve
 ACTION_PATH = "/api/3/action/"
 # A stable order, so that rows/start paging does not shuffle items between pages while the index is live.
 SEARCH_SORT = "id asc"
-
-Progress = Callable[[int, "int | None"], None]
 
 
 def _result(body: Any, url: str) -> Any:

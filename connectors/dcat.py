@@ -8,14 +8,14 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from connectors import vocab
-from connectors.base import DatasetRecord, FetchStats, PortalIncompatible, parse_time
+from connectors.base import DatasetRecord, FetchStats, PortalIncompatible, Progress, parse_time
 from connectors.hashing import raw_bytes, raw_hash
 from connectors.http import get_json, make_session
 
@@ -26,8 +26,6 @@ SCHEMA_MESSAGE_CHARS = 200  # portal text ends up in messages; keep each short
 _SOCRATA_ID = re.compile(r"/api/views/([a-z0-9]{4}-[a-z0-9]{4})/?$", re.I)
 _FOURBYFOUR = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}$", re.I)
 _HOSTNAME = re.compile(r"^[a-z0-9.-]+\.[a-z]{2,}$", re.I)  # Socrata puts the portal's domain in publisher.name
-
-Progress = Callable[[int, "int | None"], None]
 
 
 @functools.cache

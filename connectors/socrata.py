@@ -22,6 +22,7 @@ from connectors.base import (
     DatasetRecord,
     FetchStats,
     PortalIncompatible,
+    Progress,
     parse_time,
     read_document,
     unique_items,
@@ -42,8 +43,6 @@ ASSET_TYPES = {"href": "link", "datalens": "visualization", "blob": "file", "fil
 # counters are left out so enrichment does not make a new version on every harvest.
 VIEW_KEY = "view"
 VIEW_FIELDS = ("rowsUpdatedAt", "licenseId", "license", "hideFromCatalog", "hideFromDataJson", "columns", "metadata")
-
-Progress = Callable[[int, "int | None"], None]
 
 # Order that carries no meaning, canonicalized before hashing and normalizing (the stored raw bytes keep the
 # order as received). Socrata permutes a dataset's columns from crawl to crawl: the parallel
