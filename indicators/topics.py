@@ -53,6 +53,7 @@ class _Rules:
     pattern: re.Pattern[str]
     topics_of: dict[str, tuple[str, ...]]  # vocabulary phrase -> topics it names
     vetoes_of: dict[str, frozenset[str]]  # exclusion phrase -> topics it voids
+    measure_words: frozenset[str]  # a title holding one states a measure ("number of", "percent of")
     topics: tuple[str, ...]
 
 
@@ -71,7 +72,9 @@ def _rules() -> _Rules:
         for w in ws:
             key = norm_hit(w.lower())
             vetoes_of[key] = vetoes_of.get(key, frozenset()) | voided
-    return _Rules(word_pattern(set(topics_of) | set(vetoes_of)), topics_of, vetoes_of, tuple(words))
+    measure_words = frozenset(norm_hit(w.lower()) for w in v.get("measure_words", ()))
+    return _Rules(word_pattern(set(topics_of) | set(vetoes_of) | measure_words), topics_of, vetoes_of, measure_words,
+                  tuple(words))
 
 
 def _found(text: str) -> frozenset[str]:
@@ -85,14 +88,19 @@ def _explain(title: frozenset[str], tags: frozenset[str]) -> dict[str, str]:
     for w in title:
         voided |= r.vetoes_of.get(w, frozenset())
     # A title naming a performance measure ("Performance Metrics - ... Business Licenses", "Strategic Measure_
-    # ... crashes involving City vehicles") is a measure about the topic, not the topic's key dataset.
-    if any(PERFORMANCE in r.topics_of.get(w, ()) for w in title):
+    # ... crashes involving City vehicles") or stating a count or share ("Number of Payments", "Percent of
+    # Capital Projects ... within Budget") is a measure about a topic, not the topic's records.
+    if any(PERFORMANCE in r.topics_of.get(w, ()) or w in r.measure_words for w in title):
         voided |= set(r.topics) - {PERFORMANCE}
+    # Tags stand in for a title that names no topic ("R2R 2014" tagged "response to resistance"); where the
+    # title names one, tag phrases do not add others ("Vendors Receiving Payments" tagged "purchase orders").
+    if any(w in r.topics_of for w in title):
+        tags = frozenset()
     per: dict[str, tuple[list[str], list[str]]] = {}
     for where, found in ((0, title), (1, tags)):
         for w in sorted(found):
             for topic in r.topics_of.get(w, ()):
-                if topic in voided or (where == 1 and (len(w.split()) < TAG_MIN_WORDS or w in title)):
+                if topic in voided or (where == 1 and len(w.split()) < TAG_MIN_WORDS):
                     continue
                 per.setdefault(topic, ([], []))[where].append(w)
     out = {}
