@@ -77,8 +77,7 @@ REGISTRY: tuple[Indicator, ...] = (
     _ind("dm4_retention", "Data assets kept between harvests", "DM4", quality.retention, 0.5),
     # beyond the card
     _ind("dm8_disaggregation", "Disaggregation-ready datasets", "DM8", topics.disaggregation),
-    _ind("pa3_goals_published", topics.scored_title("Goals and progress published", "performance"), "PA3",
-         topics.goals_published, topics.scored_weight(1.0, "performance")),
+    _ind("pa3_goals_published", "Goals and progress published", "PA3", topics.goals_published),
     _ind("bf1_budget_finance",
          topics.scored_title("Budget and spending data present and current", *topics.BUDGET_PARTS), "BF1",
          topics.budget_finance, topics.scored_weight(1.0, *topics.BUDGET_PARTS)),

@@ -7,7 +7,7 @@ Word lists live in indicators/data/vocab.json.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 
@@ -111,10 +111,11 @@ def _explain(title: frozenset[str], tags: frozenset[str]) -> dict[str, str]:
     return out
 
 
-def _words(d: Derived) -> dict[str, np.ndarray]:
-    """Per topic, per row of the catalog: why it matches ("" = it does not). Computed once per Derived (shared by
-    PA3, BF1, RDC7 and OD3) and once per distinct (title, tags) pair."""
-    cached = d.__dict__.get("_topic_words")
+def _pairs(d: Derived) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(per row: the code of its distinct (title, tags) pair among those that match anything, -1 for none; per
+    topic: the explanation per pair code, "" = no match). Computed once per Derived (PA3, BF1, RDC7 and OD3 share
+    it) and once per distinct pair; per-row strings are built only for the rows an indicator asks about."""
+    cached = d.__dict__.get("_topic_pairs")
     if cached is not None:
         return cached
     t_codes, t_uniq = d.distinct("title")
@@ -125,33 +126,37 @@ def _words(d: Derived) -> dict[str, np.ndarray]:
     t_any = np.array([bool(f) for f in t_found], dtype=bool)
     k_any = np.array([bool(f) for f in k_found], dtype=bool)
     rows = np.flatnonzero(t_any[t_codes] | k_any[k_codes])
-    out = {topic: np.full(d.n, "", dtype=object) for topic in _rules().topics}
+    row_pair = np.full(d.n, -1, dtype=np.int64)
+    per_pair: dict[str, np.ndarray] = {topic: np.full(0, "", dtype=object) for topic in _rules().topics}
     if len(rows):
         pair = t_codes[rows].astype(np.int64) * (len(k_found) + 1) + k_codes[rows]
         pair_code, pairs = pd.factorize(pair, sort=False)
+        row_pair[rows] = pair_code
         first = np.zeros(len(pairs), dtype=np.int64)
         first[pair_code[::-1]] = rows[::-1]  # a representative row per pair
-        per_pair = {topic: np.full(len(pairs), "", dtype=object) for topic in out}
+        per_pair = {topic: np.full(len(pairs), "", dtype=object) for topic in per_pair}
         for j, i in enumerate(first):
             for topic, why in _explain(t_found[t_codes[i]], k_found[k_codes[i]]).items():
                 per_pair[topic][j] = why
-        for topic, table in per_pair.items():
-            out[topic][rows] = table[pair_code]
-    d.__dict__["_topic_words"] = out
-    return out
+    d.__dict__["_topic_pairs"] = (row_pair, per_pair)
+    return row_pair, per_pair
 
 
 def topic_hits(d: Derived, topic: str, among: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(rows in `among` matching `topic`, the explanation for those rows only, in row order)."""
-    words = _words(d)[topic]
-    hit = among & (words != "")
-    return hit, words[hit]
+    row_pair, per_pair = _pairs(d)
+    table = np.append(per_pair[topic], "")  # code -1 -> ""
+    matched = np.append(per_pair[topic] != "", False)
+    hit = among & matched[row_pair]
+    return hit, table[row_pair[hit]]
 
 
 def topic_matches(catalog: pd.DataFrame, as_of: datetime) -> dict[str, np.ndarray]:
     """Per topic (the Census keys and "performance"): per row of `catalog`, why it matches ("" = it does not),
     over every row whatever its asset type - what benchmarks/topics.py measures against the hand labels."""
-    return dict(_words(derive(catalog, as_of)))
+    d = derive(catalog, as_of)
+    row_pair, per_pair = _pairs(d)
+    return {topic: np.append(table, "")[row_pair] for topic, table in per_pair.items()}
 
 
 @lru_cache(maxsize=1)
@@ -274,7 +279,9 @@ def goals_published(catalog: pd.DataFrame, as_of: datetime) -> Score:
     Formula: candidates = stories and measures (Socrata Perspectives / Performance) plus public data assets
     whose title names a performance measure (performance measures / metrics / indicators, KPI, strategic
     measure, goals, scorecard, metrics, stat; read in tags only as a phrase of two words or more; not
-    "dashboard" or "progress" alone, not school progress reports, report cards, schools or surveys);
+    "dashboard" or "progress" alone, not school progress reports, report cards, schools or surveys) - the
+    word matches only while "performance" is not possible evidence (vocab.json: precision below 0.9 on the
+    hand labels; then they are shown, not counted, and the asset types alone count);
     value = 50 if any candidate + 50 * (current candidates / candidates);
     current = HDX fresh/due for a finite period, else changed within 365 days.
     Source: research M19 (Socrata asset types); WWC PA3. Empty: 0.
@@ -282,11 +289,18 @@ def goals_published(catalog: pd.DataFrame, as_of: datetime) -> Score:
     d = derive(catalog, as_of)
     worded, words = topic_hits(d, PERFORMANCE, d.data)
     typed = d.performance_type
-    cand = typed | worded
+    possible = PERFORMANCE in possible_evidence()
+    cand = typed if possible else typed | worded
     why = np.full(d.n, "", dtype=object)
     why[worded] = words
     why[typed] = "asset type " + d.asset_type.to_numpy(dtype=object)[typed]
-    return _presence_and_currency(d, cand, why, "performance asset")
+    score = _presence_and_currency(d, cand, why, "performance asset")
+    if not possible:
+        return score
+    shown = worded & ~typed
+    return replace(score, matches={**score.matches, **evidence(d.ids[shown], "possible evidence, not counted - "
+                                                               + why[shown])},
+                   detail={**score.detail, "possible": float(shown.sum())})
 
 
 def _topic(d: Derived, key: str) -> tuple[np.ndarray, np.ndarray]:

@@ -76,7 +76,7 @@ def test_dashboard_titles_and_tags_are_not_goals_and_progress(all_scored):
     assert k.matches == {"win7-xbeb": "crime_reports - words: crime"}
 
 
-def test_goals_and_measures_are_kept():
+def test_goals_and_measures_are_kept(all_scored):
     both = pd.concat([catalog(DASHBOARDS, NOT_GOALS + list(GOALS)),
                       latest("data.cityofchicago.org", ["sbt5-2ec8"])], ignore_index=True)
     p = topics.goals_published(both, AS_OF)
@@ -139,7 +139,7 @@ def test_labels_cover_every_topic_of_the_matcher():
     rows, keys, words = _labelled()
     assert len(rows) >= 400
     assert set(keys) == set(words)  # one label column per topic the indicators use, no more
-    assert {r["half"] for r in rows} == {"tune", "holdout", "unseen_portals"}
+    assert {r["half"] for r in rows} == {"tune", "holdout", "unseen_portals", "fresh_check"}
 
 
 def test_every_scored_topic_has_precision_at_least_the_goal_on_the_labels():
@@ -176,10 +176,32 @@ def test_possible_evidence_is_shown_not_scored(monkeypatch):
     assert topics.scored_title("Budget", "budget") == "Budget"
 
 
+def test_goal_words_as_possible_evidence_leave_the_asset_types(monkeypatch):
+    # tests/fixtures/socrata_catalog/us_catalog_only_dataset_story_2025.json: q5as-kyim "COVID-19 Report" is a
+    # Socrata Perspectives story (data 2024-07-31: within 365 days of 2025-01-01); Chicago sbt5-2ec8
+    # "Performance Metrics - Transportation - Pothole Repair" is matched by words. With "performance" as
+    # possible evidence only the story counts (50 + 50 * 1/1) and the word match is shown, marked
+    stories = catalog(FIXTURES / "socrata_catalog" / "us_catalog_only_dataset_story_2025.json", ["q5as-kyim"])
+    both = pd.concat([stories, latest("data.cityofchicago.org", ["sbt5-2ec8"])], ignore_index=True)
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    monkeypatch.setattr(topics, "possible_evidence", lambda: frozenset({"performance"}))
+    p = topics.goals_published(both, at)
+    assert p.value == pytest.approx(100.0) and p.detail["found"] == 1 and p.detail["possible"] == 1
+    assert p.matches == {"q5as-kyim": "asset type story",
+                         "sbt5-2ec8": "possible evidence, not counted - words: performance metrics"}
+    # words alone, as possible evidence: nothing counts
+    only_words = topics.goals_published(latest("data.cityofchicago.org", ["sbt5-2ec8"]), at)
+    assert only_words.value == 0 and only_words.detail["found"] == 0
+    monkeypatch.setattr(topics, "possible_evidence", lambda: frozenset())
+    assert topics.goals_published(both, at).detail["found"] == 2
+
+
 def test_registry_follows_the_measured_precision():
-    for key, parts in (("pa3_goals_published", {"performance"}), ("bf1_budget_finance", {"budget", "spending"}),
-                       ("rdc7_procurement", {"procurement_contracts"})):
+    # BF1 and RDC7 rest on word matching alone: possible evidence makes them weigh 0 and says so in the title.
+    # PA3 keeps its weight: it counts its word matches only while they meet the goal (test above).
+    for key, parts in (("bf1_budget_finance", {"budget", "spending"}), ("rdc7_procurement", {"procurement_contracts"})):
         ind = BY_KEY[key]
         possible = bool(parts & topics.possible_evidence())
         assert (ind.weight == 0) == possible
         assert ind.title.endswith("(possible evidence)") == possible
+    assert BY_KEY["pa3_goals_published"].weight == 1.0
