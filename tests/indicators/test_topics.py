@@ -112,16 +112,17 @@ def test_budget_spending_procurement_on_real_titles(all_scored):
 
 
 def test_a_tag_counts_only_as_a_phrase(all_scored):
-    # A tag phrase of two words or more names the dataset ("response to resistance" is Austin's name for its
-    # use-of-force tables); a one-word tag or a category only says what it relates to
-    recs = [DatasetRecord(portal_key="t", source_id="a", asset_type="dataset", title="Quarterly table",
-                          keywords=("response to resistance",)),
-            DatasetRecord(portal_key="t", source_id="b", asset_type="dataset", title="Quarterly table",
-                          keywords=("force",)),  # one word: says what it relates to, not what it is
-            DatasetRecord(portal_key="t", source_id="c", asset_type="dataset", title="Quarterly table",
-                          theme="Use of Force")]  # categories are not read
-    k = topics.census_key_datasets(records_frame(recs), AS_OF)
-    assert k.matches == {"a": "police_use_of_force - tags: response to resistance"}
+    # Austin sc8s-w4ka "R2 R 2009" (tags police, r2r, response to resistance): the title names no topic, so the
+    # tag phrase "response to resistance" (Austin's name for its use-of-force tables) does; Austin rus9-w6q5
+    # "2018 Response to Resistance Data" is found by its title. Built records with the same title show the rest
+    # of the rule: a one-word tag or a category only says what a dataset relates to.
+    real = latest("data.austintexas.gov", ["sc8s-w4ka", "rus9-w6q5"])
+    built = records_frame([
+        DatasetRecord(portal_key="t", source_id="b", asset_type="dataset", title="R2 R 2009", keywords=("force",)),
+        DatasetRecord(portal_key="t", source_id="c", asset_type="dataset", title="R2 R 2009", theme="Use of Force")])
+    k = topics.census_key_datasets(pd.concat([real, built], ignore_index=True), AS_OF)
+    assert k.matches == {"sc8s-w4ka": "police_use_of_force - tags: response to resistance",
+                         "rus9-w6q5": "police_use_of_force - words: response to resistance"}
 
 
 def _labelled() -> tuple[list[dict[str, str]], list[str], dict[str, np.ndarray]]:
