@@ -38,8 +38,9 @@ CENSUS_KEY_DATASETS = 20  # US City Open Data Census (2018): 20 key city dataset
 # Where topic words are read (the idea, measured by benchmarks/topics.py on hand-labelled titles): a title names
 # what a dataset is; tags and categories name what it relates to ("budget" on a payroll table, "police dashboard"
 # on a list of recovered guns, "Budget and Finance" over a department's expenses). So every vocabulary phrase
-# counts in the title, in tags only a phrase of at least TAG_MIN_WORDS words ("use of force", "building
-# permits"), and categories are not read. Exclusions are read in the title.
+# counts in the title; tags are read only where the title names no topic, and then only phrases of at least
+# TAG_MIN_WORDS words ("use of force", "building permits"); categories are not read. Exclusions are read in the
+# title.
 TAG_MIN_WORDS = 2
 # Topics whose matching precision on the hand labels is below this are "possible evidence" (vocab.json
 # possible_evidence): shown with their matches, never scored. Project goal from issue 9.
