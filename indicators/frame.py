@@ -1,7 +1,7 @@
 """Shared, vectorised derivations over a catalog DataFrame, computed once per (catalog, as_of).
 
 Every indicator reads the same derived columns (which rows are data assets, the declared period in days,
-the HDX freshness state, open licence, format stars, topic matches). `derive()` computes each lazily; inside
+the HDX freshness state, open licence, format stars). `derive()` computes each lazily; inside
 `compute_all` one `Derived` is shared by all indicators, and string work runs once per distinct value.
 
 Asset types (decided here, documented on the Methodology page):
@@ -36,7 +36,6 @@ DATA_DIR = Path(__file__).parent / "data"
 DATA_TYPES = ("dataset", "file", "map")
 TABULAR_TYPES = ("dataset",)
 PERFORMANCE_TYPES = ("story", "measure")
-TOPIC_PARTS = ("title", "keywords", "theme")  # where topic words are looked for
 
 # Distribution formats that are query APIs, not files: GSA's Project Open Data dashboard counts API
 # distributions (API_total); ODIN's download options list "API" beside bulk download. DCAT-US portals
@@ -446,72 +445,6 @@ class Derived:
         """At least one distribution: a format listed or distribution_count >= 1."""
         dc = self.cat["distribution_count"].to_numpy(dtype=float, na_value=np.nan)
         return (self.tuple_len("formats") > 0) | (np.nan_to_num(dc) >= 1)
-
-    # --- text -----------------------------------------------------------------------------------
-    @cached_property
-    def topic_key(self) -> tuple[np.ndarray, np.ndarray]:
-        """(row -> combination code, (combinations x 3) codes of its distinct title, tags and category;
-        a missing part has the code len(distinct values))."""
-        parts = [self.distinct(c) for c in TOPIC_PARTS]
-        key = np.zeros(self.n, dtype=np.int64)
-        for codes, uniques in parts:  # one int64 key per (title, tags, category) combination
-            key = key * (len(uniques) + 1) + (codes + 1)
-        row_code, first = pd.factorize(key, sort=False)
-        first_row = np.zeros(len(first), dtype=np.int64)
-        first_row[row_code[::-1]] = np.arange(self.n - 1, -1, -1)  # a representative row per combination
-        combos = (np.vstack([np.where(p[0][first_row] < 0, len(p[1]), p[0][first_row]) for p in parts]).T
-                  if len(first) else np.zeros((0, 3), dtype=np.int64))
-        return np.asarray(row_code).reshape(-1), combos
-
-    @cached_property
-    def topic_matches(self) -> dict[str, np.ndarray]:
-        """Per topic (the 20 census keys and "performance"): per (title, tags, category) combination the
-        ', '-joined vocabulary words found in any of the three ("" = none; also none when one of the topic's
-        exclusion phrases is found there). One regex pass over the distinct titles, the distinct tag lists and
-        the distinct categories, for all topics and exclusions at once."""
-        v = vocab()
-        topics = {**v["census"], "performance": v["performance"]}
-        excluded = v.get("exclude", {})
-        _row_code, combos = self.topic_key
-        pattern = word_pattern({w for ws in (*topics.values(), *excluded.values()) for w in ws})
-        frames = []
-        for i, column in enumerate(TOPIC_PARTS):
-            _codes, uniques = self.distinct(column)
-            texts = [(" ; ".join(map(str, u)) if isinstance(u, (tuple, list)) else str(u)).lower() for u in uniques]
-            hits = [(j, norm_hit(w)) for j, t in enumerate(texts) for w in set(pattern.findall(t))]
-            if hits:
-                part = pd.DataFrame(hits, columns=["part", "word"])
-                link = pd.DataFrame({"text": np.arange(len(combos)), "part": combos[:, i]})
-                frames.append(link.merge(part, on="part")[["text", "word"]])
-        out = {k: np.full(len(combos), "", dtype=object) for k in topics}
-        if frames:
-            found = pd.concat(frames)
-            table = pd.DataFrame([(w.lower(), k) for k, ws in topics.items() for w in ws], columns=["word", "topic"])
-            pairs = found.merge(table, on="word").drop_duplicates().sort_values(["topic", "text", "word"])
-            # A topic's exclusion phrase anywhere in the same title, tags or category voids that topic's words
-            # there ("Lobbyist Data - Expenditures" is not city spending).
-            vetoes = pd.DataFrame([(w.lower(), k) for k, ws in excluded.items() for w in ws], columns=["word", "topic"])
-            vetoed = found.merge(vetoes, on="word")[["topic", "text"]].drop_duplicates()
-            if len(vetoed):
-                keep = pairs.merge(vetoed, on=["topic", "text"], how="left", indicator=True)["_merge"] == "left_only"
-                pairs = pairs[keep.to_numpy()]
-            multi = pairs.duplicated(["topic", "text"], keep=False).to_numpy()
-            for topic, grp in pairs[~multi].groupby("topic", sort=False):  # one word: no join needed
-                out[topic][grp["text"].to_numpy()] = grp["word"].to_numpy()
-            if multi.any():
-                joined = pairs[multi].groupby(["topic", "text"], sort=False)["word"].agg(", ".join)
-                for topic, per in joined.groupby(level=0, sort=False):
-                    out[topic][per.index.get_level_values(1).to_numpy()] = per.to_numpy()
-        return out
-
-    def topic_hits(self, topic: str, among: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(rows in `among` whose text matches `topic`, "words: ..." for those rows only, in row order)."""
-        row_code, _texts = self.topic_key
-        per_text = self.topic_matches[topic]
-        if not len(per_text):
-            return np.zeros(self.n, dtype=bool), np.empty(0, dtype=object)
-        hit = among & (per_text != "")[row_code]
-        return hit, "words: " + per_text[row_code[hit]]
 
 
 _SHARED: list = []  # inside compute_all: [(catalog, as_of, Derived)] - one entry, cleared on exit

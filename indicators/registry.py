@@ -7,7 +7,8 @@ Weights within a criterion's roll-up (project choice): 2 for the measure that ca
 (documentation index for OD2, inventory field coverage for DM2, up-to-date share and cadence adherence for
 DM4), 1 for the other direct measures, 0.5 for supporting signals that depend on what a portal exposes or
 on crawl luck (growth, usage counters, duplicate titles, removals), 0 for the MQA cross-check (shown, not
-rolled up).
+rolled up) and for an indicator built on topic matching whose precision on the hand-labelled titles is below
+0.9 (its title says "possible evidence"; indicators/topics.py scored_weight).
 """
 from __future__ import annotations
 
@@ -77,8 +78,12 @@ REGISTRY: tuple[Indicator, ...] = (
     # beyond the card
     _ind("dm8_disaggregation", "Disaggregation-ready datasets", "DM8", topics.disaggregation),
     _ind("pa3_goals_published", "Goals and progress published", "PA3", topics.goals_published),
-    _ind("bf1_budget_finance", "Budget and spending data present and current", "BF1", topics.budget_finance),
-    _ind("rdc7_procurement", "Procurement and contract data present and fresh", "RDC7", topics.procurement),
+    _ind("bf1_budget_finance",
+         topics.scored_title("Budget and spending data present and current", *topics.BUDGET_PARTS), "BF1",
+         topics.budget_finance, topics.scored_weight(1.0, *topics.BUDGET_PARTS)),
+    _ind("rdc7_procurement",
+         topics.scored_title("Procurement and contract data present and fresh", "procurement_contracts"), "RDC7",
+         topics.procurement, topics.scored_weight(1.0, "procurement_contracts")),
 )
 
 BY_KEY: dict[str, Indicator] = {i.key: i for i in REGISTRY}
