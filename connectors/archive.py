@@ -7,7 +7,7 @@ Accepted shapes, per kind:
   `resource.page_views` / `resource.download_count` (the live API's place for them).
 - ckan: `package_search` response `{"result": {"results": [...]}}`, a bare result, a list of packages,
   `package_show` (`{"result": {package}}`) or one package dict.
-- dcat: a `data.json` document (schema errors noted in stats as the DCAT connector does).
+- dcat: a `data.json` document (schema errors in stats.schema_check as the DCAT connector reports them).
 """
 from __future__ import annotations
 
@@ -133,13 +133,12 @@ def read_items(path: str | Path, kind: str) -> tuple[list[dict[str, Any]], Fetch
     if kind not in KINDS:
         raise ValueError(f"unknown portal kind {kind!r} (known: {', '.join(KINDS)})")
     doc = _parse(_read(path), path)
-    notes: tuple[str, ...] = ()
+    check = None
     if kind == "dcat":
         if not isinstance(doc, dict) or not isinstance(doc.get("dataset"), list):
             raise PortalIncompatible(f"{path}: not a data.json catalog (no 'dataset' list)")
-        count, messages = validate(doc)
+        check = validate(doc)
         items, repeats = unique_datasets(doc["dataset"])
-        notes = (f"schema_errors={count}", *messages)
         reported: int | None = len(items)
     elif kind == "socrata":
         raw, reported = _socrata(doc, path)
@@ -150,4 +149,5 @@ def read_items(path: str | Path, kind: str) -> tuple[list[dict[str, Any]], Fetch
     else:
         raw, reported = _ckan(doc, path)
         items, repeats = _dedupe(raw, lambda p: p.get("id") or p.get("name"))
-    return items, FetchStats(items_seen=len(items), repeats=repeats, reported_total=reported, pages=1, notes=notes)
+    return items, FetchStats(items_seen=len(items), repeats=repeats, reported_total=reported, pages=1,
+                             schema_check=check)

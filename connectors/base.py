@@ -5,7 +5,7 @@ Field names follow DCAT-US 1.1 where one exists. Missing is `None` (never ""); t
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -81,6 +81,24 @@ class PortalAuthError(ConnectorError):
     """The portal refused us (401/403): a missing or wrong app token."""
 
 
+# The key of SchemaCheck.errors for errors of the catalog document itself (source ids are never empty).
+DOCUMENT = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaCheck:
+    """A catalog document checked against its published schema (data.json against POD v1.1 non-federal).
+
+    `errors` maps a dataset's source_id (DOCUMENT for the document itself) to its error messages, cut to a
+    few per dataset; `error_count` counts every error. Storage keeps it as data with the run.
+    """
+
+    schema: str
+    entries: int  # datasets in the document
+    error_count: int
+    errors: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class FetchStats:
     """What the crawl itself looked like, kept on the harvest run."""
@@ -89,7 +107,8 @@ class FetchStats:
     repeats: int = 0
     reported_total: int | None = None
     pages: int = 0
-    notes: tuple[str, ...] = ()  # e.g. DCAT schema errors kept as evidence
+    notes: tuple[str, ...] = ()  # free-text remarks for the operator (nothing parses them back)
+    schema_check: SchemaCheck | None = None  # set by connectors whose catalog has a schema (data.json)
 
 
 class Connector(Protocol):

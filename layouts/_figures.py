@@ -439,10 +439,6 @@ def dataset_table(catalog: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     """
     if catalog.empty:
         return pd.DataFrame(columns=DATASET_COLUMNS)
-    # Without attrs: pandas deep-copies a frame's attrs on every column access, and a city catalog's attrs
-    # carry its whole run history (0.1-0.3 s a city at 104 runs); nothing here reads them.
-    catalog = pd.DataFrame(catalog)
-    catalog.attrs = {}
     records = catalog.to_dict("records")
     out = pd.DataFrame({
         "city_key": catalog["city_key"].to_numpy() if "city_key" in catalog else None,
