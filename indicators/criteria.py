@@ -23,7 +23,7 @@ record. Manual evidence a CDO records meets any criterion and is shown as such. 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, cast
 
@@ -126,6 +126,23 @@ def overall_score(values: Mapping[str, float | None]) -> float | None:
         if v is not None and not (isinstance(v, float) and math.isnan(v)):
             total += float(v)
     return total / len(OVERALL_CRITERIA)
+
+
+def overall_frame(rows: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """`overall_score` and its stage per group of criterion rows (columns criterion, value and `by`, e.g. the
+    stored roll-up rows of many cities and dates): columns *by, value, stage; one row per group that holds any
+    of OVERALL_CRITERIA. Vectorised, for the dashboard's history of every city."""
+    cols = [*by, "value", "stage"]
+    mine = rows[rows["criterion"].isin(OVERALL_CRITERIA)]
+    if mine.empty:
+        return pd.DataFrame(columns=cols)
+    values = pd.to_numeric(mine["value"], errors="coerce").fillna(0.0)  # a criterion without a value counts 0
+    # one row per criterion and group: a repeated row must not count twice
+    mine = mine.assign(value=values).drop_duplicates([*by, "criterion"], keep="last")
+    out = pd.DataFrame(mine.groupby(list(by), as_index=False)["value"].sum())
+    out["value"] = out["value"] / len(OVERALL_CRITERIA)
+    out["stage"] = [stage(v) for v in out["value"]]
+    return out[cols]
 
 
 def overall(rollup: pd.DataFrame) -> tuple[float | None, str | None]:
