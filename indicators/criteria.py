@@ -116,16 +116,11 @@ def overall_score(values: Mapping[str, float | None]) -> float | None:
 
     `values` maps criterion -> value (a roll-up or the stored criterion rows of one scoring); None when it
     holds none of OVERALL_CRITERIA (never scored). The overall stage is `stage(overall_score(...))`.
+    One implementation: this is `overall_frame` on one group.
     """
-    known = {c: v for c, v in values.items() if c in OVERALL_CRITERIA}
-    if not known:
-        return None
-    total = 0.0
-    for c in OVERALL_CRITERIA:
-        v = known.get(c)
-        if v is not None and not (isinstance(v, float) and math.isnan(v)):
-            total += float(v)
-    return total / len(OVERALL_CRITERIA)
+    rows = pd.DataFrame({"criterion": list(values), "value": list(values.values()), "one": 0})
+    out = overall_frame(rows, ["one"])
+    return None if out.empty else float(out["value"].iloc[0])
 
 
 def overall_frame(rows: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
