@@ -117,12 +117,13 @@ def cmd_datasets(cfg, args) -> int:
 
     engine = _engine(cfg)
     city = _city(cfg, args.city)
-    catalog = storage.city_catalog(engine, city.key, as_of=_as_of(args.as_of) if args.as_of else None)
-    run = catalog.attrs.get("portal", {}).get("runs") or []
-    if any(r.get("status") == "suspect" for r in run):
-        print("note: this catalog comes from a SUSPECT run (it shrank sharply against the last good run); "
+    harvest = storage.city_harvest(engine, city.key, as_of=_as_of(args.as_of) if args.as_of else None)
+    suspect = [c.run for c in harvest.catalog_runs.values() if c.run is not None and c.run["status"] == "suspect"]
+    if suspect:
+        named = ", ".join(f"#{r['run_id']} ({r['portal_key']}, {r['as_of']:%Y-%m-%d})" for r in suspect)
+        print(f"note: this catalog comes from SUSPECT run {named} (it shrank sharply against the last good run); "
               "datasets missing from it are not deletions", file=sys.stderr)
-    _write_table(catalog[list(RECORD_FIELDS)], args.format)
+    _write_table(harvest.frame[list(RECORD_FIELDS)], args.format)
     return EXIT_OK
 
 

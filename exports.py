@@ -257,6 +257,8 @@ def evidence_packet(snap: CitySnapshot, generated: datetime) -> dict[str, Any]:
         criteria_out.append({
             "criterion": cid, "practice": _text(st.get("practice")), "title": _text(st.get("title")),
             "status": _text(st.get("status")), "met": bool(st.get("met")) if st.get("met") is not None else None,
+            "met_if_confirmed": bool(st.get("met_if_confirmed")) if st.get("met_if_confirmed") is not None else None,
+            "metadata": _text(st.get("metadata")),
             "evidence": _text(st.get("evidence")),
             "value": _num(crow.get("value")), "stage": _text(crow.get("stage")),
             "date": when,

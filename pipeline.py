@@ -25,8 +25,8 @@ from connectors.archive import read_items
 from connectors.base import ConnectorError
 from connectors.hashing import LazyRawBytes
 from connectors.http import make_session
-from indicators import compute_all, criteria
-from indicators.base import Score
+from indicators import CRITERION_OF, compute_all, criteria
+from indicators.base import CityCatalog, DatajsonCheck, PortalFacts, RunFact, Score
 from settings import CityConfig, PortalConfig, Settings
 
 log = logging.getLogger("maturity.pipeline")
@@ -37,6 +37,9 @@ PortalProgress = Callable[[str, int, "int | None"], None]  # (portal key, items 
 # normalizing a catalog is CPU work, at least two, so one portal's network waits overlap another's work, and
 # at most eight (each worker holds its own database connections).
 HARVEST_JOBS = min(8, max(2, os.cpu_count() or 1))
+# Portal kinds whose harvest is the city's data.json inventory (checked against the POD schema): a city with
+# one configured has its inventory checked, so a missing document is evidence.
+DATAJSON_KINDS = frozenset({"dcat"})
 
 
 def utcnow() -> datetime:
@@ -218,15 +221,67 @@ class ImportFailed(RuntimeError):
 
 def score(settings: Settings, engine, city_key: str, *, as_of: datetime | None = None) -> dict[str, Score]:
     """Score a city's catalog as of a time (default: its latest run) and store the scores and criteria."""
-    city = settings.city(city_key)
-    catalog = storage.city_catalog(engine, city_key, as_of=as_of)
-    when = _as_of_of(catalog, as_of)
+    catalog, when = scoring_input(engine, settings.city(city_key), as_of)
     if when is None:  # nothing harvested yet: no score rather than a score of an empty catalog
         return {}
-    catalog.attrs["departments"] = list(city.departments)
     scores = compute_all(catalog, when)
-    storage.save_scores(engine, city_key, when, scores, criteria.rollup(scores))
+    storage.save_scores(engine, city_key, when, scores, criteria.rollup(scores), criterion_of=CRITERION_OF)
     return scores
+
+
+def scoring_input(engine, city: CityConfig, as_of: datetime | None = None) -> tuple[CityCatalog, datetime | None]:
+    """The indicators' one input for a city as of a time, and the time its scores are stamped with (the asked
+    time, else the newest finished run that did not fail; None before any)."""
+    harvest = storage.city_harvest(engine, city.key, as_of=as_of)
+    return CityCatalog(harvest.frame, portal_facts(harvest, city.departments)), _as_of_of(harvest.runs, as_of)
+
+
+def portal_facts(harvest: storage.CityHarvest, departments: Sequence[str] = ()) -> PortalFacts:
+    """The typed facts behind a city's catalog, from what storage read (pure)."""
+    runs = tuple(_run_fact(r) for r in harvest.runs.to_dict("records"))
+    newest: dict[str, RunFact] = {}
+    for r in runs:  # oldest first: the last one per portal wins
+        newest[r.portal_key] = r
+    return PortalFacts(
+        reachable=any(r.status != "failed" for r in newest.values()),
+        kinds=frozenset(harvest.kinds.values()),
+        datajson=_datajson(harvest),
+        history_start=harvest.history_start,
+        runs=runs,
+        removed=frozenset(harvest.removed),
+        departments=tuple(departments),
+    )
+
+
+def _run_fact(row: dict[str, Any]) -> RunFact:
+    # `complete` comes from the run row when storage records it; until then an ok run is a complete crawl.
+    complete = row.get("complete")
+    items = row.get("items")
+    return RunFact(run_id=int(row["run_id"]), portal_key=str(row["portal_key"]),
+                   as_of=pd.Timestamp(row["as_of"]).to_pydatetime(), status=str(row["status"]),
+                   items=None if items is None or pd.isna(items) else int(items),
+                   complete=bool(complete) if complete is not None and not pd.isna(complete) else row["status"] == "ok")
+
+
+def _datajson(harvest: storage.CityHarvest) -> DatajsonCheck:
+    """The data.json check of the city's data.json portals' newest ok runs (summed over several)."""
+    portals = [key for key, kind in harvest.kinds.items() if kind in DATAJSON_KINDS]
+    if not portals:
+        return DatajsonCheck()
+    read = [key for key in portals if key in harvest.schema_checks]
+    if not read:
+        return DatajsonCheck(checked=True)
+    checks = [harvest.schema_checks[key] for key in read]
+    if any(c is None for c in checks):
+        return DatajsonCheck(checked=True, present=True)
+    errors: dict[str, tuple[str, ...]] = {}
+    for c in checks:
+        if c is not None:
+            for sid, msgs in c.errors.items():
+                errors[sid] = errors.get(sid, ()) + tuple(msgs)
+    return DatajsonCheck(checked=True, present=True, validated=True,
+                         entries=sum(c.entries for c in checks if c is not None),
+                         error_count=sum(c.error_count for c in checks if c is not None), errors=errors)
 
 
 def score_all(settings: Settings, engine, city_key: str) -> int:
@@ -268,13 +323,12 @@ def _sync_once(settings: Settings, engine) -> None:
     _seen_settings[(str(engine.url), id(settings))] = settings
 
 
-def _as_of_of(catalog: pd.DataFrame, as_of: datetime | None) -> datetime | None:
-    """The time a score is stamped with: the asked time, else the newest run in the catalog."""
+def _as_of_of(runs: pd.DataFrame, as_of: datetime | None) -> datetime | None:
+    """The time a score is stamped with: the asked time, else the newest run that did not fail."""
     if as_of is not None:
         return as_of
-    runs = catalog.attrs.get("portal", {}).get("runs") or []
-    times = [r.get("as_of") for r in runs if r.get("as_of") is not None and r.get("status") != "failed"]
-    return max(times) if times else None
+    times = runs.loc[runs["status"] != "failed", "as_of"] if len(runs) else ()
+    return pd.Timestamp(max(times)).to_pydatetime() if len(times) else None
 
 
 def _import_portal(city: CityConfig, portal_key: str | None, path: Path) -> PortalConfig:

@@ -108,7 +108,8 @@ def build(url: str, n_cities: int, n_weeks: int, cfg_path: Path):
             cat["first_seen"] = pd.to_datetime([first_seen[s] for s in cat["source_id"]], utc=True)
             cat["data_modified_seen"] = [tuple(sorted(seen_modified.get(s, ()))) for s in cat["source_id"]]
             scores = indicators.compute_all(cat, as_of)
-            storage.save_scores(engine, key, as_of, scores, criteria.rollup(scores))
+            storage.save_scores(engine, key, as_of, scores, criteria.rollup(scores),
+                                criterion_of=indicators.CRITERION_OF)
         print(f"  built {key} ({len(records)} datasets, {n_weeks} runs) at {time.perf_counter() - t0:.0f} s",
               file=sys.stderr, flush=True)
     _ = orjson  # the writers serialise raws with orjson (filler.save_run)
@@ -185,8 +186,11 @@ def new_run(cfg, rng: random.Random) -> None:
     records = filler.records_from_catalog(storage.catalog(engine, portal.key))
     as_of = last["as_of"].to_pydatetime() + timedelta(days=7)
     filler.save_run(engine, portal.key, filler.perturb(records, rng, as_of, drop=0.003, update=0.1), as_of)
-    scores = indicators.compute_all(storage.city_catalog(engine, city.key, as_of), as_of)
-    storage.save_scores(engine, city.key, as_of, scores, criteria.rollup(scores))
+    import pipeline
+
+    catalog, _ = pipeline.scoring_input(engine, city, as_of)
+    scores = indicators.compute_all(catalog, as_of)
+    storage.save_scores(engine, city.key, as_of, scores, criteria.rollup(scores), criterion_of=indicators.CRITERION_OF)
 
 
 def measure(app, cfg, repeat: int, *, after_run: bool = False) -> list[tuple[str, str, float, float, float, float]]:

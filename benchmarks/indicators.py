@@ -56,8 +56,10 @@ def real_records() -> list:
     return records
 
 
-def build_catalog(rows: int, unique_text: bool = False) -> pd.DataFrame:
+def build_catalog(rows: int, unique_text: bool = False):
+    """(CityCatalog of `rows` rows with typed portal facts, number of real records it was built from)."""
     from connectors.base import records_frame
+    from indicators.base import CityCatalog, DatajsonCheck, PortalFacts
 
     base = records_frame(real_records())
     reps = -(-rows // len(base))
@@ -72,11 +74,12 @@ def build_catalog(rows: int, unique_text: bool = False) -> pd.DataFrame:
     df["first_seen"] = pd.Timestamp("2022-06-08", tz="UTC")
     seen = pd.Series(list(zip(df["created"], df["data_modified"], strict=True)), dtype=object)
     df["data_modified_seen"] = seen.map(lambda t: tuple(sorted({x for x in t if not pd.isna(x)})))
-    df.attrs = {"portal": {"reachable": True, "kinds": ["socrata", "dcat"],
-                           "history_start": pd.Timestamp("2022-06-08", tz="UTC"),
-                           "datajson": {"present": True, "schema_errors": 3}, "runs": [], "removed": ["gone-1"]},
-                "departments": ["Finance", "Police", "Fire", "Parks"]}
-    return df, len(base)
+    facts = PortalFacts(reachable=True, kinds=frozenset({"socrata", "dcat"}),
+                        history_start=datetime(2022, 6, 8, tzinfo=UTC),
+                        datajson=DatajsonCheck(checked=True, present=True, validated=True, entries=len(df),
+                                               error_count=3),
+                        removed=frozenset({"gone-1"}), departments=("Finance", "Police", "Fire", "Parks"))
+    return CityCatalog(df, facts), len(base)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
 
     t0 = time.perf_counter()
     df, n_real = build_catalog(args.rows, args.unique_text)
-    print(f"catalog: {len(df):,} rows from {n_real:,} real normalised records "
+    print(f"catalog: {len(df.frame):,} rows from {n_real:,} real normalised records "
           f"({time.perf_counter() - t0:.1f} s to build)")
 
     times, cpu = [], []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,6 +86,24 @@ class PortalAuthError(ConnectorError):
     """The portal refused us (401/403): a missing or wrong app token."""
 
 
+# The key of SchemaCheck.errors for errors of the catalog document itself (source ids are never empty).
+DOCUMENT = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaCheck:
+    """A catalog document checked against its published schema (data.json against POD v1.1 non-federal).
+
+    `errors` maps a dataset's source_id (DOCUMENT for the document itself) to its error messages, cut to a
+    few per dataset; `error_count` counts every error. Storage keeps it as data with the run.
+    """
+
+    schema: str
+    entries: int  # datasets in the document
+    error_count: int
+    errors: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class FetchStats:
     """What the crawl itself looked like, kept on the harvest run."""
@@ -94,7 +112,8 @@ class FetchStats:
     repeats: int = 0
     reported_total: int | None = None
     pages: int = 0
-    notes: tuple[str, ...] = ()  # e.g. DCAT schema errors kept as evidence
+    notes: tuple[str, ...] = ()  # free-text remarks for the operator (nothing parses them back)
+    schema_check: SchemaCheck | None = None  # set by connectors whose catalog has a schema (data.json)
 
 
 # progress(n_items, reported_total) after each page (the CLI draws a bar from it)

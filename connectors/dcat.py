@@ -15,12 +15,23 @@ from typing import Any
 import requests
 
 from connectors import vocab
-from connectors.base import DatasetRecord, FetchStats, PortalIncompatible, Progress, parse_time
+from connectors.base import (
+    DOCUMENT,
+    DatasetRecord,
+    FetchStats,
+    PortalIncompatible,
+    Progress,
+    SchemaCheck,
+    parse_time,
+)
 from connectors.hashing import raw_bytes, raw_hash
 from connectors.http import get_json, make_session
 
 SCHEMA_DIR = vocab.DATA_DIR / "pod_schema_v1.1"
-SCHEMA_MESSAGES_KEPT = 5  # first schema error messages kept in stats.notes as evidence; the count is always kept
+SCHEMA_NAME = "POD v1.1 non-federal"
+# Schema error messages kept per dataset as evidence (a dataset breaks a handful of rules; a document of
+# 100k broken datasets would otherwise store millions); the count is always complete.
+SCHEMA_MESSAGES_PER_DATASET = 5
 SCHEMA_MESSAGE_CHARS = 200  # portal text ends up in messages; keep each short
 # Socrata's identifier is the view URL; its last segment is the 4x4 the Discovery API uses.
 _SOCRATA_ID = re.compile(r"/api/views/([a-z0-9]{4}-[a-z0-9]{4})/?$", re.I)
@@ -39,27 +50,30 @@ def _validators() -> tuple[Any, Any]:
     return jsonschema.Draft4Validator(catalog), jsonschema.Draft4Validator(dataset)
 
 
-def validate(doc: Any) -> tuple[int, list[str]]:
-    """POD v1.1 non-federal schema errors of a data.json document: (count, first messages)."""
+def validate(doc: Any) -> SchemaCheck:
+    """POD v1.1 non-federal schema errors of a data.json document, per dataset (by its source id)."""
     catalog_v, dataset_v = _validators()
     count = 0
-    messages: list[str] = []
+    errors: dict[str, list[str]] = {}
 
-    def keep(where: str, message: str) -> None:
+    def keep(key: str, where: str, message: str) -> None:
         nonlocal count
         count += 1
-        if len(messages) < SCHEMA_MESSAGES_KEPT:
-            messages.append(f"{where}: {message}"[:SCHEMA_MESSAGE_CHARS])
+        kept = errors.setdefault(key, [])
+        if len(kept) < SCHEMA_MESSAGES_PER_DATASET:
+            kept.append(f"{where}{': ' if where else ''}{message}"[:SCHEMA_MESSAGE_CHARS])
 
     for error in catalog_v.iter_errors(doc):
-        keep("catalog", error.message)
+        keep(DOCUMENT, "/".join(str(p) for p in error.absolute_path), error.message)
+    entries = 0
     if isinstance(doc, dict) and isinstance(doc.get("dataset"), list):
+        entries = len(doc["dataset"])
         for i, ds in enumerate(doc["dataset"]):
-            ident = ds.get("identifier") if isinstance(ds, dict) else None
+            key = dataset_id(ds, i) if isinstance(ds, dict) else f"#{i}"
             for error in dataset_v.iter_errors(ds):
-                path = "/".join(str(p) for p in error.absolute_path)
-                keep(f"dataset {ident or i}{'/' + path if path else ''}", error.message)
-    return count, messages
+                keep(key, "/".join(str(p) for p in error.absolute_path), error.message)
+    return SchemaCheck(schema=SCHEMA_NAME, entries=entries, error_count=count,
+                       errors={k: tuple(v) for k, v in errors.items()})
 
 
 def dataset_id(ds: Mapping[str, Any], index: int = 0) -> str:
@@ -91,7 +105,7 @@ class DcatConnector:
         return self._stats
 
     def fetch(self) -> Iterator[dict[str, Any]]:
-        """The document's datasets, each id once; schema errors noted in stats, not raised."""
+        """The document's datasets, each id once; schema errors reported in stats.schema_check, not raised."""
         items, self._stats = read_catalog(get_json(self.session, self.url), self.url)
         if self.progress:
             self.progress(len(items), len(items))
@@ -107,14 +121,14 @@ class DcatConnector:
 
 
 def read_catalog(doc: Any, where: str) -> tuple[list[dict[str, Any]], FetchStats]:
-    """A data.json document's datasets, each id once, with its schema errors noted in the stats."""
+    """A data.json document's datasets, each id once, with its schema errors in stats.schema_check."""
     if not isinstance(doc, dict) or not isinstance(doc.get("dataset"), list):
         keys = sorted(doc)[:8] if isinstance(doc, dict) else type(doc).__name__
         raise PortalIncompatible(f"{where}: not a data.json catalog (no 'dataset' list; got {keys})")
-    count, messages = validate(doc)
+    check = validate(doc)
     items, repeats = unique_datasets(doc["dataset"])
     return items, FetchStats(items_seen=len(items), repeats=repeats, reported_total=len(items), pages=1,
-                             notes=(f"schema_errors={count}", *messages))
+                             schema_check=check)
 
 
 def unique_datasets(datasets: list[Any]) -> tuple[list[dict[str, Any]], int]:

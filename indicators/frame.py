@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from connectors.base import DATETIME_FIELDS, RECORD_FIELDS
-from indicators.base import Score
+from indicators.base import CityCatalog, Score, as_catalog
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -240,10 +240,11 @@ def utc(ts: datetime | pd.Timestamp) -> pd.Timestamp:
 class Derived:
     """Lazily computed, cached per-row arrays for one catalog at one `as_of`."""
 
-    def __init__(self, catalog: pd.DataFrame, as_of: datetime) -> None:
-        self.cat = ensure_columns(catalog)
+    def __init__(self, catalog: CityCatalog | pd.DataFrame, as_of: datetime) -> None:
+        catalog = as_catalog(catalog)
+        self.cat = ensure_columns(catalog.frame)
         self.as_of = utc(as_of)
-        self.attrs = getattr(catalog, "attrs", None) or {}
+        self.facts = catalog.facts
         self.n = len(self.cat)
 
     # --- identity and asset classes -------------------------------------------------------------
@@ -450,8 +451,8 @@ class Derived:
 _SHARED: list = []  # inside compute_all: [(catalog, as_of, Derived)] - one entry, cleared on exit
 
 
-def derive(catalog: pd.DataFrame, as_of: datetime) -> Derived:
-    """The derived arrays for this catalog at as_of.
+def derive(catalog: CityCatalog | pd.DataFrame, as_of: datetime) -> Derived:
+    """The derived arrays for this catalog at as_of (a bare table: a catalog with no known portal facts).
 
     Inside `shared_derivations()` (compute_all) they are computed once and shared by every indicator;
     a standalone indicator call computes its own, so nothing stale outlives a call.

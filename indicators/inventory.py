@@ -6,7 +6,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from indicators.base import Score
+from indicators.base import CityCatalog, Score
 from indicators.frame import day_text, derive, mean_score, on_distinct, reasons_from_flags, share_score
 
 # WWC 2018 inventory criterion (DG1): the inventory covers more than 80% of departments and was updated
@@ -19,7 +19,7 @@ USAGE_MIN_VIEWS = 100
 USAGE_MIN_DOWNLOADS = 10
 
 
-def inventory_fields(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def inventory_fields(catalog: CityCatalog, as_of: datetime) -> Score:
     """DM2: inventory field coverage - each public data asset names its owner, contact, cadence, category, licence.
 
     Formula: per asset share of [department, contact (e-mail or name), declared frequency (normalised or raw),
@@ -48,7 +48,7 @@ def _norm_dept(s: pd.Series) -> pd.Series:
     return pd.Series(on_distinct(s, norm, ""), index=s.index, dtype=object)
 
 
-def department_coverage(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def department_coverage(catalog: CityCatalog, as_of: datetime) -> Score:
     """DM2: department coverage - city departments that publish at least one public data asset.
 
     Formula: 100 * |config departments named (case- and punctuation-insensitive) as the department of
@@ -56,7 +56,7 @@ def department_coverage(catalog: pd.DataFrame, as_of: datetime) -> Score:
     Source: WWC 2018 DG1 inventory criterion; research M2. Empty: None (also without a department list in config).
     """
     d = derive(catalog, as_of)
-    depts = [str(x) for x in (d.attrs.get("departments") or []) if str(x).strip()]
+    depts = [str(x) for x in d.facts.departments if str(x).strip()]
     if not depts:
         publishing = _norm_dept(d.cat["department"][d.data]).replace("", np.nan).dropna().nunique()
         return Score(value=None, numerator=float(publishing), denominator=0.0,
@@ -69,7 +69,7 @@ def department_coverage(catalog: pd.DataFrame, as_of: datetime) -> Score:
                  failing=failing, detail={"target_share": DEPARTMENT_COVERAGE_TARGET * 100})
 
 
-def publisher_attribution(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def publisher_attribution(catalog: CityCatalog, as_of: datetime) -> Score:
     """DM2: publisher attribution - share of public data assets that name their department or owner.
 
     Formula: 100 * (data assets with a department) / data assets.
@@ -81,7 +81,7 @@ def publisher_attribution(catalog: pd.DataFrame, as_of: datetime) -> Score:
                        detail={"departments": float(len(counts))})
 
 
-def inventory_recency(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def inventory_recency(catalog: CityCatalog, as_of: datetime) -> Score:
     """DM2: inventory recency - share of inventory entries reviewed or updated within the past 12 months.
 
     Formula: 100 * (data assets whose metadata_modified or data_modified is within 365 days of as_of) / data
@@ -102,7 +102,7 @@ def inventory_recency(catalog: pd.DataFrame, as_of: datetime) -> Score:
 
 # --- DM3 ------------------------------------------------------------------------------------------
 
-def api_access(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def api_access(catalog: CityCatalog, as_of: datetime) -> Score:
     """DM3: share of public data assets reachable through an API endpoint.
 
     Formula: 100 * (data assets with an api_url, or a distribution in an API format such as Esri REST, WMS,
@@ -113,7 +113,7 @@ def api_access(catalog: pd.DataFrame, as_of: datetime) -> Score:
     return share_score(d, d.has_api, d.data, "no API endpoint")
 
 
-def bulk_download(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def bulk_download(catalog: CityCatalog, as_of: datetime) -> Score:
     """DM3: share of public data assets with a bulk download (any format).
 
     Formula: 100 * (data assets with >= 1 listed format or distribution_count >= 1) / data assets.
@@ -123,7 +123,7 @@ def bulk_download(catalog: pd.DataFrame, as_of: datetime) -> Score:
     return share_score(d, d.has_download, d.data, "no downloadable distribution")
 
 
-def usage(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def usage(catalog: CityCatalog, as_of: datetime) -> Score:
     """DM3: share of public data assets that people use (views / downloads the portal reports).
 
     Formula: 100 * (data assets with views >= 100 or downloads >= 10) / data assets with a usage counter;

@@ -10,7 +10,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from indicators.base import Score
+from indicators.base import CityCatalog, Score
 from indicators.frame import derive, evidence
 
 MQA_MAX_POINTS = 405
@@ -34,12 +34,12 @@ ACCESS_LEVELS = ("public", "restricted public", "non-public")
 MQA_BANDS = ((351, "excellent"), (221, "good"), (121, "sufficient"), (0, "bad"))
 
 
-def mqa_points(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def mqa_points(catalog: CityCatalog, as_of: datetime) -> Score:
     """OD3 (cross-check, weight 0): MQA-equivalent metadata quality, 0-405 points normalised to 0-100.
 
     Formula: points = sum over MQA items of item points * share of public data assets passing it
     (interoperability items on the best distribution); access_url = landing or API URL present (not
-    link-checked); dcat_compliance = 30 when attrs say data.json passed the schema with 0 errors;
+    link-checked); dcat_compliance = 30 when the facts say data.json passed the schema with 0 errors;
     value = 100 * points / 405; detail holds raw points per item, the total and the MQA band.
     Source: data.europa.eu MQA methodology (points and bands). Empty: None.
     """
@@ -52,9 +52,8 @@ def mqa_points(catalog: pd.DataFrame, as_of: datetime) -> Score:
     known_fmt = d.format_known
     access = pd.Series(d.per_distinct("access_level", lambda u: u.astype(str).str.lower().str.strip(), ""),
                        dtype=object)
-    portal = (catalog.attrs or {}).get("portal") or {}
-    dj = portal.get("datajson") or {}
-    dj_ok = bool(dj.get("present")) and not dj.get("schema_errors")
+    dj = d.facts.datajson
+    dj_ok = dj.present and dj.validated and dj.error_count == 0
     passes = {
         "keywords": d.n_keywords >= 1,
         "categories": d.present("theme"),

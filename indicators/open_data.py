@@ -7,7 +7,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from indicators.base import Score
+from indicators.base import CityCatalog, Score
 from indicators.frame import (
     Derived,
     clamp,
@@ -35,23 +35,22 @@ GROWTH_FULL = 3
 OPEN_DATA_STARS = 3
 
 
-def portal_api(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def portal_api(catalog: CityCatalog, as_of: datetime) -> Score:
     """OD3: the portal answers with a machine-readable catalog API.
 
-    Formula: 100 if attrs["portal"]["reachable"] (the last harvest through the Socrata / CKAN / data.json
-    API succeeded) else 0; without attrs, 100 when the catalog holds any record (it was harvested via API).
+    Formula: 100 if facts.reachable (the newest harvest of at least one of the city's portals through the
+    Socrata / CKAN / data.json API did not fail) else 0.
     Source: GSA Project Open Data dashboard (data.json fetched and parsed); Portal Watch retrievability (Qr).
-    Empty: 0 unless attrs say the portal was reachable.
+    Empty: 0 unless the facts say a portal was reachable.
     """
-    portal = (catalog.attrs or {}).get("portal") or {}
-    reachable = bool(portal.get("reachable", len(catalog) > 0))
-    kinds = list(portal.get("kinds") or [])
+    facts = catalog.facts
+    reachable = facts.reachable
     failing = {} if reachable else {"portal": "the last harvest could not read the catalog API"}
     return Score(value=100.0 if reachable else 0.0, numerator=float(reachable), denominator=1.0,
-                 failing=failing, detail={f"kind:{k}": 1.0 for k in kinds})
+                 failing=failing, detail={f"kind:{k}": 1.0 for k in sorted(facts.kinds)})
 
 
-def dataset_count(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def dataset_count(catalog: CityCatalog, as_of: datetime) -> Score:
     """OD3: how many public data assets the portal publishes.
 
     Formula: min(100, 100 * log10(1 + n) / log10(1 + DATASET_COUNT_FULL)), n = public data assets
@@ -68,8 +67,7 @@ def dataset_count(catalog: pd.DataFrame, as_of: datetime) -> Score:
 
 
 def _history_start(d: Derived) -> pd.Timestamp | None:
-    portal = d.attrs.get("portal") or {}
-    hs = portal.get("history_start") or d.attrs.get("history_start")
+    hs = d.facts.history_start
     if hs is not None:
         return utc(hs)
     fs = d.cat["first_seen"]
@@ -77,7 +75,7 @@ def _history_start(d: Derived) -> pd.Timestamp | None:
     return None if fs.isna().all() else fs.min()
 
 
-def growth(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def growth(catalog: CityCatalog, as_of: datetime) -> Score:
     """OD3: new public data assets in the last 90 days.
 
     Formula: new = data assets whose arrival falls in (as_of - 90 d, as_of]; arrival = first_seen when it is
@@ -99,7 +97,7 @@ def growth(catalog: pd.DataFrame, as_of: datetime) -> Score:
                  detail={"new_90d": n_new, "window_days": float(GROWTH_WINDOW_DAYS)})
 
 
-def bulk_open_formats(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def bulk_open_formats(catalog: CityCatalog, as_of: datetime) -> Score:
     """OD3: share of public data assets downloadable in bulk in a machine-readable, non-proprietary format.
 
     Formula: 100 * (data assets with >= 1 format rated >= 3 stars and not an image) / data assets.
@@ -118,7 +116,7 @@ def bulk_open_formats(catalog: pd.DataFrame, as_of: datetime) -> Score:
     return share_score(d, omr, d.data, reason, detail={"machine_readable": float((mr & d.data).sum())})
 
 
-def five_star(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def five_star(catalog: CityCatalog, as_of: datetime) -> Score:
     """OD3: 5-star openness - share of public data assets at 3 stars or more, with the full distribution.
 
     Formula: stars = best format stars (ckanext-qa table; unknown format 1, no format 0), set to 0 when the
@@ -140,7 +138,7 @@ def five_star(catalog: pd.DataFrame, as_of: datetime) -> Score:
 
 # --- OD1 ------------------------------------------------------------------------------------------
 
-def open_licence(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def open_licence(catalog: CityCatalog, as_of: datetime) -> Score:
     """OD1: share of public data assets under an open licence.
 
     Formula: 100 * (data assets whose license_id, else licence text, maps to an Open Definition
@@ -164,30 +162,37 @@ def open_licence(catalog: pd.DataFrame, as_of: datetime) -> Score:
     return share_score(d, d.licence_open, d.data, reason, detail={f"licence:{k}": float(v) for k, v in counts.items()})
 
 
-def datajson_inventory(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def datajson_inventory(catalog: CityCatalog, as_of: datetime) -> Score:
     """OD1: a public, valid data.json inventory (proactive disclosure of the city's data holdings).
 
-    Formula: 100 * (1 - min(1, schema_errors / max(1, entries))) when attrs["portal"]["datajson"]["present"],
-    0 when checked and absent; None when not checked (no attrs, or attrs["portal"]["kinds"] lists no "dcat"
-    portal: a Socrata or CKAN city may well publish a data.json we do not harvest). entries = catalog rows.
+    Formula: 100 * (1 - min(1, schema_errors / max(1, entries))) when the data.json was read and its schema
+    check is on record (entries = datasets in the document); 0 when the city's data.json portal gave no
+    document; None (not evident) when no data.json portal is configured (a Socrata or CKAN city may well
+    publish a data.json we do not harvest) or the check is not on record. Failing: each dataset with schema
+    errors (its first message), "data.json" for errors of the document itself.
     Source: GSA Project Open Data dashboard (valid_count / total_records, POD v1.1 non-federal schema);
     Sunlight guideline #28 (a public list of all information holdings).
-    Empty: None without attrs (not checked); with attrs, as the formula says (entries = max(1, rows)).
+    Empty: None without a data.json portal configured (not checked); otherwise as the formula says (the facts
+    decide, not the rows).
     """
-    portal = (catalog.attrs or {}).get("portal") or {}
-    dj = portal.get("datajson")
-    kinds = portal.get("kinds")
-    if not isinstance(dj, dict) or (kinds is not None and "dcat" not in kinds):
-        # not checked: the city has no data.json (dcat) portal configured, so absence is not evidence
+    dj = catalog.facts.datajson
+    if not dj.checked:
+        # not checked: the city has no data.json portal configured, so absence is not evidence either way
         return Score(value=None, numerator=0.0, denominator=0.0)
-    if not dj.get("present"):
+    if not dj.present:
         return Score(value=0.0, numerator=0.0, denominator=1.0, failing={"data.json": "no data.json inventory found"})
-    entries = max(1, len(catalog))
-    errors = float(dj.get("schema_errors") or 0)
+    if not dj.validated:
+        return Score(value=None, numerator=0.0, denominator=0.0, failing={"data.json": "schema check not on record"})
+    entries = max(1, dj.entries)
+    errors = float(dj.error_count)
     valid = max(0.0, entries - errors)
-    failing = {"data.json": f"{int(errors)} schema error(s)"} if errors else {}
+    failing = {(sid or "data.json"): f"{len(msgs)} schema error(s): {msgs[0]}" if msgs else "schema error(s)"
+               for sid, msgs in dj.errors.items()}
+    if errors and not failing:
+        failing = {"data.json": f"{int(errors)} schema error(s)"}
     return Score(value=clamp(100.0 * valid / entries), numerator=valid, denominator=float(entries),
-                 failing=failing, detail={"schema_errors": errors})
+                 failing=failing, detail={"schema_errors": errors, "entries": float(dj.entries),
+                                          "datasets_with_errors": float(sum(1 for sid in dj.errors if sid))})
 
 
 # --- OD2 ------------------------------------------------------------------------------------------
@@ -254,13 +259,14 @@ def dictionary_coverage(d: Derived) -> tuple[np.ndarray, np.ndarray]:
     return cov, has_cols
 
 
-def documentation_index(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def documentation_index(catalog: CityCatalog, as_of: datetime) -> Score:
     """OD2: documentation index - how well each public data asset is explained to users (0-100).
 
     Formula: per asset sum(w_i * item_i) / sum(applicable w_i), items: description (present, >= 100 chars
     without HTML, not the title, not shared by > 5 assets) 20; data dictionary = described columns / columns
-    25 (only for assets with columns); attachment or documentation link 10; >= 1 keyword 15; category 15;
-    contact (valid e-mail or name) 15. value = mean over data assets.
+    25 (for tabular assets and any asset with columns; a tabular asset without a column list scores 0 on it);
+    attachment or documentation link 10; >= 1 keyword 15; category 15; contact (valid e-mail or name) 15.
+    value = mean over data assets.
     Source: research/methodologies.md 4.2 (udata, Toronto DQS, MQA, Portal Watch), weights in DOC_WEIGHTS.
     Empty: None.
     """
@@ -286,7 +292,8 @@ def _documentation(d: Derived) -> tuple[dict[str, np.ndarray], np.ndarray]:
     att = np.nan_to_num(d.cat["attachment_count"].to_numpy(dtype=float, na_value=np.nan)) >= 1
     items = {
         "description": desc_pass.astype(float),
-        "dictionary": cov,
+        # a tabular asset whose columns the portal does not list has no dictionary in evidence: 0, not skipped
+        "dictionary": np.where(d.tabular & np.isnan(cov), 0.0, cov),
         "attachments": att.astype(float),
         "keywords": (d.n_keywords >= 1).astype(float),
         "category": d.present("theme").astype(float),
@@ -302,7 +309,7 @@ def _documentation(d: Derived) -> tuple[dict[str, np.ndarray], np.ndarray]:
     return items, np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
 
 
-def data_dictionary(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def data_dictionary(catalog: CityCatalog, as_of: datetime) -> Score:
     """OD2: data dictionary coverage - described columns over all columns of public tabular assets.
 
     Formula: 100 * sum(described_column_count) / sum(column_count) over tabular data assets with columns

@@ -6,7 +6,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from indicators.base import Score
+from indicators.base import CityCatalog, Score
 from indicators.frame import (
     _URL,
     DELINQUENT,
@@ -24,7 +24,7 @@ from indicators.frame import (
     utc,
 )
 
-# Observation resolution of our own history when attrs carry no run dates: weekly, the Open Data Portal
+# Observation resolution of our own history when the facts carry no run dates: weekly, the Open Data Portal
 # Watch snapshot cadence. A change faster than our harvests cannot be seen more than once per harvest.
 DEFAULT_HARVEST_INTERVAL_DAYS = 7.0
 # Plausible dates: not before the Unix epoch, not later than as_of plus one day of clock skew
@@ -37,7 +37,7 @@ def _fmt_days(x: np.ndarray) -> np.ndarray:
     return np.char.mod("%d", np.nan_to_num(x).astype(int))
 
 
-def cadence_declared(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def cadence_declared(catalog: CityCatalog, as_of: datetime) -> Score:
     """DM4: declared-cadence coverage - share of public data assets that state how often they are updated.
 
     Formula: 100 * (data assets with a normalised declared_frequency: an ISO-8601 period or a named value
@@ -51,7 +51,7 @@ def cadence_declared(catalog: pd.DataFrame, as_of: datetime) -> Score:
     return share_score(d, declared, d.data, "no declared update frequency", detail=detail)
 
 
-def up_to_date(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def up_to_date(catalog: CityCatalog, as_of: datetime) -> Score:
     """DM4: up-to-date share - HDX freshness states from the declared period and the last *data* update.
 
     Formula: age = as_of - data_modified; fresh if age < P, due if < P + g1, overdue if < P + g1 + g2, else
@@ -82,17 +82,10 @@ def up_to_date(catalog: pd.DataFrame, as_of: datetime) -> Score:
 def _harvest_interval(d: Derived) -> float:
     """Median days between good (ok / suspect) runs of each portal; the coarsest portal's when a city has
     several (their runs interleave); DEFAULT_HARVEST_INTERVAL_DAYS without two good runs."""
-    portal = d.attrs.get("portal") or {}
     stamps: dict[str, list] = {}
-    for r in portal.get("runs") or []:
-        if isinstance(r, dict):
-            if r.get("status", "ok") not in ("ok", "suspect"):
-                continue
-            key, when = str(r.get("portal_key", "")), r.get("as_of") or r.get("started_at")
-        else:
-            key, when = "", r
-        if when is not None:
-            stamps.setdefault(key, []).append(when)
+    for r in d.facts.runs:
+        if r.status in ("ok", "suspect"):
+            stamps.setdefault(r.portal_key, []).append(r.as_of)
     medians = []
     for times in stamps.values():
         ts = np.unique(to_seconds(pd.to_datetime(pd.Series(times, dtype=object), utc=True, errors="coerce")))
@@ -103,22 +96,22 @@ def _harvest_interval(d: Derived) -> float:
     return max(medians) if medians else DEFAULT_HARVEST_INTERVAL_DAYS
 
 
-def _ok_run_times(d: Derived) -> dict[str, np.ndarray]:
-    """portal_key -> sorted epoch seconds of its "ok" runs in attrs["portal"]["runs"] (empty without them)."""
+def _complete_run_times(d: Derived) -> dict[str, np.ndarray]:
+    """portal_key -> sorted epoch seconds of its complete runs in facts.runs (empty without them)."""
     out: dict[str, list] = {}
-    for r in (d.attrs.get("portal") or {}).get("runs") or []:
-        if isinstance(r, dict) and r.get("status") == "ok" and r.get("as_of") is not None and r.get("portal_key"):
-            out.setdefault(str(r["portal_key"]), []).append(r["as_of"])
+    for r in d.facts.runs:
+        if r.complete:
+            out.setdefault(r.portal_key, []).append(r.as_of)
     return {k: np.sort(to_seconds(pd.to_datetime(pd.Series(v, dtype=object), utc=True, errors="coerce")))
             for k, v in out.items()}
 
 
-def cadence_adherence(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def cadence_adherence(catalog: CityCatalog, as_of: datetime) -> Score:
     """DM4: cadence adherence over our history - observed data updates against what the declared period promises.
 
     Formula: per data asset with a finite period P: window = (max(history_start, first_seen), as_of];
-    expected E = min(C, floor(window / P)), C = the asset's portal's "ok" runs inside the window (each is one
-    chance to see a change; suspect runs are short crawls and give none); without run history,
+    expected E = min(C, floor(window / P)), C = the asset's portal's complete runs inside the window (each is
+    one chance to see a change; short or suspect crawls give none); without run history,
     E = floor(window / max(P, H)), H = median interval between a portal's good runs (the coarsest portal's,
     7 d without two runs). Observed O = distinct data_modified values seen in stored history inside the
     window; adherence = min(O / E, 1) for E >= 1; value = 100 * mean adherence. Assets that changed more
@@ -128,8 +121,7 @@ def cadence_adherence(catalog: pd.DataFrame, as_of: datetime) -> Score:
     Empty: None (also without history or with no asset expecting an update).
     """
     d = derive(catalog, as_of)
-    portal = d.attrs.get("portal") or {}
-    hs = portal.get("history_start") or d.attrs.get("history_start")
+    hs = d.facts.history_start
     if hs is None:
         fs = d.seconds("first_seen")
         hs = pd.Timestamp(np.nanmin(fs), unit="s", tz="UTC") if (~np.isnan(fs)).any() else None
@@ -142,10 +134,10 @@ def cadence_adherence(catalog: pd.DataFrame, as_of: datetime) -> Score:
     h = _harvest_interval(d)
     p = np.where(d.finite_period, d.period, np.inf)
     by_period = np.floor(np.nan_to_num(window / p, nan=0.0, posinf=0.0))
-    # observation chances: good ("ok") runs of the row's portal after its window opens; a suspect run's
-    # crawl was short, so it is not counted as a chance to see a change
+    # observation chances: complete runs of the row's portal after its window opens; a short (suspect or
+    # incomplete) crawl is not counted as a chance to see a change
     chances = np.full(d.n, np.nan)
-    ok_runs = _ok_run_times(d)
+    ok_runs = _complete_run_times(d)
     if ok_runs:
         pk = d.cat["portal_key"].to_numpy(dtype=object)
         for key, times in ok_runs.items():  # one vectorised pass per portal
@@ -195,7 +187,7 @@ MISMATCH_FACTOR = 2
 PERIODS_BEHIND_PENALTY = 0.5
 
 
-def days_behind(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def days_behind(catalog: CityCatalog, as_of: datetime) -> Score:
     """DM4: days behind schedule, by department (the producers' to-do list).
 
     Formula: per data asset with a finite period P: days_behind = max(0, age - P), periods_behind =
@@ -222,7 +214,7 @@ def days_behind(catalog: pd.DataFrame, as_of: datetime) -> Score:
                  failing=evidence(d.ids[fail], reasons), detail=s.detail)
 
 
-def metadata_conformance(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def metadata_conformance(catalog: CityCatalog, as_of: datetime) -> Score:
     """DM4: metadata conformance - present dates, e-mails and URLs are valid.
 
     Formula: per data asset, checks on present values only: created / metadata_modified / data_modified in
@@ -256,7 +248,7 @@ def metadata_conformance(catalog: pd.DataFrame, as_of: datetime) -> Score:
     return mean_score(d, score, d.data & (n_present > 0), 1.0, reason, detail=detail)
 
 
-def unique_titles(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def unique_titles(catalog: CityCatalog, as_of: datetime) -> Score:
     """DM4: duplicate titles - share of public data assets whose title is unique in the catalog.
 
     Formula: 100 * (data assets whose title, lower-cased with whitespace collapsed, no other data asset
@@ -278,22 +270,25 @@ def unique_titles(catalog: pd.DataFrame, as_of: datetime) -> Score:
     return share_score(d, ok, d.data, reason, detail={"duplicated_titles": float((counts > 1).sum())})
 
 
-def retention(catalog: pd.DataFrame, as_of: datetime) -> Score:
-    """DM4: datasets kept - public assets removed between the last two good harvest runs.
+def retention(catalog: CityCatalog, as_of: datetime) -> Score:
+    """DM4: datasets kept - public assets removed between complete harvest runs.
 
-    Formula: 100 * (1 - removed / (removed + current data assets)), removed = attrs["portal"]["removed"]
-    (a suspect run's missing assets are not removals; storage excludes them). Failing = the removed ids.
+    Formula: 100 * (1 - removed / (removed + current data assets)), removed = facts.removed (storage's rule:
+    a short or suspect crawl's missing assets are not removals). Failing = the removed ids.
     Source: Portal Watch dynamicity (deleted per snapshot); Sunlight guideline #20 (permanent access).
-    Empty: None (also without attrs: no history known).
+    Empty: None (also before any portal has two complete runs: nothing to compare, so no score from a
+    single harvest).
     """
     d = derive(catalog, as_of)
-    portal = d.attrs.get("portal") or {}
-    removed = portal.get("removed", d.attrs.get("removed"))
-    if removed is None:
+    complete: dict[str, int] = {}
+    for r in d.facts.runs:
+        if r.complete:
+            complete[r.portal_key] = complete.get(r.portal_key, 0) + 1
+    if max(complete.values(), default=0) < 2:
         return Score(value=None, numerator=0.0, denominator=0.0)
-    removed = [str(r) for r in removed]
+    removed = sorted(d.facts.removed)
     current = float(d.data.sum())
     den = current + len(removed)
     return Score(value=100.0 * current / den if den else None, numerator=current, denominator=den,
-                 failing={r: "removed since the previous good harvest" for r in removed},
+                 failing={r: "removed since the previous complete harvest" for r in removed},
                  detail={"removed": float(len(removed))})

@@ -17,10 +17,8 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 
-import pandas as pd
-
 from indicators import inventory, mqa, open_data, quality, topics
-from indicators.base import Indicator, Score
+from indicators.base import CityCatalog, Indicator, Score
 
 LABELS = ("Formula", "Source", "Empty")
 
@@ -36,7 +34,7 @@ def docstring_part(fn: Callable, label: str) -> str:
     return ""
 
 
-def _ind(key: str, title: str, criterion: str, fn: Callable[[pd.DataFrame, datetime], Score],
+def _ind(key: str, title: str, criterion: str, fn: Callable[[CityCatalog, datetime], Score],
          weight: float = 1.0) -> Indicator:
     return Indicator(key=key, title=title, criterion=criterion, formula=docstring_part(fn, "Formula"), fn=fn,
                      weight=weight, source=docstring_part(fn, "Source"))
@@ -87,3 +85,5 @@ REGISTRY: tuple[Indicator, ...] = (
 )
 
 BY_KEY: dict[str, Indicator] = {i.key: i for i in REGISTRY}
+# indicator key -> WWC criterion: what the pipeline hands storage.save_scores (storage does not import indicators)
+CRITERION_OF: dict[str, str] = {i.key: i.criterion for i in REGISTRY}

@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from indicators.base import Score
+from indicators.base import CityCatalog, Score
 from indicators.frame import (
     DUE,
     FRESH,
@@ -188,7 +188,7 @@ def _current(d: Derived) -> np.ndarray:
     return np.where(d.finite_period, (st == FRESH) | (st == DUE), recent)
 
 
-def disaggregation(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def disaggregation(catalog: CityCatalog, as_of: datetime) -> Score:
     """DM8: disaggregation-ready datasets - public tabular assets with geographic or demographic columns.
 
     Formula: 100 * (tabular data assets with >= 1 column whose name matches a geographic word (tract, ward,
@@ -274,7 +274,7 @@ def _presence_and_currency(d: Derived, candidates: np.ndarray, why: np.ndarray, 
                  detail={"found": n, "current": n_cur})
 
 
-def goals_published(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def goals_published(catalog: CityCatalog, as_of: datetime) -> Score:
     """PA3: goals and progress published - performance assets exist and are kept current.
 
     Formula: candidates = stories and measures (Socrata Perspectives / Performance) plus public data assets
@@ -315,7 +315,7 @@ def _topic(d: Derived, key: str) -> tuple[np.ndarray, np.ndarray]:
 BUDGET_PARTS = ("budget", "spending")
 
 
-def budget_finance(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def budget_finance(catalog: CityCatalog, as_of: datetime) -> Score:
     """BF1: budget and spending data present and current.
 
     Formula: for each of budget (budget, appropriations, financial / capital plan) and spending (expenditures,
@@ -347,7 +347,7 @@ def budget_finance(catalog: pd.DataFrame, as_of: datetime) -> Score:
                  detail=detail)
 
 
-def procurement(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def procurement(catalog: CityCatalog, as_of: datetime) -> Score:
     """RDC7: procurement and contract data present and fresh.
 
     Formula: candidates = public data assets whose title (or a tag phrase of two words or more) names
@@ -363,7 +363,7 @@ def procurement(catalog: pd.DataFrame, as_of: datetime) -> Score:
     return _presence_and_currency(d, hit, why, "procurement dataset")
 
 
-def census_key_datasets(catalog: pd.DataFrame, as_of: datetime) -> Score:
+def census_key_datasets(catalog: CityCatalog, as_of: datetime) -> Score:
     """OD3: coverage of the 20 US City Open Data Census key datasets.
 
     Formula: 100 * (key datasets with >= 1 matching public data asset) / 20, matched on the title and on tag

@@ -484,15 +484,14 @@ def criterion_weights(meta: Mapping[str, dict], latest_indicators: pd.DataFrame)
 
 def city_datasets(engine, key: str) -> pd.DataFrame:
     """The explorer rows (`_figures.dataset_table`) of a city's latest catalog, aged at its latest run."""
-    cat = storage.city_catalog(engine, key)
-    return fig.dataset_table(cat, catalog_as_of(cat))
+    harvest = storage.city_harvest(engine, key)
+    return fig.dataset_table(harvest.frame, catalog_as_of(harvest.runs))
 
 
-def catalog_as_of(cat: pd.DataFrame):
-    runs = (cat.attrs.get("portal") or {}).get("runs") or []
-    times = [pd.Timestamp(r["as_of"]) for r in runs if r.get("as_of") is not None]
-    times = [t.tz_localize("UTC") if t.tzinfo is None else t for t in times]
-    return max(times) if times else pd.Timestamp.now(tz="UTC")
+def catalog_as_of(runs: pd.DataFrame):
+    """The newest run's as_of (storage.city_harvest(...).runs), now when there is none."""
+    times = pd.to_datetime(runs["as_of"], utc=True).dropna() if len(runs) else ()
+    return max(times) if len(times) else pd.Timestamp.now(tz="UTC")
 
 
 def latest_city(key: str) -> pd.DataFrame:

@@ -97,24 +97,16 @@ def criteria_order(criteria: Iterable[str]) -> list[str]:
 
 # --- overview -------------------------------------------------------------------------------------------
 
-def overall_stage(stages: Iterable[str | None]) -> str | None:
-    """A city's overall stage: the median (rounded down) of its scored criteria's stages.
-
-    A median of ordinal stages needs no thresholds of its own, so it cannot disagree with criteria.py.
-    """
-    ranks = sorted(r for r in (stage_rank(s) for s in stages) if r >= 0)
-    if not ranks:
-        return None
-    return STAGES[ranks[(len(ranks) - 1) // 2]]
-
-
 def city_score_history(history: pd.DataFrame) -> pd.DataFrame:
-    """Overall score per (city_key, as_of): the mean of the criterion roll-up values scored at that time."""
+    """Overall score and stage per (city_key, as_of) of the criterion roll-up rows scored at that time, by the one
+    rule of `indicators.criteria.overall_score` (mean over the criteria with indicators, a missing one 0)."""
+    from indicators import criteria
+
     rows = criterion_rows(history)
     if rows.empty:
-        return pd.DataFrame(columns=["city_key", "as_of", "value"])
-    rows = rows.assign(as_of=_utc(rows["as_of"]), value=pd.to_numeric(rows["value"], errors="coerce"))
-    out = rows.groupby(["city_key", "as_of"], as_index=False)["value"].mean()
+        return pd.DataFrame(columns=["city_key", "as_of", "value", "stage"])
+    rows = rows.assign(as_of=_utc(rows["as_of"]))
+    out = criteria.overall_frame(rows, ["city_key", "as_of"])
     return out.sort_values(["city_key", "as_of"], ignore_index=True)
 
 
@@ -150,10 +142,7 @@ def overview_table(cities: pd.DataFrame, history: pd.DataFrame, runs: pd.DataFra
         out["scored_at"] = out["city_key"].map(last["as_of"])
         for days in (30, 90):
             out[f"change_{days}d"] = out["city_key"].map(_change_since_all(totals, last, days))
-        crit = criterion_rows(history)
-        crit = crit.assign(as_of=_utc(crit["as_of"]))
-        crit = crit[crit["as_of"] == crit["city_key"].map(last["as_of"])]
-        out["stage"] = out["city_key"].map(crit.groupby("city_key")["stage"].agg(overall_stage))
+        out["stage"] = out["city_key"].map(last["stage"])  # the stage of the same overall score (one rule)
     if len(runs):
         newest = runs.drop_duplicates("city_key").set_index("city_key")
         when = newest["finished_at"].where(newest["finished_at"].notna(), newest["started_at"])
@@ -418,10 +407,6 @@ def dataset_table(catalog: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     """
     if catalog.empty:
         return pd.DataFrame(columns=DATASET_COLUMNS)
-    # Without attrs: pandas deep-copies a frame's attrs on every column access, and a city catalog's attrs
-    # carry its whole run history (0.1-0.3 s a city at 104 runs); nothing here reads them.
-    catalog = pd.DataFrame(catalog)
-    catalog.attrs = {}
     records = catalog.to_dict("records")
     out = pd.DataFrame({
         "city_key": catalog["city_key"].to_numpy() if "city_key" in catalog else None,

@@ -5,10 +5,14 @@ from storage.db import dispose, gc_paused, open_db
 from storage.locks import release_lock, try_lock
 from storage.migrate import upgrade
 from storage.queries import (
+                             CatalogRun,
+                             CityHarvest,
                              audit_log,
                              catalog,
+                             catalog_run,
                              cities,
                              city_catalog,
+                             city_harvest,
                              criterion_scores,
                              evidence,
                              explain,
@@ -39,8 +43,9 @@ from storage.writes import (
 )
 
 __all__ = [
-    "SUSPECT_SHRINK", "RunClosed", "RunSummary", "add_evidence", "begin_run", "audit_log", "catalog", "cities",
-    "city_catalog", "close_stale_runs", "criterion_scores", "delete_evidence", "dispose", "gc_paused",
+    "SUSPECT_SHRINK", "CatalogRun", "CityHarvest", "RunClosed", "RunSummary", "add_evidence", "begin_run",
+    "audit_log", "catalog", "catalog_run", "cities", "city_catalog", "city_harvest", "close_stale_runs",
+    "criterion_scores", "delete_evidence", "dispose", "gc_paused",
     "evidence", "explain", "fail_run", "fail_running", "last_status", "latest_run_marker", "latest_scores", "open_db",
     "portals", "release_lock", "row_counts", "run_dates", "runs", "save_harvest", "save_scores",
     "score_evidence", "scores", "start_run", "sync_config", "try_lock", "upgrade",

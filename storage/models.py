@@ -162,6 +162,27 @@ class AuditLog(Base):
     detail: Mapped[str | None] = mapped_column(sa.Text)
 
 
+class SchemaCheckRow(Base):
+    """A run's catalog document checked against its schema (data.json: POD v1.1), as data - not run notes."""
+
+    __tablename__ = "schema_checks"
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("harvest_runs.id"), primary_key=True)
+    schema_name: Mapped[str] = mapped_column(sa.String(100))
+    entries: Mapped[int] = mapped_column(sa.Integer)  # datasets in the document
+    error_count: Mapped[int] = mapped_column(sa.Integer)  # every error, also those without a kept message
+
+
+class SchemaErrorRow(Base):
+    """The kept error messages of one dataset ("" = the document itself) in a run's schema check."""
+
+    __tablename__ = "schema_errors"
+    __table_args__ = (sa.UniqueConstraint("run_id", "source_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("schema_checks.run_id"))
+    source_id: Mapped[str] = mapped_column(sa.String(300))
+    messages: Mapped[Any] = mapped_column(sa.JSON)  # list of message texts
+
+
 class Lock(Base):
     __tablename__ = "locks"
     name: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
@@ -185,3 +206,5 @@ scores_t = _table(ScoreRow)
 evidence_t = _table(Evidence)
 audit_t = _table(AuditLog)
 locks_t = _table(Lock)
+schema_checks_t = _table(SchemaCheckRow)
+schema_errors_t = _table(SchemaErrorRow)

@@ -6,11 +6,11 @@ they were inserted: an import may carry an older snapshot than runs already stor
 """
 from __future__ import annotations
 
-import re
 import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,9 +19,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from connectors.base import DATETIME_FIELDS, records_frame
+from connectors.base import DATETIME_FIELDS, SchemaCheck, records_frame
 from storage.db import gc_paused, is_sqlite, utc
 from storage.models import audit_t, cities_t, datasets_t, evidence_t, portals_t, runs_t, scores_t, versions_t
+from storage.schema_checks import schema_checks
 from storage.writes import LAST_STATUS, unpack_ids
 
 GOOD = ("ok", "suspect")  # runs whose catalog can be shown; only "ok" runs count for removals
@@ -30,13 +31,46 @@ RUN_COLUMNS = ["run_id", "portal_key", "city_key", "source", "as_of", "started_a
                "suspect_reason", "notes"]
 CATALOG_EXTRA = ["city_key", "first_seen", "data_modified_seen"]
 SCORE_COLUMNS = ["city_key", "as_of", "criterion", "indicator", "value", "numerator", "denominator", "stage"]
-SCHEMA_ERRORS_RE = re.compile(r"^schema_errors=(\d+)$")
+
+
+@dataclass(frozen=True)
+class CatalogRun:
+    """What one portal's catalog table was rebuilt from."""
+
+    run: dict[str, Any] | None  # the ok/suspect run's `runs()` row (status "suspect": a short crawl); None before one
+    removed: tuple[str, ...]  # ids in the previous ok run but not in this (ok) run
+    history_start: datetime | None  # as_of of the portal's first ok/suspect run (up to as_of)
+
+
+@dataclass(frozen=True, eq=False)
+class CityHarvest:
+    """A city's catalog table and the stored facts behind it, in storage's own types (the pipeline turns them
+    into the indicators' PortalFacts; storage does not import indicators)."""
+
+    frame: pd.DataFrame  # the city's portals' catalogs in one table (city_catalog)
+    kinds: dict[str, str]  # portal_key -> kind, every configured portal of the city
+    runs: pd.DataFrame  # `runs()` columns: every finished run of the city's portals up to as_of, oldest first
+    catalog_runs: dict[str, CatalogRun]  # portal_key -> what its rows come from
+    # portal_key -> the schema check of its newest ok run (None: that run has no check on record); only
+    # portals with an ok run up to as_of
+    schema_checks: dict[str, SchemaCheck | None]
+
+    @property
+    def history_start(self) -> datetime | None:
+        starts = [c.history_start for c in self.catalog_runs.values() if c.history_start is not None]
+        return min(starts) if starts else None
+
+    @property
+    def removed(self) -> tuple[str, ...]:
+        return tuple(sorted(sid for c in self.catalog_runs.values() for sid in c.removed))
+
+
 # Rebuilt catalogs kept per process: the dashboard asks for the same (portal, latest run) on every page
 # view, and a 12k-dataset catalog costs ~0.4 s CPU to rebuild but ~10 ms to copy. Bounded by rows, not
 # entries, since portals range from ten datasets to twelve thousand: the 11,928-row benchmark catalog
 # measured 27.6 MB (pandas deep memory usage), so 50,000 rows is ~120 MB at most, least recently used out.
 CATALOG_CACHE_ROWS = 50_000
-_CACHE: OrderedDict[tuple[Any, ...], pd.DataFrame] = OrderedDict()
+_CACHE: OrderedDict[tuple[Any, ...], tuple[pd.DataFrame, CatalogRun]] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 
 
@@ -182,7 +216,7 @@ def _decode(text: str) -> _Rec:
     return _Rec(d)
 
 
-def _catalog(conn: Connection, portal_key: str, as_of: datetime | None) -> pd.DataFrame:
+def _catalog(conn: Connection, portal_key: str, as_of: datetime | None) -> tuple[pd.DataFrame, CatalogRun]:
     run = _catalog_run(conn, portal_key, as_of)
     first_q = sa.select(sa.func.min(runs_t.c.as_of)).where(runs_t.c.portal_key == portal_key,
                                                             runs_t.c.status.in_(GOOD))
@@ -190,9 +224,7 @@ def _catalog(conn: Connection, portal_key: str, as_of: datetime | None) -> pd.Da
         first_q = first_q.where(runs_t.c.as_of <= utc(as_of))
     history_start = conn.execute(first_q).scalar()
     if run is None:
-        df = _empty_catalog()
-        df.attrs.update(run=None, removed=[], history_start=history_start)
-        return df
+        return _empty_catalog(), CatalogRun(run=None, removed=(), history_start=history_start)
     # What could change this run's catalog afterwards: more good runs of the portal (removed, history
     # start) and more versions (an older snapshot imported later). Both are in the key, so a cached
     # frame is never stale; the lookups are two index-only aggregates.
@@ -206,14 +238,14 @@ def _catalog(conn: Connection, portal_key: str, as_of: datetime | None) -> pd.Da
         if hit is not None:
             _CACHE.move_to_end(key)
     if hit is not None:
-        return hit.copy()
-    df = _build_catalog(conn, portal_key, run, history_start)
+        return hit[0].copy(), hit[1]
+    df, info = _build_catalog(conn, portal_key, run, history_start)
     if len(df) <= CATALOG_CACHE_ROWS:
         with _CACHE_LOCK:
-            _CACHE[key] = df
-            while sum(len(f) for f in _CACHE.values()) > CATALOG_CACHE_ROWS:
+            _CACHE[key] = (df, info)
+            while sum(len(f) for f, _ in _CACHE.values()) > CATALOG_CACHE_ROWS:
                 _CACHE.popitem(last=False)
-    return df.copy()
+    return df.copy(), info
 
 
 def forget(url: str) -> None:
@@ -223,7 +255,8 @@ def forget(url: str) -> None:
             del _CACHE[key]
 
 
-def _build_catalog(conn: Connection, portal_key: str, run: Any, history_start: datetime | None) -> pd.DataFrame:
+def _build_catalog(conn: Connection, portal_key: str, run: Any,
+                   history_start: datetime | None) -> tuple[pd.DataFrame, CatalogRun]:
     members = set(unpack_ids(run.members))
     v, d = versions_t, datasets_t
     # One light pass over the portal's versions up to the run's date (no JSON): the latest version of
@@ -270,70 +303,55 @@ def _build_catalog(conn: Connection, portal_key: str, run: Any, history_start: d
             .order_by(runs_t.c.as_of.desc(), runs_t.c.id.desc()).limit(1)).scalar()
         if prev is not None:
             removed = sorted(set(unpack_ids(prev)) - members)
-    df.attrs.update(run=_run_dict(run), removed=removed, history_start=history_start)
-    return df
+    return df, CatalogRun(run=_run_dict(run), removed=tuple(removed), history_start=history_start)
 
 
 def catalog(engine: Engine, portal_key: str, as_of: datetime | None = None) -> pd.DataFrame:
     """The portal's catalog as of its latest ok/suspect run at/before `as_of` (latest run when None).
 
-    Columns: every RECORD_FIELDS column (as `records_frame`) + city_key, first_seen, data_modified_seen;
-    attrs: run (its `runs()` row as a dict; status "suspect" says the crawl was short), removed (ids in
-    the previous good run but not in this good run), history_start (first ok/suspect run's as_of).
+    Columns: every RECORD_FIELDS column (as `records_frame`) + city_key, first_seen, data_modified_seen.
+    What it was built from (the run, removals, history start) is `catalog_run`.
     """
     with engine.connect() as conn:
-        return _catalog(conn, portal_key, as_of)
+        return _catalog(conn, portal_key, as_of)[0]
 
 
-def city_catalog(engine: Engine, city_key: str, as_of: datetime | None = None) -> pd.DataFrame:
-    """All the city's portals' catalogs in one table; attrs["portal"] sums up reachability and history."""
+def catalog_run(engine: Engine, portal_key: str, as_of: datetime | None = None) -> CatalogRun:
+    """The run `catalog(engine, portal_key, as_of)` is built from, the ids removed at it and the history start."""
+    with engine.connect() as conn:
+        return _catalog(conn, portal_key, as_of)[1]
+
+
+def city_harvest(engine: Engine, city_key: str, as_of: datetime | None = None) -> CityHarvest:
+    """The city's catalog (all its portals in one table) with the stored facts behind it, as of `as_of`."""
     with engine.connect() as conn:
         pts = conn.execute(sa.select(portals_t.c.key, portals_t.c.kind).where(portals_t.c.city_key == city_key)
                            .order_by(portals_t.c.key)).all()
-        frames = [_catalog(conn, key, as_of) for key, _ in pts]
+        built = {key: _catalog(conn, key, as_of) for key, _ in pts}
         # A run still in progress is not history yet (its as_of would stamp scores with a catalog it has not stored).
         history_q = (_run_select().where(portals_t.c.city_key == city_key, runs_t.c.status != "running")
                      .order_by(runs_t.c.as_of, runs_t.c.id))
         if as_of is not None:
             history_q = history_q.where(runs_t.c.as_of <= utc(as_of))
         history = [_run_dict(r) for r in conn.execute(history_q)]
-    last_runs: dict[str, dict[str, Any]] = {}
-    for r in history:  # oldest first, so the last one per portal wins
-        last_runs[r["portal_key"]] = r
-    datajson = {"present": False, "schema_errors": 0}
-    kinds = dict(pts)
-    for r in reversed(history):  # the newest ok run of a dcat portal
-        if kinds.get(r["portal_key"]) == "dcat" and r["status"] == "ok":
-            datajson = {"present": True, "schema_errors": _schema_errors(r["notes"])}
-            break
-    non_empty = [f for f in frames if len(f)]
-    df = pd.concat(non_empty, ignore_index=True) if non_empty else _empty_catalog()
-    starts = [f.attrs["history_start"] for f in frames if f.attrs.get("history_start") is not None]
-    df.attrs = {
-        "portal": {
-            # Reachable when the newest run of at least one of the city's portals did not fail.
-            "reachable": any(r["status"] != "failed" for r in last_runs.values()),
-            "kinds": sorted({kind for _, kind in pts}),
-            "datajson": datajson,
-            "history_start": min(starts) if starts else None,
-            # Every run of the city's portals up to as_of, oldest first (any status; rows of `runs()`).
-            "runs": history,
-            # The run each portal's part of this table comes from.
-            "catalog_runs": [f.attrs["run"] for f in frames if f.attrs.get("run") is not None],
-            "removed": sorted(sid for f in frames for sid in f.attrs.get("removed", [])),
-        },
-        "departments": [],
-    }
-    return df
+        newest_ok: dict[str, int] = {}
+        for r in history:  # oldest first, so the last ok run per portal wins
+            if r["status"] == "ok":
+                newest_ok[r["portal_key"]] = r["run_id"]
+        checks = schema_checks(conn, newest_ok.values())
+    frames = [f for f, _ in built.values() if len(f)]
+    return CityHarvest(
+        frame=pd.concat(frames, ignore_index=True) if frames else _empty_catalog(),
+        kinds={str(k): str(kind) for k, kind in pts},
+        runs=_frame(history, RUN_COLUMNS, ("as_of", "started_at", "finished_at")),
+        catalog_runs={key: info for key, (_, info) in built.items()},
+        schema_checks={key: checks.get(run_id) for key, run_id in newest_ok.items()},
+    )
 
 
-def _schema_errors(notes: Any) -> int:
-    """The DCAT connector notes "schema_errors=N" on its run; 0 when absent."""
-    for note in notes or ():
-        m = SCHEMA_ERRORS_RE.match(str(note).strip())
-        if m:
-            return int(m.group(1))
-    return 0
+def city_catalog(engine: Engine, city_key: str, as_of: datetime | None = None) -> pd.DataFrame:
+    """All the city's portals' catalogs in one table (`city_harvest(...).frame`)."""
+    return city_harvest(engine, city_key, as_of).frame
 
 
 # ---------------------------------------------------------------- scores, evidence, audit

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 import sqlalchemy as sa
@@ -23,13 +23,31 @@ from sqlalchemy.engine import Connection, Engine
 
 from storage.db import gc_paused, is_sqlite, now_utc, utc, write_tx
 from storage.models import audit_t, cities_t, datasets_t, evidence_t, portals_t, runs_t, scores_t, versions_t
+from storage.schema_checks import save_schema_check
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from connectors.base import DatasetRecord, FetchStats
-    from indicators.base import Score
     from settings import Settings
+
+
+class ScoreLike(Protocol):
+    """What save_scores stores of an indicator score (indicators.base.Score has it; storage does not import it)."""
+
+    @property
+    def value(self) -> float | None: ...
+    @property
+    def numerator(self) -> float: ...
+    @property
+    def denominator(self) -> float: ...
+    @property
+    def failing(self) -> Mapping[str, str]: ...
+    @property
+    def matches(self) -> Mapping[str, str]: ...
+    @property
+    def detail(self) -> Mapping[str, float]: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +314,7 @@ def _save(conn: Connection, run_id: int, records: Sequence[DatasetRecord], raws:
         "new_versions": len(versions) + carried, "removed": removed, "suspect_reason": reason,
         "notes": notes or None, "members": pack_ids(picked),
     })
+    save_schema_check(conn, run_id, stats.schema_check)
     _rejudge_later_runs(conn, portal_key, as_of, run_id)
     return RunSummary(run_id=run_id, portal_key=portal_key, status=status, items=items,
                       new_versions=len(versions) + carried, repeats=repeats, removed=removed, suspect_reason=reason)
@@ -524,15 +543,6 @@ def sync_config(engine: Engine, settings: Settings) -> None:
 
 # ---------------------------------------------------------------- scores and manual evidence
 
-def _criterion_of_registry() -> dict[str, str]:
-    """indicator key -> WWC criterion, from the indicator registry (imported lazily: storage does not need it)."""
-    try:
-        from indicators import REGISTRY
-    except ImportError:
-        return {}
-    return {ind.key: ind.criterion for ind in REGISTRY}
-
-
 def _num(x: Any) -> float | None:
     """None for missing/NaN, else float (NaN is not portable as a SQL value)."""
     if x is None:
@@ -541,14 +551,15 @@ def _num(x: Any) -> float | None:
     return None if x != x else x
 
 
-def save_scores(engine: Engine, city_key: str, as_of: datetime, scores: Mapping[str, Score],
-                criteria: pd.DataFrame, *, criterion_of: Mapping[str, str] | None = None) -> None:
+def save_scores(engine: Engine, city_key: str, as_of: datetime, scores: Mapping[str, ScoreLike],
+                criteria: pd.DataFrame, *, criterion_of: Mapping[str, str]) -> None:
     """Replace the scores of (city_key, as_of): one row per indicator and one roll-up row per criterion.
 
     `criteria` is `indicators.criteria.rollup(...)` (criterion, value, stage, …). `criterion_of` maps an
-    indicator key to its criterion; by default it comes from `indicators.REGISTRY`.
+    indicator key to its criterion (the pipeline passes `indicators.CRITERION_OF`: storage does not import
+    the indicators).
     """
-    mapping = dict(criterion_of) if criterion_of is not None else _criterion_of_registry()
+    mapping = dict(criterion_of)
     as_of = utc(as_of)
     rows: list[dict[str, Any]] = []
     for key, s in scores.items():

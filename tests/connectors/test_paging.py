@@ -263,9 +263,13 @@ def test_dcat_one_document_with_schema_errors_as_evidence(emulator, session):
     conn = make_connector(portal("dcat", emu.dcat_url("indy")), session=session)
     items = list(conn.fetch())
     assert len(items) == 1210 and conn.stats.reported_total == 1210 and conn.stats.pages == 1
-    assert conn.stats.notes[0] == "schema_errors=1210"
-    assert "'name' is a required property" in conn.stats.notes[1]
-    assert len(conn.stats.notes) == 6  # count + the first 5 messages
+    check = conn.stats.schema_check
+    assert check is not None and (check.entries, check.error_count) == (1210, 1210)
+    # one error per dataset, reported under the dataset's own source id (as its record carries it)
+    assert len(check.errors) == 1210 and all(len(m) == 1 for m in check.errors.values())
+    first = conn.normalize(items[0]).source_id
+    assert check.errors[first] == ("publisher: 'name' is a required property",)
+    assert conn.stats.notes == ()  # nothing to parse back from text
     assert conn.normalize(items[0]).department is not None  # publisher.source still read
 
 
@@ -274,7 +278,9 @@ def test_dcat_catalog_url_is_used(emulator, session):
     emu = emulator(dcat={"indy": doc})
     conn = make_connector(portal("dcat", "http://unused.invalid", catalog_url=emu.dcat_url("indy") + "/data.json"),
                           session=session)
-    assert len(list(conn.fetch())) == 229 and conn.stats.notes == ("schema_errors=0",)
+    assert len(list(conn.fetch())) == 229
+    assert conn.stats.schema_check is not None and conn.stats.schema_check.error_count == 0
+    assert conn.stats.schema_check.errors == {} and conn.stats.schema_check.entries == 229
 
 
 def test_dcat_changed_shape_and_garbage_fail(emulator, session):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from connectors.base import DatasetRecord, records_frame
+from indicators.base import CityCatalog, PortalFacts
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "socrata"
 CHICAGO_HISTORY = FIXTURES / "history" / "data.cityofchicago.org"
@@ -98,10 +99,10 @@ def history_as_of(day: str) -> datetime:
     return datetime.fromisoformat(day).replace(tzinfo=UTC) + timedelta(days=1) - timedelta(seconds=1)
 
 
-def chicago_history_catalog(ids: list[str] | None = None) -> tuple[pd.DataFrame, datetime]:
+def chicago_history_catalog(ids: list[str] | None = None) -> tuple[CityCatalog, datetime]:
     """The Chicago catalog as of the last weekly snapshot, with history columns built as storage defines them:
     first_seen = as_of of the first snapshot holding the id; data_modified_seen = sorted distinct data_modified
-    values over the snapshots up to as_of that hold the id; attrs["portal"]["history_start"] = first snapshot.
+    values over the snapshots up to as_of that hold the id; facts.history_start = first snapshot.
     (storage.city_catalog computes the same from stored versions; the connectors' normalize was not in the
     tree when this test was written, so this helper reads the recorded files itself.)
     """
@@ -124,6 +125,5 @@ def chicago_history_catalog(ids: list[str] | None = None) -> tuple[pd.DataFrame,
     df["city_key"] = "chicago"
     df["first_seen"] = pd.to_datetime(pd.Series([first_seen[s] for s in keep], dtype=object), utc=True)
     df["data_modified_seen"] = pd.Series([tuple(sorted(seen.get(s, ()))) for s in keep], dtype=object)
-    df.attrs = {"portal": {"reachable": True, "kinds": ["socrata"], "history_start": history_as_of(files[0].name[:10]),
-                           "runs": [], "removed": []}, "departments": []}
-    return df, as_of
+    facts = PortalFacts(reachable=True, kinds=frozenset({"socrata"}), history_start=history_as_of(files[0].name[:10]))
+    return CityCatalog(df, facts), as_of

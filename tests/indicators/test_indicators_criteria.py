@@ -1,8 +1,6 @@
 """criteria.rollup / statuses / certification_estimate on hand-made Score sets."""
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 import pytest
 
@@ -15,16 +13,65 @@ def _scores(values: dict[str, float | None]) -> dict[str, Score]:
     return {k: Score(value=v, numerator=0, denominator=0) for k, v in values.items()}
 
 
-def test_rollup_weighted_mean_skips_none_and_zero_weight():
-    # DM4: dm4_up_to_date (weight 2) = 90, dm4_cadence_declared (1) = 60, dm4_retention None -> left out;
-    # (2*90 + 60) / 3 = 80 -> "leading" (>= 80). od3_mqa has weight 0: OD3 = od3_portal_api 100 alone.
-    roll = criteria.rollup(_scores({"dm4_up_to_date": 90, "dm4_cadence_declared": 60, "dm4_retention": None,
-                                    "od3_mqa": 0, "od3_portal_api": 100})).set_index("criterion")
-    assert roll.loc["DM4", "value"] == pytest.approx(80.0)
-    assert roll.loc["DM4", "stage"] == "leading" and roll.loc["DM4", "indicators"] == 2
-    assert roll.loc["OD3", "value"] == 100.0 and roll.loc["OD3", "indicators"] == 1
-    assert math.isnan(roll.loc["DM8", "value"]) and roll.loc["DM8", "stage"] == "not evident"
+def test_rollup_weighted_mean_skips_zero_weight():
+    # DM4 with every indicator valued: up_to_date (w 2) 90, cadence_adherence (2) 50, cadence_declared (1) 60,
+    # days_behind (1) 40, metadata_conformance (1) 100, unique_titles (0.5) 80, retention (0.5) 100:
+    # (180 + 100 + 60 + 40 + 100 + 40 + 50) / 8 = 570 / 8 = 71.25 -> "established" (>= 60).
+    # od3_mqa has weight 0: never counts.
+    dm4 = {"dm4_up_to_date": 90, "dm4_cadence_adherence": 50, "dm4_cadence_declared": 60, "dm4_days_behind": 40,
+           "dm4_metadata_conformance": 100, "dm4_unique_titles": 80, "dm4_retention": 100}
+    roll = criteria.rollup(_scores({**dm4, "od3_mqa": 0})).set_index("criterion")
+    assert roll.loc["DM4", "value"] == pytest.approx(71.25)
+    assert roll.loc["DM4", "stage"] == "established" and roll.loc["DM4", "indicators"] == 7
+    assert roll.loc["DM4", "not_evident"] == ""
     assert set(roll.index) == {i.criterion for i in REGISTRY}
+
+
+def test_rollup_counts_a_missing_carrying_indicator_as_zero():
+    # The issue's case: no declared cadence, so the freshness indicators are None. Before, they were dropped and
+    # DM4 = (100 + 100 + 100) / 3 on the always-100 checks ("met"). Now up_to_date (2), cadence_adherence (2) and
+    # days_behind (1) count 0; cadence_declared 0; conformance 100 (1); unique_titles 100 (0.5) and retention
+    # None (0.5, a supporting signal: left out, not zero): (0*2 + 0*2 + 0 + 0 + 100 + 50) / 7.5 = 20.0
+    roll = criteria.rollup(_scores({"dm4_up_to_date": None, "dm4_cadence_adherence": None, "dm4_days_behind": None,
+                                    "dm4_cadence_declared": 0, "dm4_metadata_conformance": 100,
+                                    "dm4_unique_titles": 100, "dm4_retention": None})).set_index("criterion")
+    assert roll.loc["DM4", "value"] == pytest.approx(150 / 7.5)
+    assert roll.loc["DM4", "stage"] == "emerging" and roll.loc["DM4", "indicators"] == 3
+    assert roll.loc["DM4", "not_evident"] == "dm4_up_to_date, dm4_cadence_adherence, dm4_days_behind"
+    # an indicator that was not scored at all is not evident too: DM8's only indicator -> 0, "not evident"
+    assert roll.loc["DM8", "value"] == 0.0 and roll.loc["DM8", "stage"] == "not evident"
+    assert roll.loc["DM8", "not_evident"] == "dm8_disaggregation"
+    # and the criterion's evidence text says so
+    st = criteria.statuses(criteria.rollup(_scores({"dm4_up_to_date": None, "dm4_metadata_conformance": 100})),
+                           None).set_index("criterion")
+    assert ("not evident, counted 0: dm4_cadence_declared, dm4_up_to_date, dm4_cadence_adherence, dm4_days_behind"
+            in st.loc["DM4", "evidence"])
+
+
+def test_missing_evidence_never_scores_better_than_evidence_of_failure():
+    # declaring no cadence (freshness None) must not beat declaring one and missing it (freshness 0)
+    base = {"dm4_cadence_declared": 0, "dm4_metadata_conformance": 100, "dm4_unique_titles": 100,
+            "dm4_retention": 100}
+    missing = criteria.rollup(_scores({**base, "dm4_up_to_date": None, "dm4_cadence_adherence": None,
+                                       "dm4_days_behind": None})).set_index("criterion")
+    failed = criteria.rollup(_scores({**base, "dm4_up_to_date": 0, "dm4_cadence_adherence": 0,
+                                      "dm4_days_behind": 0})).set_index("criterion")
+    assert missing.loc["DM4", "value"] == pytest.approx(failed.loc["DM4", "value"])
+
+
+def test_overall_score_and_stage_follow_one_rule():
+    # The issue's contradiction: a score of 43 shown with the stage "not evident" (stage from a median that
+    # counted a missing criterion, score from a mean that skipped it). One rule now: mean over the criteria
+    # with indicators, a missing one counting 0, and stage = stage(score).
+    assert set(criteria.OVERALL_CRITERIA) == {"OD1", "OD2", "OD3", "DM2", "DM3", "DM4", "DM8", "PA3", "BF1", "RDC7"}
+    roll = pd.DataFrame({"criterion": ["OD1", "OD2", "OD3", "DM2", "DM3", "DM4", "DM8", "PA3", "BF1", "RDC7"],
+                         "value": [60, 40, 80, 70, 90, 50, 10, None, 30, None]})
+    # (60 + 40 + 80 + 70 + 90 + 50 + 10 + 0 + 30 + 0) / 10 = 430 / 10 = 43 -> "developing"
+    assert criteria.overall(roll) == (pytest.approx(43.0), "developing")
+    # a criterion absent from the roll-up counts 0 as well: without RDC7 and PA3 rows, the same 43
+    assert criteria.overall(roll[roll["value"].notna()])[0] == pytest.approx(43.0)
+    assert criteria.overall_score({"OD3": 100.0, "XX9": 100.0}) == pytest.approx(10.0)  # only criteria with indicators
+    assert criteria.overall(roll.iloc[0:0]) == (None, None)  # never scored
 
 
 @pytest.mark.parametrize("value,stage", [(None, "not evident"), (0, "not evident"), (19.99, "not evident"),
@@ -38,23 +85,51 @@ def test_statuses_cover_all_42_criteria_with_rdc1():
     st = criteria.statuses(criteria.rollup({}), None)
     assert len(st) == 42 and st["criterion"].is_unique
     assert "RDC1" in set(st["criterion"]) and "RD1" not in set(st["criterion"])
-    assert (st["status"] == "open").all() and not st["met"].any()
+    assert (st["status"] == "open").all() and not st["met"].any() and not st["met_if_confirmed"].any()
 
 
-def test_statuses_metadata_manual_open():
-    roll = criteria.rollup(_scores({"dm4_up_to_date": 70, "od1_open_licence": 100, "dm8_disaggregation": 30}))
+def test_what_metadata_can_prove_is_data_for_every_criterion():
+    w = criteria.wwc_criteria().set_index("criterion")
+    assert set(w["metadata"]) <= set(criteria.METADATA_LEVELS) and w["metadata_why"].str.len().gt(20).all()
+    with_indicators = {i.criterion for i in REGISTRY if i.weight > 0}
+    # metadata can show something only where an indicator measures it, and every measured criterion says what
+    assert set(w.index[w["metadata"] != "none"]) == with_indicators
+    # processes and policies (issue 9: DM3, DM4, DM8; PA3's goals) are shown only in part; the portal itself fully
+    assert w.loc[["DM3", "DM4", "DM8", "PA3", "OD1"], "metadata"].eq("partial").all()
+    assert w.loc["OD3", "metadata"] == "full"
+
+
+def test_statuses_metadata_supported_manual_open():
+    roll = criteria.rollup(_scores({"dm4_up_to_date": 70, "dm4_cadence_adherence": 70, "dm4_cadence_declared": 70,
+                                    "dm4_days_behind": 70, "dm4_metadata_conformance": 70,
+                                    "od1_open_licence": 100, "od1_datajson_inventory": 100, "dm8_disaggregation": 30,
+                                    "od3_portal_api": 100, "od3_dataset_count": 100, "od3_growth": 100,
+                                    "od3_bulk_open_formats": 100, "od3_five_star": 100,
+                                    "od3_census_key_datasets": 40}))
     manual = pd.DataFrame({"criterion": ["od1", "RD1"], "url": ["https://example.gov/open-data-policy", "https://x"],
                            "date": ["2012-12-10", "2021-01-01"], "note": ["Executive order", ""]})
     st = criteria.statuses(roll, manual).set_index("criterion")
-    assert st.loc["DM4", "status"] == "metadata" and st.loc["DM4", "met"]
-    assert "dm4_up_to_date" in st.loc["DM4", "evidence"]
-    # OD1 needs the policy document: 100/100 from metadata alone is not "met", the manual record is
+    # OD3 ("full"): (5 * 100 + 0.5 * 100 + 40) / 6.5 = 90.8 -> shown by metadata, met
+    assert st.loc["OD3", "status"] == "metadata" and st.loc["OD3", "met"] and st.loc["OD3", "metadata"] == "full"
+    # DM4 ("partial") at 70: supported by metadata, met only if confirmed
+    assert st.loc["DM4", "status"] == "supported" and not st.loc["DM4", "met"] and st.loc["DM4", "met_if_confirmed"]
+    assert "dm4_up_to_date" in st.loc["DM4", "evidence"] and "supported by metadata" in st.loc["DM4", "evidence"]
+    # OD1: 100/100 from metadata alone is not "met" (the policy is a document); the manual record is
     assert st.loc["OD1", "status"] == "manual" and st.loc["OD1", "met"]
     assert "https://example.gov/open-data-policy (2012-12-10): Executive order" in st.loc["OD1", "evidence"]
     assert st.loc["RDC1", "status"] == "manual"  # "RD1" in a manual record means RDC1 (seed file note)
     assert st.loc["DM8", "status"] == "open" and "below 60" in st.loc["DM8", "evidence"]
-    only_meta = criteria.statuses(criteria.rollup(_scores({"od1_open_licence": 100})), None).set_index("criterion")
-    assert only_meta.loc["OD1", "status"] == "open" and "policy document" in only_meta.loc["OD1", "evidence"]
+    assert st.loc["DM1", "status"] == "open" and "no portal metadata shows this" in st.loc["DM1", "evidence"]
+    only_meta = criteria.statuses(criteria.rollup(_scores({"od1_open_licence": 100, "od1_datajson_inventory": 100})),
+                                  None).set_index("criterion")
+    assert only_meta.loc["OD1", "status"] == "supported" and "codified policy" in only_meta.loc["OD1", "evidence"]
+    # two estimates: proven = OD3 (metadata) + OD1, RDC1 (records) = 3; if confirmed also DM4 -> 4
+    est = criteria.certification_estimate(st.reset_index())
+    assert (est["met"], est["if_confirmed"]["met"], est["supported"]) == (3, 4, 1)
+    assert est["proven_label"] == "Proven: 3 of 42 criteria met (7%) - below the Silver band; 19 more for Silver."
+    assert est["if_confirmed_label"] == ("If the supported criteria are confirmed: 4 of 42 criteria met (10%)"
+                                         " - below the Silver band; 18 more for Silver.")
+    assert est["proven_label"] in est["label"] and est["if_confirmed_label"] in est["label"]
 
 
 def _statuses_with(met: int) -> pd.DataFrame:
@@ -74,7 +149,9 @@ def test_certification_estimate_bands(met, level, next_level, needed):
     est = criteria.certification_estimate(_statuses_with(met))
     assert (est["level"], est["next_level"], est["needed"]) == (level, next_level, needed)
     assert est["share_met"] == pytest.approx(met / 42) and est["estimate"] is True
-    assert est["label"].startswith("Estimate:")
+    assert est["label"].startswith("Estimate. Proven: ")
+    # nothing is only "supported" here, so both estimates agree
+    assert est["if_confirmed"]["level"] == level and est["supported"] == 0
 
 
 def test_statuses_accept_stored_shapes():

@@ -13,6 +13,7 @@ import pytest
 
 import indicators
 from indicators import inventory, mqa, open_data, quality, topics
+from indicators.base import CityCatalog, DatajsonCheck, PortalFacts, RunFact
 from tests.indicators._real import frame
 
 AS_OF = datetime(2022, 7, 23, 23, 59, 59, tzinfo=UTC)
@@ -96,9 +97,8 @@ def test_dm2_inventory_fields_and_attribution(austin):
 def test_dm2_department_coverage(austin):
     # config list of 5; three of them publish here (Austin Transportation, Development Services, Austin Public
     # Health), Aviation and Austin Energy do not -> 3/5 = 60
-    df = austin.copy()
-    df.attrs = {"departments": ["Austin Transportation", "development services", "Austin Public Health",
-                                "Aviation", "Austin Energy"]}
+    df = CityCatalog(austin, PortalFacts(departments=("Austin Transportation", "development services",
+                                                       "Austin Public Health", "Aviation", "Austin Energy")))
     s = inventory.department_coverage(df, AS_OF)
     assert s.value == pytest.approx(60.0)
     assert set(s.failing) == {"department:Aviation", "department:Austin Energy"}
@@ -176,14 +176,22 @@ def test_dm4_unique_titles_nyc():
     assert s.failing["rma9-fm39"] == "title shared with 1 other asset(s)"
 
 
-def test_dm4_retention_from_attrs(austin):
-    # attrs["portal"]["removed"] lists 2 ids removed since the previous good run: 10 / (10 + 2) = 83.333
-    df = austin.copy()
-    df.attrs = {"portal": {"removed": ["abcd-0001", "abcd-0002"]}}
+def _run(run_id: int, day: str, status: str = "ok", complete: bool = True) -> RunFact:
+    return RunFact(run_id=run_id, portal_key="data.austintexas.gov", as_of=datetime.fromisoformat(day + "T12:00+00:00"),
+                   status=status, items=10, complete=complete)
+
+
+def test_dm4_retention_from_facts(austin):
+    # facts.removed lists 2 ids removed between the two complete runs: 10 / (10 + 2) = 83.333
+    two_runs = (_run(1, "2022-07-16"), _run(2, "2022-07-23"))
+    df = CityCatalog(austin, PortalFacts(runs=two_runs, removed=frozenset({"abcd-0001", "abcd-0002"})))
     s = quality.retention(df, AS_OF)
     assert s.value == pytest.approx(1000 / 12)
     assert set(s.failing) == {"abcd-0001", "abcd-0002"}
     assert quality.retention(austin, AS_OF).value is None  # no history known
+    # one complete run (the other short) is nothing to compare: no "kept 100" from a single harvest
+    one = CityCatalog(austin, PortalFacts(runs=(_run(1, "2022-07-16", "suspect", False), _run(2, "2022-07-23"))))
+    assert quality.retention(one, AS_OF).value is None
 
 
 def test_dm8_disaggregation(austin):
@@ -235,7 +243,7 @@ def test_od3_census_key_datasets(austin):
 def test_od3_mqa(austin):
     # points = keywords 30 * 8/10 (qzi7, v7vh have none) 24 + categories 30 + access URL 50 + download URL 20
     # + format 20 + format vocabulary 10 + non-proprietary 20 + machine-readable 20 + DCAT compliance 0 (no
-    # data.json attrs) + licence 20 * 9/10 = 18 + licence vocabulary 10 * 8/10 = 8 + access rights 0 + 0
+    # data.json facts) + licence 20 * 9/10 = 18 + licence vocabulary 10 * 8/10 = 8 + access rights 0 + 0
     # + contact 0 + publisher 10 + issued 5 + modified 5 = 240 of 405 -> 59.259, band "good" (221-350)
     s = mqa.mqa_points(austin, AS_OF)
     assert s.detail["points"] == pytest.approx(240.0)
@@ -244,22 +252,31 @@ def test_od3_mqa(austin):
 
 
 def test_od1_datajson_and_od3_portal_api(austin):
-    df = austin.copy()
-    df.attrs = {"portal": {"reachable": True, "kinds": ["dcat"], "datajson": {"present": True, "schema_errors": 2}}}
-    # od1_datajson_inventory: 10 entries, 2 schema errors -> 100 * 8/10 = 80
+    # od1_datajson_inventory on the facts of Cincinnati's real 2020-07-22 data.json (tests/fixtures/dcat_us):
+    # 145 entries, 7 schema errors on 6 datasets (five empty descriptions, qt5k-uq25 also a name as e-mail)
+    # -> 100 * (145 - 7) / 145 = 95.172
+    from connectors.archive import read_items
+    from tests.indicators._real import FIXTURES
+
+    _, stats = read_items(FIXTURES.parent / "dcat_us" / "cincinnati_data_json_socrata_2020-07-22.json.gz", "dcat")
+    check = stats.schema_check
+    dj = DatajsonCheck(checked=True, present=True, validated=True, entries=check.entries,
+                       error_count=check.error_count, errors=check.errors)
+    df = CityCatalog(austin, PortalFacts(reachable=True, kinds=frozenset({"dcat"}), datajson=dj))
     s = open_data.datajson_inventory(df, AS_OF)
-    assert s.value == pytest.approx(80.0)
-    assert open_data.datajson_inventory(austin, AS_OF).value is None  # not checked
-    # checked and absent -> 0; a Socrata-only city (no dcat portal harvested) -> not checked, None
-    df.attrs["portal"]["datajson"] = {"present": False, "schema_errors": 0}
-    assert open_data.datajson_inventory(df, AS_OF).value == 0.0
-    df.attrs["portal"]["kinds"] = ["socrata"]
-    assert open_data.datajson_inventory(df, AS_OF).value is None
-    df.attrs["portal"]["kinds"] = ["dcat"]
+    assert s.value == pytest.approx(100 * 138 / 145) and (s.numerator, s.denominator) == (138, 145)
+    assert s.failing["qt5k-uq25"].startswith("2 schema error(s): contactPoint/hasEmail: 'mailto:Jennifer Bohl'")
+    assert s.failing["2m7r-a93f"] == "1 schema error(s): description: '' should be non-empty"
+    assert len(s.failing) == 6 and s.detail["datasets_with_errors"] == 6
+    assert open_data.datajson_inventory(CityCatalog(austin), AS_OF).value is None  # no data.json portal: not checked
+    # checked and absent -> 0; present without a check on record -> not evident (None), never "valid"
+    assert open_data.datajson_inventory(CityCatalog(austin, PortalFacts(datajson=DatajsonCheck(checked=True))),
+                                        AS_OF).value == 0.0
+    unchecked = CityCatalog(austin, PortalFacts(datajson=DatajsonCheck(checked=True, present=True)))
+    assert open_data.datajson_inventory(unchecked, AS_OF).value is None
     # od3_portal_api: reachable -> 100; an unreachable portal -> 0
     assert open_data.portal_api(df, AS_OF).value == 100.0
-    df.attrs["portal"]["reachable"] = False
-    assert open_data.portal_api(df, AS_OF).value == 0.0
+    assert open_data.portal_api(CityCatalog(austin, PortalFacts(reachable=False)), AS_OF).value == 0.0
 
 
 def test_compute_all_covers_registry(austin):

@@ -8,9 +8,13 @@ floor(45 / 7) = 6 changes.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
+
 import pytest
 
 from indicators import quality
+from indicators.base import RunFact
 from tests.indicators._real import chicago_history_catalog
 
 # data_updated_at per snapshot, read from tests/fixtures/socrata/history/data.cityofchicago.org/*.jsonl.gz:
@@ -44,7 +48,7 @@ def named():
 
 def test_dm4_cadence_adherence_named_chicago(named):
     df, as_of = named
-    assert len(df) == 7
+    assert len(df.frame) == 7
     s = quality.cadence_adherence(df, as_of)
     # mean = (1 + 1/6 + 1/6 + 5/6 + 1 + 1 + 1) / 7 = (31/6) / 7 = 31/42 = 73.81 %
     assert s.value == pytest.approx(100 * 31 / 42)
@@ -77,24 +81,24 @@ def test_dm4_cadence_adherence_whole_chicago_history():
     assert s.denominator == s.detail["evaluable"] > 50
 
 
+def _runs(portal_key: str, days: range | tuple[int, ...], hour: int, status: str = "ok") -> list[RunFact]:
+    return [RunFact(run_id=0, portal_key=portal_key, as_of=datetime(2022, 6, d, hour, tzinfo=UTC), status=status,
+                    items=None, complete=status == "ok") for d in days]
+
+
 def test_dm4_harvest_interval_from_runs(named):
     df, as_of = named
-    df = df.copy()
     # two portals: Socrata weekly (06-08, 06-15, 06-22) and a data.json portal harvested daily minutes later;
     # a failed run does not count. The coarser portal sets H = 7 days, so the named values do not change.
-    runs = [{"portal_key": "chicago-socrata", "status": "ok", "as_of": f"2022-06-{d:02d}T04:00:00+00:00"}
-            for d in (8, 15, 22)]
-    runs += [{"portal_key": "chicago-dcat", "status": "ok", "as_of": f"2022-06-{d:02d}T04:10:00+00:00"}
-             for d in range(8, 23)]
-    runs.append({"portal_key": "chicago-socrata", "status": "failed", "as_of": "2022-06-10T04:00:00+00:00"})
-    df.attrs = {**df.attrs, "portal": {**df.attrs["portal"], "runs": runs}}
-    s = quality.cadence_adherence(df, as_of)
+    runs = _runs("chicago-socrata", (8, 15, 22), 4) + _runs("chicago-dcat", range(8, 23), 4)
+    runs += _runs("chicago-socrata", (10,), 4, "failed")
+    s = quality.cadence_adherence(replace(df, facts=replace(df.facts, runs=tuple(runs))), as_of)
     assert s.detail["harvest_interval_days"] == 7.0
     assert s.value == pytest.approx(100 * 31 / 42)
     # with daily observation only (the data.json portal alone), daily datasets owe floor(45/1) = 45 changes:
     # Building Permits (ydr8-5enu) showed 7 -> 7/45
-    df.attrs["portal"]["runs"] = [r for r in runs if r["portal_key"] == "chicago-dcat"]
-    s = quality.cadence_adherence(df, as_of)
+    daily = tuple(r for r in runs if r.portal_key == "chicago-dcat")
+    s = quality.cadence_adherence(replace(df, facts=replace(df.facts, runs=daily)), as_of)
     assert s.detail["harvest_interval_days"] == 1.0
     assert s.failing["ydr8-5enu"] == "7 data update(s) seen in 45 d of history; P1D promises 45"
 
@@ -103,9 +107,9 @@ def test_dm4_declared_vs_observed_mismatch(named):
     df, as_of = named
     # counterfactual on a real history: Building Permits (ydr8-5enu) changed 7 times in the 45-day window;
     # had it been declared monthly, 7 > 2 * max(1, floor(45 / 30.42) = 1) would flag a documentation error
-    df = df.copy()
-    df.loc[df["source_id"] == "ydr8-5enu", "declared_frequency"] = "P1M"
-    s = quality.cadence_adherence(df, as_of)
+    frame = df.frame.copy()
+    frame.loc[frame["source_id"] == "ydr8-5enu", "declared_frequency"] = "P1M"
+    s = quality.cadence_adherence(replace(df, frame=frame), as_of)
     assert s.detail["more_often_than_declared"] == 1
     assert s.matches == {"ydr8-5enu": "7 data updates in 45 d, more often than the declared P1M"}
     # as really declared (daily) it is no mismatch

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import indicators
 from connectors.base import DatasetRecord, records_frame
 from indicators import criteria
+from indicators.base import CityCatalog, DatajsonCheck, PortalFacts, RunFact
 from indicators.registry import REGISTRY, docstring_part
 
 AS_OF = datetime(2022, 7, 23, 12, tzinfo=UTC)
@@ -63,7 +64,7 @@ def records(draw, i: int) -> DatasetRecord:
 
 
 @st.composite
-def catalogs(draw) -> pd.DataFrame:
+def catalogs(draw) -> CityCatalog:
     n = draw(st.integers(0, 25))
     recs = [draw(records(i)) for i in range(n)]
     df = records_frame(recs)
@@ -72,12 +73,17 @@ def catalogs(draw) -> pd.DataFrame:
     df["data_modified_seen"] = pd.Series(
         [tuple(sorted({x for x in (r.data_modified, r.created) if x is not None})) for r in recs], dtype=object)
     if draw(st.booleans()):
-        df.attrs = {"portal": {"reachable": draw(st.booleans()), "kinds": ["socrata"], "history_start": start,
-                               "datajson": {"present": draw(st.booleans()), "schema_errors": draw(st.integers(0, 5))},
-                               "runs": [],
-                               "removed": draw(st.lists(st.sampled_from(["gone-1", "gone-2"]), unique=True))},
-                    "departments": draw(st.lists(st.sampled_from(["Finance", "Police", "Fire"]), unique=True))}
-    return df
+        runs = tuple(RunFact(run_id=i, portal_key="p", as_of=start + timedelta(days=7 * i), status="ok", items=n,
+                             complete=True) for i in range(draw(st.integers(0, 3))))
+        dj = DatajsonCheck(checked=True, present=draw(st.booleans()), validated=True, entries=n,
+                           error_count=draw(st.integers(0, 5)))
+        facts = PortalFacts(reachable=draw(st.booleans()), kinds=frozenset({"socrata"}), history_start=start,
+                            datajson=dj, runs=runs,
+                            removed=frozenset(draw(st.lists(st.sampled_from(["gone-1", "gone-2"]), unique=True))),
+                            departments=tuple(draw(st.lists(st.sampled_from(["Finance", "Police", "Fire"]),
+                                                            unique=True))))
+        return CityCatalog(df, facts)
+    return CityCatalog(df)
 
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -86,14 +92,14 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 @FAST
 @given(catalogs())
 def test_values_within_0_100(cat):
-    before = cat.copy(deep=True)
+    before = cat.frame.copy(deep=True)
     scores = indicators.compute_all(cat, AS_OF)
-    pd.testing.assert_frame_equal(cat, before)  # pure: the catalog is not modified
+    pd.testing.assert_frame_equal(cat.frame, before)  # pure: the catalog is not modified
     for key, s in scores.items():
         assert s.value is None or 0.0 <= s.value <= 100.0, key
         assert s.denominator >= 0 and s.numerator >= 0, key
     roll = criteria.rollup(scores)
-    assert roll["value"].dropna().between(0, 100).all()
+    assert roll["value"].between(0, 100).all()  # every criterion with indicators has a value now
     assert set(roll["stage"]) <= set(criteria.STAGE_ORDER)
 
 
@@ -135,11 +141,14 @@ def test_empty_catalog_gives_documented_result():
         else:
             assert documented.startswith("0") and value == 0.0, ind.key
     roll = criteria.rollup(scores)
-    # only the criteria with an indicator that is 0 on an empty catalog have a value; they are "not evident"
-    # (a topic indicator that is "possible evidence" weighs 0 and leaves its criterion without a value)
+    # nothing is evident, and nothing missing is dropped: every criterion with a carrying indicator is 0,
+    # "not evident"; a criterion whose only indicators are "possible evidence" (weight 0) has no value
     carrying = {i.criterion for i in REGISTRY if i.weight > 0}
-    assert set(roll.loc[roll["value"].notna(), "criterion"]) == {"OD3", "PA3", "BF1", "RDC7"} & carrying
+    valued = roll[roll["criterion"].isin(carrying)]
+    assert len(valued) and valued["value"].eq(0.0).all()
+    assert roll.loc[~roll["criterion"].isin(carrying), "value"].isna().all()
     assert (roll["stage"] == "not evident").all()
+    assert criteria.overall(roll) == (0.0, "not evident")
     est = criteria.certification_estimate(criteria.statuses(roll, None))
     assert est["met"] == 0 and est["level"] is None and est["estimate"] is True
 

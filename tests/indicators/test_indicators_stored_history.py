@@ -1,12 +1,13 @@
 """The same Chicago hand counts as test_indicators_history.py, but through the real product path: the eight
 weekly snapshots imported by pipeline.import_files (real Socrata normalisation, change-only storage), the
-catalog rebuilt by storage.city_catalog, scored by indicators.compute_all.
+catalog and its facts assembled by pipeline.scoring_input from storage, scored by indicators.compute_all.
 
 Each snapshot is imported as of the end of its day (the file holds the newest scrape commit on or before the
 date), so the window and ages are those worked out in test_indicators_history.py.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC
 
 import pytest
@@ -42,25 +43,23 @@ url = "https://data.cityofchicago.org"
     engine = storage.open_db(url)
     for path in sorted(CHICAGO_HISTORY.glob("*.jsonl.gz")):
         pipeline.import_files(cfg, engine, "chicago", history_as_of(path.name[:10]), [path])
-    catalog = storage.city_catalog(engine, "chicago")
+    catalog, _ = pipeline.scoring_input(engine, cfg.city("chicago"))
     yield catalog
     storage.dispose(url)
 
 
 def test_stored_catalog_has_history_columns(stored):
-    portal = stored.attrs["portal"]
-    assert portal["history_start"].astimezone(UTC) == history_as_of("2022-06-08")
-    assert len(stored) == 260  # unique ids in the 2022-07-23 snapshot
+    assert stored.facts.history_start.astimezone(UTC) == history_as_of("2022-06-08")
+    assert len(stored.frame) == 260  # unique ids in the 2022-07-23 snapshot
 
 
 def test_cadence_adherence_and_freshness_from_storage(stored):
     as_of = history_as_of("2022-07-23")
-    named = stored[stored["source_id"].isin(list(NAMED))].copy()
-    named.attrs = stored.attrs
-    assert len(named) == 7
-    # storage marks the short 06-29 and 07-06 crawls (95 ids after 256) suspect
-    statuses = [r["status"] for r in stored.attrs["portal"]["runs"]]
-    assert statuses == ["ok", "ok", "ok", "suspect", "suspect", "ok", "ok", "ok"]
+    named = replace(stored, frame=stored.frame[stored.frame["source_id"].isin(list(NAMED))].copy())
+    assert len(named.frame) == 7
+    # storage marks the short 06-29 and 07-06 crawls (95 ids after 256) suspect: not complete
+    assert [r.status for r in stored.facts.runs] == ["ok", "ok", "ok", "suspect", "suspect", "ok", "ok", "ok"]
+    assert [r.complete for r in stored.facts.runs] == [True, True, True, False, False, True, True, True]
     s = indicators.BY_KEY["dm4_cadence_adherence"].fn(named, as_of)
     # with the run history, the chances to see a change are the ok runs after the window opens (06-08):
     # 06-15, 06-22, 07-13, 07-20, 07-23 = 5, so E = min(5, floor(45 / P)):

@@ -135,16 +135,18 @@ def score(engine, cfg, city_key: str, as_of: datetime) -> None:
     catalog = storage.city_catalog(engine, city_key, as_of)
     try:
         import indicators
+        import pipeline
         from indicators import criteria
 
-        scores = indicators.compute_all(catalog, as_of)
+        scoring, _ = pipeline.scoring_input(engine, cfg.city(city_key), as_of)
+        scores = indicators.compute_all(scoring, as_of)
         rollup = criteria.rollup(scores)
     except Exception as exc:  # noqa: BLE001 - the indicators package is being written in parallel
         import warnings
 
         warnings.warn(f"indicators.compute_all failed ({exc!r}); using the stand-in indicators", stacklevel=2)
     else:
-        storage.save_scores(engine, city_key, as_of, scores, rollup)
+        storage.save_scores(engine, city_key, as_of, scores, rollup, criterion_of=indicators.CRITERION_OF)
         return
     storage.save_scores(engine, city_key, as_of, *simple_scores(catalog, as_of), criterion_of=SIMPLE_CRITERIA)
 

@@ -34,22 +34,30 @@ HISTORY = score_rows([
 CITIES = pd.DataFrame({"key": ["a", "b", "c"], "name": ["Alpha", "Beta", "Gamma"]})
 
 
-def test_overall_stage_is_the_lower_median_of_scored_stages():
-    assert fig.overall_stage(["emerging", "leading", "developing"]) == "developing"
-    # even count: lower of the two middle ranks (developing=2, established=3) → developing
-    assert fig.overall_stage(["leading", "developing", "established", "emerging"]) == "developing"
-    assert fig.overall_stage([None, None]) is None
+def test_overall_score_and_stage_are_one_rule():
+    from indicators import criteria
+
+    totals = fig.city_score_history(HISTORY)
+    # the same numbers as indicators.criteria.overall for each scoring (one rule, not a second implementation)
+    for r in totals.itertuples(index=False):
+        at = (HISTORY["city_key"] == r.city_key) & (HISTORY["as_of"] == r.as_of)
+        rows = HISTORY[at & (HISTORY["indicator"] == "")]
+        assert (r.value, r.stage) == criteria.overall(rows)
+    # b: DM4 10 + OD1 without a value (counts 0) + 8 criteria with indicators not scored (0) = 10 / 10 = 1.0
+    b = totals[totals["city_key"] == "b"].iloc[0]
+    assert (b["value"], b["stage"]) == (1.0, "not evident")
 
 
 def test_change_since_measures_back_from_the_latest_time():
     totals = fig.city_score_history(HISTORY)
     a = totals[totals["city_key"] == "a"]
-    # means: 01-01 (40+20)/2=30, 03-01 (60+30)/2=45, 04-15 (70+90)/2=80
-    assert list(a["value"]) == [30.0, 45.0, 80.0]
-    # 30 days before 04-15 is 03-16: last value at/before is 03-01 (45) → +35
-    assert fig.change_since(a, 30) == 35.0
-    # 90 days before 04-15 is 2024-01-16: last at/before is 01-01 (30) → +50
-    assert fig.change_since(a, 90) == 50.0
+    # mean over the 10 criteria with indicators (criteria.OVERALL_CRITERIA), the 8 not in HISTORY counting 0:
+    # 01-01 (40+20)/10 = 6, 03-01 (60+30)/10 = 9, 04-15 (70+90)/10 = 16
+    assert list(a["value"]) == [6.0, 9.0, 16.0]
+    # 30 days before 04-15 is 03-16: last value at/before is 03-01 (9) → +7
+    assert fig.change_since(a, 30) == 7.0
+    # 90 days before 04-15 is 2024-01-16: last at/before is 01-01 (6) → +10
+    assert fig.change_since(a, 90) == 10.0
     # history shorter than the window → None
     assert fig.change_since(a, 365) is None
 
@@ -64,10 +72,10 @@ def test_overview_table_rows_per_city_with_run_status():
     t = fig.overview_table(CITIES, HISTORY, runs)
     assert list(t["city_key"]) == ["a", "b", "c"]
     a, b, c = (t.iloc[i] for i in range(3))
-    assert a["stage"] == "established"  # lower median of {established, leading}
-    assert a["score"] == 80.0 and a["change_30d"] == 35.0 and a["change_90d"] == 50.0
+    assert a["stage"] == "not evident"  # stage(16.0): the stage of the score shown beside it
+    assert a["score"] == 16.0 and a["change_30d"] == 7.0 and a["change_90d"] == 10.0
     assert a["harvest_status"] == "failed" and a["harvest_error"] == "HTTP 503 after 4 retries"
-    assert b["score"] == 10.0 and b["stage"] == "not evident" and pd.isna(b["harvest_status"])
+    assert b["score"] == 1.0 and b["stage"] == "not evident" and pd.isna(b["harvest_status"])
     assert pd.isna(c["stage"]) and pd.isna(c["score"]) and pd.isna(c["last_harvest"])
 
 

@@ -145,7 +145,7 @@ def test_evidence_packet_covers_every_criterion_with_its_evidence(filled):
     db = storage.latest_scores(engine, "chicago")
     crit_rows = db[db["indicator"] == ""].set_index("criterion")
     for c in packet["criteria"]:
-        assert c["date"] == "2022-06-22T00:00:00Z" and c["status"] in ("metadata", "manual", "open")
+        assert c["date"] == "2022-06-22T00:00:00Z" and c["status"] in ("metadata", "manual", "supported", "open")
         if c["criterion"] in crit_rows.index:
             v = crit_rows.loc[c["criterion"], "value"]
             assert (c["value"] is None) if _missing(v) else c["value"] == pytest.approx(v)
@@ -161,6 +161,9 @@ def test_evidence_packet_covers_every_criterion_with_its_evidence(filled):
         exports._rollup(storage.latest_scores(engine, "chicago")), pipeline.manual_evidence(
             filled[0], engine, "chicago")))
     assert packet["certification_estimate"]["met"] == est["met"]
+    # both estimates, labelled: proven and if the supported criteria are confirmed
+    assert packet["certification_estimate"]["if_confirmed"]["met"] == est["if_confirmed"]["met"] >= est["met"]
+    assert packet["certification_estimate"]["proven_label"].startswith("Proven: ")
     everyone = json.loads((_day(out) / "all" / "evidence.json").read_text(encoding="utf-8"))
     assert [c["city_key"] for c in everyone["cities"]] == [c.key for c in filled[0].cities]
 

@@ -1,63 +1,143 @@
-"""city_catalog: the city's portals in one table, and the portal facts the indicators read from attrs."""
+"""city_harvest / city_catalog: the city's portals in one table and the stored facts behind it, as data.
+
+The data.json run is Chicago's real 2020-07-22 document (tests/fixtures/dcat_us, see PROVENANCE.md) read and
+checked as `maturity import` does: its POD v1.1 schema errors are stored with the run as rows, not as a note.
+"""
 from __future__ import annotations
 
+from functools import cache
+from pathlib import Path
+
+import sqlalchemy as sa
+
+import pipeline
 import storage
+from connectors import make_connector
+from connectors.archive import read_items
 from connectors.base import FetchStats
+from indicators.base import DatajsonCheck
 from tests.storage.conftest import CHICAGO, CHICAGO_DCAT, OTHER, chicago_snapshot, day, save
 
+CHICAGO_DATA_JSON = Path(__file__).parents[1] / "fixtures" / "dcat_us" / "chicago_data_json_socrata_2020-07-22.json.gz"
 
-def dcat_run(engine, date: str, *, notes=(), fail: str | None = None) -> int:
-    """A data.json run that listed nothing: enough to exercise the attrs (the DCAT connector writes the note)."""
+
+@cache
+def chicago_data_json():
+    """(records, raws, stats) of the real document: 801 datasets, 74 schema errors on 69 of them (counted by
+    connectors.dcat.validate; e.g. 2b73-3uqk's contact e-mail is "mailto:cocadmin", not an address)."""
+    raws, stats = read_items(CHICAGO_DATA_JSON, "dcat")
+    connector = make_connector(CHICAGO_DCAT)
+    return [connector.normalize(r) for r in raws], [connector.raw_bytes(r) for r in raws], stats
+
+
+def dcat_run(engine, date: str, *, fail: str | None = None, stats: FetchStats | None = None) -> int:
     run_id = storage.start_run(engine, CHICAGO_DCAT.key, as_of=day(date))
     if fail:
         storage.fail_run(engine, run_id, fail, finished_at=day(date))
+    elif stats is not None:  # a run whose connector reported no schema check
+        storage.save_harvest(engine, run_id, [], [], stats, finished_at=day(date))
     else:
-        storage.save_harvest(engine, run_id, [], [], FetchStats(notes=tuple(notes)), finished_at=day(date))
+        records, raws, real_stats = chicago_data_json()
+        storage.save_harvest(engine, run_id, records, raws, real_stats, finished_at=day(date))
     return run_id
 
 
-def test_city_catalog_concatenates_portals_and_reports_them(engine):
+def test_city_harvest_concatenates_portals_and_keeps_the_schema_check_as_data(engine):
     for d in ("2022-06-08", "2022-06-15", "2022-06-29"):
         save(engine, chicago_snapshot(d))
-    dcat_run(engine, "2022-06-10", notes=("schema_errors=3", "validated against POD v1.1"))
+    dcat_id = dcat_run(engine, "2022-06-10")
     dcat_run(engine, "2022-06-20", fail="PortalUnavailable: HTTP 503 after 3 tries")
 
-    cat = storage.city_catalog(engine, "chicago", day("2022-06-15"))
-    assert len(cat) == 466 + 0  # the Socrata catalog of 06-15 plus an empty data.json
-    assert set(cat["portal_key"]) == {CHICAGO.key}
-    p = cat.attrs["portal"]
-    assert p["reachable"] is True
-    assert p["kinds"] == ["dcat", "socrata"]
-    assert p["datajson"] == {"present": True, "schema_errors": 3}
-    assert p["history_start"] == day("2022-06-08")
+    h = storage.city_harvest(engine, "chicago", day("2022-06-15"))
+    assert len(h.frame) == 466 + 801  # the Socrata catalog of 06-15 plus the data.json's 801 datasets
+    assert len(storage.city_catalog(engine, "chicago", day("2022-06-15"))) == 466 + 801
+    assert h.frame.attrs == {}  # nothing rides along in attrs
+    assert h.kinds == {CHICAGO.key: "socrata", CHICAGO_DCAT.key: "dcat"}
+    assert h.history_start == day("2022-06-08")
     # runs: the city's run history up to as_of, oldest first; catalog_runs: where each part comes from.
-    assert [(r["portal_key"], r["as_of"], r["status"]) for r in p["runs"]] == [
+    assert list(zip(h.runs["portal_key"], h.runs["as_of"], h.runs["status"], strict=True)) == [
         (CHICAGO.key, day("2022-06-08"), "ok"), (CHICAGO_DCAT.key, day("2022-06-10"), "ok"),
         (CHICAGO.key, day("2022-06-15"), "ok")]
-    assert [(r["portal_key"], r["as_of"]) for r in p["catalog_runs"]] == [(CHICAGO_DCAT.key, day("2022-06-10")),
-                                                                          (CHICAGO.key, day("2022-06-15"))]
-    assert p["removed"] == []
+    assert {k: c.run["as_of"] for k, c in h.catalog_runs.items() if c.run} == {
+        CHICAGO_DCAT.key: day("2022-06-10"), CHICAGO.key: day("2022-06-15")}
+    check = h.schema_checks[CHICAGO_DCAT.key]
+    assert check is not None and (check.entries, check.error_count, len(check.errors)) == (801, 74, 69)
+    assert check.errors["2b73-3uqk"][0].startswith("contactPoint/hasEmail: 'mailto:cocadmin' does not match")
+    assert CHICAGO.key in h.schema_checks and h.schema_checks[CHICAGO.key] is None  # Socrata: no schema
+    # stored as rows of their own, one per dataset with errors; the run's notes hold no count to parse
+    with engine.connect() as conn:
+        n = conn.execute(sa.text("SELECT count(*) FROM schema_errors WHERE run_id = :r"), {"r": dcat_id}).scalar()
+    assert n == 69
+    assert storage.runs(engine, CHICAGO_DCAT.key)["notes"].isna().all()
 
-    # As of 06-29: the Socrata run is suspect (95 of 466) and says so; data.json's newest run failed but the
-    # city is still reachable through Socrata, and the ok data.json run of 06-10 still counts as present.
-    late = storage.city_catalog(engine, "chicago", day("2022-06-29"))
-    assert len(late) == 95
-    runs = {r["portal_key"]: r for r in late.attrs["portal"]["catalog_runs"]}
-    assert runs[CHICAGO.key]["status"] == "suspect"
-    assert late.attrs["portal"]["runs"][-1]["status"] == "suspect"
-    history = late.attrs["portal"]["runs"]
-    assert [r["status"] for r in history if r["portal_key"] == CHICAGO_DCAT.key] == ["ok", "failed"]
-    assert late.attrs["portal"]["reachable"] is True
-    assert late.attrs["portal"]["datajson"]["present"] is True
+    # As of 06-29: the Socrata run is suspect (95 of 466); data.json's newest run failed, so its check is the
+    # one of the ok run of 06-10.
+    late = storage.city_harvest(engine, "chicago", day("2022-06-29"))
+    assert len(late.frame) == 95 + 801
+    assert late.catalog_runs[CHICAGO.key].run["status"] == "suspect"
+    assert list(late.runs.loc[late.runs["portal_key"] == CHICAGO_DCAT.key, "status"]) == ["ok", "failed"]
+    assert late.schema_checks[CHICAGO_DCAT.key].error_count == 74
+
+
+def test_portal_facts_assembled_from_storage(engine):
+    for d in ("2022-06-08", "2022-06-15", "2022-06-22", "2022-06-29"):
+        save(engine, chicago_snapshot(d))
+    dcat_run(engine, "2022-06-10")
+    dcat_run(engine, "2022-06-30", fail="PortalUnavailable: HTTP 503 after 3 tries")
+    facts = pipeline.portal_facts(storage.city_harvest(engine, "chicago"), ("Police", "Finance"))
+    # Socrata's newest run (06-29, suspect) did not fail: reachable, though data.json's newest failed
+    assert facts.reachable is True and facts.kinds == frozenset({"socrata", "dcat"})
+    assert facts.datajson == DatajsonCheck(checked=True, present=True, validated=True, entries=801, error_count=74,
+                                           errors=storage.city_harvest(engine, "chicago").schema_checks[
+                                               CHICAGO_DCAT.key].errors)
+    assert facts.history_start == day("2022-06-08") and facts.departments == ("Police", "Finance")
+    # typed runs, oldest first; complete = an ok run until storage records completeness itself
+    assert [(r.portal_key, r.as_of.date().isoformat(), r.status, r.complete) for r in facts.runs] == [
+        (CHICAGO.key, "2022-06-08", "ok", True), (CHICAGO_DCAT.key, "2022-06-10", "ok", True),
+        (CHICAGO.key, "2022-06-15", "ok", True), (CHICAGO.key, "2022-06-22", "ok", True),
+        (CHICAGO.key, "2022-06-29", "suspect", False), (CHICAGO_DCAT.key, "2022-06-30", "failed", False)]
+    assert facts.runs[0].items == 313  # unique ids of the 06-08 snapshot
+    # removals are what storage offers for the catalog runs: the suspect 06-29 run removes nothing
+    assert facts.removed == frozenset(storage.city_harvest(engine, "chicago").removed) == frozenset()
+    at_22 = pipeline.portal_facts(storage.city_harvest(engine, "chicago", day("2022-06-22")))
+    assert at_22.removed == frozenset(storage.catalog_run(engine, CHICAGO.key, day("2022-06-22")).removed)
+    assert len(at_22.removed) > 0  # ids of the 06-15 run that the 06-22 run no longer lists
+
+
+def test_data_json_without_a_check_on_record_is_present_but_not_validated(engine):
+    dcat_run(engine, "2022-06-10", stats=FetchStats())  # e.g. a run stored by a connector that reported none
+    facts = pipeline.portal_facts(storage.city_harvest(engine, "chicago"))
+    assert facts.datajson == DatajsonCheck(checked=True, present=True, validated=False)
 
 
 def test_city_with_only_failed_runs_is_unreachable(engine):
     run_id = storage.start_run(engine, OTHER.key, as_of=day("2022-06-08"))
     storage.fail_run(engine, run_id, "PortalUnavailable: connection refused", finished_at=day("2022-06-08"))
-    cat = storage.city_catalog(engine, "cincinnati")
-    assert cat.empty and "title" in cat.columns and "first_seen" in cat.columns
-    assert cat.attrs["portal"]["reachable"] is False
-    assert cat.attrs["portal"]["datajson"] == {"present": False, "schema_errors": 0}
-    assert cat.attrs["portal"]["history_start"] is None
+    h = storage.city_harvest(engine, "cincinnati")
+    assert h.frame.empty and "title" in h.frame.columns and "first_seen" in h.frame.columns
+    facts = pipeline.portal_facts(h)
+    assert facts.reachable is False
+    assert facts.datajson == DatajsonCheck()  # no data.json portal configured: not checked
+    assert facts.history_start is None and facts.removed == frozenset()
     r = storage.runs(engine, city_key="cincinnati").iloc[0]
     assert (r["status"], r["error"]) == ("failed", "PortalUnavailable: connection refused")
+
+
+def test_migration_moves_old_schema_error_notes_into_the_table(db_url):
+    """A database written before 0002 kept the count as the note "schema_errors=N"; the upgrade moves it."""
+    from tests.storage.conftest import SETTINGS
+
+    storage.upgrade(db_url, "0001")
+    engine = storage.open_db(db_url)
+    storage.sync_config(engine, SETTINGS)
+    from storage.models import runs_t
+
+    with engine.begin() as conn:  # the columns of 0001 only
+        t = day("2022-06-10")
+        conn.execute(sa.insert(runs_t).values(portal_key=CHICAGO_DCAT.key, source="harvest", as_of=t, started_at=t,
+                                              finished_at=t, status="ok", items=229,
+                                              notes=["schema_errors=3", "dataset x: y"]))
+    storage.upgrade(db_url)
+    check = storage.city_harvest(engine, "chicago").schema_checks[CHICAGO_DCAT.key]
+    assert check is not None and (check.entries, check.error_count, dict(check.errors)) == (229, 3, {})
+    storage.dispose(db_url)

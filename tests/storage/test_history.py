@@ -43,7 +43,6 @@ def expected_frame(date: str):
 
 def assert_catalog_is(cat, date: str) -> None:
     assert_frame_equal(cat[list(RECORD_FIELDS)], expected_frame(date))
-    assert cat.attrs["run"]["as_of"] == day(date)
 
 
 def test_the_fixture_is_the_real_weekly_history():
@@ -57,6 +56,7 @@ def test_catalog_as_of_each_run_equals_that_snapshot(engine):
         assert summaries[d].items == CHICAGO_UNIQUE[d]
         cat = storage.catalog(engine, CHICAGO.key, day(d))
         assert_catalog_is(cat, d)
+        assert storage.catalog_run(engine, CHICAGO.key, day(d)).run["as_of"] == day(d)
         assert set(cat["city_key"]) == {"chicago"}
     # A date between two runs gives the earlier run; no date gives the latest.
     assert_catalog_is(storage.catalog(engine, CHICAGO.key, datetime(2022, 6, 10, tzinfo=UTC)), "2022-06-08")
@@ -64,7 +64,7 @@ def test_catalog_as_of_each_run_equals_that_snapshot(engine):
     # Before the first run there is no catalog, but every column is there.
     empty = storage.catalog(engine, CHICAGO.key, datetime(2022, 1, 1, tzinfo=UTC))
     assert len(empty) == 0 and list(empty.columns) == list(storage.catalog(engine, CHICAGO.key).columns)
-    assert empty.attrs["run"] is None
+    assert storage.catalog_run(engine, CHICAGO.key, datetime(2022, 1, 1, tzinfo=UTC)).run is None
 
 
 def test_first_seen_and_data_modified_seen(engine):
@@ -73,7 +73,7 @@ def test_first_seen_and_data_modified_seen(engine):
     cat = storage.catalog(engine, CHICAGO.key, day("2022-06-22")).set_index("source_id")
     assert cat.loc[PERMITS, "first_seen"] == day("2022-06-08")
     assert cat.loc[PERMITS, "data_modified_seen"] == tuple(PERMITS_DATA_UPDATED[d] for d in CHICAGO_DATES[:3])
-    assert cat.attrs["history_start"] == day("2022-06-08")
+    assert storage.catalog_run(engine, CHICAGO.key, day("2022-06-22")).history_start == day("2022-06-08")
 
 
 def test_unchanged_reimport_writes_no_version_rows(engine):
@@ -99,13 +99,15 @@ def test_suspect_runs_on_the_real_chicago_history(engine):
     # The catalog as of a suspect run is what that run saw, and says so; its missing datasets are not removals.
     short = storage.catalog(engine, CHICAGO.key, day("2022-06-29"))
     assert len(short) == 95
-    assert short.attrs["run"]["status"] == "suspect"
-    assert short.attrs["removed"] == []
+    short_run = storage.catalog_run(engine, CHICAGO.key, day("2022-06-29"))
+    assert short_run.run["status"] == "suspect"
+    assert short_run.removed == ()
     # The next good run compares with the last good one (06-22), not with the short crawl.
     after = storage.catalog(engine, CHICAGO.key, day("2022-07-13"))
-    assert after.attrs["run"]["status"] == "ok"
-    assert len(after.attrs["removed"]) == 61
-    assert set(after.attrs["removed"]).isdisjoint(after["source_id"])
+    after_run = storage.catalog_run(engine, CHICAGO.key, day("2022-07-13"))
+    assert after_run.run["status"] == "ok"
+    assert len(after_run.removed) == 61
+    assert set(after_run.removed).isdisjoint(after["source_id"])
 
     runs = storage.runs(engine, portal_key=CHICAGO.key)
     assert list(runs["as_of"]) == [day(d) for d in reversed(CHICAGO_DATES)]  # newest first
@@ -126,7 +128,7 @@ def test_out_of_order_imports(engine, order):
     for d in order:
         assert_catalog_is(storage.catalog(engine, CHICAGO.key, day(d)), d)
     latest = storage.catalog(engine, CHICAGO.key).set_index("source_id")
-    assert latest.attrs["run"]["as_of"] == day("2022-07-23")
+    assert storage.catalog_run(engine, CHICAGO.key).run["as_of"] == day("2022-07-23")
     assert latest.loc[PERMITS, "first_seen"] == day("2022-06-08")
     assert latest.loc[PERMITS, "data_modified_seen"] == tuple(PERMITS_DATA_UPDATED.values())
     # Re-importing a snapshot that is already stored, even an old one, writes no versions.
@@ -198,10 +200,8 @@ def test_a_rebuilt_catalog_is_not_stale_after_more_history_arrives(engine):
     assert first.set_index("source_id").loc[PERMITS, "data_modified_seen"] == (
         PERMITS_DATA_UPDATED["2022-06-08"], PERMITS_DATA_UPDATED["2022-06-22"])
     first["title"] = "edited by a caller"
-    first.attrs["removed"].append("not-a-dataset")
     again = storage.catalog(engine, CHICAGO.key, day("2022-06-22"))
     assert_catalog_is(again, "2022-06-22")
-    assert "not-a-dataset" not in again.attrs["removed"]
 
     save(engine, chicago_snapshot("2022-06-15"))  # older than 06-22, imported later
     after = storage.catalog(engine, CHICAGO.key, day("2022-06-22"))
@@ -209,7 +209,7 @@ def test_a_rebuilt_catalog_is_not_stale_after_more_history_arrives(engine):
     assert after.set_index("source_id").loc[PERMITS, "data_modified_seen"] == tuple(
         PERMITS_DATA_UPDATED[d] for d in ("2022-06-08", "2022-06-15", "2022-06-22"))
     # 06-22 is now compared with 06-15, the good run just before it: 210 ids gone (see CHICAGO_REMOVED).
-    assert len(after.attrs["removed"]) == CHICAGO_REMOVED["2022-06-22"]
+    assert len(storage.catalog_run(engine, CHICAGO.key, day("2022-06-22")).removed) == CHICAGO_REMOVED["2022-06-22"]
 
 
 
@@ -278,4 +278,4 @@ def test_statuses_after_out_of_order_imports_are_those_of_date_order(engine, ord
     assert {d: int(runs.loc[day(d), "removed"]) for d in CHICAGO_DATES} == CHICAGO_REMOVED
     reason = runs.loc[day("2022-06-29"), "suspect_reason"]
     assert reason.startswith("95 unique items is under 0.4 x the 256 of the last good run")  # 06-22's 256
-    assert storage.catalog(engine, CHICAGO.key, day("2022-07-06")).attrs["run"]["status"] == "suspect"
+    assert storage.catalog_run(engine, CHICAGO.key, day("2022-07-06")).run["status"] == "suspect"
