@@ -99,7 +99,9 @@ def test_values_within_0_100(cat):
         assert s.value is None or 0.0 <= s.value <= 100.0, key
         assert s.denominator >= 0 and s.numerator >= 0, key
     roll = criteria.rollup(scores)
-    assert roll["value"].between(0, 100).all()  # every criterion with indicators has a value now
+    carrying = roll["criterion"].isin({i.criterion for i in REGISTRY if i.weight > 0})
+    assert roll.loc[carrying, "value"].between(0, 100).all()  # every criterion with a carrying indicator has a value
+    assert roll.loc[~carrying, "value"].isna().all()  # possible evidence only (weight 0): nothing to roll up
     assert set(roll["stage"]) <= set(criteria.STAGE_ORDER)
 
 
