@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 LABELS = ROOT / "tests" / "fixtures" / "topic_labels.csv"
 AS_OF = datetime(2022, 7, 23, tzinfo=UTC)
 META = ("domain", "source_id", "title", "tags", "category", "note", "stratum", "half")
-# `tune` / `holdout`: the first 614 rows, split by id; `unseen_portals`: 290 rows from 48 other portals, scored
-# once with the rules of commit c95ff33, then read for tuning; `fresh_check`: 295 rows from 47 more portals,
+# `tune` / `holdout`: the first 614 rows, split by id; `unseen_portals`: 290 rows from 40 other portals, scored
+# once with the rules of commit c95ff33, then read for tuning; `fresh_check`: 295 rows from 33 more portals,
 # labelled after the rules of commit 7ff31d9 and scored once (see tests/fixtures/PROVENANCE.md)
 HALVES = ("all", "tune", "holdout", "unseen_portals", "fresh_check")
 
