@@ -256,7 +256,12 @@ def score(settings: Settings, engine, city_key: str, *, as_of: datetime | None =
 
 
 def score_all(settings: Settings, engine, city_key: str) -> int:
-    """Re-score every stored run date of a city (after a methodology change); returns how many."""
+    """Re-score every stored run date of a city (after a methodology change); returns how many.
+
+    The city's runs are judged again first (complete / partial / empty, storage/crawls.py), so history stored
+    under an older rule is re-flagged too."""
+    for portal in settings.city(city_key).portals:
+        storage.rejudge_runs(engine, portal.key)
     dates = storage.run_dates(engine, city_key)
     for when in dates:
         score(settings, engine, city_key, as_of=when)

@@ -34,6 +34,7 @@ from storage.writes import (
                              delete_evidence,
                              fail_run,
                              fail_running,
+                             rejudge_runs,
                              save_harvest,
                              save_scores,
                              start_run,
@@ -44,7 +45,7 @@ __all__ = [
     "COMPLETE_SHARE", "RunClosed", "RunSummary", "add_evidence", "begin_run", "audit_log", "catalog", "cities",
     "city_catalog", "close_stale_runs", "criterion_scores", "delete_evidence", "dispose", "gc_paused",
     "evidence", "explain", "fail_run", "fail_running", "last_status", "latest_crawls", "latest_run_marker",
-    "latest_scores", "open_db",
-    "portals", "release_lock", "removed_ids", "row_counts", "run_dates", "runs", "save_harvest", "save_scores",
+    "latest_scores", "open_db", "portals", "rejudge_runs", "release_lock", "removed_ids", "row_counts", "run_dates",
+    "runs", "save_harvest", "save_scores",
     "score_evidence", "score_flag", "scores", "start_run", "sync_config", "try_lock", "upgrade",
 ]

@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -335,9 +335,11 @@ _LATER_RUNS = (sa.select(runs_t.c.id, runs_t.c.as_of, runs_t.c["items"], runs_t.
                .order_by(runs_t.c.as_of, runs_t.c.id))
 
 
-def _rejudge_later_runs(conn: Connection, portal_key: str, as_of: datetime, run_id: int) -> None:
+def _rejudge_later_runs(conn: Connection, portal_key: str, as_of: datetime, run_id: int) -> int:
     """After an out-of-order import, judge the runs dated after it again, oldest first, so every run's status
-    is what it would be had the snapshots arrived in date order (a newest run: one empty query)."""
+    is what it would be had the snapshots arrived in date order (a newest run: one empty query). Returns how
+    many runs changed."""
+    changed = 0
     for run in conn.execute(_LATER_RUNS, {"portal_key": portal_key, "as_of": as_of, "run_id": run_id}).all():
         kept = [n for n in run.notes or () if not n.startswith(crawls.CONFIRMED_NOTE)]
         status, reason, removed, notes = _judge(conn, portal_key, run.id, run.as_of, run.items or 0,
@@ -345,6 +347,18 @@ def _rejudge_later_runs(conn: Connection, portal_key: str, as_of: datetime, run_
         if (status, reason, removed, notes) != (run.status, run.suspect_reason, run.removed, list(run.notes or ())):
             conn.execute(sa.update(runs_t).where(runs_t.c.id == run.id).values(
                 status=status, suspect_reason=reason, removed=removed, notes=notes or None))
+            changed += 1
+    return changed
+
+
+_BEFORE_ANY_RUN = datetime(1, 1, 2, tzinfo=UTC)
+
+
+def rejudge_runs(engine: Engine, portal_key: str) -> int:
+    """Judge every crawled run of a portal again, oldest first, by the rules of storage/crawls.py (runs stored
+    under an older rule, e.g. before migration 0002); one transaction. Returns how many runs changed."""
+    with write_tx(engine) as conn:
+        return _rejudge_later_runs(conn, portal_key, _BEFORE_ANY_RUN, -1)
 
 
 def _payload(rec: DatasetRecord, raw: bytes) -> Payload:

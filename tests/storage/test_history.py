@@ -330,3 +330,21 @@ def test_statuses_after_out_of_order_imports_are_those_of_date_order(engine, ord
     reason = runs.loc[day("2022-06-29"), "suspect_reason"]
     assert reason.startswith("95 unique items is under 0.9 x the 466 of the last complete run")  # 06-15's 466
     assert storage.catalog(engine, CHICAGO.key, day("2022-07-06")).attrs["run"]["status"] == "suspect"
+
+
+def test_runs_stored_under_an_older_rule_are_judged_again(engine):
+    """A database from before the complete/partial rule: its short crawls were "ok" (the old 0.4 threshold let
+    256, 196, 294 and 260 through). rejudge_runs (called by `score --all`) brings them back to CHICAGO_STATUS."""
+    import sqlalchemy as sa
+
+    for d in CHICAGO_DATES:
+        save(engine, chicago_snapshot(d))
+    with engine.begin() as conn:  # what the old rule had stored for the five partial runs (ok, counted removals)
+        conn.execute(sa.text("UPDATE harvest_runs SET status = 'ok', suspect_reason = NULL, removed = 1 "
+                             "WHERE status = 'suspect'"))
+    assert storage.rejudge_runs(engine, CHICAGO.key) == 5
+    runs = storage.runs(engine, portal_key=CHICAGO.key).set_index("as_of")
+    assert {d: runs.loc[day(d), "status"] for d in CHICAGO_DATES} == CHICAGO_STATUS
+    assert {d: None if pd.isna(runs.loc[day(d), "removed"]) else int(runs.loc[day(d), "removed"])
+            for d in CHICAGO_DATES} == CHICAGO_REMOVED
+    assert storage.rejudge_runs(engine, CHICAGO.key) == 0  # judged by the same rule: nothing changes
