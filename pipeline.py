@@ -342,5 +342,5 @@ def _log_transition(portal_key: str, previous: str | None, status: str, summary)
         log.warning("portal=%s event=failing reason=%r", portal_key, getattr(summary, "error", None))
     elif status != "failed" and previous == "failed":
         log.info("portal=%s event=recovered items=%s", portal_key, summary.items)
-    elif status == "suspect":
-        log.warning("portal=%s event=suspect reason=%r", portal_key, summary.suspect_reason)
+    elif status in ("suspect", "empty"):  # a partial or empty crawl: stored, never scored as the city's state
+        log.warning("portal=%s event=%s reason=%r", portal_key, status, summary.suspect_reason)

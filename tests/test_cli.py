@@ -93,6 +93,20 @@ def test_datasets_warns_only_about_the_run_it_shows_and_names_it(run):
     assert "note: chicago-socrata run #2 of 2022-06-29 23:59 UTC is a PARTIAL crawl, SUSPECT (95 unique items" in err
 
 
+def test_an_empty_import_file_is_reported_empty_and_not_scored(run, tmp_path):
+    history = FIXTURES / "socrata/history/data.cityofchicago.org"
+    assert run("import", "--city", "chicago", "--as-of", "2022-06-08", str(history / "2022-06-08.jsonl.gz"))[0] == 0
+    empty = tmp_path / "2022-06-15.jsonl"
+    empty.write_text("")
+    code, _, err = run("import", "--city", "chicago", "--as-of", "2022-06-15", str(empty))
+    assert code == 0 and "chicago-socrata as of 2022-06-15: 0 datasets" in err and "(EMPTY: 0 datasets" in err
+    code, out, err = run("datasets", "--city", "chicago")
+    assert len(rows(out)) == 313  # the last crawl before the empty one, said so on stderr
+    assert "note: chicago-socrata run #2 of 2022-06-15 23:59 UTC came back EMPTY" in err
+    assert run("score", "--all")[0] == 0
+    assert {r["as_of"] for r in rows(run("scores", "--city", "chicago", "--flagged")[1])} == {"2022-06-08T23:59:59Z"}
+
+
 def test_unknown_city_and_bad_date_are_usage_errors(run):
     code, _, err = run("datasets", "--city", "atlantis")
     assert code == 2 and "no city with key 'atlantis'" in err
