@@ -307,8 +307,9 @@ def catalog(engine: Engine, portal_key: str, as_of: datetime | None = None) -> p
     """The portal's catalog as of its latest ok/suspect run at/before `as_of` (latest run when None).
 
     Columns: every RECORD_FIELDS column (as `records_frame`) + city_key, first_seen, data_modified_seen;
-    attrs: run (its `runs()` row as a dict; status "suspect" says the crawl was short), removed (ids in
-    the previous good run but not in this good run), history_start (first ok/suspect run's as_of).
+    attrs: run (its `runs()` row as a dict; status "suspect" / complete False says the crawl was partial),
+    removed (`removed_ids` as of that run: None before three complete runs), history_start (first ok/suspect
+    run's as_of).
     """
     with engine.connect() as conn:
         return _catalog(conn, portal_key, as_of)
