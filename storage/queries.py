@@ -234,8 +234,10 @@ def _catalog(conn: Connection, portal_key: str, as_of: datetime | None) -> pd.Da
     # What could change this run's catalog afterwards: more good runs of the portal (removed, history
     # start) and more versions (an older snapshot imported later). Both are in the key, so a cached
     # frame is never stale; the lookups are two index-only aggregates.
-    good = conn.execute(sa.select(sa.func.count(), sa.func.max(runs_t.c.id),
-                                  sa.func.sum(sa.case((runs_t.c.status == crawls.COMPLETE, 1), else_=0))).where(
+    # Which runs are complete changes the attrs (removed, run status) when runs are judged again: the sum of
+    # their ids is in the key too.
+    complete_ids = sa.func.sum(sa.case((runs_t.c.status == crawls.COMPLETE, runs_t.c.id), else_=0))
+    good = conn.execute(sa.select(sa.func.count(), sa.func.max(runs_t.c.id), complete_ids).where(
         runs_t.c.portal_key == portal_key, runs_t.c.status.in_(GOOD))).one()
     newest_version = conn.execute(sa.select(sa.func.max(versions_t.c.id))).scalar()
     key = (conn.engine.url.render_as_string(hide_password=False), portal_key, run.run_id, tuple(good),

@@ -342,9 +342,12 @@ def test_runs_stored_under_an_older_rule_are_judged_again(engine):
     with engine.begin() as conn:  # what the old rule had stored for the five partial runs (ok, counted removals)
         conn.execute(sa.text("UPDATE harvest_runs SET status = 'ok', suspect_reason = NULL, removed = 1 "
                              "WHERE status = 'suspect'"))
+    # the cached catalog follows the runs' judgement (which runs are complete is in its key)
+    assert storage.catalog(engine, CHICAGO.key, day("2022-06-22")).attrs["run"]["status"] == "ok"
     assert storage.rejudge_runs(engine, CHICAGO.key) == 5
     runs = storage.runs(engine, portal_key=CHICAGO.key).set_index("as_of")
     assert {d: runs.loc[day(d), "status"] for d in CHICAGO_DATES} == CHICAGO_STATUS
     assert {d: None if pd.isna(runs.loc[day(d), "removed"]) else int(runs.loc[day(d), "removed"])
             for d in CHICAGO_DATES} == CHICAGO_REMOVED
     assert storage.rejudge_runs(engine, CHICAGO.key) == 0  # judged by the same rule: nothing changes
+    assert storage.catalog(engine, CHICAGO.key, day("2022-06-22")).attrs["run"]["status"] == "suspect"
