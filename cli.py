@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import csv_writer
@@ -77,9 +77,8 @@ def cmd_harvest(cfg, args) -> int:
         if summary.status == "failed":
             bars.write(f"FAILED {summary.portal_key}: {summary.error}")
         else:
-            flag = f" (SUSPECT: {summary.suspect_reason})" if summary.status == "suspect" else ""
             bars.write(f"{summary.portal_key}: {summary.items} datasets, {summary.new_versions} new versions, "
-                       f"{summary.repeats} repeats{flag}")
+                       f"{summary.repeats} repeats{_short_crawl(summary)}")
 
     jobs = args.jobs or pipeline.HARVEST_JOBS
     try:
@@ -98,16 +97,15 @@ def cmd_import(cfg, args) -> int:
 
     engine = _engine(cfg)
     city = _city(cfg, args.city)
-    as_of = _as_of(args.as_of, end_of_day=False)
+    as_of = _as_of(args.as_of)  # a date alone: the end of that day, so that day's updates are not in the future
     try:
         summaries = pipeline.import_files(cfg, engine, city.key, as_of, args.files, portal_key=args.portal)
     except pipeline.ImportFailed as exc:
         print(f"FAILED import: {exc}", file=sys.stderr)
         return EXIT_FAILED
     for s in summaries:
-        flag = f" (SUSPECT: {s.suspect_reason})" if s.status == "suspect" else ""
         print(f"{s.portal_key} as of {as_of.date()}: {s.items} datasets, {s.new_versions} new versions, "
-              f"{s.repeats} repeats{flag}", file=sys.stderr)
+              f"{s.repeats} repeats{_short_crawl(s)}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -117,12 +115,17 @@ def cmd_datasets(cfg, args) -> int:
 
     engine = _engine(cfg)
     city = _city(cfg, args.city)
-    harvest = storage.city_harvest(engine, city.key, as_of=_as_of(args.as_of) if args.as_of else None)
-    suspect = [c.run for c in harvest.catalog_runs.values() if c.run is not None and c.run["status"] == "suspect"]
-    if suspect:
-        named = ", ".join(f"#{r['run_id']} ({r['portal_key']}, {r['as_of']:%Y-%m-%d})" for r in suspect)
-        print(f"note: this catalog comes from SUSPECT run {named} (it shrank sharply against the last good run); "
-              "datasets missing from it are not deletions", file=sys.stderr)
+    as_of = _as_of(args.as_of) if args.as_of else None
+    harvest = storage.city_harvest(engine, city.key, as_of=as_of)
+    # Only about the runs shown: each portal's newest crawl at as_of (a later or earlier short crawl is not news).
+    for r in storage.latest_crawls(engine, city.key, as_of=as_of).itertuples():
+        run = f"{r.portal_key} run #{r.run_id} of {r.as_of:%Y-%m-%d %H:%M} UTC"
+        if r.status == "suspect":
+            print(f"note: {run} is a PARTIAL crawl, SUSPECT ({r.suspect_reason}); datasets missing from it are not "
+                  "deletions", file=sys.stderr)
+        elif r.status == "empty":
+            print(f"note: {run} came back EMPTY ({r.suspect_reason}); its last crawl before that is shown",
+                  file=sys.stderr)
     _write_table(harvest.frame[list(RECORD_FIELDS)], args.format)
     return EXIT_OK
 
@@ -146,7 +149,8 @@ def cmd_score(cfg, args) -> int:
 def cmd_scores(cfg, args) -> int:
     import storage
 
-    frame = storage.scores(_engine(cfg), _city(cfg, args.city).key)
+    # Scores of partial or empty crawls only on request (--flagged), with their `flag`: they are not the city's state.
+    frame = storage.scores(_engine(cfg), _city(cfg, args.city).key, flagged=args.flagged)
     _write_table(frame, args.format)
     return EXIT_OK
 
@@ -260,6 +264,8 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("scores", help="stored scores of a city, every run")
     c.add_argument("--city", required=True)
+    c.add_argument("--flagged", action="store_true",
+                   help="also the scores of partial or empty crawls (column flag), which are never the city's state")
     _format(c)
     c.set_defaults(run=cmd_scores)
 
@@ -314,13 +320,24 @@ def _city(cfg, key: str):
         raise UsageError(str(exc)) from None
 
 
-def _as_of(text: str, *, end_of_day: bool = True) -> datetime:
-    """A date alone stamps an import at midnight UTC; as a query bound it means the end of that day, so
-    `datasets --as-of 2022-06-08` includes a run stamped any time that day."""
+def _short_crawl(summary) -> str:
+    """What a run summary line adds for a crawl that is not the portal's catalog (storage/crawls.py)."""
+    if summary.status == "suspect":
+        return f" (SUSPECT, partial crawl: {summary.suspect_reason})"
+    if summary.status == "empty":
+        return f" (EMPTY: {summary.suspect_reason})"
+    return ""
+
+
+def _as_of(text: str) -> datetime:
+    """A date alone means the end of that day (23:59:59 UTC): an import of that day's snapshot is dated then
+    (pipeline.end_of_day), and as a query bound `datasets --as-of 2022-06-08` includes a run stamped any time
+    that day."""
     try:
         if len(text) == 10:
-            clock = time(23, 59, 59) if end_of_day else time(0, 0)
-            return datetime.combine(date.fromisoformat(text), clock, tzinfo=UTC)
+            from pipeline import end_of_day
+
+            return end_of_day(date.fromisoformat(text))
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(f"--as-of {text!r}: expected YYYY-MM-DD or an ISO date-time") from None

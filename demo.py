@@ -12,7 +12,7 @@ import logging
 import os
 import tomllib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import storage
@@ -61,8 +61,12 @@ def manifest(directory: Path) -> list[Snapshot]:
     for i, s in enumerate(raw.get("snapshots", [])):
         try:
             as_of = s["as_of"]
-            if not isinstance(as_of, datetime):
-                raise TypeError("as_of must be a TOML date-time")
+            if not isinstance(as_of, date):
+                raise TypeError("as_of must be a TOML date (or date-time)")
+            if not isinstance(as_of, datetime):  # a day: dated at its end, as `maturity import` does
+                from pipeline import end_of_day
+
+                as_of = end_of_day(as_of)
             out.append(Snapshot(city_key=s["city_key"], portal_key=s["portal_key"],
                                 as_of=as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC),
                                 path=directory / s["file"], sha256=s.get("sha256")))

@@ -13,7 +13,7 @@ import queue
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,17 @@ DATAJSON_KINDS = frozenset({"dcat"})
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# A snapshot known only by its day is dated at the end of that day: it holds every update made that day, so
+# dated at midnight a dataset updated at 14:00 would be "updated" 14 h after the catalog that shows it (a
+# negative age). The last whole second, as the brief of `maturity import --as-of` says: 23:59:59 UTC.
+END_OF_DAY = time(23, 59, 59)
+
+
+def end_of_day(day: date) -> datetime:
+    """The time an imported snapshot of `day` is dated: 23:59:59 UTC that day."""
+    return datetime.combine(day, END_OF_DAY, tzinfo=UTC)
 
 
 def harvest(settings: Settings, engine, portal: PortalConfig, *, now: datetime | None = None,
@@ -189,13 +200,17 @@ def _in_memory(engine) -> bool:
     return engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
 
 
-def import_files(settings: Settings, engine, city_key: str, as_of: datetime, paths: Iterable[str | Path], *,
+def import_files(settings: Settings, engine, city_key: str, as_of: date | datetime, paths: Iterable[str | Path], *,
                  portal_key: str | None = None) -> list[storage.RunSummary]:
     """Backfill history: each archived catalog file becomes one run of the city's portal as of `as_of`.
 
-    The file's kind is the portal's kind; with several portals in a city, `portal_key` picks one, otherwise
-    the first portal whose kind can read the file is used.
+    `as_of` a day (a `date`): the snapshot is dated at the end of it (`end_of_day`); a `datetime` is taken as
+    given. The file's kind is the portal's kind; with several portals in a city, `portal_key` picks one,
+    otherwise the first portal whose kind can read the file is used. A file with no items is stored as an
+    *empty* run (never scored as the city's state), not as a catalog of 0 datasets.
     """
+    if not isinstance(as_of, datetime):
+        as_of = end_of_day(as_of)
     city = settings.city(city_key)
     _sync_once(settings, engine)
     summaries = []
@@ -220,12 +235,23 @@ class ImportFailed(RuntimeError):
 
 
 def score(settings: Settings, engine, city_key: str, *, as_of: datetime | None = None) -> dict[str, Score]:
-    """Score a city's catalog as of a time (default: its latest run) and store the scores and criteria."""
+    """Score a city's catalog as of a time (default: its latest run) and store the scores and criteria.
+
+    The scores stand on the newest crawl of each portal at that time. When one of them is partial or empty
+    the scores are stored flagged (`storage.score_flag`): kept, but never a line, delta or "latest" value.
+    When every one came back empty there is no catalog to score: nothing is stored (earlier scores of that
+    time are deleted) and {} is returned.
+    """
     catalog, when = scoring_input(engine, settings.city(city_key), as_of)
     if when is None:  # nothing harvested yet: no score rather than a score of an empty catalog
         return {}
+    crawled = storage.latest_crawls(engine, city_key, as_of=when)
+    if crawled.empty or (crawled["status"] == "empty").all():
+        storage.save_scores(engine, city_key, when, {}, pd.DataFrame(), criterion_of=CRITERION_OF)
+        return {}
     scores = compute_all(catalog, when)
-    storage.save_scores(engine, city_key, when, scores, criteria.rollup(scores), criterion_of=CRITERION_OF)
+    storage.save_scores(engine, city_key, when, scores, criteria.rollup(scores), criterion_of=CRITERION_OF,
+                        flag=storage.score_flag(crawled["status"]))
     return scores
 
 
@@ -248,7 +274,7 @@ def portal_facts(harvest: storage.CityHarvest, departments: Sequence[str] = ()) 
         datajson=_datajson(harvest),
         history_start=harvest.history_start,
         runs=runs,
-        removed=frozenset(harvest.removed),
+        removed=None if harvest.removed is None else frozenset(harvest.removed),
         departments=tuple(departments),
     )
 
@@ -285,7 +311,12 @@ def _datajson(harvest: storage.CityHarvest) -> DatajsonCheck:
 
 
 def score_all(settings: Settings, engine, city_key: str) -> int:
-    """Re-score every stored run date of a city (after a methodology change); returns how many."""
+    """Re-score every stored run date of a city (after a methodology change); returns how many.
+
+    The city's runs are judged again first (complete / partial / empty, storage/crawls.py), so history stored
+    under an older rule is re-flagged too."""
+    for portal in settings.city(city_key).portals:
+        storage.rejudge_runs(engine, portal.key)
     dates = storage.run_dates(engine, city_key)
     for when in dates:
         score(settings, engine, city_key, as_of=when)
@@ -365,5 +396,5 @@ def _log_transition(portal_key: str, previous: str | None, status: str, summary)
         log.warning("portal=%s event=failing reason=%r", portal_key, getattr(summary, "error", None))
     elif status != "failed" and previous == "failed":
         log.info("portal=%s event=recovered items=%s", portal_key, summary.items)
-    elif status == "suspect":
-        log.warning("portal=%s event=suspect reason=%r", portal_key, summary.suspect_reason)
+    elif status in ("suspect", "empty"):  # a partial or empty crawl: stored, never scored as the city's state
+        log.warning("portal=%s event=%s reason=%r", portal_key, status, summary.suspect_reason)

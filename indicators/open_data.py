@@ -17,7 +17,6 @@ from indicators.frame import (
     mean_score,
     reasons_from_flags,
     share_score,
-    utc,
 )
 
 # --- OD3 ------------------------------------------------------------------------------------------
@@ -66,29 +65,17 @@ def dataset_count(catalog: CityCatalog, as_of: datetime) -> Score:
                  detail={f"type:{k}": float(v) for k, v in by_type.items()})
 
 
-def _history_start(d: Derived) -> pd.Timestamp | None:
-    hs = d.facts.history_start
-    if hs is not None:
-        return utc(hs)
-    fs = d.cat["first_seen"]
-    fs = pd.to_datetime(fs, utc=True, errors="coerce") if not isinstance(fs.dtype, pd.DatetimeTZDtype) else fs
-    return None if fs.isna().all() else fs.min()
-
-
 def growth(catalog: CityCatalog, as_of: datetime) -> Score:
     """OD3: new public data assets in the last 90 days.
 
-    Formula: new = data assets whose arrival falls in (as_of - 90 d, as_of]; arrival = first_seen when it is
-    after the start of our history (we saw it arrive), else the portal's `created` date. value =
-    min(100, 100 * new / GROWTH_FULL). Source: GSA dashboard asks ("% growth per quarter"); Portal Watch
-    dynamicity; thresholds are project choices (see GROWTH_FULL). Empty: 0.
+    Formula: new = data assets whose own `created` date falls in (as_of - 90 d, as_of]; value =
+    min(100, 100 * new / GROWTH_FULL). When we first saw a dataset says nothing about when it was published:
+    a crawl that comes back fuller than the last one "sees" old datasets for the first time. Source: GSA
+    dashboard asks ("% growth per quarter"); Portal Watch dynamicity; thresholds are project choices (see
+    GROWTH_FULL). Empty: 0; a data asset without a `created` date is not new.
     """
     d = derive(catalog, as_of)
-    hs = _history_start(d)
-    fs = d.seconds("first_seen")
-    created = d.seconds("created")
-    seen_arrival = ~np.isnan(fs) & (fs > (hs.timestamp() + 86400.0) if hs is not None else False)
-    arrival = np.where(seen_arrival, fs, created)
+    arrival = d.seconds("created")
     start = d.as_of_s - GROWTH_WINDOW_DAYS * 86400.0
     new = (arrival > start) & (arrival <= d.as_of_s) & d.data  # NaN compares False
     n_new = float(new.sum())

@@ -144,7 +144,11 @@ def summary(key: str):
         elif r.status == "suspect":
             out.append(dbc.Alert([html.Strong(f"{r.portal_key}'s latest run is suspect: "),
                                   str(r.suspect_reason or ""), ". Datasets missing from it are not counted as "
-                                  "deletions."], color="warning"))
+                                  "deletions, and its scores are not drawn as the city's state."], color="warning"))
+        elif r.status == "empty":
+            out.append(dbc.Alert([html.Strong(f"{r.portal_key}'s latest run came back empty: "),
+                                  str(r.suspect_reason or ""), ". Scores below come from the last complete crawl."],
+                                 color="warning"))
     if hist.empty:
         out.append(ui.empty_state("Not scored yet", ["Harvest this city with ",
                                                      ui.cmd(f"maturity harvest --city {key}"),
@@ -262,7 +266,8 @@ def history(key, criterion, current):
     meta = ui.indicator_meta()
     titles = {k: m["title"] for k, m in meta.items()}
     runs = ui.city_runs(key)
-    suspect = list(runs.loc[runs["status"] == "suspect", "as_of"]) if not runs.empty else []
+    # partial and empty crawls are marked on the chart; their scores are never on its lines (storage.queries)
+    suspect = list(runs.loc[runs["status"].isin(["suspect", "empty"]), "as_of"]) if not runs.empty else []
     figure = fig.criterion_history(hist, criterion, titles=titles, suspect_times=suspect)
     options, value = _indicator_options(key, criterion, current)
     return figure, options, value

@@ -6,7 +6,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from storage.db import open_db
+from storage.db import is_sqlite, open_db
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -22,6 +22,17 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at `url` to the newest schema (Alembic `upgrade head`)."""
     cfg = alembic_config(url)
-    with open_db(url).begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    with open_db(url).connect() as conn:
+        # SQLite: a batch migration rebuilds a table (drop and recreate); with foreign keys on, dropping
+        # harvest_runs while schema_errors rows point at it fails. SQLite's own ALTER recipe turns them off
+        # around it; the pragma is a no-op inside a transaction, so it goes to the driver before BEGIN.
+        raw = conn.connection.dbapi_connection if is_sqlite(conn) else None
+        if raw is not None:
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+        finally:
+            if raw is not None:
+                raw.execute("PRAGMA foreign_keys=ON")

@@ -21,7 +21,9 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-RUN_STATUSES = ("running", "ok", "suspect", "failed")
+# "ok" = a complete crawl, "suspect" = a partial one, "empty" = 0 datasets (storage/crawls.py says how runs are judged).
+RUN_STATUSES = ("running", "ok", "suspect", "empty", "failed")
+SCORE_FLAGS = ("partial", "empty")  # scores.flag: the crawl a score stands on was not complete (NULL: it was)
 RUN_SOURCES = ("harvest", "import")
 
 
@@ -139,6 +141,9 @@ class ScoreRow(Base):
     stage: Mapped[str | None] = mapped_column(sa.String(20))
     # zlib of JSON {"failing": {source_id: reason}, "matches": {...}, "detail": {...}}: the evidence.
     failing: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    # NULL: scored from complete crawls, the city's state. "partial" / "empty": a crawl it stands on fell short;
+    # kept (a marked point) but left out of every line, delta and "latest" value by storage.queries.
+    flag: Mapped[str | None] = mapped_column(sa.String(10))
 
 
 class Evidence(Base):

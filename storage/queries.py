@@ -20,17 +20,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from connectors.base import DATETIME_FIELDS, SchemaCheck, records_frame
+from storage import crawls
 from storage.db import gc_paused, is_sqlite, utc
 from storage.models import audit_t, cities_t, datasets_t, evidence_t, portals_t, runs_t, scores_t, versions_t
 from storage.schema_checks import schema_checks
 from storage.writes import LAST_STATUS, unpack_ids
 
-GOOD = ("ok", "suspect")  # runs whose catalog can be shown; only "ok" runs count for removals
+GOOD = crawls.SHOWN  # runs whose catalog can be shown (complete or partial); only complete runs count for removals
 RUN_COLUMNS = ["run_id", "portal_key", "city_key", "source", "as_of", "started_at", "finished_at", "duration_s",
                "status", "items", "reported_total", "repeats", "pages", "new_versions", "removed", "error",
-               "suspect_reason", "notes"]
+               "suspect_reason", "notes", "complete"]
 CATALOG_EXTRA = ["city_key", "first_seen", "data_modified_seen"]
-SCORE_COLUMNS = ["city_key", "as_of", "criterion", "indicator", "value", "numerator", "denominator", "stage"]
+SCORE_COLUMNS = ["city_key", "as_of", "criterion", "indicator", "value", "numerator", "denominator", "stage", "flag"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,9 @@ class CatalogRun:
     """What one portal's catalog table was rebuilt from."""
 
     run: dict[str, Any] | None  # the ok/suspect run's `runs()` row (status "suspect": a short crawl); None before one
-    removed: tuple[str, ...]  # ids in the previous ok run but not in this (ok) run
+    # ids confirmed removed as of this run (storage/crawls.py: absent from two complete runs in a row); None
+    # while the portal has fewer than the three complete runs that takes (not known, which is not "none")
+    removed: tuple[str, ...] | None
     history_start: datetime | None  # as_of of the portal's first ok/suspect run (up to as_of)
 
 
@@ -61,8 +64,10 @@ class CityHarvest:
         return min(starts) if starts else None
 
     @property
-    def removed(self) -> tuple[str, ...]:
-        return tuple(sorted(sid for c in self.catalog_runs.values() for sid in c.removed))
+    def removed(self) -> tuple[str, ...] | None:
+        """Confirmed removals over the city's portals; None while no portal can confirm any yet."""
+        known = [c.removed for c in self.catalog_runs.values() if c.removed is not None]
+        return tuple(sorted(sid for r in known for sid in r)) if known else None
 
 
 # Rebuilt catalogs kept per process: the dashboard asks for the same (portal, latest run) on every page
@@ -95,6 +100,7 @@ def _run_dict(row: Any) -> dict[str, Any]:
     d = dict(row._mapping)
     d["duration_s"] = ((d["finished_at"] - d["started_at"]).total_seconds()
                        if d["finished_at"] and d["started_at"] else None)
+    d["complete"] = d["status"] == crawls.COMPLETE  # the crawl is the portal's catalog (storage/crawls.py)
     return {k: d.get(k) for k in RUN_COLUMNS}
 
 
@@ -139,11 +145,47 @@ def last_status(engine: Engine, portal_key: str) -> str | None:
 
 
 def run_dates(engine: Engine, city_key: str) -> list[datetime]:
-    """Sorted distinct `as_of` of the city's ok/suspect runs (for `score --all`)."""
+    """Sorted distinct `as_of` of the city's crawled (complete, partial or empty) runs (for `score --all`)."""
     q = (sa.select(runs_t.c.as_of).distinct().join(portals_t, portals_t.c.key == runs_t.c.portal_key)
-         .where(portals_t.c.city_key == city_key, runs_t.c.status.in_(GOOD)).order_by(runs_t.c.as_of))
+         .where(portals_t.c.city_key == city_key, runs_t.c.status.in_(crawls.CRAWLED)).order_by(runs_t.c.as_of))
     with engine.connect() as conn:
         return list(conn.execute(q).scalars())
+
+
+def latest_crawls(engine: Engine, city_key: str, as_of: datetime | None = None) -> pd.DataFrame:
+    """The newest crawled (complete, partial or empty) run of each of the city's portals at/before `as_of`, as
+    `runs` rows by portal key: what a score at `as_of` stands on (`crawls.score_flag` of their statuses)."""
+    r = runs_t
+    newest = sa.func.row_number().over(partition_by=r.c.portal_key, order_by=(r.c.as_of.desc(), r.c.id.desc()))
+    q = _run_select().add_columns(newest.label("rn")).where(portals_t.c.city_key == city_key,
+                                                            r.c.status.in_(crawls.CRAWLED))
+    if as_of is not None:
+        q = q.where(r.c.as_of <= utc(as_of))
+    sub = q.subquery()
+    with engine.connect() as conn:
+        rows = [_run_dict(row) for row in conn.execute(sa.select(sub).where(sub.c.rn == 1)
+                                                       .order_by(sub.c.portal_key))]
+    return _frame(rows, RUN_COLUMNS, ("as_of", "started_at", "finished_at"))
+
+
+def _complete_members(portal_key: str, as_of: datetime | None, limit: int) -> sa.Select:
+    q = (sa.select(runs_t.c.members).where(runs_t.c.portal_key == portal_key, runs_t.c.status == crawls.COMPLETE)
+         .order_by(runs_t.c.as_of.desc(), runs_t.c.id.desc()).limit(limit))
+    return q if as_of is None else q.where(runs_t.c.as_of <= utc(as_of))
+
+
+def _removed(conn: Connection, portal_key: str, as_of: datetime | None) -> list[str] | None:
+    newest_first = conn.execute(_complete_members(portal_key, as_of, 3)).scalars().all()
+    gone = crawls.confirmed_removals([unpack_ids(m) for m in reversed(newest_first)])
+    return None if gone is None else sorted(gone)
+
+
+def removed_ids(engine: Engine, portal_key: str, as_of: datetime | None = None) -> list[str] | None:
+    """Ids the portal removed as of its last complete run at/before `as_of`: in the complete run before the
+    previous one, absent from the previous and from the last (`crawls.confirmed_removals`). None before three
+    complete runs: no removal can be confirmed yet, which is not the same as none."""
+    with engine.connect() as conn:
+        return _removed(conn, portal_key, as_of)
 
 
 # The newest runs whose finishing moves the live marker. Counting finished runs over the whole table read
@@ -224,11 +266,14 @@ def _catalog(conn: Connection, portal_key: str, as_of: datetime | None) -> tuple
         first_q = first_q.where(runs_t.c.as_of <= utc(as_of))
     history_start = conn.execute(first_q).scalar()
     if run is None:
-        return _empty_catalog(), CatalogRun(run=None, removed=(), history_start=history_start)
+        return _empty_catalog(), CatalogRun(run=None, removed=None, history_start=history_start)
     # What could change this run's catalog afterwards: more good runs of the portal (removed, history
     # start) and more versions (an older snapshot imported later). Both are in the key, so a cached
     # frame is never stale; the lookups are two index-only aggregates.
-    good = conn.execute(sa.select(sa.func.count(), sa.func.max(runs_t.c.id)).where(
+    # Which runs are complete changes the attrs (removed, run status) when runs are judged again: the sum of
+    # their ids is in the key too.
+    complete_ids = sa.func.sum(sa.case((runs_t.c.status == crawls.COMPLETE, runs_t.c.id), else_=0))
+    good = conn.execute(sa.select(sa.func.count(), sa.func.max(runs_t.c.id), complete_ids).where(
         runs_t.c.portal_key == portal_key, runs_t.c.status.in_(GOOD))).one()
     newest_version = conn.execute(sa.select(sa.func.max(versions_t.c.id))).scalar()
     key = (conn.engine.url.render_as_string(hide_password=False), portal_key, run.run_id, tuple(good),
@@ -292,25 +337,17 @@ def _build_catalog(conn: Connection, portal_key: str, run: Any,
         df["first_seen"] = pd.to_datetime(pd.Series([first.get(sid) for sid in order], dtype=object), utc=True)
         df["data_modified_seen"] = pd.Series([tuple(sorted(seen.get(sid, ()))) for sid in order], dtype=object)
 
-    removed: list[str] = []
-    if run.status == "ok":
-        prev = conn.execute(
-            sa.select(runs_t.c.members).where(
-                runs_t.c.portal_key == portal_key, runs_t.c.status == "ok", runs_t.c.as_of <= run.as_of,
-                runs_t.c.id != run.run_id,
-                # the previous good run by date; on a date tie, the one stored before
-                sa.or_(runs_t.c.as_of < run.as_of, runs_t.c.id < run.run_id))
-            .order_by(runs_t.c.as_of.desc(), runs_t.c.id.desc()).limit(1)).scalar()
-        if prev is not None:
-            removed = sorted(set(unpack_ids(prev)) - members)
-    return df, CatalogRun(run=_run_dict(run), removed=tuple(removed), history_start=history_start)
+    # Removals stand as of the last complete run at/before this one (a partial crawl confirms none).
+    removed = _removed(conn, portal_key, run.as_of)
+    return df, CatalogRun(run=_run_dict(run), removed=None if removed is None else tuple(removed),
+                          history_start=history_start)
 
 
 def catalog(engine: Engine, portal_key: str, as_of: datetime | None = None) -> pd.DataFrame:
     """The portal's catalog as of its latest ok/suspect run at/before `as_of` (latest run when None).
 
     Columns: every RECORD_FIELDS column (as `records_frame`) + city_key, first_seen, data_modified_seen.
-    What it was built from (the run, removals, history start) is `catalog_run`.
+    What it was built from (the run, confirmed removals or None, history start) is `catalog_run`.
     """
     with engine.connect() as conn:
         return _catalog(conn, portal_key, as_of)[0]
@@ -356,10 +393,16 @@ def city_catalog(engine: Engine, city_key: str, as_of: datetime | None = None) -
 
 # ---------------------------------------------------------------- scores, evidence, audit
 
-def _score_select() -> sa.Select:
+def _score_select(flagged: bool = False) -> sa.Select:
+    """Score rows; those of a crawl that fell short (`flag` set: partial or empty) only when `flagged`.
+
+    This is the one place that keeps flagged scores out of every line, delta, comparison, export and "latest"
+    value: a short crawl is not the city's state. `flagged=True` adds them, for drawing them as marked points.
+    """
     s = scores_t
-    return sa.select(s.c.city_key, s.c.as_of, s.c.criterion, s.c.indicator, s.c.value, s.c.numerator,
-                     s.c.denominator, s.c.stage)
+    q = sa.select(s.c.city_key, s.c.as_of, s.c.criterion, s.c.indicator, s.c.value, s.c.numerator,
+                  s.c.denominator, s.c.stage, s.c.flag)
+    return q if flagged else q.where(s.c.flag.is_(None))
 
 
 def _scores_frame(conn: Connection, q: sa.Select) -> pd.DataFrame:
@@ -370,9 +413,11 @@ def _scores_frame(conn: Connection, q: sa.Select) -> pd.DataFrame:
     return df
 
 
-def scores(engine: Engine, city_key: str | None = None, criterion: str | None = None) -> pd.DataFrame:
-    """Every stored score row, oldest first; `indicator` == "" marks a criterion roll-up row."""
-    q = _score_select()
+def scores(engine: Engine, city_key: str | None = None, criterion: str | None = None, *,
+           flagged: bool = False) -> pd.DataFrame:
+    """Every stored score row of complete crawls (and flagged ones when `flagged`), oldest first; `indicator` == ""
+    marks a criterion roll-up row; `flag` is None, or "partial" / "empty" for a flagged row."""
+    q = _score_select(flagged)
     if city_key is not None:
         q = q.where(scores_t.c.city_key == city_key)
     if criterion is not None:
@@ -381,13 +426,15 @@ def scores(engine: Engine, city_key: str | None = None, criterion: str | None = 
         return _scores_frame(conn, q)
 
 
-def criterion_scores(engine: Engine, city_key: str | None = None, since: datetime | None = None) -> pd.DataFrame:
+def criterion_scores(engine: Engine, city_key: str | None = None, since: datetime | None = None, *,
+                     flagged: bool = False) -> pd.DataFrame:
     """The criterion roll-up rows of `scores` only (indicator == ""), at/after `since` when given.
 
-    Same columns and order as `scores`; about a fifth of its rows (the dashboard's overview and compare
-    history need no indicator rows). Per city it is a range of ix_scores_city_indicator_as_of.
+    Same columns and order as `scores` (flagged rows only when `flagged`); about a fifth of its rows (the
+    dashboard's overview and compare history need no indicator rows). Per city it is a range of
+    ix_scores_city_indicator_as_of.
     """
-    q = _score_select().where(scores_t.c.indicator == "")
+    q = _score_select(flagged).where(scores_t.c.indicator == "")
     if city_key is not None:
         q = q.where(scores_t.c.city_key == city_key)
     if since is not None:
@@ -397,9 +444,9 @@ def criterion_scores(engine: Engine, city_key: str | None = None, since: datetim
 
 
 def latest_scores(engine: Engine, city_key: str | None = None) -> pd.DataFrame:
-    """Score rows of each city's latest scored date only."""
+    """Score rows of each city's latest date scored from complete crawls only (flagged scores never are "latest")."""
     newest = sa.select(scores_t.c.city_key.label("ck"), sa.func.max(scores_t.c.as_of).label("mx")) \
-        .group_by(scores_t.c.city_key).subquery()
+        .where(scores_t.c.flag.is_(None)).group_by(scores_t.c.city_key).subquery()
     q = _score_select().join(newest, sa.and_(newest.c.ck == scores_t.c.city_key, newest.c.mx == scores_t.c.as_of))
     if city_key is not None:
         q = q.where(scores_t.c.city_key == city_key)
@@ -409,9 +456,10 @@ def latest_scores(engine: Engine, city_key: str | None = None) -> pd.DataFrame:
 
 def score_evidence(engine: Engine, city_key: str, indicator: str,
                    as_of: datetime | None = None) -> tuple[datetime, dict[str, Any]] | None:
-    """(as_of, {"failing": {...}, "matches": {...}, "detail": {...}}) of the latest score at/before `as_of`."""
+    """(as_of, {"failing": {...}, "matches": {...}, "detail": {...}}) of the latest score at/before `as_of` (of a
+    complete crawl: flagged scores are not the city's state)."""
     q = (sa.select(scores_t.c.as_of, scores_t.c.failing)
-         .where(scores_t.c.city_key == city_key, scores_t.c.indicator == indicator)
+         .where(scores_t.c.city_key == city_key, scores_t.c.indicator == indicator, scores_t.c.flag.is_(None))
          .order_by(scores_t.c.as_of.desc()).limit(1))
     if as_of is not None:
         q = q.where(scores_t.c.as_of <= utc(as_of))

@@ -14,15 +14,26 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from storage import crawls
 from storage.db import gc_paused, is_sqlite, now_utc, utc, write_tx
-from storage.models import audit_t, cities_t, datasets_t, evidence_t, portals_t, runs_t, scores_t, versions_t
+from storage.models import (
+    SCORE_FLAGS,
+    audit_t,
+    cities_t,
+    datasets_t,
+    evidence_t,
+    portals_t,
+    runs_t,
+    scores_t,
+    versions_t,
+)
 from storage.schema_checks import save_schema_check
 
 if TYPE_CHECKING:
@@ -51,21 +62,8 @@ class ScoreLike(Protocol):
 
 log = logging.getLogger(__name__)
 
-# A run is *suspect* when its unique item count is below SUSPECT_SHRINK x the last good (ok) run's count.
-# Evidence, the eight weekly Chicago snapshots 2022-06-08 .. 07-23 (socrata_scrape_2022/history, unique ids):
-#   313, 466, 256, 95, 95, 196, 294, 260. Against the last good run the ratios are 1.49, 0.55, 0.37, 0.37,
-#   0.77, 1.50, 0.88: the two broken crawls (06-29, 07-06, a third of the catalog) sit at 0.37, ordinary
-#   weekly variation of these (already partial) crawls goes down to 0.55. 0.4 separates them, and on the
-#   other nine domains of that history it flags the same two dates everywhere (their lowest ordinary ratio
-#   is 0.44, SF and Orlando on 06-22); only small Memphis (74 -> 27 -> 4 -> 18) is also flagged on 06-22
-#   and 07-13. (PROVENANCE.md says 357 unique ids for Chicago 06-08; the file holds 362 lines, 313 ids.)
-SUSPECT_SHRINK = 0.4
-# ... unless the shrink has lasted: when the streak of suspect runs since the last good run began at least
-# SUSPECT_CONFIRM_DAYS before this run, the smaller catalog is the portal's new size (a migration, a purge),
-# and the run is ok, so its missing datasets count as removals from then on. The short crawls in the real
-# history lasted two weekly snapshots (06-29, 07-06; the 07-13 crawl was back to 196), so four weeks
-# leaves a margin over such an outage while a real shrink is not flagged forever.
-SUSPECT_CONFIRM_DAYS = 28
+# How a run is judged complete / partial ("suspect") / empty, and what counts as removed: storage/crawls.py.
+COMPLETE_SHARE = crawls.COMPLETE_SHARE
 
 # zlib level for raw items: level 1 (the fastest) shrinks Socrata Discovery items 2.80x (4.0 kB -> 1.4 kB
 # average over the 12,226 items of socrata_scrape_2022/latest, 48.8 MB); levels 2, 3 and 6 gain little
@@ -99,13 +97,21 @@ _CREATED_IDS = sa.select(datasets_t.c.source_id, datasets_t.c.id).where(
     datasets_t.c.portal_key == _p("portal_key"), datasets_t.c.first_run_id == _p("run_id"))
 _PORTAL_DATASET_IDS = sa.select(datasets_t.c.source_id, datasets_t.c.id).where(
     datasets_t.c.portal_key == _p("portal_key"))
-_PREV_OK = (sa.select(runs_t.c.id, runs_t.c.as_of, runs_t.c["items"], runs_t.c.members)
-            .where(runs_t.c.portal_key == _p("portal_key"), runs_t.c.status == "ok", runs_t.c.as_of <= _p("as_of"),
-                   runs_t.c.id != _p("run_id"))
-            .order_by(runs_t.c.as_of.desc(), runs_t.c.id.desc()).limit(1))
-_SUSPECT_STREAK = sa.select(sa.func.min(runs_t.c.as_of)).where(
-    runs_t.c.portal_key == _p("portal_key"), runs_t.c.status == "suspect", runs_t.c.as_of > _p("since"),
-    runs_t.c.as_of <= _p("as_of"), runs_t.c.id != _p("run_id"))
+# Judging a run needs the last complete run dated before it and the crawled runs since (crawls.judge);
+# "before" is by date, and on a date tie by id (stored before). Neither reads the members blob.
+_before = sa.or_(runs_t.c.as_of < _p("as_of"), sa.and_(runs_t.c.as_of == _p("as_of"), runs_t.c.id < _p("run_id")))
+_LAST_COMPLETE = (sa.select(runs_t.c.id, runs_t.c.as_of, runs_t.c["items"], runs_t.c.status)
+                  .where(runs_t.c.portal_key == _p("portal_key"), runs_t.c.status == crawls.COMPLETE,
+                         runs_t.c.id != _p("run_id"), _before)
+                  .order_by(runs_t.c.as_of.desc(), runs_t.c.id.desc()).limit(1))
+_CRAWLED_SINCE = (sa.select(runs_t.c.id, runs_t.c.as_of, runs_t.c["items"], runs_t.c.status)
+                  .where(runs_t.c.portal_key == _p("portal_key"), runs_t.c.status.in_(crawls.CRAWLED),
+                         runs_t.c.id != _p("run_id"), runs_t.c.as_of >= _p("since"), _before))
+# The members of the two complete runs before a run, newest first: what crawls.confirmed_removals needs.
+_COMPLETE_MEMBERS = (sa.select(runs_t.c.members)
+                     .where(runs_t.c.portal_key == _p("portal_key"), runs_t.c.status == crawls.COMPLETE,
+                            runs_t.c.id != _p("run_id"), _before)
+                     .order_by(runs_t.c.as_of.desc(), runs_t.c.id.desc()).limit(2))
 _ranked = (
     sa.select(versions_t.c.dataset_id, versions_t.c.id, versions_t.c.raw_hash,
               sa.func.row_number().over(partition_by=versions_t.c.dataset_id,
@@ -317,49 +323,61 @@ def _save(conn: Connection, run_id: int, records: Sequence[DatasetRecord], raws:
     save_schema_check(conn, run_id, stats.schema_check)
     _rejudge_later_runs(conn, portal_key, as_of, run_id)
     return RunSummary(run_id=run_id, portal_key=portal_key, status=status, items=items,
-                      new_versions=len(versions) + carried, repeats=repeats, removed=removed, suspect_reason=reason)
-
-
-CONFIRMED_NOTE = "shrink confirmed"
+                      new_versions=len(versions) + carried, repeats=repeats, removed=removed or 0,
+                      suspect_reason=reason)
 
 
 def _judge(conn: Connection, portal_key: str, run_id: int, as_of: datetime, items: int, members: Iterable[str],
-           notes: list[str]) -> tuple[str, str | None, int, list[str]]:
-    """(status, suspect reason, removed, notes) of a run against the good run dated just before it."""
-    prev = conn.execute(_PREV_OK, {"portal_key": portal_key, "as_of": as_of, "run_id": run_id}).one_or_none()
-    status, reason, removed = "ok", None, 0
-    if prev is not None and items < SUSPECT_SHRINK * (prev.items or 0):
-        streak_start = conn.execute(_SUSPECT_STREAK, {"portal_key": portal_key, "since": prev.as_of, "as_of": as_of,
-                                                      "run_id": run_id}).scalar()
-        if streak_start is not None and as_of - streak_start >= timedelta(days=SUSPECT_CONFIRM_DAYS):
-            notes = [*notes, f"{CONFIRMED_NOTE}: under {SUSPECT_SHRINK:g} x the {prev.items} of run #{prev.id} since "
-                             f"{streak_start:%Y-%m-%d}, over {SUSPECT_CONFIRM_DAYS} days; accepted as the new size"]
-        else:
-            status = "suspect"
-            reason = (f"{items} unique items is under {SUSPECT_SHRINK:g} x the {prev.items} of the last good run "
-                      f"#{prev.id} ({prev.as_of:%Y-%m-%d}): a short crawl, not deletions")
-    if status == "ok" and prev is not None:
-        removed = len(set(unpack_ids(prev.members)).difference(members))
-    return status, reason, removed, notes
+           notes: list[str]) -> tuple[str, str | None, int | None, list[str]]:
+    """(status, reason, removed, notes) of a run against the portal's runs dated before it (storage/crawls.py).
+
+    removed: how many datasets this complete run confirms removed (two consecutive complete runs lack them);
+    None for a run that is not complete, or before three complete runs (nothing can be confirmed yet).
+    """
+    params = {"portal_key": portal_key, "as_of": as_of, "run_id": run_id}
+    last = conn.execute(_LAST_COMPLETE, params).one_or_none()
+    earlier = [crawls.PastRun(r.id, r.as_of, r.items or 0, r.status) for r in (
+        [last, *conn.execute(_CRAWLED_SINCE, {**params, "since": last.as_of})] if last is not None else [])]
+    verdict = crawls.judge(items, as_of, earlier)
+    removed = None
+    if verdict.status == crawls.COMPLETE:
+        before = [unpack_ids(m) for m in reversed(conn.execute(_COMPLETE_MEMBERS, params).scalars().all())]
+        gone = crawls.confirmed_removals([*before, members])
+        removed = None if gone is None else len(gone)
+    return verdict.status, verdict.reason, removed, [*notes, verdict.note] if verdict.note else notes
 
 
 _LATER_RUNS = (sa.select(runs_t.c.id, runs_t.c.as_of, runs_t.c["items"], runs_t.c.members, runs_t.c.status,
                          runs_t.c.suspect_reason, runs_t.c.removed, runs_t.c.notes)
-               .where(runs_t.c.portal_key == _p("portal_key"), runs_t.c.status.in_(("ok", "suspect")),
+               .where(runs_t.c.portal_key == _p("portal_key"), runs_t.c.status.in_(crawls.CRAWLED),
                       runs_t.c.as_of > _p("as_of"), runs_t.c.id != _p("run_id"))
                .order_by(runs_t.c.as_of, runs_t.c.id))
 
 
-def _rejudge_later_runs(conn: Connection, portal_key: str, as_of: datetime, run_id: int) -> None:
+def _rejudge_later_runs(conn: Connection, portal_key: str, as_of: datetime, run_id: int) -> int:
     """After an out-of-order import, judge the runs dated after it again, oldest first, so every run's status
-    is what it would be had the snapshots arrived in date order (a newest run: one empty query)."""
+    is what it would be had the snapshots arrived in date order (a newest run: one empty query). Returns how
+    many runs changed."""
+    changed = 0
     for run in conn.execute(_LATER_RUNS, {"portal_key": portal_key, "as_of": as_of, "run_id": run_id}).all():
-        kept = [n for n in run.notes or () if not n.startswith(CONFIRMED_NOTE)]
+        kept = [n for n in run.notes or () if not n.startswith(crawls.CONFIRMED_NOTE)]
         status, reason, removed, notes = _judge(conn, portal_key, run.id, run.as_of, run.items or 0,
                                                 unpack_ids(run.members), kept)
         if (status, reason, removed, notes) != (run.status, run.suspect_reason, run.removed, list(run.notes or ())):
             conn.execute(sa.update(runs_t).where(runs_t.c.id == run.id).values(
                 status=status, suspect_reason=reason, removed=removed, notes=notes or None))
+            changed += 1
+    return changed
+
+
+_BEFORE_ANY_RUN = datetime(1, 1, 2, tzinfo=UTC)
+
+
+def rejudge_runs(engine: Engine, portal_key: str) -> int:
+    """Judge every crawled run of a portal again, oldest first, by the rules of storage/crawls.py (runs stored
+    under an older rule, e.g. before migration 0002); one transaction. Returns how many runs changed."""
+    with write_tx(engine) as conn:
+        return _rejudge_later_runs(conn, portal_key, _BEFORE_ANY_RUN, -1)
 
 
 def _payload(rec: DatasetRecord, raw: bytes) -> Payload:
@@ -552,13 +570,17 @@ def _num(x: Any) -> float | None:
 
 
 def save_scores(engine: Engine, city_key: str, as_of: datetime, scores: Mapping[str, ScoreLike],
-                criteria: pd.DataFrame, *, criterion_of: Mapping[str, str]) -> None:
+                criteria: pd.DataFrame, *, criterion_of: Mapping[str, str], flag: str | None = None) -> None:
     """Replace the scores of (city_key, as_of): one row per indicator and one roll-up row per criterion.
 
     `criteria` is `indicators.criteria.rollup(...)` (criterion, value, stage, …). `criterion_of` maps an
     indicator key to its criterion (the pipeline passes `indicators.CRITERION_OF`: storage does not import
-    the indicators).
+    the indicators). `flag` ("partial" or "empty", `crawls.score_flag`) marks scores of a crawl that fell
+    short: kept, but not the city's state. No scores (an empty mapping and rollup) just deletes those of
+    (city_key, as_of).
     """
+    if flag is not None and flag not in SCORE_FLAGS:
+        raise ValueError(f"score flag {flag!r} is not one of {SCORE_FLAGS}")
     mapping = dict(criterion_of)
     as_of = utc(as_of)
     rows: list[dict[str, Any]] = []
@@ -566,11 +588,12 @@ def save_scores(engine: Engine, city_key: str, as_of: datetime, scores: Mapping[
         blob = {"failing": s.failing, "matches": s.matches, "detail": s.detail}
         rows.append({"city_key": city_key, "as_of": as_of, "criterion": mapping.get(key, ""), "indicator": key,
                      "value": _num(s.value), "numerator": _num(s.numerator), "denominator": _num(s.denominator),
-                     "stage": None, "failing": zlib.compress(orjson.dumps(blob, option=orjson.OPT_NON_STR_KEYS))})
+                     "stage": None, "failing": zlib.compress(orjson.dumps(blob, option=orjson.OPT_NON_STR_KEYS)),
+                     "flag": flag})
     for c in criteria.to_dict("records") if len(criteria) else []:
         rows.append({"city_key": city_key, "as_of": as_of, "criterion": str(c["criterion"]), "indicator": "",
                      "value": _num(c.get("value")), "numerator": None, "denominator": None,
-                     "stage": c.get("stage"), "failing": None})
+                     "stage": c.get("stage"), "failing": None, "flag": flag})
     with write_tx(engine) as conn:
         conn.execute(sa.delete(scores_t).where(scores_t.c.city_key == city_key, scores_t.c.as_of == as_of))
         if rows:

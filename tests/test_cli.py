@@ -67,7 +67,9 @@ def test_import_as_of_and_scores_and_explain(run):
     assert run("score", "--all")[0] == 0
     table = rows(run("scores", "--city", "chicago")[1])
     assert {"criterion", "indicator", "value", "numerator", "denominator", "stage"} <= set(table[0])
-    assert {r["as_of"][:10] for r in table} == {"2022-06-22", "2022-06-29"}
+    assert {r["as_of"] for r in table} == {"2022-06-22T23:59:59Z"}  # the partial crawl's scores are no line
+    flagged = rows(run("scores", "--city", "chicago", "--flagged")[1])
+    assert {(r["as_of"][:10], r["flag"]) for r in flagged} == {("2022-06-22", ""), ("2022-06-29", "partial")}
 
     failing = [r for r in table if r["indicator"] and r["value"] and float(r["value"]) < 100]
     assert failing, "some indicator has failing datasets in a real catalog"
@@ -75,6 +77,34 @@ def test_import_as_of_and_scores_and_explain(run):
     code, out, _ = run("explain", "--city", "chicago", "--indicator", key)
     explained = rows(out)
     assert code == 0 and explained and {"source_id", "reason"} <= set(explained[0])
+
+
+def test_datasets_warns_only_about_the_run_it_shows_and_names_it(run):
+    """06-22 (256 ids), the short crawl of 06-29 (95: partial), 07-23 (260 >= 0.9 x 256: complete)."""
+    history = FIXTURES / "socrata/history/data.cityofchicago.org"
+    for d in ("2022-06-22", "2022-06-29", "2022-07-23"):
+        assert run("import", "--city", "chicago", "--as-of", d, str(history / f"{d}.jsonl.gz"))[0] == 0
+    code, out, err = run("datasets", "--city", "chicago", "--as-of", "2022-07-23")
+    assert code == 0 and len(rows(out)) == 260 and "SUSPECT" not in err and "note:" not in err
+    code, out, err = run("datasets", "--city", "chicago")  # the latest: the complete 07-23 crawl
+    assert "note:" not in err
+    code, out, err = run("datasets", "--city", "chicago", "--as-of", "2022-06-29")
+    assert len(rows(out)) == 95
+    assert "note: chicago-socrata run #2 of 2022-06-29 23:59 UTC is a PARTIAL crawl, SUSPECT (95 unique items" in err
+
+
+def test_an_empty_import_file_is_reported_empty_and_not_scored(run, tmp_path):
+    history = FIXTURES / "socrata/history/data.cityofchicago.org"
+    assert run("import", "--city", "chicago", "--as-of", "2022-06-08", str(history / "2022-06-08.jsonl.gz"))[0] == 0
+    empty = tmp_path / "2022-06-15.jsonl"
+    empty.write_text("")
+    code, _, err = run("import", "--city", "chicago", "--as-of", "2022-06-15", str(empty))
+    assert code == 0 and "chicago-socrata as of 2022-06-15: 0 datasets" in err and "(EMPTY: 0 datasets" in err
+    code, out, err = run("datasets", "--city", "chicago")
+    assert len(rows(out)) == 313  # the last crawl before the empty one, said so on stderr
+    assert "note: chicago-socrata run #2 of 2022-06-15 23:59 UTC came back EMPTY" in err
+    assert run("score", "--all")[0] == 0
+    assert {r["as_of"] for r in rows(run("scores", "--city", "chicago", "--flagged")[1])} == {"2022-06-08T23:59:59Z"}
 
 
 def test_unknown_city_and_bad_date_are_usage_errors(run):

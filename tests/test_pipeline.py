@@ -7,7 +7,7 @@ Expected counts come from the recorded files (see tests/fixtures/PROVENANCE.md):
 """
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -130,27 +130,121 @@ def test_changed_shape_fails_with_its_reason(setup, emu):
     assert storage.city_catalog(engine, "birmingham").empty
 
 
+CHICAGO_HISTORY = FIXTURES / "socrata/history/data.cityofchicago.org"
+
+
+def eod(text: str) -> datetime:
+    """The end of a day: when an import of that day's snapshot is dated."""
+    return datetime.fromisoformat(text + "T23:59:59+00:00")
+
+
 def test_import_chicago_history_then_as_of_catalogs(setup):
     cfg, engine = setup
-    history = sorted((FIXTURES / "socrata/history/data.cityofchicago.org").glob("*.jsonl.gz"))
+    history = sorted(CHICAGO_HISTORY.glob("*.jsonl.gz"))
     assert len(history) == 8
     for path in history:
-        when = datetime.fromisoformat(path.name[:10]).replace(tzinfo=UTC)
-        pipeline.import_files(cfg, engine, "chicago", when, [path])
+        pipeline.import_files(cfg, engine, "chicago", date.fromisoformat(path.name[:10]), [path])
+    runs = storage.runs(engine, portal_key="chicago-socrata")[::-1]  # oldest first
+    assert list(runs["as_of"]) == [eod(p.name[:10]) for p in history]  # each dated at the end of its day
     # unique ids per snapshot, counted from the files: 313, 466, 256, 95, 95, 196, 294, 260
-    counts = [len(storage.city_catalog(engine, "chicago",
-                                       as_of=datetime.fromisoformat(p.name[:10] + "T12:00:00+00:00")))
-              for p in history]
+    counts = [len(storage.city_catalog(engine, "chicago", as_of=eod(p.name[:10]))) for p in history]
     assert counts == [313, 466, 256, 95, 95, 196, 294, 260]
-    statuses = list(storage.runs(engine, portal_key="chicago-socrata")["status"])[::-1]  # oldest first
-    assert statuses == ["ok", "ok", "ok", "suspect", "suspect", "ok", "ok", "ok"]
+    # complete = >= 0.9 x the last complete run (tests/storage/test_history.py CHICAGO_STATUS works it out)
+    assert list(runs["status"]) == ["ok", "ok", "suspect", "suspect", "suspect", "suspect", "ok", "suspect"]
     # re-importing an unchanged snapshot writes no version rows
     before = storage.row_counts(engine)["dataset_versions"]
-    pipeline.import_files(cfg, engine, "chicago", datetime(2022, 7, 23, tzinfo=UTC), [history[-1]])
+    pipeline.import_files(cfg, engine, "chicago", date(2022, 7, 23), [history[-1]])
     assert storage.row_counts(engine)["dataset_versions"] == before
-    # the re-import shares 2022-07-23's date, so history has eight distinct dates to score
+    # the re-import shares 2022-07-23's date, so history has eight distinct dates to score; the partial ones
+    # are stored flagged and are no line point
     assert pipeline.score_all(cfg, engine, "chicago") == 8
-    assert len(set(storage.scores(engine, "chicago")["as_of"])) == 8
+    assert len(set(storage.scores(engine, "chicago", flagged=True)["as_of"])) == 8
+    assert sorted(set(storage.scores(engine, "chicago")["as_of"])) == [eod("2022-06-08"), eod("2022-06-15"),
+                                                                       eod("2022-07-20")]
+    flagged = storage.scores(engine, "chicago", flagged=True)
+    assert set(flagged.loc[flagged["flag"] == "partial", "as_of"]) == {
+        eod(d) for d in ("2022-06-22", "2022-06-29", "2022-07-06", "2022-07-13", "2022-07-23")}
+    assert set(storage.latest_scores(engine, "chicago")["as_of"]) == {eod("2022-07-20")}
+
+
+def test_a_short_crawl_makes_no_dip_in_the_score_history(setup):
+    """06-08 (313 ids), the short crawl of 06-29 (95: partial), 07-20 (294 >= 0.9 x 313: complete). The short
+    crawl's scores are stored flagged; every line and the latest value skip it."""
+    cfg, engine = setup
+    for d in ("2022-06-08", "2022-06-29", "2022-07-20"):
+        pipeline.import_files(cfg, engine, "chicago", date.fromisoformat(d), [CHICAGO_HISTORY / f"{d}.jsonl.gz"])
+    assert pipeline.score_all(cfg, engine, "chicago") == 3
+    line = storage.criterion_scores(engine, "chicago")
+    assert sorted(set(line["as_of"])) == [eod("2022-06-08"), eod("2022-07-20")]
+    marked = storage.criterion_scores(engine, "chicago", flagged=True)
+    assert set(marked.loc[marked["flag"] == "partial", "as_of"]) == {eod("2022-06-29")}
+    # the flagged point is the dip a line would have shown: the catalog-size indicator of the 95-id crawl
+    # (log scale, 100 * log10(1 + n) / log10(1001)) is far under the complete crawls' around it
+    size = storage.scores(engine, "chicago", flagged=True).query("indicator == 'od3_dataset_count'")
+    by_day = dict(zip(size["as_of"], size["value"], strict=True))
+    assert by_day[eod("2022-06-29")] < by_day[eod("2022-06-08")] and by_day[eod("2022-06-29")] < by_day[
+        eod("2022-07-20")]
+    assert set(storage.latest_scores(engine)["as_of"]) == {eod("2022-07-20")}
+
+
+def test_an_empty_import_file_is_an_empty_run_and_never_scored(setup, tmp_path):
+    cfg, engine = setup
+    pipeline.import_files(cfg, engine, "chicago", date(2022, 6, 8), [CHICAGO_HISTORY / "2022-06-08.jsonl.gz"])
+    assert pipeline.score(cfg, engine, "chicago")
+    empty = tmp_path / "2022-06-15.jsonl"
+    empty.write_text("")  # an archive that holds nothing (a failed scrape's file)
+    [summary] = pipeline.import_files(cfg, engine, "chicago", date(2022, 6, 15), [empty])
+    assert (summary.status, summary.items) == ("empty", 0)
+    assert pipeline.score(cfg, engine, "chicago") == {}  # not a catalog of 0 datasets
+    assert set(storage.scores(engine, "chicago", flagged=True)["as_of"]) == {eod("2022-06-08")}
+    assert set(storage.latest_scores(engine, "chicago")["as_of"]) == {eod("2022-06-08")}
+    assert len(storage.city_catalog(engine, "chicago")) == 313  # its last crawl, not an empty catalog
+    assert pipeline.score_all(cfg, engine, "chicago") == 2  # both dates visited; the empty one stores nothing
+    assert set(storage.scores(engine, "chicago", flagged=True)["as_of"]) == {eod("2022-06-08")}
+
+
+def test_a_zero_item_response_after_a_good_run_is_empty_and_not_scored(setup, emu):
+    """Issue 11 item 7: after a good harvest of 260 datasets the API answers with no results."""
+    cfg, engine = setup
+    chicago = cfg.portal("chicago-socrata")
+    assert pipeline.harvest(cfg, engine, chicago, now=T1).status == "ok"
+    pipeline.score(cfg, engine, "chicago")
+    emu.fault("/api/catalog/v1", body={"results": [], "resultSetSize": 0})
+    empty = pipeline.harvest(cfg, engine, chicago, now=T2)
+    emu.clear_faults()
+    assert (empty.status, empty.items) == ("empty", 0)
+    assert pipeline.score(cfg, engine, "chicago") == {}
+    assert set(storage.latest_scores(engine, "chicago")["as_of"]) == {T1}
+    assert list(storage.runs(engine, portal_key="chicago-socrata")["status"]) == ["empty", "ok"]
+
+
+def test_growth_counts_datasets_created_in_the_window_not_first_seen(setup):
+    """The short crawl of 06-29 (95 ids) then 07-20 (294): 199 datasets are seen for the first time on 07-20,
+    but only two were created in the 90 days before it (by hand: resource.createdAt of the 07-20 file in
+    (2022-04-21T23:59:59, 2022-07-20T23:59:59]): p293-wvbd "Boundaries - Wards (2023-)" (2022-06-06) and
+    spyv-p8fk "Boundaries - Planning Regions" (2022-05-24), both public datasets."""
+    cfg, engine = setup
+    for d in ("2022-06-29", "2022-07-20"):
+        pipeline.import_files(cfg, engine, "chicago", date.fromisoformat(d), [CHICAGO_HISTORY / f"{d}.jsonl.gz"])
+    cat = storage.city_catalog(engine, "chicago")
+    assert (cat["first_seen"] == eod("2022-07-20")).sum() == 294 - 95  # 06-29's 95 ids are all in 07-20
+    scores = pipeline.score(cfg, engine, "chicago")
+    growth = scores["od3_growth"]
+    assert growth.numerator == 2 and set(growth.matches) == {"p293-wvbd", "spyv-p8fk"}
+
+
+def test_an_imported_snapshot_is_dated_at_the_end_of_its_day(setup):
+    """Building Permits (ydr8-5enu) was updated at 12:07:54 on 2022-06-08, the day of the snapshot that shows it
+    (jq '.resource.data_updated_at'): dated at midnight the snapshot would be 12 h older than its own data."""
+    cfg, engine = setup
+    [summary] = pipeline.import_files(cfg, engine, "chicago", date(2022, 6, 8),
+                                      [CHICAGO_HISTORY / "2022-06-08.jsonl.gz"])
+    cat = storage.city_catalog(engine, "chicago").set_index("source_id")
+    as_of = storage.runs(engine).iloc[0]["as_of"]
+    assert as_of == eod("2022-06-08")
+    assert cat.loc["ydr8-5enu", "data_modified"] == datetime(2022, 6, 8, 12, 7, 54, tzinfo=UTC)
+    assert (cat["data_modified"].dropna() <= as_of).all()  # no update lies in the snapshot's future
+    assert summary.status == "ok"
 
 
 def test_manual_evidence_merges_config_and_dashboard_records(tmp_path, emu, sqlite_url):  # noqa: F811

@@ -9,10 +9,13 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import settings as settings_mod
 import storage
 from connectors.base import FetchStats
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def load_settings(url: str, **export):
@@ -33,7 +36,8 @@ def only_portal(cfg, portal_key: str, schedule: str | None = None):
 
 @dataclass
 class FakeHarvest:
-    """Stands in for pipeline.harvest: records the call, optionally blocks or sleeps, writes an empty ok run."""
+    """Stands in for pipeline.harvest: records the call, optionally blocks or sleeps, writes an ok run of one
+    real recorded item (a run of 0 items would be an *empty* crawl, not an ok one)."""
 
     delay_s: float = 0.0
     gate: threading.Event | None = None
@@ -53,7 +57,24 @@ class FakeHarvest:
         if self.fail_with is not None:
             raise self.fail_with
         run_id = storage.start_run(engine, portal.key, as_of=now or datetime.now(UTC), source="harvest")
-        return storage.save_harvest(engine, run_id, [], [], FetchStats(), finished_at=datetime.now(UTC))
+        records, raws = one_item(portal)
+        return storage.save_harvest(engine, run_id, records, raws, FetchStats(), finished_at=datetime.now(UTC))
+
+
+# One real recorded item per portal kind (tests/fixtures/PROVENANCE.md), for the fake harvest's run.
+ONE_ITEM_FILES = {"socrata": "socrata/latest/data.cityofchicago.org.jsonl.gz",
+                  "dcat": "dcat_us/cincinnati_data_json_socrata_2020-07-22.json.gz",
+                  "ckan": "ckan/birmingham_uk_package_search_purchase_cards_2021.json"}
+
+
+def one_item(portal) -> tuple[list, list]:
+    """The first item of the kind's recorded catalog, normalized for `portal` as a harvest would."""
+    from connectors import make_connector
+    from connectors.archive import read_items
+
+    connector = make_connector(portal)
+    raws, _ = read_items(FIXTURES / ONE_ITEM_FILES[portal.kind], portal.kind)
+    return [connector.normalize(raws[0])], [connector.raw_bytes(raws[0])]
 
 
 @dataclass

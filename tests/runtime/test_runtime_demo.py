@@ -3,6 +3,7 @@ imported and scored through the real pipeline into an empty database."""
 from __future__ import annotations
 
 import hashlib
+from datetime import time
 from pathlib import Path
 
 import pytest
@@ -67,13 +68,25 @@ def test_demo_fills_an_empty_database_with_five_or_more_cities(demo_db):
                           "philadelphia-dcat": 1}
     per_city = runs.groupby("city_key").size()
     assert (per_city >= 2).sum() >= 5
-    # every run date of every city is scored (score_all), so the over-time charts have their points
+    # every run date of every city is scored (score_all), so the over-time charts have their points; those of
+    # partial crawls are flagged (marked points, never a line), the others are the lines
     for city in per_city.index:
-        scored = set(storage.scores(engine, city)["as_of"])
+        scored = set(storage.scores(engine, city, flagged=True)["as_of"])
         assert scored == set(storage.run_dates(engine, city)), city
-    # the real short crawl of 2022-06-29 is flagged, not read as deletions (Chicago: 95 of 256 the week before)
-    chicago = runs[runs["portal_key"] == "chicago-socrata"].sort_values("as_of")
-    assert list(chicago["status"]) == ["ok", "ok", "suspect", "ok"]
+        complete = set(runs.loc[(runs["city_key"] == city) & (runs["status"] == "ok"), "as_of"])
+        assert set(storage.scores(engine, city)["as_of"]) == complete, city
+    # Complete ("ok") = >= 0.9 x the last complete run's unique ids (PROVENANCE.md counts), else partial
+    # ("suspect"), unless partial runs have lasted 28 days and this is the largest crawl since (the new size):
+    # chicago 313, 256 (0.82), 95, 260 (07-23: 31 days after 06-22, the largest since); nyc 944, 81, 977;
+    # sf 214, 21, 159 (0.74, 24 days); austin 386, 25, 304 (0.79, 24 days); cincinnati 53, 41 (0.77), 6,
+    # 46 (07-20: 28 days after 06-22, the largest since), 43 (>= 0.9 x 46); indianapolis 229, 1210.
+    status = {k: list(g.sort_values("as_of")["status"]) for k, g in runs.groupby("portal_key")}
+    assert status == {"chicago-socrata": ["ok", "suspect", "suspect", "ok"], "nyc-socrata": ["ok", "suspect", "ok"],
+                      "sf-socrata": ["ok", "suspect", "suspect"], "austin-socrata": ["ok", "suspect", "suspect"],
+                      "cincinnati-socrata": ["ok", "suspect", "suspect", "ok", "ok"],
+                      "indianapolis-dcat": ["ok", "ok"], "minneapolis-dcat": ["ok"], "philadelphia-dcat": ["ok"]}
+    # every snapshot is dated at the end of its day (the manifest gives days)
+    assert set(runs["as_of"].dt.time) == {time(23, 59, 59)}
 
 
 def test_demo_is_not_loaded_twice(demo_db):

@@ -21,12 +21,14 @@ UTC = UTC
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CHICAGO_WEEKS = [  # real weekly Discovery API scrapes (tests/fixtures/PROVENANCE.md)
     (FIXTURES / "socrata/history/data.cityofchicago.org/2022-06-08.jsonl.gz", datetime(2022, 6, 8, tzinfo=UTC)),
-    (FIXTURES / "socrata/history/data.cityofchicago.org/2022-06-22.jsonl.gz", datetime(2022, 6, 22, tzinfo=UTC)),
+    (FIXTURES / "socrata/history/data.cityofchicago.org/2022-06-15.jsonl.gz", datetime(2022, 6, 15, tzinfo=UTC)),
 ]
 MINNEAPOLIS = (FIXTURES / "dcat_us/minneapolis_data_json_arcgis_hub_2020-08-04.json.gz",
                datetime(2020, 8, 4, tzinfo=UTC))
-# Hand count: unique `resource.id` values in the 2022-06-22 file (291 lines, 35 of them repeats) = 256.
-CHICAGO_LATEST_DATASETS = 256
+# Hand count: unique `resource.id` values in the 2022-06-15 file (532 lines, 66 of them repeats) = 466. It is a
+# complete crawl (>= 0.9 x 06-08's 313), so its scores are the latest; test_a_partial_crawl_is_not_exported
+# covers a partial one.
+CHICAGO_LATEST_DATASETS = 466
 # Hand count: entries of `dataset` in the Minneapolis data.json = 152.
 MINNEAPOLIS_DATASETS = 152
 HOSTILE = "<script>alert('x')</script><img src=https://evil.example/x.png>"
@@ -94,8 +96,8 @@ def test_scores_csv_matches_the_database(filled):
     assert header == ["city_key", "as_of", "criterion", "indicator", "value", "numerator", "denominator", "stage"]
     db = storage.latest_scores(engine, "chicago")
     assert len(rows) == len(db) > 0
-    # the latest scoring is the 2022-06-22 run
-    assert {r["as_of"] for r in rows} == {"2022-06-22T00:00:00Z"}
+    # the latest scoring is the 2022-06-15 run
+    assert {r["as_of"] for r in rows} == {"2022-06-15T00:00:00Z"}
     by_key = {(r["criterion"], r["indicator"]): r for r in rows}
     for d in db.to_dict("records"):
         r = by_key[(d["criterion"], d["indicator"])]
@@ -138,14 +140,14 @@ def test_evidence_packet_covers_every_criterion_with_its_evidence(filled):
 
     _, engine, out, _ = filled
     packet = json.loads((_day(out) / "chicago" / "evidence.json").read_text(encoding="utf-8"))
-    assert packet["city_key"] == "chicago" and packet["date"] == "2022-06-22T00:00:00Z"
+    assert packet["city_key"] == "chicago" and packet["date"] == "2022-06-15T00:00:00Z"
     assert packet["catalog"] == {"datasets": CHICAGO_LATEST_DATASETS,
                                  "by_portal": {"chicago-socrata": CHICAGO_LATEST_DATASETS}}
     assert [c["criterion"] for c in packet["criteria"]] == list(criteria.wwc_criteria()["criterion"])
     db = storage.latest_scores(engine, "chicago")
     crit_rows = db[db["indicator"] == ""].set_index("criterion")
     for c in packet["criteria"]:
-        assert c["date"] == "2022-06-22T00:00:00Z" and c["status"] in ("metadata", "manual", "supported", "open")
+        assert c["date"] == "2022-06-15T00:00:00Z" and c["status"] in ("metadata", "manual", "supported", "open")
         if c["criterion"] in crit_rows.index:
             v = crit_rows.loc[c["criterion"], "value"]
             assert (c["value"] is None) if _missing(v) else c["value"] == pytest.approx(v)
@@ -214,3 +216,27 @@ def test_csv_cells_a_spreadsheet_would_run_are_kept_as_text():
     assert csv_writer.formula_guard(-3.5) == -3.5  # numbers stay numbers
     assert csv_writer.cell(("a", "b")) == "a; b"
     assert csv_writer.cell(({"name": "id", "type": "text"},)) == '[{"name": "id", "type": "text"}]'
+
+
+def test_a_partial_crawl_is_not_exported(tmp_path):
+    """06-08 (313 ids) then the short crawl of 06-29 (95 < 0.9 x 313: partial). Its scores are stored flagged:
+    the export's scores, evidence date and datasets are those of 06-08, the city's last complete crawl."""
+    url = f"sqlite:///{tmp_path / 'maturity.db'}"
+    cfg = load_settings(url)
+    storage.upgrade(url)
+    engine = storage.open_db(url)
+    for day in ("2022-06-08", "2022-06-29"):
+        pipeline.import_files(cfg, engine, "chicago", datetime.fromisoformat(day).replace(tzinfo=UTC),
+                              [FIXTURES / f"socrata/history/data.cityofchicago.org/{day}.jsonl.gz"],
+                              portal_key="chicago-socrata")
+    pipeline.score_all(cfg, engine, "chicago")
+    assert set(storage.scores(engine, "chicago", flagged=True)["flag"].dropna()) == {"partial"}
+    exports.export(cfg, engine, city_key="chicago", out_dir=tmp_path / "out", formats=("csv", "json"))
+    day = _day(tmp_path / "out")
+    _, rows = _csv(day / "chicago" / "scores.csv")
+    assert {r["as_of"] for r in rows} == {"2022-06-08T00:00:00Z"}
+    _, datasets = _csv(day / "chicago" / "datasets.csv")
+    assert len(datasets) == 313  # hand count: unique resource.id in the 2022-06-08 file
+    packet = json.loads((day / "chicago" / "evidence.json").read_text(encoding="utf-8"))
+    assert packet["date"] == "2022-06-08T00:00:00Z" and packet["catalog"]["datasets"] == 313
+    storage.dispose(url)

@@ -34,8 +34,9 @@ def dcat_run(engine, date: str, *, fail: str | None = None, stats: FetchStats | 
     run_id = storage.start_run(engine, CHICAGO_DCAT.key, as_of=day(date))
     if fail:
         storage.fail_run(engine, run_id, fail, finished_at=day(date))
-    elif stats is not None:  # a run whose connector reported no schema check
-        storage.save_harvest(engine, run_id, [], [], stats, finished_at=day(date))
+    elif stats is not None:  # the real datasets, as a connector that reported no schema check stores them
+        records, raws, _ = chicago_data_json()
+        storage.save_harvest(engine, run_id, records, raws, stats, finished_at=day(date))
     else:
         records, raws, real_stats = chicago_data_json()
         storage.save_harvest(engine, run_id, records, raws, real_stats, finished_at=day(date))
@@ -91,23 +92,34 @@ def test_portal_facts_assembled_from_storage(engine):
                                            errors=storage.city_harvest(engine, "chicago").schema_checks[
                                                CHICAGO_DCAT.key].errors)
     assert facts.history_start == day("2022-06-08") and facts.departments == ("Police", "Finance")
-    # typed runs, oldest first; complete = an ok run until storage records completeness itself
+    # typed runs, oldest first; complete as storage judged it (>= 0.9 x the last complete run: 256 of 466 on
+    # 06-22 is a partial crawl, so is 95 on 06-29)
     assert [(r.portal_key, r.as_of.date().isoformat(), r.status, r.complete) for r in facts.runs] == [
         (CHICAGO.key, "2022-06-08", "ok", True), (CHICAGO_DCAT.key, "2022-06-10", "ok", True),
-        (CHICAGO.key, "2022-06-15", "ok", True), (CHICAGO.key, "2022-06-22", "ok", True),
+        (CHICAGO.key, "2022-06-15", "ok", True), (CHICAGO.key, "2022-06-22", "suspect", False),
         (CHICAGO.key, "2022-06-29", "suspect", False), (CHICAGO_DCAT.key, "2022-06-30", "failed", False)]
     assert facts.runs[0].items == 313  # unique ids of the 06-08 snapshot
-    # removals are what storage offers for the catalog runs: the suspect 06-29 run removes nothing
-    assert facts.removed == frozenset(storage.city_harvest(engine, "chicago").removed) == frozenset()
-    at_22 = pipeline.portal_facts(storage.city_harvest(engine, "chicago", day("2022-06-22")))
-    assert at_22.removed == frozenset(storage.catalog_run(engine, CHICAGO.key, day("2022-06-22")).removed)
-    assert len(at_22.removed) > 0  # ids of the 06-15 run that the 06-22 run no longer lists
+    # removals are what storage offers: two complete Socrata runs (06-08, 06-15) cannot confirm one (it takes
+    # two complete runs in a row lacking a dataset), so none is known yet - not "none removed"
+    assert facts.removed is None and storage.city_harvest(engine, "chicago").removed is None
+    assert storage.catalog_run(engine, CHICAGO.key, day("2022-06-22")).removed is None
 
 
 def test_data_json_without_a_check_on_record_is_present_but_not_validated(engine):
     dcat_run(engine, "2022-06-10", stats=FetchStats())  # e.g. a run stored by a connector that reported none
     facts = pipeline.portal_facts(storage.city_harvest(engine, "chicago"))
     assert facts.datajson == DatajsonCheck(checked=True, present=True, validated=False)
+
+
+def test_an_empty_data_json_is_not_a_present_data_json(engine):
+    """A data.json listing nothing is an *empty* run: not a catalog of 0 datasets, not a present data.json."""
+    run_id = storage.start_run(engine, CHICAGO_DCAT.key, as_of=day("2022-06-10"))
+    storage.save_harvest(engine, run_id, [], [], FetchStats(), finished_at=day("2022-06-10"))
+    h = storage.city_harvest(engine, "chicago", day("2022-06-15"))
+    assert h.frame.empty
+    assert list(h.runs["status"]) == ["empty"]
+    facts = pipeline.portal_facts(h)
+    assert facts.datajson == DatajsonCheck(checked=True)  # configured and looked for, not present
 
 
 def test_city_with_only_failed_runs_is_unreachable(engine):
@@ -118,7 +130,7 @@ def test_city_with_only_failed_runs_is_unreachable(engine):
     facts = pipeline.portal_facts(h)
     assert facts.reachable is False
     assert facts.datajson == DatajsonCheck()  # no data.json portal configured: not checked
-    assert facts.history_start is None and facts.removed == frozenset()
+    assert facts.history_start is None and facts.removed is None  # nothing known, not "none removed"
     r = storage.runs(engine, city_key="cincinnati").iloc[0]
     assert (r["status"], r["error"]) == ("failed", "PortalUnavailable: connection refused")
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
@@ -14,14 +15,18 @@ from tests.storage.conftest import CHICAGO, CHICAGO_DATES, chicago_snapshot, day
 #   zcat tests/fixtures/socrata/history/data.cityofchicago.org/<date>.jsonl.gz | jq -r .resource.id | sort -u | wc -l
 CHICAGO_UNIQUE = {"2022-06-08": 313, "2022-06-15": 466, "2022-06-22": 256, "2022-06-29": 95,
                   "2022-07-06": 95, "2022-07-13": 196, "2022-07-20": 294, "2022-07-23": 260}
-# 95/256 = 0.37 < SUSPECT_SHRINK (0.4): the two short crawls; every other ratio against the last good run
-# is >= 256/466 = 0.55.
-CHICAGO_STATUS = {"2022-06-08": "ok", "2022-06-15": "ok", "2022-06-22": "ok", "2022-06-29": "suspect",
-                  "2022-07-06": "suspect", "2022-07-13": "ok", "2022-07-20": "ok", "2022-07-23": "ok"}
-# Ids in the previous *ok* run but not in this one, by hand with `comm -23 ids_<prev> ids_<this> | wc -l`
-# on the sorted id lists above. 07-13 is compared with 06-22, skipping the two suspect runs.
-CHICAGO_REMOVED = {"2022-06-08": 0, "2022-06-15": 0, "2022-06-22": 210, "2022-06-29": 0,
-                   "2022-07-06": 0, "2022-07-13": 61, "2022-07-20": 0, "2022-07-23": 34}
+# Complete ("ok") = at least COMPLETE_SHARE (0.9) of the last complete run's unique ids, by hand from the
+# counts above: 06-08 is the first; 466 >= 0.9 x 313; then against 466 (06-15): 256 = 0.55, 95 = 0.20,
+# 95, 196 = 0.42 are partial ("suspect"). 07-20 (294 = 0.63) is complete by the confirmed-shrink rule: partial
+# runs since 06-22, 28 days before (CONFIRM_DAYS), and 294 is the largest crawl since 06-15 (>= 0.9 x 294).
+# 07-23: 260 < 0.9 x 294 = 264.6, partial again.
+CHICAGO_STATUS = {"2022-06-08": "ok", "2022-06-15": "ok", "2022-06-22": "suspect", "2022-06-29": "suspect",
+                  "2022-07-06": "suspect", "2022-07-13": "suspect", "2022-07-20": "ok", "2022-07-23": "suspect"}
+# Removals confirmed by each complete run (in the complete run before the previous one, absent from the
+# previous and from this one); None where not complete, or before the third complete run. 07-20 is the
+# third: `comm -23 ids_06-08 ids_06-15` is empty (06-08's 313 ids are all in 06-15), so 0.
+CHICAGO_REMOVED = {"2022-06-08": None, "2022-06-15": None, "2022-06-22": None, "2022-06-29": None,
+                   "2022-07-06": None, "2022-07-13": None, "2022-07-20": 0, "2022-07-23": None}
 # "Building Permits" (ydr8-5enu) is in all eight files; its resource.data_updated_at per file, by hand with
 #   zcat <date>.jsonl.gz | jq -r 'select(.resource.id=="ydr8-5enu") | .resource.data_updated_at'
 PERMITS = "ydr8-5enu"
@@ -82,36 +87,79 @@ def test_unchanged_reimport_writes_no_version_rows(engine):
     before = storage.row_counts(engine)
     again = save(engine, chicago_snapshot("2022-06-15"))
     after = storage.row_counts(engine)
-    assert again.status == "ok" and again.new_versions == 0 and again.removed == 0
+    assert again.status == "ok" and again.new_versions == 0 and again.removed == 0  # 2 complete runs: none known
     assert after["dataset_versions"] == before["dataset_versions"]
     assert after["datasets"] == before["datasets"]
     assert after["harvest_runs"] == before["harvest_runs"] + 1  # one run row, not a row per dataset
     assert_catalog_is(storage.catalog(engine, CHICAGO.key), "2022-06-15")
 
 
-def test_suspect_runs_on_the_real_chicago_history(engine):
+def test_complete_and_partial_runs_on_the_real_chicago_history(engine):
     summaries = {d: save(engine, chicago_snapshot(d)) for d in CHICAGO_DATES}
     assert {d: s.status for d, s in summaries.items()} == CHICAGO_STATUS
-    assert {d: s.removed for d, s in summaries.items()} == CHICAGO_REMOVED
-    assert "95 unique items" in summaries["2022-06-29"].suspect_reason
+    assert {d: s.removed for d, s in summaries.items()} == {d: n or 0 for d, n in CHICAGO_REMOVED.items()}
+    assert summaries["2022-06-29"].suspect_reason == (
+        "95 unique items is under 0.9 x the 466 of the last complete run #2 (2022-06-15): a partial crawl, "
+        "not deletions")
     assert summaries["2022-06-08"].suspect_reason is None
 
-    # The catalog as of a suspect run is what that run saw, and says so; its missing datasets are not removals.
+    # The catalog as of a partial run is what that run saw, and says so; its missing datasets are not
+    # removals, and no removal is known before three complete runs.
     short = storage.catalog(engine, CHICAGO.key, day("2022-06-29"))
     assert len(short) == 95
     short_run = storage.catalog_run(engine, CHICAGO.key, day("2022-06-29"))
-    assert short_run.run["status"] == "suspect"
-    assert short_run.removed == ()
-    # The next good run compares with the last good one (06-22), not with the short crawl.
-    after = storage.catalog(engine, CHICAGO.key, day("2022-07-13"))
-    after_run = storage.catalog_run(engine, CHICAGO.key, day("2022-07-13"))
-    assert after_run.run["status"] == "ok"
-    assert len(after_run.removed) == 61
-    assert set(after_run.removed).isdisjoint(after["source_id"])
+    assert short_run.run["status"] == "suspect" and short_run.run["complete"] is False
+    assert short_run.removed is None
+    # 07-20 is complete (a lasting shrink, see CHICAGO_STATUS), the third: nothing confirmed removed.
+    after_run = storage.catalog_run(engine, CHICAGO.key, day("2022-07-20"))
+    assert after_run.run["status"] == "ok" and after_run.removed == ()
+    assert storage.removed_ids(engine, CHICAGO.key) == []
+    assert storage.removed_ids(engine, CHICAGO.key, day("2022-07-13")) is None
 
     runs = storage.runs(engine, portal_key=CHICAGO.key)
     assert list(runs["as_of"]) == [day(d) for d in reversed(CHICAGO_DATES)]  # newest first
     assert list(runs["status"]) == [CHICAGO_STATUS[d] for d in reversed(CHICAGO_DATES)]
+    assert list(runs["complete"]) == [CHICAGO_STATUS[d] == "ok" for d in reversed(CHICAGO_DATES)]
+    assert [None if pd.isna(n) else int(n) for n in runs["removed"]] == [
+        CHICAGO_REMOVED[d] for d in reversed(CHICAGO_DATES)]
+    assert any("shrink confirmed" in n for n in runs.set_index("as_of").loc[day("2022-07-20"), "notes"])
+
+
+def test_a_dataset_missing_from_one_complete_run_is_not_removed(engine):
+    """Real records, shifted dates: the 313 ids of 06-08, then 07-20's crawl (294 ids, >= 0.9 x 313: complete)
+    lacks 22 of them (`comm -23 ids_06-08 ids_07-20 | wc -l`). Under the old rule they were 22 removals; if
+    the next complete run has them again they were a crawl's hiccup, and only if it lacks them too are they
+    removed."""
+    from dataclasses import replace
+
+    first, short = chicago_snapshot("2022-06-08"), chicago_snapshot("2022-07-20")
+    gone = {r.source_id for r in first.records} - {r.source_id for r in short.records}
+    assert len(gone) == 22
+    t0 = day("2022-08-01")
+    save(engine, replace(first, as_of=t0))
+    save(engine, replace(short, as_of=t0 + timedelta(days=7)))
+    back = save(engine, replace(first, as_of=t0 + timedelta(days=14)))  # they came back
+    assert [r for r in storage.runs(engine, portal_key=CHICAGO.key)["status"]] == ["ok", "ok", "ok"]
+    assert back.removed == 0
+    assert storage.removed_ids(engine, CHICAGO.key) == []
+
+
+def test_removals_need_two_complete_runs_in_a_row(engine):
+    """313 ids (06-08), then 07-20's 294 twice: the 22 ids both lack are removed, as of the second."""
+    from dataclasses import replace
+
+    first, short = chicago_snapshot("2022-06-08"), chicago_snapshot("2022-07-20")
+    t0 = day("2022-08-01")
+    statuses = [save(engine, replace(snap, as_of=t0 + timedelta(days=7 * i)))
+                for i, snap in enumerate((first, short, short))]
+    assert [s.status for s in statuses] == ["ok", "ok", "ok"]
+    assert [s.removed for s in statuses] == [0, 0, 22]
+    removed = storage.removed_ids(engine, CHICAGO.key)
+    assert removed == sorted({r.source_id for r in first.records} - {r.source_id for r in short.records})
+    assert storage.removed_ids(engine, CHICAGO.key, t0 + timedelta(days=7)) is None  # two complete runs only
+    cat = storage.catalog(engine, CHICAGO.key)
+    assert storage.catalog_run(engine, CHICAGO.key).removed == tuple(removed)
+    assert set(removed).isdisjoint(cat["source_id"])
 
 
 @pytest.mark.parametrize("order", [
@@ -208,33 +256,36 @@ def test_a_rebuilt_catalog_is_not_stale_after_more_history_arrives(engine):
     assert_catalog_is(after, "2022-06-22")
     assert after.set_index("source_id").loc[PERMITS, "data_modified_seen"] == tuple(
         PERMITS_DATA_UPDATED[d] for d in ("2022-06-08", "2022-06-15", "2022-06-22"))
-    # 06-22 is now compared with 06-15, the good run just before it: 210 ids gone (see CHICAGO_REMOVED).
-    assert len(storage.catalog_run(engine, CHICAGO.key, day("2022-06-22")).removed) == CHICAGO_REMOVED["2022-06-22"]
+    # 06-22 (256) is now judged against 06-15 (466), the complete run just before it: partial.
+    after_run = storage.catalog_run(engine, CHICAGO.key, day("2022-06-22"))
+    assert after_run.run["status"] == "suspect" and after_run.removed is None
 
 
 
 def test_a_lasting_shrink_becomes_the_new_size(engine):
-    """A catalog that stays small for SUSPECT_CONFIRM_DAYS is a real shrink, not a short crawl.
+    """A catalog that stays small for CONFIRM_DAYS is a real shrink, not a short crawl.
 
     Real records, shifted dates: the 313-id crawl of 06-08, then the 95-id crawl of 06-29 stored weekly
     as if the portal had lost two thirds of its catalog for good.
     """
     from dataclasses import replace
 
-    from storage.writes import SUSPECT_CONFIRM_DAYS
+    from storage.crawls import CONFIRM_DAYS
 
     big, small = chicago_snapshot("2022-06-08"), chicago_snapshot("2022-06-29")
-    assert SUSPECT_CONFIRM_DAYS == 28
+    assert CONFIRM_DAYS == 28
     save(engine, big)
     statuses = []
     for week in range(1, 6):  # 7, 14, 21, 28, 35 days after the big crawl; the streak starts at day 7
         statuses.append(save(engine, replace(small, as_of=day("2022-06-08") + timedelta(days=7 * week))))
     assert [s.status for s in statuses] == ["suspect", "suspect", "suspect", "suspect", "ok"]
-    # Day 35 is 28 days after the streak began; from then on the missing datasets are removals, counted
-    # against the last good run (the big crawl): comm -23 ids_2022-06-08 ids_2022-06-29 | wc -l  ->  219.
-    assert statuses[-1].removed == 219
     run = storage.runs(engine, portal_key=CHICAGO.key).iloc[0]
     assert any("shrink confirmed" in n for n in run["notes"])
+    # Day 35 is 28 days after the streak began: complete, the new size. Its missing datasets are removed once the
+    # next complete run lacks them too: comm -23 ids_2022-06-08 ids_2022-06-29 | wc -l  ->  219.
+    assert statuses[-1].removed == 0
+    nxt = save(engine, replace(small, as_of=day("2022-06-08") + timedelta(days=42)))
+    assert nxt.status == "ok" and nxt.removed == 219
 
 
 def test_another_writer_between_prepare_and_save_is_respected(engine, monkeypatch):
@@ -270,12 +321,34 @@ def test_another_writer_between_prepare_and_save_is_respected(engine, monkeypatc
 ])
 def test_statuses_after_out_of_order_imports_are_those_of_date_order(engine, order):
     """Each import judges the runs dated after it again, so the history ends as if imported in date order:
-    the same suspect runs (06-29 and 07-06, the short crawls) and the same removal counts."""
+    the same partial runs, the same confirmed shrink on 07-20 and the same removal counts."""
     for d in order:
         save(engine, chicago_snapshot(d))
     runs = storage.runs(engine, portal_key=CHICAGO.key).set_index("as_of")
     assert {d: runs.loc[day(d), "status"] for d in CHICAGO_DATES} == CHICAGO_STATUS
-    assert {d: int(runs.loc[day(d), "removed"]) for d in CHICAGO_DATES} == CHICAGO_REMOVED
+    assert {d: None if pd.isna(runs.loc[day(d), "removed"]) else int(runs.loc[day(d), "removed"])
+            for d in CHICAGO_DATES} == CHICAGO_REMOVED
     reason = runs.loc[day("2022-06-29"), "suspect_reason"]
-    assert reason.startswith("95 unique items is under 0.4 x the 256 of the last good run")  # 06-22's 256
+    assert reason.startswith("95 unique items is under 0.9 x the 466 of the last complete run")  # 06-15's 466
     assert storage.catalog_run(engine, CHICAGO.key, day("2022-07-06")).run["status"] == "suspect"
+
+
+def test_runs_stored_under_an_older_rule_are_judged_again(engine):
+    """A database from before the complete/partial rule: its short crawls were "ok" (the old 0.4 threshold let
+    256, 196, 294 and 260 through). rejudge_runs (called by `score --all`) brings them back to CHICAGO_STATUS."""
+    import sqlalchemy as sa
+
+    for d in CHICAGO_DATES:
+        save(engine, chicago_snapshot(d))
+    with engine.begin() as conn:  # what the old rule had stored for the five partial runs (ok, counted removals)
+        conn.execute(sa.text("UPDATE harvest_runs SET status = 'ok', suspect_reason = NULL, removed = 1 "
+                             "WHERE status = 'suspect'"))
+    # the cached catalog follows the runs' judgement (which runs are complete is in its key)
+    assert storage.catalog_run(engine, CHICAGO.key, day("2022-06-22")).run["status"] == "ok"
+    assert storage.rejudge_runs(engine, CHICAGO.key) == 5
+    runs = storage.runs(engine, portal_key=CHICAGO.key).set_index("as_of")
+    assert {d: runs.loc[day(d), "status"] for d in CHICAGO_DATES} == CHICAGO_STATUS
+    assert {d: None if pd.isna(runs.loc[day(d), "removed"]) else int(runs.loc[day(d), "removed"])
+            for d in CHICAGO_DATES} == CHICAGO_REMOVED
+    assert storage.rejudge_runs(engine, CHICAGO.key) == 0  # judged by the same rule: nothing changes
+    assert storage.catalog_run(engine, CHICAGO.key, day("2022-06-22")).run["status"] == "suspect"

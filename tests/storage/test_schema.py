@@ -5,6 +5,8 @@ import os
 from dataclasses import replace
 from datetime import UTC
 
+import pytest
+
 import storage
 from storage.migrate import upgrade
 from tests.storage.conftest import SETTINGS
@@ -16,13 +18,16 @@ def test_upgrade_from_any_cwd_is_idempotent_and_matches_the_models(db_url, tmp_p
     upgrade(db_url)  # already at head: a no-op
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
+    from storage.migrate import alembic_config
     from storage.models import Base
 
     with storage.open_db(db_url).connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": False})
         assert compare_metadata(ctx, Base.metadata) == []
-        assert ctx.get_current_revision() == "0002"
+        # at the one head of the migration scripts (get_current_head raises if there were several)
+        assert ctx.get_current_revision() == ScriptDirectory.from_config(alembic_config(db_url)).get_current_head()
     storage.dispose(db_url)
     # Nothing written to the working directory but the test's own SQLite files.
     assert set(os.listdir(tmp_path)) <= {"maturity.db", "maturity.db-wal", "maturity.db-shm"}
@@ -74,6 +79,32 @@ def test_downgrade_to_base_and_back(db_url):
         command.downgrade(cfg, "base")
     upgrade(db_url)
     assert storage.cities(storage.open_db(db_url)).empty
+    storage.dispose(db_url)
+
+
+def test_crawl_status_migration_keeps_runs_and_allows_empty_runs_and_flagged_scores(db_url):
+    """0001 -> 0002: a run stored before keeps its status; "empty" runs and score flags are accepted after, and
+    the status check still rejects a value that is not a status."""
+    from datetime import datetime
+
+    import sqlalchemy as sa
+
+    from storage.migrate import upgrade as upgrade_to
+
+    upgrade_to(db_url, "0001")
+    engine = storage.open_db(db_url)
+    storage.sync_config(engine, SETTINGS)
+    t = datetime(2022, 6, 8, tzinfo=UTC)
+    old = storage.start_run(engine, "chicago-socrata", as_of=t, started_at=t)
+    upgrade_to(db_url, "0002_crawl_status")
+    assert storage.runs(engine).set_index("run_id").loc[old, "status"] == "running"
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE harvest_runs SET status = 'empty' WHERE id = :id"), {"id": old})
+        conn.execute(sa.text("INSERT INTO scores (city_key, as_of, criterion, indicator, flag) "
+                             "VALUES ('chicago', :t, 'OD3', '', 'partial')"), {"t": t})
+    assert storage.runs(engine).set_index("run_id").loc[old, "status"] == "empty"
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(sa.text("UPDATE harvest_runs SET status = 'fine' WHERE id = :id"), {"id": old})
     storage.dispose(db_url)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+import pytest
 
 import storage
 from indicators.base import Score
@@ -37,7 +38,8 @@ def test_save_query_and_replace_scores(engine):
                         criterion_of=CRITERION_OF)
     s = storage.scores(engine, "chicago")
     assert list(s.columns) == ["city_key", "as_of", "criterion", "indicator", "value", "numerator",
-                               "denominator", "stage"]
+                               "denominator", "stage", "flag"]
+    assert s["flag"].isna().all()  # scores of complete crawls carry no flag
     # 3 indicator rows + 2 criterion roll-up rows (indicator "").
     assert len(s) == 5
     dm4 = s[(s.criterion == "DM4") & (s.indicator == "")].iloc[0]
@@ -97,6 +99,38 @@ def test_criterion_scores_are_the_rollup_rows_of_scores(engine):
     assert storage.criterion_scores(engine, "nowhere").empty
 
 
+def test_flagged_scores_are_kept_but_never_a_line_or_the_latest(engine):
+    """Scores of a partial crawl (the 2022-06-29 Chicago short crawl) are stored flagged: every reader leaves
+    them out unless asked for the marked points, so a 100 -> 0 -> 100 dip never reaches a line, and the
+    latest value stays the one of the last complete crawl."""
+    june29 = day("2022-06-29")
+    for when, value, flag in ((JUNE, 100.0, None), (june29, 0.0, "partial"), (JULY, 100.0, None)):
+        storage.save_scores(engine, "chicago", when,
+                            {"freshness": Score(value=value, numerator=value, denominator=100)},
+                            rollup([("DM4", value, "leading" if value else "not evident", 1)]),
+                            criterion_of=CRITERION_OF, flag=flag)
+    lines = storage.criterion_scores(engine, "chicago")
+    assert list(zip(lines.as_of, lines.value, strict=True)) == [(JUNE, 100.0), (JULY, 100.0)]  # no dip
+    assert list(storage.scores(engine, "chicago")["as_of"].unique()) == [JUNE, JULY]
+    marked = storage.criterion_scores(engine, "chicago", flagged=True)
+    flags = [f if isinstance(f, str) else None for f in marked.flag]  # missing: None or NaN (pandas' strings)
+    assert list(zip(marked.as_of, marked.value, flags, strict=True)) == [
+        (JUNE, 100.0, None), (june29, 0.0, "partial"), (JULY, 100.0, None)]
+    assert len(storage.scores(engine, "chicago", flagged=True)) == 6
+
+    # The newest scores are flagged (an empty crawl after July): "latest" is still July's.
+    aug = day("2022-08-01")
+    storage.save_scores(engine, "chicago", aug, {"freshness": Score(value=0.0, numerator=0, denominator=0)},
+                        rollup([("DM4", 0.0, "not evident", 1)]), criterion_of=CRITERION_OF, flag="empty")
+    assert set(storage.latest_scores(engine, "chicago")["as_of"]) == {JULY}
+    assert storage.score_evidence(engine, "chicago", "freshness")[0] == JULY
+    # Re-scoring a date with nothing to score (every crawl empty) removes its rows.
+    storage.save_scores(engine, "chicago", aug, {}, pd.DataFrame(), criterion_of=CRITERION_OF)
+    assert aug not in set(storage.scores(engine, "chicago", flagged=True)["as_of"])
+    with pytest.raises(ValueError, match="score flag"):
+        storage.save_scores(engine, "chicago", aug, {}, pd.DataFrame(), criterion_of=CRITERION_OF, flag="suspect")
+
+
 def test_explain_lists_failing_datasets_with_titles(engine):
     snap = chicago_snapshot("2022-06-15")
     save(engine, snap)
@@ -128,7 +162,7 @@ def test_run_dates_and_live_marker(engine):
     storage.fail_run(engine, run_id, "PortalUnavailable: HTTP 503", finished_at=day("2022-07-01"))
     # failed: the same newest id, but the marker moves (a failed harvest must not look "running")
     assert storage.latest_run_marker(engine) == ((run_id, 4), 0)
-    # ok and suspect runs are scoreable dates; the failed one is not.
+    # crawled runs (complete, partial or empty) are scoreable dates; the failed one is not.
     assert storage.run_dates(engine, "chicago") == [day("2022-06-08"), day("2022-06-15"), day("2022-06-29")]
     storage.save_scores(engine, "chicago", JUNE, june_scores(), rollup([]), criterion_of=CRITERION_OF)
     assert storage.latest_run_marker(engine)[1] > 0
