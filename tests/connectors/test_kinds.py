@@ -130,6 +130,14 @@ def test_the_kind_has_its_own_emulator_tests(kind):
     assert any(n.startswith(f"test_{kind}_") for n in names), f"test_paging.py has no test_{kind}_… test"
 
 
+def test_the_readme_config_example_lists_every_kind():
+    # README "Adding a city": kind = "socrata"   # socrata | ckan | dcat
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    listed = re.search(r'^kind = "\w+"\s+#\s*([\w |]+?)\s*$', readme, re.M)
+    assert listed, "README: no `kind = ...  # kind | kind` line in the config example"
+    assert tuple(k.strip() for k in listed.group(1).split("|")) == KINDS
+
+
 def test_the_recipe_names_only_what_exists():
     """Every `module.name` the recipe in docs/internals.md names imports, and it names each part checked here."""
     text = (ROOT / "docs" / "internals.md").read_text(encoding="utf-8")
