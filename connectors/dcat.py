@@ -117,8 +117,9 @@ class DcatConnector:
     def discover(raws: Iterable[Mapping[str, Any]]) -> vocab.FieldProfile:
         """The run's FieldProfile: the people its contact points name, who are never departments (DCAT-US
         fields are standard, so none is discovered by its values)."""
-        people = (_contact_name(ds) for ds in itertools.islice(raws, vocab.DISCOVERY_SAMPLE) if isinstance(ds, Mapping))
-        return vocab.discover_fields("dcat", {}, [n for n in people if n])
+        sample = [ds for ds in itertools.islice(raws, vocab.DISCOVERY_SAMPLE) if isinstance(ds, Mapping)]
+        people = [n for n in map(_contact_name, sample) if n]
+        return vocab.discover_fields("dcat", {}, people, [r for r in map(_publisher_root, sample) if r])
 
 
 def unique_datasets(datasets: list[Any]) -> tuple[list[dict[str, Any]], int]:
@@ -164,6 +165,22 @@ def _publisher(pub: Any) -> str | None:
     return name
 
 
+MAX_PUBLISHER_DEPTH = 10  # subOrganizationOf chains are short; a deeper one is a loop in odd data
+
+
+def _publisher_root(ds: Mapping[str, Any]) -> str | None:
+    """The name at the top of a publisher's `subOrganizationOf` chain, None when the publisher has no parent."""
+    pub = ds.get("publisher")
+    root = None
+    for _ in range(MAX_PUBLISHER_DEPTH):
+        parent = pub.get("subOrganizationOf") if isinstance(pub, dict) else None
+        if not isinstance(parent, dict):
+            break
+        pub = parent
+        root = vocab.first_text([pub.get("name")]) if isinstance(pub.get("name"), str) else root
+    return root
+
+
 def _contact_name(ds: Mapping[str, Any]) -> str | None:
     contact = cp if isinstance(cp := ds.get("contactPoint"), dict) else {}
     fn = vocab.first_text([contact.get("fn")])
@@ -183,7 +200,7 @@ def normalize_dataset(portal: Any, ds: Mapping[str, Any], profile: vocab.FieldPr
             formats.setdefault(name, None)
     contact = cp if isinstance(cp := ds.get("contactPoint"), dict) else {}
     contact_name = _contact_name(ds)
-    city = vocab.city_names(urlsplit(str(portal.url)).hostname, getattr(portal, "city_key", None))
+    city = vocab.city_names(urlsplit(str(portal.url)).hostname, getattr(portal, "city_key", None)) | profile.roots
     license_raw = vocab.first_text([ds.get("license")]) if isinstance(ds.get("license"), str) else None
     period = ds.get("accrualPeriodicity")
     freq_raw = vocab.first_text([period]) if isinstance(period, str) else None

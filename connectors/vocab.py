@@ -448,26 +448,30 @@ class FieldProfile:
 
     `frequency` / `department`: custom field keys whose filled values mostly read as a cadence / as names of
     units, whatever the keys are called (tried after config, the table and key words). `persons`: casefolded
-    names of the people the run names as owners or contacts, which are never departments."""
+    names of the people the run names as owners or contacts, which are never departments. `roots`: compact
+    names (see city_names) of the organizations at the top of the run's publisher hierarchies (DCAT-US
+    `subOrganizationOf`), which are the city or its portal, not units."""
 
     frequency: tuple[str, ...] = ()
     department: tuple[str, ...] = ()
     persons: frozenset[str] = frozenset()
+    roots: frozenset[str] = frozenset()  # compact names of the catalog's publisher root(s): the city, no unit
 
 
 EMPTY_PROFILE = FieldProfile()
 
 
-def discover_fields(kind: str, values_by_key: Mapping[str, Sequence[Any]], persons: Iterable[Any] = ()
-                    ) -> FieldProfile:
+def discover_fields(kind: str, values_by_key: Mapping[str, Sequence[Any]], persons: Iterable[Any] = (),
+                    roots: Iterable[str] = ()) -> FieldProfile:
     """Pure: custom field key -> the values it holds over one portal's run (items in any order) -> FieldProfile.
 
     A key is a frequency field when at least DISCOVERY_SHARE of its distinct filled values map to a frequency
     and at least one of them is a real period (so a Yes/No or "Manual"/"None" field is not), and a department
     field when that share of its distinct values looks like the name of a unit ("... Department", "Office of
     ..."). Keys whose field words say they hold something else (`not_words`: dates, methods, e-mails) never
-    qualify. Distinct values, so one value repeated on every dataset does not decide alone; result sorted,
-    so the profile does not depend on item order."""
+    qualify, and keys whose words already name the role (key_rank) need no discovery. Distinct values, so one
+    value repeated on every dataset does not decide alone; result sorted, so the profile does not depend on
+    item order."""
     freq_keys: list[str] = []
     dept_keys: list[str] = []
     freq_rules, dept_rules = _key_rules(kind, "frequency"), _key_rules(kind, "department")
@@ -478,19 +482,41 @@ def discover_fields(kind: str, values_by_key: Mapping[str, Sequence[Any]], perso
         if len(texts) < DISCOVERY_MIN_VALUES or len(distinct) < 2:
             continue
         words = set(key_words(key.partition("_")[2] or key))
-        if not words & freq_rules[2]:
-            mapped = [f for f in map(frequency, distinct) if f]
-            if len(mapped) >= DISCOVERY_SHARE * len(distinct) and any(m not in NAMED_FREQUENCIES for m in mapped):
+        allowed_misses = int((1.0 - DISCOVERY_SHARE) * len(distinct))
+        if not words & freq_rules[2] and key_rank(kind, "frequency", key) is None:
+            mapped = _mostly(distinct, _short_frequency, allowed_misses)
+            if mapped is not None and any(m not in NAMED_FREQUENCIES for m in mapped):
                 freq_keys.append(key)
                 continue
-        if not words & dept_rules[2] and sum(_names_organization(v, org_words) for v in distinct) >= (
-                DISCOVERY_SHARE * len(distinct)):
+        if (not words & dept_rules[2] and key_rank(kind, "department", key) is None
+                and _mostly(distinct, lambda v: _names_organization(v, org_words), allowed_misses) is not None):
             dept_keys.append(key)
     names = frozenset(t.casefold() for t in (_clean(p) for p in persons if isinstance(p, str)) if t)
-    return FieldProfile(tuple(sorted(freq_keys)), tuple(sorted(dept_keys)), names)
+    return FieldProfile(tuple(sorted(freq_keys)), tuple(sorted(dept_keys)), names,
+                        frozenset(c for c in map(_compact, roots) if c))
+
+
+def _mostly(values: Iterable[str], read: Any, allowed_misses: int) -> list[Any] | None:
+    """`read` of each value (the truthy ones), or None as soon as more than `allowed_misses` read as nothing: a
+    field of titles or notes is rejected after a few values, not after all of them."""
+    out, misses = [], 0
+    for value in sorted(values):  # sorted: the same answer whatever order the run's items came in
+        result = read(value)
+        if result:
+            out.append(result)
+        else:
+            misses += 1
+            if misses > allowed_misses:
+                return None
+    return out
 
 
 MAX_UNIT_NAME_WORDS = 8  # longer values are sentences (citations, notes), not names of units
+
+
+def _short_frequency(text: str) -> str | None:
+    """frequency() of a short text; a sentence (a title, a note) is no field of cadences, and is not searched."""
+    return frequency(text) if text.count(" ") < MAX_UNIT_NAME_WORDS else None
 
 
 def _names_organization(text: str, org_words: frozenset[str]) -> bool:

@@ -85,11 +85,11 @@ def test_unseen_portal_frequency_is_read(rid, raw, expected):
 def test_field_discovered_by_values_on_a_real_portal():
     # internal.agtransport.usda.gov (34 items): "Scope_Temporal-Unit" names no cadence, but its 23 filled values
     # are Month x8, Week x8, Year x4, Quarter x3 - all periods - so the run's profile makes it the frequency
-    # field. Publishing_Publishing-Schedule is found by its words (publishing + schedule) and is not needed.
+    # field. Publishing_Publishing-Schedule is found by its words (publishing + schedule): no discovery needed.
     items = load_socrata_jsonl(FIXTURES / "socrata/latest/internal.agtransport.usda.gov.jsonl.gz")
     conn = SocrataConnector(portal("socrata", "https://internal.agtransport.usda.gov"))
     profile = conn.discover(items)
-    assert profile.frequency == ("Publishing_Publishing-Schedule", "Scope_Temporal-Unit")
+    assert profile.frequency == ("Scope_Temporal-Unit",) and profile.department == ()
     # vh5k-mnyv has Scope_Temporal-Unit "Week" and no publishing schedule: only the profile finds its cadence
     item = next(it for it in items if it["resource"]["id"] == "vh5k-mnyv")
     assert conn.normalize(item).declared_frequency is None
@@ -223,3 +223,19 @@ def test_city_itself_and_people_are_not_departments():
 ])
 def test_department_unit_rule(raw, domain, expected):
     assert vocab.department(raw, city=vocab.city_names(domain)) == expected
+
+
+def test_publisher_root_is_no_department():
+    # Built from a real record (dcat_us/indianapolis 2019, first dataset) with a DCAT-US publisher hierarchy:
+    # no recorded data.json uses subOrganizationOf. The root of the hierarchy is the city's portal itself.
+    doc = load_json(FIXTURES / "dcat_us/indianapolis_data_json_arcgis_hub_2019-01-04.json.gz")
+    base = doc["dataset"][0]
+    root = {"@type": "org:Organization", "name": "Indy Data Portal"}
+    unit = {**base, "identifier": "unit", "publisher": {"name": "IndyGIS", "subOrganizationOf": root}}
+    top = {**base, "identifier": "top", "publisher": root}
+    conn = DcatConnector(portal("dcat", "http://data.indy.gov"))
+    profile = conn.discover([unit, top])
+    assert profile.roots == frozenset({"indydataportal"})
+    assert conn.normalize(unit, profile).department == "IndyGIS"
+    assert conn.normalize(top, profile).department is None
+    assert conn.normalize(top).department == "Indy Data Portal"  # without the run's profile it cannot know
