@@ -97,15 +97,14 @@ def load_json(name: str) -> dict:
 
 
 @lru_cache(maxsize=1)
-def format_tables() -> tuple[dict[str, int], dict[str, str], frozenset[str]]:
+def format_tables() -> tuple[dict[str, int], frozenset[str]]:
     d = load_json("formats.json")
-    return d["stars"], d["aliases"], frozenset(d["machine_readable_exclude"])
+    return d["stars"], frozenset(d["machine_readable_exclude"])
 
 
 def format_key(raw: object) -> str:
-    _stars, aliases, _ex = format_tables()
-    key = str(raw).strip().lower().lstrip(".")
-    return aliases.get(key, key)
+    """A record's format name (normalized once, by connectors.vocab.format_name) as the key of formats.json."""
+    return str(raw).strip().lower()
 
 
 @lru_cache(maxsize=1)
@@ -403,7 +402,7 @@ class Derived:
         """Per row: best format stars (-1 = no format), any machine-readable, any open machine-readable.
 
         Computed per distinct format tuple (portals list the same few combinations over and over)."""
-        stars_table, _aliases, exclude = format_tables()
+        stars_table, exclude = format_tables()
         codes, uniques = self.distinct("formats")
         k = len(uniques)
         best = np.full(k + 1, -1.0)

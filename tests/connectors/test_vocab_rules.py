@@ -10,6 +10,7 @@ import pytest
 
 from connectors import vocab
 from connectors.base import records_frame
+from connectors.ckan import CkanConnector
 from connectors.dcat import DcatConnector
 from connectors.socrata import SocrataConnector
 from indicators.frame import derive
@@ -239,3 +240,18 @@ def test_publisher_root_is_no_department():
     assert conn.normalize(unit, profile).department == "IndyGIS"
     assert conn.normalize(top, profile).department is None
     assert conn.normalize(top).department == "Indy Data Portal"  # without the run's profile it cannot know
+
+
+def test_formats_are_normalized_once():
+    # Built from a real record (ckan/birmingham 2021, first package) with its resource formats replaced by
+    # spellings the indicators' own alias table used to read: the record now carries the canonical name and the
+    # indicators only rate it (formats.json stars: Shapefile 2, CSV 3, TSV 3).
+    pkg = load_json(FIXTURES / "ckan/birmingham_uk_package_search_purchase_cards_2021.json")["result"]["results"][0]
+    resources = [{**pkg["resources"][0], "format": f}
+                 for f in ("Zipped Shapefile", "comma separated values", "text/tab-separated-values")]
+    conn = CkanConnector(portal("ckan", "https://data.birmingham.gov.uk"))
+    records = [conn.normalize({**pkg, "id": f"p{i}", "resources": [r]}) for i, r in enumerate(resources)]
+    assert [r.formats for r in records] == [("Shapefile",), ("CSV",), ("TSV",)]
+    best, machine_readable, open_machine_readable = derive(records_frame(records), AS_OF).stars_by_format
+    assert list(best) == [2, 3, 3] and list(machine_readable) == [True, True, True]
+    assert list(open_machine_readable) == [False, True, True]
