@@ -69,7 +69,8 @@ def harvest(settings: Settings, engine, portal: PortalConfig, *, now: datetime |
     with storage.gc_paused():
         try:
             raws = list(connector.fetch())
-            records = [connector.normalize(r) for r in raws]
+            profile = connector.discover(raws)  # the portal's fields as its own run shows them (issue 9)
+            records = [connector.normalize(r, profile) for r in raws]
         except ConnectorError as exc:
             return _failed(engine, run_id, portal, previous, f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # a connector bug must fail this portal's run alone, with its reason kept
@@ -220,7 +221,8 @@ def import_files(settings: Settings, engine, city_key: str, as_of: date | dateti
         run_id = storage.start_run(engine, portal.key, as_of=as_of, source="import")
         try:
             raws, stats = read_items(Path(path), portal.kind)
-            records = [connector.normalize(r) for r in raws]
+            profile = connector.discover(raws)
+            records = [connector.normalize(r, profile) for r in raws]
         except (ConnectorError, OSError, ValueError) as exc:
             reason = f"{Path(path).name}: {type(exc).__name__}: {exc}"
             storage.fail_run(engine, run_id, reason, finished_at=utcnow())

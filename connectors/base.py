@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import requests
 
+    from connectors.vocab import FieldProfile
+
 # Volatile usage counters: excluded from `raw_hash`, so a weekly page-view tick is not a new version.
 USAGE_KEYS = ("page_views", "download_count", "viewCount", "downloadCount", "tracking_summary")
 
@@ -137,8 +139,13 @@ class Connector(Protocol):
     def fetch(self) -> Iterator[dict[str, Any]]:
         """All I/O and paging: yield raw items, de-duplicated by id; raise a ConnectorError on failure."""
 
-    def normalize(self, raw: dict[str, Any]) -> DatasetRecord:
-        """Pure and total: any real item becomes a record."""
+    def discover(self, raws: Iterable[dict[str, Any]]) -> FieldProfile:
+        """Pure: what the run's items say about the portal's fields (see vocab.discover_fields), computed over
+        the run (at most vocab.DISCOVERY_SAMPLE items, so a streamed harvest can take it from its first pages)
+        before any item is normalized, and passed to every normalize() of the run."""
+
+    def normalize(self, raw: dict[str, Any], profile: FieldProfile = ...) -> DatasetRecord:
+        """Pure and total: any real item becomes a record (`profile`: the run's discover() result)."""
 
     @property
     def stats(self) -> FetchStats: ...

@@ -5,9 +5,11 @@ Custom fields sit at the top level on scheming portals (Toronto `refresh_rate`, 
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import itertools
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -81,8 +83,10 @@ class CkanConnector:
 
     @property
     def departments(self) -> tuple[str, ...]:
-        """Organization titles from organization_list (the portal's own list of publishers)."""
-        return tuple(sorted(t for t in (vocab.department(v) for v in self.organizations.values()) if t))
+        """Organization titles from organization_list (the portal's own list of publishers) that are units of
+        the city."""
+        city = vocab.city_names(urlsplit(str(self.portal.url)).hostname, getattr(self.portal, "city_key", None))
+        return tuple(sorted(t for t in (vocab.department(v, city=city) for v in self.organizations.values()) if t))
 
     def fetch(self) -> Iterator[dict[str, Any]]:
         """Every package once; fails when the pages repeat or add up to less than the reported `count`."""
@@ -137,8 +141,16 @@ class CkanConnector:
         items, repeats = unique_items(raw, lambda p: p.get("id") or p.get("name"))
         return items, FetchStats(items_seen=len(items), repeats=repeats, reported_total=reported, pages=1)
 
-    def normalize(self, raw: dict[str, Any]) -> DatasetRecord:
-        return normalize_package(self.portal, raw, self.organizations)
+    def normalize(self, raw: dict[str, Any], profile: vocab.FieldProfile = vocab.EMPTY_PROFILE) -> DatasetRecord:
+        return normalize_package(self.portal, raw, self.organizations, profile)
+
+    @staticmethod
+    def discover(raws: Iterable[Mapping[str, Any]]) -> vocab.FieldProfile:
+        """The run's FieldProfile: the people it names (maintainer, author), who are never departments. CKAN
+        keeps its fields under standard or scheming names, so no field is discovered by its values."""
+        people = (p.get(k) for p in itertools.islice(raws, vocab.DISCOVERY_SAMPLE) if isinstance(p, Mapping)
+                  for k in ("maintainer", "author"))
+        return vocab.discover_fields("ckan", {}, [n for n in people if isinstance(n, str) and not vocab.email(n)])
 
 
 def _archive_packages(doc: Any, path: Path) -> tuple[list[Any], int | None]:
@@ -184,8 +196,8 @@ def raw_department(portal: Any, pkg: Mapping[str, Any], organizations: Mapping[s
     return _first_field(fields, keys) or org_title
 
 
-def normalize_package(portal: Any, pkg: Mapping[str, Any],
-                      organizations: Mapping[str, str] | None = None) -> DatasetRecord:
+def normalize_package(portal: Any, pkg: Mapping[str, Any], organizations: Mapping[str, str] | None = None,
+                      profile: vocab.FieldProfile = vocab.EMPTY_PROFILE) -> DatasetRecord:
     """A CKAN package dict → DatasetRecord (pure, total)."""
     table = vocab.field_table("ckan")
     fields = _fields(pkg)
@@ -210,8 +222,12 @@ def normalize_package(portal: Any, pkg: Mapping[str, Any],
     maintainer = vocab.first_text([pkg.get("maintainer")]) if isinstance(pkg.get("maintainer"), str) else None
     emails = [pkg.get("maintainer_email"), pkg.get("author_email"), fields.get("owner_email"), author,
               fields.get("contact_email")]
-    contact_email = next((e for e in (vocab.email(x) if isinstance(x, str) else None for x in emails) if e), None)
+    # The first valid address; else what the e-mail fields said (a malformed value stays visible to the
+    # conformance check). `author` is a name field that some portals fill with an address: only used valid.
+    contact_email = next((e for e in (vocab.email(x) if isinstance(x, str) else None for x in emails) if e), None) \
+        or next((e for e in (vocab.contact_email(x) for x in emails if x is not author) if e), None)
     contact_name = next((n for n in (maintainer, author) if n and not vocab.email(n)), None)
+    city = vocab.city_names(urlsplit(str(portal.url)).hostname, getattr(portal, "city_key", None))
     license_raw = vocab.first_text([pkg.get("license_title"), pkg.get("license_id"), fields.get("license")])
     lid = None
     for candidate in (pkg.get("license_id"), pkg.get("license_title"), pkg.get("license_url"), fields.get("license")):
@@ -238,7 +254,7 @@ def normalize_package(portal: Any, pkg: Mapping[str, Any],
         description=vocab.first_text([pkg.get("notes")]),
         keywords=keywords,
         theme=vocab.first_text([g.get("title") or g.get("display_name") or g.get("name") for g in groups]),
-        department=vocab.department(dept_raw),
+        department=vocab.department(dept_raw, city=city, persons=profile.persons, contact=contact_name),
         contact_name=contact_name,
         contact_email=contact_email,
         license=license_raw,

@@ -6,11 +6,13 @@ Socrata-, ArcGIS Hub- and CKAN-generated documents all occur; their quirks are h
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -116,8 +118,16 @@ class DcatConnector:
         """A recorded `data.json` document, read as `fetch` reads the live one."""
         return read_catalog(doc, str(path))
 
-    def normalize(self, raw: dict[str, Any]) -> DatasetRecord:
-        return normalize_dataset(self.portal, raw)
+    def normalize(self, raw: dict[str, Any], profile: vocab.FieldProfile = vocab.EMPTY_PROFILE) -> DatasetRecord:
+        return normalize_dataset(self.portal, raw, profile)
+
+    @staticmethod
+    def discover(raws: Iterable[Mapping[str, Any]]) -> vocab.FieldProfile:
+        """The run's FieldProfile: the people its contact points name, who are never departments (DCAT-US
+        fields are standard, so none is discovered by its values)."""
+        sample = [ds for ds in itertools.islice(raws, vocab.DISCOVERY_SAMPLE) if isinstance(ds, Mapping)]
+        people = [n for n in map(_contact_name, sample) if n]
+        return vocab.discover_fields("dcat", {}, people, [r for r in map(_publisher_root, sample) if r])
 
 
 def read_catalog(doc: Any, where: str) -> tuple[list[dict[str, Any]], FetchStats]:
@@ -174,7 +184,30 @@ def _publisher(pub: Any) -> str | None:
     return name
 
 
-def normalize_dataset(portal: Any, ds: Mapping[str, Any]) -> DatasetRecord:
+MAX_PUBLISHER_DEPTH = 10  # subOrganizationOf chains are short; a deeper one is a loop in odd data
+
+
+def _publisher_root(ds: Mapping[str, Any]) -> str | None:
+    """The name at the top of a publisher's `subOrganizationOf` chain, None when the publisher has no parent."""
+    pub = ds.get("publisher")
+    root = None
+    for _ in range(MAX_PUBLISHER_DEPTH):
+        parent = pub.get("subOrganizationOf") if isinstance(pub, dict) else None
+        if not isinstance(parent, dict):
+            break
+        pub = parent
+        root = vocab.first_text([pub.get("name")]) if isinstance(pub.get("name"), str) else root
+    return root
+
+
+def _contact_name(ds: Mapping[str, Any]) -> str | None:
+    contact = cp if isinstance(cp := ds.get("contactPoint"), dict) else {}
+    fn = vocab.first_text([contact.get("fn")])
+    return None if fn in (None, "<Nobody>") else fn
+
+
+def normalize_dataset(portal: Any, ds: Mapping[str, Any], profile: vocab.FieldProfile = vocab.EMPTY_PROFILE
+                      ) -> DatasetRecord:
     """A DCAT-US dataset object → DatasetRecord (pure, total)."""
     dists = [d for d in ds.get("distribution") or [] if isinstance(d, dict)]
     formats: dict[str, None] = {}
@@ -185,7 +218,8 @@ def normalize_dataset(portal: Any, ds: Mapping[str, Any]) -> DatasetRecord:
         if name:
             formats.setdefault(name, None)
     contact = cp if isinstance(cp := ds.get("contactPoint"), dict) else {}
-    fn = vocab.first_text([contact.get("fn")])
+    contact_name = _contact_name(ds)
+    city = vocab.city_names(urlsplit(str(portal.url)).hostname, getattr(portal, "city_key", None)) | profile.roots
     license_raw = vocab.first_text([ds.get("license")]) if isinstance(ds.get("license"), str) else None
     period = ds.get("accrualPeriodicity")
     freq_raw = vocab.first_text([period]) if isinstance(period, str) else None
@@ -203,9 +237,9 @@ def normalize_dataset(portal: Any, ds: Mapping[str, Any]) -> DatasetRecord:
         description=vocab.first_text([ds.get("description")]) if isinstance(ds.get("description"), str) else None,
         keywords=_texts(ds.get("keyword")),
         theme=theme[0] if theme else None,
-        department=vocab.department(raw_department(ds)),
-        contact_name=None if fn in (None, "<Nobody>") else fn,
-        contact_email=vocab.email(contact.get("hasEmail") if isinstance(contact.get("hasEmail"), str) else None),
+        department=vocab.department(raw_department(ds), city=city, persons=profile.persons, contact=contact_name),
+        contact_name=contact_name,
+        contact_email=vocab.contact_email(contact.get("hasEmail")),
         license=license_raw,
         license_id=vocab.license_id(license_raw),
         created=parse_time(ds.get("issued")),

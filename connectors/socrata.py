@@ -7,9 +7,10 @@ unmaintained, so it is imported here and nowhere else.
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -196,11 +197,16 @@ class SocrataConnector:
 
     # --- pure ------------------------------------------------------------------------------------------
 
-    def normalize(self, raw: dict[str, Any]) -> DatasetRecord:
+    def normalize(self, raw: dict[str, Any], profile: vocab.FieldProfile = vocab.EMPTY_PROFILE) -> DatasetRecord:
         """Discovery item (any recorded vintage) or a bare view object → DatasetRecord."""
         if "resource" not in raw and ("viewType" in raw or "columns" in raw):
-            return normalize_view(self.portal, raw)
-        return normalize_item(self.portal, raw)
+            return normalize_view(self.portal, raw, profile)
+        return normalize_item(self.portal, raw, profile)
+
+    @staticmethod
+    def discover(raws: Iterable[Any]) -> vocab.FieldProfile:
+        """The run's FieldProfile, computed from the run's items before they are normalized (`discover_fields`)."""
+        return discover_fields(raws)
 
 
 def _results(body: Any, url: str) -> list[Any]:
@@ -292,11 +298,13 @@ def _memo(fn: Callable[..., Any]) -> Callable[..., Any]:
             return cached(*args)
         except TypeError:  # an unhashable argument (a list in odd data): computed, not cached
             return fn(*args)
+    call.cache_clear = cached.cache_clear  # type: ignore[attr-defined]  # benchmarks swap the vocabulary tables
     return call
 
 
 _frequency = _memo(vocab.frequency)
-_department = _memo(vocab.department)
+_department = _memo(lambda text, aliases, city, persons, contact: vocab.department(
+    text, aliases, city=city, persons=persons, contact=contact))
 _license_id = _memo(vocab.license_id)
 
 
@@ -403,11 +411,14 @@ def canonical_view(view: Mapping[str, Any]) -> dict[str, Any]:
     return {**out, **changed} if changed else out
 
 
-def custom_value(pairs: Mapping[str, Any], portal_fields: tuple[str, ...], role: str) -> str | None:
+def custom_value(pairs: Mapping[str, Any], portal_fields: tuple[str, ...], role: str,
+                 discovered: tuple[str, ...] = ()) -> str | None:
     """The first non-empty custom field for `role` ("frequency" / "department"): portal config, then the
-    kind's table, then any key matching the table's key pattern."""
+    kind's table, then a key whose words name the role (its field's name before its fieldset's, then key
+    order), then the fields the run's profile found by their values (`discovered`)."""
     ranks = _field_ranks(role, tuple(portal_fields))
-    best_rank, best = float("inf"), None
+    best_rank: float = float("inf")
+    best = None
     # A dataset has a handful of custom fields and the table lists ~50 keys: look its keys up in the table.
     for key, value in pairs.items():
         rank = ranks.get(key)
@@ -418,10 +429,17 @@ def custom_value(pairs: Mapping[str, Any], portal_fields: tuple[str, ...], role:
     if best is not None:
         return best
     for key, value in pairs.items():
-        if _key_matches(role, key):
+        word_rank = vocab.key_rank("socrata", role, key)
+        if word_rank is not None and word_rank < best_rank and value:
             text = _text(value)
             if text:
-                return text
+                best_rank, best = word_rank, text
+    if best is not None:
+        return best
+    for key in discovered:
+        text = _text(pairs.get(key))
+        if text:
+            return text
     return None
 
 
@@ -432,14 +450,6 @@ def _field_ranks(role: str, portal_fields: tuple[str, ...]) -> dict[str, int]:
     for i, key in enumerate((*portal_fields, *vocab.field_table("socrata").get(role, ()))):
         ranks.setdefault(key, i)
     return ranks
-
-
-@functools.lru_cache(maxsize=16_384)
-def _key_matches(role: str, key: str) -> bool:
-    """Whether a custom field key matches the role's key pattern and not its exclusions (keys repeat a lot)."""
-    table = vocab.field_table("socrata")
-    pattern, exclude = table.get(f"{role}_key_pattern"), table.get(f"{role}_key_exclude")
-    return bool(pattern and re.search(pattern, key, re.I) and not (exclude and re.search(exclude, key, re.I)))
 
 
 def _domain_metadata(classification: Mapping[str, Any]) -> dict[str, Any]:
@@ -485,25 +495,59 @@ def _portal_overrides(portal: Any) -> tuple[tuple[str, ...], tuple[str, ...], tu
     )
 
 
-def raw_department(portal: Any, raw: Mapping[str, Any]) -> str | None:
+def _custom_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A Discovery item's or bare view's custom fields as `<Fieldset>_<Field>` -> value."""
+    if "resource" not in raw:  # a bare view object
+        return _view_custom_fields(raw)
+    return {**_view_custom_fields(raw.get(VIEW_KEY) or {}), **_domain_metadata(raw.get("classification") or {})}
+
+
+def raw_department(portal: Any, raw: Mapping[str, Any], profile: vocab.FieldProfile = vocab.EMPTY_PROFILE
+                   ) -> str | None:
     """The department text as the portal wrote it: a department custom field, else the attribution."""
     if "resource" not in raw:  # a bare view object
-        custom = _view_custom_fields(raw)
-        fallback = raw.get("attribution")
-    else:
-        raw = canonical_item(raw)  # as normalize_item sees it (a repeated custom key: the same value wins)
-        custom = {**_view_custom_fields(raw.get(VIEW_KEY) or {}), **_domain_metadata(raw.get("classification") or {})}
-        fallback = (raw.get("resource") or {}).get("attribution")
-    return _department_text(portal, custom, fallback)
+        return _department_text(portal, _custom_fields(raw), raw.get("attribution"), profile)
+    raw = canonical_item(raw)  # as normalize_item sees it (a repeated custom key: the same value wins)
+    return _department_text(portal, _custom_fields(raw), (raw.get("resource") or {}).get("attribution"), profile)
 
 
-def _department_text(portal: Any, custom: Mapping[str, Any], fallback: Any) -> str | None:
+def _department_text(portal: Any, custom: Mapping[str, Any], fallback: Any,
+                     profile: vocab.FieldProfile = vocab.EMPTY_PROFILE) -> str | None:
     fields = tuple(getattr(portal, "department_fields", ()) or ())
-    return custom_value(custom, fields, "department") or _text(fallback)
+    return custom_value(custom, fields, "department", profile.department) or _text(fallback)
 
 
-def normalize_item(portal: Any, raw: Mapping[str, Any]) -> DatasetRecord:
-    """A Discovery API item → DatasetRecord (pure, total); meaningless order is canonicalized first."""
+def _owner_name(raw: Mapping[str, Any]) -> Any:
+    owner = raw.get("owner") or raw.get("creator") or {}
+    return owner.get("display_name") or owner.get("displayName") if isinstance(owner, dict) else None
+
+
+def discover_fields(raws: Iterable[Any]) -> vocab.FieldProfile:
+    """The run's FieldProfile (vocab.discover_fields) over at most vocab.DISCOVERY_SAMPLE items: each custom
+    field's values, and the owners' names (people, never departments)."""
+    values: dict[str, list[Any]] = {}
+    persons: set[str] = set()
+    for raw in itertools.islice(raws, vocab.DISCOVERY_SAMPLE):
+        if not isinstance(raw, Mapping):
+            continue
+        for key, value in _custom_fields(raw).items():
+            values.setdefault(key, []).append(value)
+        name = _owner_name(raw)
+        if isinstance(name, str):
+            persons.add(name)
+    return vocab.discover_fields("socrata", values, persons)
+
+
+def _department_of(portal: Any, text: str | None, profile: vocab.FieldProfile, contact: str | None) -> str | None:
+    domain = getattr(portal, "domain", None) or urlsplit(str(getattr(portal, "url", "") or "")).hostname
+    city = vocab.city_names(domain, getattr(portal, "city_key", None))
+    return _department(text, (), city, profile.persons, contact)
+
+
+def normalize_item(portal: Any, raw: Mapping[str, Any], profile: vocab.FieldProfile = vocab.EMPTY_PROFILE
+                   ) -> DatasetRecord:
+    """A Discovery API item → DatasetRecord (pure, total); meaningless order is canonicalized first. `profile`
+    is the run's discover_fields() result (custom fields found by their values, the run's people)."""
     raw = canonical_item(raw)
     resource = raw.get("resource") or {}
     classification = raw.get("classification") or {}
@@ -535,9 +579,10 @@ def normalize_item(portal: Any, raw: Mapping[str, Any]) -> DatasetRecord:
         formats = ()
 
     license_raw = metadata.get("license") or ((view.get("license") or {}).get("name")) or view.get("licenseId")
-    freq_raw = custom_value(custom, freq_fields, "frequency")
-    dept_raw = _department_text(portal, custom, resource.get("attribution"))  # = raw_department(portal, raw)
+    freq_raw = custom_value(custom, freq_fields, "frequency", profile.frequency)
+    dept_raw = _department_text(portal, custom, resource.get("attribution"), profile)  # = raw_department(...)
     owner = raw.get("owner") or raw.get("creator") or {}
+    contact_name = _text(owner.get("display_name"))
     page_views = resource.get("page_views") or {}
     parents = resource.get("parent_fxf")
     domain = metadata.get("domain")
@@ -555,9 +600,9 @@ def normalize_item(portal: Any, raw: Mapping[str, Any]) -> DatasetRecord:
         description=vocab.first_text([resource.get("description")]),
         keywords=_keywords(classification.get("domain_tags"), classification.get("tags")),
         theme=_text(classification.get("domain_category")) or vocab.first_text(classification.get("categories") or []),
-        department=_department(dept_raw),
-        contact_name=_text(owner.get("display_name")),
-        contact_email=vocab.email(resource.get("contact_email")),
+        department=_department_of(portal, dept_raw, profile, contact_name),
+        contact_name=contact_name,
+        contact_email=vocab.contact_email(resource.get("contact_email")),
         license=_text(license_raw),
         license_id=_license_id(license_raw),
         created=parse_time(resource.get("createdAt")),
@@ -585,14 +630,15 @@ def normalize_item(portal: Any, raw: Mapping[str, Any]) -> DatasetRecord:
     )
 
 
-def normalize_view(portal: Any, view: Mapping[str, Any]) -> DatasetRecord:
+def normalize_view(portal: Any, view: Mapping[str, Any], profile: vocab.FieldProfile = vocab.EMPTY_PROFILE
+                   ) -> DatasetRecord:
     """A bare `/api/views/{id}.json` object → DatasetRecord (archived view dumps, e.g. Austin 2015)."""
     view = canonical_view(view)
     freq_fields, _, freq_overrides = _portal_overrides(portal)
     custom = _view_custom_fields(view)
     columns = [c for c in view.get("columns") or [] if isinstance(c, dict)]
-    freq_raw = custom_value(custom, freq_fields, "frequency")
-    dept_raw = raw_department(portal, view)
+    freq_raw = custom_value(custom, freq_fields, "frequency", profile.frequency)
+    dept_raw = raw_department(portal, view, profile)
     license_raw = (view.get("license") or {}).get("name") or view.get("licenseId")
     owner = view.get("owner") or {}
     attachments = (view.get("metadata") or {}).get("attachments")
@@ -609,7 +655,7 @@ def normalize_view(portal: Any, view: Mapping[str, Any]) -> DatasetRecord:
         description=vocab.first_text([view.get("description")]),
         keywords=_keywords(view.get("tags")),
         theme=vocab.first_text([view.get("category")]),
-        department=_department(dept_raw),
+        department=_department_of(portal, dept_raw, profile, vocab.first_text([owner.get("displayName")])),
         contact_name=vocab.first_text([owner.get("displayName")]),
         license=_text(license_raw),
         license_id=_license_id(license_raw),

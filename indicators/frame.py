@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from connectors import vocab as licence_vocab
 from connectors.base import DATETIME_FIELDS, RECORD_FIELDS
 from indicators.base import CityCatalog, Score, as_catalog
 
@@ -93,41 +94,14 @@ def load_json(name: str) -> dict:
 
 
 @lru_cache(maxsize=1)
-def format_tables() -> tuple[dict[str, int], dict[str, str], frozenset[str]]:
+def format_tables() -> tuple[dict[str, int], frozenset[str]]:
     d = load_json("formats.json")
-    return d["stars"], d["aliases"], frozenset(d["machine_readable_exclude"])
-
-
-@lru_cache(maxsize=1)
-def licence_tables() -> tuple[dict[str, str | None], frozenset[str], dict[str, str]]:
-    """(alias -> registry id, approved ids, lower-cased id -> registry id) from the pinned lists."""
-    registry = load_json("opendefinition_licenses_all.json")
-    approved = frozenset(k for k, v in registry.items() if v.get("od_conformance") == "approved")
-    by_lower = {k.lower(): k for k in registry}
-    for k, v in registry.items():
-        if v.get("url"):
-            by_lower[v["url"].lower().rstrip("/") ] = k
-    aliases = {k.lower().rstrip("/"): v for k, v in load_json("licences.json")["aliases"].items()}
-    return aliases, approved, by_lower
-
-
-def licence_registry_id(raw: str | float | None) -> str | None:
-    """A licence id or string -> Open Definition registry id, or None when it names no known licence."""
-    if raw is None or (isinstance(raw, float) and np.isnan(raw)):
-        return None
-    aliases, _approved, by_lower = licence_tables()
-    key = str(raw).strip().lower().rstrip("/")
-    if key in aliases:
-        return aliases[key]
-    if key.replace("http://", "https://") in aliases:
-        return aliases[key.replace("http://", "https://")]
-    return by_lower.get(key) or by_lower.get(key.replace("http://", "https://"))
+    return d["stars"], frozenset(d["machine_readable_exclude"])
 
 
 def format_key(raw: object) -> str:
-    _stars, aliases, _ex = format_tables()
-    key = str(raw).strip().lower().lstrip(".")
-    return aliases.get(key, key)
+    """A record's format name (normalized once, by connectors.vocab.format_name) as the key of formats.json."""
+    return str(raw).strip().lower()
 
 
 @lru_cache(maxsize=1)
@@ -388,26 +362,27 @@ class Derived:
     # --- openness -------------------------------------------------------------------------------
     @cached_property
     def licence_id(self) -> np.ndarray:
-        """Registry id from `license_id`, falling back to the raw `license` text when the id is not in the
-        pinned registry (connectors may emit ids the registry does not know, e.g. "OGL-NS")."""
-        def resolve(col: str) -> np.ndarray:
-            return self.per_distinct(col, lambda u: [licence_registry_id(x) for x in u], None)
-
-        by_id = resolve("license_id")
-        by_text = resolve("license")
-        return np.where(pd.isna(by_id), by_text, by_id)
+        """The record's `license_id` (normalized once, by connectors.vocab.license_id); None where it names no
+        licence ("notspecified": "See Terms of Use"). A record stored without an id (an older normalization)
+        gets the same function's reading of its `license` text, so there is one licence vocabulary."""
+        by_id = self.per_distinct("license_id", lambda u: [x if licence_vocab.names_licence(x) else None for x in u],
+                                  None)
+        by_text = self.per_distinct("license", lambda u: [licence_vocab.license_id(x) for x in u], None)
+        by_text = np.array([x if licence_vocab.names_licence(x) else None for x in by_text], dtype=object)
+        has_id = pd.notna(self.cat["license_id"]).to_numpy()
+        return np.where(has_id, by_id, by_text)
 
     @cached_property
     def licence_open(self) -> np.ndarray:
-        _aliases, approved, _ = licence_tables()
-        return pd.Series(self.licence_id, dtype=object).isin(approved).to_numpy()
+        """Open per connectors.vocab.is_open_license (Open Definition approved, or an open licence family)."""
+        return on_distinct(self.licence_id, lambda u: [licence_vocab.is_open_license(x) for x in u], False).astype(bool)
 
     @cached_property
     def stars_by_format(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per row: best format stars (-1 = no format), any machine-readable, any open machine-readable.
 
         Computed per distinct format tuple (portals list the same few combinations over and over)."""
-        stars_table, _aliases, exclude = format_tables()
+        stars_table, exclude = format_tables()
         codes, uniques = self.distinct("formats")
         k = len(uniques)
         best = np.full(k + 1, -1.0)

@@ -89,9 +89,9 @@ def markdown() -> str:
         lines.append("")
     lines += ["## Pinned tables", "",
               "- `indicators/data/formats.json` - format stars, machine-readable and open lists (ckanext-qa).",
-              "- `indicators/data/opendefinition_licenses_all.json` - Open Definition licence registry"
-              " (okfn/licenses @ 98a3a6f8).",
-              "- `indicators/data/licences.json` - licence strings portals use, mapped to registry ids.",
+              "- Licences: read from each record's `license_id`, normalized once by `connectors.vocab` (rules for"
+              " the licence families, `connectors/data/licenses.csv`, the Open Definition registry"
+              " okfn/licenses @ 98a3a6f8 in `connectors/data/opendefinition_licenses_all.json`).",
               "- `indicators/data/vocab.json` - Census key dataset words, performance words, column words.",
               "- `indicators/data/wwc-criteria.json` - the 2022 What Works Cities criteria (42 in the seed).",
               ""]

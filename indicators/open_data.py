@@ -128,9 +128,9 @@ def five_star(catalog: CityCatalog, as_of: datetime) -> Score:
 def open_licence(catalog: CityCatalog, as_of: datetime) -> Score:
     """OD1: share of public data assets under an open licence.
 
-    Formula: 100 * (data assets whose license_id, else licence text, maps to an Open Definition
-    'approved' licence) / data assets. Registry pinned in indicators/data/opendefinition_licenses_all.json
-    (okfn/licenses @ 98a3a6f8); real portal strings mapped in indicators/data/licences.json.
+    Formula: 100 * (data assets whose license_id is an open licence: Open Definition 'approved', or CC
+    BY/BY-SA/CC0 of any version, or an open government licence) / data assets. The one licence vocabulary is
+    connectors.vocab (registry okfn/licenses @ 98a3a6f8 in connectors/data/opendefinition_licenses_all.json).
     Source: Open Data Portal Watch OpLi; GODI "openly licensed". Empty: None.
     """
     d = derive(catalog, as_of)

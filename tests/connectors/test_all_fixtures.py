@@ -20,7 +20,7 @@ FILES = sorted((f, kind) for kind in KINDS for d in fixture_dirs(kind) for f in 
 
 
 def test_fixture_list_is_complete():
-    assert len(FILES) == 8 + 15 + 4 + 4 + 5 + 8  # history, latest, catalog, views, ckan, dcat
+    assert len(FILES) == 8 + 16 + 1 + 4 + 4 + 5 + 8  # history, latest, issue-9 records, catalog, views, ckan, dcat
 
 
 @pytest.mark.parametrize(("path", "kind"), FILES, ids=[p.name for p, _ in FILES])
@@ -28,8 +28,9 @@ def test_every_record_normalizes(path, kind):
     items, stats = read_items(path, kind)
     assert items, path
     conn = make_connector(portal_config(kind, "https://portal.example", domain="portal.example"))
+    profile = conn.discover(items)
     for raw in items:
-        rec = conn.normalize(raw)
+        rec = conn.normalize(raw, profile)
         assert rec.source_id and rec.asset_type and rec.portal_key == "test-" + kind
         assert re.fullmatch(r"[0-9a-f]{40}", rec.raw_hash or "")
         for name in RECORD_FIELDS:

@@ -192,7 +192,10 @@ def test_ckan_pages_past_1000(emulator, session, derived_packages):
     assert conn.stats.pages == 3 and conn.stats.reported_total == 2475
     starts = [p["start"] for path, p, _ in emu.requests if path.endswith("/package_search")]
     assert starts == ["0", "1000", "2000"]
-    assert conn.departments == ("City of Chicago", "City of Cincinnati", "City of Nyc")  # organization_list
+    # organization_list was read; each organization is a whole city ("City of X"), which is no unit of one
+    assert conn.organizations == {"chicago": "City of Chicago", "cincinnati": "City of Cincinnati",
+                                  "nyc": "City of Nyc"}
+    assert conn.departments == ()
 
 
 def test_ckan_real_birmingham_page_in_small_rows(emulator, session):
