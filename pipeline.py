@@ -248,7 +248,7 @@ def portal_facts(harvest: storage.CityHarvest, departments: Sequence[str] = ()) 
         datajson=_datajson(harvest),
         history_start=harvest.history_start,
         runs=runs,
-        removed=frozenset(harvest.removed),
+        removed=None if harvest.removed is None else frozenset(harvest.removed),
         departments=tuple(departments),
     )
 

@@ -70,7 +70,8 @@ class PortalFacts:
     datajson: DatajsonCheck = field(default_factory=DatajsonCheck)
     history_start: datetime | None = None  # as_of of the first good run of any of the city's portals
     runs: tuple[RunFact, ...] = ()  # every finished run up to as_of, oldest first, any status
-    removed: frozenset[str] = frozenset()  # source ids removed between complete runs (storage's rule)
+    # source ids removed between complete runs (storage's rule); None: no comparison possible yet (not "none")
+    removed: frozenset[str] | None = None
     departments: tuple[str, ...] = ()  # the city's departments as configured
 
 

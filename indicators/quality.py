@@ -277,15 +277,11 @@ def retention(catalog: CityCatalog, as_of: datetime) -> Score:
     Formula: 100 * (1 - removed / (removed + current data assets)), removed = facts.removed (storage's rule:
     a short or suspect crawl's missing assets are not removals). Failing = the removed ids.
     Source: Portal Watch dynamicity (deleted per snapshot); Sunlight guideline #20 (permanent access).
-    Empty: None (also before any portal has two complete runs: nothing to compare, so no score from a
-    single harvest).
+    Empty: None (also while facts.removed is None: no two complete runs to compare, so no score from a single
+    harvest).
     """
     d = derive(catalog, as_of)
-    complete: dict[str, int] = {}
-    for r in d.facts.runs:
-        if r.complete:
-            complete[r.portal_key] = complete.get(r.portal_key, 0) + 1
-    if max(complete.values(), default=0) < 2:
+    if d.facts.removed is None:
         return Score(value=None, numerator=0.0, denominator=0.0)
     removed = sorted(d.facts.removed)
     current = float(d.data.sum())

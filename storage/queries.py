@@ -38,7 +38,9 @@ class CatalogRun:
     """What one portal's catalog table was rebuilt from."""
 
     run: dict[str, Any] | None  # the ok/suspect run's `runs()` row (status "suspect": a short crawl); None before one
-    removed: tuple[str, ...]  # ids in the previous ok run but not in this (ok) run
+    # ids in the previous ok run but not in this (ok) run; () for a suspect run; None without an earlier ok
+    # run to compare with (nothing is known about removals yet)
+    removed: tuple[str, ...] | None
     history_start: datetime | None  # as_of of the portal's first ok/suspect run (up to as_of)
 
 
@@ -61,8 +63,10 @@ class CityHarvest:
         return min(starts) if starts else None
 
     @property
-    def removed(self) -> tuple[str, ...]:
-        return tuple(sorted(sid for c in self.catalog_runs.values() for sid in c.removed))
+    def removed(self) -> tuple[str, ...] | None:
+        """The portals' removals together; None while no portal's removals are known."""
+        known = [c.removed for c in self.catalog_runs.values() if c.removed is not None]
+        return tuple(sorted(sid for ids in known for sid in ids)) if known else None
 
 
 # Rebuilt catalogs kept per process: the dashboard asks for the same (portal, latest run) on every page
@@ -224,7 +228,7 @@ def _catalog(conn: Connection, portal_key: str, as_of: datetime | None) -> tuple
         first_q = first_q.where(runs_t.c.as_of <= utc(as_of))
     history_start = conn.execute(first_q).scalar()
     if run is None:
-        return _empty_catalog(), CatalogRun(run=None, removed=(), history_start=history_start)
+        return _empty_catalog(), CatalogRun(run=None, removed=None, history_start=history_start)
     # What could change this run's catalog afterwards: more good runs of the portal (removed, history
     # start) and more versions (an older snapshot imported later). Both are in the key, so a cached
     # frame is never stale; the lookups are two index-only aggregates.
@@ -292,18 +296,17 @@ def _build_catalog(conn: Connection, portal_key: str, run: Any,
         df["first_seen"] = pd.to_datetime(pd.Series([first.get(sid) for sid in order], dtype=object), utc=True)
         df["data_modified_seen"] = pd.Series([tuple(sorted(seen.get(sid, ()))) for sid in order], dtype=object)
 
-    removed: list[str] = []
-    if run.status == "ok":
-        prev = conn.execute(
-            sa.select(runs_t.c.members).where(
-                runs_t.c.portal_key == portal_key, runs_t.c.status == "ok", runs_t.c.as_of <= run.as_of,
-                runs_t.c.id != run.run_id,
-                # the previous good run by date; on a date tie, the one stored before
-                sa.or_(runs_t.c.as_of < run.as_of, runs_t.c.id < run.run_id))
-            .order_by(runs_t.c.as_of.desc(), runs_t.c.id.desc()).limit(1)).scalar()
-        if prev is not None:
-            removed = sorted(set(unpack_ids(prev)) - members)
-    return df, CatalogRun(run=_run_dict(run), removed=tuple(removed), history_start=history_start)
+    prev = conn.execute(
+        sa.select(runs_t.c.members).where(
+            runs_t.c.portal_key == portal_key, runs_t.c.status == "ok", runs_t.c.as_of <= run.as_of,
+            runs_t.c.id != run.run_id,
+            # the previous good run by date; on a date tie, the one stored before
+            sa.or_(runs_t.c.as_of < run.as_of, runs_t.c.id < run.run_id))
+        .order_by(runs_t.c.as_of.desc(), runs_t.c.id.desc()).limit(1)).scalar()
+    # None: no earlier ok run to compare with (not the same as nothing removed); a suspect run removes nothing
+    removed = None if prev is None else sorted(set(unpack_ids(prev)) - members) if run.status == "ok" else []
+    return df, CatalogRun(run=_run_dict(run), removed=None if removed is None else tuple(removed),
+                          history_start=history_start)
 
 
 def catalog(engine: Engine, portal_key: str, as_of: datetime | None = None) -> pd.DataFrame:
