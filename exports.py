@@ -120,15 +120,10 @@ def snapshot(settings: Settings, engine, city_key: str, *, as_of: datetime | Non
 
 
 def _rollup(scores: pd.DataFrame) -> pd.DataFrame:
-    """The stored criterion rows back in `criteria.rollup` shape: criterion, value, stage, indicators (n)."""
-    crit = scores[scores["indicator"] == ""]
-    counts = scores[scores["indicator"] != ""].groupby("criterion").size()
-    return pd.DataFrame({
-        "criterion": crit["criterion"].tolist(),
-        "value": crit["value"].tolist(),
-        "stage": crit["stage"].tolist(),
-        "indicators": [int(counts.get(c, 0)) for c in crit["criterion"]],
-    })
+    """The stored criterion rows back in `criteria.rollup` shape (criteria.stored_rollup)."""
+    from indicators import criteria
+
+    return criteria.stored_rollup(scores)
 
 
 # --- writers --------------------------------------------------------------------------------------------

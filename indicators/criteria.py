@@ -111,6 +111,32 @@ def rollup(scores: Mapping[str, Score]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["criterion", "value", "stage", "indicators", "not_evident"])
 
 
+def stored_rollup(rows: pd.DataFrame) -> pd.DataFrame:
+    """The `rollup` shape rebuilt from the stored score rows of one scoring (storage.scores columns criterion,
+    indicator ("" = the criterion's row), value, stage): value and stage as stored; indicators and
+    not_evident from the stored indicator rows, so the pages and exports say what counted 0."""
+    cols = ["criterion", "value", "stage", "indicators", "not_evident"]
+    crit = rows[rows["indicator"] == ""]
+    if crit.empty:
+        return pd.DataFrame(columns=cols)
+    stored = {str(k): v for k, v in zip(rows["indicator"], pd.to_numeric(rows["value"], errors="coerce"),
+                                         strict=True) if k}
+    with_value: dict[str, int] = {}
+    missing: dict[str, list[str]] = {}
+    for ind in REGISTRY:
+        if ind.weight <= 0 or ind.key not in stored:
+            continue
+        if not pd.isna(stored[ind.key]):
+            with_value[ind.criterion] = with_value.get(ind.criterion, 0) + 1
+        elif ind.weight >= CARRYING_WEIGHT:
+            missing.setdefault(ind.criterion, []).append(ind.key)
+    return pd.DataFrame({
+        "criterion": crit["criterion"].tolist(), "value": crit["value"].tolist(), "stage": crit["stage"].tolist(),
+        "indicators": [with_value.get(str(c), 0) for c in crit["criterion"]],
+        "not_evident": [", ".join(missing.get(str(c), [])) for c in crit["criterion"]],
+    }, columns=cols)
+
+
 def overall_score(values: Mapping[str, float | None]) -> float | None:
     """A city's overall score: the mean over OVERALL_CRITERIA of their values, a missing one counting 0.
 

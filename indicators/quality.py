@@ -215,37 +215,38 @@ def days_behind(catalog: CityCatalog, as_of: datetime) -> Score:
 
 
 def metadata_conformance(catalog: CityCatalog, as_of: datetime) -> Score:
-    """DM4: metadata conformance - present dates, e-mails and URLs are valid.
+    """DM4: metadata conformance - dates, contact e-mail and URLs are present and valid.
 
-    Formula: per data asset, checks on present values only: created / metadata_modified / data_modified in
-    [1970-01-01, as_of + 1 d]; contact_email matches name@domain.tld; landing_url and api_url are http(s)
-    URLs; score = passed checks / present checks; value = 100 * mean over data assets with >= 1 check.
+    Formula: per data asset, six checks: created / metadata_modified / data_modified in [1970-01-01, as_of +
+    1 d]; contact_email matches name@domain.tld; landing_url is an http(s) URL; api_url is an http(s) URL
+    (checked on tabular assets only: other assets need no API). A check passes when the value is present and
+    valid; a missing value is not evident and fails, so leaving a field out never scores better than getting
+    it wrong. score = passed / applicable checks; value = 100 * mean over data assets. Detail counts present
+    but invalid values ("invalid e-mail", ...) and missing ones ("missing <field>").
     Source: Open Data Portal Watch conformance (CoDa dates, CoCE e-mail, CoAc URLs). Empty: None.
     """
     d = derive(catalog, as_of)
-    checks = []
-    names = []
+    everyone = np.ones(d.n, dtype=bool)
+    checks = []  # (applicable, present, valid, invalid name, missing name)
     limit = (d.as_of + DATE_SKEW).timestamp()
     earliest = EARLIEST_VALID_DATE.timestamp()
     for col in ("created", "metadata_modified", "data_modified"):
         v = d.seconds(col)
-        present = ~np.isnan(v)
-        ok = (v >= earliest) & (v <= limit)
-        checks.append((present, ok))
-        names.append(f"{col} out of range")
-    checks.append((d.present("contact_email"), d.email_valid))
-    names.append("invalid e-mail")
-    for col in ("landing_url", "api_url"):
+        checks.append((everyone, ~np.isnan(v), (v >= earliest) & (v <= limit), f"{col} out of range",
+                       f"missing {col}"))
+    checks.append((everyone, d.present("contact_email"), d.email_valid, "invalid e-mail", "missing contact_email"))
+    for col, applies in (("landing_url", everyone), ("api_url", d.tabular)):
         valid = d.per_distinct(col, lambda u: u.astype(str).str.strip().str.match(_URL), False).astype(bool)
-        checks.append((d.present(col), valid))
-        names.append(f"invalid {col}")
-    present = np.vstack([c[0] for c in checks]).astype(float)
-    passed = np.vstack([c[0] & c[1] for c in checks]).astype(float)
-    n_present = present.sum(axis=0)
-    score = np.where(n_present > 0, passed.sum(axis=0) / np.where(n_present > 0, n_present, 1), 1.0)
-    reason = reasons_from_flags({name: pr & ~ok for (pr, ok), name in zip(checks, names, strict=True)}, "", d.n)
-    detail = {n: float(((c[0] & ~c[1]) & d.data).sum()) for c, n in zip(checks, names, strict=True)}
-    return mean_score(d, score, d.data & (n_present > 0), 1.0, reason, detail=detail)
+        checks.append((applies, d.present(col), valid, f"invalid {col}", f"missing {col}"))
+    applicable = np.vstack([c[0] for c in checks]).astype(float)
+    passed = np.vstack([c[0] & c[1] & c[2] for c in checks]).astype(float)
+    n_applicable = applicable.sum(axis=0)  # >= 5 for every asset
+    score = passed.sum(axis=0) / n_applicable
+    flags = {bad: ap & pr & ~ok for ap, pr, ok, bad, _miss in checks}
+    flags.update({miss: ap & ~pr for ap, pr, _ok, _bad, miss in checks})
+    reason = reasons_from_flags(flags, "", d.n)
+    detail = {name: float((flag & d.data).sum()) for name, flag in flags.items()}
+    return mean_score(d, score, d.data, 1.0, reason, detail=detail)
 
 
 def unique_titles(catalog: CityCatalog, as_of: datetime) -> Score:

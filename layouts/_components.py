@@ -525,13 +525,9 @@ def city_statuses(key: str):
     from indicators import criteria
 
     latest = latest_city(key)
-    crit = fig.criterion_rows(latest)
-    if crit.empty:
+    rollup = criteria.stored_rollup(latest)
+    if rollup.empty:
         return None, None
-    n = fig.indicator_rows(latest).groupby("criterion").size()
-    rollup = pd.DataFrame({"criterion": crit["criterion"].to_numpy(), "value": crit["value"].to_numpy(),
-                           "stage": crit["stage"].to_numpy(),
-                           "indicators": [int(n.get(c, 0)) for c in crit["criterion"]]})
     import pipeline  # read-only: merges config.toml's [[cities.evidence]] with records made on the Evidence page
 
     ctx = context()

@@ -166,3 +166,27 @@ def test_statuses_accept_stored_shapes():
     st = criteria.statuses(roll, manual).set_index("criterion")
     assert st.loc["OD3", "status"] == "metadata" and st.loc["DM4", "status"] == "open"
     assert st.loc["DM1", "evidence"] == "manual record - https://example.gov/governance (2023-02-01) [dashboard]"
+
+
+def test_stored_rollup_says_what_counted_zero_as_the_rollup_did():
+    # storage keeps one row per indicator (compute_all scores every one; value None when not evident) and one per
+    # criterion; pages and exports rebuild the roll-up from them and must name the same not-evident indicators
+    scores = _scores({**{i.key: None for i in REGISTRY}, "dm4_cadence_declared": 0,
+                      "dm4_days_behind": None, "dm4_metadata_conformance": 100, "dm4_unique_titles": 100,
+                      "dm4_retention": None, "od3_portal_api": 100, "od3_mqa": 50})
+    roll = criteria.rollup(scores)
+    crit_of = {i.key: i.criterion for i in REGISTRY}
+    rows = pd.concat([
+        pd.DataFrame({"criterion": [crit_of[k] for k in scores], "indicator": list(scores),
+                      "value": [s.value for s in scores.values()], "stage": None}),
+        roll.assign(indicator="")[["criterion", "indicator", "value", "stage"]]], ignore_index=True)
+    again = criteria.stored_rollup(rows).set_index("criterion")
+    expect = roll.set_index("criterion")
+    for c in expect.index:
+        got, want = again.loc[c, "value"], expect.loc[c, "value"]
+        assert (pd.isna(got) and pd.isna(want)) or got == pytest.approx(want)  # NaN: no carrying indicator
+        assert again.loc[c, "indicators"] == expect.loc[c, "indicators"]
+        assert again.loc[c, "not_evident"] == expect.loc[c, "not_evident"]
+    assert again.loc["DM4", "not_evident"] == "dm4_up_to_date, dm4_cadence_adherence, dm4_days_behind"
+    st = criteria.statuses(criteria.stored_rollup(rows), None).set_index("criterion")
+    assert "not evident, counted 0: dm4_up_to_date" in st.loc["DM4", "evidence"]

@@ -162,9 +162,13 @@ def test_dm4_days_behind_future_dates_are_not_ahead(austin):
 
 
 def test_dm4_metadata_conformance(austin):
-    # all dates between 1970 and as_of, no e-mails, https landing and API URLs -> 100
+    # all three dates present and between 1970 and as_of, https landing and API URLs (every record is tabular):
+    # 5 checks pass; no record states a contact e-mail, and a missing value fails its check (not evident) ->
+    # 5/6 per asset -> 83.333. Nothing present is invalid.
     s = quality.metadata_conformance(austin, AS_OF)
-    assert s.value == pytest.approx(100.0) and s.failing == {}
+    assert s.value == pytest.approx(500 / 6)
+    assert set(s.failing.values()) == {"missing contact_email"} and len(s.failing) == 10
+    assert s.detail["missing contact_email"] == 10 and s.detail["invalid e-mail"] == 0
 
 
 def test_dm4_unique_titles_nyc():
@@ -182,15 +186,17 @@ def _run(run_id: int, day: str, status: str = "ok", complete: bool = True) -> Ru
 
 
 def test_dm4_retention_from_facts(austin):
-    # facts.removed lists 2 ids removed between the two complete runs: 10 / (10 + 2) = 83.333
+    # facts.removed lists 2 ids removed between complete runs: 10 / (10 + 2) = 83.333
     two_runs = (_run(1, "2022-07-16"), _run(2, "2022-07-23"))
     df = CityCatalog(austin, PortalFacts(runs=two_runs, removed=frozenset({"abcd-0001", "abcd-0002"})))
     s = quality.retention(df, AS_OF)
     assert s.value == pytest.approx(1000 / 12)
     assert set(s.failing) == {"abcd-0001", "abcd-0002"}
     assert quality.retention(austin, AS_OF).value is None  # no history known
-    # one complete run (the other short) is nothing to compare: no "kept 100" from a single harvest
-    one = CityCatalog(austin, PortalFacts(runs=(_run(1, "2022-07-16", "suspect", False), _run(2, "2022-07-23"))))
+    # nothing removed between two complete runs: all kept -> 100
+    assert quality.retention(CityCatalog(austin, PortalFacts(runs=two_runs, removed=frozenset())), AS_OF).value == 100
+    # a single harvest has nothing to compare with (removed None): no "kept 100" from it
+    one = CityCatalog(austin, PortalFacts(runs=(_run(1, "2022-07-23"),), removed=None))
     assert quality.retention(one, AS_OF).value is None
 
 

@@ -117,3 +117,19 @@ def test_the_issue_case_no_cadence_is_not_evident_not_met():
                           facts)
     assert without["DM4"] < with_cadence["DM4"]
     assert without["DM4"] < criteria.MET_FROM
+
+
+def test_a_malformed_email_left_out_scores_no_better_than_kept():
+    # Cincinnati's real data.json (2020-07-22) gives qt5k-uq25 the contact "mailto:Jennifer Bohl" - a name, not
+    # an address. Kept as the portal said it, it fails conformance; left out, it must not pass either.
+    kind, path = CATALOGS[4]
+    raws, _ = read_items(FIXTURES / path, kind)
+    said = next(r["contactPoint"]["hasEmail"] for r in raws if r["identifier"].endswith("qt5k-uq25"))
+    rec = next(r for r in real_records(kind, path) if r.source_id == "qt5k-uq25")
+    kept = CityCatalog(records_frame([dataclasses.replace(rec, contact_email=said)]))
+    left_out = CityCatalog(records_frame([dataclasses.replace(rec, contact_email=None)]))
+    a = indicators.BY_KEY["dm4_metadata_conformance"].fn(kept, AS_OF)
+    b = indicators.BY_KEY["dm4_metadata_conformance"].fn(left_out, AS_OF)
+    assert said == "mailto:Jennifer Bohl"
+    assert a.failing["qt5k-uq25"].startswith("invalid e-mail") and "missing contact_email" in b.failing["qt5k-uq25"]
+    assert b.value <= a.value

@@ -43,21 +43,22 @@ def test_overall_score_and_stage_are_one_rule():
         at = (HISTORY["city_key"] == r.city_key) & (HISTORY["as_of"] == r.as_of)
         rows = HISTORY[at & (HISTORY["indicator"] == "")]
         assert (r.value, r.stage) == criteria.overall(rows)
-    # b: DM4 10 + OD1 without a value (counts 0) + 8 criteria with indicators not scored (0) = 10 / 10 = 1.0
+    # b: DM4 10 + OD1 without a value (counts 0) + 6 criteria with indicators not scored (0) = 10 / 8 = 1.25
+    # (8 criteria carry an indicator: BF1 and RDC7 are possible evidence only, see the README's topic section)
     b = totals[totals["city_key"] == "b"].iloc[0]
-    assert (b["value"], b["stage"]) == (1.0, "not evident")
+    assert (b["value"], b["stage"]) == (1.25, "not evident")
 
 
 def test_change_since_measures_back_from_the_latest_time():
     totals = fig.city_score_history(HISTORY)
     a = totals[totals["city_key"] == "a"]
-    # mean over the 10 criteria with indicators (criteria.OVERALL_CRITERIA), the 8 not in HISTORY counting 0:
-    # 01-01 (40+20)/10 = 6, 03-01 (60+30)/10 = 9, 04-15 (70+90)/10 = 16
-    assert list(a["value"]) == [6.0, 9.0, 16.0]
-    # 30 days before 04-15 is 03-16: last value at/before is 03-01 (9) → +7
-    assert fig.change_since(a, 30) == 7.0
-    # 90 days before 04-15 is 2024-01-16: last at/before is 01-01 (6) → +10
-    assert fig.change_since(a, 90) == 10.0
+    # mean over the 8 criteria with indicators (criteria.OVERALL_CRITERIA), the 6 not in HISTORY counting 0:
+    # 01-01 (40+20)/8 = 7.5, 03-01 (60+30)/8 = 11.25, 04-15 (70+90)/8 = 20
+    assert list(a["value"]) == [7.5, 11.25, 20.0]
+    # 30 days before 04-15 is 03-16: last value at/before is 03-01 (11.25) → +8.75
+    assert fig.change_since(a, 30) == 8.75
+    # 90 days before 04-15 is 2024-01-16: last at/before is 01-01 (7.5) → +12.5
+    assert fig.change_since(a, 90) == 12.5
     # history shorter than the window → None
     assert fig.change_since(a, 365) is None
 
@@ -72,10 +73,11 @@ def test_overview_table_rows_per_city_with_run_status():
     t = fig.overview_table(CITIES, HISTORY, runs)
     assert list(t["city_key"]) == ["a", "b", "c"]
     a, b, c = (t.iloc[i] for i in range(3))
-    assert a["stage"] == "not evident"  # stage(16.0): the stage of the score shown beside it
-    assert a["score"] == 16.0 and a["change_30d"] == 7.0 and a["change_90d"] == 10.0
+    assert a["stage"] == "emerging"  # stage(20.0): the stage of the score shown beside it
+    # the table shows changes to one decimal: 8.75 -> 8.8
+    assert a["score"] == 20.0 and a["change_30d"] == 8.8 and a["change_90d"] == 12.5
     assert a["harvest_status"] == "failed" and a["harvest_error"] == "HTTP 503 after 4 retries"
-    assert b["score"] == 1.0 and b["stage"] == "not evident" and pd.isna(b["harvest_status"])
+    assert b["score"] == 1.25 and b["stage"] == "not evident" and pd.isna(b["harvest_status"])
     assert pd.isna(c["stage"]) and pd.isna(c["score"]) and pd.isna(c["last_harvest"])
 
 

@@ -4,7 +4,7 @@ The DCAT connector used to write "schema_errors=N" into a run's notes, which que
 of each such run moves into schema_checks (entries = the run's items; per-dataset messages were not kept
 by dataset then, so old runs have none). The notes themselves are left as they were.
 
-Revision ID: 0002
+Revision ID: 0002_schema_checks
 Revises: 0001
 Create Date: 2026-11-30
 """
@@ -15,7 +15,7 @@ import re
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0002'
+revision = '0002_schema_checks'
 down_revision = '0001'
 branch_labels = None
 depends_on = None

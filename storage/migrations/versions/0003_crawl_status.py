@@ -6,7 +6,7 @@ partial or empty crawl is stored with `flag` = "partial" / "empty" and left out 
 flags) under the new rule; runs are judged again by the next import or harvest of their portal.
 
 Revision ID: 0002_crawl_status
-Revises: 0002
+Revises: 0002_schema_checks
 Create Date: 2026-11-30
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0002_crawl_status'
-down_revision = '0002'  # after 0002 (schema checks); both were written in parallel
+down_revision = '0002_schema_checks'  # both were written in parallel: chained
 branch_labels = None
 depends_on = None
 
