@@ -77,7 +77,7 @@ def test_overview_table_rows_per_city_with_run_status():
     # the table shows changes to one decimal: 8.75 -> 8.8
     assert a["score"] == 20.0 and a["change_30d"] == 8.8 and a["change_90d"] == 12.5
     assert a["harvest_status"] == "failed" and a["harvest_error"] == "HTTP 503 after 4 retries"
-    assert b["score"] == 1.25 and b["stage"] == "not evident" and pd.isna(b["harvest_status"])
+    assert b["score"] == 1.2 and b["stage"] == "not evident" and pd.isna(b["harvest_status"])  # 1.25 shown as 1.2
     assert pd.isna(c["stage"]) and pd.isna(c["score"]) and pd.isna(c["last_harvest"])
 
 
