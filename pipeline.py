@@ -24,7 +24,7 @@ from connectors import make_connector
 from connectors.archive import read_items
 from connectors.base import ConnectorError
 from connectors.hashing import LazyRawBytes
-from connectors.http import make_session
+from connectors.http import make_session, policy_for
 from indicators import compute_all, criteria
 from indicators.base import Score
 from settings import CityConfig, PortalConfig, Settings
@@ -164,12 +164,14 @@ def _worker_harvest(portal: PortalConfig, now: datetime | None) -> storage.RunSu
                    progress=lambda n, total: events.put((portal.key, n, total)))
 
 
-def _shared_session(portal: PortalConfig, sessions: dict[str | None, Any]) -> Any:
-    """One HTTP session per app token for a batch of portals: connections to a host are reused, not reopened."""
+def _shared_session(portal: PortalConfig, sessions: dict[Any, Any]) -> Any:
+    """One HTTP session per app token (and request bounds) for a batch of portals: connections to a host are
+    reused, not reopened."""
     token = portal.app_token.value() if portal.app_token else None
-    if token not in sessions:
-        sessions[token] = make_session(token)
-    return sessions[token]
+    policy = policy_for(portal)
+    if (token, policy) not in sessions:
+        sessions[token, policy] = make_session(token, policy=policy)
+    return sessions[token, policy]
 
 
 def _drain(events: Any, progress: PortalProgress | None) -> None:

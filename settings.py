@@ -47,6 +47,9 @@ class PortalConfig:
     frequency_fields: tuple[str, ...] = ()
     department_fields: tuple[str, ...] = ()
     frequency_overrides: tuple[tuple[str, str], ...] = ()
+    # Bounds of one HTTP request to this portal; None = connectors.http's defaults (64 MB, 180 s).
+    max_response_bytes: int | None = None
+    request_deadline_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -326,4 +329,19 @@ class _Validator:
             frequency_fields=self.strings(p, "frequency_fields", f"{where}.frequency_fields"),
             department_fields=self.strings(p, "department_fields", f"{where}.department_fields"),
             frequency_overrides=tuple(sorted((k.strip().lower(), v) for k, v in overrides.items())),
+            max_response_bytes=_mb_to_bytes(self.number(p, "max_response_mb", f"{where}.max_response_mb")),
+            request_deadline_s=self.number(p, "request_deadline_s", f"{where}.request_deadline_s"),
         )
+
+    def number(self, t: dict, name: str, where: str) -> float | None:
+        """An optional positive number (int or float); None when absent."""
+        val = t.get(name)
+        if val is None:
+            return None
+        if not isinstance(val, (int, float)) or isinstance(val, bool) or not val > 0:
+            raise self.fail(where, f"expected a positive number, got {val!r}")
+        return float(val)
+
+
+def _mb_to_bytes(mb: float | None) -> int | None:
+    return None if mb is None else max(1, int(mb * 2**20))

@@ -1,0 +1,81 @@
+"""One hostile portal fails its own run with a clear reason; the other portals of the harvest go on.
+
+The well-behaved portal is the emulator serving the recorded Cincinnati data.json (145 datasets, see
+tests/fixtures/PROVENANCE.md); the hostile ones are tests/hostile.py scripts on loopback. Bounds are set small
+per portal in the config (`request_deadline_s`, `max_response_mb`), as an operator would.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import pipeline
+import settings
+import storage
+from tests.conftest import FIXTURES
+from tests.emulator import Emulator, load_json
+from tests.hostile import HostileServer, drip_body, endless_body
+
+CINCINNATI_DATASETS = 145  # len(dataset) of the recorded document
+
+
+@pytest.fixture(scope="module")
+def emu():
+    with Emulator(dcat={"cincinnati": load_json(FIXTURES / "dcat_us/cincinnati_data_json_socrata_2020-07-22.json.gz")}
+                  ) as e:
+        yield e
+
+
+def config(tmp_path, db_url: str, portals: str):
+    path = tmp_path / "config.toml"
+    path.write_text(f'[storage]\nurl = "{db_url}"\n[[cities]]\nkey = "town"\nname = "Town"\n{portals}')
+    cfg = settings.load(path, environ={})
+    storage.upgrade(cfg.storage_url)
+    return cfg, storage.open_db(cfg.storage_url)
+
+
+@pytest.mark.parametrize("jobs", [1, 2], ids=["one-by-one", "workers"])
+def test_a_dripping_portal_fails_at_its_deadline_and_the_others_go_on(tmp_path, sqlite_url, emu, jobs):
+    body = json.dumps({"dataset": [{"title": "t" * 100}]}).encode()  # ~5 s of drip at 50 ms a byte
+    with HostileServer() as srv:
+        srv.route("/data.json", drip_body(body, every_s=0.05))
+        cfg, engine = config(tmp_path, sqlite_url, f"""
+[[cities.portals]]
+key = "slow-dcat"
+kind = "dcat"
+url = "{srv.url}"
+request_deadline_s = 1
+[[cities.portals]]
+key = "good-dcat"
+kind = "dcat"
+url = "{emu.dcat_url('cincinnati')}"
+""")
+        summaries = pipeline.harvest_many(cfg, engine, cfg.portals, jobs=jobs)
+    got = {s.portal_key: s for s in summaries}
+    assert got["slow-dcat"].status == "failed"
+    assert "DeadlineExceeded" in got["slow-dcat"].error and "within the 1 s deadline" in got["slow-dcat"].error
+    assert (got["good-dcat"].status, got["good-dcat"].items) == ("ok", CINCINNATI_DATASETS)
+    runs = storage.runs(engine).set_index("portal_key")
+    assert runs.loc["slow-dcat", "status"] == "failed" and "deadline" in runs.loc["slow-dcat", "error"]
+
+
+def test_an_endless_portal_fails_at_its_size_cap(tmp_path, sqlite_url, emu):
+    with HostileServer() as srv:
+        srv.route("/data.json", endless_body())
+        cfg, engine = config(tmp_path, sqlite_url, f"""
+[[cities.portals]]
+key = "huge-dcat"
+kind = "dcat"
+url = "{srv.url}"
+max_response_mb = 0.5
+[[cities.portals]]
+key = "good-dcat"
+kind = "dcat"
+url = "{emu.dcat_url('cincinnati')}"
+""")
+        assert cfg.portals[0].max_response_bytes == 2**19
+        summaries = pipeline.harvest_many(cfg, engine, cfg.portals, jobs=1)
+    assert summaries[0].status == "failed"
+    assert "larger than the 524288 bytes cap (after decompression)" in summaries[0].error
+    assert (summaries[1].status, summaries[1].items) == ("ok", CINCINNATI_DATASETS)
