@@ -51,25 +51,24 @@ def cmd_db_upgrade(cfg, args) -> int:
 
 
 def cmd_harvest(cfg, args) -> int:
-    import os
-    import socket
-
     import pipeline
+    import scheduler
     import storage
-    from scheduler import HARVEST_JOB_PREFIX, LOCK_TTL_S
 
     engine = _engine(cfg)
     portals = _city(cfg, args.city).portals if args.city else cfg.portals
     bars = _Bars(args.quiet)
-    # The scheduler's per-portal lock rows: a portal a `maturity worker` (or `serve`) is harvesting right now is
-    # skipped, not harvested twice at once; ours are released at the end (or expire after LOCK_TTL_S).
-    owner = f"cli:{socket.gethostname()}:{os.getpid()}"
-    now = datetime.now(UTC)
-    mine = [p for p in portals
-            if storage.try_lock(engine, HARVEST_JOB_PREFIX + p.key, owner, ttl_s=LOCK_TTL_S, now=now)]
+    # Runs left "running" by a harvest that is gone (kill -9, power) are closed as interrupted first.
+    for run_id in storage.close_orphaned_runs(engine):
+        bars.write(f"closed run {run_id}: interrupted (its process is gone)")
+    # The scheduler's per-portal leases: a portal a `maturity worker` (or `serve`) is harvesting right now is
+    # skipped, not harvested twice at once; ours are renewed while we run and released at the end (a lease of a
+    # process that died lapses: at once on this machine, after storage.LEASE_TTL_S elsewhere).
+    owner = storage.process_owner("cli")
+    mine = [p for p in portals if storage.take_portal(engine, p.key, owner)]
     for p in portals:
         if p not in mine:
-            bars.write(f"SKIPPED {p.key}: another process is harvesting it (lock {HARVEST_JOB_PREFIX + p.key})")
+            bars.write(f"SKIPPED {p.key}: another process is harvesting it (lock {storage.portal_lease(p.key)})")
 
     def done(summary) -> None:
         bars.close(summary.portal_key)
@@ -82,10 +81,12 @@ def cmd_harvest(cfg, args) -> int:
 
     jobs = args.jobs or pipeline.HARVEST_JOBS
     try:
-        summaries = pipeline.harvest_many(cfg, engine, mine, jobs=jobs, progress=bars.update, done=done)
+        # SIGTERM stops a harvest like Ctrl-C: the runs in flight are closed as interrupted, then we exit.
+        with scheduler.interrupt_on_sigterm():
+            summaries = pipeline.harvest_many(cfg, engine, mine, jobs=jobs, progress=bars.update, done=done)
     finally:
         for p in mine:
-            storage.release_lock(engine, HARVEST_JOB_PREFIX + p.key, owner)
+            storage.drop_lease(engine, storage.portal_lease(p.key), owner)
     if not args.no_score:
         for city_key in sorted({p.city_key for p in mine}):
             pipeline.score(cfg, engine, city_key)

@@ -10,6 +10,7 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import signal
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -37,6 +38,7 @@ PortalProgress = Callable[[str, int, "int | None"], None]  # (portal key, items 
 # normalizing a catalog is CPU work, at least two, so one portal's network waits overlap another's work, and
 # at most eight (each worker holds its own database connections).
 HARVEST_JOBS = min(8, max(2, os.cpu_count() or 1))
+WORKER_REAP_S = 5.0  # a killed worker is gone in milliseconds; this only bounds the wait for a stuck one
 
 
 def utcnow() -> datetime:
@@ -61,6 +63,9 @@ def harvest(settings: Settings, engine, portal: PortalConfig, *, now: datetime |
         except Exception as exc:  # a connector bug must fail this portal's run alone, with its reason kept
             log.exception("portal=%s event=connector-crash", portal.key)
             return _failed(engine, run_id, portal, previous, f"internal error: {type(exc).__name__}: {exc}")
+        except BaseException as exc:  # Ctrl-C, SIGTERM (raised as KeyboardInterrupt): the run ends, then we stop
+            _failed(engine, run_id, portal, previous, f"interrupted: {type(exc).__name__} while fetching")
+            raise
         # raw bytes on demand: only new and changed items are serialized for storage
         summary = storage.save_harvest(engine, run_id, records, LazyRawBytes(raws, connector.raw_bytes),
                                        connector.stats, finished_at=utcnow())
@@ -105,7 +110,12 @@ def harvest_many(settings: Settings, engine, portals: Sequence[PortalConfig], *,
 
     began, todo = utcnow(), portals
     while todo:
-        lost = _in_workers(settings, engine, todo, jobs, now, progress, record)
+        try:
+            lost = _in_workers(settings, engine, todo, jobs, now, progress, record)
+        except BaseException as exc:  # Ctrl-C or SIGTERM: the workers are gone (_in_workers); their runs end too
+            storage.close_runs_of(engine, [p.key for p in todo], f"harvest stopped: {type(exc).__name__}",
+                                  started_after=began)
+            raise
         # A worker that dies (killed, out of memory) breaks the whole pool. The portals it was harvesting have a
         # "running" run: they fail with the reason. The ones not yet started go round again in a new pool,
         # unless no portal at all got anywhere this round.
@@ -134,7 +144,9 @@ def _in_workers(settings: Settings, engine, portals: list[PortalConfig], jobs: i
     events: Any = ctx.Queue()
     url = engine.url.render_as_string(hide_password=False)
     lost = []
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(settings, url, events)) as pool:
+    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
+                               initargs=(settings, url, events, os.getpid()))
+    try:
         running: dict[Future, PortalConfig] = {pool.submit(_worker_harvest, p, now): p for p in portals}
         while running:
             finished, _ = wait(running, timeout=0.1, return_when=FIRST_COMPLETED)
@@ -145,16 +157,51 @@ def _in_workers(settings: Settings, engine, portals: list[PortalConfig], jobs: i
                     record(future.result())
                 except BrokenProcessPool:
                     lost.append(portal)
+    except BaseException:
+        _kill_workers(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # reaps every worker: none outlives this call
     _drain(events, progress)
     return lost
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop the pool's workers now (a signal stopped the harvest): killed, then reaped."""
+    processes = list(getattr(pool, "_processes", None) or {})  # CPython keeps them there: pid -> Process
+    procs = [p for p in mp.active_children() if p.pid in processes]
+    for proc in procs:
+        proc.kill()
+    for proc in procs:
+        proc.join(WORKER_REAP_S)
 
 
 # The forked worker's state, set once by the pool initializer (fork passes it without pickling).
 _worker: dict[str, Any] = {}
 
 
-def _worker_init(settings: Settings, url: str, events: Any) -> None:
+def _worker_init(settings: Settings, url: str, events: Any, parent: int) -> None:
+    _die_with_parent(parent)
+    # Ctrl-C reaches the whole process group: the parent alone decides (it kills the workers and closes runs).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker.update(settings=settings, url=url, events=events)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: the kernel sends this worker SIGKILL when its parent dies (kill -9 included), so no worker lives on
+    under PID 1 holding database connections. Elsewhere (no prctl) the parent's reaping is all there is."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _worker_harvest(portal: PortalConfig, now: datetime | None) -> storage.RunSummary:
@@ -205,10 +252,14 @@ def import_files(settings: Settings, engine, city_key: str, as_of: datetime, pat
         try:
             raws, stats = read_items(Path(path), portal.kind)
             records = [connector.normalize(r) for r in raws]
-        except (ConnectorError, OSError, ValueError) as exc:
+        except Exception as exc:  # a truncated .gz is an EOFError: any reading failure fails this run alone
             reason = f"{Path(path).name}: {type(exc).__name__}: {exc}"
             storage.fail_run(engine, run_id, reason, finished_at=utcnow())
             raise ImportFailed(reason) from exc
+        except BaseException as exc:  # Ctrl-C, SIGTERM: the run ends too
+            storage.fail_run(engine, run_id, f"{Path(path).name}: interrupted: {type(exc).__name__}",
+                             finished_at=utcnow())
+            raise
         summaries.append(storage.save_harvest(engine, run_id, records, [connector.raw_bytes(r) for r in raws],
                                               stats, finished_at=utcnow()))
     return summaries

@@ -2,8 +2,17 @@
 from __future__ import annotations
 
 from storage.db import dispose, gc_paused, open_db
-from storage.locks import release_lock, try_lock
+from storage.locks import (
+                            LEASE_TTL_S,
+                            drop_lease,
+                            held_leases,
+                            process_owner,
+                            release_lock,
+                            take_lease,
+                            try_lock,
+)
 from storage.migrate import upgrade
+from storage.orphans import close_orphaned_runs, close_runs_of, portal_lease, take_portal
 from storage.queries import (
                              audit_log,
                              catalog,
@@ -39,6 +48,8 @@ from storage.writes import (
 )
 
 __all__ = [
+    "LEASE_TTL_S", "close_orphaned_runs", "close_runs_of", "drop_lease", "held_leases", "portal_lease",
+    "process_owner", "take_lease", "take_portal",
     "SUSPECT_SHRINK", "RunClosed", "RunSummary", "add_evidence", "begin_run", "audit_log", "catalog", "cities",
     "city_catalog", "close_stale_runs", "criterion_scores", "delete_evidence", "dispose", "gc_paused",
     "evidence", "explain", "fail_run", "fail_running", "last_status", "latest_run_marker", "latest_scores", "open_db",

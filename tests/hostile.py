@@ -188,3 +188,14 @@ def status(code: int, *, retry_after: str | None = None, body: bytes = b"{}") ->
         yield _head(f"{code} Status", headers) + body
 
     return script
+
+
+def first_then(first: Script, then: Script) -> Script:
+    """`first` for the first request to the path, `then` for every later one (a portal that recovers)."""
+    calls = []
+
+    def script(request: Request) -> Iterator[bytes]:
+        calls.append(request)
+        return (first if len(calls) == 1 else then)(request)
+
+    return script

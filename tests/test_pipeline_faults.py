@@ -79,3 +79,21 @@ url = "{emu.dcat_url('cincinnati')}"
     assert summaries[0].status == "failed"
     assert "larger than the 524288 bytes cap (after decompression)" in summaries[0].error
     assert (summaries[1].status, summaries[1].items) == ("ok", CINCINNATI_DATASETS)
+
+
+def test_a_truncated_gz_import_fails_its_run_and_leaves_none_running(tmp_path, sqlite_url):
+    from datetime import UTC, datetime
+
+    whole = (FIXTURES / "dcat_us/cincinnati_data_json_socrata_2020-07-22.json.gz").read_bytes()
+    cut = tmp_path / "data.json.gz"
+    cut.write_bytes(whole[: len(whole) // 2])  # a download cut off half way
+    cfg, engine = config(tmp_path, sqlite_url, """
+[[cities.portals]]
+key = "town-dcat"
+kind = "dcat"
+url = "https://town.example/data.json"
+""")
+    with pytest.raises(pipeline.ImportFailed, match="EOFError"):
+        pipeline.import_files(cfg, engine, "town", datetime(2021, 3, 1, tzinfo=UTC), [cut])
+    run = storage.runs(engine).iloc[0]
+    assert run["status"] == "failed" and run["error"].startswith("data.json.gz: EOFError")
