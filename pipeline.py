@@ -6,6 +6,7 @@ its reason, so one bad portal cannot stop the others or touch earlier history.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing as mp
 import os
@@ -23,9 +24,10 @@ import pandas as pd
 import storage
 from connectors import make_connector
 from connectors.archive import read_items
-from connectors.base import ConnectorError
+from connectors.base import ConnectorError, FetchStats
 from connectors.hashing import LazyRawBytes
 from connectors.http import make_session, policy_for
+from connectors.items import Normalized, normalize_each
 from indicators import compute_all, criteria
 from indicators.base import Score
 from settings import CityConfig, PortalConfig, Settings
@@ -38,6 +40,7 @@ PortalProgress = Callable[[str, int, "int | None"], None]  # (portal key, items 
 # normalizing a catalog is CPU work, at least two, so one portal's network waits overlap another's work, and
 # at most eight (each worker holds its own database connections).
 HARVEST_JOBS = min(8, max(2, os.cpu_count() or 1))
+ITEM_ERRORS_NOTE = "item_errors"  # a run's note: how many items were set aside (kept in storage.item_errors)
 WORKER_REAP_S = 5.0  # a killed worker is gone in milliseconds; this only bounds the wait for a stuck one
 
 
@@ -57,7 +60,8 @@ def harvest(settings: Settings, engine, portal: PortalConfig, *, now: datetime |
     with storage.gc_paused():
         try:
             raws = list(connector.fetch())
-            records = [connector.normalize(r) for r in raws]
+            # One odd item is set aside with its error, not the portal's whole run (connectors.items).
+            batch = normalize_each(connector, raws)
         except ConnectorError as exc:
             return _failed(engine, run_id, portal, previous, f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # a connector bug must fail this portal's run alone, with its reason kept
@@ -66,12 +70,14 @@ def harvest(settings: Settings, engine, portal: PortalConfig, *, now: datetime |
         except BaseException as exc:  # Ctrl-C, SIGTERM (raised as KeyboardInterrupt): the run ends, then we stop
             _failed(engine, run_id, portal, previous, f"interrupted: {type(exc).__name__} while fetching")
             raise
+        if _keep_item_errors(engine, run_id, portal.key, batch):
+            return _failed(engine, run_id, portal, previous, batch.reason())
         # raw bytes on demand: only new and changed items are serialized for storage
-        summary = storage.save_harvest(engine, run_id, records, LazyRawBytes(raws, connector.raw_bytes),
-                                       connector.stats, finished_at=utcnow())
+        summary = storage.save_harvest(engine, run_id, batch.records, LazyRawBytes(batch.raws, connector.raw_bytes),
+                                       _noted(connector.stats, batch), finished_at=utcnow())
         # Freed while the collector is still paused: left alive past this block, the catalog's ~10^6 objects
         # would be walked by the collection the next allocations trigger (~0.15 s a 12k-item harvest).
-        del raws, records
+        del raws, batch
     _log_transition(portal.key, previous, summary.status, summary)
     return summary
 
@@ -251,7 +257,7 @@ def import_files(settings: Settings, engine, city_key: str, as_of: datetime, pat
         run_id = storage.start_run(engine, portal.key, as_of=as_of, source="import")
         try:
             raws, stats = read_items(Path(path), portal.kind)
-            records = [connector.normalize(r) for r in raws]
+            batch = normalize_each(connector, raws)
         except Exception as exc:  # a truncated .gz is an EOFError: any reading failure fails this run alone
             reason = f"{Path(path).name}: {type(exc).__name__}: {exc}"
             storage.fail_run(engine, run_id, reason, finished_at=utcnow())
@@ -260,8 +266,13 @@ def import_files(settings: Settings, engine, city_key: str, as_of: datetime, pat
             storage.fail_run(engine, run_id, f"{Path(path).name}: interrupted: {type(exc).__name__}",
                              finished_at=utcnow())
             raise
-        summaries.append(storage.save_harvest(engine, run_id, records, [connector.raw_bytes(r) for r in raws],
-                                              stats, finished_at=utcnow()))
+        if _keep_item_errors(engine, run_id, portal.key, batch):
+            reason = f"{Path(path).name}: {batch.reason()}"
+            storage.fail_run(engine, run_id, reason, finished_at=utcnow())
+            raise ImportFailed(reason)
+        summaries.append(storage.save_harvest(engine, run_id, batch.records,
+                                              [connector.raw_bytes(r) for r in batch.raws],
+                                              _noted(stats, batch), finished_at=utcnow()))
     return summaries
 
 
@@ -344,6 +355,22 @@ def _import_portal(city: CityConfig, portal_key: str | None, path: Path) -> Port
         if (p.kind == "dcat") == want_dcat:
             return p
     return city.portals[0]
+
+
+def _keep_item_errors(engine, run_id: int, portal_key: str, batch: Normalized) -> bool:
+    """Store the items set aside, raw with their errors; True when they are too many for the run to stand."""
+    if batch.failed:
+        storage.save_item_errors(engine, run_id, batch.failed)
+        log.warning("portal=%s event=item-errors run=%s failed=%d of=%d first=%r", portal_key, run_id,
+                    len(batch.failed), batch.total, str(batch.failed[0][1]))
+    return batch.too_many_failed
+
+
+def _noted(stats: FetchStats, batch: Normalized) -> FetchStats:
+    """The run's stats with the count of items set aside (ITEM_ERRORS_NOTE=N) among its notes."""
+    if not batch.failed:
+        return stats
+    return dataclasses.replace(stats, notes=(*stats.notes, f"{ITEM_ERRORS_NOTE}={len(batch.failed)}"))
 
 
 def _failed(engine, run_id: int, portal: PortalConfig, previous: str | None, reason: str) -> storage.RunSummary:

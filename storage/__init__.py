@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from storage.db import dispose, gc_paused, open_db
+from storage.item_errors import item_errors, save_item_errors
 from storage.locks import (
                             LEASE_TTL_S,
                             drop_lease,
@@ -49,7 +50,7 @@ from storage.writes import (
 
 __all__ = [
     "LEASE_TTL_S", "close_orphaned_runs", "close_runs_of", "drop_lease", "held_leases", "portal_lease",
-    "process_owner", "take_lease", "take_portal",
+    "process_owner", "take_lease", "take_portal", "item_errors", "save_item_errors",
     "SUSPECT_SHRINK", "RunClosed", "RunSummary", "add_evidence", "begin_run", "audit_log", "catalog", "cities",
     "city_catalog", "close_stale_runs", "criterion_scores", "delete_evidence", "dispose", "gc_paused",
     "evidence", "explain", "fail_run", "fail_running", "last_status", "latest_run_marker", "latest_scores", "open_db",

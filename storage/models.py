@@ -162,6 +162,17 @@ class AuditLog(Base):
     detail: Mapped[str | None] = mapped_column(sa.Text)
 
 
+class ItemErrorRow(Base):
+    """A raw item a run set aside because it could not be normalized (connectors.items), kept with its error so
+    the connector can be fixed and the item re-normalized later."""
+
+    __tablename__ = "item_errors"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("harvest_runs.id"), index=True)
+    error: Mapped[str] = mapped_column(sa.Text)
+    raw: Mapped[bytes] = mapped_column(sa.LargeBinary)  # zlib of the raw item's orjson bytes
+
+
 class Lock(Base):
     __tablename__ = "locks"
     name: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
@@ -185,3 +196,4 @@ scores_t = _table(ScoreRow)
 evidence_t = _table(Evidence)
 audit_t = _table(AuditLog)
 locks_t = _table(Lock)
+item_errors_t = _table(ItemErrorRow)

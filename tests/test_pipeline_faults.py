@@ -97,3 +97,67 @@ url = "https://town.example/data.json"
         pipeline.import_files(cfg, engine, "town", datetime(2021, 3, 1, tzinfo=UTC), [cut])
     run = storage.runs(engine).iloc[0]
     assert run["status"] == "failed" and run["error"].startswith("data.json.gz: EOFError")
+
+
+# --- per-item isolation ------------------------------------------------------------------------------------
+
+CHICAGO = "data.cityofchicago.org"
+CHICAGO_UNIQUE = 260  # 295 recorded lines, 260 unique ids (tests/fixtures/PROVENANCE.md)
+
+
+def chicago_with(mutate) -> list[dict]:
+    """The recorded Chicago scrape with `mutate(item, n)` applied to the n-th distinct id (every copy of it)."""
+    import copy
+
+    from tests.emulator import load_socrata_jsonl
+
+    items = copy.deepcopy(load_socrata_jsonl(FIXTURES / "socrata/latest/data.cityofchicago.org.jsonl.gz"))
+    order = list(dict.fromkeys(i["resource"]["id"] for i in items))
+    for item in items:
+        mutate(item, order.index(item["resource"]["id"]))
+    return items
+
+
+def socrata_config(tmp_path, sqlite_url, emu):
+    return config(tmp_path, sqlite_url, f"""
+[[cities.portals]]
+key = "chicago-socrata"
+kind = "socrata"
+domain = "{CHICAGO}"
+url = "{emu.url}"
+""")
+
+
+def test_odd_items_are_set_aside_with_their_error_and_the_run_succeeds(tmp_path, sqlite_url):
+    def mutate(item, n):
+        if n == 0:
+            item["owner"] = "x"  # an object in every real item; a string here
+        elif n == 1:
+            item["resource"]["page_views"] = "lots"
+
+    with Emulator(socrata={CHICAGO: chicago_with(mutate)}) as emu:
+        cfg, engine = socrata_config(tmp_path, sqlite_url, emu)
+        summary = pipeline.harvest(cfg, engine, cfg.portals[0])
+    assert (summary.status, summary.items) == ("ok", CHICAGO_UNIQUE - 2)
+    run = storage.runs(engine).iloc[0]
+    assert "item_errors=2" in run["notes"]
+    kept = storage.item_errors(engine, summary.run_id)
+    assert len(kept) == 2 and all(kept["error"].str.startswith("AttributeError"))
+    assert sorted([r.get("owner") == "x" for r in kept["raw"]]) == [False, True]  # kept raw, as received
+    assert "lots" in [r["resource"].get("page_views") for r in kept["raw"]]
+
+
+def test_too_many_odd_items_fail_the_run_with_the_first_errors(tmp_path, sqlite_url):
+    bad = 20  # of 260: 7.7%, over the 5% ITEM_FAILURE_SHARE
+
+    def mutate(item, n):
+        if n < bad:
+            item["owner"] = "x"
+
+    with Emulator(socrata={CHICAGO: chicago_with(mutate)}) as emu:
+        cfg, engine = socrata_config(tmp_path, sqlite_url, emu)
+        summary = pipeline.harvest(cfg, engine, cfg.portals[0])
+    assert summary.status == "failed"
+    assert summary.error.startswith(f"ItemError: {bad} of {CHICAGO_UNIQUE} items could not be normalized (more "
+                                    "than 5%), e.g. AttributeError")
+    assert len(storage.item_errors(engine, summary.run_id)) == bad
