@@ -16,6 +16,7 @@ from pathlib import Path
 import settings as settings_mod
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_NO_DATABASE = 3  # the database cannot be reached (down, wrong URL, unwritable SQLite path): try again later
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,6 +35,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        reason = _database_unreachable(exc)
+        if reason is None:
+            raise
+        print(f"error: cannot reach the database {_safe_url(cfg.storage_url)}: {reason}", file=sys.stderr)
+        return EXIT_NO_DATABASE
+
+
+def _database_unreachable(exc: BaseException) -> str | None:
+    """The driver's first line when `exc` is a failure to connect to (or open) the database; None otherwise."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    if isinstance(exc, DatabaseUnreachable):
+        return str(exc)
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return None
+    text = str(exc.orig or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 class UsageError(Exception):
@@ -163,6 +182,7 @@ def cmd_explain(cfg, args) -> int:
 def cmd_status(cfg, args) -> int:
     import scheduler
 
+    _engine(cfg)
     _write_table(scheduler.status(cfg), args.format)
     return EXIT_OK
 
@@ -193,7 +213,14 @@ def cmd_export(cfg, args) -> int:
     city_key = _city(cfg, args.city).key if args.city else None
     formats = (args.format,) if args.format else ("html", "csv", "json")
     out_dir = Path(args.out) if args.out else scheduler.export_directory(cfg)
-    for path in exports.export(cfg, engine, city_key=city_key, out_dir=out_dir, formats=formats):
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir}: is a file; give a directory (dated folders are written inside it)")
+    try:
+        paths = exports.export(cfg, engine, city_key=city_key, out_dir=out_dir, formats=formats)
+    except OSError as exc:  # a parent that is a file, no permission, disk full
+        print(f"error: cannot write the export under {out_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    for path in paths:
         print(path)
     return EXIT_OK
 
@@ -297,10 +324,17 @@ def _engine(cfg):
     """Open the database, creating or migrating the schema first, so every command works on a fresh machine."""
     import storage
 
-    storage.upgrade(cfg.storage_url)
-    engine = storage.open_db(cfg.storage_url)
-    storage.sync_config(engine, cfg)
+    try:
+        storage.upgrade(cfg.storage_url)
+        engine = storage.open_db(cfg.storage_url)
+        storage.sync_config(engine, cfg)
+    except OSError as exc:  # a SQLite folder that cannot be created
+        raise DatabaseUnreachable(f"{exc.strerror or exc}: {exc.filename}") from exc
     return engine
+
+
+class DatabaseUnreachable(Exception):
+    """The database cannot be opened: one line, exit status EXIT_NO_DATABASE."""
 
 
 def _city(cfg, key: str):
