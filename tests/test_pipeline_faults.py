@@ -161,3 +161,36 @@ def test_too_many_odd_items_fail_the_run_with_the_first_errors(tmp_path, sqlite_
     assert summary.error.startswith(f"ItemError: {bad} of {CHICAGO_UNIQUE} items could not be normalized (more "
                                     "than 5%), e.g. AttributeError")
     assert len(storage.item_errors(engine, summary.run_id)) == bad
+
+
+def test_disk_full_rolls_the_run_back_and_keeps_earlier_history(tmp_path, emu):
+    # SQLite's own "disk full" (SQLITE_FULL), reached for real: the database file may not grow past its size
+    # after the first harvest, so the second portal's 260 new datasets cannot be written.
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'full.db'}"
+    with Emulator(socrata={CHICAGO: chicago_with(lambda item, n: None)}) as chicago:
+        cfg, engine = config(tmp_path, url, f"""
+[[cities.portals]]
+key = "good-dcat"
+kind = "dcat"
+url = "{emu.dcat_url('cincinnati')}"
+[[cities.portals]]
+key = "chicago-socrata"
+kind = "socrata"
+domain = "{CHICAGO}"
+url = "{chicago.url}"
+""")
+        assert pipeline.harvest(cfg, engine, cfg.portals[0]).items == CINCINNATI_DATASETS
+        with engine.connect() as conn:
+            pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+        sa.event.listen(engine, "connect", lambda dbapi, _: dbapi.execute(f"PRAGMA max_page_count={pages + 2}"))
+        engine.dispose()  # new connections, each with the limit
+        with pytest.raises(sa.exc.OperationalError, match="database or disk is full"):
+            pipeline.harvest(cfg, engine, cfg.portals[1])
+    runs = storage.runs(engine).set_index("portal_key")
+    assert runs.loc["chicago-socrata", "status"] == "failed"
+    assert "database or disk is full" in runs.loc["chicago-socrata", "error"]
+    assert runs.loc["good-dcat", "status"] == "ok"
+    assert len(storage.catalog(engine, "good-dcat")) == CINCINNATI_DATASETS  # earlier history intact
+    assert len(storage.catalog(engine, "chicago-socrata")) == 0  # nothing half-written

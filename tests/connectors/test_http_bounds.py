@@ -99,6 +99,20 @@ def test_the_deadline_includes_retries_and_their_waits(hostile):
     assert 2 <= len(hostile.requests) <= 4
 
 
+def test_an_html_page_with_200_is_incompatible_and_quoted_safely(hostile):
+    # a portal's maintenance or login page, served as 200 where JSON belongs
+    page = b"<!DOCTYPE html><html><head><title>Down for maintenance</title><script>alert(1)</script></head></html>"
+
+    def html(request):
+        yield (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: " + str(len(page)).encode()
+               + b"\r\nConnection: close\r\n\r\n" + page)
+
+    hostile.route("/data.json", html)
+    with pytest.raises(PortalIncompatible, match=r"not valid JSON .*; 101 bytes starting '<!DOCTYPE html>"):
+        get_json(bounded(), hostile.url + "/data.json")
+    assert len(hostile.requests) == 1  # an answer in the wrong shape is not retried
+
+
 def test_deadline_is_a_portal_unavailable_and_size_an_incompatible():
     # what the pipeline records: a slow portal may recover (unavailable); an oversized answer will not
     assert issubclass(DeadlineExceeded, PortalUnavailable)
