@@ -17,6 +17,9 @@ from storage.locks import LEASE_TTL_S, lease_live, lock_holders, take_lease
 from storage.models import runs_t
 
 PORTAL_LEASE_PREFIX = "harvest:"  # the scheduler's job ids and lock names share this prefix
+# An import (`maturity import`, the demo loader) holds no lease: its run counts as gone only after this long. An
+# hour is far above the slowest import (a 12k-item file: ~20 s), so a live import is never closed under itself.
+IMPORT_GRACE_S = 3600.0
 
 
 def portal_lease(portal_key: str) -> str:
@@ -31,13 +34,14 @@ def close_orphaned_runs(engine: Engine, *, now: datetime | None = None, portal_k
                         grace_s: float = LEASE_TTL_S) -> list[int]:
     """Record as failed every "running" run (of one portal, or all) whose process is gone; their ids.
 
-    Gone: the portal's lease is held by a dead process or has lapsed; or there is no lease at all and the run
-    started more than `grace_s` ago (a run started without a lease — tests, the demo loader — gets the same
-    time a lease would have to lapse).
+    Gone: a harvest run whose portal's lease is held by a dead process or has lapsed, or that has no lease at all
+    and started more than `grace_s` ago (a harvest started without one, as tests do, gets the time a lease would
+    take to lapse); an import run started more than IMPORT_GRACE_S ago.
     """
     at = utc(now or datetime.now(UTC))
     assert at is not None
-    query = sa.select(runs_t.c.id, runs_t.c.portal_key, runs_t.c.started_at).where(runs_t.c.status == "running")
+    query = sa.select(runs_t.c.id, runs_t.c.portal_key, runs_t.c.started_at, runs_t.c.source).where(
+        runs_t.c.status == "running")
     if portal_key is not None:
         query = query.where(runs_t.c.portal_key == portal_key)
     with engine.connect() as conn:
@@ -46,9 +50,12 @@ def close_orphaned_runs(engine: Engine, *, now: datetime | None = None, portal_k
         return []
     holders = lock_holders(engine, PORTAL_LEASE_PREFIX)
     orphans = []
-    for run_id, key, started in running:
+    for run_id, key, started, source in running:
         holder = holders.get(portal_lease(key))
-        if holder is None:
+        if source != "harvest":
+            if utc(started) < at - timedelta(seconds=IMPORT_GRACE_S):
+                orphans.append(run_id)
+        elif holder is None:
             if utc(started) < at - timedelta(seconds=grace_s):
                 orphans.append(run_id)
         elif not lease_live(holder, at):
@@ -57,14 +64,15 @@ def close_orphaned_runs(engine: Engine, *, now: datetime | None = None, portal_k
 
 
 def take_portal(engine: Engine, portal_key: str, owner: str, *, now: datetime | None = None) -> bool:
-    """Take the portal's lease (see `locks.take_lease`); the portal's runs still "running" then belong to a
-    process that is gone, and are closed as interrupted. False if a live process holds it."""
+    """Take the portal's lease (see `locks.take_lease`); the portal's harvest runs still "running" then belong to
+    a process that is gone, and are closed as interrupted (an import in progress holds no lease and is left
+    alone). False if a live process holds it."""
     at = now or datetime.now(UTC)
     if not take_lease(engine, portal_lease(portal_key), owner, now=at):
         return False
     with engine.connect() as conn:
-        ids = list(conn.execute(sa.select(runs_t.c.id).where(runs_t.c.status == "running",
-                                                             runs_t.c.portal_key == portal_key)).scalars())
+        ids = list(conn.execute(sa.select(runs_t.c.id).where(
+            runs_t.c.status == "running", runs_t.c.portal_key == portal_key, runs_t.c.source == "harvest")).scalars())
     _close(engine, ids, interrupted_reason(at), at)
     return True
 

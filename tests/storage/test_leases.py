@@ -90,3 +90,15 @@ def test_a_forked_child_holds_none_of_its_parents_leases(engine):
     os.waitpid(pid, 0)
     assert os.read(read, 16) == b"0"
     storage.drop_lease(engine, "export", owner)
+
+
+def test_an_import_in_progress_is_left_alone_until_its_grace_is_over(engine):
+    started = datetime.now(UTC)
+    run_id = storage.start_run(engine, "chicago-socrata", as_of=T0, source="import")
+    assert storage.take_portal(engine, "chicago-socrata", "cli:elsewhere/1:7", now=started)  # a harvest starts
+    storage.drop_lease(engine, "harvest:chicago-socrata", "cli:elsewhere/1:7")
+    assert storage.close_orphaned_runs(engine, now=started + timedelta(seconds=storage.LEASE_TTL_S * 2)) == []
+    assert storage.runs(engine, portal_key="chicago-socrata").iloc[0]["status"] == "running"
+    from storage.orphans import IMPORT_GRACE_S
+
+    assert storage.close_orphaned_runs(engine, now=started + timedelta(seconds=IMPORT_GRACE_S + 10)) == [run_id]
