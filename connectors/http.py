@@ -17,6 +17,7 @@ sodapy that owns its own request code): a default timeout, an honest User-Agent,
 from __future__ import annotations
 
 import email.utils
+import heapq
 import os
 import re
 import socket
@@ -298,19 +299,21 @@ class _PolicyRetry(Retry):
 # --- the deadline watchdog --------------------------------------------------------------------------------
 
 class _Deadline:
-    """One request's deadline: a timer that, when it fires, shuts down the socket the request is using, so a
+    """One request's deadline: when it passes, the watchdog shuts down the socket the request is using, so a
     blocked read returns at once whatever phase it is in (headers, body, draining an error body)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.at = time.monotonic() + seconds
         self.expired = False
+        self.done = False  # the request ended: the watchdog forgets it
         # The socket itself, not the connection: http.client drops `conn.sock` once a response says
         # "Connection: close", while the response goes on reading from it.
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self.expire)
-        self._timer.daemon = True
+
+    def __lt__(self, other: _Deadline) -> bool:  # heap order
+        return self.at < other.at
 
     def left(self) -> float:
         return self.at - time.monotonic()
@@ -345,6 +348,45 @@ class _Deadline:
             raise DeadlineExceeded(self.reason())
 
 
+class _Watchdog:
+    """One thread per process that expires the requests' deadlines in time order (a heap), so a request costs a
+    heap push rather than a timer thread of its own."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[_Deadline] = []
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: _Deadline) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, deadline)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="http-deadlines", daemon=True)
+                self._thread.start()
+            if self._heap[0] is deadline:  # sooner than what the thread waits for
+                self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                while self._heap and self._heap[0].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                left = self._heap[0].left()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                heapq.heappop(self._heap).expire()
+
+    def after_fork(self) -> None:
+        """A forked child has no watchdog thread and none of its parent's requests."""
+        self.__init__()  # type: ignore[misc]
+
+
+_WATCHDOG = _Watchdog()
+os.register_at_fork(after_in_child=_WATCHDOG.after_fork)
 _local = threading.local()
 
 
@@ -360,11 +402,11 @@ def _deadline(seconds: float) -> Iterator[_Deadline]:
         return
     deadline = _Deadline(seconds)
     _local.deadline = deadline
-    deadline._timer.start()
+    _WATCHDOG.watch(deadline)
     try:
         yield deadline
     finally:
-        deadline._timer.cancel()
+        deadline.done = True
         _local.deadline = None
 
 
