@@ -1,9 +1,10 @@
 """Runs whose process is gone: closed as failed ("interrupted") by the next process that touches the portal.
 
-A harvest (or import) run is "running" while its process works on it, and that process holds the portal's
-lease (`locks.take_lease`, lock `harvest:<portal>`). When the lease is gone — its holder died on this machine,
-or stopped renewing it for `LEASE_TTL_S` — the run can never finish: it is recorded failed with the reason,
-so the Harvests page stops showing it as running and the next harvest proceeds.
+A harvest run is "running" while its process works on it, and that process holds the portal's lease
+(`locks.take_lease`, lock `harvest:<portal>`). When the lease is gone — its holder died on this machine, or
+stopped renewing it for `LEASE_TTL_S` — the run can never finish: it is recorded failed with the reason, so the
+Harvests page stops showing it as running and the next harvest proceeds. An import holds no lease; its run is
+closed once it is older than any import takes (`IMPORT_GRACE_S`).
 """
 from __future__ import annotations
 
