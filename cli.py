@@ -118,8 +118,11 @@ def cmd_import(cfg, args) -> int:
     engine = _engine(cfg)
     city = _city(cfg, args.city)
     as_of = _as_of(args.as_of, end_of_day=False)
+    import scheduler
+
     try:
-        summaries = pipeline.import_files(cfg, engine, city.key, as_of, args.files, portal_key=args.portal)
+        with scheduler.interrupt_on_sigterm():  # SIGTERM like Ctrl-C: the run in progress is closed as interrupted
+            summaries = pipeline.import_files(cfg, engine, city.key, as_of, args.files, portal_key=args.portal)
     except pipeline.ImportFailed as exc:
         print(f"FAILED import: {exc}", file=sys.stderr)
         return EXIT_FAILED
