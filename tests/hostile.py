@@ -60,8 +60,7 @@ class HostileServer:
             def handle(self) -> None:
                 srv._handle(self.request)
 
-        ThreadingTCPServer.allow_reuse_address = True
-        self._server = ThreadingTCPServer((self.host if self.host != "localhost" else "127.0.0.1", 0), Handler)
+        self._server = _Server((self.host if self.host != "localhost" else "127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         return self
@@ -100,6 +99,10 @@ class HostileServer:
             self.hung_up.set()
         finally:
             conn.close()
+
+
+class _Server(ThreadingTCPServer):
+    allow_reuse_address = True
 
 
 def _head(status: str, headers: dict[str, str]) -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 
 from connectors.base import PortalIncompatible, PortalUnavailable
 from connectors.http import (
@@ -37,7 +38,7 @@ def hostile():
         yield srv
 
 
-def bounded(sleeps=None, **kw) -> object:
+def bounded(sleeps=None, **kw) -> requests.Session:
     base = {"retries": 2, "backoff_s": 0.01, "backoff_cap_s": 0.02, "timeout_s": 0.5, "deadline_s": 1.0,
             "max_bytes": 100_000}
     base.update(kw)
