@@ -191,9 +191,9 @@ def test_worker_stops_within_seconds_on_sigterm_with_a_harvest_in_flight(tmp_pat
         if proc.poll() is None:
             proc.kill()
     assert code == 0, log.read_text()
-    # The drip would go on for ~50 more seconds (it started at most a few seconds ago): the worker did not wait for
-    # the harvest in flight.
-    assert stopped_after_s < 20, (stopped_after_s, log.read_text())
+    # Left alone, the drip goes on for its full minute (DRIP_LIMIT_S) and the harvest after it; the worker did not
+    # wait for the harvest in flight (it took 3 minutes before). The bound is loose for a loaded CI machine.
+    assert stopped_after_s < 30, (stopped_after_s, log.read_text())
     run = slow_run(sqlite_url)
     assert run["status"] == "failed" and "interrupted" in run["error"], run
     assert "event=stopped" in log.read_text()
