@@ -198,3 +198,41 @@ def test_worker_stops_within_seconds_on_sigterm_with_a_harvest_in_flight(tmp_pat
     assert run["status"] == "failed" and "interrupted" in run["error"], run
     assert "event=stopped" in log.read_text()
     storage.dispose(sqlite_url)
+
+
+@pytest.mark.parametrize("command", ["worker", "serve"])
+def test_worker_and_serve_close_runs_left_by_a_dead_process_at_start(tmp_path, sqlite_url, portals, command):
+    import socket
+
+    import storage.locks as locks
+
+    srv, emu = portals
+    config = write_config(tmp_path, srv, emu)
+    storage.upgrade(sqlite_url)
+    engine = storage.open_db(sqlite_url)
+    import settings as settings_mod
+
+    storage.sync_config(engine, settings_mod.load(config, environ={"DATABASE_URL": sqlite_url}))
+    # What a harvest killed with -9 leaves: its run "running" and its lease held by a pid that is gone.
+    gone_pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    owner = f"cli:{locks.node()}:{gone_pid}"
+    assert storage.try_lock(engine, "harvest:slow-dcat", owner, ttl_s=3600, now=datetime.now(UTC))
+    dead_run = storage.start_run(engine, "slow-dcat", as_of=datetime.now(UTC))
+    with socket.socket() as s:  # a free port for serve's dashboard
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    log = tmp_path / f"{command}.log"
+    args = ["serve", "--port", port] if command == "serve" else ["worker"]
+    proc = maturity(config, sqlite_url, *args, log=log)
+    try:
+        wait_for(lambda: (slow_run(sqlite_url) or {}).get("status") == "failed" or proc.poll() is not None,
+                 f"{command} to close the dead run")
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        proc.wait(WAIT_S)
+    run = slow_run(sqlite_url)
+    assert (run["run_id"], run["status"]) == (dead_run, "failed") and run["error"].startswith("interrupted"), run
+    assert f"event=closed-interrupted-runs runs={dead_run}" in log.read_text()
+    storage.dispose(sqlite_url)
