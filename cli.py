@@ -17,6 +17,7 @@ import csv_writer
 import settings as settings_mod
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_NO_DATABASE = 3  # the database cannot be reached (down, wrong URL, unwritable SQLite path): try again later
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,6 +36,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        reason = _database_unreachable(exc)
+        if reason is None:
+            raise
+        print(f"error: cannot reach the database {_safe_url(cfg.storage_url)}: {reason}", file=sys.stderr)
+        return EXIT_NO_DATABASE
+
+
+def _database_unreachable(exc: BaseException) -> str | None:
+    """The driver's first line when `exc` is a failure to connect to (or open) the database; None otherwise."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    if isinstance(exc, DatabaseUnreachable):
+        return str(exc)
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return None
+    text = str(exc.orig or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 class UsageError(Exception):
@@ -52,25 +71,24 @@ def cmd_db_upgrade(cfg, args) -> int:
 
 
 def cmd_harvest(cfg, args) -> int:
-    import os
-    import socket
-
     import pipeline
+    import scheduler
     import storage
-    from scheduler import HARVEST_JOB_PREFIX, LOCK_TTL_S
 
     engine = _engine(cfg)
     portals = _city(cfg, args.city).portals if args.city else cfg.portals
     bars = _Bars(args.quiet)
-    # The scheduler's per-portal lock rows: a portal a `maturity worker` (or `serve`) is harvesting right now is
-    # skipped, not harvested twice at once; ours are released at the end (or expire after LOCK_TTL_S).
-    owner = f"cli:{socket.gethostname()}:{os.getpid()}"
-    now = datetime.now(UTC)
-    mine = [p for p in portals
-            if storage.try_lock(engine, HARVEST_JOB_PREFIX + p.key, owner, ttl_s=LOCK_TTL_S, now=now)]
+    # Runs left "running" by a harvest that is gone (kill -9, power) are closed as interrupted first.
+    for run_id in storage.close_orphaned_runs(engine):
+        bars.write(f"closed run {run_id}: interrupted (its process is gone)")
+    # The scheduler's per-portal leases: a portal a `maturity worker` (or `serve`) is harvesting right now is
+    # skipped, not harvested twice at once; ours are renewed while we run and released at the end (a lease of a
+    # process that died lapses: at once on this machine, after storage.LEASE_TTL_S elsewhere).
+    owner = storage.process_owner("cli")
+    mine = [p for p in portals if storage.take_portal(engine, p.key, owner)]
     for p in portals:
         if p not in mine:
-            bars.write(f"SKIPPED {p.key}: another process is harvesting it (lock {HARVEST_JOB_PREFIX + p.key})")
+            bars.write(f"SKIPPED {p.key}: another process is harvesting it (lock {storage.portal_lease(p.key)})")
 
     def done(summary) -> None:
         bars.close(summary.portal_key)
@@ -82,10 +100,12 @@ def cmd_harvest(cfg, args) -> int:
 
     jobs = args.jobs or pipeline.HARVEST_JOBS
     try:
-        summaries = pipeline.harvest_many(cfg, engine, mine, jobs=jobs, progress=bars.update, done=done)
+        # SIGTERM stops a harvest like Ctrl-C: the runs in flight are closed as interrupted, then we exit.
+        with scheduler.interrupt_on_sigterm():
+            summaries = pipeline.harvest_many(cfg, engine, mine, jobs=jobs, progress=bars.update, done=done)
     finally:
         for p in mine:
-            storage.release_lock(engine, HARVEST_JOB_PREFIX + p.key, owner)
+            storage.drop_lease(engine, storage.portal_lease(p.key), owner)
     if not args.no_score:
         for city_key in sorted({p.city_key for p in mine}):
             pipeline.score(cfg, engine, city_key)
@@ -98,8 +118,11 @@ def cmd_import(cfg, args) -> int:
     engine = _engine(cfg)
     city = _city(cfg, args.city)
     as_of = _as_of(args.as_of)  # a date alone: the end of that day, so that day's updates are not in the future
+    import scheduler
+
     try:
-        summaries = pipeline.import_files(cfg, engine, city.key, as_of, args.files, portal_key=args.portal)
+        with scheduler.interrupt_on_sigterm():  # SIGTERM like Ctrl-C: the run in progress is closed as interrupted
+            summaries = pipeline.import_files(cfg, engine, city.key, as_of, args.files, portal_key=args.portal)
     except pipeline.ImportFailed as exc:
         print(f"FAILED import: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -171,6 +194,7 @@ def cmd_explain(cfg, args) -> int:
 def cmd_status(cfg, args) -> int:
     import scheduler
 
+    _engine(cfg)
     _write_table(scheduler.status(cfg), args.format)
     return EXIT_OK
 
@@ -201,7 +225,14 @@ def cmd_export(cfg, args) -> int:
     city_key = _city(cfg, args.city).key if args.city else None
     formats = (args.format,) if args.format else ("html", "csv", "json")
     out_dir = Path(args.out) if args.out else scheduler.export_directory(cfg)
-    for path in exports.export(cfg, engine, city_key=city_key, out_dir=out_dir, formats=formats):
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir}: is a file; give a directory (dated folders are written inside it)")
+    try:
+        paths = exports.export(cfg, engine, city_key=city_key, out_dir=out_dir, formats=formats)
+    except OSError as exc:  # a parent that is a file, no permission, disk full
+        print(f"error: cannot write the export under {out_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    for path in paths:
         print(path)
     return EXIT_OK
 
@@ -307,10 +338,17 @@ def _engine(cfg):
     """Open the database, creating or migrating the schema first, so every command works on a fresh machine."""
     import storage
 
-    storage.upgrade(cfg.storage_url)
-    engine = storage.open_db(cfg.storage_url)
-    storage.sync_config(engine, cfg)
+    try:
+        storage.upgrade(cfg.storage_url)
+        engine = storage.open_db(cfg.storage_url)
+        storage.sync_config(engine, cfg)
+    except OSError as exc:  # a SQLite folder that cannot be created
+        raise DatabaseUnreachable(f"{exc.strerror or exc}: {exc.filename}") from exc
     return engine
+
+
+class DatabaseUnreachable(Exception):
+    """The database cannot be opened: one line, exit status EXIT_NO_DATABASE."""
 
 
 def _city(cfg, key: str):

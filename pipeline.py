@@ -6,10 +6,12 @@ its reason, so one bad portal cannot stop the others or touch earlier history.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing as mp
 import os
 import queue
+import signal
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -22,9 +24,10 @@ import pandas as pd
 import storage
 from connectors import make_connector
 from connectors.archive import read_items
-from connectors.base import ConnectorError
+from connectors.base import ConnectorError, FetchStats
 from connectors.hashing import LazyRawBytes
-from connectors.http import make_session
+from connectors.http import make_session, policy_for
+from connectors.items import Normalized, normalize_each
 from indicators import CRITERION_OF, compute_all, criteria
 from indicators.base import CityCatalog, DatajsonCheck, PortalFacts, RunFact, Score
 from settings import CityConfig, PortalConfig, Settings
@@ -40,6 +43,8 @@ HARVEST_JOBS = min(8, max(2, os.cpu_count() or 1))
 # Portal kinds whose harvest is the city's data.json inventory (checked against the POD schema): a city with
 # one configured has its inventory checked, so a missing document is evidence.
 DATAJSON_KINDS = frozenset({"dcat"})
+ITEM_ERRORS_NOTE = "item_errors"  # a run's note: how many items were set aside (kept in storage.item_errors)
+WORKER_REAP_S = 5.0  # a killed worker is gone in milliseconds; this only bounds the wait for a stuck one
 
 
 def utcnow() -> datetime:
@@ -69,19 +74,25 @@ def harvest(settings: Settings, engine, portal: PortalConfig, *, now: datetime |
     with storage.gc_paused():
         try:
             raws = list(connector.fetch())
-            profile = connector.discover(raws)  # the portal's fields as its own run shows them (issue 9)
-            records = [connector.normalize(r, profile) for r in raws]
+            # One odd item is set aside with its error, not the portal's whole run (connectors.items); the
+            # portal's fields as its own run shows them (issue 9).
+            batch = normalize_each(connector, raws, connector.discover(raws))
         except ConnectorError as exc:
             return _failed(engine, run_id, portal, previous, f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # a connector bug must fail this portal's run alone, with its reason kept
             log.exception("portal=%s event=connector-crash", portal.key)
             return _failed(engine, run_id, portal, previous, f"internal error: {type(exc).__name__}: {exc}")
+        except BaseException as exc:  # Ctrl-C, SIGTERM (raised as KeyboardInterrupt): the run ends, then we stop
+            _failed(engine, run_id, portal, previous, f"interrupted: {type(exc).__name__} while fetching")
+            raise
+        if _keep_item_errors(engine, run_id, portal.key, batch):
+            return _failed(engine, run_id, portal, previous, batch.reason())
         # raw bytes on demand: only new and changed items are serialized for storage
-        summary = storage.save_harvest(engine, run_id, records, LazyRawBytes(raws, connector.raw_bytes),
-                                       connector.stats, finished_at=utcnow())
+        summary = storage.save_harvest(engine, run_id, batch.records, LazyRawBytes(batch.raws, connector.raw_bytes),
+                                       _noted(connector.stats, batch), finished_at=utcnow())
         # Freed while the collector is still paused: left alive past this block, the catalog's ~10^6 objects
         # would be walked by the collection the next allocations trigger (~0.15 s a 12k-item harvest).
-        del raws, records
+        del raws, batch
     _log_transition(portal.key, previous, summary.status, summary)
     return summary
 
@@ -120,7 +131,12 @@ def harvest_many(settings: Settings, engine, portals: Sequence[PortalConfig], *,
 
     began, todo = utcnow(), portals
     while todo:
-        lost = _in_workers(settings, engine, todo, jobs, now, progress, record)
+        try:
+            lost = _in_workers(settings, engine, todo, jobs, now, progress, record)
+        except BaseException as exc:  # Ctrl-C or SIGTERM: the workers are gone (_in_workers); their runs end too
+            storage.close_runs_of(engine, [p.key for p in todo], f"harvest stopped: {type(exc).__name__}",
+                                  started_after=began)
+            raise
         # A worker that dies (killed, out of memory) breaks the whole pool. The portals it was harvesting have a
         # "running" run: they fail with the reason. The ones not yet started go round again in a new pool,
         # unless no portal at all got anywhere this round.
@@ -149,7 +165,9 @@ def _in_workers(settings: Settings, engine, portals: list[PortalConfig], jobs: i
     events: Any = ctx.Queue()
     url = engine.url.render_as_string(hide_password=False)
     lost = []
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(settings, url, events)) as pool:
+    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
+                               initargs=(settings, url, events, os.getpid()))
+    try:
         running: dict[Future, PortalConfig] = {pool.submit(_worker_harvest, p, now): p for p in portals}
         while running:
             finished, _ = wait(running, timeout=0.1, return_when=FIRST_COMPLETED)
@@ -160,16 +178,51 @@ def _in_workers(settings: Settings, engine, portals: list[PortalConfig], jobs: i
                     record(future.result())
                 except BrokenProcessPool:
                     lost.append(portal)
+    except BaseException:
+        _kill_workers(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # reaps every worker: none outlives this call
     _drain(events, progress)
     return lost
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop the pool's workers now (a signal stopped the harvest): killed, then reaped."""
+    processes = list(getattr(pool, "_processes", None) or {})  # CPython keeps them there: pid -> Process
+    procs = [p for p in mp.active_children() if p.pid in processes]
+    for proc in procs:
+        proc.kill()
+    for proc in procs:
+        proc.join(WORKER_REAP_S)
 
 
 # The forked worker's state, set once by the pool initializer (fork passes it without pickling).
 _worker: dict[str, Any] = {}
 
 
-def _worker_init(settings: Settings, url: str, events: Any) -> None:
+def _worker_init(settings: Settings, url: str, events: Any, parent: int) -> None:
+    _die_with_parent(parent)
+    # Ctrl-C reaches the whole process group: the parent alone decides (it kills the workers and closes runs).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker.update(settings=settings, url=url, events=events)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: the kernel sends this worker SIGKILL when its parent dies (kill -9 included), so no worker lives on
+    under PID 1 holding database connections. Elsewhere (no prctl) the parent's reaping is all there is."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _worker_harvest(portal: PortalConfig, now: datetime | None) -> storage.RunSummary:
@@ -179,12 +232,14 @@ def _worker_harvest(portal: PortalConfig, now: datetime | None) -> storage.RunSu
                    progress=lambda n, total: events.put((portal.key, n, total)))
 
 
-def _shared_session(portal: PortalConfig, sessions: dict[str | None, Any]) -> Any:
-    """One HTTP session per app token for a batch of portals: connections to a host are reused, not reopened."""
+def _shared_session(portal: PortalConfig, sessions: dict[Any, Any]) -> Any:
+    """One HTTP session per app token (and request bounds) for a batch of portals: connections to a host are
+    reused, not reopened."""
     token = portal.app_token.value() if portal.app_token else None
-    if token not in sessions:
-        sessions[token] = make_session(token)
-    return sessions[token]
+    policy = policy_for(portal)
+    if (token, policy) not in sessions:
+        sessions[token, policy] = make_session(token, policy=policy)
+    return sessions[token, policy]
 
 
 def _drain(events: Any, progress: PortalProgress | None) -> None:
@@ -221,14 +276,22 @@ def import_files(settings: Settings, engine, city_key: str, as_of: date | dateti
         run_id = storage.start_run(engine, portal.key, as_of=as_of, source="import")
         try:
             raws, stats = read_items(Path(path), portal.kind)
-            profile = connector.discover(raws)
-            records = [connector.normalize(r, profile) for r in raws]
-        except (ConnectorError, OSError, ValueError) as exc:
+            batch = normalize_each(connector, raws, connector.discover(raws))
+        except Exception as exc:  # a truncated .gz is an EOFError: any reading failure fails this run alone
             reason = f"{Path(path).name}: {type(exc).__name__}: {exc}"
             storage.fail_run(engine, run_id, reason, finished_at=utcnow())
             raise ImportFailed(reason) from exc
-        summaries.append(storage.save_harvest(engine, run_id, records, [connector.raw_bytes(r) for r in raws],
-                                              stats, finished_at=utcnow()))
+        except BaseException as exc:  # Ctrl-C, SIGTERM: the run ends too
+            storage.fail_run(engine, run_id, f"{Path(path).name}: interrupted: {type(exc).__name__}",
+                             finished_at=utcnow())
+            raise
+        if _keep_item_errors(engine, run_id, portal.key, batch):
+            reason = f"{Path(path).name}: {batch.reason()}"
+            storage.fail_run(engine, run_id, reason, finished_at=utcnow())
+            raise ImportFailed(reason)
+        summaries.append(storage.save_harvest(engine, run_id, batch.records,
+                                              [connector.raw_bytes(r) for r in batch.raws],
+                                              _noted(stats, batch), finished_at=utcnow()))
     return summaries
 
 
@@ -378,6 +441,22 @@ def _import_portal(city: CityConfig, portal_key: str | None, path: Path) -> Port
         if (p.kind == "dcat") == want_dcat:
             return p
     return city.portals[0]
+
+
+def _keep_item_errors(engine, run_id: int, portal_key: str, batch: Normalized) -> bool:
+    """Store the items set aside, raw with their errors; True when they are too many for the run to stand."""
+    if batch.failed:
+        storage.save_item_errors(engine, run_id, batch.failed)
+        log.warning("portal=%s event=item-errors run=%s failed=%d of=%d first=%r", portal_key, run_id,
+                    len(batch.failed), batch.total, str(batch.failed[0][1]))
+    return batch.too_many_failed
+
+
+def _noted(stats: FetchStats, batch: Normalized) -> FetchStats:
+    """The run's stats with the count of items set aside (ITEM_ERRORS_NOTE=N) among its notes."""
+    if not batch.failed:
+        return stats
+    return dataclasses.replace(stats, notes=(*stats.notes, f"{ITEM_ERRORS_NOTE}={len(batch.failed)}"))
 
 
 def _failed(engine, run_id: int, portal: PortalConfig, previous: str | None, reason: str) -> storage.RunSummary:

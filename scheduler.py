@@ -17,7 +17,6 @@ import hashlib
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 import uuid
@@ -45,7 +44,7 @@ log = logging.getLogger("maturity.scheduler")
 JOBS_TABLE = "scheduler_jobs"  # our own table in the product database, beside storage's tables
 JITTER_S = 30  # spread jobs that share a minute so several processes/portals do not start in lockstep
 MISFIRE_GRACE_S = 3600  # a process back within an hour of a missed fire time still runs it, once
-LOCK_TTL_S = 2 * 3600  # longer than the slowest full harvest; a crashed holder's lock expires after this
+LOCK_TTL_S = int(storage.LEASE_TTL_S)  # a lease the job's process renews (heartbeat); a dead holder's lapses
 HARVEST_WORKERS = 4  # portals harvested at once (each on its own host, so politeness per host holds)
 EXPORT_JOB_ID = "export"
 HARVEST_JOB_PREFIX = "harvest:"
@@ -123,7 +122,7 @@ def _runtime(key: str) -> _Runtime:
 
 def _register(settings: Settings, url: str, *, owner: str | None, harvest_fn: HarvestFn | None,
               score_fn: ScoreFn | None, jitter_s: int, misfire_grace_s: int) -> _Runtime:
-    rt = _Runtime(settings=settings, url=url, owner=owner or f"{socket.gethostname()}:{os.getpid()}",
+    rt = _Runtime(settings=settings, url=url, owner=owner or storage.process_owner("scheduler"),
                   harvest_fn=harvest_fn, score_fn=score_fn,
                   jitter_s=jitter_s, misfire_grace_s=misfire_grace_s)
     _RUNTIMES[_runtime_key(url)] = rt
@@ -149,11 +148,12 @@ def harvest_portal(rt: _Runtime, portal_key: str, *, now: datetime | None = None
         log.warning("portal=%s event=skipped reason=not-in-config", portal_key)
         return "unknown"
     engine = storage.open_db(rt.url)
-    lock = f"{HARVEST_JOB_PREFIX}{portal_key}"
+    lock = storage.portal_lease(portal_key)
     # A fresh owner per execution: two threads of one process must not share (and so re-enter) a lock.
     owner = f"{rt.owner}:{uuid.uuid4().hex[:8]}"
-    # The lock's TTL is wall-clock time, whatever `now` the run is stamped with.
-    if not storage.try_lock(engine, lock, owner, ttl_s=rt.lock_ttl_s, now=datetime.now(UTC)):
+    # The lease is wall-clock time, whatever `now` the run is stamped with. Taking it closes the portal's runs
+    # left "running" by a process that is gone.
+    if not storage.take_portal(engine, portal_key, owner):
         log.info("portal=%s event=skipped reason=locked", portal_key)
         return "locked"
     try:
@@ -173,7 +173,7 @@ def harvest_portal(rt: _Runtime, portal_key: str, *, now: datetime | None = None
         _job_health(rt, portal_key, ok=False, reason=f"{type(exc).__name__}: {exc}")
         return "crashed"
     finally:
-        storage.release_lock(engine, lock, owner)
+        storage.drop_lease(engine, lock, owner)
 
 
 def _functions(rt: _Runtime) -> tuple[HarvestFn, ScoreFn]:
@@ -217,7 +217,7 @@ def run_export_job(runtime: str) -> list[str]:
     engine = storage.open_db(rt.url)
     owner = f"{rt.owner}:{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
-    if not storage.try_lock(engine, EXPORT_JOB_ID, owner, ttl_s=rt.lock_ttl_s, now=now):
+    if not storage.take_lease(engine, EXPORT_JOB_ID, owner, now=now, ttl_s=rt.lock_ttl_s):
         log.info("job=export event=skipped reason=locked")
         return []
     try:
@@ -231,7 +231,7 @@ def run_export_job(runtime: str) -> list[str]:
         log.error("job=export event=failed reason=%r", f"{type(exc).__name__}: {exc}")
         return []
     finally:
-        storage.release_lock(engine, EXPORT_JOB_ID, owner)
+        storage.drop_lease(engine, EXPORT_JOB_ID, owner)
 
 
 def export_directory(settings: Settings) -> Path:
@@ -295,7 +295,7 @@ def prune_stale_jobs(sched, settings: Settings) -> list[str]:
 
 
 @contextmanager
-def _interrupt_on_sigterm() -> Iterator[None]:
+def interrupt_on_sigterm() -> Iterator[None]:
     """SIGTERM (docker stop, systemd) ends the process like Ctrl-C, so `finally` blocks stop the scheduler."""
     def handler(signum, frame):
         raise KeyboardInterrupt
@@ -324,6 +324,7 @@ def serve(settings: Settings, *, host: str, port: int, url: str | None = None) -
     storage.upgrade(url)
     engine = storage.open_db(url)
     storage.sync_config(engine, settings)
+    close_orphaned_runs(engine)
     if storage.runs(engine, limit=1).empty:
         import demo
 
@@ -333,7 +334,7 @@ def serve(settings: Settings, *, host: str, port: int, url: str | None = None) -
         except Exception:  # the dashboard still serves (empty) and the schedule still harvests
             log.exception("event=demo-failed")
     sched = build_scheduler(settings, url=url)
-    with _interrupt_on_sigterm():
+    with interrupt_on_sigterm():
         sched.start()
         try:
             prune_stale_jobs(sched, settings)
@@ -342,25 +343,49 @@ def serve(settings: Settings, *, host: str, port: int, url: str | None = None) -
         except KeyboardInterrupt:
             pass
         finally:
-            # wait=False: a harvest in flight finishes in its thread and releases its lock; we do not block.
-            sched.shutdown(wait=False)
-            log.info("event=stopped")
+            _stop(sched)
 
 
 def work(settings: Settings, *, url: str | None = None) -> None:
     """The scheduler alone (BlockingScheduler), for PostgreSQL + `gunicorn app:server` web workers."""
+    url = url or settings.storage_url
+    close_orphaned_runs(storage.open_db(url))
     sched = build_scheduler(settings, url=url, blocking=True)
     sched.add_listener(lambda event: prune_stale_jobs(sched, settings), EVENT_SCHEDULER_STARTED)
-    with _interrupt_on_sigterm():
+    with interrupt_on_sigterm():
         try:
             log.info("event=worker-started portals=%d", len(settings.portals))
             sched.start()
         except KeyboardInterrupt:
             pass
         finally:
-            if sched.running:
-                sched.shutdown(wait=False)
-            log.info("event=stopped")
+            _stop(sched)
+
+
+def close_orphaned_runs(engine) -> None:
+    """At start: runs left "running" by a process that is gone are closed as interrupted (logged)."""
+    closed = storage.close_orphaned_runs(engine)
+    if closed:
+        log.warning("event=closed-interrupted-runs runs=%s", ",".join(map(str, closed)))
+
+
+def _stop(sched) -> None:
+    """Stop within seconds: no new jobs; the runs of harvests in flight are closed as interrupted and their leases
+    released; and when a job is still busy in its thread, the process ends without waiting for it (its run is
+    closed already, and its transaction, if one is open, is rolled back with the connection)."""
+    if sched.running:
+        sched.shutdown(wait=False)
+    busy = False
+    for engine, name, owner in storage.held_leases():
+        busy = True
+        if name.startswith(HARVEST_JOB_PREFIX):
+            storage.close_runs_of(engine, [name.removeprefix(HARVEST_JOB_PREFIX)], "the process was stopped",
+                                  started_after=datetime(1970, 1, 1, tzinfo=UTC))
+        storage.drop_lease(engine, name, owner)
+    log.info("event=stopped")
+    if busy:
+        logging.shutdown()
+        os._exit(0)
 
 
 # --- status ---------------------------------------------------------------------------------------------
@@ -378,7 +403,7 @@ def status(settings: Settings, *, url: str | None = None, now: datetime | None =
     stored = {job_id: nxt for job_id, (nxt, _) in _stored_jobs(engine).items()}
     rows = []
     for p in settings.portals:
-        runs = storage.runs(engine, portal_key=p.key)
+        runs = _by_harvest_time(storage.runs(engine, portal_key=p.key))
         last = runs.iloc[0] if len(runs) else None
         good = runs[runs["status"].isin(["ok", "suspect"])] if len(runs) else runs
         failed = runs[runs["status"] == "failed"] if len(runs) else runs
@@ -397,6 +422,15 @@ def status(settings: Settings, *, url: str | None = None, now: datetime | None =
             "last_error_at": _value(failed.iloc[0] if len(failed) else None, "as_of"),
         })
     return pd.DataFrame(rows, columns=STATUS_COLUMNS)
+
+
+def _by_harvest_time(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs status speaks of: the portal's harvests, newest started first. Backfill imports are dated by their
+    snapshot (2021, say) and say nothing of how harvesting goes today; they count only for a portal that has never
+    been harvested (the demo history)."""
+    harvests = runs[runs["source"] == "harvest"]
+    chosen = harvests if len(harvests) else runs
+    return chosen.sort_values(["started_at", "run_id"], ascending=False, kind="stable")
 
 
 def _value(row, col: str):

@@ -51,6 +51,9 @@ class PortalConfig:
     frequency_fields: tuple[str, ...] = ()
     department_fields: tuple[str, ...] = ()
     frequency_overrides: tuple[tuple[str, str], ...] = ()
+    # Bounds of one HTTP request to this portal; None = connectors.http's defaults (64 MB, 180 s).
+    max_response_bytes: int | None = None
+    request_deadline_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -180,9 +183,75 @@ def load(path: str | os.PathLike | None = None, environ: Mapping[str, str] | Non
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from None
     try:
-        return parse(raw, p, env)
+        tracked = _Tracked.wrap(raw)
+        settings = parse(tracked, p, env)
+        _reject_unread(tracked, p)
+        return settings
     except ConfigError as e:
         raise ConfigError(_with_line(str(e), p, p.read_text(encoding="utf-8"))) from None
+
+
+class _Tracked(dict):
+    """A TOML table that remembers which keys the loader asked for, so a key nobody reads — a typo, a key from
+    another version — is an error instead of being silently ignored. A table whose items are iterated is a
+    free mapping (e.g. `frequency_overrides`): all its keys count as read."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.asked: set[str] = set()
+        self.free = False
+
+    @classmethod
+    def wrap(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return cls({k: cls.wrap(v) for k, v in value.items()})
+        if isinstance(value, list):
+            return [cls.wrap(v) for v in value]
+        return value
+
+    def __getitem__(self, key: Any) -> Any:
+        self.asked.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.asked.add(key)
+        return super().__contains__(key)
+
+    def items(self) -> Any:
+        self.free = True
+        return super().items()
+
+    def values(self) -> Any:
+        self.free = True
+        return super().values()
+
+    def __iter__(self) -> Any:
+        self.free = True
+        return super().__iter__()
+
+
+def _reject_unread(value: Any, path: Path, where: str = "") -> None:
+    """ConfigError naming the first key the loader never read, with the nearest known key as a suggestion."""
+    import difflib
+
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            _reject_unread(v, path, f"{where}[{i}]")
+        return
+    if not isinstance(value, _Tracked) or value.free:
+        return
+    for key in dict.keys(value):
+        here = f"{where}.{key}" if where else key
+        if key not in value.asked:
+            near = difflib.get_close_matches(key, sorted(value.asked), n=1, cutoff=0.6)
+            hint = f"; did you mean {near[0]!r}?" if near else f" (known here: {', '.join(sorted(value.asked))})"
+            raise ConfigError(f"{path}: {here}: unknown key{hint}")
+        _reject_unread(dict.__getitem__(value, key), path, here)
 
 
 def _with_line(message: str, path: Path, text: str) -> str:
@@ -196,6 +265,9 @@ def _with_line(message: str, path: Path, text: str) -> str:
     where = message[len(prefix):].split(": ", 1)[0]
     lines = text.splitlines()
     headers = [(n, ln.strip()) for n, ln in enumerate(lines) if ln.strip().startswith("[")]
+    if re.fullmatch(r"\w+", where):  # a top-level key or [table]
+        line = next((n for n, ln in enumerate(lines) if re.match(rf"\s*(\[{where}\]|{where}\s*=)", ln)), None)
+        return message if line is None else f"{path}:{line + 1}: {message[len(prefix):]}"
     table = re.fullmatch(r"(storage|web|export)\.(\w+)", where)  # a key of a plain [table]
     if table:
         start = next((n for n, h in headers if h == f"[{table.group(1)}]"), None)
@@ -230,7 +302,9 @@ def _key_line(lines: list[str], start: int, end: int, key: str) -> int:
 def parse(raw: dict[str, Any], path: Path, environ: Mapping[str, str]) -> Settings:
     v = _Validator(path)
     storage = v.table(raw, "storage", "storage")
-    url = environ.get("DATABASE_URL") or v.string(storage, "url", "storage.url", default="sqlite:///data/maturity.db")
+    # read (and checked) even when DATABASE_URL overrides it
+    file_url = v.string(storage, "url", "storage.url", default="sqlite:///data/maturity.db")
+    url = environ.get("DATABASE_URL") or file_url
     # A relative SQLite path is relative to the config file's folder, so `--config` works from anywhere.
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
         url = "sqlite:///" + str((path.parent / url.removeprefix("sqlite:///")).resolve())
@@ -388,4 +462,19 @@ class _Validator:
             frequency_fields=self.strings(p, "frequency_fields", f"{where}.frequency_fields"),
             department_fields=self.strings(p, "department_fields", f"{where}.department_fields"),
             frequency_overrides=tuple(sorted((k.strip().lower(), v) for k, v in overrides.items())),
+            max_response_bytes=_mb_to_bytes(self.number(p, "max_response_mb", f"{where}.max_response_mb")),
+            request_deadline_s=self.number(p, "request_deadline_s", f"{where}.request_deadline_s"),
         )
+
+    def number(self, t: dict, name: str, where: str) -> float | None:
+        """An optional positive number (int or float); None when absent."""
+        val = t.get(name)
+        if val is None:
+            return None
+        if not isinstance(val, (int, float)) or isinstance(val, bool) or not val > 0:
+            raise self.fail(where, f"expected a positive number, got {val!r}")
+        return float(val)
+
+
+def _mb_to_bytes(mb: float | None) -> int | None:
+    return None if mb is None else max(1, int(mb * 2**20))

@@ -14,7 +14,7 @@ import requests
 from connectors.base import Connector
 from connectors.ckan import CkanConnector
 from connectors.dcat import DcatConnector
-from connectors.http import make_session
+from connectors.http import make_session, policy_for
 from connectors.socrata import SocrataConnector
 
 # kind (the `kind` of a [[cities.portals]] table) → its connector class (see connectors.base.Connector)
@@ -40,7 +40,7 @@ def make_connector(
         raise ValueError(f"portal {portal.key!r}: unknown kind {portal.kind!r} (known: {known})") from None
     if session is None:
         token = portal.app_token.value() if getattr(portal, "app_token", None) else None
-        session = make_session(token)
+        session = make_session(token, policy=policy_for(portal))
     return cls(portal, session=session, progress=progress)
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 
 import dash
 import dash_bootstrap_components as dbc
+import flask
 from dash import Input, Output, State, callback, dcc, html
 
 import storage
@@ -80,8 +81,24 @@ def layout(city: str | None = None, **_query):
                             "trainings. Shown on the city page's WWC status.")
 
 
-def check_token(given: str | None, expected: str | None) -> bool:
-    return bool(expected) and bool(given) and hmac.compare_digest(given.encode(), expected.encode())
+def well_formed_token(given: object) -> bool:
+    """A token as the form sends it: absent, or text that encodes (a forged post may send a number, a list, an
+    object or a lone surrogate: refused with HTTP 401 before any comparison)."""
+    if given is None:
+        return True
+    if not isinstance(given, str):
+        return False
+    try:
+        given.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_token(given: object, expected: str | None) -> bool:
+    if not (expected and given and isinstance(given, str) and well_formed_token(given)):
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def validate(city, criterion, url, when, note, actor) -> list[str]:
@@ -114,6 +131,8 @@ def validate(city, criterion, url, when, note, actor) -> list[str]:
           State("ev-date", "value"), State("ev-note", "value"), State("ev-actor", "value"),
           State("ev-token", "value"), State("ev-delete-id", "value"), prevent_initial_call=True)
 def change(_save, _delete, city, criterion, url, when, note, actor, token, delete_id):
+    if not well_formed_token(token):
+        flask.abort(401)
     action = "delete" if dash.ctx.triggered_id == "ev-delete" else "save"
     return submit(action, city=city, criterion=criterion, url=url, when=when, note=note, actor=actor, token=token,
                   delete_id=delete_id, now=datetime.now(UTC))

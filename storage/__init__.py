@@ -3,8 +3,18 @@ from __future__ import annotations
 
 from storage.crawls import COMPLETE_SHARE, score_flag
 from storage.db import dispose, gc_paused, open_db
-from storage.locks import release_lock, try_lock
+from storage.item_errors import item_errors, save_item_errors
+from storage.locks import (
+                            LEASE_TTL_S,
+                            drop_lease,
+                            held_leases,
+                            process_owner,
+                            release_lock,
+                            take_lease,
+                            try_lock,
+)
 from storage.migrate import upgrade
+from storage.orphans import close_orphaned_runs, close_runs_of, portal_lease, take_portal
 from storage.queries import (
                              CatalogRun,
                              CityHarvest,
@@ -46,11 +56,12 @@ from storage.writes import (
 )
 
 __all__ = [
-    "COMPLETE_SHARE", "CatalogRun", "CityHarvest", "RunClosed", "RunSummary", "add_evidence", "begin_run",
-    "audit_log", "catalog", "catalog_run", "cities", "city_catalog", "city_harvest", "close_stale_runs",
-    "criterion_scores", "delete_evidence", "dispose", "gc_paused",
-    "evidence", "explain", "fail_run", "fail_running", "last_status", "latest_crawls", "latest_run_marker",
-    "latest_scores", "open_db", "portals", "rejudge_runs", "release_lock", "removed_ids", "row_counts", "run_dates",
-    "runs", "save_harvest", "save_scores",
-    "score_evidence", "score_flag", "scores", "start_run", "sync_config", "try_lock", "upgrade",
+    "COMPLETE_SHARE", "LEASE_TTL_S", "CatalogRun", "CityHarvest", "RunClosed", "RunSummary", "add_evidence",
+    "begin_run", "audit_log", "catalog", "catalog_run", "cities", "city_catalog", "city_harvest", "close_orphaned_runs",
+    "close_runs_of", "close_stale_runs", "criterion_scores", "delete_evidence", "dispose", "drop_lease", "gc_paused",
+    "evidence", "explain", "fail_run", "fail_running", "held_leases", "item_errors", "last_status", "latest_crawls",
+    "latest_run_marker", "latest_scores", "open_db", "portal_lease", "portals", "process_owner", "rejudge_runs",
+    "release_lock", "removed_ids", "row_counts", "run_dates", "runs", "save_harvest", "save_item_errors",
+    "save_scores", "score_evidence", "score_flag", "scores", "start_run", "sync_config", "take_lease",
+    "take_portal", "try_lock", "upgrade",
 ]

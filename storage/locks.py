@@ -6,7 +6,13 @@ SQLite serializes writers. Whoever gets a row back holds the lock, so no read-th
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import logging
+import os
+import re
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,6 +20,8 @@ from sqlalchemy.engine import Engine
 
 from storage.db import is_sqlite, utc, write_tx
 from storage.models import locks_t
+
+log = logging.getLogger("maturity.storage")
 
 
 def try_lock(engine: Engine, name: str, owner: str, *, ttl_s: float, now: datetime) -> bool:
@@ -40,3 +48,143 @@ def release_lock(engine: Engine, name: str, owner: str) -> None:
     """Release `name` if `owner` holds it (a no-op otherwise: an expired lock may have passed to someone else)."""
     with write_tx(engine) as conn:
         conn.execute(sa.delete(locks_t).where(locks_t.c.name == name, locks_t.c.owner == owner))
+
+
+# --- leases: locks their holder keeps alive ------------------------------------------------------------------
+#
+# A harvest holds its portal's lock as a lease: short-lived, renewed by one heartbeat thread per process while
+# the harvest runs. A holder that dies (kill -9, OOM, power) stops renewing, and its lease is free after
+# LEASE_TTL_S instead of a lifetime long enough for the slowest harvest; on the same machine a dead holder is
+# seen at once (its pid is gone), so the next harvest does not wait at all.
+
+LEASE_TTL_S = 90.0  # a holder silent this long is gone; well above a stalled renewal (SQLite busy_timeout, GC)
+RENEW_EVERY_S = LEASE_TTL_S / 3  # two renewals may fail before the lease lapses
+
+
+def node() -> str:
+    """This machine and PID namespace (containers on one host reuse pids and may share a hostname)."""
+    try:
+        ns = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()}/{ns}"
+
+
+def process_owner(role: str) -> str:
+    """An owner name that says which process holds a lock: `<role>:<node>:<pid>` (a suffix may follow)."""
+    return f"{role}:{node()}:{os.getpid()}"
+
+
+def owner_gone(owner: str) -> bool:
+    """True when `owner` names a process on this node that no longer runs; False when alive or unknowable."""
+    m = re.search(rf"(?:^|:){re.escape(node())}:(\d+)(?::|$)", owner)
+    return m is not None and not _pid_alive(int(m.group(1)))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    try:  # a killed child its parent has not reaped yet is a zombie: gone for our purpose
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def lock_holders(engine: Engine, prefix: str) -> dict[str, tuple[str, datetime]]:
+    """name -> (owner, expires_at) of the locks whose name starts with `prefix`."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(locks_t.c.name, locks_t.c.owner, locks_t.c.expires_at)
+                            .where(locks_t.c.name.startswith(prefix, autoescape=True))).all()
+    return {name: (owner, utc(expires)) for name, owner, expires in rows}
+
+
+def lease_live(holder: tuple[str, datetime] | None, now: datetime) -> bool:
+    """Whether a lock row (owner, expires_at) still stands for a live holder."""
+    if holder is None:
+        return False
+    owner, expires = holder
+    return expires > utc(now) and not owner_gone(owner)
+
+
+def take_lease(engine: Engine, name: str, owner: str, *, now: datetime | None = None,
+               ttl_s: float = LEASE_TTL_S) -> bool:
+    """`try_lock` as a lease renewed by this process's heartbeat until `drop_lease`; a holder that died on this
+    node is replaced at once."""
+    at = now or datetime.now(UTC)
+    if not try_lock(engine, name, owner, ttl_s=ttl_s, now=at):
+        holder = lock_holders(engine, name).get(name)
+        if holder is None or not owner_gone(holder[0]):
+            return False
+        with write_tx(engine) as conn:  # only that dead owner's row: a live newcomer's is left alone
+            conn.execute(sa.delete(locks_t).where(locks_t.c.name == name, locks_t.c.owner == holder[0]))
+        if not try_lock(engine, name, owner, ttl_s=ttl_s, now=at):
+            return False
+    _HEARTBEAT.hold(engine, name, owner, ttl_s)
+    return True
+
+
+def drop_lease(engine: Engine, name: str, owner: str) -> None:
+    """Stop renewing and release."""
+    _HEARTBEAT.drop(name, owner)
+    release_lock(engine, name, owner)
+
+
+def held_leases() -> list[tuple[Engine, str, str]]:
+    """(engine, name, owner) of the leases this process holds."""
+    return _HEARTBEAT.held()
+
+
+class _Heartbeat:
+    """One daemon thread per process renewing the leases it holds, every RENEW_EVERY_S."""
+
+    def __init__(self) -> None:
+        self._leases: dict[tuple[str, str], tuple[Engine, float]] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, engine: Engine, name: str, owner: str, ttl_s: float) -> None:
+        with self._lock:
+            self._leases[name, owner] = (engine, ttl_s)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
+                self._thread.start()
+
+    def drop(self, name: str, owner: str) -> None:
+        with self._lock:
+            self._leases.pop((name, owner), None)
+
+    def held(self) -> list[tuple[Engine, str, str]]:
+        with self._lock:
+            return [(engine, name, owner) for (name, owner), (engine, _) in self._leases.items()]
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(RENEW_EVERY_S)
+            self._wake.clear()
+            with self._lock:
+                leases = dict(self._leases)
+            if not leases:
+                continue
+            for (name, owner), (engine, ttl_s) in leases.items():
+                try:
+                    kept = try_lock(engine, name, owner, ttl_s=ttl_s, now=datetime.now(UTC))
+                except Exception:  # the database away for a moment: the next beat tries again
+                    log.warning("lease=%s event=renew-failed", name, exc_info=True)
+                    continue
+                if not kept:
+                    log.error("lease=%s owner=%s event=lease-lost (renewal came too late)", name, owner)
+                    self.drop(name, owner)
+
+    def after_fork(self) -> None:
+        """A forked child holds none of its parent's leases and has no heartbeat thread."""
+        self._leases, self._lock, self._thread = {}, threading.Lock(), None
+        self._wake = threading.Event()
+
+
+_HEARTBEAT = _Heartbeat()
+os.register_at_fork(after_in_child=_HEARTBEAT.after_fork)

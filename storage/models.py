@@ -188,6 +188,17 @@ class SchemaErrorRow(Base):
     messages: Mapped[Any] = mapped_column(sa.JSON)  # list of message texts
 
 
+class ItemErrorRow(Base):
+    """A raw item a run set aside because it could not be normalized (connectors.items), kept with its error so
+    the connector can be fixed and the item re-normalized later."""
+
+    __tablename__ = "item_errors"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("harvest_runs.id"), index=True)
+    error: Mapped[str] = mapped_column(sa.Text)
+    raw: Mapped[bytes] = mapped_column(sa.LargeBinary)  # zlib of the raw item's orjson bytes
+
+
 class Lock(Base):
     __tablename__ = "locks"
     name: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
@@ -213,3 +224,4 @@ audit_t = _table(AuditLog)
 locks_t = _table(Lock)
 schema_checks_t = _table(SchemaCheckRow)
 schema_errors_t = _table(SchemaErrorRow)
+item_errors_t = _table(ItemErrorRow)

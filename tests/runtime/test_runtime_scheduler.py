@@ -343,3 +343,29 @@ def test_scheduled_export_keeps_the_newest_snapshots_only(sqlite_url, schedulers
     assert scheduler.run_export_job(scheduler._runtime_key(sqlite_url))
     today = datetime.now(UTC).date().isoformat()
     assert sorted(p.name for p in out.iterdir()) == sorted(["2026-01-19", today, "by-hand", "README.txt"])
+
+
+def test_status_speaks_of_harvests_not_of_backfill_imports(sqlite_url):
+    # Harvested fine today; afterwards an old snapshot was imported (2021, ok) and another failed to import.
+    # Status must say "ok, last ok today", not "failed, last ok 2021".
+    from connectors.base import FetchStats
+
+    cfg = load_settings(sqlite_url)
+    storage.upgrade(sqlite_url)
+    engine = storage.open_db(sqlite_url)
+    storage.sync_config(engine, cfg)
+    today = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
+    FakeHarvest()(cfg, engine, cfg.portal(CHICAGO), now=today)
+    old = storage.start_run(engine, CHICAGO, as_of=datetime(2021, 3, 1, tzinfo=UTC), source="import")
+    storage.save_harvest(engine, old, [], [], FetchStats(), finished_at=datetime.now(UTC))
+    bad = storage.start_run(engine, CHICAGO, as_of=datetime(2021, 6, 1, tzinfo=UTC), source="import")
+    storage.fail_run(engine, bad, "2021-06-01.json.gz: EOFError: truncated", finished_at=datetime.now(UTC))
+    row = scheduler.status(cfg, now=today).set_index("portal_key").loc[CHICAGO]
+    assert (row["last_status"], row["last_run"], row["last_ok"]) == ("ok", today, today)
+    assert row["last_error"] is None
+    # A portal only ever imported (the demo history) still reports its imports.
+    other = cfg.portals[1].key
+    only = storage.start_run(engine, other, as_of=datetime(2022, 6, 8, tzinfo=UTC), source="import")
+    storage.fail_run(engine, only, "bad file", finished_at=datetime.now(UTC))
+    row = scheduler.status(cfg, now=today).set_index("portal_key").loc[other]
+    assert (row["last_status"], row["last_error"]) == ("failed", "bad file")
