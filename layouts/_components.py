@@ -338,19 +338,30 @@ def grid_page(frame: pd.DataFrame, request: Mapping[str, Any] | None) -> dict:
     grid's column filters, sorted by its sort model, rows [startRow, endRow) as `rows()` records, and the
     number of matching rows. Filters see the values as the grid shows them (times as text)."""
     request = request or {}
-    shown = as_shown(frame)  # as rows() sends them, so a text filter matches what the user sees
-    keep = pd.Series(True, index=shown.index)
-    for column, model in (request.get("filterModel") or {}).items():
-        if column in shown.columns and isinstance(model, Mapping):
+    view = grid_view(frame, request)
+    start = max(0, int(request.get("startRow") or 0))
+    end = max(start, int(request.get("endRow") or start + 100))
+    return {"rowData": rows(view.iloc[start:end]), "rowCount": len(view)}
+
+
+def grid_view(frame: pd.DataFrame, request: Mapping[str, Any] | None) -> pd.DataFrame:
+    """`frame` with an AG Grid request's column filters (`filterModel`) and sort (`sortModel`) applied: the rows
+    the grid shows, in its order (the page's count and CSV download use it too, so all three agree)."""
+    request = request or {}
+    models = {c: m for c, m in (request.get("filterModel") or {}).items()
+              if c in frame.columns and isinstance(m, Mapping)}
+    view = frame
+    if models:
+        shown = as_shown(frame[list(models)])  # as rows() sends them, so a text filter matches what the user sees
+        keep = pd.Series(True, index=shown.index)
+        for column, model in models.items():
             keep &= _filter_mask(shown[column], model)
-    view = frame[keep.to_numpy()]
+        view = frame[keep.to_numpy()]
     sort = [s for s in request.get("sortModel") or () if isinstance(s, Mapping) and s.get("colId") in frame.columns]
     if sort:
         view = view.sort_values([s["colId"] for s in sort], ascending=[s.get("sort") != "desc" for s in sort],
                                 key=_sort_key, na_position="last", kind="stable")
-    start = max(0, int(request.get("startRow") or 0))
-    end = max(start, int(request.get("endRow") or start + 100))
-    return {"rowData": rows(view.iloc[start:end]), "rowCount": len(view)}
+    return view
 
 
 def _sort_key(s: pd.Series) -> pd.Series:
@@ -416,6 +427,11 @@ def portal_link_col(field: str = "landing_url", header: str = "on portal") -> di
 def app_link_col(field: str, header: str, prefix: str, key_field: str, **kw) -> dict:
     return col(field, header, cellRenderer="AppLink",
                cellRendererParams={"prefix": prefix, "field": key_field}, **kw)
+
+
+def app_path_col(field: str, header: str, path_field: str, **kw) -> dict:
+    """A cell linking to the in-app path (with its query) that the row's `path_field` holds, built server-side."""
+    return col(field, header, cellRenderer="AppPath", cellRendererParams={"field": path_field}, **kw)
 
 
 def grid(id: str, frame: pd.DataFrame | None, columns: Sequence[dict], *, height: int = 420,

@@ -317,8 +317,12 @@ def department_breakdown(datasets: pd.DataFrame) -> pd.DataFrame:
     d = datasets.assign(department=datasets["department"].fillna("(no department)"),
                         stale=datasets["freshness"].isin(["overdue", "delinquent"]),
                         undoc=datasets["doc_score"] < UNDOCUMENTED_BELOW)
+    # views: blank when none of the department's datasets has a view count (the portal does not report them),
+    # as in the grids and the CSV; 0 only when the portal reported 0
     g = d.groupby("department").agg(datasets=("source_id", "size"), stale=("stale", "mean"),
-                                    undoc=("undoc", "mean"), views=("views", "sum")).reset_index()
+                                    undoc=("undoc", "mean"),
+                                    views=("views", lambda v: pd.to_numeric(v, errors="coerce").sum(min_count=1))
+                                    ).reset_index()
     g["stale_pct"] = (g.pop("stale") * 100).round(0)
     g["undocumented_pct"] = (g.pop("undoc") * 100).round(0)
     g = g.sort_values(["stale_pct", "undocumented_pct", "datasets"], ascending=[False, False, False])
@@ -371,14 +375,17 @@ def fix_first(failing: pd.DataFrame, datasets: pd.DataFrame, weights: Mapping[st
     use = pd.DataFrame(columns=["source_id", "department", "usage"])
     if not datasets.empty:
         use = datasets[["source_id", "department"]].copy()
-        use["usage"] = (pd.to_numeric(datasets["views"], errors="coerce").fillna(0)
-                        + pd.to_numeric(datasets["downloads"], errors="coerce").fillna(0)).to_numpy()
+        # blank (not 0) when the portal reports neither views nor downloads: the grids and CSV show it so
+        use["usage"] = pd.concat([pd.to_numeric(datasets["views"], errors="coerce"),
+                                  pd.to_numeric(datasets["downloads"], errors="coerce")], axis=1) \
+            .sum(axis=1, min_count=1).to_numpy()
         use = use.drop_duplicates("source_id")
     # Only datasets in the catalog can be fixed; failing ids that are not datasets (a missing key
     # dataset of the census list, say) are shown on the indicator's drill-down instead.
     g = g.merge(use, on="source_id", how="inner")
-    g["usage"] = g["usage"].fillna(0).astype(int)
-    g["priority"] = (g["points"] * (g["usage"] + 10).map(math.log10)).round(2)
+    g["usage"] = pd.to_numeric(g["usage"], errors="coerce").astype("Int64")
+    # unknown use weighs as no use (factor 1): the ranking is then by points alone
+    g["priority"] = (g["points"] * (g["usage"].astype("float64").fillna(0) + 10).map(math.log10)).round(2)
     g["points"] = g["points"].round(2)
     g = g.sort_values(["priority", "points", "title"], ascending=[False, False, True])
     return g[cols].head(top).reset_index(drop=True)
@@ -427,8 +434,13 @@ def _present(v) -> bool:
 
 
 DATASET_COLUMNS = ["city_key", "source_id", "title", "asset_type", "department", "freshness",
-                   "declared_frequency", "data_modified", "doc_score", "license", "formats", "views",
+                   "declared_frequency", "data_modified", "doc_score", "license", "license_id", "formats", "views",
                    "downloads", "landing_url"]
+# The licence filter's values besides the normalized ids: a licence text no id was found for, and none at all.
+# Raw licence texts are not offered one by one: some portals give every dataset its own licence URL (one city
+# had 1,617), which froze the tab while the dropdown drew them.
+LICENCE_UNRECOGNISED = "not recognised"
+LICENCE_NONE = "none given"
 
 
 def dataset_table(catalog: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
@@ -455,6 +467,8 @@ def dataset_table(catalog: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
         "data_modified": _utc(catalog["data_modified"]).to_numpy(),
         "doc_score": [doc_score(r) for r in records],
         "license": [r.get("license_id") if _present(r.get("license_id")) else r.get("license") for r in records],
+        "license_id": [r.get("license_id") if _present(r.get("license_id"))
+                       else LICENCE_UNRECOGNISED if _present(r.get("license")) else LICENCE_NONE for r in records],
         "formats": [", ".join(r.get("formats") or ()) for r in records],
         "views": pd.to_numeric(catalog["views"], errors="coerce").to_numpy(),
         "downloads": pd.to_numeric(catalog["downloads"], errors="coerce").to_numpy(),
@@ -487,7 +501,7 @@ def filter_datasets(table: pd.DataFrame, *, cities: Sequence[str] = (), departme
     if max_doc is not None:
         m &= table["doc_score"] <= max_doc
     if licenses:
-        m &= table["license"].isin(licenses)
+        m &= table["license_id"].isin(licenses)
     if formats:
         wanted = {f.lower() for f in formats}
         m &= table["formats"].map(lambda s: bool(wanted & {x.strip().lower() for x in str(s).split(",")}))
@@ -499,6 +513,39 @@ def format_options(table: pd.DataFrame) -> list[str]:
     for s in table["formats"].dropna():
         vals.update(x.strip() for x in str(s).split(",") if x.strip())
     return sorted(vals, key=str.lower)
+
+
+OPTIONS_SHOWN = 60  # a filter menu lists at most this many values (most datasets first); typing finds the rest
+
+
+def value_counts(table: pd.DataFrame, column: str) -> pd.Series:
+    """How many rows hold each value of `column` (the formats column counts each listed format), most first."""
+    if table.empty:
+        return pd.Series(dtype="int64")
+    s = table[column].dropna()
+    if column == "formats":
+        s = s.astype(str).str.split(",").explode().str.strip()
+        s = s[s != ""]
+    counts = s.astype(str).value_counts()
+    return counts.iloc[pd.Index(counts.index.str.lower()).argsort(kind="stable")].sort_values(
+        ascending=False, kind="stable")
+
+
+def capped_options(counts: pd.Series, selected: Sequence[str] = (), search: str | None = None,
+                   cap: int | None = None) -> list[dict]:
+    """Menu options: the chosen values, then the `cap` (OPTIONS_SHOWN) commonest values containing `search`
+    (case-blind). Each label carries its number of datasets, so the menu also says what is common.
+    """
+    cap = OPTIONS_SHOWN if cap is None else cap
+    chosen = [v for v in (selected or ()) if v]
+    pool = counts
+    if search:
+        pool = counts[counts.index.str.lower().str.contains(search.strip().lower(), regex=False)]
+    out = [{"label": f"{v} ({int(counts.get(v, 0)):,})", "value": v} for v in chosen]
+    for v, n in pool.head(cap + len(chosen)).items():
+        if v not in chosen and len(out) < cap + len(chosen):
+            out.append({"label": f"{v} ({int(n):,})", "value": v})
+    return out
 
 
 # --- compare --------------------------------------------------------------------------------------------

@@ -51,8 +51,12 @@ def layout(key: str | None = None, criterion: str | None = None, indicator: str 
                     md=5),
         ], className="g-2 mb-2"),
         ui.loading(dcc.Graph(id="city-history", config={"displayModeBar": False, "responsive": True})),
-        html.H4("Datasets behind the number", className="h5 mt-3", id="city-drill-title"),
-        html.Div(id="city-drill-caption", className="small text-muted mb-1"),
+        # tabIndex -1: the drill-down takes the focus when a score is clicked (keyboard and screen-reader users
+        # land on it); the caption is a polite live region, so the new list is announced
+        html.H4("Datasets behind the number", className="h5 mt-3", id="city-drill-title", tabIndex=-1),
+        html.Div(id="city-drill-caption", className="small text-muted mb-1", role="status",
+                 **{"aria-live": "polite"}),
+        dcc.Store(id="city-drill-focus"), dcc.Store(id="city-drill-focus-sink"),
         ui.loading(html.Div(id="city-drill")),
         ui.loading(html.Div(id="city-details"), id="city-details-loading"),
         subtitle=html.Span(id="city-subtitle"),
@@ -106,6 +110,34 @@ def render_history(criterion, _marker, key, current):
           State("city-key", "data"))
 def render_drill(criterion, indicator, _marker, key):
     return drill(key, criterion, indicator)
+
+
+@callback(Output("city-criterion", "value"), Output("city-drill-focus", "data"),
+          Input({"type": "city-score", "criterion": dash.ALL}, "n_clicks"), State("city-drill-focus", "data"),
+          prevent_initial_call=True)
+def open_drill(clicks, focus):
+    """A click on a card's score shows that criterion's datasets and asks the browser to bring the list into view."""
+    trigger = dash.ctx.triggered_id
+    if not isinstance(trigger, dict) or not any(clicks):  # cards redrawn (n_clicks back to None): no click
+        raise dash.exceptions.PreventUpdate
+    return trigger["criterion"], {"n": int((focus or {}).get("n", 0)) + 1, "criterion": trigger["criterion"]}
+
+
+# Scroll to the drill-down and focus its heading: at once on the click, and again when the new list arrives
+# (the list above it may have changed height meanwhile). Only after a click, never on a page load.
+dash.clientside_callback(
+    """function(focus, _caption) {
+        var nu = window.dash_clientside.no_update;
+        if (!focus) { return nu; }
+        var trig = (window.dash_clientside.callback_context.triggered || [])[0] || {};
+        var fromClick = trig.prop_id === "city-drill-focus.data";
+        if (!fromClick && window.__cityDrillPending !== focus.n) { return nu; }
+        window.__cityDrillPending = fromClick ? focus.n : null;
+        var el = document.getElementById("city-drill-title");
+        if (el) { el.scrollIntoView({block: "start"}); el.focus({preventScroll: true}); }
+        return nu;
+    }""",
+    Output("city-drill-focus-sink", "data"), Input("city-drill-focus", "data"), Input("city-drill-caption", "children"))
 
 
 @callback(Output(URL_STORE, "data"), Input("city-criterion", "value"), Input("city-indicator", "value"))
@@ -178,13 +210,15 @@ def _details(_engine, key: str) -> list:
 
 
 def _card(key, c, title):
-    link = f"/city/{key}?{urlencode({'criterion': c.criterion})}"
+    # a button, not a link: the page stays (no re-render), the drill-down below shows and takes the focus
+    score = html.Button("–" if pd.isna(c.value) else f"{c.value:.0f}",
+                        id={"type": "city-score", "criterion": c.criterion}, className="btn btn-link p-0 score-link",
+                        title="show the datasets behind this score",
+                        **{"aria-controls": "city-drill", "data-criterion": c.criterion})
     return dbc.Card(dbc.CardBody([
         html.Div([html.Strong(c.criterion), html.Span(f" {title}", className="small text-muted")],
                  className="text-truncate", title=title),
-        html.Div([html.Span(dcc.Link("–" if pd.isna(c.value) else f"{c.value:.0f}", href=link,
-                                     id=f"city-score-{c.criterion}", title="show the datasets behind this score"),
-                            className="score me-2"),
+        html.Div([html.Span(score, className="score me-2"),
                   ui.stage_badge(c.stage)], className="d-flex align-items-center my-1"),
         html.Div(f"Δ 90 days {ui.fmt_delta(c.change_90d)}", className="small"),
         dcc.Graph(figure=fig.sparkline(c.series), config={"displayModeBar": False, "staticPlot": True},
@@ -209,10 +243,8 @@ def _departments(key, datasets):
                     for d in b["department"]])
     cols = [ui.col("department", "Department", flex=2),
             ui.num_col("datasets", "Datasets"),
-            ui.col("stale_pct", "Stale %", cellRenderer="AppLink",
-                   cellRendererParams={"prefix": "", "field": "stale_link"}, filter="agNumberColumnFilter"),
-            ui.col("undocumented_pct", "Undocumented %", cellRenderer="AppLink",
-                   cellRendererParams={"prefix": "", "field": "undoc_link"}, filter="agNumberColumnFilter"),
+            ui.app_path_col("stale_pct", "Stale %", "stale_link", filter="agNumberColumnFilter"),
+            ui.app_path_col("undocumented_pct", "Undocumented %", "undoc_link", filter="agNumberColumnFilter"),
             ui.num_col("views", "Views")]
     return out + [dbc.Row([
         dbc.Col(dcc.Graph(id="city-departments", figure=fig.department_figure(b),
