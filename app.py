@@ -77,6 +77,10 @@ def create_app(settings, *, url: str | None = None, warm: bool = True) -> dash.D
             raise PreventUpdate
         return new, f"updated {datetime.now(UTC):%H:%M} UTC"
 
+    from layouts import _print
+
+    _print.register(server)  # /print/city/<key>: the printable city page (the export report's template)
+
     @server.route("/health")
     def health():
         return flask.jsonify(_health(storage, server))

@@ -14,22 +14,15 @@ from datetime import datetime, timedelta
 import pandas as pd
 import plotly.graph_objects as go
 
-# Maturity stages as `indicators.criteria.rollup` names them, lowest first.
-STAGES: tuple[str, ...] = ("not evident", "emerging", "developing", "established", "leading")
-# Okabe-Ito colours (colour-blind safe), ordered warm → cool so the order reads without colour names;
-# every coloured cell also carries its stage or value as text, so colour is never the only signal.
-STAGE_COLORS: dict[str, str] = {
-    "not evident": "#999999",
-    "emerging": "#D55E00",
-    "developing": "#E69F00",
-    "established": "#56B4E9",
-    "leading": "#0072B2",
-}
-NO_SCORE_COLOR = "#F2F2F2"
-# Okabe-Ito qualitative order for lines (one per city or indicator).
-SERIES_COLORS: tuple[str, ...] = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00",
-                                  "#F0E442", "#000000")
-RUN_STATUS_COLORS = {"ok": "#009E73", "suspect": "#E69F00", "failed": "#D55E00", "running": "#56B4E9"}
+import palette
+
+# The colours live in palette.py (shared with the exported report); the names stay here for the pages.
+STAGES = palette.STAGES
+STAGE_COLORS = palette.STAGE_COLORS
+NO_SCORE_COLOR = palette.NO_SCORE_COLOR
+SERIES_COLORS = palette.SERIES_COLORS
+RUN_STATUS_COLORS = palette.RUN_STATUS_COLORS
+
 FRESHNESS_STATES: tuple[str, ...] = ("fresh", "due", "overdue", "delinquent", "no schedule", "unknown")
 
 FONT = dict(family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", size=13)
@@ -572,6 +565,7 @@ def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequ
               "legend": {"orientation": "h", "yref": "container", "y": 0.995, "yanchor": "top", "x": 0},
               "hovermode": "closest"}
     groups = {k: g.sort_values("as_of") for k, g in crit.groupby(["city_key", "criterion"])}
+    colors = palette.city_colors(cities["key"])  # by the city among all cities: stable whatever is chosen
     data = []
     for j, c in enumerate(criteria):
         row, colno = divmod(j, ncols)
@@ -593,7 +587,7 @@ def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequ
                          "y": [None if pd.isna(v) else float(v) for v in s["value"]],
                          "name": names.get(key, key), "legendgroup": key,
                          "showlegend": not any(d["legendgroup"] == key for d in data),
-                         "line": {"color": SERIES_COLORS[i % len(SERIES_COLORS)], "width": 2},
+                         "line": {"color": colors.get(key, SERIES_COLORS[i % len(SERIES_COLORS)]), "width": 2},
                          "marker": {"size": 3},
                          "hovertemplate": "%{x|%Y-%m-%d}: %{y:.0f}<extra>" + f"{c} · %{{fullData.name}}</extra>"})
     return {"data": data, "layout": layout}
@@ -607,11 +601,12 @@ def compare_profile(latest: pd.DataFrame, cities: pd.DataFrame, city_keys: Seque
         return empty_figure("No scores for the chosen cities yet.")
     names = dict(zip(cities["key"], cities["name"], strict=True))
     criteria = criteria_order(crit["criterion"])
+    colors = palette.city_colors(cities["key"])
     fig = go.Figure()
     for i, key in enumerate(city_keys):
         s = crit[crit["city_key"] == key].set_index("criterion").reindex(criteria)
         fig.add_trace(go.Bar(x=criteria, y=pd.to_numeric(s["value"], errors="coerce"), name=names.get(key, key),
-                             marker_color=SERIES_COLORS[i % len(SERIES_COLORS)],
+                             marker_color=colors.get(key, SERIES_COLORS[i % len(SERIES_COLORS)]),
                              customdata=s["stage"].fillna("not scored"),
                              hovertemplate="%{x}: %{y:.0f} (%{customdata})<extra>%{fullData.name}</extra>"))
     fig.update_yaxes(range=[0, 100], title="latest score")

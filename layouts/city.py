@@ -15,6 +15,7 @@ from dash import Input, Output, State, callback, dcc, html
 import storage
 from layouts import _components as ui
 from layouts import _figures as fig
+from layouts import _print
 
 URL_STORE = ui.url_sync("city")
 dash.register_page(__name__, path_template="/city/<key>", name="City", title="City · City data maturity")
@@ -59,7 +60,9 @@ def layout(key: str | None = None, criterion: str | None = None, indicator: str 
         dcc.Store(id="city-drill-focus"), dcc.Store(id="city-drill-focus-sink"),
         ui.loading(html.Div(id="city-drill")),
         ui.loading(html.Div(id="city-details"), id="city-details-loading"),
-        subtitle=html.Span(id="city-subtitle"),
+        subtitle=html.Div([html.Span(id="city-subtitle"),
+                           html.A("Print view", href=_print.href(key), id="city-print", className="ms-2 d-print-none",
+                                  title="a printable single-column page with the same numbers")]),
     )
 
 

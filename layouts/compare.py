@@ -14,13 +14,13 @@ from layouts import _figures as fig
 URL_STORE = ui.url_sync("cmp")
 dash.register_page(__name__, path="/compare", name="Compare", title="Compare · City data maturity")
 
-DEFAULT_CITIES = 3  # preselected when the URL names none
+DEFAULT_CITIES = 4  # preselected when the URL names none: the first scored cities (a city never scored shows nothing)
 
 
 def layout(cities: str | None = None, **_query):
     all_cities = _cities()
     keys = list(all_cities["key"]) if not all_cities.empty else []
-    chosen = [k for k in (cities or "").split(",") if k in keys] or keys[:DEFAULT_CITIES]
+    chosen = [k for k in (cities or "").split(",") if k in keys] or default_cities(keys)
     names = dict(zip(all_cities["key"], all_cities["name"], strict=True)) if keys else {}
     return ui.page(
         "Compare cities",
@@ -32,6 +32,16 @@ def layout(cities: str | None = None, **_query):
         subtitle="Several cities side by side on the same absolute thresholds (scores are never rescaled "
                  "within a city, so they compare).",
     )
+
+
+def default_cities(keys: list[str]) -> list[str]:
+    """The first DEFAULT_CITIES cities that have scores, in the cities' order."""
+    try:
+        latest = ui.query("latest_scores", storage.latest_scores)
+    except Exception:  # noqa: BLE001 - no schema yet: nothing is scored
+        return []
+    scored = set(latest["city_key"]) if not latest.empty else set()
+    return [k for k in keys if k in scored][:DEFAULT_CITIES]
 
 
 def _cities():

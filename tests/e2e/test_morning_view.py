@@ -197,3 +197,95 @@ def test_fix_first_usage_is_blank_where_the_portal_reports_no_use(page, live_url
     assert [s[1] for s in seen] == [s[2] for s in seen], seen
     assert "" in [s[2] for s in seen]  # at least one dataset without usage figures is on screen
     assert errors == []
+
+
+# --- item 9: a print view with the city page's numbers --------------------------------------------------
+
+def test_print_view_shows_the_city_page_numbers_in_one_column(page, live_url, errors):
+    page.goto(live_url + "/city/chicago")
+    scores = page.locator("#city-cards button[data-criterion]")
+    expect(scores.first).to_be_visible(timeout=TIMEOUT_MS)
+    on_page = {b.get_attribute("data-criterion"): b.inner_text() for b in scores.all()}
+    bg = "e => getComputedStyle(e).backgroundColor"
+    stage_colors = {c: page.locator(f"#city-cards .criterion-card:has(button[data-criterion='{c}']) .stage-badge")
+                    .evaluate(bg) for c in on_page}
+    page.locator("#city-print").click()
+    expect(page).to_have_url(re.compile(r"/print/city/chicago$"), timeout=TIMEOUT_MS)
+    expect(page.locator("h1")).to_contain_text("Chicago, IL")
+    printed = {}
+    for row in page.locator("table.criteria tr").all()[1:]:
+        cells = row.locator("td").all_inner_texts()
+        printed[cells[0]] = cells[4].strip()
+    assert {c: printed.get(c) for c in on_page} == on_page
+    # the report's stage colours are the dashboard's (one palette)
+    printed_colors = {c: page.locator(f"table.criteria tr:has(td:text-is('{c}')) .stage").evaluate(bg)
+                      for c in on_page}
+    assert printed_colors == stage_colors
+    assert page.locator(".plotly-graph-div").count() == 0  # tables only: nothing to draw before printing
+    page.emulate_media(media="print")
+    expect(page.locator(".toolbar")).to_be_hidden()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert errors == []
+
+
+# --- item 8: a city keeps its colour; plain /compare opens on the scored cities -------------------------
+
+def trace_colors(page, graph_id: str) -> dict[str, str]:
+    """Legend name → colour of each trace, as Plotly drew them (its full data, after defaults)."""
+    return page.evaluate("""(id) => {
+        const gd = document.querySelector('#' + id + ' .js-plotly-plot');
+        const out = {};
+        for (const t of gd._fullData) { out[t.name] = (t.marker && t.marker.color) || (t.line && t.line.color); }
+        return out;
+    }""", graph_id)
+
+
+def test_a_city_keeps_its_colour_whatever_else_is_compared(page, live_url, errors):
+    seen = {}
+    for choice in ("chicago,philadelphia", "indianapolis,minneapolis,philadelphia", "philadelphia"):
+        page.goto(live_url + f"/compare?cities={choice}")
+        expect(page.locator("#cmp-profile .legendtext, #cmp-profile .bars").first).to_be_attached(timeout=TIMEOUT_MS)
+        settle(page)
+        for graph in ("cmp-profile", "cmp-history"):
+            colors = trace_colors(page, graph)
+            seen.setdefault(colors["Philadelphia, PA"], set()).add((choice, graph))
+    assert len(seen) == 1, seen  # one colour for Philadelphia in every selection and both charts
+    assert errors == []
+
+
+@pytest.fixture
+def unscored_city_url(e2e_db, tmp_path):
+    """The e2e database plus a city that sorts first and has never been scored, on a server of its own."""
+    import sqlite3
+    import threading
+
+    from werkzeug.serving import make_server
+
+    import app
+    from tests.layouts import filler
+
+    url, _ = e2e_db
+    src, dst = url.removeprefix("sqlite:///"), tmp_path / "with-albany.db"
+    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+        a.backup(b)
+    new_url = f"sqlite:///{dst}"
+    cfg = filler.make_settings([("albany", "Albany, NY")] + [(k, n) for k, n, _ in filler.CITIES],
+                               tmp_path / "config.toml", new_url)
+    storage.sync_config(storage.open_db(new_url), cfg)
+    srv = make_server("127.0.0.1", 0, app.create_app(cfg, url=new_url, warm=False).server, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+    thread.join()
+    storage.dispose(new_url)
+
+
+def test_plain_compare_opens_on_scored_cities(page, unscored_city_url, errors):
+    from tests.layouts import filler
+
+    page.goto(unscored_city_url + "/compare")
+    chosen = page.locator("#cmp-chosen .badge")
+    # by hand: the four test cities are scored, Albany (first by key) never was
+    expect(chosen).to_have_text([n for _, n, _ in filler.CITIES], timeout=TIMEOUT_MS)
+    assert errors == []

@@ -167,7 +167,7 @@ def test_evidence_packet_covers_every_criterion_with_its_evidence(filled):
 def test_report_escapes_text_and_inlines_plotly(filled):
     _, _, out, _ = filled
     page = (_day(out) / "chicago" / "report.html").read_text(encoding="utf-8")
-    assert HOSTILE not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    assert HOSTILE not in page and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page  # Jinja2 autoescape
     # no external script, stylesheet or image: the one <script> blocks are inline (plotly.js itself
     # mentions CDN URLs in strings it never fetches here; the browser test below records requests)
     assert "<script src=" not in page.lower() and "<link" not in page.lower() and "<img" not in page.lower()
