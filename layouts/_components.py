@@ -446,10 +446,21 @@ def grid(id: str, frame: pd.DataFrame | None, columns: Sequence[dict], *, height
     if frame is not None:
         kw["rowData"] = rows(frame)
     return dag.AgGrid(
-        id=id, columnDefs=list(columns),
+        id=id, columnDefs=[readable(c) for c in columns],
         defaultColDef={"sortable": True, "filter": True, "resizable": True, "floatingFilter": True,
                        "minWidth": 90},
         dashGridOptions=options, columnSize="responsiveSizeToFit", style={"height": f"{height}px"}, **kw)
+
+
+TEXT_MIN_WIDTH_PX = 110  # per unit of flex: a text column never fits the screen by shrinking to a few letters
+
+
+def readable(column: dict) -> dict:
+    """A text column (one with `flex`) gets a minimum width, so on a phone the grid scrolls sideways instead of
+    cutting every title to "Buildin…" (responsiveSizeToFit shrinks columns down to their minWidth)."""
+    if "flex" in column and "minWidth" not in column:
+        return {**column, "minWidth": min(300, TEXT_MIN_WIDTH_PX * int(column["flex"]))}
+    return column
 
 
 def page(title: str, *children: Any, subtitle: Any = None) -> html.Div:

@@ -221,8 +221,7 @@ def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame) -> go.Figure:
         z=z, x=[names.get(k, k) for k in keys], y=criteria, text=text, texttemplate="%{text}",
         hovertext=hover, hovertemplate="%{hovertext}<extra></extra>", zmin=-0.5, zmax=n - 0.5,
         customdata=[keys for _c in criteria],  # the city key of each cell: a click opens /city/<key>?criterion=<y>
-        colorscale=scale, xgap=2, ygap=2,
-        colorbar=dict(title=dict(text="stage"), tickvals=list(range(n)), ticktext=list(STAGES)),
+        colorscale=scale, xgap=2, ygap=2, showscale=False,  # the page's legend above names the stage colours
     ))
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(side="top", type="category")
@@ -265,6 +264,32 @@ def sparkline(series: pd.DataFrame, *, color: str = "#0072B2") -> dict:
                    "showlegend": False, "plot_bgcolor": "rgba(0,0,0,0)", "paper_bgcolor": "rgba(0,0,0,0)",
                    "xaxis": {"visible": False}, "yaxis": {"visible": False, "range": [-5, 105]}},
     }
+
+
+def sparkline_svg(series: pd.DataFrame, *, color: str = "#0072B2", width: int = 160, height: int = 40) -> str:
+    """The same tiny line as `sparkline`, as an SVG data URI for an <img>: no Plotly graph per card.
+
+    A city page has a card per criterion; a Plotly graph each cost the browser ~100-300 ms of main-thread
+    work on a loaded machine. Built only from numbers and times (no portal text), 0-100 fixed so cards compare.
+    """
+    from urllib.parse import quote
+
+    s = series.dropna(subset=["value"]).sort_values("as_of") if len(series) else series
+    body = ""
+    if len(s):
+        t = [pd.Timestamp(x).value for x in s["as_of"]]
+        t0, span = t[0], (t[-1] - t[0]) or 1
+        pts = [((x - t0) / span * (width - 4) + 2 if len(t) > 1 else width / 2,
+                height - 2 - float(v) / 100 * (height - 4)) for x, v in zip(t, s["value"], strict=True)]
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
+        line = f"<polyline fill='none' stroke='{color}' stroke-width='2' vector-effect='non-scaling-stroke' "
+        body = line + f"points='{path}'/>" if len(pts) > 1 else ""
+        x, y = pts[-1]
+        body += f"<circle cx='{x:.1f}' cy='{y:.1f}' r='2.5' fill='{color}'/>"
+    svg = f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' viewBox='0 0 {width} {height}' " \
+          "preserveAspectRatio='none'>" \
+          f"{body}</svg>"
+    return "data:image/svg+xml;utf8," + quote(svg)
 
 
 def criterion_history(history: pd.DataFrame, criterion: str, *, titles: Mapping[str, str] | None = None,

@@ -224,8 +224,8 @@ def _card(key, c, title):
         html.Div([html.Span(score, className="score me-2"),
                   ui.stage_badge(c.stage)], className="d-flex align-items-center my-1"),
         html.Div(f"Δ 90 days {ui.fmt_delta(c.change_90d)}", className="small"),
-        dcc.Graph(figure=fig.sparkline(c.series), config={"displayModeBar": False, "staticPlot": True},
-                  style={"height": "50px"}),
+        html.Img(src=fig.sparkline_svg(c.series), alt=f"{c.criterion} score over time", className="sparkline",
+                 style={"width": "100%", "height": "40px"}),
     ]), className="criterion-card h-100")
 
 

@@ -289,3 +289,26 @@ def test_plain_compare_opens_on_scored_cities(page, unscored_city_url, errors):
     # by hand: the four test cities are scored, Albany (first by key) never was
     expect(chosen).to_have_text([n for _, n, _ in filler.CITIES], timeout=TIMEOUT_MS)
     assert errors == []
+
+
+# --- item 10: a phone (390 px): the navigation folds away, grids stay readable ---------------------------
+
+def test_phone_navigation_collapses_and_tables_stay_readable(page, live_url, errors):
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live_url + "/city/chicago")
+    expect(page.locator("#city-cards .criterion-card").first).to_be_visible(timeout=TIMEOUT_MS)
+    compare = page.locator("#nav-compare")
+    expect(compare).to_be_hidden()  # folded behind the menu button
+    page.locator("#nav-toggler").click()
+    expect(compare).to_be_visible(timeout=TIMEOUT_MS)
+    # the page itself never scrolls sideways; wide grids scroll inside their own box
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    title = page.locator("#city-drill-grid .ag-header-cell[role='columnheader'][col-id='title']")
+    title.scroll_into_view_if_needed(timeout=TIMEOUT_MS)
+    # the dataset title column (flex 3) keeps a readable width: 300 px, not the ~90 px that fits the screen
+    assert title.bounding_box()["width"] >= 299
+    compare.click()
+    expect(page).to_have_url(re.compile(r"/compare"), timeout=TIMEOUT_MS)
+    expect(page.locator("#nav-datasets")).to_be_hidden(timeout=TIMEOUT_MS)  # following a link folds it again
+    settle(page)
+    assert errors == []

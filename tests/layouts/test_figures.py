@@ -262,3 +262,14 @@ def test_stage_matrix_cells_carry_city_and_criterion_for_click_through():
     latest = HISTORY[HISTORY["as_of"] >= T("2024-04-10")]
     hm = fig.stage_matrix(latest, CITIES).data[0]
     assert [list(row) for row in hm.customdata] == [["a", "b", "c"], ["a", "b", "c"]]  # city key per cell
+
+
+def test_sparkline_svg_draws_the_series_on_a_fixed_0_100_scale():
+    from urllib.parse import unquote
+
+    s = pd.DataFrame({"as_of": [T("2024-01-01"), T("2024-01-11"), T("2024-01-21")], "value": [0.0, 50.0, 100.0]})
+    svg = unquote(fig.sparkline_svg(s, width=104, height=44).removeprefix("data:image/svg+xml;utf8,"))
+    # x: 2 + share of the time span x 100; y: 42 - value / 100 x 40 (0 at the bottom, 100 at the top)
+    assert "points='2.0,42.0 52.0,22.0 102.0,2.0'" in svg
+    assert "<circle cx='102.0' cy='2.0'" in svg  # the latest value marked
+    assert "<polyline" not in unquote(fig.sparkline_svg(s.iloc[:1]))  # one run: a dot, no line

@@ -1,0 +1,160 @@
+"""Browser-side speed of every page on the bundled demo, in headless Chromium (Debian's, via Playwright).
+
+    .venv/bin/python benchmarks/browser.py [--db /tmp/maturity-demo.db] [--repeat 3] [--width 1440]
+
+The demo history (data/demo, the real recorded catalogs `bin/start` loads) is imported once into --db (reused
+when it has runs), the dashboard is served on a free local port with its cache warm-up (as `maturity serve`),
+and every page is opened --repeat times in a fresh browser context. Per page it reports:
+- main content: ms from navigation start until the page's main element is drawn (a selector per page:
+  the chart, the first grid row, the cards …), measured in the page by a MutationObserver-free poll of
+  `performance.now()` when Playwright first sees the element;
+- longest main-thread task: the longest `longtask` entry a PerformanceObserver (buffered) saw from the
+  start until the page went quiet (no pending Dash callback, network idle), and the number of tasks > 50 ms.
+Targets (issue 12): main content within 1,500 ms, no task longer than 200 ms. Not a test: numbers for the README.
+The e2e suite checks the same two limits on its small database (tests/e2e/test_speed.py).
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# path -> the selector whose appearance means "the main content is there"
+PAGES: dict[str, str] = {
+    "/": "#ov-matrix .main-svg",
+    "/city/chicago": "#city-cards .criterion-card",
+    "/compare": "#cmp-profile .main-svg",
+    "/datasets": "#ds-grid .ag-row",
+    "/harvests": "#hv-grid .ag-row",
+    "/methodology": "#meth-body h2",
+    "/evidence": "#ev-city",
+}
+MAIN_CONTENT_MS = 1500
+LONG_TASK_MS = 200
+
+# Installed before any page script: records every long task from the start (buffered observers miss none).
+OBSERVER_JS = """
+window.__longtasks = [];
+try {
+  new PerformanceObserver(list => { for (const e of list.getEntries()) window.__longtasks.push(e.duration); })
+    .observe({type: 'longtask', buffered: true});
+} catch (e) { window.__longtasks = null; }
+"""
+QUIET_JS = "() => !document.querySelector('[data-dash-is-loading=\"true\"]')"
+
+
+def launch_args() -> dict:
+    return {"executable_path": shutil.which("chromium") or "/usr/bin/chromium",
+            "args": ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync"]}
+
+
+def demo_settings(db: Path):
+    import settings as settings_mod
+
+    return settings_mod.load(ROOT / "config.toml", {"DATABASE_URL": f"sqlite:///{db}"})
+
+
+def ensure_demo(db: Path):
+    """Settings on `db`, the demo history imported and scored there unless it already has runs."""
+    import demo
+    import storage
+
+    cfg = demo_settings(db)
+    storage.upgrade(cfg.storage_url)
+    engine = storage.open_db(cfg.storage_url)
+    storage.sync_config(engine, cfg)
+    t = time.perf_counter()
+    if demo.load(cfg, engine):
+        print(f"demo imported and scored into {db} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    return cfg
+
+
+@contextmanager
+def serve(cfg) -> Iterator[str]:
+    """The dashboard on a free 127.0.0.1 port (warm-up thread on, as `maturity serve` runs it)."""
+    import logging
+
+    from werkzeug.serving import make_server
+
+    import app
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    srv = make_server("127.0.0.1", 0, app.create_app(cfg).server, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_port}"
+    finally:
+        srv.shutdown()
+        thread.join()
+
+
+def measure_page(page, url: str, ready: str, *, timeout_ms: int = 60_000) -> dict:
+    """Open `url` in `page` (whose context has OBSERVER_JS as init script); main-content ms and long tasks."""
+    page.goto(url, wait_until="commit")
+    page.locator(ready).first.wait_for(state="visible", timeout=timeout_ms)
+    main_ms = page.evaluate("performance.now()")
+    page.wait_for_load_state("networkidle", timeout=timeout_ms)
+    page.wait_for_function(QUIET_JS, timeout=timeout_ms)
+    tasks = page.evaluate("window.__longtasks")
+    return {"main_ms": main_ms, "longest_ms": max(tasks) if tasks else 0.0,
+            "long_tasks": len(tasks or ()), "observer": tasks is not None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--db", type=Path, default=Path("/tmp/maturity-demo.db"))
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--width", type=int, default=1440)
+    args = ap.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    cfg = ensure_demo(args.db)
+    rows = []
+    with serve(cfg) as base, sync_playwright() as p:
+        browser = p.chromium.launch(**launch_args())
+        for path, ready in PAGES.items():
+            for _ in range(args.repeat):
+                # a fresh context = a first visit (nothing cached); then the same page again in that context =
+                # the CDO's morning visit (scripts in the HTTP cache and V8's code cache, as a browser keeps them)
+                ctx = browser.new_context(viewport={"width": args.width, "height": 900})
+                ctx.add_init_script(OBSERVER_JS)
+                page = ctx.new_page()
+                rows.append((path, "first", measure_page(page, base + path, ready)))
+                page.goto("about:blank")
+                rows.append((path, "again", measure_page(page, base + path, ready)))
+                ctx.close()
+        browser.close()
+    report(rows)
+    return 0
+
+
+def report(rows: list[tuple[str, str, dict]]) -> None:
+    print(f"{'page':<16} {'visit':<6} {'main content ms (median / max)':>32} {'longest task ms (median / max)':>32} "
+          f"{'tasks > 50 ms':>14}")
+    for visit in ("first", "again"):
+        worst_main = worst_task = 0.0
+        for path in PAGES:
+            runs = [r for p, v, r in rows if p == path and v == visit]
+            mains = [r["main_ms"] for r in runs]
+            longs = [r["longest_ms"] for r in runs]
+            worst_main, worst_task = max(worst_main, max(mains)), max(worst_task, max(longs))
+            print(f"{path:<16} {visit:<6} {statistics.median(mains):>20.0f} / {max(mains):>9.0f} "
+                  f"{statistics.median(longs):>20.0f} / {max(longs):>9.0f} {max(r['long_tasks'] for r in runs):>14}")
+        ok = worst_main <= MAIN_CONTENT_MS and worst_task <= LONG_TASK_MS
+        print(f"{visit} visits: worst main content {worst_main:.0f} ms (target {MAIN_CONTENT_MS}), longest task "
+              f"{worst_task:.0f} ms (target {LONG_TASK_MS}): {'met' if ok else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
