@@ -157,9 +157,26 @@ def _write(directory: Path, snaps: list[CitySnapshot], formats: Sequence[str], s
     return paths
 
 
+# Scores are shown to a tenth of a point (the dashboard shows whole points); more digits (68.68496732026145)
+# are noise from the division, not precision. Numerators and denominators are counts (weights may make
+# them fractional): two decimals.
+SCORE_DECIMALS = 1
+COUNT_DECIMALS = 2
+
+
 def scores_table(snaps: Iterable[CitySnapshot]) -> pd.DataFrame:
     frames = [s.scores[SCORE_COLUMNS] for s in snaps if len(s.scores)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
+    if len(out):
+        out = out.assign(value=pd.to_numeric(out["value"], errors="coerce").round(SCORE_DECIMALS),
+                         numerator=_rounded_counts(out["numerator"]), denominator=_rounded_counts(out["denominator"]))
+    return out
+
+
+def _rounded_counts(s: pd.Series) -> pd.Series:
+    """Counts rounded to COUNT_DECIMALS; whole numbers written without ".0"."""
+    n = pd.to_numeric(s, errors="coerce").round(COUNT_DECIMALS)
+    return n.map(lambda v: None if pd.isna(v) else int(v) if float(v).is_integer() else float(v)).astype(object)
 
 
 def datasets_table(snaps: Iterable[CitySnapshot]) -> pd.DataFrame:
