@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 import palette
+from layouts._words import cadence, criterion_label
 
 # The colours live in palette.py (shared with the exported report); the names stay here for the pages.
 STAGES = palette.STAGES
@@ -185,7 +186,7 @@ def _when(run) -> pd.Timestamp | None:
     return None if t is None or pd.isna(t) else pd.Timestamp(t)
 
 
-def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame) -> go.Figure:
+def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame, titles: Mapping[str, str] | None = None) -> go.Figure:
     """Criteria (rows) × cities (columns) heatmap coloured by stage, each cell labelled with its score.
 
     `latest` = storage.latest_scores (criterion rows are used), `cities` = storage.cities (column order).
@@ -207,7 +208,8 @@ def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame) -> go.Figure:
             rank = stage_rank(st) if scored else -1
             zr.append(rank if rank >= 0 else None)
             tr.append(("–" if pd.isna(v) else f"{v:.0f}") if scored else "")
-            hr.append(f"{names.get(k, k)} · {c}: " + (f"{'no score' if pd.isna(v) else f'{v:.0f}'} ({st})"
+            hr.append(f"{names.get(k, k)} · {plot_text(criterion_label(c, titles or {}))}: "
+                      + (f"{'no score' if pd.isna(v) else f'{v:.0f}'} ({st})"
                                                        if scored else "not scored"))
         z.append(zr)
         text.append(tr)
@@ -223,9 +225,14 @@ def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame) -> go.Figure:
         customdata=[keys for _c in criteria],  # the city key of each cell: a click opens /city/<key>?criterion=<y>
         colorscale=scale, xgap=2, ygap=2, showscale=False,  # the page's legend above names the stage colours
     ))
-    fig.update_yaxes(autorange="reversed", type="category")
+    # the criterion's name beside its id (the axis values stay ids: a click opens /city/<key>?criterion=<id>)
+    fig.update_yaxes(autorange="reversed", type="category", tickvals=criteria,
+                     ticktext=[plot_text(criterion_label(c, titles or {}, width=LABEL_CHARS)) for c in criteria])
     fig.update_xaxes(side="top", type="category")
     return _base_layout(fig, height=max(260, 34 * len(criteria) + 120))
+
+
+LABEL_CHARS = 34  # a criterion label on an axis: id and the start of its name, the whole name in the hover
 
 
 # --- city -----------------------------------------------------------------------------------------------
@@ -481,7 +488,7 @@ def dataset_table(catalog: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
         "asset_type": catalog["asset_type"].to_numpy(),
         "department": catalog["department"].to_numpy(),
         "freshness": freshness_states(catalog, as_of),
-        "declared_frequency": catalog["declared_frequency"].to_numpy(),
+        "declared_frequency": [cadence(v) for v in catalog["declared_frequency"]],  # "every 3 months", not P3M
         "data_modified": _utc(catalog["data_modified"]).to_numpy(),
         "doc_score": [doc_score(r) for r in records],
         "license": [r.get("license_id") if _present(r.get("license_id")) else r.get("license") for r in records],
@@ -568,7 +575,8 @@ def capped_options(counts: pd.Series, selected: Sequence[str] = (), search: str 
 
 # --- compare --------------------------------------------------------------------------------------------
 
-def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequence[str]) -> dict:
+def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequence[str],
+                    titles: Mapping[str, str] | None = None) -> dict:
     """Criterion scores over time, one small panel per criterion on shared axes, one line per city.
 
     A plain figure dict (3 columns of panels): with ~10 criteria x several cities, building it through
@@ -601,7 +609,8 @@ def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequ
                                     **({"matches": "x"} if j else {})}
         layout[f"yaxis{suffix}"] = {"domain": [y1 - h, y1], "anchor": f"x{suffix}", "range": [-2, 102],
                                     "gridcolor": GRID, "showticklabels": colno == 0}
-        layout["annotations"].append({"text": c, "x": x0 + w / 2, "y": y1, "xref": "paper", "yref": "paper",
+        label = plot_text(criterion_label(c, titles or {}, width=46))
+        layout["annotations"].append({"text": label, "x": x0 + w / 2, "y": y1, "xref": "paper", "yref": "paper",
                                       "xanchor": "center", "yanchor": "bottom", "showarrow": False})
         for i, key in enumerate(city_keys):
             s = groups.get((key, c))
@@ -618,7 +627,8 @@ def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequ
     return {"data": data, "layout": layout}
 
 
-def compare_profile(latest: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequence[str]) -> go.Figure:
+def compare_profile(latest: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequence[str],
+                    titles: Mapping[str, str] | None = None) -> go.Figure:
     """Latest criterion scores as grouped bars, one colour per city."""
     crit = criterion_rows(latest)
     crit = crit[crit["city_key"].isin(city_keys)] if not crit.empty else crit
@@ -632,12 +642,22 @@ def compare_profile(latest: pd.DataFrame, cities: pd.DataFrame, city_keys: Seque
         s = crit[crit["city_key"] == key].set_index("criterion").reindex(criteria)
         fig.add_trace(go.Bar(x=criteria, y=pd.to_numeric(s["value"], errors="coerce"), name=names.get(key, key),
                              marker_color=colors.get(key, SERIES_COLORS[i % len(SERIES_COLORS)]),
-                             customdata=s["stage"].fillna("not scored"),
-                             hovertemplate="%{x}: %{y:.0f} (%{customdata})<extra>%{fullData.name}</extra>"))
+                             customdata=[[st, plot_text(criterion_label(c, titles or {}))]
+                                         for st, c in zip(s["stage"].fillna("not scored"), criteria, strict=True)],
+                             hovertemplate="%{customdata[1]}: %{y:.0f} (%{customdata[0]})"
+                                           "<extra>%{fullData.name}</extra>"))
     fig.update_yaxes(range=[0, 100], title="latest score")
-    fig.update_xaxes(type="category")
-    fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.15))
-    return _base_layout(fig, height=360, title="Latest profile")
+    # id, then the start of the criterion's name under it (the whole name is in the hover)
+    fig.update_xaxes(type="category", tickvals=criteria, tickangle=0,
+                     ticktext=[f"{c}<br>{plot_text(_short((titles or {}).get(c, ''), 16))}" for c in criteria])
+    fig.update_layout(barmode="group", legend=dict(orientation="h", yref="container", y=0.99, yanchor="top", x=0))
+    fig = _base_layout(fig, height=400, title="Latest profile")
+    fig.update_layout(margin=dict(t=70, b=10))  # the legend sits above the bars, clear of the two-line labels
+    return fig
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
 def indicator_gaps(latest: pd.DataFrame, city_keys: Sequence[str],

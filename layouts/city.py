@@ -16,6 +16,7 @@ import storage
 from layouts import _components as ui
 from layouts import _figures as fig
 from layouts import _print
+from layouts import _words as words
 
 URL_STORE = ui.url_sync("city")
 dash.register_page(__name__, path_template="/city/<key>", name="City", title="City · City data maturity")
@@ -194,8 +195,26 @@ def _cards(_engine, key: str):
     """The criterion cards (cached per city stamp: they change only with the city's own runs)."""
     cards = fig.criterion_cards(ui.city_scores(key))
     titles = ui.criterion_titles()
-    return dbc.Row([dbc.Col(_card(key, c, titles.get(c.criterion, "")), xs=12, sm=6, lg=4, xl=3,
-                            className="mb-3") for c in cards.itertuples(index=False)], id="city-cards")
+    notes = criterion_notes(key)
+    return dbc.Row([dbc.Col(_card(key, c, titles.get(c.criterion, ""), notes.get(c.criterion)), xs=12, sm=6, lg=4,
+                            xl=3, className="mb-3") for c in cards.itertuples(index=False)], id="city-cards")
+
+
+def criterion_notes(key: str) -> dict[str, str]:
+    """Criterion → what its score measures, for criteria that need a document metadata cannot show (OD1's policy)."""
+    from indicators import criteria
+
+    needs = getattr(criteria, "NEEDS_DOCUMENT", frozenset())
+    meta = ui.indicator_meta()
+    inds = fig.indicator_rows(ui.latest_city(key))
+    out = {}
+    for c in needs:
+        shown = [meta.get(k, {}).get("title", k) for k in sorted(inds.loc[inds["criterion"] == c, "indicator"])] \
+            if not inds.empty else []
+        note = words.metadata_note(c, shown, needs)
+        if note:
+            out[c] = note
+    return out
 
 
 def details(key: str):
@@ -212,7 +231,7 @@ def _details(_engine, key: str) -> list:
     return _departments(key, datasets) + _fix_first(key, datasets)
 
 
-def _card(key, c, title):
+def _card(key, c, title, note=None):
     # a button, not a link: the page stays (no re-render), the drill-down below shows and takes the focus
     score = html.Button("–" if pd.isna(c.value) else f"{c.value:.0f}",
                         id={"type": "city-score", "criterion": c.criterion}, className="btn btn-link p-0 score-link",
@@ -224,6 +243,7 @@ def _card(key, c, title):
         html.Div([html.Span(score, className="score me-2"),
                   ui.stage_badge(c.stage)], className="d-flex align-items-center my-1"),
         html.Div(f"Δ 90 days {ui.fmt_delta(c.change_90d)}", className="small"),
+        html.Div(note, className="small text-muted criterion-note", id=f"city-note-{c.criterion}") if note else None,
         html.Img(src=fig.sparkline_svg(c.series), alt=f"{c.criterion} score over time", className="sparkline",
                  style={"width": "100%", "height": "40px"}),
     ]), className="criterion-card h-100")
@@ -265,6 +285,8 @@ def _fix_first(key, datasets):
     f = failing.merge(datasets[["source_id", "title", "landing_url"]], on="source_id", how="left") \
         if not failing.empty else failing.assign(title=None, landing_url=None)
     ranked = fig.fix_first(f, datasets, weights, denominators)
+    titles = {k: m["title"] for k, m in meta.items()}
+    ranked["indicators"] = [words.indicator_titles(str(x).split(", "), titles) for x in ranked["indicators"]]
     cols = [ui.col("title", "Dataset", flex=3), ui.col("department", "Department", flex=2),
             ui.col("indicators", "Fails", flex=2), ui.col("reasons", "Why", flex=3),
             ui.num_col("points", "Points gained"), ui.num_col("usage", "Views + downloads"),
@@ -316,7 +338,8 @@ def drill(key, criterion, indicator):
     if f.empty:
         return (dbc.Alert(f"No failing datasets recorded for {what}.", color="success", id="city-drill-none"),
                 f"{what}: nothing to fix.")
-    g = f.groupby("source_id").agg(indicators=("indicator", lambda s: ", ".join(sorted(set(s)))),
+    titles = {k: m["title"] for k, m in meta.items()}
+    g = f.groupby("source_id").agg(indicators=("indicator", lambda s: words.indicator_titles(s, titles)),
                                    reasons=("reason", lambda s: "; ".join(dict.fromkeys(str(x) for x in s if x)))) \
         .reset_index()
     g = g.merge(datasets[["source_id", "title", "department", "freshness", "doc_score", "views", "landing_url"]],

@@ -10,6 +10,7 @@ from dash import Input, Output, callback, dcc, html
 import storage
 from layouts import _components as ui
 from layouts import _figures as fig
+from layouts import _words as words
 
 URL_STORE = ui.url_sync("cmp")
 dash.register_page(__name__, path="/compare", name="Compare", title="Compare · City data maturity")
@@ -78,16 +79,18 @@ def _content(_engine, keys: tuple) -> list:
     names = dict(zip(cities["key"], cities["name"], strict=True))
     titles = {k: m["title"] for k, m in ui.indicator_meta().items()}
     gaps = fig.indicator_gaps(latest, keys, titles)
-    cols = [ui.col("indicator", "Indicator"), ui.col("title", "Title", flex=2), ui.col("criterion", "Criterion"),
+    crit_titles = ui.criterion_titles()
+    gaps = gaps.assign(criterion=[words.criterion_label(c, crit_titles) for c in gaps["criterion"]])
+    cols = [ui.col("title", "Indicator", flex=2), ui.col("criterion", "Criterion", flex=2),
             *[ui.num_col(k, names.get(k, k)) for k in keys], ui.num_col("gap", "Gap (best − worst)", sort="desc")]
     return [
         html.Div([html.Span("Showing: ", className="text-muted"),
                   *[dbc.Badge(names.get(k, k), color="light", text_color="dark", className="me-1 border",
                               id=f"cmp-chosen-{k}") for k in keys]], className="mb-2", id="cmp-chosen"),
         html.H4("Criterion scores over time", className="h5"),
-        dcc.Graph(id="cmp-history", figure=fig.compare_history(history, cities, keys),
+        dcc.Graph(id="cmp-history", figure=fig.compare_history(history, cities, keys, crit_titles),
                   config={"displayModeBar": False, "responsive": True}),
-        dcc.Graph(id="cmp-profile", figure=fig.compare_profile(latest, cities, keys),
+        dcc.Graph(id="cmp-profile", figure=fig.compare_profile(latest, cities, keys, crit_titles),
                   config={"displayModeBar": False, "responsive": True}),
         html.H4("Indicator gaps", className="h5 mt-3"),
         html.P("Latest value of every indicator per city, largest gap first: where one city can learn from another.",

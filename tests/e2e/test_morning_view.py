@@ -7,6 +7,7 @@ count them by hand (comments say how), never read back from the page under test.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from urllib.parse import parse_qs, urlparse
 
 import pandas as pd
@@ -253,9 +254,9 @@ def test_a_city_keeps_its_colour_whatever_else_is_compared(page, live_url, error
     assert errors == []
 
 
-@pytest.fixture
-def unscored_city_url(e2e_db, tmp_path):
-    """The e2e database plus a city that sorts first and has never been scored, on a server of its own."""
+@contextmanager
+def served_copy(e2e_db, tmp_path, extra_cities=(), change=None):
+    """A copy of the e2e database (changed by `change(engine, cfg)`), on a server of its own."""
     import sqlite3
     import threading
 
@@ -265,20 +266,32 @@ def unscored_city_url(e2e_db, tmp_path):
     from tests.layouts import filler
 
     url, _ = e2e_db
-    src, dst = url.removeprefix("sqlite:///"), tmp_path / "with-albany.db"
+    src, dst = url.removeprefix("sqlite:///"), tmp_path / "copy.db"
     with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
         a.backup(b)
     new_url = f"sqlite:///{dst}"
-    cfg = filler.make_settings([("albany", "Albany, NY")] + [(k, n) for k, n, _ in filler.CITIES],
-                               tmp_path / "config.toml", new_url)
-    storage.sync_config(storage.open_db(new_url), cfg)
+    cfg = filler.make_settings(list(extra_cities) + [(k, n) for k, n, _ in filler.CITIES], tmp_path / "config.toml",
+                               new_url)
+    engine = storage.open_db(new_url)
+    storage.sync_config(engine, cfg)
+    if change is not None:
+        change(engine, cfg)
     srv = make_server("127.0.0.1", 0, app.create_app(cfg, url=new_url, warm=False).server, threaded=True)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    thread.join()
-    storage.dispose(new_url)
+    try:
+        yield f"http://127.0.0.1:{srv.server_port}"
+    finally:
+        srv.shutdown()
+        thread.join()
+        storage.dispose(new_url)
+
+
+@pytest.fixture
+def unscored_city_url(e2e_db, tmp_path):
+    """The e2e database plus a city that sorts first and has never been scored."""
+    with served_copy(e2e_db, tmp_path, [("albany", "Albany, NY")]) as base:
+        yield base
 
 
 def test_plain_compare_opens_on_scored_cities(page, unscored_city_url, errors):
@@ -311,4 +324,74 @@ def test_phone_navigation_collapses_and_tables_stay_readable(page, live_url, err
     expect(page).to_have_url(re.compile(r"/compare"), timeout=TIMEOUT_MS)
     expect(page.locator("#nav-datasets")).to_be_hidden(timeout=TIMEOUT_MS)  # following a link folds it again
     settle(page)
+    assert errors == []
+
+
+# --- item 5: words a CDO uses -----------------------------------------------------------------------------
+
+def test_names_titles_and_cadences_instead_of_codes(page, live_url, errors, e2e_db):
+    import indicators
+    from indicators import criteria
+
+    url, _ = e2e_db
+    wwc = criteria.wwc_criteria()
+    names = dict(zip(wwc["criterion"], wwc["title"], strict=True))
+    # heatmap rows: the id and the start of the criterion's name
+    page.goto(live_url + "/")
+    ticks = page.locator("#ov-matrix .ytick text")
+    expect(ticks.first).to_be_visible(timeout=TIMEOUT_MS)
+    for t in ticks.all_text_contents():
+        code = t.split(" · ")[0]
+        assert t.startswith(f"{code} · {names[code][:10]}"), t
+    # drill-down "Fails": indicator titles, not keys
+    latest = storage.latest_scores(storage.open_db(url), "chicago")
+    od1 = latest[(latest["criterion"] == "OD1") & (latest["indicator"] != "")]
+    keys, titles = set(od1["indicator"]), {i.key: i.title for i in indicators.REGISTRY}
+    page.goto(live_url + "/city/chicago?criterion=OD1")
+    fails = page.locator("#city-drill-grid .ag-center-cols-container [col-id='indicators']")
+    expect(fails.first).to_be_visible(timeout=TIMEOUT_MS)
+    for text in fails.all_inner_texts():
+        assert not any(k in text for k in keys), text
+        assert set(text.split(", ")) <= {titles[k] for k in keys}, text
+    # OD1 says what it measures: a low score is not a verdict on a city's open data law
+    expect(page.locator("#city-note-OD1")).to_contain_text("policy itself needs a record on the Evidence page")
+    # Methodology: heading once, criterion names, no "None"
+    page.goto(live_url + "/methodology")
+    body = page.locator("#meth-body")
+    expect(body.locator("h2").first).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_role("heading", name="Methodology", exact=True)).to_have_count(1)
+    expect(body).to_contain_text(f"OD1 · {names['OD1']}")
+    assert "None" not in body.inner_text()
+    settle(page)
+    assert errors == []
+
+
+CADENCES = {"P1D": "daily", "P3M": "every 3 months", "PT1H": "hourly"}  # as DCAT-US / Socrata declare them
+
+
+def test_declared_cadence_in_words(page, e2e_db, tmp_path, errors):
+    """The test catalogs declare no frequency: a later Philadelphia run declares three, as portals write them."""
+    import dataclasses
+    from datetime import timedelta
+
+    from tests.layouts import filler
+
+    def declare(engine, cfg):
+        cat = storage.city_catalog(engine, "philadelphia")
+        recs = filler.records_from_catalog(cat)
+        for i, iso in enumerate(CADENCES):
+            recs[i] = dataclasses.replace(recs[i], declared_frequency=iso, raw_hash=f"declared-{iso}")
+        last = storage.runs(engine, city_key="philadelphia").iloc[0]
+        filler.save_run(engine, last["portal_key"], recs, last["as_of"].to_pydatetime() + timedelta(days=7))
+
+    with served_copy(e2e_db, tmp_path, change=declare) as base:
+        page.goto(base + "/datasets?cities=philadelphia")
+        grid = page.locator("#ds-grid")
+        expect(grid.locator(".ag-row").first).to_be_visible(timeout=TIMEOUT_MS)
+        grid.locator("[col-id='declared_frequency'] .ag-header-cell-label").click()  # sort: declared first
+        cells = grid.locator(".ag-center-cols-container [col-id='declared_frequency']")
+        expect(cells.filter(has_text="every 3 months")).to_have_count(1, timeout=TIMEOUT_MS)
+        shown = {c for c in cells.all_inner_texts() if c}
+        assert shown == set(CADENCES.values()), shown
+        settle(page)
     assert errors == []

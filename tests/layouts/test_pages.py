@@ -259,8 +259,19 @@ def test_methodology_renders_registry(in_app):
     import indicators
     from layouts import methodology
 
-    text = methodology.text()
-    assert all(i.title in text or i.key in text for i in indicators.REGISTRY)
+    text = text_of(methodology.body())
+    assert all(i.title in text for i in indicators.REGISTRY)
+    assert "None" not in text  # Python's None is said in words
+    assert "Methodology" not in text  # the page heading is the page's, once
+    crits = {i.criterion for i in indicators.REGISTRY}
+    titles = ui_titles()
+    assert all(f"{c} · {titles[c]}" in text for c in crits if c in titles)  # criterion names beside ids
+
+
+def ui_titles():
+    from layouts import _components as ui
+
+    return ui.criterion_titles()
 
 
 def test_evidence_disabled_without_token(in_app, monkeypatch):
