@@ -5,13 +5,12 @@
 The demo history (data/demo, the real recorded catalogs `bin/start` loads) is imported once into --db (reused
 when it has runs), the dashboard is served on a free local port with its cache warm-up (as `maturity serve`),
 and every page is opened --repeat times in a fresh browser context. Per page it reports:
-- main content: ms from navigation start until the page's main element is drawn (a selector per page:
-  the chart, the first grid row, the cards …), measured in the page by a MutationObserver-free poll of
-  `performance.now()` when Playwright first sees the element;
+- main content: ms from navigation start until the page's main element is visible (a selector per page:
+  the chart, the first grid row, the cards …), read as the page's `performance.now()` when Playwright sees it;
 - longest main-thread task: the longest `longtask` entry a PerformanceObserver (buffered) saw from the
   start until the page went quiet (no pending Dash callback, network idle), and the number of tasks > 50 ms.
 Targets (issue 12): main content within 1,500 ms, no task longer than 200 ms. Not a test: numbers for the README.
-The e2e suite checks the same two limits on its small database (tests/e2e/test_speed.py).
+The e2e suite measures the same way on its small database (tests/e2e/test_speed.py, tests/e2e/speed.py).
 """
 from __future__ import annotations
 
@@ -28,28 +27,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# path -> the selector whose appearance means "the main content is there"
-PAGES: dict[str, str] = {
-    "/": "#ov-matrix .main-svg",
-    "/city/chicago": "#city-cards .criterion-card",
-    "/compare": "#cmp-profile .main-svg",
-    "/datasets": "#ds-grid .ag-row",
-    "/harvests": "#hv-grid .ag-row",
-    "/methodology": "#meth-body h2",
-    "/evidence": "#ev-city",
-}
-MAIN_CONTENT_MS = 1500
-LONG_TASK_MS = 200
-
-# Installed before any page script: records every long task from the start (buffered observers miss none).
-OBSERVER_JS = """
-window.__longtasks = [];
-try {
-  new PerformanceObserver(list => { for (const e of list.getEntries()) window.__longtasks.push(e.duration); })
-    .observe({type: 'longtask', buffered: true});
-} catch (e) { window.__longtasks = null; }
-"""
-QUIET_JS = "() => !document.querySelector('[data-dash-is-loading=\"true\"]')"
+from tests.e2e.speed import (  # noqa: E402 - the e2e speed test measures the same way
+    LONG_TASK_MS,
+    MAIN_CONTENT_MS,
+    OBSERVER_JS,
+    PAGES,
+    measure_page,
+)
 
 
 def launch_args() -> dict:
@@ -97,18 +81,6 @@ def serve(cfg) -> Iterator[str]:
     finally:
         srv.shutdown()
         thread.join()
-
-
-def measure_page(page, url: str, ready: str, *, timeout_ms: int = 60_000) -> dict:
-    """Open `url` in `page` (whose context has OBSERVER_JS as init script); main-content ms and long tasks."""
-    page.goto(url, wait_until="commit")
-    page.locator(ready).first.wait_for(state="visible", timeout=timeout_ms)
-    main_ms = page.evaluate("performance.now()")
-    page.wait_for_load_state("networkidle", timeout=timeout_ms)
-    page.wait_for_function(QUIET_JS, timeout=timeout_ms)
-    tasks = page.evaluate("window.__longtasks")
-    return {"main_ms": main_ms, "longest_ms": max(tasks) if tasks else 0.0,
-            "long_tasks": len(tasks or ()), "observer": tasks is not None}
 
 
 def main(argv: list[str] | None = None) -> int:
