@@ -369,7 +369,8 @@ def department_figure(breakdown: pd.DataFrame, *, top: int = 15) -> go.Figure:
                orientation="h",
                marker_color="#0072B2", hovertemplate="%{customdata}: %{x:.0f}% undocumented<extra></extra>"),
     ])
-    fig.update_xaxes(range=[0, 100], title="% of the department's datasets")
+    # a little past 100, so the "100" tick label at the right end is not cut off
+    fig.update_xaxes(range=[0, 104], tickvals=[0, 20, 40, 60, 80, 100], title="% of the department's datasets")
     fig.update_yaxes(type="category", automargin=True)
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0))
     return _base_layout(fig, height=max(260, 28 * len(b) + 120))
@@ -605,6 +606,7 @@ def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequ
         x0, y1 = colno * (w + gap_x), 1 - row * (h + gap_y)
         suffix = "" if j == 0 else str(j + 1)
         layout[f"xaxis{suffix}"] = {"domain": [x0, x0 + w], "anchor": f"y{suffix}", "gridcolor": GRID,
+                                    "nticks": 4, "tickangle": 0,  # years stay level, also in narrow panels
                                     "showticklabels": row == nrows - 1 or j + ncols >= len(criteria),
                                     **({"matches": "x"} if j else {})}
         layout[f"yaxis{suffix}"] = {"domain": [y1 - h, y1], "anchor": f"x{suffix}", "range": [-2, 102],
@@ -650,10 +652,10 @@ def compare_profile(latest: pd.DataFrame, cities: pd.DataFrame, city_keys: Seque
     # id, then the start of the criterion's name under it (the whole name is in the hover)
     fig.update_xaxes(type="category", tickvals=criteria, tickangle=0,
                      ticktext=[f"{c}<br>{plot_text(_short((titles or {}).get(c, ''), 16))}" for c in criteria])
-    fig.update_layout(barmode="group", legend=dict(orientation="h", yref="container", y=0.99, yanchor="top", x=0))
-    fig = _base_layout(fig, height=400, title="Latest profile")
-    fig.update_layout(margin=dict(t=70, b=10))  # the legend sits above the bars, clear of the two-line labels
-    return fig
+    # the legend above the bars (Plotly widens the top margin for it, however many lines it wraps to on a
+    # phone), clear of the two-line criterion labels below; the page heads the chart ("Latest profile")
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    return _base_layout(fig, height=400)
 
 
 def _short(text: str, width: int) -> str:

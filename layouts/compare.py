@@ -90,6 +90,7 @@ def _content(_engine, keys: tuple) -> list:
         html.H4("Criterion scores over time", className="h5"),
         dcc.Graph(id="cmp-history", figure=fig.compare_history(history, cities, keys, crit_titles),
                   config={"displayModeBar": False, "responsive": True}),
+        html.H4("Latest profile", className="h5 mt-3"),
         dcc.Graph(id="cmp-profile", figure=fig.compare_profile(latest, cities, keys, crit_titles),
                   config={"displayModeBar": False, "responsive": True}),
         html.H4("Indicator gaps", className="h5 mt-3"),

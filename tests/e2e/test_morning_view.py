@@ -395,3 +395,14 @@ def test_declared_cadence_in_words(page, e2e_db, tmp_path, errors):
         assert shown == set(CADENCES.values()), shown
         settle(page)
     assert errors == []
+
+
+def test_axis_labels_are_not_cut_off(page, live_url, errors):
+    page.goto(live_url + "/city/chicago")
+    graph = page.locator("#city-departments")
+    graph.scroll_into_view_if_needed(timeout=TIMEOUT_MS)
+    ticks = graph.locator(".xtick text")
+    expect(ticks.last).to_have_text("100", timeout=TIMEOUT_MS)  # the last tick is drawn …
+    box, frame = ticks.last.bounding_box(), graph.locator(".main-svg").first.bounding_box()
+    assert box["x"] + box["width"] <= frame["x"] + frame["width"]  # … inside the chart, not clipped at its edge
+    assert errors == []
