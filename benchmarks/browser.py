@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--db", type=Path, default=Path("/tmp/maturity-demo.db"))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--width", type=int, default=1440)
+    ap.add_argument("--pages", nargs="*", default=list(PAGES), help="paths to measure (default: every page)")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     with serve(cfg) as base, sync_playwright() as p:
         browser = p.chromium.launch(**launch_args())
         for path, ready in PAGES.items():
-            for _ in range(args.repeat):
+            for _ in range(args.repeat if path in args.pages else 0):
                 # a fresh context = a first visit (nothing cached); then the same page again in that context =
                 # the CDO's morning visit (scripts in the HTTP cache and V8's code cache, as a browser keeps them)
                 ctx = browser.new_context(viewport={"width": args.width, "height": 900})
@@ -118,6 +119,8 @@ def report(rows: list[tuple[str, str, dict]]) -> None:
         worst_main = worst_task = 0.0
         for path in PAGES:
             runs = [r for p, v, r in rows if p == path and v == visit]
+            if not runs:
+                continue
             mains = [r["main_ms"] for r in runs]
             longs = [r["longest_ms"] for r in runs]
             worst_main, worst_task = max(worst_main, max(mains)), max(worst_task, max(longs))

@@ -36,6 +36,8 @@ def test_department_stale_link_opens_the_filtered_datasets(page, live_url, error
     rows = explorer_rows(url, "chicago")
     page.goto(live_url + "/city/chicago")
     grid = page.locator("#city-departments-grid")
+    expect(grid).to_be_attached(timeout=TIMEOUT_MS)
+    settle(page)  # every callback answered: the grid is not redrawn under the click
     grid.scroll_into_view_if_needed(timeout=TIMEOUT_MS)
     first = grid.locator(".ag-center-cols-container .ag-row[row-index='0']")
     expect(first).to_be_visible(timeout=TIMEOUT_MS)
@@ -58,6 +60,8 @@ def test_department_undocumented_link_opens_the_filtered_datasets(page, live_url
     rows = explorer_rows(url, "philadelphia")
     page.goto(live_url + "/city/philadelphia")
     grid = page.locator("#city-departments-grid")
+    expect(grid).to_be_attached(timeout=TIMEOUT_MS)
+    settle(page)  # every callback answered: the grid is not redrawn under the click
     grid.scroll_into_view_if_needed(timeout=TIMEOUT_MS)
     first = grid.locator(".ag-center-cols-container .ag-row[row-index='0']")
     expect(first).to_be_visible(timeout=TIMEOUT_MS)
@@ -180,6 +184,8 @@ def test_fix_first_usage_is_blank_where_the_portal_reports_no_use(page, live_url
     rows = explorer_rows(url, "chicago")
     page.goto(live_url + "/city/chicago")
     fix = page.locator("#city-fix-first")
+    expect(fix).to_be_attached(timeout=TIMEOUT_MS)
+    settle(page)
     fix.scroll_into_view_if_needed(timeout=TIMEOUT_MS)
     shown = fix.locator(".ag-center-cols-container .ag-row")
     expect(shown.first).to_be_visible(timeout=TIMEOUT_MS)
@@ -400,6 +406,8 @@ def test_declared_cadence_in_words(page, e2e_db, tmp_path, errors):
 def test_axis_labels_are_not_cut_off(page, live_url, errors):
     page.goto(live_url + "/city/chicago")
     graph = page.locator("#city-departments")
+    expect(graph.locator(".main-svg").first).to_be_attached(timeout=TIMEOUT_MS)
+    settle(page)  # every callback answered: the chart is not redrawn under the measurement
     graph.scroll_into_view_if_needed(timeout=TIMEOUT_MS)
     ticks = graph.locator(".xtick text")
     expect(ticks.last).to_have_text("100", timeout=TIMEOUT_MS)  # the last tick is drawn …
