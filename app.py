@@ -56,18 +56,31 @@ def create_app(settings, *, url: str | None = None, warm: bool = True) -> dash.D
 
     def shell():
         return html.Div([
+            # Below Bootstrap's md width (768 px: phones) the links fold behind a menu button.
             dbc.Navbar(dbc.Container([
                 dbc.NavbarBrand("City data maturity", href="/"),
-                dbc.Nav([dbc.NavLink(label, href=href, active="exact", id=f"nav-{label.lower()}")
-                         for label, href in NAV], navbar=True, className="flex-wrap"),
-                html.Span(id="live-status", className="navbar-text small text-light ms-auto"),
-            ], fluid=True), color="dark", dark=True, className="mb-3"),
+                dbc.NavbarToggler(id="nav-toggler", n_clicks=0),
+                dbc.Collapse([
+                    dbc.Nav([dbc.NavLink(label, href=href, active="exact", id=f"nav-{label.lower()}")
+                             for label, href in NAV], navbar=True, className="flex-wrap"),
+                    html.Span(id="live-status", className="navbar-text small text-light ms-auto"),
+                ], id="nav-collapse", is_open=False, navbar=True),
+            ], fluid=True), color="dark", dark=True, expand="md", className="mb-3"),
             dcc.Interval(id="live-interval", interval=poll_ms),
             dcc.Store(id="live-marker", data=_marker_or_none(storage, server)),
             dbc.Container(dash.page_container, fluid=True, className="pb-5"),
         ])
 
     app.layout = shell
+
+    # the menu button opens and closes the links; following a link closes them again
+    app.clientside_callback(
+        """function(_n, _path, open) {
+            const trig = (window.dash_clientside.callback_context.triggered || [])[0] || {};
+            return trig.prop_id === "nav-toggler.n_clicks" ? !open : false;
+        }""",
+        Output("nav-collapse", "is_open"), Input("nav-toggler", "n_clicks"), Input("_pages_location", "pathname"),
+        State("nav-collapse", "is_open"), prevent_initial_call=True)
 
     @app.callback(Output("live-marker", "data"), Output("live-status", "children"),
                   Input("live-interval", "n_intervals"), State("live-marker", "data"))
@@ -76,6 +89,10 @@ def create_app(settings, *, url: str | None = None, warm: bool = True) -> dash.D
         if new == current:
             raise PreventUpdate
         return new, f"updated {datetime.now(UTC):%H:%M} UTC"
+
+    from layouts import _print
+
+    _print.register(server)  # /print/city/<key>: the printable city page (the export report's template)
 
     @server.route("/health")
     def health():

@@ -318,10 +318,20 @@ def _parser() -> argparse.ArgumentParser:
     _format(c)
     c.set_defaults(run=cmd_status)
 
-    c = sub.add_parser("export", help="write dated snapshot files (html report, csv, json evidence packet)")
-    c.add_argument("--city")
-    c.add_argument("--out", help="directory (default: [export] directory)")
-    c.add_argument("--format", choices=("html", "csv", "json"))
+    c = sub.add_parser(
+        "export", help="write dated snapshot files (html report, csv, json evidence packet)",
+        description="Write the latest scores as dated files a CDO can file or share: "
+                    "<out>/<YYYY-MM-DD>/<city key | all>/ holding scores.csv (scores and stages per criterion and "
+                    "indicator), datasets.csv (the catalog behind them), evidence.json (the WWC evidence packet) and "
+                    "report.html (one self-contained page with the charts; opens offline). Columns: docs/exports.md.")
+    c.add_argument("--city", metavar="KEY",
+                   help="only this city (its key in config.toml, e.g. chicago); default: every city, one folder "
+                        "each, plus all/ with every city together")
+    c.add_argument("--out", metavar="DIR", help="where the dated folders go (default: [export] directory in "
+                                                "config.toml, data/exports)")
+    c.add_argument("--format", choices=("html", "csv", "json"),
+                   help="only this kind of file: html = report.html, csv = scores.csv + datasets.csv, "
+                        "json = evidence.json (default: all three)")
     c.set_defaults(run=cmd_export)
 
     c = sub.add_parser("demo", help="load the bundled recorded history (offline demo) and score it")

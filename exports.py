@@ -14,7 +14,6 @@ Everything is read through `storage` queries; nothing here computes a score.
 """
 from __future__ import annotations
 
-import html
 import json
 import shutil
 from collections.abc import Iterable, Sequence
@@ -27,6 +26,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 import csv_writer
+import palette
 import storage
 from connectors.base import RECORD_FIELDS
 from settings import CityConfig, Settings
@@ -37,8 +37,7 @@ SCORE_COLUMNS = ["city_key", "as_of", "criterion", "indicator", "value", "numera
 DATASET_EXTRA_COLUMNS = ["city_key", "first_seen", "failing_indicators"]
 DATASETS_COLUMNS = list(RECORD_FIELDS) + [c for c in DATASET_EXTRA_COLUMNS if c not in RECORD_FIELDS]
 FAILING_SHOWN_HTML = 15  # per indicator in the report; the evidence packet lists them all
-STAGE_COLORS = {"not evident": "#bdbdbd", "emerging": "#fdae61", "developing": "#fee08b",
-                "established": "#a6d96a", "leading": "#1a9641"}
+STAGE_COLORS = palette.STAGE_COLORS  # the dashboard's own stage colours (one palette module)
 
 
 @dataclass
@@ -153,9 +152,26 @@ def _write(directory: Path, snaps: list[CitySnapshot], formats: Sequence[str], s
     return paths
 
 
+# Scores are shown to a tenth of a point (the dashboard shows whole points); more digits (68.68496732026145)
+# are noise from the division, not precision. Numerators and denominators are counts (weights may make
+# them fractional): two decimals.
+SCORE_DECIMALS = 1
+COUNT_DECIMALS = 2
+
+
 def scores_table(snaps: Iterable[CitySnapshot]) -> pd.DataFrame:
     frames = [s.scores[SCORE_COLUMNS] for s in snaps if len(s.scores)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
+    if len(out):
+        out = out.assign(value=pd.to_numeric(out["value"], errors="coerce").round(SCORE_DECIMALS),
+                         numerator=_rounded_counts(out["numerator"]), denominator=_rounded_counts(out["denominator"]))
+    return out
+
+
+def _rounded_counts(s: pd.Series) -> pd.Series:
+    """Counts rounded to COUNT_DECIMALS; whole numbers written without ".0"."""
+    n = pd.to_numeric(s, errors="coerce").round(COUNT_DECIMALS)
+    return n.map(lambda v: None if pd.isna(v) else int(v) if float(v).is_integer() else float(v)).astype(object)
 
 
 def datasets_table(snaps: Iterable[CitySnapshot]) -> pd.DataFrame:
@@ -288,123 +304,112 @@ def _portal_runs(snap: CitySnapshot) -> list[dict[str, Any]]:
 
 # --- the HTML report --------------------------------------------------------------------------------------
 
-def report_html(snaps: list[CitySnapshot], *, title: str, stamp: date, generated: datetime) -> str:
-    """A self-contained page: inline CSS, plotly.js inlined once, no external URL loaded."""
+def report_html(snaps: list[CitySnapshot], *, title: str, stamp: date, generated: datetime,
+                print_view: bool = False, back_href: str = "/") -> str:
+    """A self-contained page from the Jinja2 template layouts/templates/report.html.j2 (autoescaped): inline CSS,
+    plotly.js inlined once, no external URL loaded. `print_view`: the dashboard's printable city page, the
+    same template without the charts (their numbers are in the tables), single column, a Print button."""
+    from markupsafe import Markup
+
     figures: list[str] = []
 
-    def fig_html(fig: go.Figure) -> str:
+    def fig_html(fig: go.Figure) -> Markup:
         # The first figure carries plotly.js inline (include_plotlyjs=True); later ones reuse it.
         first = not figures
         h = fig.to_html(full_html=False, include_plotlyjs=True if first else False,
                         config={"displaylogo": False, "responsive": True})
         figures.append(h)
-        return h
+        return Markup(h)  # noqa: S704 - our own figure HTML; portal text in it is escaped by Plotly
 
-    parts = [f"<h1>{_e(title)} — data maturity snapshot {_e(stamp.isoformat())}</h1>",
-             f"<p class='meta'>Generated {_e(_iso(generated))} by city-maturity. Scores follow the What Works "
-             "Cities criteria; every number is computed from the portals' own catalog metadata.</p>"]
-    if len(snaps) > 1:
-        parts.append("<h2>Cities compared</h2>")
-        parts.append(fig_html(_comparison_figure(snaps)))
-    for s in snaps:
-        parts.append(_city_section(s, fig_html))
-    if not figures:  # keep the page shape stable even with no data
-        parts.append("<p>No scores stored yet.</p>")
-    body = "\n".join(parts)
-    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{_e(title)} — {_e(stamp.isoformat())}</title>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<style>{_CSS}</style></head><body>{body}</body></html>\n")
+    comparison = fig_html(_comparison_figure(snaps)) if len(snaps) > 1 and not print_view else None
+    cities = [_city_context(s, None if print_view else fig_html) for s in snaps]
+    return _template().render(
+        title=title, stamp=stamp.isoformat(), generated=_iso(generated), print_view=print_view,
+        back_href=back_href, comparison=comparison, cities=cities,
+        cities_scored=any(c["scored"] for c in cities),
+        stages=[{"name": st, "color": palette.STAGE_COLORS[st], "text": palette.STAGE_TEXT_COLORS[st]}
+                for st in palette.STAGES]) + "\n"
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2rem auto;max-width:1100px;
-color:#222;padding:0 1rem}
-h1{font-size:1.6rem}h2{margin-top:2.5rem;border-bottom:2px solid #ddd}h3{margin-top:1.5rem}
-table{border-collapse:collapse;width:100%;font-size:.9rem;margin:.5rem 0}
-th,td{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}th{background:#f4f4f4}
-.meta{color:#555}.met{color:#1a7f37;font-weight:600}.notmet{color:#b35900}
-.stage{display:inline-block;padding:0 .4rem;border-radius:.3rem}
-"""
+def _template():
+    import jinja2
+
+    global _TEMPLATE
+    if _TEMPLATE is None:
+        env = jinja2.Environment(loader=jinja2.PackageLoader("layouts", "templates"), autoescape=True,
+                                 trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+        _TEMPLATE = env.get_template("report.html.j2")
+    return _TEMPLATE
 
 
-def _e(v: Any) -> str:
-    """Escape any text for HTML (portal text is untrusted)."""
-    t = _text(v)
-    return html.escape(t, quote=True) if t is not None else ""
+_TEMPLATE = None
 
 
-def _link(url: Any, label: Any) -> str:
-    u = _text(url)
-    if u and (u.startswith("https://") or u.startswith("http://")):
-        return f"<a href='{html.escape(u, quote=True)}' rel='noopener noreferrer'>{_e(label) or _e(u)}</a>"
-    return _e(label)
+def _safe_url(v: Any) -> str | None:
+    """Only http(s) URLs become links (a `javascript:` URL from a portal stays text)."""
+    u = _text(v)
+    return u if u and (u.startswith("https://") or u.startswith("http://")) else None
 
 
 def _fmt(v: Any, digits: int = 1) -> str:
     n = _num(v)
     if n is None:
-        return "—"
+        return "–"  # as the dashboard shows a missing score
     if isinstance(n, float):
         return f"{n:.{digits}f}"
     return str(n)
 
 
-def _city_section(s: CitySnapshot, fig_html, *, heading: str = "h2") -> str:
+def _city_context(s: CitySnapshot, fig_html) -> dict[str, Any]:
+    """What the template shows of one city (plain values; the template escapes them)."""
     from indicators import REGISTRY
 
-    titles = {i.key: i.title for i in REGISTRY}
-    parts = [f"<{heading} id='city-{_e(s.city.key)}'>{_e(s.city.name)}</{heading}>"]
+    out: dict[str, Any] = {"key": s.city.key, "name": s.city.name, "scored": s.as_of is not None}
     if s.as_of is None:
-        parts.append("<p>Not harvested or scored yet.</p>")
-        return "\n".join(parts)
-    est = s.certification
-    parts.append(f"<p class='meta'>Scores as of {_e(_iso(s.as_of))} · {len(s.catalog)} datasets in the catalog"
-                 f"</p><p><strong>{_e(est.get('label'))}</strong></p>")
-    parts.append(fig_html(_criteria_figure(s)))
-    if s.history["as_of"].nunique() > 1:
-        parts.append(fig_html(_history_figure(s)))
-    if len(s.runs):
-        parts.append(fig_html(_runs_figure(s)))
-    parts.append("<h3>Criteria</h3><table><tr><th>criterion</th><th>title</th><th>status</th><th>met</th>"
-                 "<th>score</th><th>stage</th><th>evidence</th></tr>")
+        return out
+    titles = {i.key: i.title for i in REGISTRY}
+    figures = []
+    if fig_html is not None:
+        figures.append(fig_html(_criteria_figure(s)))
+        if s.history["as_of"].nunique() > 1:
+            figures.append(fig_html(_history_figure(s)))
+        if len(s.runs):
+            figures.append(fig_html(_runs_figure(s)))
     crit = {r["criterion"]: r for r in s.scores[s.scores["indicator"] == ""].to_dict("records")}
+    criteria = []
     for st in s.statuses.to_dict("records"):
         c = crit.get(st["criterion"], {})
-        met = bool(st.get("met"))
-        parts.append(f"<tr><td>{_e(st['criterion'])}</td><td>{_e(st.get('title'))}</td><td>{_e(st.get('status'))}"
-                     f"</td><td class='{'met' if met else 'notmet'}'>{'yes' if met else 'no'}</td>"
-                     f"<td>{_fmt(c.get('value'))}</td><td>{_e(c.get('stage'))}</td><td>{_e(st.get('evidence'))}</td></tr>")
-    parts.append("</table>")
-    parts.append("<h3>Indicators and the datasets that fail them</h3>")
+        stage = _text(c.get("stage"))
+        value = _num(c.get("value"))
+        criteria.append({"criterion": st["criterion"], "title": _text(st.get("title")) or "",
+                         "status": _text(st.get("status")) or "", "met": bool(st.get("met")),
+                         "value": value, "score": _fmt(value, 0), "stage": stage,
+                         "color": palette.STAGE_COLORS.get(stage or "", palette.NO_SCORE_COLOR),
+                         "text": palette.STAGE_TEXT_COLORS.get(stage or "", "#000"),
+                         "evidence": _text(st.get("evidence")) or ""})
+    indicators = []
     for r in s.scores[s.scores["indicator"] != ""].to_dict("records"):
         fail = s.failing.get(r["indicator"])
         n_fail = 0 if fail is None else len(fail)
-        parts.append(f"<h4>{_e(r['criterion'])} · {_e(titles.get(r['indicator'], r['indicator']))} — "
-                     f"{_fmt(r['value'])} ({_fmt(r['numerator'], 0)}/{_fmt(r['denominator'], 0)}),"
-                     f" {n_fail} failing</h4>")
-        if n_fail:
-            parts.append("<table><tr><th>dataset</th><th>reason</th></tr>")
-            for f in fail.head(FAILING_SHOWN_HTML).to_dict("records"):
-                parts.append(f"<tr><td>{_link(f.get('landing_url'), f.get('title') or f.get('source_id'))}</td>"
-                             f"<td>{_e(f.get('reason'))}</td></tr>")
-            if n_fail > FAILING_SHOWN_HTML:
-                parts.append(f"<tr><td colspan='2'>… and {n_fail - FAILING_SHOWN_HTML} more "
-                             "(all listed in evidence.json)</td></tr>")
-            parts.append("</table>")
-    if len(s.manual):
-        parts.append("<h3>Manual evidence</h3><table><tr><th>criterion</th><th>record</th><th>date</th>"
-                     "<th>note</th><th>source</th></tr>")
-        for m in s.manual.to_dict("records"):
-            parts.append(f"<tr><td>{_e(m.get('criterion'))}</td><td>{_link(m.get('url'), m.get('url'))}</td>"
-                         f"<td>{_e(m.get('date'))}</td><td>{_e(m.get('note'))}</td><td>{_e(m.get('source'))}</td></tr>")
-        parts.append("</table>")
-    return "\n".join(parts)
+        rows = [] if fail is None else [
+            {"url": _safe_url(f.get("landing_url")), "label": _text(f.get("title") or f.get("source_id")) or "",
+             "reason": _text(f.get("reason")) or ""} for f in fail.head(FAILING_SHOWN_HTML).to_dict("records")]
+        indicators.append({"criterion": r["criterion"], "title": titles.get(r["indicator"], r["indicator"]),
+                           "score": _fmt(r["value"], 0), "numerator": _fmt(r["numerator"], 0),
+                           "denominator": _fmt(r["denominator"], 0), "n_fail": n_fail, "failing": rows,
+                           "more": max(0, n_fail - FAILING_SHOWN_HTML)})
+    manual = [{"criterion": _text(m.get("criterion")) or "", "url": _text(m.get("url")) or "",
+               "url_safe": _safe_url(m.get("url")), "date": _text(m.get("date")) or "",
+               "note": _text(m.get("note")) or "", "source": _text(m.get("source")) or ""}
+              for m in (s.manual.to_dict("records") if len(s.manual) else [])]
+    out.update(as_of=_iso(s.as_of), datasets=len(s.catalog), estimate=_text(s.certification.get("label")) or "",
+               figures=figures, criteria=criteria, indicators=indicators, manual=manual)
+    return out
 
 
 def _criteria_figure(s: CitySnapshot) -> go.Figure:
     crit = s.scores[s.scores["indicator"] == ""].sort_values("criterion")
-    colors = [STAGE_COLORS.get(str(st), "#999") for st in crit["stage"]]
+    colors = [STAGE_COLORS.get(str(st), palette.NO_SCORE_COLOR) for st in crit["stage"]]
     fig = go.Figure(go.Bar(x=crit["criterion"], y=crit["value"], marker_color=colors,
                            text=crit["stage"], hovertemplate="%{x}: %{y:.1f} (%{text})<extra></extra>"))
     fig.update_layout(title=f"Criterion scores — {s.city.name}", yaxis={"range": [0, 100], "title": "score"},

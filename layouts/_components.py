@@ -338,19 +338,30 @@ def grid_page(frame: pd.DataFrame, request: Mapping[str, Any] | None) -> dict:
     grid's column filters, sorted by its sort model, rows [startRow, endRow) as `rows()` records, and the
     number of matching rows. Filters see the values as the grid shows them (times as text)."""
     request = request or {}
-    shown = as_shown(frame)  # as rows() sends them, so a text filter matches what the user sees
-    keep = pd.Series(True, index=shown.index)
-    for column, model in (request.get("filterModel") or {}).items():
-        if column in shown.columns and isinstance(model, Mapping):
+    view = grid_view(frame, request)
+    start = max(0, int(request.get("startRow") or 0))
+    end = max(start, int(request.get("endRow") or start + 100))
+    return {"rowData": rows(view.iloc[start:end]), "rowCount": len(view)}
+
+
+def grid_view(frame: pd.DataFrame, request: Mapping[str, Any] | None) -> pd.DataFrame:
+    """`frame` with an AG Grid request's column filters (`filterModel`) and sort (`sortModel`) applied: the rows
+    the grid shows, in its order (the page's count and CSV download use it too, so all three agree)."""
+    request = request or {}
+    models = {c: m for c, m in (request.get("filterModel") or {}).items()
+              if c in frame.columns and isinstance(m, Mapping)}
+    view = frame
+    if models:
+        shown = as_shown(frame[list(models)])  # as rows() sends them, so a text filter matches what the user sees
+        keep = pd.Series(True, index=shown.index)
+        for column, model in models.items():
             keep &= _filter_mask(shown[column], model)
-    view = frame[keep.to_numpy()]
+        view = frame[keep.to_numpy()]
     sort = [s for s in request.get("sortModel") or () if isinstance(s, Mapping) and s.get("colId") in frame.columns]
     if sort:
         view = view.sort_values([s["colId"] for s in sort], ascending=[s.get("sort") != "desc" for s in sort],
                                 key=_sort_key, na_position="last", kind="stable")
-    start = max(0, int(request.get("startRow") or 0))
-    end = max(start, int(request.get("endRow") or start + 100))
-    return {"rowData": rows(view.iloc[start:end]), "rowCount": len(view)}
+    return view
 
 
 def _sort_key(s: pd.Series) -> pd.Series:
@@ -413,6 +424,11 @@ def portal_link_col(field: str = "landing_url", header: str = "on portal") -> di
     return col(field, header, cellRenderer="PortalLink", filter=False, sortable=False, width=110)
 
 
+def app_path_col(field: str, header: str, path_field: str, **kw) -> dict:
+    """A cell linking to the in-app path (with its query) that the row's `path_field` holds, built server-side."""
+    return col(field, header, cellRenderer="AppPath", cellRendererParams={"field": path_field}, **kw)
+
+
 def grid(id: str, frame: pd.DataFrame | None, columns: Sequence[dict], *, height: int = 420,
          page_size: int | None = 50, **kw) -> dag.AgGrid:
     """A sortable, filterable grid; cells are text (no HTML renderer touches portal strings). `frame` None: the
@@ -425,10 +441,21 @@ def grid(id: str, frame: pd.DataFrame | None, columns: Sequence[dict], *, height
     if frame is not None:
         kw["rowData"] = rows(frame)
     return dag.AgGrid(
-        id=id, columnDefs=list(columns),
+        id=id, columnDefs=[readable(c) for c in columns],
         defaultColDef={"sortable": True, "filter": True, "resizable": True, "floatingFilter": True,
                        "minWidth": 90},
         dashGridOptions=options, columnSize="responsiveSizeToFit", style={"height": f"{height}px"}, **kw)
+
+
+TEXT_MIN_WIDTH_PX = 110  # per unit of flex: a text column never fits the screen by shrinking to a few letters
+
+
+def readable(column: dict) -> dict:
+    """A text column (one with `flex`) gets a minimum width, so on a phone the grid scrolls sideways instead of
+    cutting every title to "Buildin…" (responsiveSizeToFit shrinks columns down to their minWidth)."""
+    if "flex" in column and "minWidth" not in column:
+        return {**column, "minWidth": min(300, TEXT_MIN_WIDTH_PX * int(column["flex"]))}
+    return column
 
 
 def page(title: str, *children: Any, subtitle: Any = None) -> html.Div:

@@ -15,22 +15,16 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-# Maturity stages as `indicators.criteria.rollup` names them, lowest first.
-STAGES: tuple[str, ...] = ("not evident", "emerging", "developing", "established", "leading")
-# Okabe-Ito colours (colour-blind safe), ordered warm → cool so the order reads without colour names;
-# every coloured cell also carries its stage or value as text, so colour is never the only signal.
-STAGE_COLORS: dict[str, str] = {
-    "not evident": "#999999",
-    "emerging": "#D55E00",
-    "developing": "#E69F00",
-    "established": "#56B4E9",
-    "leading": "#0072B2",
-}
-NO_SCORE_COLOR = "#F2F2F2"
-# Okabe-Ito qualitative order for lines (one per city or indicator).
-SERIES_COLORS: tuple[str, ...] = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00",
-                                  "#F0E442", "#000000")
-RUN_STATUS_COLORS = {"ok": "#009E73", "suspect": "#E69F00", "failed": "#D55E00", "running": "#56B4E9"}
+import palette
+from layouts._words import cadence, criterion_label
+
+# The colours live in palette.py (shared with the exported report); the names stay here for the pages.
+STAGES = palette.STAGES
+STAGE_COLORS = palette.STAGE_COLORS
+NO_SCORE_COLOR = palette.NO_SCORE_COLOR
+SERIES_COLORS = palette.SERIES_COLORS
+RUN_STATUS_COLORS = palette.RUN_STATUS_COLORS
+
 FRESHNESS_STATES: tuple[str, ...] = ("fresh", "due", "overdue", "delinquent", "no schedule", "unknown")
 
 FONT = dict(family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", size=13)
@@ -173,7 +167,7 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 1)
 
 
-def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame) -> go.Figure:
+def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame, titles: Mapping[str, str] | None = None) -> go.Figure:
     """Criteria (rows) × cities (columns) heatmap coloured by stage, each cell labelled with its score.
 
     `latest` = storage.latest_scores (criterion rows are used), `cities` = storage.cities (column order).
@@ -195,7 +189,8 @@ def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame) -> go.Figure:
             rank = stage_rank(st) if scored else -1
             zr.append(rank if rank >= 0 else None)
             tr.append(("–" if pd.isna(v) else f"{v:.0f}") if scored else "")
-            hr.append(f"{names.get(k, k)} · {c}: " + (f"{'no score' if pd.isna(v) else f'{v:.0f}'} ({st})"
+            hr.append(f"{names.get(k, k)} · {plot_text(criterion_label(c, titles or {}))}: "
+                      + (f"{'no score' if pd.isna(v) else f'{v:.0f}'} ({st})"
                                                        if scored else "not scored"))
         z.append(zr)
         text.append(tr)
@@ -209,12 +204,16 @@ def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame) -> go.Figure:
         z=z, x=[names.get(k, k) for k in keys], y=criteria, text=text, texttemplate="%{text}",
         hovertext=hover, hovertemplate="%{hovertext}<extra></extra>", zmin=-0.5, zmax=n - 0.5,
         customdata=[keys for _c in criteria],  # the city key of each cell: a click opens /city/<key>?criterion=<y>
-        colorscale=scale, xgap=2, ygap=2,
-        colorbar=dict(title=dict(text="stage"), tickvals=list(range(n)), ticktext=list(STAGES)),
+        colorscale=scale, xgap=2, ygap=2, showscale=False,  # the page's legend above names the stage colours
     ))
-    fig.update_yaxes(autorange="reversed", type="category")
+    # the criterion's name beside its id (the axis values stay ids: a click opens /city/<key>?criterion=<id>)
+    fig.update_yaxes(autorange="reversed", type="category", tickvals=criteria,
+                     ticktext=[plot_text(criterion_label(c, titles or {}, width=LABEL_CHARS)) for c in criteria])
     fig.update_xaxes(side="top", type="category")
     return _base_layout(fig, height=max(260, 34 * len(criteria) + 120))
+
+
+LABEL_CHARS = 34  # a criterion label on an axis: id and the start of its name, the whole name in the hover
 
 
 # --- city -----------------------------------------------------------------------------------------------
@@ -253,6 +252,32 @@ def sparkline(series: pd.DataFrame, *, color: str = "#0072B2") -> dict:
                    "showlegend": False, "plot_bgcolor": "rgba(0,0,0,0)", "paper_bgcolor": "rgba(0,0,0,0)",
                    "xaxis": {"visible": False}, "yaxis": {"visible": False, "range": [-5, 105]}},
     }
+
+
+def sparkline_svg(series: pd.DataFrame, *, color: str = "#0072B2", width: int = 160, height: int = 40) -> str:
+    """The same tiny line as `sparkline`, as an SVG data URI for an <img>: no Plotly graph per card.
+
+    A city page has a card per criterion; a Plotly graph each cost the browser ~100-300 ms of main-thread
+    work on a loaded machine. Built only from numbers and times (no portal text), 0-100 fixed so cards compare.
+    """
+    from urllib.parse import quote
+
+    s = series.dropna(subset=["value"]).sort_values("as_of") if len(series) else series
+    body = ""
+    if len(s):
+        t = [pd.Timestamp(x).value for x in s["as_of"]]
+        t0, span = t[0], (t[-1] - t[0]) or 1
+        pts = [((x - t0) / span * (width - 4) + 2 if len(t) > 1 else width / 2,
+                height - 2 - float(v) / 100 * (height - 4)) for x, v in zip(t, s["value"], strict=True)]
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
+        line = f"<polyline fill='none' stroke='{color}' stroke-width='2' vector-effect='non-scaling-stroke' "
+        body = line + f"points='{path}'/>" if len(pts) > 1 else ""
+        x, y = pts[-1]
+        body += f"<circle cx='{x:.1f}' cy='{y:.1f}' r='2.5' fill='{color}'/>"
+    svg = f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' viewBox='0 0 {width} {height}' " \
+          "preserveAspectRatio='none'>" \
+          f"{body}</svg>"
+    return "data:image/svg+xml;utf8," + quote(svg)
 
 
 def criterion_history(history: pd.DataFrame, criterion: str, *, titles: Mapping[str, str] | None = None,
@@ -298,8 +323,12 @@ def department_breakdown(datasets: pd.DataFrame) -> pd.DataFrame:
     d = datasets.assign(department=datasets["department"].fillna("(no department)"),
                         stale=datasets["freshness"].isin(["overdue", "delinquent"]),
                         undoc=datasets["doc_score"] < UNDOCUMENTED_BELOW)
+    # views: blank when none of the department's datasets has a view count (the portal does not report them),
+    # as in the grids and the CSV; 0 only when the portal reported 0
     g = d.groupby("department").agg(datasets=("source_id", "size"), stale=("stale", "mean"),
-                                    undoc=("undoc", "mean"), views=("views", "sum")).reset_index()
+                                    undoc=("undoc", "mean"),
+                                    views=("views", lambda v: pd.to_numeric(v, errors="coerce").sum(min_count=1))
+                                    ).reset_index()
     g["stale_pct"] = (g.pop("stale") * 100).round(0)
     g["undocumented_pct"] = (g.pop("undoc") * 100).round(0)
     g = g.sort_values(["stale_pct", "undocumented_pct", "datasets"], ascending=[False, False, False])
@@ -321,7 +350,8 @@ def department_figure(breakdown: pd.DataFrame, *, top: int = 15) -> go.Figure:
                orientation="h",
                marker_color="#0072B2", hovertemplate="%{customdata}: %{x:.0f}% undocumented<extra></extra>"),
     ])
-    fig.update_xaxes(range=[0, 100], title="% of the department's datasets")
+    # a little past 100, so the "100" tick label at the right end is not cut off
+    fig.update_xaxes(range=[0, 104], tickvals=[0, 20, 40, 60, 80, 100], title="% of the department's datasets")
     fig.update_yaxes(type="category", automargin=True)
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0))
     return _base_layout(fig, height=max(260, 28 * len(b) + 120))
@@ -352,14 +382,17 @@ def fix_first(failing: pd.DataFrame, datasets: pd.DataFrame, weights: Mapping[st
     use = pd.DataFrame(columns=["source_id", "department", "usage"])
     if not datasets.empty:
         use = datasets[["source_id", "department"]].copy()
-        use["usage"] = (pd.to_numeric(datasets["views"], errors="coerce").fillna(0)
-                        + pd.to_numeric(datasets["downloads"], errors="coerce").fillna(0)).to_numpy()
+        # blank (not 0) when the portal reports neither views nor downloads: the grids and CSV show it so
+        use["usage"] = pd.concat([pd.to_numeric(datasets["views"], errors="coerce"),
+                                  pd.to_numeric(datasets["downloads"], errors="coerce")], axis=1) \
+            .sum(axis=1, min_count=1).to_numpy()
         use = use.drop_duplicates("source_id")
     # Only datasets in the catalog can be fixed; failing ids that are not datasets (a missing key
     # dataset of the census list, say) are shown on the indicator's drill-down instead.
     g = g.merge(use, on="source_id", how="inner")
-    g["usage"] = g["usage"].fillna(0).astype(int)
-    g["priority"] = (g["points"] * (g["usage"] + 10).map(math.log10)).round(2)
+    g["usage"] = pd.to_numeric(g["usage"], errors="coerce").astype("Int64")
+    # unknown use weighs as no use (factor 1): the ranking is then by points alone
+    g["priority"] = (g["points"] * (g["usage"].astype("float64").fillna(0) + 10).map(math.log10)).round(2)
     g["points"] = g["points"].round(2)
     g = g.sort_values(["priority", "points", "title"], ascending=[False, False, True])
     return g[cols].head(top).reset_index(drop=True)
@@ -395,8 +428,13 @@ def _present(v) -> bool:
 
 
 DATASET_COLUMNS = ["city_key", "source_id", "title", "asset_type", "department", "freshness",
-                   "declared_frequency", "data_modified", "doc_score", "license", "formats", "views",
+                   "declared_frequency", "data_modified", "doc_score", "license", "license_id", "formats", "views",
                    "downloads", "landing_url"]
+# The licence filter's values besides the normalized ids: a licence text no id was found for, and none at all.
+# Raw licence texts are not offered one by one: some portals give every dataset its own licence URL (one city
+# had 1,617), which froze the tab while the dropdown drew them.
+LICENCE_UNRECOGNISED = "not recognised"
+LICENCE_NONE = "none given"
 
 
 def dataset_table(catalog: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
@@ -415,10 +453,12 @@ def dataset_table(catalog: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
         "asset_type": catalog["asset_type"].to_numpy(),
         "department": catalog["department"].to_numpy(),
         "freshness": freshness_states(catalog, as_of),
-        "declared_frequency": catalog["declared_frequency"].to_numpy(),
+        "declared_frequency": [cadence(v) for v in catalog["declared_frequency"]],  # "every 3 months", not P3M
         "data_modified": _utc(catalog["data_modified"]).to_numpy(),
         "doc_score": doc_scores(catalog, as_of),
         "license": [r.get("license_id") if _present(r.get("license_id")) else r.get("license") for r in records],
+        "license_id": [r.get("license_id") if _present(r.get("license_id"))
+                       else LICENCE_UNRECOGNISED if _present(r.get("license")) else LICENCE_NONE for r in records],
         "formats": [", ".join(r.get("formats") or ()) for r in records],
         "views": pd.to_numeric(catalog["views"], errors="coerce").to_numpy(),
         "downloads": pd.to_numeric(catalog["downloads"], errors="coerce").to_numpy(),
@@ -451,7 +491,7 @@ def filter_datasets(table: pd.DataFrame, *, cities: Sequence[str] = (), departme
     if max_doc is not None:
         m &= table["doc_score"] <= max_doc
     if licenses:
-        m &= table["license"].isin(licenses)
+        m &= table["license_id"].isin(licenses)
     if formats:
         wanted = {f.lower() for f in formats}
         m &= table["formats"].map(lambda s: bool(wanted & {x.strip().lower() for x in str(s).split(",")}))
@@ -465,9 +505,43 @@ def format_options(table: pd.DataFrame) -> list[str]:
     return sorted(vals, key=str.lower)
 
 
+OPTIONS_SHOWN = 60  # a filter menu lists at most this many values (most datasets first); typing finds the rest
+
+
+def value_counts(table: pd.DataFrame, column: str) -> pd.Series:
+    """How many rows hold each value of `column` (the formats column counts each listed format), most first."""
+    if table.empty:
+        return pd.Series(dtype="int64")
+    s = table[column].dropna()
+    if column == "formats":
+        s = s.astype(str).str.split(",").explode().str.strip()
+        s = s[s != ""]
+    counts = s.astype(str).value_counts()
+    return counts.iloc[pd.Index(counts.index.str.lower()).argsort(kind="stable")].sort_values(
+        ascending=False, kind="stable")
+
+
+def capped_options(counts: pd.Series, selected: Sequence[str] = (), search: str | None = None,
+                   cap: int | None = None) -> list[dict]:
+    """Menu options: the chosen values, then the `cap` (OPTIONS_SHOWN) commonest values containing `search`
+    (case-blind). Each label carries its number of datasets, so the menu also says what is common.
+    """
+    cap = OPTIONS_SHOWN if cap is None else cap
+    chosen = [v for v in (selected or ()) if v]
+    pool = counts
+    if search:
+        pool = counts[counts.index.str.lower().str.contains(search.strip().lower(), regex=False)]
+    out = [{"label": f"{v} ({int(counts.get(v, 0)):,})", "value": v} for v in chosen]
+    for v, n in pool.head(cap + len(chosen)).items():
+        if v not in chosen and len(out) < cap + len(chosen):
+            out.append({"label": f"{v} ({int(n):,})", "value": v})
+    return out
+
+
 # --- compare --------------------------------------------------------------------------------------------
 
-def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequence[str]) -> dict:
+def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequence[str],
+                    titles: Mapping[str, str] | None = None) -> dict:
     """Criterion scores over time, one small panel per criterion on shared axes, one line per city.
 
     A plain figure dict (3 columns of panels): with ~10 criteria x several cities, building it through
@@ -489,17 +563,20 @@ def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequ
               "legend": {"orientation": "h", "yref": "container", "y": 0.995, "yanchor": "top", "x": 0},
               "hovermode": "closest"}
     groups = {k: g.sort_values("as_of") for k, g in crit.groupby(["city_key", "criterion"])}
+    colors = palette.city_colors(cities["key"])  # by the city among all cities: stable whatever is chosen
     data = []
     for j, c in enumerate(criteria):
         row, colno = divmod(j, ncols)
         x0, y1 = colno * (w + gap_x), 1 - row * (h + gap_y)
         suffix = "" if j == 0 else str(j + 1)
         layout[f"xaxis{suffix}"] = {"domain": [x0, x0 + w], "anchor": f"y{suffix}", "gridcolor": GRID,
+                                    "nticks": 4, "tickangle": 0,  # years stay level, also in narrow panels
                                     "showticklabels": row == nrows - 1 or j + ncols >= len(criteria),
                                     **({"matches": "x"} if j else {})}
         layout[f"yaxis{suffix}"] = {"domain": [y1 - h, y1], "anchor": f"x{suffix}", "range": [-2, 102],
                                     "gridcolor": GRID, "showticklabels": colno == 0}
-        layout["annotations"].append({"text": c, "x": x0 + w / 2, "y": y1, "xref": "paper", "yref": "paper",
+        label = plot_text(criterion_label(c, titles or {}, width=46))
+        layout["annotations"].append({"text": label, "x": x0 + w / 2, "y": y1, "xref": "paper", "yref": "paper",
                                       "xanchor": "center", "yanchor": "bottom", "showarrow": False})
         for i, key in enumerate(city_keys):
             s = groups.get((key, c))
@@ -510,13 +587,14 @@ def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequ
                          "y": [None if pd.isna(v) else float(v) for v in s["value"]],
                          "name": names.get(key, key), "legendgroup": key,
                          "showlegend": not any(d["legendgroup"] == key for d in data),
-                         "line": {"color": SERIES_COLORS[i % len(SERIES_COLORS)], "width": 2},
+                         "line": {"color": colors.get(key, SERIES_COLORS[i % len(SERIES_COLORS)]), "width": 2},
                          "marker": {"size": 3},
                          "hovertemplate": "%{x|%Y-%m-%d}: %{y:.0f}<extra>" + f"{c} · %{{fullData.name}}</extra>"})
     return {"data": data, "layout": layout}
 
 
-def compare_profile(latest: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequence[str]) -> go.Figure:
+def compare_profile(latest: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequence[str],
+                    titles: Mapping[str, str] | None = None) -> go.Figure:
     """Latest criterion scores as grouped bars, one colour per city."""
     crit = criterion_rows(latest)
     crit = crit[crit["city_key"].isin(city_keys)] if not crit.empty else crit
@@ -524,17 +602,28 @@ def compare_profile(latest: pd.DataFrame, cities: pd.DataFrame, city_keys: Seque
         return empty_figure("No scores for the chosen cities yet.")
     names = dict(zip(cities["key"], cities["name"], strict=True))
     criteria = criteria_order(crit["criterion"])
+    colors = palette.city_colors(cities["key"])
     fig = go.Figure()
     for i, key in enumerate(city_keys):
         s = crit[crit["city_key"] == key].set_index("criterion").reindex(criteria)
         fig.add_trace(go.Bar(x=criteria, y=pd.to_numeric(s["value"], errors="coerce"), name=names.get(key, key),
-                             marker_color=SERIES_COLORS[i % len(SERIES_COLORS)],
-                             customdata=s["stage"].fillna("not scored"),
-                             hovertemplate="%{x}: %{y:.0f} (%{customdata})<extra>%{fullData.name}</extra>"))
+                             marker_color=colors.get(key, SERIES_COLORS[i % len(SERIES_COLORS)]),
+                             customdata=[[st, plot_text(criterion_label(c, titles or {}))]
+                                         for st, c in zip(s["stage"].fillna("not scored"), criteria, strict=True)],
+                             hovertemplate="%{customdata[1]}: %{y:.0f} (%{customdata[0]})"
+                                           "<extra>%{fullData.name}</extra>"))
     fig.update_yaxes(range=[0, 100], title="latest score")
-    fig.update_xaxes(type="category")
-    fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.15))
-    return _base_layout(fig, height=360, title="Latest profile")
+    # id, then the start of the criterion's name under it (the whole name is in the hover)
+    fig.update_xaxes(type="category", tickvals=criteria, tickangle=0,
+                     ticktext=[f"{c}<br>{plot_text(_short((titles or {}).get(c, ''), 16))}" for c in criteria])
+    # the legend above the bars (Plotly widens the top margin for it, however many lines it wraps to on a
+    # phone), clear of the two-line criterion labels below; the page heads the chart ("Latest profile")
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    return _base_layout(fig, height=400)
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
 def indicator_gaps(latest: pd.DataFrame, city_keys: Sequence[str],

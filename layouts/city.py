@@ -15,6 +15,8 @@ from dash import Input, Output, State, callback, dcc, html
 import storage
 from layouts import _components as ui
 from layouts import _figures as fig
+from layouts import _print
+from layouts import _words as words
 
 URL_STORE = ui.url_sync("city")
 dash.register_page(__name__, path_template="/city/<key>", name="City", title="City · City data maturity")
@@ -51,11 +53,17 @@ def layout(key: str | None = None, criterion: str | None = None, indicator: str 
                     md=5),
         ], className="g-2 mb-2"),
         ui.loading(dcc.Graph(id="city-history", config={"displayModeBar": False, "responsive": True})),
-        html.H4("Datasets behind the number", className="h5 mt-3", id="city-drill-title"),
-        html.Div(id="city-drill-caption", className="small text-muted mb-1"),
+        # tabIndex -1: the drill-down takes the focus when a score is clicked (keyboard and screen-reader users
+        # land on it); the caption is a polite live region, so the new list is announced
+        html.H4("Datasets behind the number", className="h5 mt-3", id="city-drill-title", tabIndex=-1),
+        html.Div(id="city-drill-caption", className="small text-muted mb-1", role="status",
+                 **{"aria-live": "polite"}),
+        dcc.Store(id="city-drill-focus"), dcc.Store(id="city-drill-focus-sink"),
         ui.loading(html.Div(id="city-drill")),
         ui.loading(html.Div(id="city-details"), id="city-details-loading"),
-        subtitle=html.Span(id="city-subtitle"),
+        subtitle=html.Div([html.Span(id="city-subtitle"),
+                           html.A("Print view", href=_print.href(key), id="city-print", className="ms-2 d-print-none",
+                                  title="a printable single-column page with the same numbers")]),
     )
 
 
@@ -88,10 +96,17 @@ def _titles_with_ids() -> dict[str, str]:
 
 # --- callbacks ------------------------------------------------------------------------------------------
 
-@callback(Output("city-summary", "children"), Output("city-details", "children"), Output("city-subtitle", "children"),
+@callback(Output("city-summary", "children"), Output("city-subtitle", "children"),
           Input("live-marker", "data"), State("city-key", "data"))
 def render_summary(_marker, key):
-    return summary(key), details(key), subtitle(key)
+    return summary(key), subtitle(key)
+
+
+# Departments, Fix first and the WWC grid below the chart come in their own answer: the browser draws the cards
+# first, then these three grids in a separate task, instead of one long main-thread task for everything.
+@callback(Output("city-details", "children"), Input("live-marker", "data"), State("city-key", "data"))
+def render_details(_marker, key):
+    return details(key)
 
 
 @callback(Output("city-history", "figure"), Output("city-indicator", "options"), Output("city-indicator", "value"),
@@ -106,6 +121,34 @@ def render_history(criterion, _marker, key, current):
           State("city-key", "data"))
 def render_drill(criterion, indicator, _marker, key):
     return drill(key, criterion, indicator)
+
+
+@callback(Output("city-criterion", "value"), Output("city-drill-focus", "data"),
+          Input({"type": "city-score", "criterion": dash.ALL}, "n_clicks"), State("city-drill-focus", "data"),
+          prevent_initial_call=True)
+def open_drill(clicks, focus):
+    """A click on a card's score shows that criterion's datasets and asks the browser to bring the list into view."""
+    trigger = dash.ctx.triggered_id
+    if not isinstance(trigger, dict) or not any(clicks):  # cards redrawn (n_clicks back to None): no click
+        raise dash.exceptions.PreventUpdate
+    return trigger["criterion"], {"n": int((focus or {}).get("n", 0)) + 1, "criterion": trigger["criterion"]}
+
+
+# Scroll to the drill-down and focus its heading: at once on the click, and again when the new list arrives
+# (the list above it may have changed height meanwhile). Only after a click, never on a page load.
+dash.clientside_callback(
+    """function(focus, _caption) {
+        var nu = window.dash_clientside.no_update;
+        if (!focus) { return nu; }
+        var trig = (window.dash_clientside.callback_context.triggered || [])[0] || {};
+        var fromClick = trig.prop_id === "city-drill-focus.data";
+        if (!fromClick && window.__cityDrillPending !== focus.n) { return nu; }
+        window.__cityDrillPending = fromClick ? focus.n : null;
+        var el = document.getElementById("city-drill-title");
+        if (el) { el.scrollIntoView({block: "start"}); el.focus({preventScroll: true}); }
+        return nu;
+    }""",
+    Output("city-drill-focus-sink", "data"), Input("city-drill-focus", "data"), Input("city-drill-caption", "children"))
 
 
 @callback(Output(URL_STORE, "data"), Input("city-criterion", "value"), Input("city-indicator", "value"))
@@ -163,8 +206,26 @@ def _cards(_engine, key: str):
     """The criterion cards (cached per city stamp: they change only with the city's own runs)."""
     cards = fig.criterion_cards(ui.city_scores(key))
     titles = ui.criterion_titles()
-    return dbc.Row([dbc.Col(_card(key, c, titles.get(c.criterion, "")), xs=12, sm=6, lg=4, xl=3,
-                            className="mb-3") for c in cards.itertuples(index=False)], id="city-cards")
+    notes = criterion_notes(key)
+    return dbc.Row([dbc.Col(_card(key, c, titles.get(c.criterion, ""), notes.get(c.criterion)), xs=12, sm=6, lg=4,
+                            xl=3, className="mb-3") for c in cards.itertuples(index=False)], id="city-cards")
+
+
+def criterion_notes(key: str) -> dict[str, str]:
+    """Criterion → what its score measures, for criteria that need a document metadata cannot show (OD1's policy)."""
+    from indicators import criteria
+
+    needs = getattr(criteria, "NEEDS_DOCUMENT", frozenset())
+    meta = ui.indicator_meta()
+    inds = fig.indicator_rows(ui.latest_city(key))
+    out = {}
+    for c in needs:
+        shown = [meta.get(k, {}).get("title", k) for k in sorted(inds.loc[inds["criterion"] == c, "indicator"])] \
+            if not inds.empty else []
+        note = words.metadata_note(c, shown, needs)
+        if note:
+            out[c] = note
+    return out
 
 
 def details(key: str):
@@ -181,18 +242,21 @@ def _details(_engine, key: str) -> list:
     return _departments(key, datasets) + _fix_first(key, datasets)
 
 
-def _card(key, c, title):
-    link = f"/city/{key}?{urlencode({'criterion': c.criterion})}"
+def _card(key, c, title, note=None):
+    # a button, not a link: the page stays (no re-render), the drill-down below shows and takes the focus
+    score = html.Button("–" if pd.isna(c.value) else f"{c.value:.0f}",
+                        id={"type": "city-score", "criterion": c.criterion}, className="btn btn-link p-0 score-link",
+                        title="show the datasets behind this score",
+                        **{"aria-controls": "city-drill", "data-criterion": c.criterion})
     return dbc.Card(dbc.CardBody([
         html.Div([html.Strong(c.criterion), html.Span(f" {title}", className="small text-muted")],
                  className="text-truncate", title=title),
-        html.Div([html.Span(dcc.Link("–" if pd.isna(c.value) else f"{c.value:.0f}", href=link,
-                                     id=f"city-score-{c.criterion}", title="show the datasets behind this score"),
-                            className="score me-2"),
+        html.Div([html.Span(score, className="score me-2"),
                   ui.stage_badge(c.stage)], className="d-flex align-items-center my-1"),
         html.Div(f"Δ 90 days {ui.fmt_delta(c.change_90d)}", className="small"),
-        dcc.Graph(figure=fig.sparkline(c.series), config={"displayModeBar": False, "staticPlot": True},
-                  style={"height": "50px"}),
+        html.Div(note, className="small text-muted criterion-note", id=f"city-note-{c.criterion}") if note else None,
+        html.Img(src=fig.sparkline_svg(c.series), alt=f"{c.criterion} score over time", className="sparkline",
+                 style={"width": "100%", "height": "40px"}),
     ]), className="criterion-card h-100")
 
 
@@ -213,10 +277,8 @@ def _departments(key, datasets):
                     for d in b["department"]])
     cols = [ui.col("department", "Department", flex=2),
             ui.num_col("datasets", "Datasets"),
-            ui.col("stale_pct", "Stale %", cellRenderer="AppLink",
-                   cellRendererParams={"prefix": "", "field": "stale_link"}, filter="agNumberColumnFilter"),
-            ui.col("undocumented_pct", "Undocumented %", cellRenderer="AppLink",
-                   cellRendererParams={"prefix": "", "field": "undoc_link"}, filter="agNumberColumnFilter"),
+            ui.app_path_col("stale_pct", "Stale %", "stale_link", filter="agNumberColumnFilter"),
+            ui.app_path_col("undocumented_pct", "Undocumented %", "undoc_link", filter="agNumberColumnFilter"),
             ui.num_col("views", "Views")]
     return out + [dbc.Row([
         dbc.Col(dcc.Graph(id="city-departments", figure=fig.department_figure(b),
@@ -234,6 +296,8 @@ def _fix_first(key, datasets):
     f = failing.merge(datasets[["source_id", "title", "landing_url"]], on="source_id", how="left") \
         if not failing.empty else failing.assign(title=None, landing_url=None)
     ranked = fig.fix_first(f, datasets, weights, denominators)
+    titles = {k: m["title"] for k, m in meta.items()}
+    ranked["indicators"] = [words.indicator_titles(str(x).split(", "), titles) for x in ranked["indicators"]]
     cols = [ui.col("title", "Dataset", flex=3), ui.col("department", "Department", flex=2),
             ui.col("indicators", "Fails", flex=2), ui.col("reasons", "Why", flex=3),
             ui.num_col("points", "Points gained"), ui.num_col("usage", "Views + downloads"),
@@ -286,7 +350,8 @@ def drill(key, criterion, indicator):
     if f.empty:
         return (dbc.Alert(f"No failing datasets recorded for {what}.", color="success", id="city-drill-none"),
                 f"{what}: nothing to fix.")
-    g = f.groupby("source_id").agg(indicators=("indicator", lambda s: ", ".join(sorted(set(s)))),
+    titles = {k: m["title"] for k, m in meta.items()}
+    g = f.groupby("source_id").agg(indicators=("indicator", lambda s: words.indicator_titles(s, titles)),
                                    reasons=("reason", lambda s: "; ".join(dict.fromkeys(str(x) for x in s if x)))) \
         .reset_index()
     g = g.merge(datasets[["source_id", "title", "department", "freshness", "doc_score", "views", "landing_url"]],

@@ -10,17 +10,18 @@ from dash import Input, Output, callback, dcc, html
 import storage
 from layouts import _components as ui
 from layouts import _figures as fig
+from layouts import _words as words
 
 URL_STORE = ui.url_sync("cmp")
 dash.register_page(__name__, path="/compare", name="Compare", title="Compare · City data maturity")
 
-DEFAULT_CITIES = 3  # preselected when the URL names none
+DEFAULT_CITIES = 4  # preselected when the URL names none: the first scored cities (a city never scored shows nothing)
 
 
 def layout(cities: str | None = None, **_query):
     all_cities = _cities()
     keys = list(all_cities["key"]) if not all_cities.empty else []
-    chosen = [k for k in (cities or "").split(",") if k in keys] or keys[:DEFAULT_CITIES]
+    chosen = [k for k in (cities or "").split(",") if k in keys] or default_cities(keys)
     names = dict(zip(all_cities["key"], all_cities["name"], strict=True)) if keys else {}
     return ui.page(
         "Compare cities",
@@ -32,6 +33,16 @@ def layout(cities: str | None = None, **_query):
         subtitle="Several cities side by side on the same absolute thresholds (scores are never rescaled "
                  "within a city, so they compare).",
     )
+
+
+def default_cities(keys: list[str]) -> list[str]:
+    """The first DEFAULT_CITIES cities that have scores, in the cities' order."""
+    try:
+        latest = ui.query("latest_scores", storage.latest_scores)
+    except Exception:  # noqa: BLE001 - no schema yet: nothing is scored
+        return []
+    scored = set(latest["city_key"]) if not latest.empty else set()
+    return [k for k in keys if k in scored][:DEFAULT_CITIES]
 
 
 def _cities():
@@ -68,16 +79,19 @@ def _content(_engine, keys: tuple) -> list:
     names = dict(zip(cities["key"], cities["name"], strict=True))
     titles = {k: m["title"] for k, m in ui.indicator_meta().items()}
     gaps = fig.indicator_gaps(latest, keys, titles)
-    cols = [ui.col("indicator", "Indicator"), ui.col("title", "Title", flex=2), ui.col("criterion", "Criterion"),
+    crit_titles = ui.criterion_titles()
+    gaps = gaps.assign(criterion=[words.criterion_label(c, crit_titles) for c in gaps["criterion"]])
+    cols = [ui.col("title", "Indicator", flex=2), ui.col("criterion", "Criterion", flex=2),
             *[ui.num_col(k, names.get(k, k)) for k in keys], ui.num_col("gap", "Gap (best − worst)", sort="desc")]
     return [
         html.Div([html.Span("Showing: ", className="text-muted"),
                   *[dbc.Badge(names.get(k, k), color="light", text_color="dark", className="me-1 border",
                               id=f"cmp-chosen-{k}") for k in keys]], className="mb-2", id="cmp-chosen"),
         html.H4("Criterion scores over time", className="h5"),
-        dcc.Graph(id="cmp-history", figure=fig.compare_history(history, cities, keys),
+        dcc.Graph(id="cmp-history", figure=fig.compare_history(history, cities, keys, crit_titles),
                   config={"displayModeBar": False, "responsive": True}),
-        dcc.Graph(id="cmp-profile", figure=fig.compare_profile(latest, cities, keys),
+        html.H4("Latest profile", className="h5 mt-3"),
+        dcc.Graph(id="cmp-profile", figure=fig.compare_profile(latest, cities, keys, crit_titles),
                   config={"displayModeBar": False, "responsive": True}),
         html.H4("Indicator gaps", className="h5 mt-3"),
         html.P("Latest value of every indicator per city, largest gap first: where one city can learn from another.",

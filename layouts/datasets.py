@@ -23,6 +23,9 @@ dash.register_page(__name__, path="/datasets", name="Datasets", title="Datasets 
 # and sorted here: a 12,000-dataset explorer sends the browser a page's worth, never the whole table.
 GRID_BLOCK = 100
 FILTERS = ("cities", "department", "freshness", "licence", "format")
+TYPE_TO_SEARCH = "any (type to search)"
+# menu id -> the explorer column its options come from (normalized values: licence ids, not licence texts)
+MENU_COLUMNS = {"ds-department": "department", "ds-licence": "license_id", "ds-format": "formats"}
 
 
 def _split(v: str | None) -> list[str]:
@@ -38,9 +41,9 @@ def layout(cities=None, department=None, freshness=None, doc_min=None, doc_max=N
     known = set(datasets_for(_split(cities))["department"].dropna()) if department else set()
     depts = [department] if department in known else _split(department)
 
-    def multi(id_, label, value, options=(), width=4):
+    def multi(id_, label, value, options=(), width=4, placeholder="any"):
         return dbc.Col([dbc.Label(label, html_for=id_),
-                        dcc.Dropdown(id=id_, options=list(options), value=value, multi=True, placeholder="any")],
+                        dcc.Dropdown(id=id_, options=list(options), value=value, multi=True, placeholder=placeholder)],
                        md=6, lg=width)
 
     return ui.page(
@@ -48,10 +51,11 @@ def layout(cities=None, department=None, freshness=None, doc_min=None, doc_max=N
         ui.url_stores("ds"),
         dbc.Row([
             multi("ds-cities", "City", _split(cities), ui.choice_options(names, names)),
-            multi("ds-department", "Department", depts, ui.choice_options(depts)),
+            multi("ds-department", "Department", depts, ui.choice_options(depts), placeholder=TYPE_TO_SEARCH),
             multi("ds-freshness", "Freshness", _split(freshness), ui.choice_options(fig.FRESHNESS_STATES), width=4),
-            multi("ds-licence", "Licence", _split(licence), ui.choice_options(_split(licence))),
-            multi("ds-format", "Format", _split(format), ui.choice_options(_split(format))),
+            multi("ds-licence", "Licence", _split(licence), ui.choice_options(_split(licence)),
+                  placeholder=TYPE_TO_SEARCH),
+            multi("ds-format", "Format", _split(format), ui.choice_options(_split(format)), placeholder=TYPE_TO_SEARCH),
             dbc.Col([dbc.Label("Documentation score", html_for="ds-doc"),
                      dcc.RangeSlider(id="ds-doc", min=0, max=100, step=1, value=[lo, hi],
                                      marks={0: "0", 50: "50", 100: "100"},
@@ -61,6 +65,7 @@ def layout(cities=None, department=None, freshness=None, doc_min=None, doc_max=N
                  dbc.Col(dbc.Button("Download CSV", id="ds-download-btn", color="primary", size="sm"),
                          width="auto")], className="mb-2"),
         dcc.Download(id="ds-download"),
+        dcc.Store(id="ds-grid-state"),  # the grid's own filters and sort as it last asked for rows
         ui.loading(html.Div(id="ds-body")),
         subtitle="The latest catalog of every city. Filters stay in the address bar, so a view can be shared.",
     )
@@ -101,53 +106,83 @@ def filtered(cities, department, freshness, doc, licence, formats) -> pd.DataFra
                                formats=formats or ())
 
 
-@callback(Output("ds-body", "children"), Output("ds-count", "children"), Output("ds-department", "options"),
-          Output("ds-licence", "options"), Output("ds-format", "options"),
+@callback(Output("ds-body", "children"), Output("ds-count", "children"),
           Input("ds-cities", "value"), Input("ds-department", "value"), Input("ds-freshness", "value"),
           Input("ds-doc", "value"), Input("ds-licence", "value"), Input("ds-format", "value"),
-          Input("live-marker", "data"))
-def render(cities, department, freshness, doc, licence, formats, _marker):
-    return body(cities, department, freshness, doc, licence, formats)
+          Input("live-marker", "data"), State("ds-grid-state", "data"))
+def render(cities, department, freshness, doc, licence, formats, _marker, grid_state):
+    return body(cities, department, freshness, doc, licence, formats, (grid_state or {}).get("filterModel"))
 
 
-def body(cities, department, freshness, doc, licence, formats):
+def _menu_options(menu: str):
+    @callback(Output(menu, "options"), Input("ds-cities", "value"), Input(menu, "value"),
+              Input(menu, "search_value"), Input("live-marker", "data"))
+    def options(cities, value, search, _marker):
+        return menu_options(MENU_COLUMNS[menu], cities, value, search)
+    return options
+
+
+for _menu in MENU_COLUMNS:
+    _menu_options(_menu)
+
+
+def menu_options(column: str, cities, value, search) -> list[dict]:
+    """A filter menu's options in the chosen cities: the chosen values, then the commonest matching `search`."""
+    counts = ui.query("ds_counts", _counts, tuple(cities or ()), column)
+    return fig.capped_options(counts, value or (), search)
+
+
+def _counts(_engine, cities: tuple, column: str):
+    return fig.value_counts(datasets_for(cities), column)
+
+
+def body(cities, department, freshness, doc, licence, formats, grid_filter=None):
     scope = datasets_for(cities or ())
-    dept_opts = ui.choice_options(sorted(scope["department"].dropna().unique(), key=str.lower))
-    lic_opts = ui.choice_options(sorted(scope["license"].dropna().astype(str).unique(), key=str.lower))
-    fmt_opts = ui.choice_options(fig.format_options(scope))
     if scope.empty:
         empty = ui.empty_state("No datasets yet", ["Harvest with ", ui.cmd("maturity harvest"),
                                                    " or load the demo with ", ui.cmd("maturity demo"), "."],
                                id="ds-empty")
-        return empty, "", dept_opts, lic_opts, fmt_opts
+        return empty, ""
     rows = filtered(cities, department, freshness, doc, licence, formats)
-    count = f"{len(rows):,} of {len(scope):,} datasets match" + (" in the chosen cities" if cities else "")
+    shown = ui.grid_view(rows, {"filterModel": grid_filter})
     cols = [ui.col("city_key", "City", width=110), ui.col("title", "Title", minWidth=260),
             ui.col("asset_type", "Type", width=100), ui.col("department", "Department", minWidth=180),
             ui.col("freshness", "Freshness", width=120), ui.col("declared_frequency", "Declared", width=100),
             ui.col("data_modified", "Data updated", width=150), ui.num_col("doc_score", "Doc score", width=110),
             ui.col("license", "Licence"), ui.col("formats", "Formats"), ui.num_col("views", "Views", width=100),
             ui.portal_link_col()]
-    options = {"cacheBlockSize": GRID_BLOCK, "infiniteInitialRowCount": min(len(rows), GRID_BLOCK)}
-    grid = ui.grid("ds-grid", None, cols, height=600, rowModelType="infinite", dashGridOptions=options)
-    return grid, count, dept_opts, lic_opts, fmt_opts
+    options = {"cacheBlockSize": GRID_BLOCK, "infiniteInitialRowCount": min(len(shown), GRID_BLOCK)}
+    # The grid is drawn anew when a menu filter changes; it keeps the filters typed into its own columns
+    # (filterModel), so the two kinds of filter add up instead of one wiping the other.
+    kw = {"filterModel": grid_filter} if grid_filter else {}
+    grid = ui.grid("ds-grid", None, cols, height=600, rowModelType="infinite", dashGridOptions=options, **kw)
+    return grid, count_label(len(shown), len(scope), bool(cities))
 
 
-@callback(Output("ds-grid", "getRowsResponse"), Input("ds-grid", "getRowsRequest"),
+def count_label(shown: int, scope: int, chosen_cities: bool) -> str:
+    """"N of M datasets match": N = the rows the grid shows (menus and the grid's own filters), M = the scope."""
+    return f"{shown:,} of {scope:,} datasets match" + (" in the chosen cities" if chosen_cities else "")
+
+
+@callback(Output("ds-grid", "getRowsResponse"), Output("ds-count", "children", allow_duplicate=True),
+          Output("ds-grid-state", "data"), Input("ds-grid", "getRowsRequest"),
           State("ds-cities", "value"), State("ds-department", "value"), State("ds-freshness", "value"),
           State("ds-doc", "value"), State("ds-licence", "value"), State("ds-format", "value"),
           prevent_initial_call=True)
 def grid_rows(request, cities, department, freshness, doc, licence, formats):
-    """A block of the filtered rows, with the grid's own column filters and sort applied."""
-    return ui.grid_page(filtered(cities, department, freshness, doc, licence, formats), request)
+    """A block of the filtered rows, with the grid's own column filters and sort applied; the count follows them."""
+    page = ui.grid_page(filtered(cities, department, freshness, doc, licence, formats), request)
+    state = {k: (request or {}).get(k) for k in ("filterModel", "sortModel")}  # for the CSV and the next redraw
+    return page, count_label(page["rowCount"], len(datasets_for(cities or ())), bool(cities)), state
 
 
 @callback(Output("ds-download", "data"), Input("ds-download-btn", "n_clicks"),
           State("ds-cities", "value"), State("ds-department", "value"), State("ds-freshness", "value"),
           State("ds-doc", "value"), State("ds-licence", "value"), State("ds-format", "value"),
-          prevent_initial_call=True)
-def download(_n, cities, department, freshness, doc, licence, formats):
-    rows = filtered(cities, department, freshness, doc, licence, formats)
+          State("ds-grid-state", "data"), prevent_initial_call=True)
+def download(_n, cities, department, freshness, doc, licence, formats, grid_state):
+    """The rows the grid shows, in its order: the menus, the grid's own column filters and its sort."""
+    rows = ui.grid_view(filtered(cities, department, freshness, doc, licence, formats), grid_state)
     return dcc.send_data_frame(csv_frame(rows).to_csv, "datasets.csv", index=False)
 
 

@@ -1,11 +1,19 @@
-"""Methodology `/methodology`: rendered from the indicator registry and docstrings (one source of truth)."""
+"""Methodology `/methodology`: rendered from the indicator registry and the criteria module (one source of truth).
+
+Prose and tables built from `indicators.REGISTRY` (title, formula, weight, source) and `indicators.criteria`
+(stage thresholds, criteria that need a document), as text: no raw docstrings, no Markdown mangling of code.
+"""
 from __future__ import annotations
 
+import re
+
 import dash
-from dash import dcc, html
+import dash_bootstrap_components as dbc
+from dash import html
 
 from layouts import _components as ui
 from layouts import _figures as fig
+from layouts import _words as words
 
 dash.register_page(__name__, path="/methodology", name="Methodology", title="Methodology · City data maturity")
 
@@ -28,22 +36,57 @@ def layout(**_query):
                       html.Li("Colours: Okabe–Ito palette (colour-blind safe); every coloured cell also carries "
                               "its value or stage as text."),
                   ])], className="mb-4"),
-        # Our own text (docstrings and registry), not portal text; HTML stays disabled regardless.
-        dcc.Markdown(text(), id="meth-body", className="methodology", dangerously_allow_html=False),
-        subtitle="Generated from the indicator registry: the formulas below are the code's own docstrings.",
+        html.Div(body(), id="meth-body", className="methodology"),
+        subtitle="Generated from the indicator registry: what each score measures, its formula and its source.",
     )
 
 
-def text() -> str:
-    """`indicators.methodology.markdown()`; until that module exists, the registry's own lines."""
-    try:
-        from indicators import methodology
-    except ImportError:
-        import indicators
+def body() -> list:
+    """Stages, then one section per criterion with a table of its indicators (all from the code's own tables)."""
+    import indicators
+    from indicators import criteria
 
-        lines = ["# Indicators", ""]
-        for i in indicators.REGISTRY:
-            lines += [f"## {i.criterion} · {i.title} (`{i.key}`)", "", f"Formula: {i.formula}", "",
-                      f"Source: {i.source}" if i.source else "", ""]
-        return "\n".join(lines)
-    return methodology.markdown()
+    titles = ui.criterion_titles()
+    out: list = [html.H2("Stages", className="h5 mt-2"), _stages_table(criteria)]
+    needs = getattr(criteria, "NEEDS_DOCUMENT", frozenset())
+    met_from = getattr(criteria, "MET_FROM", None)
+    if met_from is not None:
+        out.append(html.P(f"A criterion counts as shown by metadata from a score of {met_from:.0f} on. A record on "
+                          "the Evidence page (a URL, a date, a note) meets any criterion."))
+    by_criterion: dict[str, list] = {}
+    for ind in indicators.REGISTRY:
+        by_criterion.setdefault(ind.criterion, []).append(ind)
+    for c in fig.criteria_order(by_criterion):
+        inds = by_criterion[c]
+        out.append(html.H2(words.criterion_label(c, titles), className="h5 mt-4", id=f"meth-{c}"))
+        note = words.metadata_note(c, [i.title for i in inds], needs)
+        if note:
+            out.append(html.P(f"The score {note}.", className="fst-italic"))
+        rows = [html.Tr([html.Td(i.title), html.Td(_plain(i.formula)), html.Td(_weight(i.weight)),
+                         html.Td(_plain(i.source) or "project choice")]) for i in inds]
+        out.append(dbc.Table([html.Thead(html.Tr([html.Th("Indicator"), html.Th("How it is computed"),
+                                                  html.Th("Weight"), html.Th("Source")])),
+                              html.Tbody(rows)], bordered=False, hover=True, responsive=True, size="sm"))
+    return out
+
+
+def _stages_table(criteria) -> dbc.Table:
+    bounds = getattr(criteria, "STAGES", ())
+    rows = [html.Tr([html.Td(ui.stage_badge(name)), html.Td(f"{lo:.0f}" if lo else "0, or no score")])
+            for lo, name in sorted(bounds)] if bounds else []
+    return dbc.Table([html.Thead(html.Tr([html.Th("Stage"), html.Th("from a score of")])), html.Tbody(rows)],
+                     size="sm", className="w-auto")
+
+
+def _plain(text: str | None) -> str:
+    """A registry text as one line of prose (no code quoting, no doubled spaces, Python's None said as "no
+    score"); "" when there is none."""
+    if not text or str(text).strip() in ("", "None"):
+        return ""
+    return re.sub(r"\bNone\b", "no score", " ".join(str(text).replace("`", "").split()))
+
+
+def _weight(w: float) -> str:
+    if not w:
+        return "0 (shown, not counted)"
+    return f"{w:g}"

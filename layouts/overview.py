@@ -86,7 +86,7 @@ def _content(_engine, keys: tuple) -> list:
     parts.append(_city_table(table))
     parts.append(html.H4("Criteria × cities", className="h5 mt-4"))
     parts.append(_legend())
-    parts.append(dcc.Graph(id="ov-matrix", figure=fig.stage_matrix(latest, cities),
+    parts.append(dcc.Graph(id="ov-matrix", figure=fig.stage_matrix(latest, cities, ui.criterion_titles()),
                            config={"displayModeBar": False, "responsive": True}))
     return parts
 

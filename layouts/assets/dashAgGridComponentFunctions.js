@@ -14,6 +14,17 @@ dagcomponentfuncs.PortalLink = function (props) {
   return React.createElement("a", {href: url, target: "_blank", rel: "noopener noreferrer nofollow"}, "portal \u2197");
 };
 
+/* A link to a page of this app whose whole path and query the server built (row field colDef.cellRendererParams.field):
+ * only a path on this site ("/..." but not "//host") becomes a link; it is used as it is, not encoded again
+ * (encoding it whole made "/datasets?..." a city key: /city/%2Fdatasets%3F...). Text = the cell value. */
+dagcomponentfuncs.AppPath = function (props) {
+  var p = props.colDef.cellRendererParams || {};
+  var href = props.data ? props.data[p.field] : null;
+  var text = props.value === null || props.value === undefined ? "" : String(props.value) + (p.unit || "");
+  if (typeof href !== "string" || !/^\/(?![\/\\])/.test(href)) { return text; }
+  return React.createElement("a", {href: href}, text);
+};
+
 /* A link inside the app: href = colDef.cellRendererParams.prefix + encoded row field, text = the cell value. */
 dagcomponentfuncs.AppLink = function (props) {
   var p = props.colDef.cellRendererParams || {};

@@ -196,8 +196,22 @@ def test_filter_datasets_combines_filters():
     assert list(fig.filter_datasets(t, min_doc=50)["source_id"]) == ["d1"]
     assert list(fig.filter_datasets(t, max_doc=49)["source_id"]) == ["d2", "d3"]
     assert list(fig.filter_datasets(t, formats=["csv"])["source_id"]) == ["d1", "d3"]
-    assert list(fig.filter_datasets(t, licenses=["Public Domain"], cities=["a"])["source_id"]) == ["d3"]
+    # the licence filter works on normalized ids: "Public Domain" has no id here, d2 has no licence at all
+    assert list(t["license_id"]) == ["cc-by-4.0", fig.LICENCE_NONE, fig.LICENCE_UNRECOGNISED]
+    assert list(fig.filter_datasets(t, licenses=[fig.LICENCE_UNRECOGNISED], cities=["a"])["source_id"]) == ["d3"]
+    assert list(fig.filter_datasets(t, licenses=["cc-by-4.0", fig.LICENCE_NONE])["source_id"]) == ["d1", "d2"]
     assert fig.format_options(t) == ["CSV", "JSON", "XLSX"]
+
+
+def test_menu_options_are_capped_commonest_first_and_searchable():
+    t = fig.dataset_table(CAT, AS_OF)
+    counts = fig.value_counts(t, "formats")  # CSV in d1 and d3, JSON in d1, XLSX in d2
+    assert counts.to_dict() == {"CSV": 2, "JSON": 1, "XLSX": 1}
+    assert fig.capped_options(counts, cap=2) == [{"label": "CSV (2)", "value": "CSV"},
+                                                 {"label": "JSON (1)", "value": "JSON"}]
+    # a chosen value always stays listed, first; typing finds values past the cap
+    assert [o["value"] for o in fig.capped_options(counts, ["XLSX"], cap=1)] == ["XLSX", "CSV"]
+    assert [o["value"] for o in fig.capped_options(counts, search="xl", cap=1)] == ["XLSX"]
 
 
 def test_department_breakdown_worst_first():
@@ -286,3 +300,14 @@ def test_stage_matrix_cells_carry_city_and_criterion_for_click_through():
     latest = HISTORY[HISTORY["as_of"] >= T("2024-04-10")]
     hm = fig.stage_matrix(latest, CITIES).data[0]
     assert [list(row) for row in hm.customdata] == [["a", "b", "c"], ["a", "b", "c"]]  # city key per cell
+
+
+def test_sparkline_svg_draws_the_series_on_a_fixed_0_100_scale():
+    from urllib.parse import unquote
+
+    s = pd.DataFrame({"as_of": [T("2024-01-01"), T("2024-01-11"), T("2024-01-21")], "value": [0.0, 50.0, 100.0]})
+    svg = unquote(fig.sparkline_svg(s, width=104, height=44).removeprefix("data:image/svg+xml;utf8,"))
+    # x: 2 + share of the time span x 100; y: 42 - value / 100 x 40 (0 at the bottom, 100 at the top)
+    assert "points='2.0,42.0 52.0,22.0 102.0,2.0'" in svg
+    assert "<circle cx='102.0' cy='2.0'" in svg  # the latest value marked
+    assert "<polyline" not in unquote(fig.sparkline_svg(s.iloc[:1]))  # one run: a dot, no line

@@ -219,11 +219,15 @@ def test_datasets_filters_and_csv(in_app, layout_db):
 
     url, _ = layout_db
     n_minneapolis = len(storage.city_catalog(storage.open_db(url), "minneapolis"))
-    grid, count, depts, lic, fmts = datasets.body(["minneapolis"], None, None, [0, 100], None, None)
+    grid, count = datasets.body(["minneapolis"], None, None, [0, 100], None, None)
     assert grid.rowModelType == "infinite" and not hasattr(grid, "rowData")  # rows come block by block
     assert count.startswith(f"{n_minneapolis:,} of ")
     rows = datasets.filtered(["chicago"], None, None, [0, 100], None, None)
     assert filler.XSS_TITLE in set(rows["title"])
+    # the menus list licence ids with their counts (by hand: value_counts of the normalized column)
+    lic = datasets.menu_options("license_id", ["minneapolis"], None, None)
+    by_hand = datasets.datasets_for(["minneapolis"])["license_id"].value_counts()
+    assert {o["value"]: o["label"] for o in lic} == {k: f"{k} ({n:,})" for k, n in by_hand.items()}
     csv = datasets.csv_frame(pd.DataFrame({"title": ["=HYPERLINK(\"x\")", "ok"]}))
     assert csv["title"].tolist() == ["'=HYPERLINK(\"x\")", "ok"]
 
@@ -255,8 +259,19 @@ def test_methodology_renders_registry(in_app):
     import indicators
     from layouts import methodology
 
-    text = methodology.text()
-    assert all(i.title in text or i.key in text for i in indicators.REGISTRY)
+    text = text_of(methodology.body())
+    assert all(i.title in text for i in indicators.REGISTRY)
+    assert "None" not in text  # Python's None is said in words
+    assert "Methodology" not in text  # the page heading is the page's, once
+    crits = {i.criterion for i in indicators.REGISTRY}
+    titles = ui_titles()
+    assert all(f"{c} · {titles[c]}" in text for c in crits if c in titles)  # criterion names beside ids
+
+
+def ui_titles():
+    from layouts import _components as ui
+
+    return ui.criterion_titles()
 
 
 def test_evidence_disabled_without_token(in_app, monkeypatch):

@@ -1,0 +1,135 @@
+"""Browser-side speed of every page on the bundled demo, in headless Chromium (Debian's, via Playwright).
+
+    .venv/bin/python benchmarks/browser.py [--db /tmp/maturity-demo.db] [--repeat 3] [--width 1440]
+
+The demo history (data/demo, the real recorded catalogs `bin/start` loads) is imported once into --db (reused
+when it has runs), the dashboard is served on a free local port with its cache warm-up (as `maturity serve`),
+and every page is opened --repeat times in a fresh browser context. Per page it reports:
+- main content: ms from navigation start until the page's main element is visible (a selector per page:
+  the chart, the first grid row, the cards …), read as the page's `performance.now()` when Playwright sees it;
+- longest main-thread task: the longest `longtask` entry a PerformanceObserver (buffered) saw from the
+  start until the page went quiet (no pending Dash callback, network idle), and the number of tasks > 50 ms.
+Targets (issue 12): main content within 1,500 ms, no task longer than 200 ms. Not a test: numbers for the README.
+The e2e suite measures the same way on its small database (tests/e2e/test_speed.py, tests/e2e/speed.py).
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.speed import (  # noqa: E402 - the e2e speed test measures the same way
+    LONG_TASK_MS,
+    MAIN_CONTENT_MS,
+    OBSERVER_JS,
+    PAGES,
+    measure_page,
+)
+
+
+def launch_args() -> dict:
+    return {"executable_path": shutil.which("chromium") or "/usr/bin/chromium",
+            "args": ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync"]}
+
+
+def demo_settings(db: Path):
+    import settings as settings_mod
+
+    return settings_mod.load(ROOT / "config.toml", {"DATABASE_URL": f"sqlite:///{db}"})
+
+
+def ensure_demo(db: Path):
+    """Settings on `db`, the demo history imported and scored there unless it already has runs."""
+    import demo
+    import storage
+
+    cfg = demo_settings(db)
+    storage.upgrade(cfg.storage_url)
+    engine = storage.open_db(cfg.storage_url)
+    storage.sync_config(engine, cfg)
+    t = time.perf_counter()
+    if demo.load(cfg, engine):
+        print(f"demo imported and scored into {db} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    return cfg
+
+
+@contextmanager
+def serve(cfg) -> Iterator[str]:
+    """The dashboard on a free 127.0.0.1 port (warm-up thread on, as `maturity serve` runs it)."""
+    import logging
+
+    from werkzeug.serving import make_server
+
+    import app
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    srv = make_server("127.0.0.1", 0, app.create_app(cfg).server, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_port}"
+    finally:
+        srv.shutdown()
+        thread.join()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--db", type=Path, default=Path("/tmp/maturity-demo.db"))
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--width", type=int, default=1440)
+    ap.add_argument("--pages", nargs="*", default=list(PAGES), help="paths to measure (default: every page)")
+    args = ap.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    cfg = ensure_demo(args.db)
+    rows = []
+    with serve(cfg) as base, sync_playwright() as p:
+        browser = p.chromium.launch(**launch_args())
+        for path, ready in PAGES.items():
+            for _ in range(args.repeat if path in args.pages else 0):
+                # a fresh context = a first visit (nothing cached); then the same page again in that context =
+                # the CDO's morning visit (scripts in the HTTP cache and V8's code cache, as a browser keeps them)
+                ctx = browser.new_context(viewport={"width": args.width, "height": 900})
+                ctx.add_init_script(OBSERVER_JS)
+                page = ctx.new_page()
+                rows.append((path, "first", measure_page(page, base + path, ready)))
+                page.goto("about:blank")
+                rows.append((path, "again", measure_page(page, base + path, ready)))
+                ctx.close()
+        browser.close()
+    report(rows)
+    return 0
+
+
+def report(rows: list[tuple[str, str, dict]]) -> None:
+    print(f"{'page':<16} {'visit':<6} {'main content ms (median / max)':>32} {'longest task ms (median / max)':>32} "
+          f"{'tasks > 50 ms':>14}")
+    for visit in ("first", "again"):
+        worst_main = worst_task = 0.0
+        for path in PAGES:
+            runs = [r for p, v, r in rows if p == path and v == visit]
+            if not runs:
+                continue
+            mains = [r["main_ms"] for r in runs]
+            longs = [r["longest_ms"] for r in runs]
+            worst_main, worst_task = max(worst_main, max(mains)), max(worst_task, max(longs))
+            print(f"{path:<16} {visit:<6} {statistics.median(mains):>20.0f} / {max(mains):>9.0f} "
+                  f"{statistics.median(longs):>20.0f} / {max(longs):>9.0f} {max(r['long_tasks'] for r in runs):>14}")
+        ok = worst_main <= MAIN_CONTENT_MS and worst_task <= LONG_TASK_MS
+        print(f"{visit} visits: worst main content {worst_main:.0f} ms (target {MAIN_CONTENT_MS}), longest task "
+              f"{worst_task:.0f} ms (target {LONG_TASK_MS}): {'met' if ok else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,36 @@
+"""The print view of a city page, `/print/city/<key>`: one printable single-column page for the mayor's office.
+
+It is the exported report's own template (exports.report_html, layouts/templates/report.html.j2) for that one
+city, without the charts: the same numbers as the city page and the scheduled report, never a second
+rendering of them. A plain Flask route (not a Dash page): it prints without the app's JavaScript.
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import flask
+
+from layouts._components import CONTEXT_KEY
+
+PATH = "/print/city/<key>"
+
+
+def href(key: str) -> str:
+    from urllib.parse import quote
+
+    return f"/print/city/{quote(key, safe='')}"
+
+
+def register(server: flask.Flask) -> None:
+    @server.route(PATH)
+    def print_city(key: str):
+        import exports
+
+        ctx = server.config[CONTEXT_KEY]
+        if key not in {c.key for c in ctx.settings.cities}:
+            return flask.Response(f"No city with key {key!r}.", status=404, mimetype="text/plain")
+        snap = exports.snapshot(ctx.settings, ctx.engine, key)
+        now = datetime.now(UTC)
+        page = exports.report_html([snap], title=snap.city.name, stamp=(snap.as_of or now).date(), generated=now,
+                                   print_view=True, back_href=f"/city/{key}")
+        return flask.Response(page, mimetype="text/html")

@@ -1,0 +1,53 @@
+"""Words a CDO uses instead of codes: criterion names beside their ids, cadences instead of ISO durations.
+
+Pure functions (no I/O): the pages and figure builders call them on values they already hold.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+_UNITS = {"Y": ("year", "yearly"), "M": ("month", "monthly"), "W": ("week", "weekly"), "D": ("day", "daily")}
+_TIME_UNITS = {"H": ("hour", "hourly"), "M": ("minute", "every minute"), "S": ("second", "every second")}
+_DURATION = re.compile(r"^(?:R\d*/)?P(?:(\d+)([YMWD]))?(?:T(\d+)([HMS]))?$")
+
+
+def cadence(value: object) -> str | None:
+    """A declared update frequency in words: "P1D" → "daily", "P3M" → "every 3 months", "PT1H" → "hourly".
+
+    ISO 8601 durations of one unit (with or without the DCAT "R/" repeat prefix) become words; the named values
+    the connectors normalize to ("as needed", "historical" …) and anything else are returned as they are.
+    """
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    text = str(value).strip()
+    m = _DURATION.match(text.upper())
+    if not m or not (m.group(1) or m.group(3)) or (m.group(1) and m.group(3)):
+        return text.replace("_", " ") or None
+    n, unit = (m.group(1), _UNITS[m.group(2)]) if m.group(1) else (m.group(3), _TIME_UNITS[m.group(4)])
+    count = int(n)
+    if count == 1:
+        return unit[1]
+    return f"every {count} {unit[0]}s"
+
+
+def criterion_label(code: str, titles: Mapping[str, str], *, width: int | None = None) -> str:
+    """ "BF1 · Data-Driven Budget and Financial Processes", cut to `width` characters with "…" when given."""
+    title = titles.get(code)
+    label = f"{code} · {title}" if title else str(code)
+    return label if width is None or len(label) <= width else label[: width - 1].rstrip() + "…"
+
+
+def indicator_titles(keys: Iterable[str], titles: Mapping[str, str]) -> str:
+    """Indicator keys of one dataset's failures → their titles, in a stable order ("Open licence share, …")."""
+    return ", ".join(sorted({titles.get(k, k) for k in keys}, key=str.lower))
+
+
+def metadata_note(criterion: str, indicator_titles_: Iterable[str], needs_document: Iterable[str]) -> str | None:
+    """What the score of a criterion that needs its own document (a policy) measures, so a low score does not
+    read as a verdict on a city that has one: "licences and inventory published: policy itself needs …"."""
+    if criterion not in set(needs_document):
+        return None
+    measured = ", ".join(t[0].lower() + t[1:] for t in indicator_titles_ if t)
+    what = f"measures {measured}" if measured else "measures what the portal's metadata shows"
+    return f"{what}; the policy itself needs a record on the Evidence page"
