@@ -2,20 +2,20 @@
 #   docker build -t city-maturity .
 #   docker run -p 8050:8050 -v maturity-data:/app/data city-maturity
 # For the server deployment set DATABASE_URL=postgresql+psycopg://… and run `maturity worker` in one
-# container and `gunicorn -w 4 -b 0.0.0.0:8050 app:server` in others (see README, "Deployment").
+# container and `gunicorn -w 4 -b 0.0.0.0:8050 maturity.app:server` in others (see README, "Deployment").
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    MATURITY_CONFIG=/app/config.toml MATURITY_DEMO_DIR=/opt/maturity/demo
+    MATURITY_CONFIG=/app/config.toml
 WORKDIR /app
 # Explicit paths rather than `COPY .`, so a local .venv, databases and exports never enter the image.
-COPY pyproject.toml README.md config.toml app.py cli.py settings.py pipeline.py scheduler.py exports.py demo.py /app/
+COPY pyproject.toml README.md config.toml /app/
+COPY maturity /app/maturity
 COPY connectors /app/connectors
 COPY indicators /app/indicators
 COPY layouts /app/layouts
 COPY storage /app/storage
-# The demo bundle sits outside /app/data, so a volume mounted on /app/data (the database) never hides it.
-COPY data/demo /opt/maturity/demo
+# The demo bundle is package data (maturity/demo_data), so a volume mounted on /app/data never hides it.
 RUN pip install . && useradd --create-home maturity && mkdir -p /app/data && chown -R maturity /app/data
 USER maturity
 EXPOSE 8050

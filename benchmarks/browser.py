@@ -43,15 +43,15 @@ def launch_args() -> dict:
 
 
 def demo_settings(db: Path):
-    import settings as settings_mod
+    from maturity import settings as settings_mod
 
     return settings_mod.load(ROOT / "config.toml", {"DATABASE_URL": f"sqlite:///{db}"})
 
 
 def ensure_demo(db: Path):
     """Settings on `db`, the demo history imported and scored there unless it already has runs."""
-    import demo
     import storage
+    from maturity import demo
 
     cfg = demo_settings(db)
     storage.upgrade(cfg.storage_url)
@@ -70,7 +70,7 @@ def serve(cfg) -> Iterator[str]:
 
     from werkzeug.serving import make_server
 
-    import app
+    from maturity import app
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     srv = make_server("127.0.0.1", 0, app.create_app(cfg).server, threaded=True)

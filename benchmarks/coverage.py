@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from connectors import make_connector, socrata, vocab  # noqa: E402
 from connectors.archive import read_items  # noqa: E402
-from settings import PortalConfig  # noqa: E402
+from maturity.settings import PortalConfig  # noqa: E402
 
 # The shared fixtures sit beside the project (../shared) or beside the worktrees (../../shared).
 SHARED = next((p for p in (ROOT.parent / "shared" / "fixtures", ROOT.parent.parent / "shared" / "fixtures")

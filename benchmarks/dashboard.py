@@ -186,7 +186,7 @@ def new_run(cfg, rng: random.Random) -> None:
     records = filler.records_from_catalog(storage.catalog(engine, portal.key))
     as_of = last["as_of"].to_pydatetime() + timedelta(days=7)
     filler.save_run(engine, portal.key, filler.perturb(records, rng, as_of, drop=0.003, update=0.1), as_of)
-    import pipeline
+    from maturity import pipeline
 
     catalog, _ = pipeline.scoring_input(engine, city, as_of)
     scores = indicators.compute_all(catalog, as_of)
@@ -355,8 +355,8 @@ def main(argv=None) -> int:
                    help="first column: timings right after one city's new run landed (writes runs into --db) "
                         "instead of after a full cache clear")
     args = p.parse_args(argv)
-    import app
     import storage
+    from maturity import app
 
     db = Path(args.db)
     url = f"sqlite:///{db}"

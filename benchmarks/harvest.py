@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat", type=int, default=1, help="measure N times, report the best (default 1)")
     args = ap.parse_args(argv)
     if args.jobs is None:
-        import pipeline
+        from maturity import pipeline
         args.jobs = pipeline.HARVEST_JOBS
     if args.url and args.repeat > 1:
         ap.error("--repeat needs a fresh database each time: leave out --url")
@@ -101,9 +101,9 @@ def _cpu() -> float:
 def run(base: str, domains: list[str], url: str | None, jobs: int) -> dict:
     import requests
 
-    import pipeline
     import storage
-    from settings import CityConfig, PortalConfig, Settings
+    from maturity import pipeline
+    from maturity.settings import CityConfig, PortalConfig, Settings
 
     tmp = tempfile.mkdtemp()
     url = url or f"sqlite:///{tmp}/bench.db"

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     from connectors import make_connector
     from connectors.archive import read_items
     from connectors.base import FetchStats
-    from settings import CityConfig, PortalConfig, Settings
+    from maturity.settings import CityConfig, PortalConfig, Settings
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dir", nargs="?", type=Path)

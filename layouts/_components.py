@@ -555,7 +555,9 @@ def city_statuses(key: str):
     rollup = criteria.stored_rollup(latest)
     if rollup.empty:
         return None, None
-    import pipeline  # read-only: merges config.toml's [[cities.evidence]] with records made on the Evidence page
+    from maturity import (
+        pipeline,  # read-only: merges config.toml's [[cities.evidence]] with records made on the Evidence page
+    )
 
     ctx = context()
     manual = pipeline.manual_evidence(ctx.settings, ctx.engine, key)  # not cached: edits do not move the marker

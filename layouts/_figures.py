@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-import palette
+from layouts import palette
 from layouts._words import cadence, criterion_label
 
 # The colours live in palette.py (shared with the exported report); the names stay here for the pages.

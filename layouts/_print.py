@@ -24,7 +24,7 @@ def href(key: str) -> str:
 def register(server: flask.Flask) -> None:
     @server.route(PATH)
     def print_city(key: str):
-        import exports
+        from maturity import exports
 
         ctx = server.config[CONTEXT_KEY]
         if key not in {c.key for c in ctx.settings.cities}:

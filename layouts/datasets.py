@@ -11,10 +11,10 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
-import csv_writer
 import storage
 from layouts import _components as ui
 from layouts import _figures as fig
+from maturity import csv_writer
 
 URL_STORE = ui.url_sync("ds")
 dash.register_page(__name__, path="/datasets", name="Datasets", title="Datasets · City data maturity")

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from connectors.base import DatasetRecord, FetchStats
-    from settings import Settings
+    from maturity.settings import Settings
 
 
 class ScoreLike(Protocol):

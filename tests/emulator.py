@@ -451,7 +451,7 @@ def ckan_package_from_dcat(ds: Mapping[str, Any], *, organization: Mapping[str, 
 
 def portal_config(kind: str, url: str, **kw: Any) -> Any:
     """A settings.PortalConfig for tests: key "test-<kind>" and city "test" unless given."""
-    from settings import PortalConfig
+    from maturity.settings import PortalConfig
 
     return PortalConfig(key=kw.pop("key", f"test-{kind}"), city_key=kw.pop("city_key", "test"), kind=kind, url=url,
                         **kw)

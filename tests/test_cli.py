@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-import cli
 from connectors.base import RECORD_FIELDS
+from maturity import cli
 from tests.conftest import FIXTURES
 from tests.test_pipeline import (  # noqa: F401 - shared emulator config
     CHICAGO,

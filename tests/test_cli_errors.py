@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-import cli
+from maturity import cli
 
 CONFIG = """[storage]
 url = "sqlite:///db.sqlite"

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-import scheduler
-import settings
-from settings import ConfigError
+from maturity import scheduler, settings
+from maturity.settings import ConfigError
 
 CONFIG = """
 [[cities]]

@@ -15,11 +15,8 @@ import orjson
 import pandas as pd
 import pytest
 
-import cli
-import csv_writer
-import exports
-import settings
 import storage
+from maturity import cli, csv_writer, exports, settings
 from tests.conftest import FIXTURES
 
 SNAPSHOT = FIXTURES / "socrata/history/data.cityofchicago.org/2022-06-29.jsonl.gz"

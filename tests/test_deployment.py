@@ -1,6 +1,6 @@
 """The README's deployment recipe, run for real: PostgreSQL + `maturity db upgrade` + `maturity import` +
-gunicorn web workers (`app:server`) + one `maturity worker`, each a separate process, configured only through
-the environment (DATABASE_URL, MATURITY_CONFIG) as a deployment would be."""
+gunicorn web workers (`maturity.app:server`) + one `maturity worker`, each a separate process, configured only
+through the environment (DATABASE_URL, MATURITY_CONFIG) as a deployment would be."""
 from __future__ import annotations
 
 import json
@@ -66,7 +66,7 @@ schedule = "0 4 * * *"
     assert "260 datasets" in imported.stderr
 
     port = free_port()
-    web = subprocess.Popen([str(BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "app:server"],
+    web = subprocess.Popen([str(BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "maturity.app:server"],
                            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     worker = subprocess.Popen([str(BIN / "maturity"), "worker"], env=env, cwd=tmp_path,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-import pipeline
 import storage
+from maturity import pipeline
 from tests.conftest import FIXTURES
 from tests.emulator import Emulator, load_json, load_socrata_jsonl
 
@@ -33,7 +33,7 @@ def emu():
 
 
 def write_config(tmp_path, emu, db_url: str):
-    import settings
+    from maturity import settings
 
     text = f"""
 [storage]
@@ -260,7 +260,7 @@ date = 2012-12-10
 note = "Executive order"
 ''')
     cfg.path.write_text(text)
-    import settings
+    from maturity import settings
 
     cfg = settings.load(cfg.path, environ={})
     storage.upgrade(cfg.storage_url)

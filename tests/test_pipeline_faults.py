@@ -10,9 +10,8 @@ import json
 
 import pytest
 
-import pipeline
-import settings
 import storage
+from maturity import pipeline, settings
 from tests.conftest import FIXTURES
 from tests.emulator import Emulator, load_json
 from tests.hostile import HostileServer, drip_body, endless_body

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import cli
+from maturity import cli
 from tests.conftest import FIXTURES
 from tests.emulator import Emulator, load_socrata_jsonl
 

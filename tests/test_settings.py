@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-import settings
 from connectors import KINDS
-from settings import ConfigError
+from maturity import settings
+from maturity.settings import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-import settings
+from maturity import settings
 
 BASE = """[storage]
 url = "sqlite:///x.db"

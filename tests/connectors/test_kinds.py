@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-import settings
 from connectors import CONNECTORS, KINDS, make_connector
 from connectors.archive import read_items
 from connectors.base import ConnectorError, FetchStats, read_document
+from maturity import settings
 from tests.conftest import FIXTURES
 from tests.connectors.conftest import fixture_dirs
 from tests.emulator import SERVED_KINDS, Emulator

@@ -9,7 +9,7 @@ import pytest
 
 from connectors import CONNECTORS, make_connector
 from connectors.base import USAGE_KEYS
-from settings import Secret
+from maturity.settings import Secret
 from tests.conftest import FIXTURES
 from tests.emulator import load_json, portal_config
 

@@ -46,7 +46,7 @@ def e2e_db(tmp_path_factory):
 @pytest.fixture(scope="session")
 def live_url(e2e_db):
     """The dashboard on a free 127.0.0.1 port for the whole session (one server: page loads dominate)."""
-    import app
+    from maturity import app
 
     url, cfg = e2e_db
     dash_app = app.create_app(cfg, url=url)

@@ -268,7 +268,7 @@ def served_copy(e2e_db, tmp_path, extra_cities=(), change=None):
 
     from werkzeug.serving import make_server
 
-    import app
+    from maturity import app
     from tests.layouts import filler
 
     url, _ = e2e_db

@@ -13,16 +13,16 @@ from datetime import UTC
 import pytest
 
 import indicators
-import pipeline
 import storage
 from indicators import criteria
+from maturity import pipeline
 from tests.indicators._real import CHICAGO_HISTORY, history_as_of
 from tests.indicators.test_indicators_history import NAMED
 
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory):
-    import settings
+    from maturity import settings
 
     tmp = tmp_path_factory.mktemp("stored")
     url = f"sqlite:///{tmp / 'maturity.db'}"

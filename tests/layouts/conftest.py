@@ -20,7 +20,7 @@ def layout_db(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def dash_app(layout_db):
-    import app
+    from maturity import app
 
     url, cfg = layout_db
     # No background warm-up thread: it would fill the caches while a test is changing the data under them

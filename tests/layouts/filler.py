@@ -22,9 +22,9 @@ from pathlib import Path
 
 import orjson
 
-import settings as settings_mod
 import storage
 from connectors.base import DatasetRecord, FetchStats
+from maturity import settings as settings_mod
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dcat_us"
 # (city key, name, [(snapshot file, as_of date)]) — real recorded data.json files of these cities.
@@ -135,8 +135,8 @@ def score(engine, cfg, city_key: str, as_of: datetime) -> None:
     catalog = storage.city_catalog(engine, city_key, as_of)
     try:
         import indicators
-        import pipeline
         from indicators import criteria
+        from maturity import pipeline
 
         scoring, _ = pipeline.scoring_input(engine, cfg.city(city_key), as_of)
         scores = indicators.compute_all(scoring, as_of)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import storage
-from settings import load
+from maturity.settings import load
 from tests.test_csv_writer import FORMULA, TARGET, formula_city
 
 

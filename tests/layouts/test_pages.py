@@ -99,7 +99,7 @@ def test_health_reports_db_and_latest_run(client, layout_db):
 
 
 def test_health_when_database_unreachable(tmp_path, layout_db):
-    import app
+    from maturity import app
 
     _, cfg = layout_db
     broken = app.create_app(cfg, url=f"sqlite:///{tmp_path}/missing/dir/x.db")
@@ -108,7 +108,7 @@ def test_health_when_database_unreachable(tmp_path, layout_db):
 
 
 def test_server_is_built_lazily_from_the_environment(tmp_path, monkeypatch):
-    import app
+    from maturity import app
 
     # A database of its own: the app built here starts its background refresher, which outlives the test and
     # would otherwise race the later tests that change the shared layouts database.
@@ -141,7 +141,7 @@ def test_overview_lists_every_city_with_stage_and_last_harvest(client, layout_db
 
 
 def test_overview_empty_database_says_what_to_do(tmp_path, layout_db):
-    import app
+    from maturity import app
 
     _, cfg = layout_db
     url = f"sqlite:///{tmp_path}/empty.db"
@@ -384,8 +384,8 @@ def find(component, id_):
 
 
 def test_warm_up_fills_every_city_cache(layout_db):
-    import app
     from layouts import _components as ui
+    from maturity import app
 
     url, cfg = layout_db
     a = app.create_app(cfg, url=url, warm=False)
@@ -400,8 +400,8 @@ def test_warm_up_freezes_the_caches_and_dropped_entries_are_still_freed(layout_d
     import gc
     import weakref
 
-    import app
     from layouts import _components as ui
+    from maturity import app
 
     url, cfg = layout_db
     a = app.create_app(cfg, url=url, warm=False)
@@ -423,8 +423,8 @@ def test_keep_warm_fills_the_caches_in_the_background(layout_db):
     import threading
     import time
 
-    import app
     from layouts import _components as ui
+    from maturity import app
 
     url, cfg = layout_db
     a = app.create_app(cfg, url=url, warm=False)

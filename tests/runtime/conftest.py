@@ -46,9 +46,8 @@ def quiet_config(tmp_path) -> Path:
     """The shipped config.toml with every schedule moved to New Year's midnight: real cities, no job fires."""
     import re
 
-    import settings as settings_mod
 
-    text = settings_mod.DEFAULT_CONFIG.read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parents[2] / "config.toml").read_text(encoding="utf-8")
     text = re.sub(r'^schedule = "[^"]*"', f'schedule = "{NEVER}"', text, flags=re.M)
     path = tmp_path / "config.toml"
     path.write_text(text, encoding="utf-8")

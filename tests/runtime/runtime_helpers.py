@@ -11,9 +11,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-import settings as settings_mod
 import storage
 from connectors.base import FetchStats
+from maturity import settings as settings_mod
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

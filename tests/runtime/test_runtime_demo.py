@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from runtime_helpers import load_settings
 
-import demo
-import settings as settings_mod
 import storage
+from maturity import demo
+from maturity import settings as settings_mod
 
-BUNDLE = Path(demo.__file__).resolve().parent / "data" / "demo"
+BUNDLE = Path(demo.__file__).resolve().parent / "demo_data"
 MAX_BUNDLE_BYTES = 5 * 1024 * 1024  # "a few MB": it lives in git
 
 
@@ -30,7 +30,7 @@ def test_bundle_is_small_compressed_and_matches_its_manifest():
 
 
 def test_manifest_portals_exist_in_the_shipped_config():
-    cfg = settings_mod.load(settings_mod.DEFAULT_CONFIG, environ={})
+    cfg = settings_mod.load((Path(__file__).resolve().parents[2] / "config.toml"), environ={})
     for s in demo.manifest(BUNDLE):
         assert cfg.portal(s.portal_key).city_key == s.city_key
     kinds = {cfg.portal(s.portal_key).kind for s in demo.manifest(BUNDLE)}

@@ -11,11 +11,9 @@ from pathlib import Path
 import pytest
 from runtime_helpers import load_settings
 
-import csv_writer
-import exports
-import pipeline
 import storage
 from connectors.base import RECORD_FIELDS
+from maturity import csv_writer, exports, pipeline
 
 UTC = UTC
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -64,7 +64,7 @@ url = "{emu.dcat_url('cincinnati')}"
 def maturity(config: Path, db_url: str, *args: str, log: Path) -> subprocess.Popen:
     env = {**os.environ, "MATURITY_CONFIG": str(config), "DATABASE_URL": db_url, "PYTHONUNBUFFERED": "1"}
     with log.open("a") as out:
-        return subprocess.Popen([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env, stdout=out,
+        return subprocess.Popen([sys.executable, "-m", "maturity", *args], cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
 
 
@@ -160,8 +160,8 @@ def test_worker_stops_within_seconds_on_sigterm_with_a_harvest_in_flight(tmp_pat
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    import scheduler
-    import settings as settings_mod
+    from maturity import scheduler
+    from maturity import settings as settings_mod
 
     srv, emu = portals
     config = write_config(tmp_path, srv, emu)
@@ -210,7 +210,7 @@ def test_worker_and_serve_close_runs_left_by_a_dead_process_at_start(tmp_path, s
     config = write_config(tmp_path, srv, emu)
     storage.upgrade(sqlite_url)
     engine = storage.open_db(sqlite_url)
-    import settings as settings_mod
+    from maturity import settings as settings_mod
 
     storage.sync_config(engine, settings_mod.load(config, environ={"DATABASE_URL": sqlite_url}))
     # What a harvest killed with -9 leaves: its run "running" and its lease held by a pid that is gone.

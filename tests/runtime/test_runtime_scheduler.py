@@ -16,8 +16,8 @@ import pytest
 from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES
 from runtime_helpers import FakeHarvest, load_settings, only_portal, wait_for
 
-import scheduler
 import storage
+from maturity import scheduler
 
 UTC = UTC
 CHICAGO = "chicago-socrata"
@@ -66,7 +66,7 @@ def test_one_job_per_portal_with_stable_ids_and_no_duplicates_on_restart(sqlite_
     job = jobs[f"harvest:{CHICAGO}"]
     # "0 4 * * *": the next 04:00 UTC after now.
     assert job.next_run_time == scheduler.next_fire_time("0 4 * * *", now)
-    assert job.func_ref == "scheduler:run_harvest_job"  # pickled by reference, not code
+    assert job.func_ref == "maturity.scheduler:run_harvest_job"  # pickled by reference, not code
     assert job.coalesce is True and job.max_instances == 1
     assert job.misfire_grace_time == scheduler.MISFIRE_GRACE_S
     assert job.kwargs["portal_key"] == CHICAGO and "sqlite" not in job.kwargs["runtime"]
@@ -315,7 +315,7 @@ def test_scheduled_export_writes_a_dated_snapshot_under_its_lock(sqlite_url, sch
     s.start(paused=True)
     job = s.get_job("export")
     # config.toml: "30 5 * * 1" = Mondays 05:30 UTC
-    assert job.func_ref == "scheduler:run_export_job"
+    assert job.func_ref == "maturity.scheduler:run_export_job"
     assert job.next_run_time.weekday() == 0 and (job.next_run_time.hour, job.next_run_time.minute) == (5, 30)
     runtime = scheduler._runtime_key(sqlite_url)
     engine = storage.open_db(sqlite_url)

@@ -40,8 +40,8 @@ def test_serve_loads_the_demo_serves_pages_and_stops_cleanly(quiet_config, tmp_p
            "DATABASE_URL": f"sqlite:///{tmp_path / 'maturity.db'}", "PYTHONUNBUFFERED": "1"}
     env.pop("MATURITY_DEMO_DIR", None)
     log = (tmp_path / "serve.log").open("w+")
-    proc = subprocess.Popen([sys.executable, "-m", "cli", "-v", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    cmd = [sys.executable, "-m", "maturity", "-v", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -12,9 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-import scheduler
-import settings as settings_mod
 import storage
+from maturity import scheduler
+from maturity import settings as settings_mod
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60
@@ -26,7 +26,7 @@ def test_worker_stores_its_jobs_and_stops_on_sigterm(db_url, quiet_config, tmp_p
     env = {**os.environ, "MATURITY_CONFIG": str(quiet_config), "DATABASE_URL": db_url, "PYTHONUNBUFFERED": "1"}
     log_path = tmp_path / "worker.log"
     with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "cli", "-v", "worker"], cwd=ROOT, env=env, stdout=log,
+        proc = subprocess.Popen([sys.executable, "-m", "maturity", "-v", "worker"], cwd=ROOT, env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
     cfg = settings_mod.load(quiet_config, environ={"DATABASE_URL": db_url})
     try:

@@ -14,7 +14,7 @@ import pytest
 
 import storage
 from connectors.base import DatasetRecord, FetchStats
-from settings import CityConfig, PortalConfig, Settings
+from maturity.settings import CityConfig, PortalConfig, Settings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CHICAGO_HISTORY = FIXTURES / "socrata" / "history" / "data.cityofchicago.org"

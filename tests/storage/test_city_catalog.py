@@ -10,12 +10,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-import pipeline
 import storage
 from connectors import make_connector
 from connectors.archive import read_items
 from connectors.base import FetchStats
 from indicators.base import DatajsonCheck
+from maturity import pipeline
 from tests.storage.conftest import CHICAGO, CHICAGO_DCAT, OTHER, chicago_snapshot, day, save
 
 CHICAGO_DATA_JSON = Path(__file__).parents[1] / "fixtures" / "dcat_us" / "chicago_data_json_socrata_2020-07-22.json.gz"

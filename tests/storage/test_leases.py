@@ -34,17 +34,17 @@ def test_a_dead_holders_lease_is_taken_at_once_and_its_running_run_closed(engine
     # an hour left on it, but nobody will renew it
     assert storage.try_lock(engine, "harvest:chicago-socrata", dead, ttl_s=3600, now=T0)
     run_id = storage.start_run(engine, "chicago-socrata", as_of=T0)
-    assert storage.take_portal(engine, "chicago-socrata", "cli:next", now=T0 + timedelta(seconds=1))
+    assert storage.take_portal(engine, "chicago-socrata", "maturity.cli:next", now=T0 + timedelta(seconds=1))
     run = storage.runs(engine, portal_key="chicago-socrata").iloc[0]
     assert (run["run_id"], run["status"]) == (run_id, "failed")
     assert run["error"].startswith("interrupted: still running at 2026-01-05 04:00 UTC")
-    storage.drop_lease(engine, "harvest:chicago-socrata", "cli:next")
+    storage.drop_lease(engine, "harvest:chicago-socrata", "maturity.cli:next")
 
 
 def test_a_live_holder_keeps_its_lease_and_its_run(engine):
     assert storage.take_portal(engine, "chicago-socrata", "cli:elsewhere/1:42", now=T0)
     run_id = storage.start_run(engine, "chicago-socrata", as_of=T0)
-    assert not storage.take_portal(engine, "chicago-socrata", "cli:next", now=T0 + timedelta(seconds=10))
+    assert not storage.take_portal(engine, "chicago-socrata", "maturity.cli:next", now=T0 + timedelta(seconds=10))
     assert storage.close_orphaned_runs(engine, now=T0 + timedelta(seconds=10)) == []
     assert storage.runs(engine, portal_key="chicago-socrata").iloc[0]["status"] == "running"
     # another machine's holder that stopped renewing: its lease lapses after LEASE_TTL_S, and the run is closed

@@ -25,11 +25,11 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-import csv_writer
-import palette
 import storage
 from connectors.base import RECORD_FIELDS
-from settings import CityConfig, Settings
+from layouts import palette
+from maturity import csv_writer
+from maturity.settings import CityConfig, Settings
 
 FORMATS = ("html", "csv", "json")
 ALL_CITIES_DIR = "all"
@@ -91,8 +91,8 @@ def prune(out_dir: str | Path, keep: int) -> list[Path]:
 
 
 def snapshot(settings: Settings, engine, city_key: str, *, as_of: datetime | None = None) -> CitySnapshot:
-    import pipeline
     from indicators import criteria
+    from maturity import pipeline
 
     city = settings.city(city_key)
     history = _frame(storage.scores(engine, city_key), SCORE_COLUMNS)

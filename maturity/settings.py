@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-DEFAULT_CONFIG = Path(__file__).with_name("config.toml")
+# Relative to the working directory, as `--help` says: an installed copy has no config beside its code.
+DEFAULT_CONFIG = Path("config.toml")
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 CRON_FIELDS = 5
 # Cron numbers days Sunday=0 (and 7); APScheduler 3 numbers them Monday=0 (its documented "historical
@@ -179,7 +180,7 @@ def load(path: str | os.PathLike | None = None, environ: Mapping[str, str] | Non
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{p}: file not found") from None
+        raise ConfigError(f"{p}: file not found (pass --config FILE or set MATURITY_CONFIG)") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from None
     try:

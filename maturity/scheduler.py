@@ -36,8 +36,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 import storage
-from settings import ConfigError, Settings, cron_fields
-from settings import cron_weekdays as _cron_dow  # noqa: F401 - the name the scheduler tests use
+from maturity.settings import ConfigError, Settings, cron_fields
+from maturity.settings import cron_weekdays as _cron_dow  # noqa: F401 - the name the scheduler tests use
 
 log = logging.getLogger("maturity.scheduler")
 
@@ -48,8 +48,8 @@ LOCK_TTL_S = int(storage.LEASE_TTL_S)  # a lease the job's process renews (heart
 HARVEST_WORKERS = 4  # portals harvested at once (each on its own host, so politeness per host holds)
 EXPORT_JOB_ID = "export"
 HARVEST_JOB_PREFIX = "harvest:"
-JOB_FUNC = "scheduler:run_harvest_job"  # by import path: the job store pickles a reference, not code
-EXPORT_FUNC = "scheduler:run_export_job"
+JOB_FUNC = "maturity.scheduler:run_harvest_job"  # by import path: the job store pickles a reference, not code
+EXPORT_FUNC = "maturity.scheduler:run_export_job"
 
 HarvestFn = Callable[..., Any]  # (settings, engine, portal, *, now) -> RunSummary
 ScoreFn = Callable[..., Any]  # (settings, engine, city_key) -> scores
@@ -113,7 +113,7 @@ def _runtime(key: str) -> _Runtime:
         return next(iter(_RUNTIMES.values()))
     # A job added by another process for this database, run here before this process built a scheduler
     # (cannot happen through serve/work, which build first): fall back to the configured defaults.
-    import settings as settings_mod
+    from maturity import settings as settings_mod
 
     cfg = settings_mod.load()
     return _register(cfg, cfg.storage_url, owner=None, harvest_fn=None, score_fn=None,
@@ -179,7 +179,7 @@ def harvest_portal(rt: _Runtime, portal_key: str, *, now: datetime | None = None
 def _functions(rt: _Runtime) -> tuple[HarvestFn, ScoreFn]:
     if rt.harvest_fn is not None and rt.score_fn is not None:
         return rt.harvest_fn, rt.score_fn
-    import pipeline
+    from maturity import pipeline
 
     return rt.harvest_fn or pipeline.harvest, rt.score_fn or pipeline.score
 
@@ -211,7 +211,7 @@ def _job_health(rt: _Runtime, portal_key: str, *, ok: bool, reason: str | None =
 
 def run_export_job(runtime: str) -> list[str]:
     """The scheduled export (referenced by import path): every city's dated snapshot, under a lock."""
-    import exports
+    from maturity import exports
 
     rt = _runtime(runtime)
     engine = storage.open_db(rt.url)
@@ -318,7 +318,7 @@ def threading_main() -> bool:
 
 def serve(settings: Settings, *, host: str, port: int, url: str | None = None) -> None:
     """The embedded default: demo history on an empty database, the scheduler in the background, the dashboard."""
-    import app as app_mod
+    from maturity import app as app_mod
 
     url = url or settings.storage_url
     storage.upgrade(url)
@@ -326,7 +326,7 @@ def serve(settings: Settings, *, host: str, port: int, url: str | None = None) -
     storage.sync_config(engine, settings)
     close_orphaned_runs(engine)
     if storage.runs(engine, limit=1).empty:
-        import demo
+        from maturity import demo
 
         log.info("event=demo-loading reason=empty-database")
         try:
@@ -347,7 +347,7 @@ def serve(settings: Settings, *, host: str, port: int, url: str | None = None) -
 
 
 def work(settings: Settings, *, url: str | None = None) -> None:
-    """The scheduler alone (BlockingScheduler), for PostgreSQL + `gunicorn app:server` web workers."""
+    """The scheduler alone (BlockingScheduler), for PostgreSQL + `gunicorn maturity.app:server` web workers."""
     url = url or settings.storage_url
     close_orphaned_runs(storage.open_db(url))
     sched = build_scheduler(settings, url=url, blocking=True)

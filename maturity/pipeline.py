@@ -30,7 +30,7 @@ from connectors.http import make_session, policy_for
 from connectors.items import Normalized, normalize_each
 from indicators import CRITERION_OF, compute_all, criteria
 from indicators.base import CityCatalog, DatajsonCheck, PortalFacts, RunFact, Score
-from settings import CityConfig, PortalConfig, Settings
+from maturity.settings import CityConfig, PortalConfig, Settings
 
 log = logging.getLogger("maturity.pipeline")
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import csv_writer
-import settings as settings_mod
+from maturity import csv_writer
+from maturity import settings as settings_mod
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_NO_DATABASE = 3  # the database cannot be reached (down, wrong URL, unwritable SQLite path): try again later
@@ -71,9 +71,8 @@ def cmd_db_upgrade(cfg, args) -> int:
 
 
 def cmd_harvest(cfg, args) -> int:
-    import pipeline
-    import scheduler
     import storage
+    from maturity import pipeline, scheduler
 
     engine = _engine(cfg)
     portals = _city(cfg, args.city).portals if args.city else cfg.portals
@@ -113,12 +112,12 @@ def cmd_harvest(cfg, args) -> int:
 
 
 def cmd_import(cfg, args) -> int:
-    import pipeline
+    from maturity import pipeline
 
     engine = _engine(cfg)
     city = _city(cfg, args.city)
     as_of = _as_of(args.as_of)  # a date alone: the end of that day, so that day's updates are not in the future
-    import scheduler
+    from maturity import scheduler
 
     try:
         with scheduler.interrupt_on_sigterm():  # SIGTERM like Ctrl-C: the run in progress is closed as interrupted
@@ -154,7 +153,7 @@ def cmd_datasets(cfg, args) -> int:
 
 
 def cmd_score(cfg, args) -> int:
-    import pipeline
+    from maturity import pipeline
 
     engine = _engine(cfg)
     cities = [_city(cfg, args.city)] if args.city else list(cfg.cities)
@@ -192,7 +191,7 @@ def cmd_explain(cfg, args) -> int:
 
 
 def cmd_status(cfg, args) -> int:
-    import scheduler
+    from maturity import scheduler
 
     _engine(cfg)
     _write_table(scheduler.status(cfg), args.format)
@@ -200,7 +199,7 @@ def cmd_status(cfg, args) -> int:
 
 
 def cmd_serve(cfg, args) -> int:
-    import scheduler
+    from maturity import scheduler
 
     scheduler.configure_logging()
     _engine(cfg)
@@ -209,7 +208,7 @@ def cmd_serve(cfg, args) -> int:
 
 
 def cmd_worker(cfg, args) -> int:
-    import scheduler
+    from maturity import scheduler
 
     scheduler.configure_logging()
     _engine(cfg)
@@ -218,8 +217,7 @@ def cmd_worker(cfg, args) -> int:
 
 
 def cmd_export(cfg, args) -> int:
-    import exports
-    import scheduler
+    from maturity import exports, scheduler
 
     engine = _engine(cfg)
     city_key = _city(cfg, args.city).key if args.city else None
@@ -238,7 +236,7 @@ def cmd_export(cfg, args) -> int:
 
 
 def cmd_demo(cfg, args) -> int:
-    import demo
+    from maturity import demo
 
     loaded = demo.load(cfg, _engine(cfg), force=args.force)
     print("demo history loaded and scored" if loaded else "database already has runs; use --force to add the demo",
@@ -311,7 +309,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--port", type=int)
     c.set_defaults(run=cmd_serve)
 
-    sub.add_parser("worker", help="the scheduler alone (with PostgreSQL + gunicorn app:server)").set_defaults(
+    sub.add_parser("worker", help="the scheduler alone (PostgreSQL + gunicorn maturity.app:server)").set_defaults(
         run=cmd_worker)
 
     c = sub.add_parser("status", help="per portal: last run, next run, last error")
@@ -383,7 +381,7 @@ def _as_of(text: str) -> datetime:
     that day."""
     try:
         if len(text) == 10:
-            from pipeline import end_of_day
+            from maturity.pipeline import end_of_day
 
             return end_of_day(date.fromisoformat(text))
         parsed = datetime.fromisoformat(text)

@@ -1,6 +1,6 @@
 """The offline demo: bundled real recorded catalogs imported through the real pipeline into an empty database.
 
-`data/demo/manifest.toml` lists the snapshots (city, portal, date, file, sha256); `data/demo/PROVENANCE.md`
+`maturity/demo_data/manifest.toml` lists the snapshots (city, portal, date, file, sha256); `demo_data/PROVENANCE.md`
 says where each file comes from. Loading runs `pipeline.import_files` per snapshot in date order (so the
 change-only history and the suspect-run rule work exactly as on live harvests), then `pipeline.score_all`
 per city, so every run date has scores for the over-time charts.
@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import storage
-from settings import ConfigError, Settings
+from maturity.settings import ConfigError, Settings
 
 log = logging.getLogger("maturity.demo")
 
@@ -38,11 +38,11 @@ class DemoError(RuntimeError):
 
 
 def bundle_dir(settings: Settings | None = None) -> Path:
-    """Where the bundle is: $MATURITY_DEMO_DIR, else data/demo beside this module, else beside the config."""
+    """Where the bundle is: $MATURITY_DEMO_DIR, else demo_data beside this module, else beside the config."""
     candidates = []
     if os.environ.get(DEMO_DIR_ENV):
         candidates.append(Path(os.environ[DEMO_DIR_ENV]))
-    candidates.append(Path(__file__).resolve().parent / "data" / "demo")
+    candidates.append(Path(__file__).resolve().parent / "demo_data")  # package data, also in the wheel
     if settings is not None:
         candidates.append(settings.path.resolve().parent / "data" / "demo")
     for c in candidates:
@@ -64,7 +64,7 @@ def manifest(directory: Path) -> list[Snapshot]:
             if not isinstance(as_of, date):
                 raise TypeError("as_of must be a TOML date (or date-time)")
             if not isinstance(as_of, datetime):  # a day: dated at its end, as `maturity import` does
-                from pipeline import end_of_day
+                from maturity.pipeline import end_of_day
 
                 as_of = end_of_day(as_of)
             out.append(Snapshot(city_key=s["city_key"], portal_key=s["portal_key"],
@@ -80,7 +80,7 @@ def load(settings: Settings, engine, *, force: bool = False, directory: Path | N
 
     Snapshots of portals that the loaded config does not have are skipped (a trimmed config still works).
     """
-    import pipeline
+    from maturity import pipeline
 
     if not force and not storage.runs(engine, limit=1).empty:
         return False

@@ -1,0 +1,174 @@
+"""The Dash dashboard: `create_app(settings)` builds it; `server` is the WSGI app (`gunicorn maturity.app:server`).
+
+Pages live in `layouts/` (one module a page, Dash Pages); they read the database only through `storage`
+queries and find it through the `layouts._components.Context` stored on the Flask config, so several
+apps (tests, the benchmark) can live in one process on different databases.
+
+Live updates: a `dcc.Interval` polls `storage.latest_run_marker` (two max() lookups) every
+`[web] poll_seconds`; only when the marker changes does the `live-marker` store change, and the pages'
+callbacks that take it as input redraw.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dash
+import dash_bootstrap_components as dbc
+import flask
+from dash import Input, Output, State, dcc, html
+from dash.exceptions import PreventUpdate
+
+import layouts
+
+PAGES = Path(layouts.__file__).resolve().parent
+ASSETS = PAGES / "assets"
+log = logging.getLogger(__name__)
+
+NAV = (("Overview", "/"), ("Compare", "/compare"), ("Datasets", "/datasets"), ("Harvests", "/harvests"),
+       ("Methodology", "/methodology"), ("Evidence", "/evidence"))
+
+
+def create_app(settings, *, url: str | None = None, warm: bool = True) -> dash.Dash:
+    """The dashboard on `url` (default `settings.storage_url`); the schema must exist (`maturity db upgrade`).
+
+    `warm`: a background thread fills the per-city query caches at start and refreshes the city that ran
+    whenever the run marker moves (every `[web] poll_seconds`), so no visitor of a large database
+    (50 cities x 2 years) waits for many cities' histories and catalogs to load.
+    """
+    import storage
+    from layouts._components import CONTEXT_KEY, Context
+
+    # Page modules are re-executed by every Dash(use_pages=True) and register their `dash.callback`s again;
+    # drop registrations left by an earlier app in this process (tests, benchmark) so none is doubled.
+    dash._callback.GLOBAL_CALLBACK_LIST.clear()
+    dash._callback.GLOBAL_CALLBACK_MAP.clear()
+
+    server = flask.Flask(__name__)
+    server.config[CONTEXT_KEY] = Context(settings=settings, url=url or settings.storage_url)
+    app = dash.Dash(
+        __name__, server=server, use_pages=True, pages_folder=str(PAGES), assets_folder=str(ASSETS),
+        title="City data maturity", suppress_callback_exceptions=True, serve_locally=True,
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+    )
+    poll_ms = max(1, int(settings.web.poll_seconds)) * 1000
+
+    def shell():
+        return html.Div([
+            # Below Bootstrap's md width (768 px: phones) the links fold behind a menu button.
+            dbc.Navbar(dbc.Container([
+                dbc.NavbarBrand("City data maturity", href="/"),
+                dbc.NavbarToggler(id="nav-toggler", n_clicks=0),
+                dbc.Collapse([
+                    dbc.Nav([dbc.NavLink(label, href=href, active="exact", id=f"nav-{label.lower()}")
+                             for label, href in NAV], navbar=True, className="flex-wrap"),
+                    html.Span(id="live-status", className="navbar-text small text-light ms-auto"),
+                ], id="nav-collapse", is_open=False, navbar=True),
+            ], fluid=True), color="dark", dark=True, expand="md", className="mb-3"),
+            dcc.Interval(id="live-interval", interval=poll_ms),
+            dcc.Store(id="live-marker", data=_marker_or_none(storage, server)),
+            dbc.Container(dash.page_container, fluid=True, className="pb-5"),
+        ])
+
+    app.layout = shell
+
+    # the menu button opens and closes the links; following a link closes them again
+    app.clientside_callback(
+        """function(_n, _path, open) {
+            const trig = (window.dash_clientside.callback_context.triggered || [])[0] || {};
+            return trig.prop_id === "nav-toggler.n_clicks" ? !open : false;
+        }""",
+        Output("nav-collapse", "is_open"), Input("nav-toggler", "n_clicks"), Input("_pages_location", "pathname"),
+        State("nav-collapse", "is_open"), prevent_initial_call=True)
+
+    @app.callback(Output("live-marker", "data"), Output("live-status", "children"),
+                  Input("live-interval", "n_intervals"), State("live-marker", "data"))
+    def poll(_n, current):
+        new = _marker_or_none(storage, server)
+        if new == current:
+            raise PreventUpdate
+        return new, f"updated {datetime.now(UTC):%H:%M} UTC"
+
+    from layouts import _print
+
+    _print.register(server)  # /print/city/<key>: the printable city page (the export report's template)
+
+    @server.route("/health")
+    def health():
+        return flask.jsonify(_health(storage, server))
+
+    # Run Dash's first-request setup now (it moves the pages' `dash.callback`s from the global list into
+    # this app), so a second app built in the same process before this one serves cannot take them.
+    with server.test_request_context("/"):
+        server.preprocess_request()
+    if warm:
+        import threading
+
+        from layouts._components import keep_warm
+
+        threading.Thread(target=keep_warm, args=(server, float(settings.web.poll_seconds)), name="dashboard-warm",
+                         daemon=True).start()
+    return app
+
+
+def _marker_or_none(storage, server):
+    from layouts._components import CONTEXT_KEY
+
+    try:
+        marker = storage.latest_run_marker(storage.open_db(server.config[CONTEXT_KEY].url))
+        # as the browser's store will hold it (tuples become lists), so an unchanged marker compares equal
+        return json.loads(json.dumps(marker))
+    except Exception as exc:  # noqa: BLE001 - an unreachable or empty database must not break the shell
+        log.warning("latest_run_marker failed: %s", exc)
+        return None
+
+
+def _health(storage, server) -> dict:
+    """{"status": "ok"|"degraded", "db": bool, "latest_run": ISO time or None, "latest_status": …}."""
+    from layouts._components import CONTEXT_KEY
+
+    ctx = server.config[CONTEXT_KEY]
+    out = {"status": "degraded", "db": False, "latest_run": None, "latest_status": None}
+    try:
+        runs = storage.runs(storage.open_db(ctx.url), limit=1)
+    except Exception as exc:  # noqa: BLE001 - the health check reports, it does not raise
+        out["error"] = type(exc).__name__
+        return out
+    out.update(status="ok", db=True)
+    if len(runs):
+        r = runs.iloc[0]
+        t = r["finished_at"] if r["finished_at"] is not None and str(r["finished_at"]) != "NaT" else r["started_at"]
+        out["latest_run"] = None if t is None or str(t) == "NaT" else _iso(t)
+        out["latest_status"] = r["status"]
+    return out
+
+
+def _iso(t) -> str:
+    import pandas as pd
+
+    ts = pd.Timestamp(t)
+    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).isoformat()
+
+
+_lazy_app: dash.Dash | None = None
+
+
+def get_app() -> dash.Dash:
+    """The app built from `settings.load()` (MATURITY_CONFIG, DATABASE_URL), once per process."""
+    global _lazy_app
+    if _lazy_app is None:
+        from maturity import settings as settings_mod
+
+        _lazy_app = create_app(settings_mod.load())
+    return _lazy_app
+
+
+def __getattr__(name: str):
+    # gunicorn reads this attribute; building lazily keeps the import free of side effects.
+    if name == "server":
+        return get_app().server
+    if name == "app":
+        return get_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
