@@ -10,8 +10,10 @@ callbacks that take it as input redraw.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,10 +51,11 @@ def create_app(settings, *, url: str | None = None, warm: bool = True) -> dash.D
     server = flask.Flask(__name__)
     server.config[CONTEXT_KEY] = Context(settings=settings, url=url or settings.storage_url)
     app = dash.Dash(
-        __name__, server=server, use_pages=True, pages_folder=str(PAGES), assets_folder=str(ASSETS),
+        __name__, server=server, use_pages=True, pages_folder="", assets_folder=str(ASSETS),
         title="City data maturity", suppress_callback_exceptions=True, serve_locally=True,
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )
+    _load_pages()
     poll_ms = max(1, int(settings.web.poll_seconds)) * 1000
 
     def shell():
@@ -111,6 +114,29 @@ def create_app(settings, *, url: str | None = None, warm: bool = True) -> dash.D
         threading.Thread(target=keep_warm, args=(server, float(settings.web.poll_seconds)), name="dashboard-warm",
                          daemon=True).start()
     return app
+
+
+def _load_pages() -> None:
+    """Run every page module of `layouts` afresh, under its import name (`layouts.<page>`).
+
+    This is what Dash's `pages_folder` does, except for the name: Dash names a folder's pages by their path
+    relative to the app's own module, and the app lives in the `maturity` package, so it would import
+    `layouts/datasets.py` a second time as some `work.….layouts.datasets` beside `layouts.datasets`, and reject
+    the two for sharing one URL. Re-running the modules (not a plain import) lets every app built in one
+    process (tests, the benchmark) register the pages' callbacks again, as the folder import did.
+    """
+    for path in sorted(PAGES.glob("[!_]*.py")):
+        if "register_page" not in path.read_text(encoding="utf-8"):
+            continue
+        name = f"{layouts.__name__}.{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        page = dash.page_registry.get(name)
+        if page is not None and not page.get("supplied_layout"):
+            page["layout"] = module.layout
 
 
 def _marker_or_none(storage, server):

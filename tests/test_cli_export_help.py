@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_export_help_describes_every_option():
-    out = subprocess.run([sys.executable, str(ROOT / "cli.py"), "export", "--help"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "maturity", "export", "--help"], capture_output=True, text=True,
                          check=True, cwd=ROOT).stdout
     text = " ".join(out.split())  # argparse wraps lines
     assert "--city KEY only this city" in text
