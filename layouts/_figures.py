@@ -320,7 +320,7 @@ def department_breakdown(datasets: pd.DataFrame) -> pd.DataFrame:
     cols = ["department", "datasets", "stale_pct", "undocumented_pct", "views"]
     if datasets.empty:
         return pd.DataFrame(columns=cols)
-    d = datasets.assign(department=datasets["department"].fillna("(no department)"),
+    d = datasets.assign(department=datasets["department"].fillna(NO_DEPARTMENT),
                         stale=datasets["freshness"].isin(["overdue", "delinquent"]),
                         undoc=datasets["doc_score"] < UNDOCUMENTED_BELOW)
     # views: blank when none of the department's datasets has a view count (the portal does not report them),
@@ -400,6 +400,7 @@ def fix_first(failing: pd.DataFrame, datasets: pd.DataFrame, weights: Mapping[st
 
 # --- datasets -------------------------------------------------------------------------------------------
 
+NO_DEPARTMENT = "(no department)"  # the label of datasets with no department, in the department view and its links
 UNDOCUMENTED_BELOW = 50  # doc score under which a dataset counts as undocumented in the department view
 
 
@@ -483,7 +484,8 @@ def filter_datasets(table: pd.DataFrame, *, cities: Sequence[str] = (), departme
     if cities:
         m &= table["city_key"].isin(cities)
     if departments:
-        m &= table["department"].isin(departments)
+        # the department view's "(no department)" row links here: it stands for the datasets without one
+        m &= table["department"].fillna(NO_DEPARTMENT).isin(departments)
     if freshness:
         m &= table["freshness"].isin(freshness)
     if min_doc is not None:

@@ -50,4 +50,5 @@ def metadata_note(criterion: str, indicator_titles_: Iterable[str], needs_docume
         return None
     measured = ", ".join(t[0].lower() + t[1:] for t in indicator_titles_ if t)
     what = f"measures {measured}" if measured else "measures what the portal's metadata shows"
-    return f"{what}; the policy itself needs a record on the Evidence page"
+    thing = "policy" if criterion == "OD1" else "practice"  # OD1 is the open data policy (law or order)
+    return f"{what}; the {thing} itself needs a record on the Evidence page"

@@ -212,10 +212,13 @@ def _cards(_engine, key: str):
 
 
 def criterion_notes(key: str) -> dict[str, str]:
-    """Criterion → what its score measures, for criteria that need a document metadata cannot show (OD1's policy)."""
+    """Criterion → what its score measures, for criteria that portal metadata shows only in part (OD1's policy,
+    DM3's sharing practice …: `metadata` "partial" in wwc-criteria.json), so a low score does not read as a
+    verdict on a practice the city may well have."""
     from indicators import criteria
 
-    needs = getattr(criteria, "NEEDS_DOCUMENT", frozenset())
+    wwc = criteria.wwc_criteria()
+    needs = frozenset(wwc.loc[wwc["metadata"] == "partial", "criterion"])
     meta = ui.indicator_meta()
     inds = fig.indicator_rows(ui.latest_city(key))
     out = {}

@@ -48,11 +48,12 @@ def body() -> list:
 
     titles = ui.criterion_titles()
     out: list = [html.H2("Stages", className="h5 mt-2"), _stages_table(criteria)]
-    needs = getattr(criteria, "NEEDS_DOCUMENT", frozenset())
-    met_from = getattr(criteria, "MET_FROM", None)
-    if met_from is not None:
-        out.append(html.P(f"A criterion counts as shown by metadata from a score of {met_from:.0f} on. A record on "
-                          "the Evidence page (a URL, a date, a note) meets any criterion."))
+    wwc = criteria.wwc_criteria()
+    needs = frozenset(wwc.loc[wwc["metadata"] == "partial", "criterion"])
+    out.append(html.P(f"A criterion that portal metadata can show fully counts as met from a score of "
+                      f"{criteria.MET_FROM:.0f} on; one it shows only in part is \"supported by metadata\" and "
+                      "counts as met once a record on the Evidence page (a URL, a date, a note) confirms it. A "
+                      "record on the Evidence page meets any criterion."))
     by_criterion: dict[str, list] = {}
     for ind in indicators.REGISTRY:
         by_criterion.setdefault(ind.criterion, []).append(ind)
