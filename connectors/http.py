@@ -416,26 +416,27 @@ def _watch(sock: socket.socket | None) -> None:
         deadline.attach(sock)
 
 
-class _WatchedHTTPConnection(HTTPConnection):
-    """Reports its socket to the request's deadline: when it connects, and when it is reused for a request."""
+class _Watched:
+    """Mixed into urllib3's connections: reports the socket to the request's deadline, when it connects and when
+    it is reused for a request."""
+
+    sock: socket.socket | None
 
     def connect(self) -> None:
-        super().connect()
+        super().connect()  # type: ignore[misc]  # the connection class this is mixed into has it
         _watch(self.sock)
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         _watch(self.sock)
-        super().request(*args, **kwargs)
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        _watch(self.sock)
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
 
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _watch(self.sock)
-        super().request(*args, **kwargs)
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):

@@ -29,10 +29,9 @@ def explorer_rows(url: str, city: str) -> pd.DataFrame:
 
 # --- item 1: department links open the filtered Datasets page -------------------------------------------
 
-def test_department_stale_link_opens_the_filtered_datasets(page, live_url, errors, e2e_db):
-    url, _ = e2e_db
-    rows = explorer_rows(url, "chicago")
-    page.goto(live_url + "/city/chicago")
+def click_first_department_link(page, city_url: str, column: str) -> str:
+    """Open the city page, click the link in `column` of the department table's first row; its department."""
+    page.goto(city_url)
     grid = page.locator("#city-departments-grid")
     expect(grid).to_be_attached(timeout=TIMEOUT_MS)
     settle(page)  # every callback answered: the grid is not redrawn under the click
@@ -40,7 +39,14 @@ def test_department_stale_link_opens_the_filtered_datasets(page, live_url, error
     first = grid.locator(".ag-center-cols-container .ag-row[row-index='0']")
     expect(first).to_be_visible(timeout=TIMEOUT_MS)
     dept = first.locator("[col-id='department']").inner_text()
-    first.locator("[col-id='stale_pct'] a").click()
+    first.locator(f"[col-id='{column}'] a").click()
+    return dept
+
+
+def test_department_stale_link_opens_the_filtered_datasets(page, live_url, errors, e2e_db):
+    url, _ = e2e_db
+    rows = explorer_rows(url, "chicago")
+    dept = click_first_department_link(page, live_url + "/city/chicago", "stale_pct")
     expect(page).to_have_url(re.compile(r"/datasets\?"), timeout=TIMEOUT_MS)
     q = parse_qs(urlparse(page.url).query)
     assert q["cities"] == ["chicago"] and q["department"] == [dept]
@@ -56,15 +62,7 @@ def test_department_stale_link_opens_the_filtered_datasets(page, live_url, error
 def test_department_undocumented_link_opens_the_filtered_datasets(page, live_url, errors, e2e_db):
     url, _ = e2e_db
     rows = explorer_rows(url, "philadelphia")
-    page.goto(live_url + "/city/philadelphia")
-    grid = page.locator("#city-departments-grid")
-    expect(grid).to_be_attached(timeout=TIMEOUT_MS)
-    settle(page)  # every callback answered: the grid is not redrawn under the click
-    grid.scroll_into_view_if_needed(timeout=TIMEOUT_MS)
-    first = grid.locator(".ag-center-cols-container .ag-row[row-index='0']")
-    expect(first).to_be_visible(timeout=TIMEOUT_MS)
-    dept = first.locator("[col-id='department']").inner_text()
-    first.locator("[col-id='undocumented_pct'] a").click()
+    dept = click_first_department_link(page, live_url + "/city/philadelphia", "undocumented_pct")
     expect(page).to_have_url(re.compile(r"/datasets\?.*doc_max=49"), timeout=TIMEOUT_MS)
     # by hand: the department's datasets with a documentation score under 50
     d = rows[(rows["department"].fillna("(no department)") == dept) & (rows["doc_score"] < 50)]
