@@ -406,9 +406,9 @@ UNDOCUMENTED_BELOW = 50  # doc score under which a dataset counts as undocumente
 def freshness_states(catalog: pd.DataFrame, as_of: datetime) -> list[str]:
     """Per dataset: fresh / due / overdue / delinquent / unknown, or "no schedule" without a finite period.
 
-    The indicators' own HDX aging (indicators.frame), so the explorer and the DM4 score cannot disagree.
+    The indicators' own HDX aging (indicators.derived), so the explorer and the DM4 score cannot disagree.
     """
-    from indicators.frame import derive, ensure_columns
+    from indicators.derived import derive, ensure_columns
 
     states = derive(ensure_columns(catalog), as_of).freshness
     return ["no schedule" if not s else str(s) for s in states]
@@ -417,7 +417,7 @@ def freshness_states(catalog: pd.DataFrame, as_of: datetime) -> list[str]:
 def doc_scores(catalog: pd.DataFrame, as_of: datetime) -> np.ndarray:
     """Per dataset: the OD2 documentation index (indicators.open_data), rounded for display, so the explorer
     and the OD2 score on the same page cannot disagree."""
-    from indicators.frame import ensure_columns
+    from indicators.derived import ensure_columns
     from indicators.open_data import documentation_per_asset
 
     return np.round(documentation_per_asset(ensure_columns(catalog), as_of), 1)
