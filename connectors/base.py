@@ -125,7 +125,7 @@ Progress = Callable[[int, "int | None"], None]
 class Connector(Protocol):
     """What a portal kind's connector class offers (the registry `connectors.CONNECTORS` lists the classes).
 
-    Besides these, the class has `raw_bytes(raw)` and `raw_hash(raw)` (see connectors.hashing) and the static
+    Besides these, the class has `raw_hash(raw)` (see connectors.hashing) and the static
     `read_archive(doc, path) -> (items, FetchStats)`: the raw items of a recorded catalog file of its kind,
     parsed (`doc`: one JSON document, or the list of a JSONL file's lines), each id once; `maturity import`
     reads files through it.
@@ -149,6 +149,10 @@ class Connector(Protocol):
 
     @property
     def stats(self) -> FetchStats: ...
+
+    def raw_bytes(self, raw: dict[str, Any]) -> bytes:
+        """The orjson bytes of a raw item, as received (connectors.hashing.raw_bytes); storage keeps them."""
+        ...
 
     @staticmethod
     def read_archive(doc: Any, path: Path) -> tuple[list[dict[str, Any]], FetchStats]:

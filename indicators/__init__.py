@@ -6,7 +6,7 @@ from datetime import datetime
 import pandas as pd
 
 from indicators.base import CityCatalog, DatajsonCheck, Indicator, PortalFacts, RunFact, Score, as_catalog
-from indicators.frame import shared_derivations
+from indicators.derived import shared_derivations
 from indicators.registry import BY_KEY, CRITERION_OF, REGISTRY
 
 

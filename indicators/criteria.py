@@ -30,8 +30,8 @@ from typing import Any, cast
 import pandas as pd
 
 from indicators.base import Score
-from indicators.frame import load_json
 from indicators.registry import REGISTRY
+from indicators.tables import load_json
 
 # Maturity stage from the criterion value (0-100), lower bounds. Project choice in steps of 20; "leading"
 # starts at 80, WWC's own bar for inventory department coverage (> 80%, 2018 DG1). NaN -> "not evident".

@@ -6,8 +6,10 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from indicators.arrays import day_text, on_distinct
 from indicators.base import CityCatalog, Score
-from indicators.frame import day_text, derive, mean_score, on_distinct, reasons_from_flags, share_score
+from indicators.derived import derive
+from indicators.scoring import mean_score, reasons_from_flags, share_score
 
 # WWC 2018 inventory criterion (DG1): the inventory covers more than 80% of departments and was updated
 # within the past 12 months (WWC Assessment Guide, research/methodologies.md 2.7).

@@ -10,7 +10,7 @@ from types import ModuleType
 
 import numpy as np
 
-from indicators import criteria, frame, inventory, mqa, open_data, quality, registry, topics
+from indicators import criteria, derived, inventory, mqa, open_data, periods, quality, registry, topics
 from indicators.registry import REGISTRY
 
 
@@ -46,7 +46,7 @@ def markdown() -> str:
         "",
         "## Which assets count",
         "",
-        "Asset types" + _doc(frame).split("Asset types", 1)[1],
+        "Asset types" + _doc(derived).split("Asset types", 1)[1],
         "",
         "## Weights",
         "",
@@ -80,7 +80,7 @@ def markdown() -> str:
         doc = inspect.getdoc(ind.fn) or ""
         lines += ["", f"#### `{ind.key}` - {ind.title}", "", f"Weight in {ind.criterion}: {ind.weight:g}.", "", doc]
     lines += ["", "## Constants", ""]
-    for module in (frame, open_data, inventory, quality, topics, mqa, criteria):
+    for module in (derived, periods, open_data, inventory, quality, topics, mqa, criteria):
         consts = _constants(module)
         if not consts:
             continue

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from indicators.base import CityCatalog, Score
-from indicators.frame import derive, evidence
+from indicators.derived import derive
+from indicators.scoring import evidence
 
 MQA_MAX_POINTS = 405
 # Points per MQA item (data.europa.eu MQA methodology; research/methodologies.md 2.2). Items we cannot

@@ -7,17 +7,10 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from indicators.arrays import day_text
 from indicators.base import CityCatalog, Score
-from indicators.frame import (
-    Derived,
-    clamp,
-    day_text,
-    derive,
-    evidence,
-    mean_score,
-    reasons_from_flags,
-    share_score,
-)
+from indicators.derived import Derived, derive
+from indicators.scoring import clamp, evidence, mean_score, reasons_from_flags, share_score
 
 # --- OD3 ------------------------------------------------------------------------------------------
 

@@ -6,23 +6,11 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from indicators.arrays import day_text, to_seconds, utc
 from indicators.base import CityCatalog, Score
-from indicators.frame import (
-    _URL,
-    DELINQUENT,
-    DUE,
-    FRESH,
-    OVERDUE,
-    Derived,
-    day_text,
-    derive,
-    evidence,
-    mean_score,
-    reasons_from_flags,
-    share_score,
-    to_seconds,
-    utc,
-)
+from indicators.derived import _URL, Derived, derive
+from indicators.periods import DELINQUENT, DUE, FRESH, OVERDUE
+from indicators.scoring import evidence, mean_score, reasons_from_flags, share_score
 
 # Observation resolution of our own history when the facts carry no run dates: weekly, the Open Data Portal
 # Watch snapshot cadence. A change faster than our harvests cannot be seen more than once per harvest.

@@ -15,18 +15,11 @@ import numpy as np
 import pandas as pd
 
 from indicators.base import CityCatalog, Score
-from indicators.frame import (
-    DUE,
-    FRESH,
-    Derived,
-    clamp,
-    derive,
-    evidence,
-    norm_hit,
-    share_score,
-    vocab,
-    word_pattern,
-)
+from indicators.derived import Derived, derive
+from indicators.periods import DUE, FRESH
+from indicators.scoring import clamp, evidence, share_score
+from indicators.tables import vocab
+from indicators.words import norm_hit, word_pattern
 
 # An asset without a finite declared period counts as current when its data (or, for stories and measures,
 # its metadata) changed within the past 12 months - WWC's "updated within the past 12 months" (2018 DG1) and

@@ -10,7 +10,7 @@ import functools
 import gc
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +19,11 @@ import dash_bootstrap_components as dbc
 import flask
 import pandas as pd
 from dash import dcc, html
+from dash.development.base_component import Component
 
 import storage
 from layouts import _figures as fig
+from maturity.settings import Settings
 
 CONTEXT_KEY = "MATURITY_DASHBOARD"  # key of the Context on the Flask app's config
 CACHE_SIZE = 1024  # results kept: ~6 per city (history, runs, datasets, failing, …) plus a few global ones
@@ -31,11 +33,11 @@ CACHE_SIZE = 1024  # results kept: ~6 per city (history, runs, datasets, failing
 class Context:
     """What the pages of one app need: the settings and the database URL (engines are cached by storage)."""
 
-    settings: Any  # settings.Settings
+    settings: Settings
     url: str
 
     @property
-    def engine(self):
+    def engine(self) -> storage.Engine:
         return storage.open_db(self.url)
 
     def city_name(self, key: str) -> str:
@@ -49,7 +51,7 @@ def context() -> Context:
     return flask.current_app.config[CONTEXT_KEY]
 
 
-_cache: OrderedDict = OrderedDict()
+_cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()  # (url, marker or stamp, name, args) -> result
 _markers: dict[str, tuple] = {}  # url -> the marker the global entries of `_cache` belong to
 _lock = threading.Lock()
 
@@ -108,11 +110,11 @@ RECENT_RUNS = 500  # newest runs scanned for the stamps; a city's new run is alw
 _epochs: dict[str, tuple] = {}
 
 
-def city_stamps() -> dict[str, tuple]:
+def city_stamps() -> dict[Hashable, tuple]:  # city key (pandas types it Hashable) -> stamp
     return query("city_stamps", _city_stamps)
 
 
-def _city_stamps(engine) -> dict[str, tuple]:
+def _city_stamps(engine: storage.Engine) -> dict[Hashable, tuple]:
     url = context().url
     run_id, score_id = marker()
     latest = query("latest_scores", storage.latest_scores)
@@ -153,7 +155,7 @@ def city_query(name: str, fn: Callable[..., Any], key: str) -> Any:
     return value
 
 
-def warm(server) -> None:
+def warm(server: flask.Flask) -> None:
     """Fill the per-city caches (history, runs, catalog rows) so the first visitor does not pay for them.
 
     Run in a daemon thread at app start: ~0.2 s a city on SQLite. Errors are logged once, not raised
@@ -190,7 +192,7 @@ def settle_gc() -> None:
     gc.freeze()
 
 
-def keep_warm(server, period_s: float, stop=None) -> None:
+def keep_warm(server: flask.Flask, period_s: float, stop: threading.Event | None = None) -> None:
     """Warm at start, then again whenever the run marker moves (checked every `period_s`).
 
     Without it a page nobody opened for a while pays, on its next view, for every city that ran since;
@@ -219,12 +221,12 @@ def city_criterion_history(key: str) -> pd.DataFrame:
     return city_query("criterion_history", _criterion_history, key)
 
 
-def _criterion_history(engine, key: str) -> pd.DataFrame:
+def _criterion_history(engine: storage.Engine, key: str) -> pd.DataFrame:
     # only the roll-up rows are read (storage.scores would bring ~5x as many indicator rows to filter out)
     return storage.criterion_scores(engine, key)
 
 
-def criterion_history(keys) -> pd.DataFrame:
+def criterion_history(keys: Iterable[str]) -> pd.DataFrame:
     """Criterion roll-up rows of several cities (for the overview and compare)."""
     frames = [city_criterion_history(k) for k in keys]
     frames = [f for f in frames if not f.empty]
@@ -236,11 +238,11 @@ def city_runs(key: str) -> pd.DataFrame:
     return city_query("runs", _city_runs, key)
 
 
-def _city_runs(engine, key: str) -> pd.DataFrame:
+def _city_runs(engine: storage.Engine, key: str) -> pd.DataFrame:
     return storage.runs(engine, city_key=key)
 
 
-def latest_runs(keys) -> pd.DataFrame:
+def latest_runs(keys: Iterable[str]) -> pd.DataFrame:
     """Newest first, a few runs per city (enough for "last harvest" and its status per portal)."""
     frames = [city_runs(k).head(10) for k in keys]
     frames = [f for f in frames if not f.empty]
@@ -276,14 +278,14 @@ def url_stores(prefix: str) -> html.Div:
 
 # --- formatting -----------------------------------------------------------------------------------------
 
-def fmt_time(t) -> str:
+def fmt_time(t: pd.Timestamp | str | None) -> str:
     if t is None or (not isinstance(t, str) and pd.isna(t)):
         return "never"
     return pd.Timestamp(t).tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC") if pd.Timestamp(t).tzinfo \
         else pd.Timestamp(t).strftime("%Y-%m-%d %H:%M")
 
 
-def fmt_delta(d) -> str:
+def fmt_delta(d: float | None) -> str:
     if d is None or pd.isna(d):
         return "–"
     return f"{d:+.1f}"
@@ -292,7 +294,7 @@ def fmt_delta(d) -> str:
 def stage_badge(stage: str | None, *, id: str | None = None) -> html.Span:
     color = fig.STAGE_COLORS.get(stage or "", fig.NO_SCORE_COLOR)
     text_color = "#fff" if stage in ("emerging", "leading", "not evident") else "#000"
-    kw = {"id": id} if id else {}
+    kw: dict[str, Any] = {"id": id} if id else {}
     return html.Span(stage or "not scored", className="badge stage-badge",
                      style={"backgroundColor": color, "color": text_color}, **kw)
 
@@ -306,7 +308,7 @@ def status_badge(status: str | None) -> dbc.Badge:
 
 def empty_state(title: str, *lines: Any, color: str = "info", id: str | None = None) -> dbc.Alert:
     """An empty or error state that says what to do next."""
-    kw = {"id": id} if id else {}
+    kw: dict[str, Any] = {"id": id} if id else {}
     return dbc.Alert([html.H5(title, className="alert-heading"), *[html.P(x, className="mb-1") for x in lines]],
                      color=color, **kw)
 
@@ -410,13 +412,13 @@ def _filter_mask(values: pd.Series, model: Mapping[str, Any]) -> pd.Series:
     return pd.Series(True, index=values.index)  # a filter this server does not know narrows nothing
 
 
-def col(field: str, header: str | None = None, **kw) -> dict:
+def col(field: str, header: str | None = None, **kw: Any) -> dict:
     d = {"field": field, "headerName": header or field.replace("_", " ")}
     d.update(kw)
     return d
 
 
-def num_col(field: str, header: str | None = None, **kw) -> dict:
+def num_col(field: str, header: str | None = None, **kw: Any) -> dict:
     return col(field, header, filter="agNumberColumnFilter", type="rightAligned", **kw)
 
 
@@ -424,16 +426,16 @@ def portal_link_col(field: str = "landing_url", header: str = "on portal") -> di
     return col(field, header, cellRenderer="PortalLink", filter=False, sortable=False, width=110)
 
 
-def app_path_col(field: str, header: str, path_field: str, **kw) -> dict:
+def app_path_col(field: str, header: str, path_field: str, **kw: Any) -> dict:
     """A cell linking to the in-app path (with its query) that the row's `path_field` holds, built server-side."""
     return col(field, header, cellRenderer="AppPath", cellRendererParams={"field": path_field}, **kw)
 
 
 def grid(id: str, frame: pd.DataFrame | None, columns: Sequence[dict], *, height: int = 420,
-         page_size: int | None = 50, **kw) -> dag.AgGrid:
+         page_size: int | None = 50, **kw: Any) -> dag.AgGrid:
     """A sortable, filterable grid; cells are text (no HTML renderer touches portal strings). `frame` None: the
     rows come from the server block by block (pass rowModelType="infinite" and answer with `grid_page`)."""
-    options = {"animateRows": False, "enableCellTextSelection": True, "ensureDomOrder": True}
+    options: dict[str, Any] = {"animateRows": False, "enableCellTextSelection": True, "ensureDomOrder": True}
     if page_size:
         options.update(pagination=True, paginationPageSize=page_size,
                        paginationPageSizeSelector=[20, 50, 100, 500])
@@ -459,18 +461,18 @@ def readable(column: dict) -> dict:
 
 
 def page(title: str, *children: Any, subtitle: Any = None) -> html.Div:
-    head = [html.H2(title, className="h3 mb-1")]
+    head: list[Component] = [html.H2(title, className="h3 mb-1")]
     if subtitle is not None:
         head.append(html.Div(subtitle, className="text-muted small mb-3"))
     return html.Div([html.Div(head, className="mb-2"), *children])
 
 
 def loading(*children: Any, id: str | None = None) -> dcc.Loading:
-    kw = {"id": id} if id else {}
+    kw: dict[str, Any] = {"id": id} if id else {}
     return dcc.Loading(html.Div(list(children)), type="default", delay_show=250, **kw)
 
 
-def choice_options(values: Iterable, labels: Mapping | None = None) -> list[dict]:
+def choice_options(values: Iterable[Any], labels: Mapping[Any, Any] | None = None) -> list[dict]:
     labels = labels or {}
     return [{"label": str(labels.get(v, v)), "value": v} for v in values]
 
@@ -501,21 +503,21 @@ def indicator_meta() -> dict[str, dict]:
 def criterion_weights(meta: Mapping[str, dict], latest_indicators: pd.DataFrame) -> dict[str, float]:
     """Each scored indicator's share of its criterion (weight / sum of weights of the criterion's scored ones)."""
     scored = latest_indicators.dropna(subset=["value"]) if not latest_indicators.empty else latest_indicators
-    w = {r.indicator: meta.get(r.indicator, {}).get("weight", 1.0) for r in scored.itertuples(index=False)}
-    crit = {r.indicator: r.criterion for r in scored.itertuples(index=False)}
+    w = {str(r.indicator): meta.get(str(r.indicator), {}).get("weight", 1.0) for r in scored.itertuples(index=False)}
+    crit = {str(r.indicator): str(r.criterion) for r in scored.itertuples(index=False)}
     totals: dict[str, float] = {}
     for k, c in crit.items():
         totals[c] = totals.get(c, 0.0) + w[k]
     return {k: (w[k] / totals[crit[k]] if totals[crit[k]] else 0.0) for k in w}
 
 
-def city_datasets(engine, key: str) -> pd.DataFrame:
+def city_datasets(engine: storage.Engine, key: str) -> pd.DataFrame:
     """The explorer rows (`_figures.dataset_table`) of a city's latest catalog, aged at its latest run."""
     harvest = storage.city_harvest(engine, key)
     return fig.dataset_table(harvest.frame, catalog_as_of(harvest.runs))
 
 
-def catalog_as_of(runs: pd.DataFrame):
+def catalog_as_of(runs: pd.DataFrame) -> pd.Timestamp:
     """The newest run's as_of (storage.city_harvest(...).runs), now when there is none."""
     times = pd.to_datetime(runs["as_of"], utc=True).dropna() if len(runs) else ()
     return max(times) if len(times) else pd.Timestamp.now(tz="UTC")
@@ -534,12 +536,12 @@ def city_failing_cached(key: str) -> pd.DataFrame:
     return city_query("failing", city_failing, key)
 
 
-def city_failing(engine, key: str) -> pd.DataFrame:
+def city_failing(engine: storage.Engine, key: str) -> pd.DataFrame:
     """indicator, criterion, source_id, reason: the failing datasets of every latest indicator score."""
     latest = fig.indicator_rows(storage.latest_scores(engine, key))
     rows = []
     for r in latest.itertuples(index=False):
-        found = storage.score_evidence(engine, key, r.indicator)
+        found = storage.score_evidence(engine, key, str(r.indicator))
         if not found:
             continue
         for sid, reason in (found[1].get("failing") or {}).items():
@@ -547,7 +549,7 @@ def city_failing(engine, key: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["indicator", "criterion", "source_id", "reason"])
 
 
-def city_statuses(key: str):
+def city_statuses(key: str) -> tuple[pd.DataFrame, dict[str, Any]] | tuple[None, None]:
     """(statuses DataFrame, certification estimate dict) from indicators.criteria, or (None, None)."""
     from indicators import criteria
 

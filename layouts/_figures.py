@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -54,7 +55,7 @@ def empty_figure(message: str, *, height: int = 240) -> go.Figure:
     return _base_layout(fig, height=height)
 
 
-def plot_text(text) -> str:
+def plot_text(text: object) -> str:
     """Portal text for a Plotly label: Plotly reads a few HTML tags in text (<a>, <b>, <br>…), so escape them."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -83,7 +84,7 @@ def indicator_rows(scores: pd.DataFrame) -> pd.DataFrame:
 
 def criteria_order(criteria: Iterable[str]) -> list[str]:
     """WWC ids in reading order: by practice prefix, then number (DM2 before DM10)."""
-    def key(c: str):
+    def key(c: str) -> tuple[str, int]:
         m = re.match(r"([A-Z]+)(\d+)$", c or "")
         return (m.group(1), int(m.group(2))) if m else (c or "", 0)
     return sorted(set(criteria), key=key)
@@ -159,8 +160,8 @@ def _change_since_all(totals: pd.DataFrame, last: pd.DataFrame, days: int) -> pd
     targets = pd.DataFrame({"city_key": last.index, "t": last["as_of"].to_numpy() - pd.Timedelta(days=days)})
     before = pd.merge_asof(targets.sort_values("t"), totals.dropna(subset=["value"]).sort_values("as_of"),
                            left_on="t", right_on="as_of", by="city_key", direction="backward")
-    before = before.set_index("city_key")["value"]
-    return (last["value"] - before.reindex(last.index)).round(1)
+    prior = before.set_index("city_key")["value"]
+    return (last["value"] - prior.reindex(last.index)).round(1)
 
 
 def _round(x: float | None) -> float | None:
@@ -312,6 +313,11 @@ def criterion_history(history: pd.DataFrame, criterion: str, *, titles: Mapping[
     return _base_layout(fig, height=380, title=f"{criterion} over time")
 
 
+def _views_total(views: pd.Series) -> float:
+    """A department's views: NaN (blank) when none of its datasets reports any."""
+    return pd.to_numeric(views, errors="coerce").sum(min_count=1)
+
+
 def department_breakdown(datasets: pd.DataFrame) -> pd.DataFrame:
     """Per department: datasets, share stale (overdue or delinquent), share undocumented (doc score < 50).
 
@@ -327,7 +333,7 @@ def department_breakdown(datasets: pd.DataFrame) -> pd.DataFrame:
     # as in the grids and the CSV; 0 only when the portal reported 0
     g = d.groupby("department").agg(datasets=("source_id", "size"), stale=("stale", "mean"),
                                     undoc=("undoc", "mean"),
-                                    views=("views", lambda v: pd.to_numeric(v, errors="coerce").sum(min_count=1))
+                                    views=("views", _views_total)
                                     ).reset_index()
     g["stale_pct"] = (g.pop("stale") * 100).round(0)
     g["undocumented_pct"] = (g.pop("undoc") * 100).round(0)
@@ -407,9 +413,9 @@ UNDOCUMENTED_BELOW = 50  # doc score under which a dataset counts as undocumente
 def freshness_states(catalog: pd.DataFrame, as_of: datetime) -> list[str]:
     """Per dataset: fresh / due / overdue / delinquent / unknown, or "no schedule" without a finite period.
 
-    The indicators' own HDX aging (indicators.frame), so the explorer and the DM4 score cannot disagree.
+    The indicators' own HDX aging (indicators.derived), so the explorer and the DM4 score cannot disagree.
     """
-    from indicators.frame import derive, ensure_columns
+    from indicators.derived import derive, ensure_columns
 
     states = derive(ensure_columns(catalog), as_of).freshness
     return ["no schedule" if not s else str(s) for s in states]
@@ -418,13 +424,13 @@ def freshness_states(catalog: pd.DataFrame, as_of: datetime) -> list[str]:
 def doc_scores(catalog: pd.DataFrame, as_of: datetime) -> np.ndarray:
     """Per dataset: the OD2 documentation index (indicators.open_data), rounded for display, so the explorer
     and the OD2 score on the same page cannot disagree."""
-    from indicators.frame import ensure_columns
+    from indicators.derived import ensure_columns
     from indicators.open_data import documentation_per_asset
 
     return np.round(documentation_per_asset(ensure_columns(catalog), as_of), 1)
 
 
-def _present(v) -> bool:
+def _present(v: object) -> bool:
     return v is not None and not (isinstance(v, float) and math.isnan(v)) and str(v).strip() != ""
 
 
@@ -469,7 +475,7 @@ def dataset_table(catalog: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     return out
 
 
-def safe_url(url) -> str | None:
+def safe_url(url: object) -> str | None:
     """Only http(s) URLs become links (a `javascript:` landing page from a portal stays unlinked)."""
     if isinstance(url, str) and re.match(r"^https?://[^\s]+$", url.strip(), re.IGNORECASE):
         return url.strip()
@@ -501,7 +507,7 @@ def filter_datasets(table: pd.DataFrame, *, cities: Sequence[str] = (), departme
 
 
 def format_options(table: pd.DataFrame) -> list[str]:
-    vals = set()
+    vals: set[str] = set()
     for s in table["formats"].dropna():
         vals.update(x.strip() for x in str(s).split(",") if x.strip())
     return sorted(vals, key=str.lower)
@@ -533,7 +539,8 @@ def capped_options(counts: pd.Series, selected: Sequence[str] = (), search: str 
     pool = counts
     if search:
         pool = counts[counts.index.str.lower().str.contains(search.strip().lower(), regex=False)]
-    out = [{"label": f"{v} ({int(counts.get(v, 0)):,})", "value": v} for v in chosen]
+    out: list[dict[str, object]] = [{"label": f"{v} ({int(counts.get(v, 0)):,})", "value": v}
+                                    for v in chosen]
     for v, n in pool.head(cap + len(chosen)).items():
         if v not in chosen and len(out) < cap + len(chosen):
             out.append({"label": f"{v} ({int(n):,})", "value": v})
@@ -560,13 +567,14 @@ def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequ
     nrows = math.ceil(len(criteria) / ncols)
     gap_x, gap_y = 0.04, 0.12 / nrows
     w, h = (1 - gap_x * (ncols - 1)) / ncols, (1 - gap_y * (nrows - 1)) / nrows
+    layout: dict[str, typing.Any]  # Plotly layout JSON
     layout = {"template": "none", "font": FONT, "height": 220 * nrows + 80, "plot_bgcolor": "white",
               "paper_bgcolor": "white", "margin": {"l": 40, "r": 10, "t": 70, "b": 30}, "annotations": [],
               "legend": {"orientation": "h", "yref": "container", "y": 0.995, "yanchor": "top", "x": 0},
               "hovermode": "closest"}
     groups = {k: g.sort_values("as_of") for k, g in crit.groupby(["city_key", "criterion"])}
     colors = palette.city_colors(cities["key"])  # by the city among all cities: stable whatever is chosen
-    data = []
+    data: list[dict[str, object]] = []  # Plotly traces as JSON
     for j, c in enumerate(criteria):
         row, colno = divmod(j, ncols)
         x0, y1 = colno * (w + gap_x), 1 - row * (h + gap_y)
@@ -676,7 +684,7 @@ def run_timeline(runs: pd.DataFrame) -> go.Figure:
         return empty_figure("No harvest runs yet: run `maturity harvest` or `maturity demo`.")
     r = runs.assign(as_of=_utc(runs["as_of"]))
     fig = go.Figure()
-    for i, (portal, s) in enumerate(sorted(r.groupby("portal_key"), key=lambda kv: kv[0])):
+    for i, (portal, s) in enumerate(sorted(r.groupby("portal_key"), key=lambda kv: str(kv[0]))):
         s = s.sort_values("as_of")
         fig.add_trace(go.Scatter(
             x=s["as_of"], y=s["items"], mode="lines+markers", name=portal,

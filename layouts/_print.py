@@ -23,7 +23,7 @@ def href(key: str) -> str:
 
 def register(server: flask.Flask) -> None:
     @server.route(PATH)
-    def print_city(key: str):
+    def print_city(key: str) -> flask.Response:
         from maturity import exports
 
         ctx = server.config[CONTEXT_KEY]

@@ -5,12 +5,15 @@ criterion, a department's percentage opens the Datasets explorer filtered to it.
 """
 from __future__ import annotations
 
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
+import plotly.graph_objects as go
 from dash import Input, Output, State, callback, dcc, html
+from dash.development.base_component import Component
 
 import storage
 from layouts import _components as ui
@@ -24,7 +27,8 @@ dash.register_page(__name__, path_template="/city/<key>", name="City", title="Ci
 ALL = "__all__"  # drill-down: every indicator of the selected criterion
 
 
-def layout(key: str | None = None, criterion: str | None = None, indicator: str | None = None, **_query):
+def layout(key: str | None = None, criterion: str | None = None, indicator: str | None = None,
+           **_query: str) -> html.Div:
     ctx = ui.context()
     known = {c.key for c in ctx.settings.cities}
     try:
@@ -57,7 +61,7 @@ def layout(key: str | None = None, criterion: str | None = None, indicator: str 
         # land on it); the caption is a polite live region, so the new list is announced
         html.H4("Datasets behind the number", className="h5 mt-3", id="city-drill-title", tabIndex=-1),
         html.Div(id="city-drill-caption", className="small text-muted mb-1", role="status",
-                 **{"aria-live": "polite"}),
+                 **{"aria-live": "polite"}),  # type: ignore[arg-type]  # Dash types no aria-* props
         dcc.Store(id="city-drill-focus"), dcc.Store(id="city-drill-focus-sink"),
         ui.loading(html.Div(id="city-drill")),
         ui.loading(html.Div(id="city-details"), id="city-details-loading"),
@@ -81,7 +85,7 @@ def default_criterion(key: str) -> str | None:
     return (scored.sort_values(["value", "criterion"]).iloc[0] if len(scored) else cards.iloc[0])["criterion"]
 
 
-def _indicator_options(key: str, criterion: str | None, current: str | None):
+def _indicator_options(key: str, criterion: str | None, current: str | None) -> tuple[list[dict], str | None]:
     hist = ui.city_scores(key)
     titles = {k: m["title"] for k, m in ui.indicator_meta().items()}
     inds = sorted(k for k in hist.loc[hist["criterion"] == criterion, "indicator"].unique() if k) \
@@ -98,35 +102,36 @@ def _titles_with_ids() -> dict[str, str]:
 
 @callback(Output("city-summary", "children"), Output("city-subtitle", "children"),
           Input("live-marker", "data"), State("city-key", "data"))
-def render_summary(_marker, key):
+def render_summary(_marker: object, key: str) -> tuple[list[Component], str | list[Component | str]]:
     return summary(key), subtitle(key)
 
 
 # Departments, Fix first and the WWC grid below the chart come in their own answer: the browser draws the cards
 # first, then these three grids in a separate task, instead of one long main-thread task for everything.
 @callback(Output("city-details", "children"), Input("live-marker", "data"), State("city-key", "data"))
-def render_details(_marker, key):
+def render_details(_marker: object, key: str) -> list[Component]:
     return details(key)
 
 
 @callback(Output("city-history", "figure"), Output("city-indicator", "options"), Output("city-indicator", "value"),
           Input("city-criterion", "value"), Input("live-marker", "data"),
           State("city-key", "data"), State("city-indicator", "value"))
-def render_history(criterion, _marker, key, current):
+def render_history(criterion: str | None, _marker: object, key: str,
+                   current: str | None) -> tuple[go.Figure, list[dict], str | None]:
     return history(key, criterion, current)
 
 
 @callback(Output("city-drill", "children"), Output("city-drill-caption", "children"),
           Input("city-criterion", "value"), Input("city-indicator", "value"), Input("live-marker", "data"),
           State("city-key", "data"))
-def render_drill(criterion, indicator, _marker, key):
+def render_drill(criterion: str | None, indicator: str | None, _marker: object, key: str) -> tuple[Component, str]:
     return drill(key, criterion, indicator)
 
 
 @callback(Output("city-criterion", "value"), Output("city-drill-focus", "data"),
           Input({"type": "city-score", "criterion": dash.ALL}, "n_clicks"), State("city-drill-focus", "data"),
           prevent_initial_call=True)
-def open_drill(clicks, focus):
+def open_drill(clicks: list[int | None], focus: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
     """A click on a card's score shows that criterion's datasets and asks the browser to bring the list into view."""
     trigger = dash.ctx.triggered_id
     if not isinstance(trigger, dict) or not any(clicks):  # cards redrawn (n_clicks back to None): no click
@@ -152,7 +157,7 @@ dash.clientside_callback(
 
 
 @callback(Output(URL_STORE, "data"), Input("city-criterion", "value"), Input("city-indicator", "value"))
-def sync_url(criterion, indicator):
+def sync_url(criterion: str | None, indicator: str | None) -> str:
     q = {"criterion": criterion} if criterion else {}
     if indicator and indicator != ALL:
         q["indicator"] = indicator
@@ -161,21 +166,21 @@ def sync_url(criterion, indicator):
 
 # --- page content (plain functions of the database: tests and the benchmark call them) ------------------
 
-def subtitle(key: str):
+def subtitle(key: str) -> str | list[Component | str]:
     runs = ui.city_runs(key)
     if runs.empty:
         return "No harvest yet."
     latest = runs.drop_duplicates("portal_key")
-    parts = []
+    parts: list[Component | str] = []
     for r in latest.itertuples(index=False):
         imported = getattr(r, "source", None) == "import"
-        when = ui.fmt_time(r.as_of if imported else r.finished_at)
+        when = ui.fmt_time(cast(pd.Timestamp, r.as_of if imported else r.finished_at))
         note = " (imported snapshot)" if imported else ""
-        parts += [f"{r.portal_key}: ", ui.status_badge(r.status), f"{when}{note}  "]
+        parts += [f"{r.portal_key}: ", ui.status_badge(str(r.status)), f"{when}{note}  "]
     return parts
 
 
-def summary(key: str):
+def summary(key: str) -> list[Component]:
     hist = ui.city_scores(key)
     runs = ui.city_runs(key)
     out = []
@@ -202,13 +207,14 @@ def summary(key: str):
     return out
 
 
-def _cards(_engine, key: str):
+def _cards(_engine: storage.Engine, key: str) -> dbc.Row:
     """The criterion cards (cached per city stamp: they change only with the city's own runs)."""
     cards = fig.criterion_cards(ui.city_scores(key))
     titles = ui.criterion_titles()
     notes = criterion_notes(key)
-    return dbc.Row([dbc.Col(_card(key, c, titles.get(c.criterion, ""), notes.get(c.criterion)), xs=12, sm=6, lg=4,
-                            xl=3, className="mb-3") for c in cards.itertuples(index=False)], id="city-cards")
+    return dbc.Row([dbc.Col(_card(key, c, titles.get(str(c.criterion), ""), notes.get(str(c.criterion))),
+                            xs=12, sm=6, lg=4, xl=3, className="mb-3")
+                    for c in cards.itertuples(index=False)], id="city-cards")
 
 
 def criterion_notes(key: str) -> dict[str, str]:
@@ -231,7 +237,7 @@ def criterion_notes(key: str) -> dict[str, str]:
     return out
 
 
-def details(key: str):
+def details(key: str) -> list[Component]:
     """Departments, fix-first list and WWC status (below the chart)."""
     if ui.city_scores(key).empty:
         return []
@@ -240,12 +246,12 @@ def details(key: str):
     return ui.city_query("details_view", _details, key) + _statuses(key)
 
 
-def _details(_engine, key: str) -> list:
+def _details(_engine: storage.Engine, key: str) -> list[Component]:
     datasets = _datasets(key)
     return _departments(key, datasets) + _fix_first(key, datasets)
 
 
-def _card(key, c, title, note=None):
+def _card(key: str, c: Any, title: str, note: str | None = None) -> dbc.Card:  # c: a criterion_cards row
     # a button, not a link: the page stays (no re-render), the drill-down below shows and takes the focus
     score = html.Button("–" if pd.isna(c.value) else f"{c.value:.0f}",
                         id={"type": "city-score", "criterion": c.criterion}, className="btn btn-link p-0 score-link",
@@ -267,7 +273,7 @@ def _datasets(key: str) -> pd.DataFrame:
     return ui.city_datasets_cached(key)
 
 
-def _departments(key, datasets):
+def _departments(key: str, datasets: pd.DataFrame) -> list[Component]:
     out = [html.H4("Departments", className="h5 mt-2")]
     b = fig.department_breakdown(datasets)
     if b.empty:
@@ -290,12 +296,13 @@ def _departments(key, datasets):
     ])]
 
 
-def _fix_first(key, datasets):
+def _fix_first(key: str, datasets: pd.DataFrame) -> list[Component]:
     failing = ui.city_failing_cached(key)
     latest = ui.latest_city(key)
     meta = ui.indicator_meta()
     weights = ui.criterion_weights(meta, fig.indicator_rows(latest))
-    denominators = {r.indicator: r.denominator for r in fig.indicator_rows(latest).itertuples(index=False)}
+    denominators = {str(r.indicator): cast(float, r.denominator)
+                    for r in fig.indicator_rows(latest).itertuples(index=False)}
     f = failing.merge(datasets[["source_id", "title", "landing_url"]], on="source_id", how="left") \
         if not failing.empty else failing.assign(title=None, landing_url=None)
     ranked = fig.fix_first(f, datasets, weights, denominators)
@@ -311,7 +318,7 @@ def _fix_first(key, datasets):
             ui.grid("city-fix-first", ranked, cols, height=380, page_size=None)]
 
 
-def _statuses(key):
+def _statuses(key: str) -> list[Component]:
     st, est = ui.city_statuses(key)
     if st is None:
         return []
@@ -326,7 +333,7 @@ def _statuses(key):
                            height=420, page_size=None)]
 
 
-def history(key, criterion, current):
+def history(key: str, criterion: str | None, current: str | None) -> tuple[go.Figure, list[dict], str | None]:
     if not criterion:
         return fig.empty_figure("No scores yet."), [], ALL
     hist = ui.city_scores(key)
@@ -340,7 +347,7 @@ def history(key, criterion, current):
     return figure, options, value
 
 
-def drill(key, criterion, indicator):
+def drill(key: str, criterion: str | None, indicator: str | None) -> tuple[Component, str]:
     if not criterion:
         return ui.empty_state("Nothing scored yet", "Scores appear after the first harvest."), ""
     failing = ui.city_failing_cached(key)

@@ -1,11 +1,14 @@
 """Compare `/compare?cities=a,b,c`: criterion scores over time on shared axes, latest profile, indicator gaps."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import urlencode
 
 import dash
 import dash_bootstrap_components as dbc
+import pandas as pd
 from dash import Input, Output, callback, dcc, html
+from dash.development.base_component import Component
 
 import storage
 from layouts import _components as ui
@@ -18,7 +21,7 @@ dash.register_page(__name__, path="/compare", name="Compare", title="Compare · 
 DEFAULT_CITIES = 4  # preselected when the URL names none: the first scored cities (a city never scored shows nothing)
 
 
-def layout(cities: str | None = None, **_query):
+def layout(cities: str | None = None, **_query: str) -> html.Div:
     all_cities = _cities()
     keys = list(all_cities["key"]) if not all_cities.empty else []
     chosen = [k for k in (cities or "").split(",") if k in keys] or default_cities(keys)
@@ -45,32 +48,30 @@ def default_cities(keys: list[str]) -> list[str]:
     return [k for k in keys if k in scored][:DEFAULT_CITIES]
 
 
-def _cities():
+def _cities() -> pd.DataFrame:
     try:
         return ui.query("cities", storage.cities)
     except Exception:  # noqa: BLE001 - no schema yet: the body says so
-        import pandas as pd
-
         return pd.DataFrame(columns=["key", "name"])
 
 
 @callback(Output("cmp-body", "children"), Input("cmp-cities", "value"), Input("live-marker", "data"))
-def render(keys, _marker):
+def render(keys: list[str] | None, _marker: object) -> Component | list[Component]:
     return body(keys or [])
 
 
 @callback(Output(URL_STORE, "data"), Input("cmp-cities", "value"))
-def sync_url(keys):
+def sync_url(keys: list[str] | None) -> str:
     return "?" + urlencode({"cities": ",".join(keys)}, safe=",") if keys else ""
 
 
-def body(keys: list[str]):
+def body(keys: list[str]) -> Component | list[Component]:
     if not keys:
         return ui.empty_state("Choose cities", "Pick two or more cities above to compare them.", id="cmp-empty")
     return ui.query("compare_view", _content, tuple(keys))
 
 
-def _content(_engine, keys: tuple) -> list:
+def _content(_engine: storage.Engine, keys: Sequence[str]) -> list[Component]:
     """The comparison for the current run marker (cached per choice of cities)."""
     keys = list(keys)
     cities = _cities()

@@ -4,12 +4,15 @@ An explorer across cities' latest catalogs with filters and a CSV download of th
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 from urllib.parse import urlencode
 
 import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
+from dash.development.base_component import Component
 
 import storage
 from layouts import _components as ui
@@ -26,22 +29,26 @@ FILTERS = ("cities", "department", "freshness", "licence", "format")
 TYPE_TO_SEARCH = "any (type to search)"
 # menu id -> the explorer column its options come from (normalized values: licence ids, not licence texts)
 MENU_COLUMNS = {"ds-department": "department", "ds-licence": "license_id", "ds-format": "formats"}
+Chosen = list[str] | None  # a multi-select menu's value (None before the first choice)
+Range = list[int] | None  # the documentation slider's [low, high]
 
 
 def _split(v: str | None) -> list[str]:
     return [x for x in (v or "").split(",") if x]
 
 
-def layout(cities=None, department=None, freshness=None, doc_min=None, doc_max=None, licence=None, format=None,
-           **_query):
+def layout(cities: str | None = None, department: str | None = None, freshness: str | None = None,
+           doc_min: str | None = None, doc_max: str | None = None, licence: str | None = None,
+           format: str | None = None, **_query: str) -> html.Div:
     ctx = ui.context()
     names = {c.key: c.name for c in ctx.settings.cities}
     lo, hi = _int(doc_min, 0), _int(doc_max, 100)
     # a department name may hold commas: take the parameter whole when it names a known department
     known = set(datasets_for(_split(cities))["department"].dropna()) if department else set()
-    depts = [department] if department in known else _split(department)
+    depts = [department] if department and department in known else _split(department)  # `and`: for mypy
 
-    def multi(id_, label, value, options=(), width=4, placeholder="any"):
+    def multi(id_: str, label: str, value: list[str], options: Iterable[dict] = (), width: int = 4,
+              placeholder: str = "any") -> dbc.Col:
         return dbc.Col([dbc.Label(label, html_for=id_),
                         dcc.Dropdown(id=id_, options=list(options), value=value, multi=True, placeholder=placeholder)],
                        md=6, lg=width)
@@ -71,9 +78,9 @@ def layout(cities=None, department=None, freshness=None, doc_min=None, doc_max=N
     )
 
 
-def _int(v, default: int) -> int:
+def _int(v: str | None, default: int) -> int:
     try:
-        return max(0, min(100, int(v)))
+        return max(0, min(100, int(v or "")))  # "" as None: not a number
     except (TypeError, ValueError):
         return default
 
@@ -83,22 +90,23 @@ def all_datasets() -> pd.DataFrame:
     return ui.query("all_datasets", _all_datasets)
 
 
-def _all_datasets(_engine) -> pd.DataFrame:
+def _all_datasets(_engine: storage.Engine) -> pd.DataFrame:
     return _concat(list(ui.query("cities", storage.cities)["key"]))
 
 
-def datasets_for(cities) -> pd.DataFrame:
+def datasets_for(cities: Sequence[str] | None) -> pd.DataFrame:
     """The chosen cities' rows (only those are read), or every city's when none is chosen."""
     return _concat(list(cities)) if cities else all_datasets()
 
 
-def _concat(keys) -> pd.DataFrame:
+def _concat(keys: Iterable[str]) -> pd.DataFrame:
     frames = [ui.city_datasets_cached(k) for k in keys]
     frames = [f for f in frames if not f.empty]
-    return pd.concat(frames, ignore_index=True) if frames else fig.dataset_table(pd.DataFrame(), None)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=fig.DATASET_COLUMNS)
 
 
-def filtered(cities, department, freshness, doc, licence, formats) -> pd.DataFrame:
+def filtered(cities: Chosen, department: Chosen, freshness: Chosen, doc: Range, licence: Chosen,
+             formats: Chosen) -> pd.DataFrame:
     doc = doc or [0, 100]
     return fig.filter_datasets(datasets_for(cities or ()), departments=department or (),
                                freshness=freshness or (), min_doc=doc[0] if doc[0] > 0 else None,
@@ -110,14 +118,15 @@ def filtered(cities, department, freshness, doc, licence, formats) -> pd.DataFra
           Input("ds-cities", "value"), Input("ds-department", "value"), Input("ds-freshness", "value"),
           Input("ds-doc", "value"), Input("ds-licence", "value"), Input("ds-format", "value"),
           Input("live-marker", "data"), State("ds-grid-state", "data"))
-def render(cities, department, freshness, doc, licence, formats, _marker, grid_state):
+def render(cities: Chosen, department: Chosen, freshness: Chosen, doc: Range, licence: Chosen, formats: Chosen,
+           _marker: object, grid_state: dict[str, Any] | None) -> tuple[Component, str]:
     return body(cities, department, freshness, doc, licence, formats, (grid_state or {}).get("filterModel"))
 
 
-def _menu_options(menu: str):
+def _menu_options(menu: str) -> Callable[..., list[dict]]:
     @callback(Output(menu, "options"), Input("ds-cities", "value"), Input(menu, "value"),
               Input(menu, "search_value"), Input("live-marker", "data"))
-    def options(cities, value, search, _marker):
+    def options(cities: Chosen, value: Chosen, search: str | None, _marker: object) -> list[dict]:
         return menu_options(MENU_COLUMNS[menu], cities, value, search)
     return options
 
@@ -126,17 +135,18 @@ for _menu in MENU_COLUMNS:
     _menu_options(_menu)
 
 
-def menu_options(column: str, cities, value, search) -> list[dict]:
+def menu_options(column: str, cities: Chosen, value: Chosen, search: str | None) -> list[dict]:
     """A filter menu's options in the chosen cities: the chosen values, then the commonest matching `search`."""
     counts = ui.query("ds_counts", _counts, tuple(cities or ()), column)
     return fig.capped_options(counts, value or (), search)
 
 
-def _counts(_engine, cities: tuple, column: str):
+def _counts(_engine: storage.Engine, cities: tuple[str, ...], column: str) -> pd.Series:
     return fig.value_counts(datasets_for(cities), column)
 
 
-def body(cities, department, freshness, doc, licence, formats, grid_filter=None):
+def body(cities: Chosen, department: Chosen, freshness: Chosen, doc: Range, licence: Chosen, formats: Chosen,
+         grid_filter: dict[str, Any] | None = None) -> tuple[Component, str]:
     scope = datasets_for(cities or ())
     if scope.empty:
         empty = ui.empty_state("No datasets yet", ["Harvest with ", ui.cmd("maturity harvest"),
@@ -154,7 +164,7 @@ def body(cities, department, freshness, doc, licence, formats, grid_filter=None)
     options = {"cacheBlockSize": GRID_BLOCK, "infiniteInitialRowCount": min(len(shown), GRID_BLOCK)}
     # The grid is drawn anew when a menu filter changes; it keeps the filters typed into its own columns
     # (filterModel), so the two kinds of filter add up instead of one wiping the other.
-    kw = {"filterModel": grid_filter} if grid_filter else {}
+    kw: dict[str, Any] = {"filterModel": grid_filter} if grid_filter else {}
     grid = ui.grid("ds-grid", None, cols, height=600, rowModelType="infinite", dashGridOptions=options, **kw)
     return grid, count_label(len(shown), len(scope), bool(cities))
 
@@ -169,7 +179,8 @@ def count_label(shown: int, scope: int, chosen_cities: bool) -> str:
           State("ds-cities", "value"), State("ds-department", "value"), State("ds-freshness", "value"),
           State("ds-doc", "value"), State("ds-licence", "value"), State("ds-format", "value"),
           prevent_initial_call=True)
-def grid_rows(request, cities, department, freshness, doc, licence, formats):
+def grid_rows(request: dict[str, Any] | None, cities: Chosen, department: Chosen, freshness: Chosen, doc: Range,
+              licence: Chosen, formats: Chosen) -> tuple[dict, str, dict[str, Any]]:
     """A block of the filtered rows, with the grid's own column filters and sort applied; the count follows them."""
     page = ui.grid_page(filtered(cities, department, freshness, doc, licence, formats), request)
     state = {k: (request or {}).get(k) for k in ("filterModel", "sortModel")}  # for the CSV and the next redraw
@@ -180,7 +191,8 @@ def grid_rows(request, cities, department, freshness, doc, licence, formats):
           State("ds-cities", "value"), State("ds-department", "value"), State("ds-freshness", "value"),
           State("ds-doc", "value"), State("ds-licence", "value"), State("ds-format", "value"),
           State("ds-grid-state", "data"), prevent_initial_call=True)
-def download(_n, cities, department, freshness, doc, licence, formats, grid_state):
+def download(_n: int | None, cities: Chosen, department: Chosen, freshness: Chosen, doc: Range, licence: Chosen,
+             formats: Chosen, grid_state: dict[str, Any] | None) -> dict[str, Any]:
     """The rows the grid shows, in its order: the menus, the grid's own column filters and its sort."""
     rows = ui.grid_view(filtered(cities, department, freshness, doc, licence, formats), grid_state)
     return dcc.send_data_frame(csv_frame(rows).to_csv, "datasets.csv", index=False)
@@ -194,7 +206,9 @@ def csv_frame(rows: pd.DataFrame) -> pd.DataFrame:
 @callback(Output(URL_STORE, "data"),
           Input("ds-cities", "value"), Input("ds-department", "value"), Input("ds-freshness", "value"),
           Input("ds-doc", "value"), Input("ds-licence", "value"), Input("ds-format", "value"))
-def sync_url(cities, department, freshness, doc, licence, formats):
+def sync_url(cities: Chosen, department: Chosen, freshness: Chosen, doc: Range, licence: Chosen,
+             formats: Chosen) -> str:
+    q: dict[str, str | int]  # doc_min / doc_max are numbers
     q = {k: ",".join(v) for k, v in (("cities", cities), ("department", department), ("freshness", freshness),
                                      ("licence", licence), ("format", formats)) if v}
     if doc and doc[0] > 0:

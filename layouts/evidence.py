@@ -10,11 +10,13 @@ import hmac
 import json
 import re
 from datetime import UTC, date, datetime
+from typing import cast
 
 import dash
 import dash_bootstrap_components as dbc
 import flask
 from dash import Input, Output, State, callback, dcc, html
+from dash.development.base_component import Component
 
 import storage
 from layouts import _components as ui
@@ -25,7 +27,7 @@ MAX_NOTE_CHARS = 2000
 URL_RE = re.compile(r"^https?://[^\s]+$", re.IGNORECASE)
 
 
-def layout(city: str | None = None, **_query):
+def layout(city: str | None = None, **_query: str) -> html.Div:
     ctx = ui.context()
     token_env = ctx.settings.web.admin_token.env
     enabled = ctx.settings.web.admin_token.value() is not None
@@ -101,7 +103,8 @@ def check_token(given: object, expected: str | None) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def validate(city, criterion, url, when, note, actor) -> list[str]:
+def validate(city: str | None, criterion: str | None, url: str | None, when: str | None, note: str | None,
+             actor: str | None) -> list[str]:
     """Problems with a form submission, in words (empty when it can be saved)."""
     problems = []
     known = {c.key for c in ui.context().settings.cities}
@@ -130,7 +133,9 @@ def validate(city, criterion, url, when, note, actor) -> list[str]:
           State("ev-city", "value"), State("ev-criterion", "value"), State("ev-url", "value"),
           State("ev-date", "value"), State("ev-note", "value"), State("ev-actor", "value"),
           State("ev-token", "value"), State("ev-delete-id", "value"), prevent_initial_call=True)
-def change(_save, _delete, city, criterion, url, when, note, actor, token, delete_id):
+def change(_save: int | None, _delete: int | None, city: str | None, criterion: str | None, url: str | None,
+           when: str | None, note: str | None, actor: str | None, token: str | None,
+           delete_id: int | None) -> tuple[dbc.Alert, str | dash.NoUpdate]:
     if not well_formed_token(token):
         flask.abort(401)
     action = "delete" if dash.ctx.triggered_id == "ev-delete" else "save"
@@ -138,8 +143,9 @@ def change(_save, _delete, city, criterion, url, when, note, actor, token, delet
                   delete_id=delete_id, now=datetime.now(UTC))
 
 
-def submit(action, *, city=None, criterion=None, url=None, when=None, note=None, actor=None, token=None,
-           delete_id=None, now: datetime):
+def submit(action: str, *, city: str | None = None, criterion: str | None = None, url: str | None = None,
+           when: str | None = None, note: str | None = None, actor: str | None = None, token: str | None = None,
+           delete_id: int | None = None, now: datetime) -> tuple[dbc.Alert, str | dash.NoUpdate]:
     """Check the token, validate, write through storage (which writes the audit row). Returns (message, marker)."""
     ctx = ui.context()
     expected = ctx.settings.web.admin_token.value()
@@ -155,21 +161,22 @@ def submit(action, *, city=None, criterion=None, url=None, when=None, note=None,
             storage.delete_evidence(ctx.engine, int(delete_id or 0), actor=actor, at=now)
         except LookupError as exc:
             return dbc.Alert(str(exc), color="danger"), dash.no_update
-        return dbc.Alert(f"Deleted record {int(delete_id)}.", color="success", id="ev-ok"), now.isoformat()
+        return dbc.Alert(f"Deleted record {int(delete_id or 0)}.", color="success", id="ev-ok"), now.isoformat()
     problems = validate(city, criterion, url, when, note, actor)
     if problems:
         return dbc.Alert("Not saved: " + "; ".join(problems) + ".", color="danger", id="ev-invalid"), dash.no_update
-    eid = storage.add_evidence(ctx.engine, city, criterion, url=(url or "").strip() or None, date=when or None,
-                               note=(note or "").strip() or None, actor=actor, at=now)
+    # validate() has checked that city and criterion are known keys
+    eid = storage.add_evidence(ctx.engine, cast(str, city), cast(str, criterion), url=(url or "").strip() or None,
+                               date=when or None, note=(note or "").strip() or None, actor=actor, at=now)
     return dbc.Alert(f"Saved as record {eid}.", color="success", id="ev-ok"), now.isoformat()
 
 
 @callback(Output("ev-tables", "children"), Input("ev-changed", "data"), Input("live-marker", "data"))
-def render_tables(_changed, _marker):
+def render_tables(_changed: str | None, _marker: object) -> Component | list[Component]:
     return tables()
 
 
-def tables():
+def tables() -> Component | list[Component]:
     engine = ui.context().engine
     try:
         ev = storage.evidence(engine)

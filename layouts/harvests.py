@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
+from dash.development.base_component import Component
 
 import storage
 from layouts import _components as ui
@@ -16,7 +17,7 @@ RECENT = 500  # runs shown for all cities (newest first); pick a city for its wh
 dash.register_page(__name__, path="/harvests", name="Harvests", title="Harvests · City data maturity")
 
 
-def layout(city: str | None = None, **_query):
+def layout(city: str | None = None, **_query: str) -> html.Div:
     ctx = ui.context()
     keys = [c.key for c in ctx.settings.cities]
     return ui.page(
@@ -34,20 +35,20 @@ def layout(city: str | None = None, **_query):
 
 
 @callback(Output("hv-body", "children"), Input("hv-city", "value"), Input("live-marker", "data"))
-def render(city, _marker):
+def render(city: str | None, _marker: object) -> Component | list[Component | None]:
     return body(city)
 
 
 @callback(Output(URL_STORE, "data"), Input("hv-city", "value"))
-def sync_url(city):
+def sync_url(city: str | None) -> str:
     return "?" + urlencode({"city": city}) if city else ""
 
 
-def body(city: str | None):
+def body(city: str | None) -> Component | list[Component | None]:
     return ui.query("harvests_view", _content, city)
 
 
-def _content(_engine, city: str | None):
+def _content(_engine: storage.Engine, city: str | None) -> Component | list[Component | None]:
     """The run log for the current run marker (cached per city choice)."""
     try:
         runs = ui.city_runs(city) if city else ui.query("runs", storage.runs, None, None, RECENT)

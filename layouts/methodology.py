@@ -6,6 +6,7 @@ Prose and tables built from `indicators.REGISTRY` (title, formula, weight, sourc
 from __future__ import annotations
 
 import re
+from types import ModuleType
 
 import dash
 import dash_bootstrap_components as dbc
@@ -18,7 +19,7 @@ from layouts import _words as words
 dash.register_page(__name__, path="/methodology", name="Methodology", title="Methodology · City data maturity")
 
 
-def layout(**_query):
+def layout(**_query: str) -> html.Div:
     return ui.page(
         "Methodology",
         html.Div([html.H4("How the dashboard reads the scores", className="h5"),
@@ -71,7 +72,7 @@ def body() -> list:
     return out
 
 
-def _stages_table(criteria) -> dbc.Table:
+def _stages_table(criteria: ModuleType) -> dbc.Table:
     bounds = getattr(criteria, "STAGES", ())
     rows = [html.Tr([html.Td(ui.stage_badge(name)), html.Td(f"{lo:.0f}" if lo else "0, or no score")])
             for lo, name in sorted(bounds)] if bounds else []

@@ -1,12 +1,15 @@
 """Overview `/`: every configured city, criteria × cities by stage, overall stage, change, last harvest."""
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import dash
 import dash.exceptions
 import dash_bootstrap_components as dbc
+import pandas as pd
 from dash import Input, Output, callback, dcc, html
+from dash.development.base_component import Component
 
 import storage
 from layouts import _components as ui
@@ -15,7 +18,7 @@ from layouts import _figures as fig
 dash.register_page(__name__, path="/", name="Overview", title="Overview · City data maturity")
 
 
-def layout(**_query):
+def layout(**_query: str) -> html.Div:
     return ui.page(
         "Overview",
         dcc.Location(id="ov-nav", refresh="callback-nav"),
@@ -27,26 +30,26 @@ def layout(**_query):
 
 
 @callback(Output("ov-body", "children"), Input("live-marker", "data"))
-def render(_marker):
+def render(_marker: object) -> Component | list[Component]:
     return body()
 
 
 @callback(Output("ov-nav", "href"), Input("ov-matrix", "clickData"), prevent_initial_call=True)
-def open_cell(click):
+def open_cell(click: dict[str, Any] | None) -> str:
     """A click on a matrix cell opens that city's page on that criterion (the datasets behind the number)."""
     return cell_href(click)
 
 
-def cell_href(click) -> str:
+def cell_href(click: dict[str, Any] | None) -> str:
     try:
-        point = click["points"][0]
+        point = (click or {})["points"][0]  # no click (None): KeyError, caught below
         key, criterion = point["customdata"], point["y"]
     except (TypeError, KeyError, IndexError):
         raise dash.exceptions.PreventUpdate from None
     return f"/city/{quote(str(key))}?{urlencode({'criterion': criterion})}"
 
 
-def body():
+def body() -> Component | list[Component]:
     """The overview's content (a function of the database only, so tests and the benchmark call it)."""
     try:
         cities = ui.query("cities", storage.cities)
@@ -62,7 +65,7 @@ def body():
     return ui.query("overview_view", _content, tuple(cities["key"]))
 
 
-def _content(_engine, keys: tuple) -> list:
+def _content(_engine: storage.Engine, keys: tuple[str, ...]) -> list[Component]:
     """The overview for the current run marker (cached: the live poll and every visitor share it)."""
     cities = ui.query("cities", storage.cities)
     history = ui.criterion_history(keys)
@@ -91,15 +94,16 @@ def _content(_engine, keys: tuple) -> list:
     return parts
 
 
-def _legend():
+def _legend() -> html.Div:
     return html.Div([html.Span([html.Span(className="legend-swatch", style={"backgroundColor": fig.STAGE_COLORS[s]}),
                                 s], className="me-3 small") for s in fig.STAGES], className="mb-2")
 
 
-def _city_table(table):
+def _city_table(table: pd.DataFrame) -> dbc.Table:
     head = html.Thead(html.Tr([html.Th(h) for h in (
         "City", "Overall stage", "Score", "Δ 30 days", "Δ 90 days", "Scored as of", "Last harvest", "Status")]))
     body = []
+    r: Any  # a row of fig.overview_table (pandas types its cells as any scalar)
     for r in table.itertuples(index=False):
         body.append(html.Tr([
             html.Td(dcc.Link(r.city, href=f"/city/{r.city_key}", id=f"ov-city-{r.city_key}")),

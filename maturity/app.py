@@ -16,6 +16,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dash
 import dash_bootstrap_components as dbc
@@ -25,6 +26,11 @@ from dash.exceptions import PreventUpdate
 
 import layouts
 
+if TYPE_CHECKING:  # for annotations only: create_app imports these when it runs
+    from types import ModuleType
+
+    from maturity.settings import Settings
+
 PAGES = Path(layouts.__file__).resolve().parent
 ASSETS = PAGES / "assets"
 log = logging.getLogger(__name__)
@@ -33,7 +39,7 @@ NAV = (("Overview", "/"), ("Compare", "/compare"), ("Datasets", "/datasets"), ("
        ("Methodology", "/methodology"), ("Evidence", "/evidence"))
 
 
-def create_app(settings, *, url: str | None = None, warm: bool = True) -> dash.Dash:
+def create_app(settings: Settings, *, url: str | None = None, warm: bool = True) -> dash.Dash:
     """The dashboard on `url` (default `settings.storage_url`); the schema must exist (`maturity db upgrade`).
 
     `warm`: a background thread fills the per-city query caches at start and refreshes the city that ran
@@ -51,14 +57,16 @@ def create_app(settings, *, url: str | None = None, warm: bool = True) -> dash.D
     server = flask.Flask(__name__)
     server.config[CONTEXT_KEY] = Context(settings=settings, url=url or settings.storage_url)
     app = dash.Dash(
-        __name__, server=server, use_pages=True, pages_folder="", assets_folder=str(ASSETS),
+        # Dash annotates `server` as bool | Callable[[], Any]; its docstring and code take a Flask instance too.
+        __name__, server=server,  # type: ignore[arg-type]
+        use_pages=True, pages_folder="", assets_folder=str(ASSETS),
         title="City data maturity", suppress_callback_exceptions=True, serve_locally=True,
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )
     _load_pages()
     poll_ms = max(1, int(settings.web.poll_seconds)) * 1000
 
-    def shell():
+    def shell() -> html.Div:
         return html.Div([
             # Below Bootstrap's md width (768 px: phones) the links fold behind a menu button.
             dbc.Navbar(dbc.Container([
@@ -88,7 +96,7 @@ def create_app(settings, *, url: str | None = None, warm: bool = True) -> dash.D
 
     @app.callback(Output("live-marker", "data"), Output("live-status", "children"),
                   Input("live-interval", "n_intervals"), State("live-marker", "data"))
-    def poll(_n, current):
+    def poll(_n: int | None, current: object) -> tuple[object, str]:
         new = _marker_or_none(storage, server)
         if new == current:
             raise PreventUpdate
@@ -99,7 +107,7 @@ def create_app(settings, *, url: str | None = None, warm: bool = True) -> dash.D
     _print.register(server)  # /print/city/<key>: the printable city page (the export report's template)
 
     @server.route("/health")
-    def health():
+    def health() -> flask.Response:
         return flask.jsonify(_health(storage, server))
 
     # Run Dash's first-request setup now (it moves the pages' `dash.callback`s from the global list into
@@ -139,7 +147,7 @@ def _load_pages() -> None:
             page["layout"] = module.layout
 
 
-def _marker_or_none(storage, server):
+def _marker_or_none(storage: ModuleType, server: flask.Flask) -> Any:
     from layouts._components import CONTEXT_KEY
 
     try:
@@ -151,7 +159,7 @@ def _marker_or_none(storage, server):
         return None
 
 
-def _health(storage, server) -> dict:
+def _health(storage: ModuleType, server: flask.Flask) -> dict[str, Any]:
     """{"status": "ok"|"degraded", "db": bool, "latest_run": ISO time or None, "latest_status": …}."""
     from layouts._components import CONTEXT_KEY
 
@@ -171,7 +179,7 @@ def _health(storage, server) -> dict:
     return out
 
 
-def _iso(t) -> str:
+def _iso(t: datetime) -> str:
     import pandas as pd
 
     ts = pd.Timestamp(t)
@@ -191,7 +199,7 @@ def get_app() -> dash.Dash:
     return _lazy_app
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # gunicorn reads this attribute; building lazily keeps the import free of side effects.
     if name == "server":
         return get_app().server

@@ -12,9 +12,17 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from maturity import csv_writer
 from maturity import settings as settings_mod
+from maturity.settings import CityConfig, Settings
+
+if TYPE_CHECKING:  # for annotations only: the commands import these when they run
+    import pandas as pd
+    from tqdm import tqdm
+
+    import storage
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_NO_DATABASE = 3  # the database cannot be reached (down, wrong URL, unwritable SQLite path): try again later
@@ -62,7 +70,7 @@ class UsageError(Exception):
 
 # --- commands -------------------------------------------------------------------------------------------
 
-def cmd_db_upgrade(cfg, args) -> int:
+def cmd_db_upgrade(cfg: Settings, args: argparse.Namespace) -> int:
     import storage
 
     storage.upgrade(cfg.storage_url)
@@ -70,7 +78,7 @@ def cmd_db_upgrade(cfg, args) -> int:
     return EXIT_OK
 
 
-def cmd_harvest(cfg, args) -> int:
+def cmd_harvest(cfg: Settings, args: argparse.Namespace) -> int:
     import storage
     from maturity import pipeline, scheduler
 
@@ -89,7 +97,7 @@ def cmd_harvest(cfg, args) -> int:
         if p not in mine:
             bars.write(f"SKIPPED {p.key}: another process is harvesting it (lock {storage.portal_lease(p.key)})")
 
-    def done(summary) -> None:
+    def done(summary: storage.RunSummary) -> None:
         bars.close(summary.portal_key)
         if summary.status == "failed":
             bars.write(f"FAILED {summary.portal_key}: {summary.error}")
@@ -111,7 +119,7 @@ def cmd_harvest(cfg, args) -> int:
     return EXIT_FAILED if any(s.status == "failed" for s in summaries) else EXIT_OK
 
 
-def cmd_import(cfg, args) -> int:
+def cmd_import(cfg: Settings, args: argparse.Namespace) -> int:
     from maturity import pipeline
 
     engine = _engine(cfg)
@@ -131,7 +139,7 @@ def cmd_import(cfg, args) -> int:
     return EXIT_OK
 
 
-def cmd_datasets(cfg, args) -> int:
+def cmd_datasets(cfg: Settings, args: argparse.Namespace) -> int:
     import storage
     from connectors.base import RECORD_FIELDS
 
@@ -152,7 +160,7 @@ def cmd_datasets(cfg, args) -> int:
     return EXIT_OK
 
 
-def cmd_score(cfg, args) -> int:
+def cmd_score(cfg: Settings, args: argparse.Namespace) -> int:
     from maturity import pipeline
 
     engine = _engine(cfg)
@@ -168,7 +176,7 @@ def cmd_score(cfg, args) -> int:
     return EXIT_OK
 
 
-def cmd_scores(cfg, args) -> int:
+def cmd_scores(cfg: Settings, args: argparse.Namespace) -> int:
     import storage
 
     # Scores of partial or empty crawls only on request (--flagged), with their `flag`: they are not the city's state.
@@ -177,7 +185,7 @@ def cmd_scores(cfg, args) -> int:
     return EXIT_OK
 
 
-def cmd_explain(cfg, args) -> int:
+def cmd_explain(cfg: Settings, args: argparse.Namespace) -> int:
     import storage
     from indicators.registry import BY_KEY
 
@@ -190,7 +198,7 @@ def cmd_explain(cfg, args) -> int:
     return EXIT_OK
 
 
-def cmd_status(cfg, args) -> int:
+def cmd_status(cfg: Settings, args: argparse.Namespace) -> int:
     from maturity import scheduler
 
     _engine(cfg)
@@ -198,7 +206,7 @@ def cmd_status(cfg, args) -> int:
     return EXIT_OK
 
 
-def cmd_serve(cfg, args) -> int:
+def cmd_serve(cfg: Settings, args: argparse.Namespace) -> int:
     from maturity import scheduler
 
     scheduler.configure_logging()
@@ -207,7 +215,7 @@ def cmd_serve(cfg, args) -> int:
     return EXIT_OK
 
 
-def cmd_worker(cfg, args) -> int:
+def cmd_worker(cfg: Settings, args: argparse.Namespace) -> int:
     from maturity import scheduler
 
     scheduler.configure_logging()
@@ -216,7 +224,7 @@ def cmd_worker(cfg, args) -> int:
     return EXIT_OK
 
 
-def cmd_export(cfg, args) -> int:
+def cmd_export(cfg: Settings, args: argparse.Namespace) -> int:
     from maturity import exports, scheduler
 
     engine = _engine(cfg)
@@ -235,7 +243,7 @@ def cmd_export(cfg, args) -> int:
     return EXIT_OK
 
 
-def cmd_demo(cfg, args) -> int:
+def cmd_demo(cfg: Settings, args: argparse.Namespace) -> int:
     from maturity import demo
 
     loaded = demo.load(cfg, _engine(cfg), force=args.force)
@@ -342,7 +350,7 @@ def _format(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("csv", "json"), default="csv")
 
 
-def _engine(cfg):
+def _engine(cfg: Settings) -> storage.Engine:
     """Open the database, creating or migrating the schema first, so every command works on a fresh machine."""
     import storage
 
@@ -359,14 +367,14 @@ class DatabaseUnreachable(Exception):
     """The database cannot be opened: one line, exit status EXIT_NO_DATABASE."""
 
 
-def _city(cfg, key: str):
+def _city(cfg: Settings, key: str) -> CityConfig:
     try:
         return cfg.city(key)
     except settings_mod.ConfigError as exc:
         raise UsageError(str(exc)) from None
 
 
-def _short_crawl(summary) -> str:
+def _short_crawl(summary: storage.RunSummary) -> str:
     """What a run summary line adds for a crawl that is not the portal's catalog (storage/crawls.py)."""
     if summary.status == "suspect":
         return f" (SUSPECT, partial crawl: {summary.suspect_reason})"
@@ -390,7 +398,7 @@ def _as_of(text: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _write_table(frame, fmt: str) -> None:
+def _write_table(frame: pd.DataFrame, fmt: str) -> None:
     if fmt == "json":
         # Tuples (keywords, formats, columns) stay lists in JSON.
         sys.stdout.write(frame.to_json(orient="records", date_format="iso", force_ascii=False, default_handler=str))
@@ -404,7 +412,8 @@ class _Bars:
     (from the worker processes too); result lines are written above the bars."""
 
     def __init__(self, quiet: bool) -> None:
-        self.quiet, self.open = quiet, {}
+        self.quiet = quiet
+        self.open: dict[str, tqdm] = {}  # portal key -> its bar
 
     def update(self, key: str, n_items: int, total: int | None) -> None:
         from tqdm import tqdm

@@ -75,7 +75,7 @@ def manifest(directory: Path) -> list[Snapshot]:
     return sorted(out, key=lambda s: (s.portal_key, s.as_of))
 
 
-def load(settings: Settings, engine, *, force: bool = False, directory: Path | None = None) -> bool:
+def load(settings: Settings, engine: storage.Engine, *, force: bool = False, directory: Path | None = None) -> bool:
     """Import and score the bundled history when the database has no runs yet (or `force`); True if loaded.
 
     Snapshots of portals that the loaded config does not have are skipped (a trimmed config still works).

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -30,6 +30,10 @@ from connectors.base import RECORD_FIELDS
 from layouts import palette
 from maturity import csv_writer
 from maturity.settings import CityConfig, Settings
+
+if TYPE_CHECKING:  # imported where used, at run time: only the report needs them
+    import jinja2
+    from markupsafe import Markup
 
 FORMATS = ("html", "csv", "json")
 ALL_CITIES_DIR = "all"
@@ -56,7 +60,7 @@ class CitySnapshot:
     runs: pd.DataFrame
 
 
-def export(settings: Settings, engine, *, city_key: str | None = None, out_dir: str | Path,
+def export(settings: Settings, engine: storage.Engine, *, city_key: str | None = None, out_dir: str | Path,
            formats: Sequence[str] = FORMATS, as_of: datetime | None = None) -> list[Path]:
     """Write the dated snapshot files; returns their paths. `as_of` None = the latest scores, dated today (UTC)."""
     unknown = set(formats) - set(FORMATS)
@@ -90,7 +94,8 @@ def prune(out_dir: str | Path, keep: int) -> list[Path]:
     return old
 
 
-def snapshot(settings: Settings, engine, city_key: str, *, as_of: datetime | None = None) -> CitySnapshot:
+def snapshot(settings: Settings, engine: storage.Engine, city_key: str, *,
+             as_of: datetime | None = None) -> CitySnapshot:
     from indicators import criteria
     from maturity import pipeline
 
@@ -331,7 +336,7 @@ def report_html(snaps: list[CitySnapshot], *, title: str, stamp: date, generated
                 for st in palette.STAGES]) + "\n"
 
 
-def _template():
+def _template() -> jinja2.Template:
     import jinja2
 
     global _TEMPLATE
@@ -342,7 +347,7 @@ def _template():
     return _TEMPLATE
 
 
-_TEMPLATE = None
+_TEMPLATE: jinja2.Template | None = None
 
 
 def _safe_url(v: Any) -> str | None:
@@ -360,7 +365,7 @@ def _fmt(v: Any, digits: int = 1) -> str:
     return str(n)
 
 
-def _city_context(s: CitySnapshot, fig_html) -> dict[str, Any]:
+def _city_context(s: CitySnapshot, fig_html: Callable[[go.Figure], Markup] | None) -> dict[str, Any]:
     """What the template shows of one city (plain values; the template escapes them)."""
     from indicators import REGISTRY
 

@@ -12,7 +12,7 @@ import multiprocessing as mp
 import os
 import queue
 import signal
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, date, datetime, time
@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import requests
 
 import storage
 from connectors import make_connector
 from connectors.archive import read_items
 from connectors.base import ConnectorError, FetchStats
 from connectors.hashing import LazyRawBytes
-from connectors.http import make_session, policy_for
+from connectors.http import RetryPolicy, make_session, policy_for
 from connectors.items import Normalized, normalize_each
 from indicators import CRITERION_OF, compute_all, criteria
 from indicators.base import CityCatalog, DatajsonCheck, PortalFacts, RunFact, Score
@@ -62,8 +63,8 @@ def end_of_day(day: date) -> datetime:
     return datetime.combine(day, END_OF_DAY, tzinfo=UTC)
 
 
-def harvest(settings: Settings, engine, portal: PortalConfig, *, now: datetime | None = None,
-            session=None, progress: Progress | None = None) -> storage.RunSummary:
+def harvest(settings: Settings, engine: storage.Engine, portal: PortalConfig, *, now: datetime | None = None,
+            session: requests.Session | None = None, progress: Progress | None = None) -> storage.RunSummary:
     """Fetch one portal's whole catalog and store it as one run (change-only); failures are recorded, not raised."""
     as_of = now or utcnow()
     _sync_once(settings, engine)
@@ -97,8 +98,8 @@ def harvest(settings: Settings, engine, portal: PortalConfig, *, now: datetime |
     return summary
 
 
-def harvest_many(settings: Settings, engine, portals: Sequence[PortalConfig], *, jobs: int = HARVEST_JOBS,
-                 now: datetime | None = None, progress: PortalProgress | None = None,
+def harvest_many(settings: Settings, engine: storage.Engine, portals: Sequence[PortalConfig], *,
+                 jobs: int = HARVEST_JOBS, now: datetime | None = None, progress: PortalProgress | None = None,
                  done: Callable[[storage.RunSummary], None] | None = None) -> list[storage.RunSummary]:
     """`harvest` each portal, up to `jobs` at once in worker processes; summaries in the order given.
 
@@ -112,7 +113,8 @@ def harvest_many(settings: Settings, engine, portals: Sequence[PortalConfig], *,
     portals = list(portals)
     jobs = max(1, min(jobs, len(portals)))
     if jobs == 1 or "fork" not in mp.get_all_start_methods() or _in_memory(engine):
-        summaries, sessions = [], {}
+        summaries: list[storage.RunSummary] = []
+        sessions: dict[tuple[str | None, RetryPolicy], requests.Session] = {}
         for portal in portals:
             bar = (lambda n, total, key=portal.key: progress(key, n, total)) if progress else None
             summaries.append(harvest(settings, engine, portal, now=now, progress=bar,
@@ -158,8 +160,9 @@ def harvest_many(settings: Settings, engine, portals: Sequence[PortalConfig], *,
     return [results[p.key] for p in portals]
 
 
-def _in_workers(settings: Settings, engine, portals: list[PortalConfig], jobs: int, now: datetime | None,
-                progress: PortalProgress | None, record: Callable[[storage.RunSummary], None]) -> list[PortalConfig]:
+def _in_workers(settings: Settings, engine: storage.Engine, portals: list[PortalConfig], jobs: int,
+                now: datetime | None, progress: PortalProgress | None,
+                record: Callable[[storage.RunSummary], None]) -> list[PortalConfig]:
     """One process pool over `portals`; returns the portals lost to a broken pool."""
     ctx = mp.get_context("fork")
     events: Any = ctx.Queue()
@@ -232,7 +235,8 @@ def _worker_harvest(portal: PortalConfig, now: datetime | None) -> storage.RunSu
                    progress=lambda n, total: events.put((portal.key, n, total)))
 
 
-def _shared_session(portal: PortalConfig, sessions: dict[Any, Any]) -> Any:
+def _shared_session(portal: PortalConfig,
+                    sessions: dict[tuple[str | None, RetryPolicy], requests.Session]) -> requests.Session:
     """One HTTP session per app token (and request bounds) for a batch of portals: connections to a host are
     reused, not reopened."""
     token = portal.app_token.value() if portal.app_token else None
@@ -252,12 +256,12 @@ def _drain(events: Any, progress: PortalProgress | None) -> None:
             progress(key, n, total)
 
 
-def _in_memory(engine) -> bool:
+def _in_memory(engine: storage.Engine) -> bool:
     return engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
 
 
-def import_files(settings: Settings, engine, city_key: str, as_of: date | datetime, paths: Iterable[str | Path], *,
-                 portal_key: str | None = None) -> list[storage.RunSummary]:
+def import_files(settings: Settings, engine: storage.Engine, city_key: str, as_of: date | datetime,
+                 paths: Iterable[str | Path], *, portal_key: str | None = None) -> list[storage.RunSummary]:
     """Backfill history: each archived catalog file becomes one run of the city's portal as of `as_of`.
 
     `as_of` a day (a `date`): the snapshot is dated at the end of it (`end_of_day`); a `datetime` is taken as
@@ -299,7 +303,8 @@ class ImportFailed(RuntimeError):
     """An archived file could not be read; the run is recorded failed and earlier history is untouched."""
 
 
-def score(settings: Settings, engine, city_key: str, *, as_of: datetime | None = None) -> dict[str, Score]:
+def score(settings: Settings, engine: storage.Engine, city_key: str, *,
+          as_of: datetime | None = None) -> dict[str, Score]:
     """Score a city's catalog as of a time (default: its latest run) and store the scores and criteria.
 
     The scores stand on the newest crawl of each portal at that time. When one of them is partial or empty
@@ -320,7 +325,8 @@ def score(settings: Settings, engine, city_key: str, *, as_of: datetime | None =
     return scores
 
 
-def scoring_input(engine, city: CityConfig, as_of: datetime | None = None) -> tuple[CityCatalog, datetime | None]:
+def scoring_input(engine: storage.Engine, city: CityConfig,
+                  as_of: datetime | None = None) -> tuple[CityCatalog, datetime | None]:
     """The indicators' one input for a city as of a time, and the time its scores are stamped with (the asked
     time, else the newest finished run that did not fail; None before any)."""
     harvest = storage.city_harvest(engine, city.key, as_of=as_of)
@@ -344,7 +350,7 @@ def portal_facts(harvest: storage.CityHarvest, departments: Sequence[str] = ()) 
     )
 
 
-def _run_fact(row: dict[str, Any]) -> RunFact:
+def _run_fact(row: Mapping[Hashable, Any]) -> RunFact:
     # `complete` comes from the run row when storage records it; until then an ok run is a complete crawl.
     complete = row.get("complete")
     items = row.get("items")
@@ -375,7 +381,7 @@ def _datajson(harvest: storage.CityHarvest) -> DatajsonCheck:
                          error_count=sum(c.error_count for c in checks if c is not None), errors=errors)
 
 
-def score_all(settings: Settings, engine, city_key: str) -> int:
+def score_all(settings: Settings, engine: storage.Engine, city_key: str) -> int:
     """Re-score every stored run date of a city (after a methodology change); returns how many.
 
     The city's runs are judged again first (complete / partial / empty, storage/crawls.py), so history stored
@@ -388,7 +394,7 @@ def score_all(settings: Settings, engine, city_key: str) -> int:
     return len(dates)
 
 
-def manual_evidence(settings: Settings, engine, city_key: str) -> pd.DataFrame:
+def manual_evidence(settings: Settings, engine: storage.Engine, city_key: str) -> pd.DataFrame:
     """Evidence a CDO recorded (UI) plus what config.toml declares, one frame: criterion, url, date, note, source."""
     rows = [{"criterion": e.criterion, "url": e.url, "date": e.date, "note": e.note, "source": "config"}
             for e in settings.city(city_key).evidence]
@@ -406,7 +412,7 @@ _synced: set[tuple[str, int]] = set()
 _seen_settings: dict[tuple[str, int], Settings] = {}  # (url, id) -> the object, kept alive so its id stays its own
 
 
-def _sync_once(settings: Settings, engine) -> None:
+def _sync_once(settings: Settings, engine: storage.Engine) -> None:
     """Write cities and portals from config once per (database, config), not on every harvest."""
     # hash(settings) walks every city and portal: with 291 portals, called once per portal, that was
     # ~0.2 s of the harvest benchmark. The same object was seen before: nothing to hash.
@@ -443,7 +449,7 @@ def _import_portal(city: CityConfig, portal_key: str | None, path: Path) -> Port
     return city.portals[0]
 
 
-def _keep_item_errors(engine, run_id: int, portal_key: str, batch: Normalized) -> bool:
+def _keep_item_errors(engine: storage.Engine, run_id: int, portal_key: str, batch: Normalized) -> bool:
     """Store the items set aside, raw with their errors; True when they are too many for the run to stand."""
     if batch.failed:
         storage.save_item_errors(engine, run_id, batch.failed)
@@ -459,7 +465,8 @@ def _noted(stats: FetchStats, batch: Normalized) -> FetchStats:
     return dataclasses.replace(stats, notes=(*stats.notes, f"{ITEM_ERRORS_NOTE}={len(batch.failed)}"))
 
 
-def _failed(engine, run_id: int, portal: PortalConfig, previous: str | None, reason: str) -> storage.RunSummary:
+def _failed(engine: storage.Engine, run_id: int, portal: PortalConfig, previous: str | None,
+            reason: str) -> storage.RunSummary:
     storage.fail_run(engine, run_id, reason, finished_at=utcnow())
     summary = _summary_failed(run_id, portal, reason)
     _log_transition(portal.key, previous, "failed", summary)
@@ -471,7 +478,7 @@ def _summary_failed(run_id: int, portal: PortalConfig, reason: str) -> storage.R
                               repeats=0, removed=0, suspect_reason=None, error=reason)
 
 
-def _log_transition(portal_key: str, previous: str | None, status: str, summary) -> None:
+def _log_transition(portal_key: str, previous: str | None, status: str, summary: storage.RunSummary) -> None:
     """One log line per state change (failing, recovered), so an operator's log stays readable."""
     if status == "failed" and previous != "failed":
         log.warning("portal=%s event=failing reason=%r", portal_key, getattr(summary, "error", None))

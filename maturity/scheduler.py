@@ -25,13 +25,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, NoReturn, TextIO
 
 import pandas as pd
 from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
@@ -184,7 +186,7 @@ def _functions(rt: _Runtime) -> tuple[HarvestFn, ScoreFn]:
     return rt.harvest_fn or pipeline.harvest, rt.score_fn or pipeline.score
 
 
-def _harvested_since(engine, portal_key: str, fire: datetime) -> bool:
+def _harvested_since(engine: storage.Engine, portal_key: str, fire: datetime) -> bool:
     runs = storage.runs(engine, portal_key=portal_key)
     if runs.empty:
         return False
@@ -244,7 +246,7 @@ def export_directory(settings: Settings) -> Path:
 
 def build_scheduler(settings: Settings, *, url: str | None = None, blocking: bool = False, owner: str | None = None,
                     jitter_s: int = JITTER_S, misfire_grace_s: int = MISFIRE_GRACE_S,
-                    harvest_fn: HarvestFn | None = None, score_fn: ScoreFn | None = None):
+                    harvest_fn: HarvestFn | None = None, score_fn: ScoreFn | None = None) -> BaseScheduler:
     """A scheduler (not started) with one harvest job per portal and the export job, persisted in the database."""
     url = url or settings.storage_url
     storage.upgrade(url)
@@ -281,7 +283,7 @@ def build_scheduler(settings: Settings, *, url: str | None = None, blocking: boo
     return sched
 
 
-def prune_stale_jobs(sched, settings: Settings) -> list[str]:
+def prune_stale_jobs(sched: BaseScheduler, settings: Settings) -> list[str]:
     """Remove stored jobs of portals (or an export) no longer in config; call after `start()`."""
     wanted = {f"{HARVEST_JOB_PREFIX}{p.key}" for p in settings.portals}
     if settings.export.schedule:
@@ -297,7 +299,7 @@ def prune_stale_jobs(sched, settings: Settings) -> list[str]:
 @contextmanager
 def interrupt_on_sigterm() -> Iterator[None]:
     """SIGTERM (docker stop, systemd) ends the process like Ctrl-C, so `finally` blocks stop the scheduler."""
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> NoReturn:
         raise KeyboardInterrupt
 
     if threading_main():
@@ -362,14 +364,14 @@ def work(settings: Settings, *, url: str | None = None) -> None:
             _stop(sched)
 
 
-def close_orphaned_runs(engine) -> None:
+def close_orphaned_runs(engine: storage.Engine) -> None:
     """At start: runs left "running" by a process that is gone are closed as interrupted (logged)."""
     closed = storage.close_orphaned_runs(engine)
     if closed:
         log.warning("event=closed-interrupted-runs runs=%s", ",".join(map(str, closed)))
 
 
-def _stop(sched) -> None:
+def _stop(sched: BaseScheduler) -> None:
     """Stop within seconds: no new jobs; the runs of harvests in flight are closed as interrupted and their leases
     released; and when a job is still busy in its thread, the process ends without waiting for it (its run is
     closed already, and its transaction, if one is open, is rolled back with the connection)."""
@@ -433,14 +435,14 @@ def _by_harvest_time(runs: pd.DataFrame) -> pd.DataFrame:
     return chosen.sort_values(["started_at", "run_id"], ascending=False, kind="stable")
 
 
-def _value(row, col: str):
+def _value(row: pd.Series | None, col: str) -> object:
     if row is None:
         return None
     v = row.get(col)
     return None if v is None or (not isinstance(v, (str, tuple, list)) and pd.isna(v)) else v
 
 
-def _stored_jobs(engine) -> dict[str, tuple[datetime | None, str]]:
+def _stored_jobs(engine: storage.Engine) -> dict[str, tuple[datetime | None, str]]:
     """job id -> (next run time, trigger text) as the job store holds them (a paused job: None)."""
     store = SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE)
     store.start(BackgroundScheduler(timezone=UTC), "default")  # creates the table if missing
@@ -453,10 +455,10 @@ def _stored_jobs(engine) -> dict[str, tuple[datetime | None, str]]:
 # --- logging ----------------------------------------------------------------------------------------------
 
 class _UTCFormatter(logging.Formatter):
-    converter = time.gmtime
+    converter = staticmethod(time.gmtime)  # a plain function, not a method: mypy reads it as Formatter does
 
 
-def configure_logging(level: int = logging.INFO, stream=None) -> None:
+def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -> None:
     """key=value log lines on stderr with UTC times, e.g.
     `ts=2026-11-25T05:00:03Z level=WARNING logger=maturity.pipeline portal=boston-ckan event=failing reason=…`."""
     handler = logging.StreamHandler(stream or sys.stderr)

@@ -1,6 +1,9 @@
 """Storage: the only package that imports SQLAlchemy. Named functions in, dataclasses and DataFrames out."""
 from __future__ import annotations
 
+# Engine is re-exported so that the runtime and the pages can annotate an engine without importing SQLAlchemy.
+from sqlalchemy.engine import Engine
+
 from storage.crawls import COMPLETE_SHARE, score_flag
 from storage.db import dispose, gc_paused, open_db
 from storage.item_errors import item_errors, save_item_errors
@@ -56,7 +59,7 @@ from storage.writes import (
 )
 
 __all__ = [
-    "COMPLETE_SHARE", "LEASE_TTL_S", "CatalogRun", "CityHarvest", "RunClosed", "RunSummary", "add_evidence",
+    "COMPLETE_SHARE", "LEASE_TTL_S", "CatalogRun", "CityHarvest", "Engine", "RunClosed", "RunSummary", "add_evidence",
     "begin_run", "audit_log", "catalog", "catalog_run", "cities", "city_catalog", "city_harvest", "close_orphaned_runs",
     "close_runs_of", "close_stale_runs", "criterion_scores", "delete_evidence", "dispose", "drop_lease", "gc_paused",
     "evidence", "explain", "fail_run", "fail_running", "held_leases", "item_errors", "last_status", "latest_crawls",

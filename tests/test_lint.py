@@ -1,5 +1,6 @@
 """The style guide's static checks as part of the suite: `ruff check .` over the project and mypy over
-connectors, indicators, storage and settings.py (rules and file lists in pyproject.toml)."""
+every product module: connectors, indicators, storage, maturity, layouts, app.py (rules and file lists in
+pyproject.toml)."""
 from __future__ import annotations
 
 import subprocess

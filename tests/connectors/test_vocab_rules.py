@@ -13,7 +13,7 @@ from connectors.base import records_frame
 from connectors.ckan import CkanConnector
 from connectors.dcat import DcatConnector
 from connectors.socrata import SocrataConnector
-from indicators.frame import derive
+from indicators.derived import derive
 from indicators.quality import metadata_conformance
 from tests.conftest import FIXTURES
 from tests.emulator import load_json, load_socrata_jsonl

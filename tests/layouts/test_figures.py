@@ -172,7 +172,7 @@ def test_doc_score_is_the_od2_indicator_per_dataset():
     from connectors.archive import read_items
     from connectors.base import records_frame
     from connectors.socrata import SocrataConnector
-    from indicators.frame import derive
+    from indicators.derived import derive
     from indicators.open_data import documentation_index
     from tests.conftest import FIXTURES
     from tests.emulator import portal_config

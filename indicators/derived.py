@@ -1,4 +1,4 @@
-"""Shared, vectorised derivations over a catalog DataFrame, computed once per (catalog, as_of).
+"""`Derived`: the shared, vectorised per-row derivations over a catalog, computed once per (catalog, as_of).
 
 Every indicator reads the same derived columns (which rows are data assets, the declared period in days,
 the HDX freshness state, open licence, format stars). `derive()` computes each lazily; inside
@@ -16,13 +16,10 @@ Asset types (decided here, documented on the Methodology page):
 """
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from functools import cached_property, lru_cache
-from pathlib import Path
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -30,9 +27,19 @@ import pandas as pd
 
 from connectors import vocab as licence_vocab
 from connectors.base import DATETIME_FIELDS, RECORD_FIELDS
-from indicators.base import CityCatalog, Score, as_catalog
-
-DATA_DIR = Path(__file__).parent / "data"
+from indicators.arrays import hashable, on_distinct, to_seconds, utc
+from indicators.base import CityCatalog, as_catalog
+from indicators.periods import (
+    DELINQUENT,
+    DUE,
+    FRESH,
+    HDX_DUE_GRACE_DAYS,
+    HDX_OVERDUE_GRACE_DAYS,
+    HDX_PERIOD_DAYS,
+    OVERDUE,
+    period_days,
+)
+from indicators.tables import format_key, format_tables
 
 DATA_TYPES = ("dataset", "file", "map")
 TABULAR_TYPES = ("dataset",)
@@ -43,125 +50,8 @@ PERFORMANCE_TYPES = ("story", "measure")
 # (ArcGIS Hub) expose their API this way rather than through a separate api_url.
 API_FORMATS = frozenset({"api", "esri rest", "arcgis geoservices rest api", "wms", "wfs", "wcs", "sparql",
                          "odata", "soda"})
-# Period lengths: research/methodologies.md 4.1 (P1M = 30 d, P1Y = 365 d, P3M = 91 d).
-DAYS_PER_YEAR = 365.0
-DAYS_PER_MONTH = 365.0 / 12
-# Named declared frequencies: no promised period (NaN), real-time (0) or static (inf, HDX "never").
-NAMED_PERIODS = {
-    "irregular": np.nan,
-    "as needed": np.nan,
-    "continuous": 0.0,
-    "historical": np.inf,
-    "never": np.inf,
-}
-# HDX data freshness (OCHA-DAP/hdx-data-freshness, tests/hdx/freshness/test_aging.py): a dataset becomes
-# "due" at age >= P, "overdue" at P + g1, "delinquent" at P + g1 + g2. Grace periods by period in days,
-# linearly interpolated between the HDX table rows and clamped at its ends.
-HDX_PERIOD_DAYS = np.array([1.0, 7.0, 14.0, 30.0, 90.0, 180.0, 365.0])
-HDX_DUE_GRACE_DAYS = np.array([1.0, 7.0, 7.0, 15.0, 30.0, 30.0, 60.0])
-HDX_OVERDUE_GRACE_DAYS = np.array([1.0, 7.0, 7.0, 15.0, 30.0, 30.0, 30.0])
-FRESH, DUE, OVERDUE, DELINQUENT = "fresh", "due", "overdue", "delinquent"
-
-_ISO_PERIOD = re.compile(
-    r"^(?:R\d*/)?P(?:(?P<y>\d+(?:\.\d+)?)Y)?(?:(?P<mo>\d+(?:\.\d+)?)M)?(?:(?P<w>\d+(?:\.\d+)?)W)?"
-    r"(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<mi>\d+(?:\.\d+)?)M)?"
-    r"(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
-)
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
 _URL = r"^https?://[^\s/$.?#][^\s]*$"
-
-
-@lru_cache(maxsize=4096)
-def period_days(freq: str | float | None) -> float:
-    """Declared frequency -> period in days: NaN = no promise, 0 = continuous, inf = static."""
-    if freq is None or (isinstance(freq, float) and np.isnan(freq)):
-        return np.nan
-    text = str(freq).strip()
-    named = text.lower()
-    if named in NAMED_PERIODS:
-        return NAMED_PERIODS[named]
-    m = _ISO_PERIOD.match(text.upper())
-    if not m or not any(m.groupdict().values()):
-        return np.nan
-    g = {k: float(v) if v else 0.0 for k, v in m.groupdict().items()}
-    days = (g["y"] * DAYS_PER_YEAR + g["mo"] * DAYS_PER_MONTH + g["w"] * 7 + g["d"]
-            + g["h"] / 24 + g["mi"] / 1440 + g["s"] / 86400)
-    return 0.0 if days < 1 / 86400 * 2 else days
-
-
-def load_json(name: str) -> dict:
-    return json.loads((DATA_DIR / name).read_text(encoding="utf-8"))
-
-
-@lru_cache(maxsize=1)
-def format_tables() -> tuple[dict[str, int], frozenset[str]]:
-    d = load_json("formats.json")
-    return d["stars"], frozenset(d["machine_readable_exclude"])
-
-
-def format_key(raw: object) -> str:
-    """A record's format name (normalized once, by connectors.vocab.format_name) as the key of formats.json."""
-    return str(raw).strip().lower()
-
-
-@lru_cache(maxsize=1)
-def vocab() -> dict:
-    return load_json("vocab.json")
-
-
-def _trie_regex(words: list[str]) -> str:
-    """A regex alternation arranged as a character trie: shared prefixes are tested once, which makes one
-    pattern over ~150 words several times faster than a flat alternation. Longer matches are preferred."""
-    trie: dict = {}
-    for w in words:
-        node = trie
-        for ch in w:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-
-    def build(node: dict) -> str:
-        end = "" in node
-        branches = [(ch, sub) for ch, sub in node.items() if ch != ""]
-        if not branches:
-            return ""
-        alts = []
-        for ch, sub in sorted(branches):
-            piece = r"[ _\-]+" if ch == " " else re.escape(ch)
-            alts.append(piece + build(sub))
-        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
-        return f"(?:{body})?" if end else body
-
-    return build(trie)
-
-
-def word_pattern(words: Iterable[str]) -> re.Pattern[str]:
-    """One regex matching any of `words` as whole words (greedy, so phrases win over their first word); a
-    space inside a phrase also matches "_" or "-" (column names: zip_code, census-tract)."""
-    return re.compile(r"(?<![a-z0-9])" + _trie_regex(sorted({w.lower() for w in words})) + r"(?![a-z0-9])")
-
-
-_SEP = re.compile(r"[ _\-]+")
-
-
-def norm_hit(word: str) -> str:
-    """A matched phrase in its vocabulary spelling ("zip_code" -> "zip code")."""
-    return _SEP.sub(" ", word)
-
-
-def on_distinct(values: pd.Series | np.ndarray, func: Callable[[pd.Series], Iterable[Any]],
-                missing: object) -> np.ndarray:
-    """func applied to the distinct values only (a list/Series of them -> array-like), spread back to rows.
-
-    Catalog text repeats a lot (column names, licence strings, boilerplate, formats), so string work is
-    done once per distinct value; rows with a missing value get `missing`.
-    """
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object) if not isinstance(values, pd.Series) else values,
-                                  sort=False)
-    out = list(func(pd.Series(np.asarray(uniques, dtype=object), dtype=object))) if len(uniques) else []
-    table = np.empty(len(out) + 1, dtype=object)
-    table[:len(out)] = out
-    table[len(out)] = missing
-    return table[codes]  # code -1 (missing) -> the trailing `missing`
 
 
 def ensure_columns(catalog: pd.DataFrame) -> pd.DataFrame:
@@ -179,36 +69,6 @@ def ensure_columns(catalog: pd.DataFrame) -> pd.DataFrame:
             out[c] = pd.Series([None] * len(out), index=out.index, dtype=object)
     return out
 
-
-def _hashable(v: object) -> object:
-    if isinstance(v, list):
-        return tuple(_hashable(x) for x in v)
-    return v
-
-
-def to_seconds(s: pd.Series) -> np.ndarray:
-    """UTC datetimes -> float seconds since the epoch (NaN for NaT), whatever the datetime unit."""
-    if isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(s.dtype):
-        vals = s.to_numpy(dtype="datetime64[ns]") if isinstance(s.dtype, pd.DatetimeTZDtype) else \
-            s.to_numpy().astype("datetime64[ns]")
-        out = vals.astype("int64").astype(float) / 1e9
-        out[np.isnat(vals)] = np.nan
-        return out
-    return to_seconds(pd.to_datetime(s, utc=True, errors="coerce"))
-
-
-def day_text(secs: np.ndarray, missing: str = "unknown") -> np.ndarray:
-    """Float seconds -> "YYYY-MM-DD" strings (for the few failing rows a reason names)."""
-    out = np.full(len(secs), missing, dtype=object)
-    ok = ~np.isnan(secs)
-    if ok.any():
-        out[ok] = np.datetime_as_string((secs[ok] * 1e6).astype("int64").astype("datetime64[us]"), unit="D")
-    return out
-
-
-def utc(ts: datetime | pd.Timestamp) -> pd.Timestamp:
-    t = pd.Timestamp(ts)
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
 class Derived:
@@ -234,7 +94,7 @@ class Derived:
             try:
                 codes, uniques = pd.factorize(values, sort=False)
             except TypeError:  # lists (e.g. after a JSON round trip) are unhashable: compare them as tuples
-                codes, uniques = pd.factorize(values.map(_hashable), sort=False)
+                codes, uniques = pd.factorize(values.map(hashable), sort=False)
             cache[column] = (codes, np.asarray(uniques, dtype=object))
         return cache[column]
 
@@ -452,78 +312,3 @@ def shared_derivations() -> Iterator[None]:
     finally:
         _SHARED.clear()
 
-
-# --- building Scores ------------------------------------------------------------------------------
-
-def evidence(ids: np.ndarray, reasons: np.ndarray | list[str]) -> dict[str, str]:
-    """{source_id: reason} (lists zip faster than object arrays)."""
-    return dict(zip(ids.tolist(), reasons.tolist() if isinstance(reasons, np.ndarray) else reasons, strict=True))
-
-
-# Why a row fails: a constant, a per-row array, or a function of the failing mask.
-Reason = str | np.ndarray | Callable[[np.ndarray], np.ndarray]
-
-
-def _reasons(reason: Reason, fail: np.ndarray) -> np.ndarray | list[str]:
-    """A constant, a per-row array, or a function of the failing mask (built for failing rows only)."""
-    if callable(reason):
-        return reason(fail)
-    if isinstance(reason, np.ndarray):
-        return reason[fail]
-    return [reason] * int(fail.sum())
-
-
-def share_score(
-    d: Derived,
-    passed: np.ndarray,
-    among: np.ndarray,
-    reason: Reason,
-    *,
-    empty: float | None = None,
-    detail: Mapping[str, float] | None = None,
-    matches: Mapping[str, str] | None = None,
-) -> Score:
-    """value = 100 * passed / among; failing = rows in `among` that do not pass, with their reason."""
-    den = float(among.sum())
-    num = float((passed & among).sum())
-    fail = among & ~passed
-    reasons = _reasons(reason, fail)
-    return Score(
-        value=(100.0 * num / den) if den else empty,
-        numerator=num,
-        denominator=den,
-        failing=evidence(d.ids[fail], reasons),
-        matches=dict(matches or {}),
-        detail=dict(detail or {}),
-    )
-
-
-def mean_score(d: Derived, values: np.ndarray, among: np.ndarray, fail_below: float, reason: Reason,
-               *, detail: Mapping[str, float] | None = None, empty: float | None = None) -> Score:
-    """value = 100 * mean(values over `among`) with values in 0..1; failing = rows below `fail_below`."""
-    den = float(among.sum())
-    num = float(np.nansum(values[among]))
-    fail = among & (values < fail_below)
-    reasons = _reasons(reason, fail)
-    return Score(
-        value=(100.0 * num / den) if den else empty,
-        numerator=num,
-        denominator=den,
-        failing=evidence(d.ids[fail], reasons),
-        detail=dict(detail or {}),
-    )
-
-
-def reasons_from_flags(flags: dict[str, np.ndarray], prefix: str, n: int) -> np.ndarray:
-    """Per row "prefix a; b" naming the flagged items, via a bitmask lookup (2**k strings, not n concatenations)."""
-    names = list(flags)
-    mask = np.zeros(n, dtype=np.int64)
-    for bit, name in enumerate(names):
-        mask |= np.asarray(flags[name], dtype=bool).astype(np.int64) << bit
-    table = np.array([prefix + "; ".join(nm for b, nm in enumerate(names) if code >> b & 1)
-                      for code in range(1 << len(names))], dtype=object)
-    return table[mask]
-
-
-def clamp(v: float) -> float:
-    return float(min(100.0, max(0.0, v)))

@@ -1,0 +1,58 @@
+"""Vectorised helpers over per-row arrays: work per distinct value, datetimes as seconds, days as text."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def on_distinct(values: pd.Series | np.ndarray, func: Callable[[pd.Series], Iterable[Any]],
+                missing: object) -> np.ndarray:
+    """func applied to the distinct values only (a list/Series of them -> array-like), spread back to rows.
+
+    Catalog text repeats a lot (column names, licence strings, boilerplate, formats), so string work is
+    done once per distinct value; rows with a missing value get `missing`.
+    """
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object) if not isinstance(values, pd.Series) else values,
+                                  sort=False)
+    out = list(func(pd.Series(np.asarray(uniques, dtype=object), dtype=object))) if len(uniques) else []
+    table = np.empty(len(out) + 1, dtype=object)
+    table[:len(out)] = out
+    table[len(out)] = missing
+    return table[codes]  # code -1 (missing) -> the trailing `missing`
+
+
+
+def hashable(v: object) -> object:
+    if isinstance(v, list):
+        return tuple(hashable(x) for x in v)
+    return v
+
+
+def to_seconds(s: pd.Series) -> np.ndarray:
+    """UTC datetimes -> float seconds since the epoch (NaN for NaT), whatever the datetime unit."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(s.dtype):
+        vals = s.to_numpy(dtype="datetime64[ns]") if isinstance(s.dtype, pd.DatetimeTZDtype) else \
+            s.to_numpy().astype("datetime64[ns]")
+        out = vals.astype("int64").astype(float) / 1e9
+        out[np.isnat(vals)] = np.nan
+        return out
+    return to_seconds(pd.to_datetime(s, utc=True, errors="coerce"))
+
+
+def day_text(secs: np.ndarray, missing: str = "unknown") -> np.ndarray:
+    """Float seconds -> "YYYY-MM-DD" strings (for the few failing rows a reason names)."""
+    out = np.full(len(secs), missing, dtype=object)
+    ok = ~np.isnan(secs)
+    if ok.any():
+        out[ok] = np.datetime_as_string((secs[ok] * 1e6).astype("int64").astype("datetime64[us]"), unit="D")
+    return out
+
+
+def utc(ts: datetime | pd.Timestamp) -> pd.Timestamp:
+    t = pd.Timestamp(ts)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
