@@ -44,6 +44,20 @@ def try_lock(engine: Engine, name: str, owner: str, *, ttl_s: float, now: dateti
         return conn.execute(stmt).scalar_one_or_none() == owner
 
 
+def renew_lock(engine: Engine, name: str, owner: str, *, ttl_s: float, now: datetime) -> bool:
+    """Move the expiry of `name` to now + ttl_s if `owner` still holds it; never takes a lock that is gone.
+
+    The heartbeat renews with this, not with `try_lock`'s upsert: a renewal racing `drop_lease` (the heartbeat
+    copied the lease, the holder then released it) would otherwise put the released row back for a whole TTL.
+    """
+    at = utc(now)
+    assert at is not None  # utc() returns None only for None
+    with write_tx(engine) as conn:
+        done = conn.execute(sa.update(locks_t).where(locks_t.c.name == name, locks_t.c.owner == owner)
+                            .values(expires_at=at + timedelta(seconds=ttl_s)))
+    return done.rowcount == 1
+
+
 def release_lock(engine: Engine, name: str, owner: str) -> None:
     """Release `name` if `owner` holds it (a no-op otherwise: an expired lock may have passed to someone else)."""
     with write_tx(engine) as conn:
@@ -172,11 +186,13 @@ class _Heartbeat:
                 continue
             for (name, owner), (engine, ttl_s) in leases.items():
                 try:
-                    kept = try_lock(engine, name, owner, ttl_s=ttl_s, now=datetime.now(UTC))
+                    kept = renew_lock(engine, name, owner, ttl_s=ttl_s, now=datetime.now(UTC))
                 except Exception:  # the database away for a moment: the next beat tries again
                     log.warning("lease=%s event=renew-failed", name, exc_info=True)
                     continue
-                if not kept:
+                with self._lock:
+                    still_held = (name, owner) in self._leases  # not dropped while this beat ran
+                if not kept and still_held:
                     log.error("lease=%s owner=%s event=lease-lost (renewal came too late)", name, owner)
                     self.drop(name, owner)
 

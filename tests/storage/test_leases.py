@@ -102,3 +102,21 @@ def test_an_import_in_progress_is_left_alone_until_its_grace_is_over(engine):
     from storage.orphans import IMPORT_GRACE_S
 
     assert storage.close_orphaned_runs(engine, now=started + timedelta(seconds=IMPORT_GRACE_S + 10)) == [run_id]
+
+
+def test_a_renewal_that_races_a_drop_does_not_bring_the_lease_back(engine):
+    """The heartbeat copies the held leases, then renews them one by one; a holder may drop its lease in
+    between. The renewal then finds no row and must not write one back (it did, with try_lock's upsert: the
+    released portal stayed locked for a whole TTL, seen as a flaky heartbeat test on a loaded machine)."""
+    owner = storage.process_owner("test")
+    assert storage.take_lease(engine, "export", owner, ttl_s=60)
+    storage.drop_lease(engine, "export", owner)
+    # the beat that copied the lease before the drop now renews it
+    assert locks.renew_lock(engine, "export", owner, ttl_s=60, now=datetime.now(UTC)) is False
+    assert locks.lock_holders(engine, "export") == {}
+    # while held, a renewal moves the expiry on
+    assert storage.take_lease(engine, "export", owner, ttl_s=1)
+    before = locks.lock_holders(engine, "export")["export"][1]
+    assert locks.renew_lock(engine, "export", owner, ttl_s=60, now=datetime.now(UTC)) is True
+    assert locks.lock_holders(engine, "export")["export"][1] > before
+    storage.drop_lease(engine, "export", owner)
