@@ -289,6 +289,18 @@ def fmt_delta(d) -> str:
     return f"{d:+.1f}"
 
 
+def overall_trend(series, *, id: str | None = None, width: int = 120, height: int = 32):
+    """The overall score over all complete runs as a small SVG line (numbers only, no portal text); "–" without."""
+    if series is None or not len(series):
+        return "–"
+    kw = {"id": id} if id else {}
+    n = len(series)
+    return html.Img(src=fig.sparkline_svg(series, width=width, height=height), className="overall-trend",
+                    alt=f"overall score over {n} complete run{'s' if n != 1 else ''}",
+                    title=f"overall score over {n} complete run{'s' if n != 1 else ''}",
+                    style={"width": f"{width}px", "height": f"{height}px"}, **kw)
+
+
 def stage_badge(stage: str | None, *, id: str | None = None) -> html.Span:
     color = fig.STAGE_COLORS.get(stage or "", fig.NO_SCORE_COLOR)
     text_color = "#fff" if stage in ("emerging", "leading", "not evident") else "#000"

@@ -198,8 +198,27 @@ def summary(key: str):
                                                      " or load the demo with ", ui.cmd("maturity demo"), "."],
                                   id="city-empty"))
         return out
+    out.append(ui.city_query("overall_view", _overall, key))
     out.append(ui.city_query("cards_view", _cards, key))
     return out
+
+
+def _overall(_engine, key: str):
+    """The city header: overall score and stage (indicators.criteria's one rule), trend, change since ~30/90 days."""
+    o = fig.overall_summary(ui.city_criterion_history(key))
+    if o is None:
+        return None
+    return html.Div([
+        html.Span("Overall ", className="me-1"),
+        html.Span(f"{o['score']:.0f}", className="kpi me-2", id="city-overall-score"),
+        ui.stage_badge(o["stage"], id="city-overall-stage"),
+        ui.overall_trend(o["series"], id="city-overall-trend", width=160, height=36),
+        html.Span([html.Span("about 30 days: ", className="text-muted"),
+                   html.Span(o["since_30d"], id="city-overall-30")], className="small"),
+        html.Span([html.Span("about 90 days: ", className="text-muted"),
+                   html.Span(o["since_90d"], id="city-overall-90")], className="small"),
+        html.Span(f"scored as of {ui.fmt_time(o['as_of'])}", className="small text-muted"),
+    ], id="city-overall", className="d-flex flex-wrap align-items-center gap-3 mb-3")
 
 
 def _cards(_engine, key: str):

@@ -140,6 +140,39 @@ def test_overview_lists_every_city_with_stage_and_last_harvest(client, layout_db
     assert "Criteria × cities" in text
 
 
+def test_overview_and_city_header_show_overall_trend_and_dated_change(client, layout_db):
+    """Chicago is scored on 2019-04-26, 2020-07-22 and three weekly replays to 2020-08-12 (filler.fill). About 30
+    days back (07-13) the nearest scoring is 07-22, 9 days off (NEAR_DAYS[30] = 10): "since 2020-07-22, 21 days".
+    About 90 days back (05-14) the nearest is 69 days off: "no run near that date" (before, the 90-day change
+    compared with 2019). The values are indicators.criteria.overall of the stored roll-ups (the one rule)."""
+    from indicators import criteria
+
+    url, _ = layout_db
+    rows = storage.criterion_scores(storage.open_db(url), "chicago")
+    rows = rows.assign(as_of=pd.to_datetime(rows["as_of"], utc=True))
+
+    def overall_at(day):
+        score, stage = criteria.overall(rows[rows["as_of"] == pd.Timestamp(f"{day} 06:00", tz="UTC")])
+        return score, stage
+
+    now, stage_now = overall_at("2020-08-12")
+    then, _ = overall_at("2020-07-22")
+    change = f"{round(now - then, 1):+.1f} since 2020-07-22, 21 days"
+    r = call(client, "ov-body", {"live-marker.data": marker(layout_db)})
+    body = json.dumps(r.json["response"]["ov-body"]["children"])
+    table = text_of(r.json["response"]["ov-body"]["children"])
+    assert change in table and "no run near that date" in table
+    assert '"id": "ov-trend-chicago"' in body and '"alt": "overall score over 5 complete runs"' in body
+    r = call(client, "city-summary", {"live-marker.data": marker(layout_db), "city-key.data": "chicago"})
+    header = r.json["response"]["city-summary"]["children"][0]
+    assert header["props"]["id"] == "city-overall"
+    parts = header["props"]["children"]
+    text = text_of(header)
+    assert text_of(parts[1]) == f"{now:.0f}" and text_of(parts[2]) == stage_now
+    assert change in text and "no run near that date" in text
+    assert parts[3]["props"]["alt"] == "overall score over 5 complete runs"
+
+
 def test_overview_empty_database_says_what_to_do(tmp_path, layout_db):
     from maturity import app
 
@@ -212,6 +245,15 @@ def test_compare_shows_chosen_cities_and_gaps(in_app):
     assert {t["name"] for t in history["data"]} == {"Chicago, IL", "Minneapolis, MN"}
     gaps = parts[-1].rowData
     assert gaps and all("chicago" in r and "minneapolis" in r for r in gaps)
+    # the overall row, pinned above the indicators: each city's latest overall score (the one rule)
+    from indicators import criteria
+
+    pinned = parts[-1].dashGridOptions["pinnedTopRowData"]
+    latest = storage.latest_scores(in_app.server.config["MATURITY_DASHBOARD"].engine)
+    for key in ("chicago", "minneapolis"):
+        mine = latest[(latest["city_key"] == key) & (latest["indicator"] == "")]
+        assert pinned[0][key] == round(criteria.overall(mine)[0], 1)
+    assert pinned[0]["title"] == "Overall score"
 
 
 def test_datasets_filters_and_csv(in_app, layout_db):
