@@ -12,6 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import dash_ag_grid as dag
@@ -245,6 +246,39 @@ def latest_runs(keys) -> pd.DataFrame:
     frames = [city_runs(k).head(10) for k in keys]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else storage.runs(context().engine, limit=0)
+
+
+def now() -> datetime:
+    """The page's clock (whether data is old depends on today; pure builders take it as an argument)."""
+    return datetime.now(UTC)
+
+
+def stale_data(keys: Iterable[str]) -> pd.DataFrame:
+    """`_figures.stale_portals` of these cities' portals, at `now()`, with their configured schedules.
+
+    Not cached with the page: data turns old with time alone, without any new run moving the marker.
+    """
+    keys = set(keys)
+    schedules = {p.key: p.schedule for c in context().settings.cities if c.key in keys for p in c.portals}
+    frames = [f for f in (city_runs(k) for k in sorted(keys)) if not f.empty]
+    runs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["portal_key", "status"])
+    return fig.stale_portals(runs, schedules, now())
+
+
+def stale_banner(stale: pd.DataFrame, names: Mapping[str, str] | None = None, *, id: str) -> dbc.Alert | None:
+    """A warning naming each portal (or city, with `names`) whose latest complete harvest is older than
+    `_figures.STALE_INTERVALS` times its schedule's interval; None when none is."""
+    if stale.empty:
+        return None
+    items = []
+    for r in stale.itertuples(index=False):
+        who = names.get(r.city_key, r.city_key) if names else r.portal_key
+        items.append(html.Li(f"{who}: latest complete harvest {r.last_complete:%Y-%m-%d} "
+                             f"({fig.duration_words(r.age)} ago), scheduled every {fig.duration_words(r.interval)}"))
+    return dbc.Alert([html.Strong("Old data: "),
+                      f"the latest complete harvest is older than {fig.STALE_INTERVALS} times the harvest "
+                      "schedule, so the scores show the portal as it stood then. See Harvests for the runs.",
+                      html.Ul(items, className="mb-0 small")], color="warning", id=id)
 
 
 # --- shareable state -----------------------------------------------------------------------------------

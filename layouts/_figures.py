@@ -6,10 +6,11 @@ fields and grid cells, which Plotly and AG Grid render as text.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -225,6 +226,74 @@ def overall_summary(history: pd.DataFrame) -> dict | None:
     series = totals[["as_of", "value"]].reset_index(drop=True)
     return {"score": round(float(last["value"]), 1), "stage": last["stage"], "as_of": last["as_of"],
             "series": series, **{f"since_{d}d": change_text(comparison_point(series, d)) for d in NEAR_DAYS}}
+
+
+# The latest complete harvest of a portal may be this many schedule intervals old before the pages say its data
+# is old: one missed run is ordinary (a portal down for a night); two in a row mean the harvest has stopped.
+STALE_INTERVALS = 2
+SCHEDULE_FIRES = 12  # fires of a cron line sampled for its interval: covers a line that fires on a few weekdays
+
+
+def schedule_interval(expr: str) -> timedelta | None:
+    """The longest gap between consecutive fires of a portal's cron line, read as the scheduler reads it
+    (`maturity.scheduler.cron_trigger`), sampled from a fixed date (no clock); None for a line that does not fire.
+    "0 4 * * *" -> 1 day, "0 3 * * 1" -> 7 days, "0 4 1 * *" -> 31 days."""
+    return _schedule_interval(expr)
+
+
+@functools.lru_cache(maxsize=256)
+def _schedule_interval(expr: str) -> timedelta | None:
+    from maturity.scheduler import cron_trigger
+
+    trigger = cron_trigger(expr)
+    t = trigger.get_next_fire_time(None, datetime(2024, 1, 1, tzinfo=UTC))
+    gaps = []
+    for _ in range(SCHEDULE_FIRES):
+        if t is None:
+            break
+        nxt = trigger.get_next_fire_time(t, t + timedelta(seconds=1))
+        if nxt is None:
+            break
+        gaps.append(nxt - t)
+        t = nxt
+    return max(gaps) if gaps else None
+
+
+def stale_portals(runs: pd.DataFrame, schedules: Mapping[str, str], now: datetime) -> pd.DataFrame:
+    """Portals whose latest complete run (as_of: when its catalog was seen) is older than STALE_INTERVALS times
+    their schedule's interval at `now`: portal_key, city_key, last_complete, interval, age. A portal with no
+    complete run, or not in `schedules`, is not listed (the failing and "no harvest yet" states say so).
+    `runs` = storage.runs rows; `schedules` = portal key -> cron line from the config."""
+    cols = ["portal_key", "city_key", "last_complete", "interval", "age"]
+    if runs.empty:
+        return pd.DataFrame(columns=cols)
+    complete = runs["complete"].astype(bool) if "complete" in runs else runs["status"] == "ok"
+    done = runs[complete & runs["portal_key"].isin(list(schedules))]
+    if done.empty:
+        return pd.DataFrame(columns=cols)
+    done = done.assign(as_of=_utc(done["as_of"]))
+    last = done.sort_values("as_of").groupby("portal_key").tail(1)
+    rows = []
+    for r in last.sort_values(["city_key", "portal_key"]).itertuples(index=False):
+        interval = schedule_interval(schedules[r.portal_key])
+        age = pd.Timestamp(now) - r.as_of
+        if interval is not None and age > STALE_INTERVALS * interval:
+            rows.append({"portal_key": r.portal_key, "city_key": r.city_key, "last_complete": r.as_of,
+                         "interval": interval, "age": age})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def duration_words(d: timedelta) -> str:
+    """"1 day", "7 days", "6 hours", "2 years" (whole units, the largest that fits)."""
+    days = d.days
+    if days >= 730:
+        return f"{days // 365} years"
+    if days >= 60:
+        return f"{days // 30} months"
+    if days >= 1:
+        return "1 day" if days == 1 else f"{days} days"
+    hours = max(1, int(d.total_seconds() // 3600))
+    return "1 hour" if hours == 1 else f"{hours} hours"
 
 
 def _round(x: float | None) -> float | None:

@@ -192,6 +192,9 @@ def summary(key: str):
             out.append(dbc.Alert([html.Strong(f"{r.portal_key}'s latest run came back empty: "),
                                   str(r.suspect_reason or ""), ". Scores below come from the last complete crawl."],
                                  color="warning"))
+    stale = ui.stale_banner(ui.stale_data([key]), id="city-stale")  # with time, not with a run: never cached
+    if stale is not None:
+        out.append(stale)
     if hist.empty:
         out.append(ui.empty_state("Not scored yet", ["Harvest this city with ",
                                                      ui.cmd(f"maturity harvest --city {key}"),

@@ -59,7 +59,10 @@ def body():
         return ui.empty_state("No cities configured yet",
                               ["Add a ", ui.cmd("[[cities]]"), " table to config.toml (see README, “Adding a city”) "
                                "and start the dashboard again."], id="ov-empty")
-    return ui.query("overview_view", _content, tuple(cities["key"]))
+    content = ui.query("overview_view", _content, tuple(cities["key"]))
+    names = dict(zip(cities["key"], cities["name"], strict=True))
+    banner = ui.stale_banner(ui.stale_data(cities["key"]), names, id="ov-stale")  # with time, not with the marker
+    return ([banner] if banner is not None else []) + content
 
 
 def _content(_engine, keys: tuple) -> list:

@@ -365,3 +365,37 @@ def test_sparkline_svg_draws_the_series_on_a_fixed_0_100_scale():
     assert "points='2.0,42.0 52.0,22.0 102.0,2.0'" in svg
     assert "<circle cx='102.0' cy='2.0'" in svg  # the latest value marked
     assert "<polyline" not in unquote(fig.sparkline_svg(s.iloc[:1]))  # one run: a dot, no line
+
+
+def test_schedule_interval_reads_the_cron_line_as_the_scheduler_does():
+    from datetime import timedelta
+
+    assert fig.schedule_interval("0 4 * * *") == timedelta(days=1)
+    assert fig.schedule_interval("0 3 * * 1") == timedelta(days=7)  # Mondays (crontab weekday 1)
+    assert fig.schedule_interval("0 4 1 * *") == timedelta(days=31)  # monthly: the longest month
+    assert fig.schedule_interval("0 */6 * * *") == timedelta(hours=6)
+    assert fig.schedule_interval("0 4 * * 1,3") == timedelta(days=5)  # Wed -> Mon is the longer gap
+
+
+def test_stale_portals_are_older_than_twice_their_schedule():
+    runs = pd.DataFrame([
+        # weekly portal: last complete 04-01, a later failed run does not count; at 04-16 12:00 it is 15.25 days
+        # old > 2 x 7 days -> stale
+        {"portal_key": "a-dcat", "city_key": "a", "as_of": T("2024-04-15"), "status": "failed", "complete": False},
+        {"portal_key": "a-dcat", "city_key": "a", "as_of": T("2024-04-01"), "status": "ok", "complete": True},
+        # daily portal: complete 04-15 06:00, 30 h old < 2 x 24 h -> fine; its partial run later changes nothing
+        {"portal_key": "b-socrata", "city_key": "b", "as_of": T("2024-04-15 06:00"), "status": "ok", "complete": True},
+        {"portal_key": "b-socrata", "city_key": "b", "as_of": T("2024-04-16"), "status": "suspect",
+         "complete": False},
+        # a portal that never completed a run is left to the failing / no-harvest states
+        {"portal_key": "c-ckan", "city_key": "c", "as_of": T("2023-01-01"), "status": "failed", "complete": False},
+    ])
+    schedules = {"a-dcat": "0 3 * * 1", "b-socrata": "0 4 * * *", "c-ckan": "0 4 * * *"}
+    now = T("2024-04-16 12:00")
+    st = fig.stale_portals(runs, schedules, now)
+    assert list(st["portal_key"]) == ["a-dcat"]
+    assert st.iloc[0]["last_complete"] == T("2024-04-01") and fig.duration_words(st.iloc[0]["age"]) == "15 days"
+    assert fig.duration_words(st.iloc[0]["interval"]) == "7 days"
+    # the daily portal once two days pass without a complete run (06:00 + 48 h is not yet "older than")
+    assert list(fig.stale_portals(runs, schedules, T("2024-04-17 06:00"))["portal_key"]) == ["a-dcat"]
+    assert list(fig.stale_portals(runs, schedules, T("2024-04-17 06:01"))["portal_key"]) == ["a-dcat", "b-socrata"]

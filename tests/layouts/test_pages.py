@@ -164,13 +164,40 @@ def test_overview_and_city_header_show_overall_trend_and_dated_change(client, la
     assert change in table and "no run near that date" in table
     assert '"id": "ov-trend-chicago"' in body and '"alt": "overall score over 5 complete runs"' in body
     r = call(client, "city-summary", {"live-marker.data": marker(layout_db), "city-key.data": "chicago"})
-    header = r.json["response"]["city-summary"]["children"][0]
-    assert header["props"]["id"] == "city-overall"
+    header = by_id(r.json["response"]["city-summary"]["children"], "city-overall")
     parts = header["props"]["children"]
     text = text_of(header)
     assert text_of(parts[1]) == f"{now:.0f}" and text_of(parts[2]) == stage_now
     assert change in text and "no run near that date" in text
     assert parts[3]["props"]["alt"] == "overall score over 5 complete runs"
+
+
+def by_id(children: list, id_: str) -> dict:
+    found = [c for c in children if isinstance(c, dict) and c.get("props", {}).get("id") == id_]
+    assert len(found) == 1, f"{id_} not found once"
+    return found[0]
+
+
+def test_old_data_banner_after_two_missed_schedule_intervals(client, layout_db, monkeypatch):
+    """The test cities are harvested daily (config default "0 4 * * *"); Chicago's latest complete run is the
+    2020-08-12 06:00 replay (filler.fill). Today that is years old: banner. On 2020-08-13 12:00 it is 30 hours
+    old, under two days: no banner; on 2020-08-14 06:01 it is just over two days: banner."""
+    from layouts import _components as ui
+
+    def summary():
+        r = call(client, "city-summary", {"live-marker.data": marker(layout_db), "city-key.data": "chicago"})
+        return r.json["response"]["city-summary"]["children"]
+
+    banner = by_id(summary(), "city-stale")
+    text = text_of(banner)
+    assert "Old data" in text and "chicago-dcat: latest complete harvest 2020-08-12" in text
+    assert "scheduled every 1 day" in text
+    overview = call(client, "ov-body", {"live-marker.data": marker(layout_db)}).json["response"]["ov-body"]
+    assert "Chicago, IL: latest complete harvest 2020-08-12" in text_of(by_id(overview["children"], "ov-stale"))
+    monkeypatch.setattr(ui, "now", lambda: datetime(2020, 8, 13, 12, tzinfo=UTC))
+    assert not [c for c in summary() if isinstance(c, dict) and c["props"].get("id") == "city-stale"]
+    monkeypatch.setattr(ui, "now", lambda: datetime(2020, 8, 14, 6, 1, tzinfo=UTC))
+    assert "(2 days ago)" in text_of(by_id(summary(), "city-stale"))
 
 
 def test_overview_empty_database_says_what_to_do(tmp_path, layout_db):
