@@ -602,6 +602,35 @@ def dataset_table(catalog: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     return out
 
 
+SCHEMA_ERROR_COLUMNS = ["portal_key", "source_id", "title", "errors", "messages", "landing_url"]
+DOCUMENT_TITLE = "(the data.json document itself)"
+
+
+def schema_error_rows(checks: Mapping[str, object], datasets: pd.DataFrame) -> pd.DataFrame:
+    """One row per dataset with data.json schema errors, as the GSA Project Open Data dashboard lists them.
+
+    `checks` = storage's {portal_key: connectors.base.SchemaCheck | None}; `datasets` = explorer rows
+    (`dataset_table`: source_id, title, landing_url). Columns SCHEMA_ERROR_COLUMNS: `errors` = messages kept
+    for the dataset (the connector keeps a few per dataset; the check's error_count has them all), `messages`
+    joined with " | ". The document's own errors (source id "") come first; then by most errors, then title.
+    """
+    rows = []
+    for portal_key, check in checks.items():
+        for sid, messages in (getattr(check, "errors", None) or {}).items():
+            rows.append({"portal_key": portal_key, "source_id": sid, "errors": len(messages),
+                         "messages": " | ".join(str(m) for m in messages)})
+    out = pd.DataFrame(rows, columns=["portal_key", "source_id", "errors", "messages"])
+    known = datasets[["source_id", "title", "landing_url"]].drop_duplicates("source_id") if len(datasets) else \
+        pd.DataFrame(columns=["source_id", "title", "landing_url"])
+    out = out.merge(known, on="source_id", how="left")
+    # a dataset the stored catalog does not hold under that id (or the document): show what the check names
+    out["title"] = [DOCUMENT_TITLE if sid == "" else (t if isinstance(t, str) and t else sid)
+                    for sid, t in zip(out["source_id"], out["title"], strict=True)]
+    out["order"] = (out["source_id"] != "").astype(int)
+    out = out.sort_values(["order", "errors", "title"], ascending=[True, False, True], kind="stable")
+    return out[SCHEMA_ERROR_COLUMNS].reset_index(drop=True)
+
+
 def safe_url(url) -> str | None:
     """Only http(s) URLs become links (a `javascript:` landing page from a portal stays unlinked)."""
     if isinstance(url, str) and re.match(r"^https?://[^\s]+$", url.strip(), re.IGNORECASE):

@@ -261,7 +261,33 @@ def details(key: str):
 
 def _details(_engine, key: str) -> list:
     datasets = _datasets(key)
-    return _departments(key, datasets) + _fix_first(key, datasets)
+    return _departments(key, datasets) + _fix_first(key, datasets) + _schema_errors(key, datasets)
+
+
+def _schema_errors(key, datasets):
+    """data.json schema errors per dataset (GSA Project Open Data dashboard style): what "N schema error(s)" in
+    the open-data scores is made of. Nothing for a city without a data.json check on record."""
+    import storage.queries
+
+    checks = {k: c for k, c in storage.queries.city_schema_checks(ui.context().engine, key).items() if c is not None}
+    if not checks:
+        return []
+    lines = []
+    for portal_key, c in checks.items():
+        with_errors = sum(1 for sid in c.errors if sid)
+        lines.append(html.Li(f"{portal_key}: {c.entries:,} datasets checked against {c.schema}: "
+                             f"{c.error_count:,} errors in {with_errors:,} datasets"
+                             + (" and the document itself" if "" in c.errors else "")))
+    rows = fig.schema_error_rows(checks, datasets)
+    out = [html.H4("data.json schema errors", className="h5 mt-4", id="city-schema-title"),
+           html.Ul(lines, className="small mb-1", id="city-schema-summary")]
+    if rows.empty:
+        return out + [dbc.Alert("No schema errors: every dataset validates.", color="success", id="city-schema-none")]
+    cols = [ui.col("title", "Dataset", flex=2), ui.num_col("errors", "Errors shown", width=120),
+            ui.col("messages", "Schema errors", flex=4, wrapText=True, autoHeight=True), ui.portal_link_col()]
+    return out + [html.P("The first few messages per dataset (all are counted above), as the Project Open Data "
+                         "dashboard lists them.", className="small text-muted"),
+                  ui.grid("city-schema-errors", rows, cols, height=420, page_size=None)]
 
 
 def _card(key, c, title, note=None):

@@ -399,3 +399,24 @@ def test_stale_portals_are_older_than_twice_their_schedule():
     # the daily portal once two days pass without a complete run (06:00 + 48 h is not yet "older than")
     assert list(fig.stale_portals(runs, schedules, T("2024-04-17 06:00"))["portal_key"]) == ["a-dcat"]
     assert list(fig.stale_portals(runs, schedules, T("2024-04-17 06:01"))["portal_key"]) == ["a-dcat", "b-socrata"]
+
+
+def test_schema_error_rows_list_each_dataset_with_its_messages():
+    from connectors.base import SchemaCheck
+
+    check = SchemaCheck(schema="POD v1.1 non-federal", entries=3, error_count=4, errors={
+        "d1": ("contactPoint/hasEmail: 'mailto:x' does not match",),
+        "": ("conformsTo: required",),
+        "d2": ("'' is too short", "accessLevel: 'open' is not one of ['public']"),
+    })
+    datasets = pd.DataFrame({"source_id": ["d1", "d2", "d3"], "title": ["Crimes", "Permits", "Budget"],
+                             "landing_url": ["https://x/d1", None, "https://x/d3"]})
+    rows = fig.schema_error_rows({"c-dcat": check, "c-socrata": None}, datasets)
+    # the document first, then the dataset with most messages (d2: 2), then d1; d3 validates and is not listed
+    assert list(rows["title"]) == [fig.DOCUMENT_TITLE, "Permits", "Crimes"]
+    assert list(rows["errors"]) == [1, 2, 1]
+    assert rows.iloc[1]["messages"] == "'' is too short | accessLevel: 'open' is not one of ['public']"
+    assert rows.iloc[2]["landing_url"] == "https://x/d1" and set(rows["portal_key"]) == {"c-dcat"}
+    # an id the catalog does not hold shows the id itself
+    odd = fig.schema_error_rows({"c-dcat": SchemaCheck("s", 1, 1, {"zz": ("m",)})}, datasets)
+    assert list(odd["title"]) == ["zz"]

@@ -200,6 +200,52 @@ def test_old_data_banner_after_two_missed_schedule_intervals(client, layout_db, 
     assert "(2 days ago)" in text_of(by_id(summary(), "city-stale"))
 
 
+def test_city_page_lists_data_json_schema_errors_per_dataset(tmp_path):
+    """Chicago's real 2020 data.json, checked by the real validator (connectors.dcat.validate) and stored with
+    its run as a harvest stores it: the city page lists every dataset the check names, with its messages."""
+    from connectors import dcat
+    from maturity import app
+
+    url = f"sqlite:///{tmp_path}/schema.db"
+    cfg = filler.make_settings([("chicago", "Chicago, IL")], tmp_path / "config.toml", url)
+    storage.upgrade(url)
+    engine = storage.open_db(url)
+    storage.sync_config(engine, cfg)
+    import gzip
+
+    with gzip.open(filler.FIXTURES / "chicago_data_json_socrata_2020-07-22.json.gz", "rb") as f:
+        doc = json.load(f)
+    check = dcat.validate(doc)
+    assert check.error_count > 0  # the recorded document really has errors (else this proves nothing)
+    portal = cfg.city("chicago").portals[0]
+    records = [filler.normalize(portal, raw) for raw in doc["dataset"]]
+    as_of = datetime(2020, 7, 22, 6, tzinfo=UTC)
+    run_id = storage.start_run(engine, portal.key, as_of=as_of, source="import")
+    from connectors.base import FetchStats
+
+    stats = FetchStats(items_seen=len(records), repeats=0, reported_total=len(records), pages=1, schema_check=check)
+    raws = [json.dumps(raw).encode() for raw in doc["dataset"]]
+    storage.save_harvest(engine, run_id, records, raws, stats, finished_at=as_of)
+    filler.score(engine, cfg, "chicago", as_of)
+    # the page's light query reads what city_harvest reads (without building the catalog)
+    assert storage.queries.city_schema_checks(engine, "chicago") == storage.city_harvest(engine, "chicago").schema_checks
+    c = app.create_app(cfg, url=url, warm=False).server.test_client()
+    r = call(c, "city-details", {"live-marker.data": marker((url, cfg)), "city-key.data": "chicago"})
+    details = r.json["response"]["city-details"]["children"]
+    summary = text_of(by_id(details, "city-schema-summary"))
+    named = [sid for sid in check.errors if sid]
+    assert f"{check.entries:,} datasets checked" in summary
+    assert f"{check.error_count:,} errors in {len(named):,} datasets" in summary
+    found = by_id(details, "city-schema-errors")["props"]["rowData"]
+    assert {row["source_id"] for row in found} == set(check.errors)
+    by_sid = {row["source_id"]: row for row in found}
+    for sid, messages in check.errors.items():
+        assert by_sid[sid]["messages"] == " | ".join(messages) and by_sid[sid]["errors"] == len(messages)
+    titles = {rec.source_id: rec.title for rec in records}
+    assert all(by_sid[sid]["title"] == titles[sid] for sid in named if sid in titles)
+    storage.dispose(url)
+
+
 def test_overview_empty_database_says_what_to_do(tmp_path, layout_db):
     from maturity import app
 
