@@ -228,7 +228,8 @@ def test_city_page_lists_data_json_schema_errors_per_dataset(tmp_path):
     storage.save_harvest(engine, run_id, records, raws, stats, finished_at=as_of)
     filler.score(engine, cfg, "chicago", as_of)
     # the page's light query reads what city_harvest reads (without building the catalog)
-    assert storage.queries.city_schema_checks(engine, "chicago") == storage.city_harvest(engine, "chicago").schema_checks
+    light = storage.queries.city_schema_checks(engine, "chicago")
+    assert light == storage.city_harvest(engine, "chicago").schema_checks
     c = app.create_app(cfg, url=url, warm=False).server.test_client()
     r = call(c, "city-details", {"live-marker.data": marker((url, cfg)), "city-key.data": "chicago"})
     details = r.json["response"]["city-details"]["children"]
