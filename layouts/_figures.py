@@ -631,6 +631,17 @@ def schema_error_rows(checks: Mapping[str, object], datasets: pd.DataFrame) -> p
     return out[SCHEMA_ERROR_COLUMNS].reset_index(drop=True)
 
 
+def schema_error_kinds(rows: pd.DataFrame, top: int = 5) -> pd.Series:
+    """The commonest schema error messages of `schema_error_rows` and how many datasets show each, most first
+    (ties by message): the one fix that clears most of the list."""
+    if rows.empty:
+        return pd.Series(dtype="int64")
+    each = pd.Series([m for text in rows["messages"] for m in dict.fromkeys(str(text).split(" | "))])
+    counts = each.value_counts().rename_axis("message").reset_index(name="n")
+    counts = counts.sort_values(["n", "message"], ascending=[False, True]).head(top)
+    return pd.Series(counts["n"].to_numpy(), index=counts["message"].to_numpy())
+
+
 def safe_url(url) -> str | None:
     """Only http(s) URLs become links (a `javascript:` landing page from a portal stays unlinked)."""
     if isinstance(url, str) and re.match(r"^https?://[^\s]+$", url.strip(), re.IGNORECASE):

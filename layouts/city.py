@@ -283,6 +283,10 @@ def _schema_errors(key, datasets):
            html.Ul(lines, className="small mb-1", id="city-schema-summary")]
     if rows.empty:
         return out + [dbc.Alert("No schema errors: every dataset validates.", color="success", id="city-schema-none")]
+    kinds = fig.schema_error_kinds(rows)
+    out.append(html.Div([html.Span("Commonest: ", className="text-muted"),
+                         html.Ul([html.Li(f"{message} ({n:,} datasets)") for message, n in kinds.items()],
+                                 className="mb-1")], className="small", id="city-schema-kinds"))
     cols = [ui.col("title", "Dataset", flex=2), ui.num_col("errors", "Errors shown", width=120),
             ui.col("messages", "Schema errors", flex=4, wrapText=True, autoHeight=True), ui.portal_link_col()]
     return out + [html.P("The first few messages per dataset (all are counted above), as the Project Open Data "

@@ -417,6 +417,11 @@ def test_schema_error_rows_list_each_dataset_with_its_messages():
     assert list(rows["errors"]) == [1, 2, 1]
     assert rows.iloc[1]["messages"] == "'' is too short | accessLevel: 'open' is not one of ['public']"
     assert rows.iloc[2]["landing_url"] == "https://x/d1" and set(rows["portal_key"]) == {"c-dcat"}
+    # the commonest messages, counted once per dataset: each of the four here is on one dataset; ties by text
+    assert fig.schema_error_kinds(rows, top=2).to_dict() == {"'' is too short": 1,
+                                                             "accessLevel: 'open' is not one of ['public']": 1}
+    twice = pd.DataFrame({"messages": ["a | b", "b", "c | b | b", "a", "z"]})  # b on 3 datasets, a on 2
+    assert fig.schema_error_kinds(twice).to_dict() == {"b": 3, "a": 2, "c": 1, "z": 1}
     # an id the catalog does not hold shows the id itself
     odd = fig.schema_error_rows({"c-dcat": SchemaCheck("s", 1, 1, {"zz": ("m",)})}, datasets)
     assert list(odd["title"]) == ["zz"]

@@ -242,6 +242,14 @@ def test_city_page_lists_data_json_schema_errors_per_dataset(tmp_path):
     by_sid = {row["source_id"]: row for row in found}
     for sid, messages in check.errors.items():
         assert by_sid[sid]["messages"] == " | ".join(messages) and by_sid[sid]["errors"] == len(messages)
+    # the commonest message, counted by hand from the check: on how many datasets each message appears
+    tally: dict[str, int] = {}
+    for messages in check.errors.values():
+        for m in set(messages):
+            tally[m] = tally.get(m, 0) + 1
+    top = max(tally.values())
+    first = min(m for m, n in tally.items() if n == top)
+    assert f"{first} ({top:,} datasets)" in text_of(by_id(details, "city-schema-kinds"))
     titles = {rec.source_id: rec.title for rec in records}
     assert all(by_sid[sid]["title"] == titles[sid] for sid in named if sid in titles)
     storage.dispose(url)
