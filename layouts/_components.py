@@ -555,9 +555,10 @@ def criterion_weights(meta: Mapping[str, dict], latest_indicators: pd.DataFrame)
     return {k: (w[k] / totals[crit[k]] if totals[crit[k]] else 0.0) for k in w}
 
 
-def city_datasets(engine, key: str) -> pd.DataFrame:
-    """The explorer rows (`_figures.dataset_table`) of a city's latest catalog, aged at its latest run."""
-    harvest = storage.city_harvest(engine, key)
+def city_datasets(engine, key: str, as_of: datetime | None = None) -> pd.DataFrame:
+    """The explorer rows (`_figures.dataset_table`) of a city's latest catalog (at/before `as_of`), aged at its
+    latest run."""
+    harvest = storage.city_harvest(engine, key, as_of)
     return fig.dataset_table(harvest.frame, catalog_as_of(harvest.runs))
 
 
@@ -565,6 +566,19 @@ def catalog_as_of(runs: pd.DataFrame):
     """The newest run's as_of (storage.city_harvest(...).runs), now when there is none."""
     times = pd.to_datetime(runs["as_of"], utc=True).dropna() if len(runs) else ()
     return max(times) if len(times) else pd.Timestamp.now(tz="UTC")
+
+
+def scores_as_of(scores: pd.DataFrame, as_of: datetime | None, *, latest: bool = False) -> pd.DataFrame:
+    """Score rows (storage.scores shape) of scorings at/before `as_of` (all when None); with `latest`, only the
+    newest such scoring's rows - what latest_scores returned on that date."""
+    if scores.empty:
+        return scores
+    times = pd.to_datetime(scores["as_of"], utc=True)
+    keep = scores[times <= pd.Timestamp(as_of)] if as_of is not None else scores
+    if latest and len(keep):
+        kept = times[keep.index]
+        keep = keep[kept == kept.max()]
+    return keep
 
 
 def latest_city(key: str) -> pd.DataFrame:
@@ -580,12 +594,14 @@ def city_failing_cached(key: str) -> pd.DataFrame:
     return city_query("failing", city_failing, key)
 
 
-def city_failing(engine, key: str) -> pd.DataFrame:
-    """indicator, criterion, source_id, reason: the failing datasets of every latest indicator score."""
-    latest = fig.indicator_rows(storage.latest_scores(engine, key))
+def city_failing(engine, key: str, as_of: datetime | None = None) -> pd.DataFrame:
+    """indicator, criterion, source_id, reason: the failing datasets of every latest indicator score (the latest
+    at/before `as_of` when given)."""
+    latest = fig.indicator_rows(storage.latest_scores(engine, key) if as_of is None
+                                else scores_as_of(storage.scores(engine, key), as_of, latest=True))
     rows = []
     for r in latest.itertuples(index=False):
-        found = storage.score_evidence(engine, key, r.indicator)
+        found = storage.score_evidence(engine, key, r.indicator, as_of)
         if not found:
             continue
         for sid, reason in (found[1].get("failing") or {}).items():
@@ -593,11 +609,12 @@ def city_failing(engine, key: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["indicator", "criterion", "source_id", "reason"])
 
 
-def city_statuses(key: str):
-    """(statuses DataFrame, certification estimate dict) from indicators.criteria, or (None, None)."""
+def city_statuses(key: str, latest: pd.DataFrame | None = None):
+    """(statuses DataFrame, certification estimate dict) from indicators.criteria, or (None, None); `latest` = the
+    scoring to judge (default the city's latest)."""
     from indicators import criteria
 
-    latest = latest_city(key)
+    latest = latest_city(key) if latest is None else latest
     rollup = criteria.stored_rollup(latest)
     if rollup.empty:
         return None, None

@@ -65,3 +65,25 @@ def test_compare_has_an_overall_row_and_panel(page, live_url, errors, e2e_db):
     expect(page.locator("#cmp-profile .xtick").first).to_contain_text("Overall")
     settle(page)
     assert errors == []
+
+
+def test_city_page_as_of_a_past_date(page, live_url, errors, e2e_db):
+    """?as_of=2020-07-25: Chicago as it stood then (the 2020-07-22 scoring), and the date stays in the URL when a
+    control changes."""
+    import re
+
+    from indicators import criteria
+
+    then = chicago_overall(e2e_db, "2020-07-22")
+    page.goto(live_url + "/city/chicago?as_of=2020-07-25")
+    expect(page.locator("#city-as-of-banner")).to_contain_text("As of 2020-07-25", timeout=TIMEOUT_MS)
+    expect(page.locator("#city-overall-score")).to_have_text(f"{then:.0f}", timeout=TIMEOUT_MS)
+    expect(page.locator("#city-overall-stage")).to_have_text(criteria.stage(then))
+    expect(page.locator("#city-overall-trend")).to_have_attribute("alt", "overall score over 2 complete runs")
+    expect(page.locator("#city-stale")).to_have_count(0)
+    settle(page)
+    page.locator("#city-criterion").click()
+    page.get_by_role("option", name=re.compile(r"^DM4 ·")).click()
+    expect(page).to_have_url(re.compile(r"criterion=DM4&as_of=2020-07-25"), timeout=TIMEOUT_MS)
+    settle(page)
+    assert errors == []

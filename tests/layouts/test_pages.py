@@ -255,6 +255,47 @@ def test_city_page_lists_data_json_schema_errors_per_dataset(tmp_path):
     storage.dispose(url)
 
 
+def test_city_page_as_of_a_past_date_shows_it_as_it_stood(client, dash_app, layout_db):
+    """?as_of=2020-07-25 on Chicago (scored 2019-04-26, 2020-07-22, then weekly to 08-12): the page stands on the
+    2020-07-22 scoring and catalog - header, trend over 2 runs, runs, drill-down - and keeps as_of in its URL."""
+    from indicators import criteria
+    from layouts import city
+
+    url, _ = layout_db
+    engine = storage.open_db(url)
+    rows = storage.criterion_scores(engine, "chicago")
+    at = pd.Timestamp("2020-07-22 06:00", tz="UTC")
+    score, stage = criteria.overall(rows[pd.to_datetime(rows["as_of"], utc=True) == at])
+    day = {"live-marker.data": marker(layout_db), "city-key.data": "chicago", "city-as-of.data": "2020-07-25"}
+    r = call(client, "city-summary", day).json["response"]
+    header = by_id(r["city-summary"]["children"], "city-overall")
+    parts = header["props"]["children"]
+    assert text_of(parts[1]) == f"{score:.0f}" and text_of(parts[2]) == stage
+    assert parts[3]["props"]["alt"] == "overall score over 2 complete runs"  # 2019-04-26 and 2020-07-22
+    assert "no run near that date" in text_of(header)  # 30/90 days before 07-22: nothing within 10/21 days
+    assert not [c for c in r["city-summary"]["children"] if isinstance(c, dict)
+                and c["props"].get("id") == "city-stale"]  # a past view is old on purpose
+    assert "2020-07-22 06:00 UTC" in text_of(r["city-subtitle"]) and "2020-08" not in text_of(r["city-subtitle"])
+    # the drill-down lists the failing datasets recorded by the scoring in force on 07-25 (07-22's)
+    with dash_app.server.test_request_context("/"):
+        past = storage.scores(engine, "chicago")
+        past = past[(pd.to_datetime(past["as_of"], utc=True) == at) & (past["indicator"] != "")]
+        ind = past[past["value"] < 100].iloc[0]
+        t = datetime(2020, 7, 25, 23, 59, 59, tzinfo=UTC)
+        when, evidence = storage.score_evidence(engine, "chicago", ind["indicator"], t)
+        assert pd.Timestamp(when) == at
+        grid, caption = city.drill("chicago", ind["criterion"], ind["indicator"], "2020-07-25")
+        assert {row["source_id"] for row in grid.rowData} == set(evidence["failing"])
+        assert "as of 2020-07-25" in caption
+        page = city.layout(key="chicago", as_of="2020-07-25")
+        assert "As of 2020-07-25" in text_of(page)
+        assert "is not a date" in text_of(city.layout(key="chicago", as_of="last week"))
+    assert city.parse_as_of("2020-07-25") == "2020-07-25" and city.parse_as_of("2020-13-01") is None
+    q = call(client, "city-url", {"city-criterion.value": "DM4", "city-indicator.value": "__all__",
+                                  "city-as-of.data": "2020-07-25"}).json["response"]["city-url"]["data"]
+    assert q == "?criterion=DM4&as_of=2020-07-25"
+
+
 def test_overview_empty_database_says_what_to_do(tmp_path, layout_db):
     from maturity import app
 
