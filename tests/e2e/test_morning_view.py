@@ -23,10 +23,8 @@ pytestmark = pytest.mark.e2e
 
 def explorer_rows(url: str, city: str) -> pd.DataFrame:
     """The explorer rows of a city as the Datasets page derives them from its latest stored catalog."""
-    engine = storage.open_db(url)
-    cat = storage.city_catalog(engine, city)
-    runs = (cat.attrs.get("portal") or {}).get("runs") or []
-    return fig.dataset_table(cat, max(pd.Timestamp(r["as_of"]) for r in runs))
+    harvest = storage.city_harvest(storage.open_db(url), city)  # the catalog no longer carries attrs
+    return fig.dataset_table(harvest.frame, max(pd.to_datetime(harvest.runs["as_of"], utc=True)))
 
 
 # --- item 1: department links open the filtered Datasets page -------------------------------------------
