@@ -12,6 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import dash_ag_grid as dag
@@ -249,6 +250,40 @@ def latest_runs(keys: Iterable[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else storage.runs(context().engine, limit=0)
 
 
+def now() -> datetime:
+    """The page's clock (whether data is old depends on today; pure builders take it as an argument)."""
+    return datetime.now(UTC)
+
+
+def stale_data(keys: Iterable[str]) -> pd.DataFrame:
+    """`_figures.stale_portals` of these cities' portals, at `now()`, with their configured schedules.
+
+    Not cached with the page: data turns old with time alone, without any new run moving the marker.
+    """
+    keys = set(keys)
+    schedules = {p.key: p.schedule for c in context().settings.cities if c.key in keys for p in c.portals}
+    frames = [f for f in (city_runs(k) for k in sorted(keys)) if not f.empty]
+    runs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["portal_key", "status"])
+    return fig.stale_portals(runs, schedules, now())
+
+
+def stale_banner(stale: pd.DataFrame, names: Mapping[str, str] | None = None, *, id: str) -> dbc.Alert | None:
+    """A warning naming each portal (or city, with `names`) whose latest complete harvest is older than
+    `_figures.STALE_INTERVALS` times its schedule's interval; None when none is."""
+    if stale.empty:
+        return None
+    items = []
+    r: Any  # an itertuples row
+    for r in stale.itertuples(index=False):
+        who = names.get(str(r.city_key), str(r.city_key)) if names else str(r.portal_key)
+        items.append(html.Li(f"{who}: latest complete harvest {r.last_complete:%Y-%m-%d} "
+                             f"({fig.duration_words(r.age)} ago), scheduled every {fig.duration_words(r.interval)}"))
+    return dbc.Alert([html.Strong("Old data: "),
+                      f"the latest complete harvest is older than {fig.STALE_INTERVALS} times the harvest "
+                      "schedule, so the scores show the portal as it stood then. See Harvests for the runs.",
+                      html.Ul(items, className="mb-0 small")], color="warning", id=id)
+
+
 # --- shareable state -----------------------------------------------------------------------------------
 
 URL_SYNC_JS = """function(search) {
@@ -289,6 +324,19 @@ def fmt_delta(d: float | None) -> str:
     if d is None or pd.isna(d):
         return "–"
     return f"{d:+.1f}"
+
+
+def overall_trend(series: pd.DataFrame | None, *, id: str | None = None, width: int = 120,
+                  height: int = 32) -> Component | str:
+    """The overall score over all complete runs as a small SVG line (numbers only, no portal text); "–" without."""
+    if series is None or not len(series):
+        return "–"
+    kw: dict[str, Any] = {"id": id} if id else {}
+    n = len(series)
+    return html.Img(src=fig.sparkline_svg(series, width=width, height=height), className="overall-trend",
+                    alt=f"overall score over {n} complete run{'s' if n != 1 else ''}",
+                    title=f"overall score over {n} complete run{'s' if n != 1 else ''}",
+                    style={"width": f"{width}px", "height": f"{height}px"}, **kw)
 
 
 def stage_badge(stage: str | None, *, id: str | None = None) -> html.Span:
@@ -511,9 +559,10 @@ def criterion_weights(meta: Mapping[str, dict], latest_indicators: pd.DataFrame)
     return {k: (w[k] / totals[crit[k]] if totals[crit[k]] else 0.0) for k in w}
 
 
-def city_datasets(engine: storage.Engine, key: str) -> pd.DataFrame:
-    """The explorer rows (`_figures.dataset_table`) of a city's latest catalog, aged at its latest run."""
-    harvest = storage.city_harvest(engine, key)
+def city_datasets(engine: storage.Engine, key: str, as_of: datetime | None = None) -> pd.DataFrame:
+    """The explorer rows (`_figures.dataset_table`) of a city's latest catalog (at/before `as_of`), aged at its
+    latest run."""
+    harvest = storage.city_harvest(engine, key, as_of)
     return fig.dataset_table(harvest.frame, catalog_as_of(harvest.runs))
 
 
@@ -521,6 +570,19 @@ def catalog_as_of(runs: pd.DataFrame) -> pd.Timestamp:
     """The newest run's as_of (storage.city_harvest(...).runs), now when there is none."""
     times = pd.to_datetime(runs["as_of"], utc=True).dropna() if len(runs) else ()
     return max(times) if len(times) else pd.Timestamp.now(tz="UTC")
+
+
+def scores_as_of(scores: pd.DataFrame, as_of: datetime | None, *, latest: bool = False) -> pd.DataFrame:
+    """Score rows (storage.scores shape) of scorings at/before `as_of` (all when None); with `latest`, only the
+    newest such scoring's rows - what latest_scores returned on that date."""
+    if scores.empty:
+        return scores
+    times = pd.to_datetime(scores["as_of"], utc=True)
+    keep = scores[times <= pd.Timestamp(as_of)] if as_of is not None else scores
+    if latest and len(keep):
+        kept = times[keep.index]
+        keep = keep[kept == kept.max()]
+    return keep
 
 
 def latest_city(key: str) -> pd.DataFrame:
@@ -536,12 +598,14 @@ def city_failing_cached(key: str) -> pd.DataFrame:
     return city_query("failing", city_failing, key)
 
 
-def city_failing(engine: storage.Engine, key: str) -> pd.DataFrame:
-    """indicator, criterion, source_id, reason: the failing datasets of every latest indicator score."""
-    latest = fig.indicator_rows(storage.latest_scores(engine, key))
+def city_failing(engine: storage.Engine, key: str, as_of: datetime | None = None) -> pd.DataFrame:
+    """indicator, criterion, source_id, reason: the failing datasets of every latest indicator score (the latest
+    at/before `as_of` when given)."""
+    latest = fig.indicator_rows(storage.latest_scores(engine, key) if as_of is None
+                                else scores_as_of(storage.scores(engine, key), as_of, latest=True))
     rows = []
     for r in latest.itertuples(index=False):
-        found = storage.score_evidence(engine, key, str(r.indicator))
+        found = storage.score_evidence(engine, key, str(r.indicator), as_of)
         if not found:
             continue
         for sid, reason in (found[1].get("failing") or {}).items():
@@ -549,11 +613,13 @@ def city_failing(engine: storage.Engine, key: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["indicator", "criterion", "source_id", "reason"])
 
 
-def city_statuses(key: str) -> tuple[pd.DataFrame, dict[str, Any]] | tuple[None, None]:
-    """(statuses DataFrame, certification estimate dict) from indicators.criteria, or (None, None)."""
+def city_statuses(key: str, latest: pd.DataFrame | None = None
+                  ) -> tuple[pd.DataFrame, dict[str, Any]] | tuple[None, None]:
+    """(statuses DataFrame, certification estimate dict) from indicators.criteria, or (None, None); `latest` = the
+    scoring to judge (default the city's latest)."""
     from indicators import criteria
 
-    latest = latest_city(key)
+    latest = latest_city(key) if latest is None else latest
     rollup = criteria.stored_rollup(latest)
     if rollup.empty:
         return None, None

@@ -6,11 +6,13 @@ fields and grid cells, which Plotly and AG Grid render as text.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 import typing
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -82,9 +84,14 @@ def indicator_rows(scores: pd.DataFrame) -> pd.DataFrame:
     return scores[scores["indicator"].fillna("") != ""].copy()
 
 
+OVERALL = "Overall"  # the overall score's row among criteria (Compare): first, before the WWC ids
+
+
 def criteria_order(criteria: Iterable[str]) -> list[str]:
-    """WWC ids in reading order: by practice prefix, then number (DM2 before DM10)."""
+    """WWC ids in reading order: by practice prefix, then number (DM2 before DM10); OVERALL first."""
     def key(c: str) -> tuple[str, int]:
+        if c == OVERALL:
+            return ("", 0)
         m = re.match(r"([A-Z]+)(\d+)$", c or "")
         return (m.group(1), int(m.group(2))) if m else (c or "", 0)
     return sorted(set(criteria), key=key)
@@ -105,6 +112,18 @@ def city_score_history(history: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["city_key", "as_of"], ignore_index=True)
 
 
+def with_overall(scores: pd.DataFrame) -> pd.DataFrame:
+    """The criterion roll-up rows of `scores` plus an OVERALL row per (city_key, as_of): the overall score and
+    stage of that scoring by `city_score_history` (the one rule), so a chart shows it like a criterion."""
+    crit = criterion_rows(scores)
+    totals = city_score_history(crit)
+    if totals.empty:
+        return crit
+    crit = crit.assign(as_of=_utc(crit["as_of"]))
+    extra = totals.assign(criterion=OVERALL, indicator="")
+    return pd.concat([crit, extra], ignore_index=True)
+
+
 def change_since(series: pd.DataFrame, days: int) -> float | None:
     """Latest value minus the value at the last time at or before (latest time − `days`).
 
@@ -120,23 +139,66 @@ def change_since(series: pd.DataFrame, days: int) -> float | None:
     return float(s["value"].iloc[-1] - before["value"].iloc[-1])
 
 
+# How near a scoring must be to "30 / 90 days before the latest" to stand for that date: a weekly or fortnightly
+# harvest always leaves one within these many days; a city harvested once in two years does not, and then the
+# page says "no run near that date" instead of comparing runs 19 months apart (issue 12, item 3).
+NEAR_DAYS: dict[int, int] = {30: 10, 90: 21}
+
+
+def comparison_point(series: pd.DataFrame, days: int, near_days: int | None = None) -> dict | None:
+    """The change of one overall-score series since the scoring nearest to (latest time − `days`).
+
+    `series` has columns as_of, value (complete runs only: storage leaves flagged scores out). The point is the
+    scoring nearest the target date, earlier than the latest one and at most `near_days` (default
+    NEAR_DAYS[days]) away from it; None when there is none. Returns {as_of, days (whole days before the
+    latest), change (latest − that value)}.
+    """
+    near = NEAR_DAYS.get(days, days // 3) if near_days is None else near_days
+    s = series.dropna(subset=["value"]).sort_values("as_of")
+    if len(s) < 2:
+        return None
+    times = _utc(s["as_of"])
+    latest_t = times.iloc[-1]
+    target = latest_t - pd.Timedelta(days=days)
+    off = (times.iloc[:-1] - target).abs()
+    if off.min() > pd.Timedelta(days=near):
+        return None
+    i = int(np.argmin(off.to_numpy()))
+    return {"as_of": times.iloc[i], "days": int((latest_t - times.iloc[i]) / pd.Timedelta(days=1)),
+            "change": round(float(s["value"].iloc[-1] - s["value"].iloc[i]), 1)}
+
+
+def change_text(point: dict | None) -> str:
+    """"+3.2 since 2022-04-23, 91 days" or "no run near that date"."""
+    if point is None:
+        return "no run near that date"
+    return f"{point['change']:+.1f} since {point['as_of']:%Y-%m-%d}, {point['days']} days"
+
+
 def overview_table(cities: pd.DataFrame, history: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configured city: overall stage and score, change since 30 / 90 days, last harvest.
 
     `cities` = storage.cities, `history` = storage.scores rows of the cities (criterion roll-up rows are
-    used), `runs` = storage.runs rows, newest first. Deltas are measured back from each city's latest scored
-    run, so replayed history reads the same way. Vectorised: 50 cities x 104 runs in a few milliseconds.
+    used), `runs` = storage.runs rows, newest first. Changes are measured back from each city's latest scored
+    run to the scoring nearest 30 / 90 days before it (`comparison_point`; `since_*` says which, in words);
+    `series` is the overall score over all complete runs (as_of, value) for the trend line.
     """
-    cols = ["city_key", "city", "stage", "score", "change_30d", "change_90d", "scored_at", "last_harvest",
-            "harvest_status", "harvest_error"]
+    cols = ["city_key", "city", "stage", "score", "change_30d", "change_90d", "since_30d", "since_90d", "series",
+            "scored_at", "last_harvest", "harvest_status", "harvest_error"]
     out = pd.DataFrame({"city_key": cities["key"].to_numpy(), "city": cities["name"].to_numpy()})
     totals = city_score_history(history)
     if len(totals):
         last = totals.groupby("city_key").tail(1).set_index("city_key")
         out["score"] = out["city_key"].map(last["value"].round(1))
         out["scored_at"] = out["city_key"].map(last["as_of"])
-        for days in (30, 90):
-            out[f"change_{days}d"] = out["city_key"].map(_change_since_all(totals, last, days))
+        points = {k: {days: comparison_point(g, days) for days in NEAR_DAYS} for k, g in totals.groupby("city_key")}
+        for days in NEAR_DAYS:
+            out[f"change_{days}d"] = out["city_key"].map(
+                lambda k, d=days: (points.get(k, {}).get(d) or {}).get("change"))
+            out[f"since_{days}d"] = out["city_key"].map(lambda k, d=days: change_text(points[k][d])
+                                                        if k in points else None)
+        out["series"] = out["city_key"].map({k: g[["as_of", "value"]].reset_index(drop=True)
+                                            for k, g in totals.groupby("city_key")})
         out["stage"] = out["city_key"].map(last["stage"])  # the stage of the same overall score (one rule)
     if len(runs):
         newest = runs.drop_duplicates("city_key").set_index("city_key")
@@ -155,13 +217,86 @@ def overview_table(cities: pd.DataFrame, history: pd.DataFrame, runs: pd.DataFra
     return out.where(out.notna(), None)
 
 
-def _change_since_all(totals: pd.DataFrame, last: pd.DataFrame, days: int) -> pd.Series:
-    """Per city: latest value − value at the last time at or before (latest time − days); NaN if none."""
-    targets = pd.DataFrame({"city_key": last.index, "t": last["as_of"].to_numpy() - pd.Timedelta(days=days)})
-    before = pd.merge_asof(targets.sort_values("t"), totals.dropna(subset=["value"]).sort_values("as_of"),
-                           left_on="t", right_on="as_of", by="city_key", direction="backward")
-    prior = before.set_index("city_key")["value"]
-    return (last["value"] - prior.reindex(last.index)).round(1)
+def overall_summary(history: pd.DataFrame) -> dict | None:
+    """One city's overall score and stage at its latest scoring, the series behind its trend line and the change
+    since about 30 and 90 days (`comparison_point`); None when it was never scored. `history` = the city's
+    criterion roll-up rows (storage.criterion_scores: complete runs only)."""
+    totals = city_score_history(history)
+    if totals.empty:
+        return None
+    last = totals.iloc[-1]
+    series = totals[["as_of", "value"]].reset_index(drop=True)
+    return {"score": round(float(last["value"]), 1), "stage": last["stage"], "as_of": last["as_of"],
+            "series": series, **{f"since_{d}d": change_text(comparison_point(series, d)) for d in NEAR_DAYS}}
+
+
+# The latest complete harvest of a portal may be this many schedule intervals old before the pages say its data
+# is old: one missed run is ordinary (a portal down for a night); two in a row mean the harvest has stopped.
+STALE_INTERVALS = 2
+SCHEDULE_FIRES = 12  # fires of a cron line sampled for its interval: covers a line that fires on a few weekdays
+
+
+def schedule_interval(expr: str) -> timedelta | None:
+    """The longest gap between consecutive fires of a portal's cron line, read as the scheduler reads it
+    (`maturity.scheduler.cron_trigger`), sampled from a fixed date (no clock); None for a line that does not fire.
+    "0 4 * * *" -> 1 day, "0 3 * * 1" -> 7 days, "0 4 1 * *" -> 31 days."""
+    return _schedule_interval(expr)
+
+
+@functools.lru_cache(maxsize=256)
+def _schedule_interval(expr: str) -> timedelta | None:
+    from maturity.scheduler import cron_trigger
+
+    trigger = cron_trigger(expr)
+    t = trigger.get_next_fire_time(None, datetime(2024, 1, 1, tzinfo=UTC))
+    gaps = []
+    for _ in range(SCHEDULE_FIRES):
+        if t is None:
+            break
+        nxt = trigger.get_next_fire_time(t, t + timedelta(seconds=1))
+        if nxt is None:
+            break
+        gaps.append(nxt - t)
+        t = nxt
+    return max(gaps) if gaps else None
+
+
+def stale_portals(runs: pd.DataFrame, schedules: Mapping[str, str], now: datetime) -> pd.DataFrame:
+    """Portals whose latest complete run (as_of: when its catalog was seen) is older than STALE_INTERVALS times
+    their schedule's interval at `now`: portal_key, city_key, last_complete, interval, age. A portal with no
+    complete run, or not in `schedules`, is not listed (the failing and "no harvest yet" states say so).
+    `runs` = storage.runs rows; `schedules` = portal key -> cron line from the config."""
+    cols = ["portal_key", "city_key", "last_complete", "interval", "age"]
+    if runs.empty:
+        return pd.DataFrame(columns=cols)
+    complete = runs["complete"].astype(bool) if "complete" in runs else runs["status"] == "ok"
+    done = runs[complete & runs["portal_key"].isin(list(schedules))]
+    if done.empty:
+        return pd.DataFrame(columns=cols)
+    done = done.assign(as_of=_utc(done["as_of"]))
+    last = done.sort_values("as_of").groupby("portal_key").tail(1)
+    rows = []
+    r: Any  # an itertuples row
+    for r in last.sort_values(["city_key", "portal_key"]).itertuples(index=False):
+        interval = schedule_interval(schedules[r.portal_key])
+        age = pd.Timestamp(now) - r.as_of
+        if interval is not None and age > STALE_INTERVALS * interval:
+            rows.append({"portal_key": r.portal_key, "city_key": r.city_key, "last_complete": r.as_of,
+                         "interval": interval, "age": age})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def duration_words(d: timedelta) -> str:
+    """"1 day", "7 days", "6 hours", "2 years" (whole units, the largest that fits)."""
+    days = d.days
+    if days >= 730:
+        return f"{days // 365} years"
+    if days >= 60:
+        return f"{days // 30} months"
+    if days >= 1:
+        return "1 day" if days == 1 else f"{days} days"
+    hours = max(1, int(d.total_seconds() // 3600))
+    return "1 hour" if hours == 1 else f"{hours} hours"
 
 
 def _round(x: float | None) -> float | None:
@@ -188,11 +323,12 @@ def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame, titles: Mapping[str
         for k, st, v in zip(keys, stage.loc[c], value.loc[c], strict=False):
             scored = isinstance(st, str)
             rank = stage_rank(st) if scored else -1
-            zr.append(rank if rank >= 0 else None)
-            tr.append(("–" if pd.isna(v) else f"{v:.0f}") if scored else "")
-            hr.append(f"{names.get(k, k)} · {plot_text(criterion_label(c, titles or {}))}: "
-                      + (f"{'no score' if pd.isna(v) else f'{v:.0f}'} ({st})"
-                                                       if scored else "not scored"))
+            # a cell without a value is left empty (no colour): the grey of "not evident" is a real 0
+            zr.append(rank if rank >= 0 and not pd.isna(v) else None)
+            tr.append("" if pd.isna(v) else f"{v:.0f}")
+            where = f"{names.get(k, k)} · {plot_text(criterion_label(c, titles or {}))}: "
+            hr.append(where + ("not scored" if not scored else
+                               "no value (nothing to measure)" if pd.isna(v) else f"{v:.0f} ({st})"))
         z.append(zr)
         text.append(tr)
         hover.append(hr)
@@ -475,6 +611,46 @@ def dataset_table(catalog: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     return out
 
 
+SCHEMA_ERROR_COLUMNS = ["portal_key", "source_id", "title", "errors", "messages", "landing_url"]
+DOCUMENT_TITLE = "(the data.json document itself)"
+
+
+def schema_error_rows(checks: Mapping[str, object], datasets: pd.DataFrame) -> pd.DataFrame:
+    """One row per dataset with data.json schema errors, as the GSA Project Open Data dashboard lists them.
+
+    `checks` = storage's {portal_key: connectors.base.SchemaCheck | None}; `datasets` = explorer rows
+    (`dataset_table`: source_id, title, landing_url). Columns SCHEMA_ERROR_COLUMNS: `errors` = messages kept
+    for the dataset (the connector keeps a few per dataset; the check's error_count has them all), `messages`
+    joined with " | ". The document's own errors (source id "") come first; then by most errors, then title.
+    """
+    rows = []
+    for portal_key, check in checks.items():
+        for sid, messages in (getattr(check, "errors", None) or {}).items():
+            rows.append({"portal_key": portal_key, "source_id": sid, "errors": len(messages),
+                         "messages": " | ".join(str(m) for m in messages)})
+    out = pd.DataFrame(rows, columns=["portal_key", "source_id", "errors", "messages"])
+    known = datasets[["source_id", "title", "landing_url"]].drop_duplicates("source_id") if len(datasets) else \
+        pd.DataFrame(columns=["source_id", "title", "landing_url"])
+    out = out.merge(known, on="source_id", how="left")
+    # a dataset the stored catalog does not hold under that id (or the document): show what the check names
+    out["title"] = [DOCUMENT_TITLE if sid == "" else (t if isinstance(t, str) and t else sid)
+                    for sid, t in zip(out["source_id"], out["title"], strict=True)]
+    out["order"] = (out["source_id"] != "").astype(int)
+    out = out.sort_values(["order", "errors", "title"], ascending=[True, False, True], kind="stable")
+    return out[SCHEMA_ERROR_COLUMNS].reset_index(drop=True)
+
+
+def schema_error_kinds(rows: pd.DataFrame, top: int = 5) -> pd.Series:
+    """The commonest schema error messages of `schema_error_rows` and how many datasets show each, most first
+    (ties by message): the one fix that clears most of the list."""
+    if rows.empty:
+        return pd.Series(dtype="int64")
+    each = pd.Series([m for text in rows["messages"] for m in dict.fromkeys(str(text).split(" | "))])
+    counts = each.value_counts().rename_axis("message").reset_index(name="n")
+    counts = counts.sort_values(["n", "message"], ascending=[False, True]).head(top)
+    return pd.Series(counts["n"].to_numpy(), index=counts["message"].to_numpy())
+
+
 def safe_url(url: object) -> str | None:
     """Only http(s) URLs become links (a `javascript:` landing page from a portal stays unlinked)."""
     if isinstance(url, str) and re.match(r"^https?://[^\s]+$", url.strip(), re.IGNORECASE):
@@ -557,7 +733,7 @@ def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequ
     make_subplots and validated traces cost ~300 ms; the dict is the same JSON in a few milliseconds.
     """
     crit = criterion_rows(history)
-    crit = crit[crit["city_key"].isin(city_keys)] if not crit.empty else crit
+    crit = with_overall(crit[crit["city_key"].isin(city_keys)]) if not crit.empty else crit
     if crit.empty:
         return empty_figure("No scores for the chosen cities yet.").to_plotly_json()
     crit = crit.assign(as_of=_utc(crit["as_of"]), value=pd.to_numeric(crit["value"], errors="coerce"))
@@ -607,7 +783,7 @@ def compare_profile(latest: pd.DataFrame, cities: pd.DataFrame, city_keys: Seque
                     titles: Mapping[str, str] | None = None) -> go.Figure:
     """Latest criterion scores as grouped bars, one colour per city."""
     crit = criterion_rows(latest)
-    crit = crit[crit["city_key"].isin(city_keys)] if not crit.empty else crit
+    crit = with_overall(crit[crit["city_key"].isin(city_keys)]) if not crit.empty else crit
     if crit.empty:
         return empty_figure("No scores for the chosen cities yet.")
     names = dict(zip(cities["key"], cities["name"], strict=True))
@@ -630,6 +806,18 @@ def compare_profile(latest: pd.DataFrame, cities: pd.DataFrame, city_keys: Seque
     # phone), clear of the two-line criterion labels below; the page heads the chart ("Latest profile")
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
     return _base_layout(fig, height=400)
+
+
+def overall_gap_row(latest: pd.DataFrame, city_keys: Sequence[str]) -> pd.DataFrame:
+    """The `indicator_gaps` row of the overall score (each city's latest, `with_overall`), to head that table."""
+    rows = with_overall(latest[latest["city_key"].isin(city_keys)]) if not latest.empty else latest
+    rows = rows[rows["criterion"] == OVERALL] if not rows.empty else rows
+    values = {k: round(float(v), 1) for k, v in zip(rows.get("city_key", ()), rows.get("value", ()), strict=True)}
+    row = {"indicator": "", "title": "Overall score", "criterion": "all criteria (mean, a missing one 0)",
+           **{k: values.get(k) for k in city_keys}}
+    present = [v for v in values.values() if v is not None]
+    row["gap"] = round(max(present) - min(present), 1) if present else None
+    return pd.DataFrame([row], columns=["indicator", "title", "criterion", *city_keys, "gap"])
 
 
 def _short(text: str, width: int) -> str:

@@ -5,13 +5,13 @@ criterion, a department's percentage opens the Datasets explorer filtered to it.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import urlencode
 
 import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
-import plotly.graph_objects as go
 from dash import Input, Output, State, callback, dcc, html
 from dash.development.base_component import Component
 
@@ -28,7 +28,7 @@ ALL = "__all__"  # drill-down: every indicator of the selected criterion
 
 
 def layout(key: str | None = None, criterion: str | None = None, indicator: str | None = None,
-           **_query: str) -> html.Div:
+           as_of: str | None = None, **_query: object) -> Component:
     ctx = ui.context()
     known = {c.key for c in ctx.settings.cities}
     try:
@@ -39,12 +39,15 @@ def layout(key: str | None = None, criterion: str | None = None, indicator: str 
         return ui.page("Unknown city", ui.empty_state(
             f"No city with key “{key}”", ["Pick one on the ", dcc.Link("Overview", href="/"), "."], color="warning",
             id="city-unknown"))
-    criteria = _criteria(key)
-    crit = criterion if criterion in criteria else default_criterion(key)
-    ind_options, ind_value = _indicator_options(key, crit, indicator)
+    day = parse_as_of(as_of)
+    criteria = _criteria(key, day)
+    crit = criterion if criterion in criteria else default_criterion(key, day)
+    ind_options, ind_value = _indicator_options(key, crit, indicator, day)
     return ui.page(
         ctx.city_name(key),
         dcc.Store(id="city-key", data=key),
+        dcc.Store(id="city-as-of", data=day),
+        _as_of_banner(key, as_of, day),
         ui.url_stores("city"),
         ui.loading(html.Div(id="city-summary"), id="city-summary-loading"),
         html.H4("Maturity over time", className="h5 mt-2"),
@@ -71,22 +74,78 @@ def layout(key: str | None = None, criterion: str | None = None, indicator: str 
     )
 
 
-def _criteria(key: str) -> list[str]:
-    hist = ui.city_scores(key)
+# --- time travel: ?as_of=YYYY-MM-DD shows the page as it stood at the end of that day -----------------------
+
+def parse_as_of(text: str | None) -> str | None:
+    """The `as_of` query value as "YYYY-MM-DD" when it is a date, else None (today's view)."""
+    try:
+        return pd.Timestamp(str(text)).strftime("%Y-%m-%d") if text and len(str(text)) == 10 else None
+    except ValueError:
+        return None
+
+
+def _as_of_time(day: str | None) -> pd.Timestamp | None:
+    """The end of that day, 23:59:59 UTC: what `maturity import --as-of` dates a snapshot of the day with."""
+    return None if day is None else pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
+
+
+def _as_of_banner(key: str, text: str | None, day: str | None) -> Component | None:
+    if not text:
+        return None
+    if day is None:
+        return dbc.Alert(f"“{text}” is not a date (YYYY-MM-DD): showing the city as it is now.", color="warning",
+                         id="city-as-of-banner")
+    return dbc.Alert([html.Strong(f"As of {day}: "), "the city as it stood at the end of that day (its runs and "
+                      "scores up to then). ", dcc.Link("Today's view", href=f"/city/{key}")], color="info",
+                     id="city-as-of-banner")
+
+
+def _scores(key: str, day: str | None = None) -> pd.DataFrame:
+    return ui.scores_as_of(ui.city_scores(key), _as_of_time(day))
+
+
+def _latest(key: str, day: str | None = None) -> pd.DataFrame:
+    return ui.latest_city(key) if day is None else ui.scores_as_of(ui.city_scores(key), _as_of_time(day),
+                                                                   latest=True)
+
+
+def _runs(key: str, day: str | None = None) -> pd.DataFrame:
+    runs = ui.city_runs(key)
+    if day is None or runs.empty:
+        return runs
+    return runs[pd.to_datetime(runs["as_of"], utc=True) <= cast(pd.Timestamp, _as_of_time(day))]
+
+
+def _cached(name: str, fn: Callable[..., Any], key: str, day: str | None) -> Any:
+    """ui.city_query of `fn(engine, key, day)`; a past day is cached under its own name."""
+    if day is None:
+        return ui.city_query(name, fn, key)
+    return ui.city_query(f"{name}@{day}", lambda engine, k: fn(engine, k, day), key)
+
+
+def _failing(key: str, day: str | None = None) -> pd.DataFrame:
+    if day is None:
+        return ui.city_failing_cached(key)
+    return ui.city_query(f"failing@{day}", lambda engine, k: ui.city_failing(engine, k, _as_of_time(day)), key)
+
+
+def _criteria(key: str, day: str | None = None) -> list[str]:
+    hist = _scores(key, day)
     return fig.criteria_order(fig.criterion_rows(hist)["criterion"]) if not hist.empty else []
 
 
-def default_criterion(key: str) -> str | None:
+def default_criterion(key: str, day: str | None = None) -> str | None:
     """The weakest scored criterion: what a CDO would look at first."""
-    cards = fig.criterion_cards(ui.city_scores(key))
+    cards = fig.criterion_cards(_scores(key, day))
     if cards.empty:
         return None
     scored = cards.dropna(subset=["value"])
     return (scored.sort_values(["value", "criterion"]).iloc[0] if len(scored) else cards.iloc[0])["criterion"]
 
 
-def _indicator_options(key: str, criterion: str | None, current: str | None) -> tuple[list[dict], str | None]:
-    hist = ui.city_scores(key)
+def _indicator_options(key: str, criterion: str | None, current: str | None,
+                       day: str | None = None) -> tuple[list[dict], str | None]:
+    hist = _scores(key, day)
     titles = {k: m["title"] for k, m in ui.indicator_meta().items()}
     inds = sorted(k for k in hist.loc[hist["criterion"] == criterion, "indicator"].unique() if k) \
         if criterion and not hist.empty else []
@@ -101,31 +160,33 @@ def _titles_with_ids() -> dict[str, str]:
 # --- callbacks ------------------------------------------------------------------------------------------
 
 @callback(Output("city-summary", "children"), Output("city-subtitle", "children"),
-          Input("live-marker", "data"), State("city-key", "data"))
-def render_summary(_marker: object, key: str) -> tuple[list[Component], str | list[Component | str]]:
-    return summary(key), subtitle(key)
+          Input("live-marker", "data"), State("city-key", "data"), State("city-as-of", "data"))
+def render_summary(_marker: object, key: str, day: str | None = None) -> Any:
+    return summary(key, day), subtitle(key, day)
 
 
 # Departments, Fix first and the WWC grid below the chart come in their own answer: the browser draws the cards
 # first, then these three grids in a separate task, instead of one long main-thread task for everything.
-@callback(Output("city-details", "children"), Input("live-marker", "data"), State("city-key", "data"))
-def render_details(_marker: object, key: str) -> list[Component]:
-    return details(key)
+@callback(Output("city-details", "children"), Input("live-marker", "data"), State("city-key", "data"),
+          State("city-as-of", "data"))
+def render_details(_marker: object, key: str, day: str | None = None) -> list[Component]:
+    return details(key, day)
 
 
 @callback(Output("city-history", "figure"), Output("city-indicator", "options"), Output("city-indicator", "value"),
           Input("city-criterion", "value"), Input("live-marker", "data"),
-          State("city-key", "data"), State("city-indicator", "value"))
-def render_history(criterion: str | None, _marker: object, key: str,
-                   current: str | None) -> tuple[go.Figure, list[dict], str | None]:
-    return history(key, criterion, current)
+          State("city-key", "data"), State("city-indicator", "value"), State("city-as-of", "data"))
+def render_history(criterion: str | None, _marker: object, key: str, current: str | None,
+                   day: str | None = None) -> tuple[Any, list[dict], str | None]:
+    return history(key, criterion, current, day)
 
 
 @callback(Output("city-drill", "children"), Output("city-drill-caption", "children"),
           Input("city-criterion", "value"), Input("city-indicator", "value"), Input("live-marker", "data"),
-          State("city-key", "data"))
-def render_drill(criterion: str | None, indicator: str | None, _marker: object, key: str) -> tuple[Component, str]:
-    return drill(key, criterion, indicator)
+          State("city-key", "data"), State("city-as-of", "data"))
+def render_drill(criterion: str | None, indicator: str | None, _marker: object, key: str,
+                 day: str | None = None) -> tuple[Component, str]:
+    return drill(key, criterion, indicator, day)
 
 
 @callback(Output("city-criterion", "value"), Output("city-drill-focus", "data"),
@@ -156,18 +217,21 @@ dash.clientside_callback(
     Output("city-drill-focus-sink", "data"), Input("city-drill-focus", "data"), Input("city-drill-caption", "children"))
 
 
-@callback(Output(URL_STORE, "data"), Input("city-criterion", "value"), Input("city-indicator", "value"))
-def sync_url(criterion: str | None, indicator: str | None) -> str:
+@callback(Output(URL_STORE, "data"), Input("city-criterion", "value"), Input("city-indicator", "value"),
+          State("city-as-of", "data"))
+def sync_url(criterion: str | None, indicator: str | None, day: str | None = None) -> str:
     q = {"criterion": criterion} if criterion else {}
     if indicator and indicator != ALL:
         q["indicator"] = indicator
+    if day:
+        q["as_of"] = day  # a past view stays past when its controls change
     return "?" + urlencode(q) if q else ""
 
 
 # --- page content (plain functions of the database: tests and the benchmark call them) ------------------
 
-def subtitle(key: str) -> str | list[Component | str]:
-    runs = ui.city_runs(key)
+def subtitle(key: str, day: str | None = None) -> Any:
+    runs = _runs(key, day)
     if runs.empty:
         return "No harvest yet."
     latest = runs.drop_duplicates("portal_key")
@@ -180,9 +244,9 @@ def subtitle(key: str) -> str | list[Component | str]:
     return parts
 
 
-def summary(key: str) -> list[Component]:
-    hist = ui.city_scores(key)
-    runs = ui.city_runs(key)
+def summary(key: str, day: str | None = None) -> list[Component]:
+    hist = _scores(key, day)
+    runs = _runs(key, day)
     out = []
     last = runs.drop_duplicates("portal_key") if not runs.empty else runs
     for r in last.itertuples(index=False) if not last.empty else ():
@@ -197,36 +261,57 @@ def summary(key: str) -> list[Component]:
             out.append(dbc.Alert([html.Strong(f"{r.portal_key}'s latest run came back empty: "),
                                   str(r.suspect_reason or ""), ". Scores below come from the last complete crawl."],
                                  color="warning"))
+    # with time, not with a run: never cached; a past view (as_of) is old on purpose
+    stale = ui.stale_banner(ui.stale_data([key]), id="city-stale") if day is None else None
+    if stale is not None:
+        out.append(stale)
     if hist.empty:
         out.append(ui.empty_state("Not scored yet", ["Harvest this city with ",
                                                      ui.cmd(f"maturity harvest --city {key}"),
                                                      " or load the demo with ", ui.cmd("maturity demo"), "."],
                                   id="city-empty"))
         return out
-    out.append(ui.city_query("cards_view", _cards, key))
+    out.append(_cached("overall_view", _overall, key, day))
+    out.append(_cached("cards_view", _cards, key, day))
     return out
 
 
-def _cards(_engine: storage.Engine, key: str) -> dbc.Row:
+def _overall(_engine: storage.Engine, key: str, day: str | None = None) -> Any:
+    """The city header: overall score and stage (indicators.criteria's one rule), trend, change since ~30/90 days."""
+    o = fig.overall_summary(ui.scores_as_of(ui.city_criterion_history(key), _as_of_time(day)))
+    if o is None:
+        return None
+    return html.Div([
+        html.Span("Overall ", className="me-1"),
+        html.Span(f"{o['score']:.0f}", className="kpi me-2", id="city-overall-score"),
+        ui.stage_badge(o["stage"], id="city-overall-stage"),
+        ui.overall_trend(o["series"], id="city-overall-trend", width=160, height=36),
+        html.Span([html.Span("about 30 days: ", className="text-muted"),
+                   html.Span(o["since_30d"], id="city-overall-30")], className="small"),
+        html.Span([html.Span("about 90 days: ", className="text-muted"),
+                   html.Span(o["since_90d"], id="city-overall-90")], className="small"),
+        html.Span(f"scored as of {ui.fmt_time(o['as_of'])}", className="small text-muted"),
+    ], id="city-overall", className="d-flex flex-wrap align-items-center gap-3 mb-3")
+
+
+def _cards(_engine: storage.Engine, key: str, day: str | None = None) -> dbc.Row:
     """The criterion cards (cached per city stamp: they change only with the city's own runs)."""
-    cards = fig.criterion_cards(ui.city_scores(key))
+    cards = fig.criterion_cards(_scores(key, day))
     titles = ui.criterion_titles()
-    notes = criterion_notes(key)
-    return dbc.Row([dbc.Col(_card(key, c, titles.get(str(c.criterion), ""), notes.get(str(c.criterion))),
-                            xs=12, sm=6, lg=4, xl=3, className="mb-3")
-                    for c in cards.itertuples(index=False)], id="city-cards")
+    notes = criterion_notes(key, day)
+    rows: list[Any] = list(cards.itertuples(index=False))  # criterion_cards rows
+    return dbc.Row([dbc.Col(_card(key, c, titles.get(c.criterion, ""), notes.get(c.criterion)), xs=12, sm=6, lg=4,
+                            xl=3, className="mb-3") for c in rows], id="city-cards")
 
 
-def criterion_notes(key: str) -> dict[str, str]:
-    """Criterion → what its score measures, for criteria that portal metadata shows only in part (OD1's policy,
-    DM3's sharing practice …: `metadata` "partial" in wwc-criteria.json), so a low score does not read as a
-    verdict on a practice the city may well have."""
+def criterion_notes(key: str, day: str | None = None) -> dict[str, str]:
+    """Criterion → what its score measures, for criteria that need a document metadata cannot show (OD1's policy)."""
     from indicators import criteria
 
     wwc = criteria.wwc_criteria()
     needs = frozenset(wwc.loc[wwc["metadata"] == "partial", "criterion"])
     meta = ui.indicator_meta()
-    inds = fig.indicator_rows(ui.latest_city(key))
+    inds = fig.indicator_rows(_latest(key, day))
     out = {}
     for c in needs:
         shown = [meta.get(k, {}).get("title", k) for k in sorted(inds.loc[inds["criterion"] == c, "indicator"])] \
@@ -237,18 +322,49 @@ def criterion_notes(key: str) -> dict[str, str]:
     return out
 
 
-def details(key: str) -> list[Component]:
+def details(key: str, day: str | None = None) -> list[Component]:
     """Departments, fix-first list and WWC status (below the chart)."""
-    if ui.city_scores(key).empty:
+    if _scores(key, day).empty:
         return []
     # departments and fix-first change only with the city's runs: cached per city stamp; the WWC status
     # also reads manual evidence, which an edit changes without a run, so it is built every time
-    return ui.city_query("details_view", _details, key) + _statuses(key)
+    return _cached("details_view", _details, key, day) + _statuses(key, day)
 
 
-def _details(_engine: storage.Engine, key: str) -> list[Component]:
-    datasets = _datasets(key)
-    return _departments(key, datasets) + _fix_first(key, datasets)
+def _details(_engine: storage.Engine, key: str, day: str | None = None) -> list[Component]:
+    datasets = _datasets(key, day)
+    return _departments(key, datasets) + _fix_first(key, datasets, day) + _schema_errors(key, datasets, day)
+
+
+def _schema_errors(key: str, datasets: pd.DataFrame, day: str | None = None) -> list[Component]:
+    """data.json schema errors per dataset (GSA Project Open Data dashboard style): what "N schema error(s)" in
+    the open-data scores is made of. Nothing for a city without a data.json check on record."""
+    import storage.queries
+
+    found = storage.queries.city_schema_checks(ui.context().engine, key, _as_of_time(day))
+    checks = {k: c for k, c in found.items() if c is not None}
+    if not checks:
+        return []
+    lines = []
+    for portal_key, c in checks.items():
+        with_errors = sum(1 for sid in c.errors if sid)
+        lines.append(html.Li(f"{portal_key}: {c.entries:,} datasets checked against {c.schema}: "
+                             f"{c.error_count:,} errors in {with_errors:,} datasets"
+                             + (" and the document itself" if "" in c.errors else "")))
+    rows = fig.schema_error_rows(checks, datasets)
+    out = [html.H4("data.json schema errors", className="h5 mt-4", id="city-schema-title"),
+           html.Ul(lines, className="small mb-1", id="city-schema-summary")]
+    if rows.empty:
+        return out + [dbc.Alert("No schema errors: every dataset validates.", color="success", id="city-schema-none")]
+    kinds = fig.schema_error_kinds(rows)
+    out.append(html.Div([html.Span("Commonest: ", className="text-muted"),
+                         html.Ul([html.Li(f"{message} ({n:,} datasets)") for message, n in kinds.items()],
+                                 className="mb-1")], className="small", id="city-schema-kinds"))
+    cols = [ui.col("title", "Dataset", flex=2), ui.num_col("errors", "Errors shown", width=120),
+            ui.col("messages", "Schema errors", flex=4, wrapText=True, autoHeight=True), ui.portal_link_col()]
+    return out + [html.P("The first few messages per dataset (all are counted above), as the Project Open Data "
+                         "dashboard lists them.", className="small text-muted"),
+                  ui.grid("city-schema-errors", rows, cols, height=420, page_size=None)]
 
 
 def _card(key: str, c: Any, title: str, note: str | None = None) -> dbc.Card:  # c: a criterion_cards row
@@ -269,8 +385,10 @@ def _card(key: str, c: Any, title: str, note: str | None = None) -> dbc.Card:  #
     ]), className="criterion-card h-100")
 
 
-def _datasets(key: str) -> pd.DataFrame:
-    return ui.city_datasets_cached(key)
+def _datasets(key: str, day: str | None = None) -> pd.DataFrame:
+    if day is None:
+        return ui.city_datasets_cached(key)
+    return ui.city_query(f"datasets@{day}", lambda engine, k: ui.city_datasets(engine, k, _as_of_time(day)), key)
 
 
 def _departments(key: str, datasets: pd.DataFrame) -> list[Component]:
@@ -296,9 +414,9 @@ def _departments(key: str, datasets: pd.DataFrame) -> list[Component]:
     ])]
 
 
-def _fix_first(key: str, datasets: pd.DataFrame) -> list[Component]:
-    failing = ui.city_failing_cached(key)
-    latest = ui.latest_city(key)
+def _fix_first(key: str, datasets: pd.DataFrame, day: str | None = None) -> list[Component]:
+    failing = _failing(key, day)
+    latest = _latest(key, day)
     meta = ui.indicator_meta()
     weights = ui.criterion_weights(meta, fig.indicator_rows(latest))
     denominators = {str(r.indicator): cast(float, r.denominator)
@@ -318,8 +436,8 @@ def _fix_first(key: str, datasets: pd.DataFrame) -> list[Component]:
             ui.grid("city-fix-first", ranked, cols, height=380, page_size=None)]
 
 
-def _statuses(key: str) -> list[Component]:
-    st, est = ui.city_statuses(key)
+def _statuses(key: str, day: str | None = None) -> list[Component]:
+    st, est = ui.city_statuses(key, None if day is None else _latest(key, day))
     if st is None:
         return []
     cols = [ui.col("criterion", "Criterion", width=100), ui.col("practice", "Practice"),
@@ -333,25 +451,26 @@ def _statuses(key: str) -> list[Component]:
                            height=420, page_size=None)]
 
 
-def history(key: str, criterion: str | None, current: str | None) -> tuple[go.Figure, list[dict], str | None]:
+def history(key: str, criterion: str | None, current: str | None,
+            day: str | None = None) -> tuple[Any, list[dict], str | None]:
     if not criterion:
         return fig.empty_figure("No scores yet."), [], ALL
-    hist = ui.city_scores(key)
+    hist = _scores(key, day)
     meta = ui.indicator_meta()
     titles = {k: m["title"] for k, m in meta.items()}
-    runs = ui.city_runs(key)
+    runs = _runs(key, day)
     # partial and empty crawls are marked on the chart; their scores are never on its lines (storage.queries)
     suspect = list(runs.loc[runs["status"].isin(["suspect", "empty"]), "as_of"]) if not runs.empty else []
     figure = fig.criterion_history(hist, criterion, titles=titles, suspect_times=suspect)
-    options, value = _indicator_options(key, criterion, current)
+    options, value = _indicator_options(key, criterion, current, day)
     return figure, options, value
 
 
-def drill(key: str, criterion: str | None, indicator: str | None) -> tuple[Component, str]:
+def drill(key: str, criterion: str | None, indicator: str | None, day: str | None = None) -> tuple[Component, str]:
     if not criterion:
         return ui.empty_state("Nothing scored yet", "Scores appear after the first harvest."), ""
-    failing = ui.city_failing_cached(key)
-    datasets = _datasets(key)
+    failing = _failing(key, day)
+    datasets = _datasets(key, day)
     f = failing[failing["criterion"] == criterion] if not failing.empty else failing
     if indicator and indicator != ALL:
         f = f[f["indicator"] == indicator]
@@ -373,5 +492,5 @@ def drill(key: str, criterion: str | None, indicator: str | None) -> tuple[Compo
             ui.col("freshness", "Freshness"), ui.num_col("doc_score", "Doc score"), ui.num_col("views", "Views"),
             ui.portal_link_col()]
     return (ui.grid("city-drill-grid", g, cols, height=460),
-            f"{len(g)} datasets fail {what} in the latest scored run; sort and filter the columns, "
-            f"open a dataset on its portal.")
+            f"{len(g)} datasets fail {what} in the latest scored run{f' as of {day}' if day else ''}; "
+            "sort and filter the columns, open a dataset on its portal.")

@@ -82,20 +82,24 @@ def _content(_engine: storage.Engine, keys: Sequence[str]) -> list[Component]:
     gaps = fig.indicator_gaps(latest, keys, titles)
     crit_titles = ui.criterion_titles()
     gaps = gaps.assign(criterion=[words.criterion_label(c, crit_titles) for c in gaps["criterion"]])
+    overall = fig.overall_gap_row(latest, keys)
     cols = [ui.col("title", "Indicator", flex=2), ui.col("criterion", "Criterion", flex=2),
             *[ui.num_col(k, names.get(k, k)) for k in keys], ui.num_col("gap", "Gap (best − worst)", sort="desc")]
     return [
         html.Div([html.Span("Showing: ", className="text-muted"),
                   *[dbc.Badge(names.get(k, k), color="light", text_color="dark", className="me-1 border",
                               id=f"cmp-chosen-{k}") for k in keys]], className="mb-2", id="cmp-chosen"),
-        html.H4("Criterion scores over time", className="h5"),
+        html.H4("Overall and criterion scores over time", className="h5"),
         dcc.Graph(id="cmp-history", figure=fig.compare_history(history, cities, keys, crit_titles),
                   config={"displayModeBar": False, "responsive": True}),
         html.H4("Latest profile", className="h5 mt-3"),
         dcc.Graph(id="cmp-profile", figure=fig.compare_profile(latest, cities, keys, crit_titles),
                   config={"displayModeBar": False, "responsive": True}),
         html.H4("Indicator gaps", className="h5 mt-3"),
-        html.P("Latest value of every indicator per city, largest gap first: where one city can learn from another.",
+        html.P("The overall score, then the latest value of every indicator per city, largest gap first: where one "
+               "city can learn from another.",
                className="small text-muted"),
-        ui.grid("cmp-gaps", gaps, cols, height=420, page_size=None),
+        # the overall row pinned on top: it stays first whatever column the grid is sorted by
+        ui.grid("cmp-gaps", gaps, cols, height=420, page_size=None,
+                dashGridOptions={"pinnedTopRowData": ui.rows(overall)}),
     ]

@@ -62,7 +62,10 @@ def body() -> Component | list[Component]:
         return ui.empty_state("No cities configured yet",
                               ["Add a ", ui.cmd("[[cities]]"), " table to config.toml (see README, “Adding a city”) "
                                "and start the dashboard again."], id="ov-empty")
-    return ui.query("overview_view", _content, tuple(cities["key"]))
+    content = ui.query("overview_view", _content, tuple(cities["key"]))
+    names = dict(zip(cities["key"], cities["name"], strict=True))
+    banner = ui.stale_banner(ui.stale_data(cities["key"]), names, id="ov-stale")  # with time, not with the marker
+    return ([banner] if banner is not None else []) + content
 
 
 def _content(_engine: storage.Engine, keys: tuple[str, ...]) -> list[Component]:
@@ -95,13 +98,17 @@ def _content(_engine: storage.Engine, keys: tuple[str, ...]) -> list[Component]:
 
 
 def _legend() -> html.Div:
-    return html.Div([html.Span([html.Span(className="legend-swatch", style={"backgroundColor": fig.STAGE_COLORS[s]}),
-                                s], className="me-3 small") for s in fig.STAGES], className="mb-2")
+    stages = [html.Span([html.Span(className="legend-swatch", style={"backgroundColor": fig.STAGE_COLORS[s]}), s],
+                        className="me-3 small") for s in fig.STAGES]
+    # an empty cell: no score, or nothing to measure (distinct from the grey of a real 0, "not evident")
+    empty = html.Span([html.Span(className="legend-swatch legend-empty"), "no value"], className="me-3 small")
+    return html.Div([*stages, empty], className="mb-2", id="ov-legend")
 
 
 def _city_table(table: pd.DataFrame) -> dbc.Table:
     head = html.Thead(html.Tr([html.Th(h) for h in (
-        "City", "Overall stage", "Score", "Δ 30 days", "Δ 90 days", "Scored as of", "Last harvest", "Status")]))
+        "City", "Overall stage", "Score", "Trend", "Change, about 30 days", "Change, about 90 days", "Scored as of",
+        "Last harvest", "Status")]))
     body = []
     r: Any  # a row of fig.overview_table (pandas types its cells as any scalar)
     for r in table.itertuples(index=False):
@@ -109,8 +116,9 @@ def _city_table(table: pd.DataFrame) -> dbc.Table:
             html.Td(dcc.Link(r.city, href=f"/city/{r.city_key}", id=f"ov-city-{r.city_key}")),
             html.Td(ui.stage_badge(r.stage)),
             html.Td("–" if r.score is None else f"{r.score:.0f}"),
-            html.Td(ui.fmt_delta(r.change_30d)),
-            html.Td(ui.fmt_delta(r.change_90d)),
+            html.Td(ui.overall_trend(r.series, id=f"ov-trend-{r.city_key}")),
+            html.Td(r.since_30d or "–", id=f"ov-change30-{r.city_key}", className="small"),
+            html.Td(r.since_90d or "–", id=f"ov-change90-{r.city_key}", className="small"),
             html.Td(ui.fmt_time(r.scored_at) if r.scored_at is not None else "not scored"),
             html.Td(ui.fmt_time(r.last_harvest)),
             html.Td([ui.status_badge(r.harvest_status),

@@ -386,6 +386,19 @@ def city_harvest(engine: Engine, city_key: str, as_of: datetime | None = None) -
     )
 
 
+def city_schema_checks(engine: Engine, city_key: str, as_of: datetime | None = None) -> dict[str, SchemaCheck | None]:
+    """`city_harvest(...).schema_checks` without building the catalogs: {portal_key: the SchemaCheck of its newest
+    ok run at/before `as_of`, None when that run has none on record}; portals with an ok run only."""
+    q = (sa.select(runs_t.c.portal_key, runs_t.c.id).join(portals_t, portals_t.c.key == runs_t.c.portal_key)
+         .where(portals_t.c.city_key == city_key, runs_t.c.status == "ok").order_by(runs_t.c.as_of, runs_t.c.id))
+    if as_of is not None:
+        q = q.where(runs_t.c.as_of <= utc(as_of))
+    with engine.connect() as conn:
+        newest = {str(k): int(r) for k, r in conn.execute(q).all()}  # oldest first: the newest ok run wins, as there
+        checks = schema_checks(conn, newest.values())
+    return {key: checks.get(run_id) for key, run_id in sorted(newest.items())}
+
+
 def city_catalog(engine: Engine, city_key: str, as_of: datetime | None = None) -> pd.DataFrame:
     """All the city's portals' catalogs in one table (`city_harvest(...).frame`)."""
     return city_harvest(engine, city_key, as_of).frame

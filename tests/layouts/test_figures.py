@@ -74,11 +74,62 @@ def test_overview_table_rows_per_city_with_run_status():
     assert list(t["city_key"]) == ["a", "b", "c"]
     a, b, c = (t.iloc[i] for i in range(3))
     assert a["stage"] == "emerging"  # stage(20.0): the stage of the score shown beside it
-    # the table shows changes to one decimal: 8.75 -> 8.8
-    assert a["score"] == 20.0 and a["change_30d"] == 8.8 and a["change_90d"] == 12.5
+    # a: 7.5 (01-01), 11.25 (03-01), 20 (04-15). 30 days back is 03-16: the nearest earlier scoring, 03-01, is 15
+    # days off (> NEAR_DAYS[30] = 10): no comparison. 90 days back is 01-16: 01-01 is 15 days off (<= 21):
+    # 20 - 7.5 = +12.5 over 105 days (01-01 to 04-15: 30 + 29 + 31 + 15)
+    assert a["score"] == 20.0 and a["change_30d"] is None and a["change_90d"] == 12.5
+    assert a["since_30d"] == "no run near that date" and a["since_90d"] == "+12.5 since 2024-01-01, 105 days"
+    assert list(a["series"]["value"]) == [7.5, 11.25, 20.0]  # the trend line: every complete scoring
     assert a["harvest_status"] == "failed" and a["harvest_error"] == "HTTP 503 after 4 retries"
     assert b["score"] == 1.2 and b["stage"] == "not evident" and pd.isna(b["harvest_status"])  # 1.25 shown as 1.2
     assert pd.isna(c["stage"]) and pd.isna(c["score"]) and pd.isna(c["last_harvest"])
+
+
+def overall_series(points):
+    return pd.DataFrame({"as_of": [T(t) for t, _ in points], "value": [v for _, v in points]})
+
+
+def test_comparison_point_is_the_nearest_scoring_near_30_and_90_days_back():
+    s = overall_series([("2022-01-22", 10.0), ("2022-04-23", 20.0), ("2022-05-20", 25.0), ("2022-06-20", 30.0),
+                        ("2022-07-23", 40.0)])
+    # 90 days before 07-23 is 04-24: 04-23 is 1 day off (05-20 is 26) -> 40 - 20 = +20, 91 days before the latest
+    p90 = fig.comparison_point(s, 90)
+    assert (p90["as_of"], p90["days"], p90["change"]) == (T("2022-04-23"), 91, 20.0)
+    assert fig.change_text(p90) == "+20.0 since 2022-04-23, 91 days"
+    # 30 days before is 06-23: 06-20 is 3 days off -> 40 - 30 = +10 over 33 days
+    assert fig.change_text(fig.comparison_point(s, 30)) == "+10.0 since 2022-06-20, 33 days"
+    # two runs 19 months apart: neither window has a run near it (issue 12 compared them as "30 days")
+    far = overall_series([("2020-12-01", 5.0), ("2022-07-23", 40.0)])
+    assert fig.comparison_point(far, 30) is None and fig.comparison_point(far, 90) is None
+    assert fig.change_text(None) == "no run near that date"
+    # four runs in 45 days: 30 days back (06-23) is a run; 90 days back has none (issue 12 showed "–" for both)
+    short = overall_series([("2022-06-08", 10.0), ("2022-06-23", 12.0), ("2022-07-08", 11.0), ("2022-07-23", 15.0)])
+    assert fig.change_text(fig.comparison_point(short, 30)) == "+3.0 since 2022-06-23, 30 days"
+    assert fig.comparison_point(short, 90) is None
+    # the latest scoring is never its own comparison point, a single scoring has none
+    assert fig.comparison_point(overall_series([("2022-07-23", 40.0)]), 30) is None
+
+
+def test_overall_summary_and_compare_overall_row_use_the_one_rule():
+    from indicators import criteria
+
+    a = HISTORY[HISTORY["city_key"] == "a"]
+    o = fig.overall_summary(a)
+    last = a[(a["as_of"] == T("2024-04-15")) & (a["indicator"] == "")]
+    assert (o["score"], o["stage"]) == criteria.overall(last) == (20.0, "emerging")  # (70 + 90) / 8
+    assert o["since_90d"] == "+12.5 since 2024-01-01, 105 days" and o["since_30d"] == "no run near that date"
+    assert fig.overall_summary(HISTORY.iloc[0:0]) is None
+    # Compare: an "Overall" panel first in the history and a first bar group in the profile
+    hist = fig.compare_history(HISTORY, CITIES, ["a", "b"])
+    assert hist["layout"]["annotations"][0]["text"] == "Overall"
+    overall_a = [d for d in hist["data"] if d["xaxis"] == "x" and d["name"] == "Alpha"][0]
+    assert overall_a["y"] == [7.5, 11.25, 20.0]
+    latest = HISTORY[HISTORY["as_of"] >= T("2024-04-10")]
+    prof = fig.compare_profile(latest, CITIES, ["a", "b"])
+    assert list(prof.data[0].x)[0] == "Overall" and list(prof.data[0].y)[0] == 20.0
+    assert list(prof.data[1].y)[0] == 1.25  # Beta: DM4 10 / 8
+    row = fig.overall_gap_row(latest, ["a", "b"]).iloc[0]
+    assert (row["title"], row["a"], row["b"], row["gap"]) == ("Overall score", 20.0, 1.2, 18.8)  # 1.25 -> 1.2
 
 
 def test_stage_matrix_cells_carry_stage_colour_index_and_score_text():
@@ -86,8 +137,10 @@ def test_stage_matrix_cells_carry_stage_colour_index_and_score_text():
     f = fig.stage_matrix(latest, CITIES)
     hm = f.data[0]
     assert list(hm.y) == ["DM4", "OD1"] and list(hm.x) == ["Alpha", "Beta", "Gamma"]
-    assert list(hm.z[0]) == [3, 0, None]  # DM4: established, not evident, not scored
-    assert list(hm.text[1]) == ["90", "–", ""]  # OD1: Beta has a stage but no value
+    assert list(hm.z[0]) == [3, 0, None]  # DM4: established, not evident (a real 10), not scored
+    # OD1: Beta has a stage but no value: an empty cell (no colour, no text), not the grey of a real 0
+    assert list(hm.z[1]) == [4, None, None] and list(hm.text[1]) == ["90", "", ""]
+    assert hm.hovertext[1][1] == "Beta · OD1: no value (nothing to measure)"
     assert "Gamma · DM4: not scored" in hm.hovertext[0][2]
 
 
@@ -246,18 +299,19 @@ def test_fix_first_ranks_points_times_usage():
 def test_compare_builders():
     latest = HISTORY[HISTORY["as_of"] >= T("2024-04-10")]
     f = fig.compare_history(HISTORY, CITIES, ["a", "b"])
+    # the overall score's panel first (x), then DM4 (x2) and OD1 (x3)
     assert [(t["name"], t["xaxis"]) for t in f["data"]] == [("Alpha", "x"), ("Beta", "x"), ("Alpha", "x2"),
-                                                            ("Beta", "x2")]
-    assert [t["showlegend"] for t in f["data"]] == [True, True, False, False]
-    assert f["data"][0]["y"] == [40.0, 60.0, 70.0]  # Alpha's DM4 over time
-    assert [a["text"] for a in f["layout"]["annotations"]] == ["DM4", "OD1"]
+                                                            ("Beta", "x2"), ("Alpha", "x3"), ("Beta", "x3")]
+    assert [t["showlegend"] for t in f["data"]] == [True, True, False, False, False, False]
+    assert f["data"][2]["y"] == [40.0, 60.0, 70.0]  # Alpha's DM4 over time
+    assert [a["text"] for a in f["layout"]["annotations"]] == ["Overall", "DM4", "OD1"]
     assert f["layout"]["yaxis2"]["range"] == [-2, 102] and f["layout"]["xaxis2"]["matches"] == "x"
     import plotly.graph_objects as go
 
     go.Figure(f)  # a valid figure (plotly validates every key here)
     p = fig.compare_profile(latest, CITIES, ["b", "a"])
     assert [t.name for t in p.data] == ["Beta", "Alpha"]
-    assert list(p.data[1].y) == [70.0, 90.0]
+    assert list(p.data[1].y) == [20.0, 70.0, 90.0]  # Alpha: overall (70 + 90) / 8, DM4, OD1
     gaps = fig.indicator_gaps(latest, ["a", "b"], {"dm4_fresh": "Fresh share"})
     first = gaps.iloc[0][["indicator", "title", "a", "b", "gap"]].tolist()
     assert first == ["dm4_fresh", "Fresh share", 70.0, 10.0, 60.0]
@@ -311,3 +365,63 @@ def test_sparkline_svg_draws_the_series_on_a_fixed_0_100_scale():
     assert "points='2.0,42.0 52.0,22.0 102.0,2.0'" in svg
     assert "<circle cx='102.0' cy='2.0'" in svg  # the latest value marked
     assert "<polyline" not in unquote(fig.sparkline_svg(s.iloc[:1]))  # one run: a dot, no line
+
+
+def test_schedule_interval_reads_the_cron_line_as_the_scheduler_does():
+    from datetime import timedelta
+
+    assert fig.schedule_interval("0 4 * * *") == timedelta(days=1)
+    assert fig.schedule_interval("0 3 * * 1") == timedelta(days=7)  # Mondays (crontab weekday 1)
+    assert fig.schedule_interval("0 4 1 * *") == timedelta(days=31)  # monthly: the longest month
+    assert fig.schedule_interval("0 */6 * * *") == timedelta(hours=6)
+    assert fig.schedule_interval("0 4 * * 1,3") == timedelta(days=5)  # Wed -> Mon is the longer gap
+
+
+def test_stale_portals_are_older_than_twice_their_schedule():
+    runs = pd.DataFrame([
+        # weekly portal: last complete 04-01, a later failed run does not count; at 04-16 12:00 it is 15.25 days
+        # old > 2 x 7 days -> stale
+        {"portal_key": "a-dcat", "city_key": "a", "as_of": T("2024-04-15"), "status": "failed", "complete": False},
+        {"portal_key": "a-dcat", "city_key": "a", "as_of": T("2024-04-01"), "status": "ok", "complete": True},
+        # daily portal: complete 04-15 06:00, 30 h old < 2 x 24 h -> fine; its partial run later changes nothing
+        {"portal_key": "b-socrata", "city_key": "b", "as_of": T("2024-04-15 06:00"), "status": "ok", "complete": True},
+        {"portal_key": "b-socrata", "city_key": "b", "as_of": T("2024-04-16"), "status": "suspect",
+         "complete": False},
+        # a portal that never completed a run is left to the failing / no-harvest states
+        {"portal_key": "c-ckan", "city_key": "c", "as_of": T("2023-01-01"), "status": "failed", "complete": False},
+    ])
+    schedules = {"a-dcat": "0 3 * * 1", "b-socrata": "0 4 * * *", "c-ckan": "0 4 * * *"}
+    now = T("2024-04-16 12:00")
+    st = fig.stale_portals(runs, schedules, now)
+    assert list(st["portal_key"]) == ["a-dcat"]
+    assert st.iloc[0]["last_complete"] == T("2024-04-01") and fig.duration_words(st.iloc[0]["age"]) == "15 days"
+    assert fig.duration_words(st.iloc[0]["interval"]) == "7 days"
+    # the daily portal once two days pass without a complete run (06:00 + 48 h is not yet "older than")
+    assert list(fig.stale_portals(runs, schedules, T("2024-04-17 06:00"))["portal_key"]) == ["a-dcat"]
+    assert list(fig.stale_portals(runs, schedules, T("2024-04-17 06:01"))["portal_key"]) == ["a-dcat", "b-socrata"]
+
+
+def test_schema_error_rows_list_each_dataset_with_its_messages():
+    from connectors.base import SchemaCheck
+
+    check = SchemaCheck(schema="POD v1.1 non-federal", entries=3, error_count=4, errors={
+        "d1": ("contactPoint/hasEmail: 'mailto:x' does not match",),
+        "": ("conformsTo: required",),
+        "d2": ("'' is too short", "accessLevel: 'open' is not one of ['public']"),
+    })
+    datasets = pd.DataFrame({"source_id": ["d1", "d2", "d3"], "title": ["Crimes", "Permits", "Budget"],
+                             "landing_url": ["https://x/d1", None, "https://x/d3"]})
+    rows = fig.schema_error_rows({"c-dcat": check, "c-socrata": None}, datasets)
+    # the document first, then the dataset with most messages (d2: 2), then d1; d3 validates and is not listed
+    assert list(rows["title"]) == [fig.DOCUMENT_TITLE, "Permits", "Crimes"]
+    assert list(rows["errors"]) == [1, 2, 1]
+    assert rows.iloc[1]["messages"] == "'' is too short | accessLevel: 'open' is not one of ['public']"
+    assert rows.iloc[2]["landing_url"] == "https://x/d1" and set(rows["portal_key"]) == {"c-dcat"}
+    # the commonest messages, counted once per dataset: each of the four here is on one dataset; ties by text
+    assert fig.schema_error_kinds(rows, top=2).to_dict() == {"'' is too short": 1,
+                                                             "accessLevel: 'open' is not one of ['public']": 1}
+    twice = pd.DataFrame({"messages": ["a | b", "b", "c | b | b", "a", "z"]})  # b on 3 datasets, a on 2
+    assert fig.schema_error_kinds(twice).to_dict() == {"b": 3, "a": 2, "c": 1, "z": 1}
+    # an id the catalog does not hold shows the id itself
+    odd = fig.schema_error_rows({"c-dcat": SchemaCheck("s", 1, 1, {"zz": ("m",)})}, datasets)
+    assert list(odd["title"]) == ["zz"]

@@ -140,6 +140,162 @@ def test_overview_lists_every_city_with_stage_and_last_harvest(client, layout_db
     assert "Criteria × cities" in text
 
 
+def test_overview_and_city_header_show_overall_trend_and_dated_change(client, layout_db):
+    """Chicago is scored on 2019-04-26, 2020-07-22 and three weekly replays to 2020-08-12 (filler.fill). About 30
+    days back (07-13) the nearest scoring is 07-22, 9 days off (NEAR_DAYS[30] = 10): "since 2020-07-22, 21 days".
+    About 90 days back (05-14) the nearest is 69 days off: "no run near that date" (before, the 90-day change
+    compared with 2019). The values are indicators.criteria.overall of the stored roll-ups (the one rule)."""
+    from indicators import criteria
+
+    url, _ = layout_db
+    rows = storage.criterion_scores(storage.open_db(url), "chicago")
+    rows = rows.assign(as_of=pd.to_datetime(rows["as_of"], utc=True))
+
+    def overall_at(day):
+        score, stage = criteria.overall(rows[rows["as_of"] == pd.Timestamp(f"{day} 06:00", tz="UTC")])
+        return score, stage
+
+    now, stage_now = overall_at("2020-08-12")
+    then, _ = overall_at("2020-07-22")
+    change = f"{round(now - then, 1):+.1f} since 2020-07-22, 21 days"
+    r = call(client, "ov-body", {"live-marker.data": marker(layout_db)})
+    body = json.dumps(r.json["response"]["ov-body"]["children"])
+    table = text_of(r.json["response"]["ov-body"]["children"])
+    assert change in table and "no run near that date" in table
+    assert '"id": "ov-trend-chicago"' in body and '"alt": "overall score over 5 complete runs"' in body
+    r = call(client, "city-summary", {"live-marker.data": marker(layout_db), "city-key.data": "chicago"})
+    header = by_id(r.json["response"]["city-summary"]["children"], "city-overall")
+    parts = header["props"]["children"]
+    text = text_of(header)
+    assert text_of(parts[1]) == f"{now:.0f}" and text_of(parts[2]) == stage_now
+    assert change in text and "no run near that date" in text
+    assert parts[3]["props"]["alt"] == "overall score over 5 complete runs"
+
+
+def by_id(children: list, id_: str) -> dict:
+    found = [c for c in children if isinstance(c, dict) and c.get("props", {}).get("id") == id_]
+    assert len(found) == 1, f"{id_} not found once"
+    return found[0]
+
+
+def test_old_data_banner_after_two_missed_schedule_intervals(client, layout_db, monkeypatch):
+    """The test cities are harvested daily (config default "0 4 * * *"); Chicago's latest complete run is the
+    2020-08-12 06:00 replay (filler.fill). Today that is years old: banner. On 2020-08-13 12:00 it is 30 hours
+    old, under two days: no banner; on 2020-08-14 06:01 it is just over two days: banner."""
+    from layouts import _components as ui
+
+    def summary():
+        r = call(client, "city-summary", {"live-marker.data": marker(layout_db), "city-key.data": "chicago"})
+        return r.json["response"]["city-summary"]["children"]
+
+    banner = by_id(summary(), "city-stale")
+    text = text_of(banner)
+    assert "Old data" in text and "chicago-dcat: latest complete harvest 2020-08-12" in text
+    assert "scheduled every 1 day" in text
+    overview = call(client, "ov-body", {"live-marker.data": marker(layout_db)}).json["response"]["ov-body"]
+    assert "Chicago, IL: latest complete harvest 2020-08-12" in text_of(by_id(overview["children"], "ov-stale"))
+    monkeypatch.setattr(ui, "now", lambda: datetime(2020, 8, 13, 12, tzinfo=UTC))
+    assert not [c for c in summary() if isinstance(c, dict) and c["props"].get("id") == "city-stale"]
+    monkeypatch.setattr(ui, "now", lambda: datetime(2020, 8, 14, 6, 1, tzinfo=UTC))
+    assert "(2 days ago)" in text_of(by_id(summary(), "city-stale"))
+
+
+def test_city_page_lists_data_json_schema_errors_per_dataset(tmp_path):
+    """Chicago's real 2020 data.json, checked by the real validator (connectors.dcat.validate) and stored with
+    its run as a harvest stores it: the city page lists every dataset the check names, with its messages."""
+    from connectors import dcat
+    from maturity import app
+
+    url = f"sqlite:///{tmp_path}/schema.db"
+    cfg = filler.make_settings([("chicago", "Chicago, IL")], tmp_path / "config.toml", url)
+    storage.upgrade(url)
+    engine = storage.open_db(url)
+    storage.sync_config(engine, cfg)
+    import gzip
+
+    with gzip.open(filler.FIXTURES / "chicago_data_json_socrata_2020-07-22.json.gz", "rb") as f:
+        doc = json.load(f)
+    check = dcat.validate(doc)
+    assert check.error_count > 0  # the recorded document really has errors (else this proves nothing)
+    portal = cfg.city("chicago").portals[0]
+    records = [filler.normalize(portal, raw) for raw in doc["dataset"]]
+    as_of = datetime(2020, 7, 22, 6, tzinfo=UTC)
+    run_id = storage.start_run(engine, portal.key, as_of=as_of, source="import")
+    from connectors.base import FetchStats
+
+    stats = FetchStats(items_seen=len(records), repeats=0, reported_total=len(records), pages=1, schema_check=check)
+    raws = [json.dumps(raw).encode() for raw in doc["dataset"]]
+    storage.save_harvest(engine, run_id, records, raws, stats, finished_at=as_of)
+    filler.score(engine, cfg, "chicago", as_of)
+    # the page's light query reads what city_harvest reads (without building the catalog)
+    light = storage.queries.city_schema_checks(engine, "chicago")
+    assert light == storage.city_harvest(engine, "chicago").schema_checks
+    c = app.create_app(cfg, url=url, warm=False).server.test_client()
+    r = call(c, "city-details", {"live-marker.data": marker((url, cfg)), "city-key.data": "chicago"})
+    details = r.json["response"]["city-details"]["children"]
+    summary = text_of(by_id(details, "city-schema-summary"))
+    named = [sid for sid in check.errors if sid]
+    assert f"{check.entries:,} datasets checked" in summary
+    assert f"{check.error_count:,} errors in {len(named):,} datasets" in summary
+    found = by_id(details, "city-schema-errors")["props"]["rowData"]
+    assert {row["source_id"] for row in found} == set(check.errors)
+    by_sid = {row["source_id"]: row for row in found}
+    for sid, messages in check.errors.items():
+        assert by_sid[sid]["messages"] == " | ".join(messages) and by_sid[sid]["errors"] == len(messages)
+    # the commonest message, counted by hand from the check: on how many datasets each message appears
+    tally: dict[str, int] = {}
+    for messages in check.errors.values():
+        for m in set(messages):
+            tally[m] = tally.get(m, 0) + 1
+    top = max(tally.values())
+    first = min(m for m, n in tally.items() if n == top)
+    assert f"{first} ({top:,} datasets)" in text_of(by_id(details, "city-schema-kinds"))
+    titles = {rec.source_id: rec.title for rec in records}
+    assert all(by_sid[sid]["title"] == titles[sid] for sid in named if sid in titles)
+    storage.dispose(url)
+
+
+def test_city_page_as_of_a_past_date_shows_it_as_it_stood(client, dash_app, layout_db):
+    """?as_of=2020-07-25 on Chicago (scored 2019-04-26, 2020-07-22, then weekly to 08-12): the page stands on the
+    2020-07-22 scoring and catalog - header, trend over 2 runs, runs, drill-down - and keeps as_of in its URL."""
+    from indicators import criteria
+    from layouts import city
+
+    url, _ = layout_db
+    engine = storage.open_db(url)
+    rows = storage.criterion_scores(engine, "chicago")
+    at = pd.Timestamp("2020-07-22 06:00", tz="UTC")
+    score, stage = criteria.overall(rows[pd.to_datetime(rows["as_of"], utc=True) == at])
+    day = {"live-marker.data": marker(layout_db), "city-key.data": "chicago", "city-as-of.data": "2020-07-25"}
+    r = call(client, "city-summary", day).json["response"]
+    header = by_id(r["city-summary"]["children"], "city-overall")
+    parts = header["props"]["children"]
+    assert text_of(parts[1]) == f"{score:.0f}" and text_of(parts[2]) == stage
+    assert parts[3]["props"]["alt"] == "overall score over 2 complete runs"  # 2019-04-26 and 2020-07-22
+    assert "no run near that date" in text_of(header)  # 30/90 days before 07-22: nothing within 10/21 days
+    assert not [c for c in r["city-summary"]["children"] if isinstance(c, dict)
+                and c["props"].get("id") == "city-stale"]  # a past view is old on purpose
+    assert "2020-07-22 06:00 UTC" in text_of(r["city-subtitle"]) and "2020-08" not in text_of(r["city-subtitle"])
+    # the drill-down lists the failing datasets recorded by the scoring in force on 07-25 (07-22's)
+    with dash_app.server.test_request_context("/"):
+        past = storage.scores(engine, "chicago")
+        past = past[(pd.to_datetime(past["as_of"], utc=True) == at) & (past["indicator"] != "")]
+        ind = past[past["value"] < 100].iloc[0]
+        t = datetime(2020, 7, 25, 23, 59, 59, tzinfo=UTC)
+        when, evidence = storage.score_evidence(engine, "chicago", ind["indicator"], t)
+        assert pd.Timestamp(when) == at
+        grid, caption = city.drill("chicago", ind["criterion"], ind["indicator"], "2020-07-25")
+        assert {row["source_id"] for row in grid.rowData} == set(evidence["failing"])
+        assert "as of 2020-07-25" in caption
+        page = city.layout(key="chicago", as_of="2020-07-25")
+        assert "As of 2020-07-25" in text_of(page)
+        assert "is not a date" in text_of(city.layout(key="chicago", as_of="last week"))
+    assert city.parse_as_of("2020-07-25") == "2020-07-25" and city.parse_as_of("2020-13-01") is None
+    q = call(client, "city-url", {"city-criterion.value": "DM4", "city-indicator.value": "__all__",
+                                  "city-as-of.data": "2020-07-25"}).json["response"]["city-url"]["data"]
+    assert q == "?criterion=DM4&as_of=2020-07-25"
+
+
 def test_overview_empty_database_says_what_to_do(tmp_path, layout_db):
     from maturity import app
 
@@ -212,6 +368,15 @@ def test_compare_shows_chosen_cities_and_gaps(in_app):
     assert {t["name"] for t in history["data"]} == {"Chicago, IL", "Minneapolis, MN"}
     gaps = parts[-1].rowData
     assert gaps and all("chicago" in r and "minneapolis" in r for r in gaps)
+    # the overall row, pinned above the indicators: each city's latest overall score (the one rule)
+    from indicators import criteria
+
+    pinned = parts[-1].dashGridOptions["pinnedTopRowData"]
+    latest = storage.latest_scores(in_app.server.config["MATURITY_DASHBOARD"].engine)
+    for key in ("chicago", "minneapolis"):
+        mine = latest[(latest["city_key"] == key) & (latest["indicator"] == "")]
+        assert pinned[0][key] == round(criteria.overall(mine)[0], 1)
+    assert pinned[0]["title"] == "Overall score"
 
 
 def test_datasets_filters_and_csv(in_app, layout_db):
