@@ -243,13 +243,13 @@ def measure(app, cfg, repeat: int, *, after_run: bool = False) -> list[tuple[str
              "datasets": "/datasets", "harvests": "/harvests", "evidence": "/evidence", "methodology": "/methodology"}
     rows = []
     rng = random.Random(7)
-    from layouts import _components as ui
+    from layouts import _warmup
     state = {"m": marker}
 
     def land():
         # the app's background refresher (create_app(warm=True)) has caught up with earlier runs; then
         # one more city's run lands and the callback is timed right away, before any refresh
-        ui.warm(app.server)
+        _warmup.warm(app.server)
         new_run(cfg, rng)
         state["m"] = list(storage.latest_run_marker(engine))
         m["live-marker.data"] = state["m"]

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import flask
 
-from layouts._components import CONTEXT_KEY
+from layouts._cache import CONTEXT_KEY
 
 PATH = "/print/city/<key>"
 

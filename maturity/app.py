@@ -47,7 +47,7 @@ def create_app(settings: Settings, *, url: str | None = None, warm: bool = True)
     (50 cities x 2 years) waits for many cities' histories and catalogs to load.
     """
     import storage
-    from layouts._components import CONTEXT_KEY, Context
+    from layouts._cache import CONTEXT_KEY, Context
 
     # Page modules are re-executed by every Dash(use_pages=True) and register their `dash.callback`s again;
     # drop registrations left by an earlier app in this process (tests, benchmark) so none is doubled.
@@ -117,7 +117,7 @@ def create_app(settings: Settings, *, url: str | None = None, warm: bool = True)
     if warm:
         import threading
 
-        from layouts._components import keep_warm
+        from layouts._warmup import keep_warm
 
         threading.Thread(target=keep_warm, args=(server, float(settings.web.poll_seconds)), name="dashboard-warm",
                          daemon=True).start()
@@ -148,7 +148,7 @@ def _load_pages() -> None:
 
 
 def _marker_or_none(storage: ModuleType, server: flask.Flask) -> Any:
-    from layouts._components import CONTEXT_KEY
+    from layouts._cache import CONTEXT_KEY
 
     try:
         marker = storage.latest_run_marker(storage.open_db(server.config[CONTEXT_KEY].url))
@@ -161,7 +161,7 @@ def _marker_or_none(storage: ModuleType, server: flask.Flask) -> Any:
 
 def _health(storage: ModuleType, server: flask.Flask) -> dict[str, Any]:
     """{"status": "ok"|"degraded", "db": bool, "latest_run": ISO time or None, "latest_status": …}."""
-    from layouts._components import CONTEXT_KEY
+    from layouts._cache import CONTEXT_KEY
 
     ctx = server.config[CONTEXT_KEY]
     out = {"status": "degraded", "db": False, "latest_run": None, "latest_status": None}

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import storage
+from layouts import _cache as cache_mod  # the caches' own state, read by the cache tests
 from tests.layouts import filler
 
 
@@ -507,9 +508,9 @@ def test_city_cache_reloads_only_the_city_with_a_new_run(in_app, layout_db):
 
     flask.g.pop("maturity_marker", None)  # a new request would read the new marker
     after = {k: ui.city_criterion_history(k) for k, _n, _s in filler.CITIES}
-    markers = {k[1] for k in list(ui._cache) if k[0] == url}
+    markers = {k[1] for k in list(cache_mod._cache) if k[0] == url}
     assert markers == {ui.marker()}  # entries of the old marker were dropped, not left to crowd the LRU
-    stamps = {k[4] for k in list(ui._cache) if k[0] == "city" and k[1] == url and k[3] == "philadelphia"}
+    stamps = {k[4] for k in list(cache_mod._cache) if k[0] == "city" and k[1] == url and k[3] == "philadelphia"}
     assert stamps == {ui.city_stamps()["philadelphia"]}  # and so were the city's entries of its old stamp
     assert after["philadelphia"] is not before["philadelphia"]
     assert after["philadelphia"]["as_of"].max() == as_of
@@ -550,13 +551,14 @@ def find(component, id_):
 
 def test_warm_up_fills_every_city_cache(layout_db):
     from layouts import _components as ui
+    from layouts import _warmup
     from maturity import app
 
     url, cfg = layout_db
     a = app.create_app(cfg, url=url, warm=False)
     ui.clear_cache()
-    ui.warm(a.server)
-    cached = {(k[2], k[3]) for k in list(ui._cache) if k[0] == "city" and k[1] == url}
+    _warmup.warm(a.server)
+    cached = {(k[2], k[3]) for k in list(cache_mod._cache) if k[0] == "city" and k[1] == url}
     for key, _name, _snaps in filler.CITIES:
         assert {("criterion_history", key), ("runs", key), ("datasets", key)} <= cached
 
@@ -566,16 +568,17 @@ def test_warm_up_freezes_the_caches_and_dropped_entries_are_still_freed(layout_d
     import weakref
 
     from layouts import _components as ui
+    from layouts import _warmup
     from maturity import app
 
     url, cfg = layout_db
     a = app.create_app(cfg, url=url, warm=False)
     ui.clear_cache()
     try:
-        ui.warm(a.server)
+        _warmup.warm(a.server)
         assert gc.get_freeze_count() > 0  # the caches are out of the collector's walks
         key = filler.CITIES[0][0]
-        entry = next(v for k, v in ui._cache.items() if k[0] == "city" and k[2] == "datasets" and k[3] == key)
+        entry = next(v for k, v in cache_mod._cache.items() if k[0] == "city" and k[2] == "datasets" and k[3] == key)
         ref = weakref.ref(entry)
         del entry
         ui.clear_cache()  # a cache dropping a frozen frame frees it at once (reference counting), no collection
@@ -589,18 +592,19 @@ def test_keep_warm_fills_the_caches_in_the_background(layout_db):
     import time
 
     from layouts import _components as ui
+    from layouts import _warmup
     from maturity import app
 
     url, cfg = layout_db
     a = app.create_app(cfg, url=url, warm=False)
     ui.clear_cache()
     stop = threading.Event()
-    t = threading.Thread(target=ui.keep_warm, args=(a.server, 0.05, stop), daemon=True)
+    t = threading.Thread(target=_warmup.keep_warm, args=(a.server, 0.05, stop), daemon=True)
     t.start()
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            cached = {(k[2], k[3]) for k in list(ui._cache) if k[0] == "city" and k[1] == url}
+            cached = {(k[2], k[3]) for k in list(cache_mod._cache) if k[0] == "city" and k[1] == url}
             if all(("datasets", key) in cached for key, _n, _s in filler.CITIES):
                 break
             time.sleep(0.05)
@@ -671,10 +675,10 @@ def test_a_result_computed_under_a_superseded_marker_is_not_cached(in_app, layou
     newer = ((10**9, 10**9), 10**9)
 
     def slow(_engine):
-        with ui._lock:
-            ui._markers[url] = newer  # what a request that read the new marker meanwhile leaves behind
+        with cache_mod._lock:
+            cache_mod._markers[url] = newer  # what a request that read the new marker meanwhile leaves behind
         return "computed under the old marker"
 
     assert ui.query("probe", slow) == "computed under the old marker"
-    assert [k for k in ui._cache if k[0] == url and k[2] == "probe"] == []
+    assert [k for k in cache_mod._cache if k[0] == url and k[2] == "probe"] == []
     ui.clear_cache()

@@ -1,0 +1,146 @@
+"""Where the dashboard's database is and its caches: the Flask-held `Context`, a query cache keyed by the live
+run marker (`query`), a per-city cache keyed by each city's own runs (`city_query`), and the warm-up that fills
+them in the background (`warm`, `keep_warm`). Pages call these instead of touching `storage` directly when the
+result depends only on harvested data, so a page reads each table once per new run, not once per callback.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import flask
+
+import storage
+from maturity.settings import Settings
+
+CONTEXT_KEY = "MATURITY_DASHBOARD"  # key of the Context on the Flask app's config
+CACHE_SIZE = 1024  # results kept: ~6 per city (history, runs, datasets, failing, …) plus a few global ones
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the pages of one app need: the settings and the database URL (engines are cached by storage)."""
+
+    settings: Settings
+    url: str
+
+    @property
+    def engine(self) -> storage.Engine:
+        return storage.open_db(self.url)
+
+    def city_name(self, key: str) -> str:
+        for c in self.settings.cities:
+            if c.key == key:
+                return c.name
+        return key
+
+
+def context() -> Context:
+    return flask.current_app.config[CONTEXT_KEY]
+
+
+_cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()  # (url, marker or stamp, name, args) -> result
+_markers: dict[str, tuple] = {}  # url -> the marker the global entries of `_cache` belong to
+_lock = threading.Lock()
+
+
+def marker() -> tuple:
+    """storage.latest_run_marker, read at most once per request."""
+    if flask.has_request_context():
+        if "maturity_marker" not in flask.g:
+            flask.g.maturity_marker = tuple(storage.latest_run_marker(context().engine))
+        return flask.g.maturity_marker
+    return tuple(storage.latest_run_marker(context().engine))
+
+
+def query(name: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(engine, *args)`, cached until a new run or score lands (the marker changes).
+
+    Callers must not mutate the result (DataFrames are shared between requests).
+    """
+    ctx = context()
+    current = marker()
+    key = (ctx.url, current, name, args)
+    with _lock:
+        if _markers.get(ctx.url) != current:
+            # a new run or score landed: results of older markers are dead; drop them now so they do not
+            # push the per-city entries (still valid) out of the LRU
+            _markers[ctx.url] = current
+            for k in [k for k in _cache if k[0] == ctx.url and k[1] != current]:
+                del _cache[k]
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    value = fn(ctx.engine, *args)
+    with _lock:
+        # Only while `current` is still the newest marker: a request or the background refresher that read
+        # the marker before a run landed must not file its result after the newer marker dropped the old ones.
+        if _markers.get(ctx.url) == current:
+            _cache[key] = value
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+    return value
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.clear()
+        _epochs.clear()
+        _markers.clear()
+
+
+# Per-city cache. The global marker moves with every run of any city, but a city's history and catalog
+# only change with its own runs and scores: keyed by the city's stamp (its newest run id among the
+# recent runs, its latest scored as_of, and an epoch), 50 cities cost one reload per new run, not 50.
+# A re-score of past dates (`maturity score --all`) moves the score marker without moving any city's
+# latest as_of: that bumps the epoch and reloads every city.
+RECENT_RUNS = 500  # newest runs scanned for the stamps; a city's new run is always among them
+_epochs: dict[str, tuple] = {}
+
+
+def city_stamps() -> dict[Hashable, tuple]:  # city key (pandas types it Hashable) -> stamp
+    return query("city_stamps", _city_stamps)
+
+
+def _city_stamps(engine: storage.Engine) -> dict[Hashable, tuple]:
+    url = context().url
+    run_id, score_id = marker()
+    latest = query("latest_scores", storage.latest_scores)
+    as_of = {k: str(v) for k, v in latest.groupby("city_key")["as_of"].max().items()} if not latest.empty else {}
+    recent = storage.runs(engine, limit=RECENT_RUNS)
+    last_run = recent.groupby("city_key")["run_id"].max().to_dict() if not recent.empty else {}
+    with _lock:
+        prev = _epochs.get(url)
+        epoch = 0
+        if prev is not None:
+            prev_score_id, prev_as_of, epoch = prev
+            if score_id != prev_score_id and as_of == prev_as_of:
+                epoch += 1
+        _epochs[url] = (score_id, as_of, epoch)
+    keys = set(as_of) | set(last_run) | {c.key for c in context().settings.cities}
+    return {k: (int(last_run.get(k, 0)), as_of.get(k), epoch) for k in keys}
+
+
+def city_query(name: str, fn: Callable[..., Any], key: str) -> Any:
+    """`fn(engine, key)` for one city, cached until that city's stamp changes (see above)."""
+    ctx = context()
+    stamp = city_stamps().get(key)
+    cache_key = ("city", ctx.url, name, key, stamp)
+    with _lock:
+        if cache_key in _cache:
+            _cache.move_to_end(cache_key)
+            return _cache[cache_key]
+    value = fn(ctx.engine, key)
+    if city_stamps().get(key) != stamp:  # the city ran again meanwhile: the value is already stale, not filed
+        return value
+    with _lock:
+        # this city's entries of older stamps are dead: drop them so they do not crowd the LRU
+        for k in [k for k in _cache if k[0] == "city" and k[1] == ctx.url and k[3] == key and k[4] != stamp]:
+            del _cache[k]
+        _cache[cache_key] = value
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return value

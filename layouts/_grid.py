@@ -1,0 +1,151 @@
+"""The AG Grid pieces of the pages: column definitions, a grid component, and the server-side row model
+(`grid_page` serves the block of rows the grid asks for; `grid_view` applies the grid's own filter and sort
+models, so a download is the rows the grid shows)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import dash_ag_grid as dag
+import pandas as pd
+
+
+def rows(frame: pd.DataFrame) -> list[dict]:
+    """DataFrame → JSON-safe records: times as ISO text (sorts correctly), NaN/NaT as null."""
+    out = as_shown(frame)
+    out = out.astype(object).where(out.notna(), None)
+    return out.to_dict("records")
+
+
+def as_shown(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy with times as the grids show them ("2022-07-23 00:00")."""
+    out = frame.copy()
+    for c in out.columns:
+        if isinstance(out[c].dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(out[c]):
+            out[c] = out[c].dt.strftime("%Y-%m-%d %H:%M").astype(object)
+    return out
+
+
+def grid_page(frame: pd.DataFrame, request: Mapping[str, Any] | None) -> dict:
+    """One block for an infinite-model grid (`getRowsRequest` -> `getRowsResponse`): `frame` filtered by the
+    grid's column filters, sorted by its sort model, rows [startRow, endRow) as `rows()` records, and the
+    number of matching rows. Filters see the values as the grid shows them (times as text)."""
+    request = request or {}
+    view = grid_view(frame, request)
+    start = max(0, int(request.get("startRow") or 0))
+    end = max(start, int(request.get("endRow") or start + 100))
+    return {"rowData": rows(view.iloc[start:end]), "rowCount": len(view)}
+
+
+def grid_view(frame: pd.DataFrame, request: Mapping[str, Any] | None) -> pd.DataFrame:
+    """`frame` with an AG Grid request's column filters (`filterModel`) and sort (`sortModel`) applied: the rows
+    the grid shows, in its order (the page's count and CSV download use it too, so all three agree)."""
+    request = request or {}
+    models = {c: m for c, m in (request.get("filterModel") or {}).items()
+              if c in frame.columns and isinstance(m, Mapping)}
+    view = frame
+    if models:
+        shown = as_shown(frame[list(models)])  # as rows() sends them, so a text filter matches what the user sees
+        keep = pd.Series(True, index=shown.index)
+        for column, model in models.items():
+            keep &= _filter_mask(shown[column], model)
+        view = frame[keep.to_numpy()]
+    sort = [s for s in request.get("sortModel") or () if isinstance(s, Mapping) and s.get("colId") in frame.columns]
+    if sort:
+        view = view.sort_values([s["colId"] for s in sort], ascending=[s.get("sort") != "desc" for s in sort],
+                                key=_sort_key, na_position="last", kind="stable")
+    return view
+
+
+def _sort_key(s: pd.Series) -> pd.Series:
+    """Text case-insensitively, as the grid's own sort does; numbers and times as they are."""
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s):
+        return s
+    return s.map(lambda v: v.lower() if isinstance(v, str) else v)
+
+
+_TEXT_TESTS: dict[str, Callable[[pd.Series, str], pd.Series]] = {
+    "contains": lambda v, f: v.str.contains(f, regex=False),
+    "notContains": lambda v, f: ~v.str.contains(f, regex=False),
+    "equals": lambda v, f: v == f, "notEqual": lambda v, f: v != f,
+    "startsWith": lambda v, f: v.str.startswith(f), "endsWith": lambda v, f: v.str.endswith(f),
+}
+_NUMBER_TESTS: dict[str, Callable[[pd.Series, float, float], pd.Series]] = {
+    "equals": lambda v, a, b: v == a, "notEqual": lambda v, a, b: v != a, "lessThan": lambda v, a, b: v < a,
+    "lessThanOrEqual": lambda v, a, b: v <= a, "greaterThan": lambda v, a, b: v > a,
+    "greaterThanOrEqual": lambda v, a, b: v >= a, "inRange": lambda v, a, b: (v >= a) & (v <= b),
+}
+
+
+def _filter_mask(values: pd.Series, model: Mapping[str, Any]) -> pd.Series:
+    """AG Grid's text and number filter models (one condition, or several joined by AND/OR) as a row mask."""
+    if "conditions" in model:
+        masks = [_filter_mask(values, m) for m in model["conditions"] if isinstance(m, Mapping)]
+        if not masks:
+            return pd.Series(True, index=values.index)
+        joined = masks[0]
+        for m in masks[1:]:
+            joined = (joined | m) if model.get("operator") == "OR" else (joined & m)
+        return joined
+    kind, test = model.get("filterType"), model.get("type")
+    blank = values.isna() | (values.astype(str).str.strip() == "")
+    if test == "blank":
+        return blank
+    if test == "notBlank":
+        return ~blank
+    if kind == "number" and test in _NUMBER_TESTS and model.get("filter") is not None:
+        numbers = pd.to_numeric(values, errors="coerce")
+        to = model.get("filterTo")
+        return _NUMBER_TESTS[test](numbers, float(model["filter"]), float(to) if to is not None else 0.0).fillna(False)
+    if kind == "text" and test in _TEXT_TESTS and model.get("filter") is not None:
+        text = values.where(~values.isna(), "").astype(str).str.lower()
+        return _TEXT_TESTS[test](text, str(model["filter"]).lower()).fillna(False)
+    return pd.Series(True, index=values.index)  # a filter this server does not know narrows nothing
+
+
+def col(field: str, header: str | None = None, **kw: Any) -> dict:
+    d = {"field": field, "headerName": header or field.replace("_", " ")}
+    d.update(kw)
+    return d
+
+
+def num_col(field: str, header: str | None = None, **kw: Any) -> dict:
+    return col(field, header, filter="agNumberColumnFilter", type="rightAligned", **kw)
+
+
+def portal_link_col(field: str = "landing_url", header: str = "on portal") -> dict:
+    return col(field, header, cellRenderer="PortalLink", filter=False, sortable=False, width=110)
+
+
+def app_path_col(field: str, header: str, path_field: str, **kw: Any) -> dict:
+    """A cell linking to the in-app path (with its query) that the row's `path_field` holds, built server-side."""
+    return col(field, header, cellRenderer="AppPath", cellRendererParams={"field": path_field}, **kw)
+
+
+def grid(id: str, frame: pd.DataFrame | None, columns: Sequence[dict], *, height: int = 420,
+         page_size: int | None = 50, **kw: Any) -> dag.AgGrid:
+    """A sortable, filterable grid; cells are text (no HTML renderer touches portal strings). `frame` None: the
+    rows come from the server block by block (pass rowModelType="infinite" and answer with `grid_page`)."""
+    options: dict[str, Any] = {"animateRows": False, "enableCellTextSelection": True, "ensureDomOrder": True}
+    if page_size:
+        options.update(pagination=True, paginationPageSize=page_size,
+                       paginationPageSizeSelector=[20, 50, 100, 500])
+    options.update(kw.pop("dashGridOptions", {}))
+    if frame is not None:
+        kw["rowData"] = rows(frame)
+    return dag.AgGrid(
+        id=id, columnDefs=[readable(c) for c in columns],
+        defaultColDef={"sortable": True, "filter": True, "resizable": True, "floatingFilter": True,
+                       "minWidth": 90},
+        dashGridOptions=options, columnSize="responsiveSizeToFit", style={"height": f"{height}px"}, **kw)
+
+
+TEXT_MIN_WIDTH_PX = 110  # per unit of flex: a text column never fits the screen by shrinking to a few letters
+
+
+def readable(column: dict) -> dict:
+    """A text column (one with `flex`) gets a minimum width, so on a phone the grid scrolls sideways instead of
+    cutting every title to "Buildin…" (responsiveSizeToFit shrinks columns down to their minWidth)."""
+    if "flex" in column and "minWidth" not in column:
+        return {**column, "minWidth": min(300, TEXT_MIN_WIDTH_PX * int(column["flex"]))}
+    return column
