@@ -40,16 +40,7 @@ def share_score(
     """value = 100 * passed / among; failing = rows in `among` that do not pass, with their reason."""
     den = float(among.sum())
     num = float((passed & among).sum())
-    fail = among & ~passed
-    reasons = _reasons(reason, fail)
-    return Score(
-        value=(100.0 * num / den) if den else empty,
-        numerator=num,
-        denominator=den,
-        failing=evidence(d.ids[fail], reasons),
-        matches=dict(matches or {}),
-        detail=dict(detail or {}),
-    )
+    return _score(d, num, den, among & ~passed, reason, empty, matches, detail)
 
 
 def mean_score(d: Derived, values: np.ndarray, among: np.ndarray, fail_below: float, reason: Reason,
@@ -57,15 +48,15 @@ def mean_score(d: Derived, values: np.ndarray, among: np.ndarray, fail_below: fl
     """value = 100 * mean(values over `among`) with values in 0..1; failing = rows below `fail_below`."""
     den = float(among.sum())
     num = float(np.nansum(values[among]))
-    fail = among & (values < fail_below)
-    reasons = _reasons(reason, fail)
-    return Score(
-        value=(100.0 * num / den) if den else empty,
-        numerator=num,
-        denominator=den,
-        failing=evidence(d.ids[fail], reasons),
-        detail=dict(detail or {}),
-    )
+    return _score(d, num, den, among & (values < fail_below), reason, empty, None, detail)
+
+
+def _score(d: Derived, num: float, den: float, fail: np.ndarray, reason: Reason, empty: float | None,
+           matches: Mapping[str, str] | None, detail: Mapping[str, float] | None) -> Score:
+    """value = 100 * num / den (`empty` when nothing is counted); failing = the `fail` rows with their reasons."""
+    return Score(value=(100.0 * num / den) if den else empty, numerator=num, denominator=den,
+                 failing=evidence(d.ids[fail], _reasons(reason, fail)), matches=dict(matches or {}),
+                 detail=dict(detail or {}))
 
 
 def reasons_from_flags(flags: dict[str, np.ndarray], prefix: str, n: int) -> np.ndarray:

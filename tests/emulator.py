@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import socketserver
 import threading
 import time
 import uuid
@@ -48,7 +49,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -76,7 +77,28 @@ class Fault:
     seen: int = 0  # matching requests so far
 
 
-class Emulator:
+class LoopbackServer:
+    """A test server on loopback, used as a context manager: `start()` serves in a thread, `stop()` ends it."""
+
+    _server: socketserver.BaseServer | None = None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+class Emulator(LoopbackServer):
     """Threaded HTTP server on 127.0.0.1 serving in-memory recorded catalogs (see the module docstring)."""
 
     def __init__(
@@ -130,18 +152,6 @@ class Emulator:
                                         name="portal-emulator", daemon=True)
         self._thread.start()
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Emulator:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:

@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from socketserver import BaseRequestHandler, ThreadingTCPServer
-from typing import Any
+
+from tests.emulator import LoopbackServer
 
 DRIP_LIMIT_S = 60.0  # a dripping script ends by itself after this, so a broken client deadline fails, not hangs
 
@@ -36,7 +37,7 @@ class Request:
 Script = Callable[[Request], Iterator[bytes]]
 
 
-class HostileServer:
+class HostileServer(LoopbackServer):
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
         self.routes: dict[str, Script] = {}
@@ -64,18 +65,6 @@ class HostileServer:
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> HostileServer:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
     def _handle(self, conn: socket.socket) -> None:
         conn.settimeout(DRIP_LIMIT_S)
