@@ -25,6 +25,7 @@ from connectors.base import (
     Progress,
     SchemaCheck,
     parse_time,
+    unique_items,
 )
 from connectors.hashing import raw_bytes, raw_hash
 from connectors.http import get_json, make_session
@@ -142,20 +143,10 @@ def read_catalog(doc: Any, where: str) -> tuple[list[dict[str, Any]], FetchStats
 
 
 def unique_datasets(datasets: list[Any]) -> tuple[list[dict[str, Any]], int]:
-    """Dataset dicts of a data.json, each id once, and how many repeats were dropped."""
-    seen: set[str] = set()
-    out: list[dict[str, Any]] = []
-    repeats = 0
-    for i, ds in enumerate(datasets):
-        if not isinstance(ds, dict):
-            continue
-        key = dataset_id(ds, i)
-        if key in seen:
-            repeats += 1
-            continue
-        seen.add(key)
-        out.append(ds)
-    return out, repeats
+    """Dataset dicts of a data.json, each id once, and how many repeats were dropped (`base.unique_items`; a
+    dataset without identifier or landing page is known by its position in the document)."""
+    ids = {id(ds): dataset_id(ds, i) for i, ds in enumerate(datasets) if isinstance(ds, dict)}
+    return unique_items(datasets, lambda ds: ids[id(ds)])
 
 
 def _texts(value: Any) -> tuple[str, ...]:
