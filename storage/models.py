@@ -2,7 +2,8 @@
 
 History is change-only: `dataset_versions` gets a row only when a dataset's raw hash differs from its
 version valid at the run's `as_of`; a run keeps the ids it saw in one compressed `members` blob, not a
-row per dataset per run.
+row per dataset per run, and that blob is a change against a base run's full list (storage/codec.py says how
+every blob is encoded, storage/compact.py finds the bases and dictionaries).
 """
 from __future__ import annotations
 
@@ -91,8 +92,12 @@ class HarvestRun(Base):
     error: Mapped[str | None] = mapped_column(sa.Text)
     suspect_reason: Mapped[str | None] = mapped_column(sa.Text)
     notes: Mapped[Any | None] = mapped_column(sa.JSON)
-    # zlib of the sorted, newline-joined source_ids this run saw: ~7 bytes a dataset instead of a row.
+    # The source_ids this run saw. members_base NULL: the full sorted list (codec.encode_ids), a base for later
+    # runs; else the ids added and dropped against that base run's list (codec.encode_ids_delta): an unchanged
+    # run stores a few bytes. A base is always a full list, so no chain is ever replayed; runs are never
+    # deleted and the foreign key keeps a base while a delta names it.
     members: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    members_base: Mapped[int | None] = mapped_column(sa.ForeignKey("harvest_runs.id"))
 
 
 class Dataset(Base):
@@ -119,9 +124,23 @@ class DatasetVersion(Base):
     raw_hash: Mapped[str | None] = mapped_column(sa.String(64))
     # Kept beside the record so `data_modified_seen` needs no JSON parsing of old versions.
     data_modified: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # orjson text of DatasetRecord.as_dict() (datetimes ISO 8601); plain text, parsed by orjson on read.
-    record: Mapped[str] = mapped_column(sa.Text)
-    raw: Mapped[bytes | None] = mapped_column(sa.LargeBinary)  # zlib of the raw item's orjson bytes
+    # zstd frame of the orjson of DatasetRecord.as_dict() (datetimes ISO 8601), with the portal's record
+    # dictionary when it has one (the frame names it: codec_dictionaries).
+    record: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    raw: Mapped[bytes | None] = mapped_column(sa.LargeBinary)  # zstd frame of the raw item's orjson bytes, ditto
+
+
+class CodecDictionary(Base):
+    """A zstd dictionary learned from a portal's items (storage/codec.py): frames name it by `id`, which is
+    derived from the run that trained it (codec.dictionary_id), so it is known before anything is written.
+    Written in the run's transaction: a failed run leaves none. Never deleted (old frames name it)."""
+
+    __tablename__ = "codec_dictionaries"
+    id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    portal_key: Mapped[str] = mapped_column(sa.ForeignKey("portals.key"), index=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("harvest_runs.id"))
+    field: Mapped[str] = mapped_column(sa.String(10))  # codec.RAW | codec.RECORD
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
 
 class ScoreRow(Base):
@@ -139,11 +158,26 @@ class ScoreRow(Base):
     numerator: Mapped[float | None] = mapped_column(sa.Float)
     denominator: Mapped[float | None] = mapped_column(sa.Float)
     stage: Mapped[str | None] = mapped_column(sa.String(20))
-    # zlib of JSON {"failing": {source_id: reason}, "matches": {...}, "detail": {...}}: the evidence.
+    # The evidence {"failing": {source_id: reason}, "matches": {...}, "detail": {...}}: evidence_base NULL: in
+    # full (codec.encode_evidence); else the change against that base (codec.evidence_delta). Score rows are
+    # replaced when a date is scored again, so bases live in their own table, which is never deleted from.
     failing: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    evidence_base: Mapped[int | None] = mapped_column(sa.ForeignKey("evidence_bases.id"))
     # NULL: scored from complete crawls, the city's state. "partial" / "empty": a crawl it stands on fell short;
     # kept (a marked point) but left out of every line, delta and "latest" value by storage.queries.
     flag: Mapped[str | None] = mapped_column(sa.String(10))
+
+
+class EvidenceBase(Base):
+    """A score's evidence in full (codec.encode_evidence), that later scores of the indicator store changes
+    against; written when a change would cost more than half the full evidence (codec.needs_base)."""
+
+    __tablename__ = "evidence_bases"
+    __table_args__ = (sa.Index("ix_evidence_bases_city_indicator", "city_key", "indicator"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    city_key: Mapped[str] = mapped_column(sa.ForeignKey("cities.key"))
+    indicator: Mapped[str] = mapped_column(sa.String(100))
+    evidence: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
 
 class Evidence(Base):
@@ -225,3 +259,5 @@ locks_t = _table(Lock)
 schema_checks_t = _table(SchemaCheckRow)
 schema_errors_t = _table(SchemaErrorRow)
 item_errors_t = _table(ItemErrorRow)
+dictionaries_t = _table(CodecDictionary)
+evidence_bases_t = _table(EvidenceBase)

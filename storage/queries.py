@@ -7,7 +7,6 @@ they were inserted: an import may carry an older snapshot than runs already stor
 from __future__ import annotations
 
 import threading
-import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,11 +19,21 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from connectors.base import DATETIME_FIELDS, SchemaCheck, records_frame
-from storage import crawls
+from storage import compact, crawls
 from storage.db import gc_paused, is_sqlite, utc
-from storage.models import audit_t, cities_t, datasets_t, evidence_t, portals_t, runs_t, scores_t, versions_t
+from storage.models import (
+    audit_t,
+    cities_t,
+    datasets_t,
+    evidence_bases_t,
+    evidence_t,
+    portals_t,
+    runs_t,
+    scores_t,
+    versions_t,
+)
 from storage.schema_checks import schema_checks
-from storage.writes import LAST_STATUS, unpack_ids
+from storage.writes import LAST_STATUS
 
 GOOD = crawls.SHOWN  # runs whose catalog can be shown (complete or partial); only complete runs count for removals
 RUN_COLUMNS = ["run_id", "portal_key", "city_key", "source", "as_of", "started_at", "finished_at", "duration_s",
@@ -168,15 +177,16 @@ def latest_crawls(engine: Engine, city_key: str, as_of: datetime | None = None) 
     return _frame(rows, RUN_COLUMNS, ("as_of", "started_at", "finished_at"))
 
 
-def _complete_members(portal_key: str, as_of: datetime | None, limit: int) -> sa.Select:
-    q = (sa.select(runs_t.c.members).where(runs_t.c.portal_key == portal_key, runs_t.c.status == crawls.COMPLETE)
+def _complete_runs(portal_key: str, as_of: datetime | None, limit: int) -> sa.Select:
+    q = (sa.select(runs_t.c.id).where(runs_t.c.portal_key == portal_key, runs_t.c.status == crawls.COMPLETE)
          .order_by(runs_t.c.as_of.desc(), runs_t.c.id.desc()).limit(limit))
     return q if as_of is None else q.where(runs_t.c.as_of <= utc(as_of))
 
 
 def _removed(conn: Connection, portal_key: str, as_of: datetime | None) -> list[str] | None:
-    newest_first = conn.execute(_complete_members(portal_key, as_of, 3)).scalars().all()
-    gone = crawls.confirmed_removals([unpack_ids(m) for m in reversed(newest_first)])
+    newest_first = conn.execute(_complete_runs(portal_key, as_of, 3)).scalars().all()
+    known = compact.members_of(conn, newest_first)
+    gone = crawls.confirmed_removals([known.get(i, []) for i in reversed(newest_first)])
     return None if gone is None else sorted(gone)
 
 
@@ -226,7 +236,7 @@ def _empty_catalog() -> pd.DataFrame:
 
 
 def _catalog_run(conn: Connection, portal_key: str, as_of: datetime | None) -> Any:
-    q = (_run_select().add_columns(runs_t.c.members)
+    q = (_run_select()
          .where(runs_t.c.portal_key == portal_key, runs_t.c.status.in_(GOOD))
          .order_by(runs_t.c.as_of.desc(), runs_t.c.id.desc()).limit(1))
     if as_of is not None:
@@ -246,7 +256,7 @@ class _Rec:
         return self.d
 
 
-def _decode(text: str) -> _Rec:
+def _decode(text: bytes) -> _Rec:
     d = orjson.loads(text)
     for name in ("keywords", "formats"):
         d[name] = tuple(d.get(name) or ())
@@ -302,7 +312,7 @@ def forget(url: str) -> None:
 
 def _build_catalog(conn: Connection, portal_key: str, run: Any,
                    history_start: datetime | None) -> tuple[pd.DataFrame, CatalogRun]:
-    members = set(unpack_ids(run.members))
+    members = set(compact.members_of(conn, [run.run_id]).get(run.run_id, ()))
     v, d = versions_t, datasets_t
     # One light pass over the portal's versions up to the run's date (no JSON): the latest version of
     # each member (by as_of, then id), its first_seen and the distinct data_modified values.
@@ -323,16 +333,17 @@ def _build_catalog(conn: Connection, portal_key: str, run: Any,
             seen.setdefault(sid, set()).add(dm)
     # Then only the records needed, fetched by version id (one array / JSON parameter, not 12k binds).
     ids = [vid for _, vid in latest.values()]
-    texts: dict[int, str]
+    blobs: dict[int, bytes]
     if is_sqlite(conn):
         q = sa.text("SELECT id, record FROM dataset_versions WHERE id IN (SELECT value FROM json_each(:ids))")
-        texts = dict(conn.execute(q, {"ids": orjson.dumps(ids).decode()}).all())
+        blobs = dict(conn.execute(q, {"ids": orjson.dumps(ids).decode()}).all())
     else:
-        texts = dict(conn.execute(sa.text("SELECT id, record FROM dataset_versions WHERE id = ANY(:ids)"),
+        blobs = dict(conn.execute(sa.text("SELECT id, record FROM dataset_versions WHERE id = ANY(:ids)"),
                                   {"ids": ids}).all())
     order = sorted(latest)
+    unpack = compact.portal_codec(conn, portal_key).unpack
     with gc_paused():
-        df = records_frame([_decode(texts[latest[sid][1]]) for sid in order])
+        df = records_frame([_decode(unpack(blobs[latest[sid][1]])) for sid in order])
         df["city_key"] = run.city_key
         df["first_seen"] = pd.to_datetime(pd.Series([first.get(sid) for sid in order], dtype=object), utc=True)
         df["data_modified_seen"] = pd.Series([tuple(sorted(seen.get(sid, ()))) for sid in order], dtype=object)
@@ -471,7 +482,8 @@ def score_evidence(engine: Engine, city_key: str, indicator: str,
                    as_of: datetime | None = None) -> tuple[datetime, dict[str, Any]] | None:
     """(as_of, {"failing": {...}, "matches": {...}, "detail": {...}}) of the latest score at/before `as_of` (of a
     complete crawl: flagged scores are not the city's state)."""
-    q = (sa.select(scores_t.c.as_of, scores_t.c.failing)
+    q = (sa.select(scores_t.c.as_of, scores_t.c.failing, evidence_bases_t.c.evidence.label("base"))
+         .outerjoin(evidence_bases_t, evidence_bases_t.c.id == scores_t.c.evidence_base)
          .where(scores_t.c.city_key == city_key, scores_t.c.indicator == indicator, scores_t.c.flag.is_(None))
          .order_by(scores_t.c.as_of.desc()).limit(1))
     if as_of is not None:
@@ -480,7 +492,7 @@ def score_evidence(engine: Engine, city_key: str, indicator: str,
         row = conn.execute(q).one_or_none()
     if row is None:
         return None
-    return row.as_of, (orjson.loads(zlib.decompress(row.failing)) if row.failing else {})
+    return row.as_of, compact.decode_evidence(row.failing, row.base)
 
 
 def explain(engine: Engine, city_key: str, indicator: str, as_of: datetime | None = None) -> pd.DataFrame:

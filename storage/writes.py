@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import types
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -21,7 +17,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from storage import crawls
+from storage import codec, compact, crawls
 from storage.db import gc_paused, is_sqlite, now_utc, utc, write_tx
 from storage.models import (
     SCORE_FLAGS,
@@ -65,25 +61,6 @@ log = logging.getLogger(__name__)
 # How a run is judged complete / partial ("suspect") / empty, and what counts as removed: storage/crawls.py.
 COMPLETE_SHARE = crawls.COMPLETE_SHARE
 
-# zlib level for raw items: level 1 (the fastest) shrinks Socrata Discovery items 2.80x (4.0 kB -> 1.4 kB
-# average over the 12,226 items of socrata_scrape_2022/latest, 48.8 MB); levels 2, 3 and 6 gain little
-# (2.84x, 2.86x, 2.99x) for 5%, 6% and 49% more CPU (0.48, 0.51, 0.51, 0.72 s CPU for the 12,226 items
-# measured here). It is the biggest single cost of a first harvest, so it runs on a few threads (zlib
-# releases the GIL) in chunks of RAW_CHUNK items, and uses ISA-L (the `isal` package) when it is installed:
-# the same zlib format (read back with the standard zlib), 2.84x at its level 1 for 0.18 s CPU, 2.39x at its
-# level 0 for 0.10 s. ISA-L's level 0 is used: a first harvest writes every item, later ones only changes, so
-# the CPU matters more than the sixth more bytes. (zlib's level 0 stores without compressing.)
-_raw_zlib: types.ModuleType
-try:
-    from isal import isal_zlib as _raw_zlib  # type: ignore[import-not-found, unused-ignore]  # optional
-    RAW_ZLIB_LEVEL = 0
-except ImportError:  # optional: the standard zlib, ~3x the CPU
-    _raw_zlib = zlib
-    RAW_ZLIB_LEVEL = 1
-RAW_CHUNK = 512
-RAW_THREADS = max(1, min(4, os.cpu_count() or 1))
-
-
 # Statements of the per-harvest path, built once: constructing a Select and computing its cache key cost
 # more than SQLite takes to run it, ~10 times per portal (291 portals in the benchmark).
 _p = sa.bindparam
@@ -107,8 +84,8 @@ _LAST_COMPLETE = (sa.select(runs_t.c.id, runs_t.c.as_of, runs_t.c["items"], runs
 _CRAWLED_SINCE = (sa.select(runs_t.c.id, runs_t.c.as_of, runs_t.c["items"], runs_t.c.status)
                   .where(runs_t.c.portal_key == _p("portal_key"), runs_t.c.status.in_(crawls.CRAWLED),
                          runs_t.c.id != _p("run_id"), runs_t.c.as_of >= _p("since"), _before))
-# The members of the two complete runs before a run, newest first: what crawls.confirmed_removals needs.
-_COMPLETE_MEMBERS = (sa.select(runs_t.c.members)
+# The two complete runs before a run, newest first: their members are what crawls.confirmed_removals needs.
+_COMPLETE_MEMBERS = (sa.select(runs_t.c.id)
                      .where(runs_t.c.portal_key == _p("portal_key"), runs_t.c.status == crawls.COMPLETE,
                             runs_t.c.id != _p("run_id"), _before)
                      .order_by(runs_t.c.as_of.desc(), runs_t.c.id.desc()).limit(2))
@@ -141,14 +118,13 @@ class RunClosed(ValueError):
 
 
 def pack_ids(ids: Iterable[str]) -> bytes:
-    return zlib.compress("\n".join(sorted(ids)).encode("utf-8"))
+    """A full member list (a base); a run's members are stored by `compact.encode_members`."""
+    return codec.encode_ids(ids)
 
 
 def unpack_ids(blob: bytes | None) -> list[str]:
-    if not blob:
-        return []
-    text = zlib.decompress(blob).decode("utf-8")
-    return text.split("\n") if text else []
+    """The ids of a full member list; a run's members are read by `compact.members_of` (a delta needs its base)."""
+    return codec.decode_ids(blob)
 
 
 def start_run(engine: Engine, portal_key: str, *, as_of: datetime, source: str = "harvest",
@@ -229,11 +205,21 @@ def save_harvest(engine: Engine, run_id: int, records: Sequence[DatasetRecord], 
         raise
 
 
-Payload = tuple[str, bytes]  # a version's record JSON and its compressed raw item
+Payload = tuple[bytes, bytes]  # a version's compressed record JSON and compressed raw item
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What `_prepare` built outside the write lock: the portal's codec (with any dictionary this run trained),
+    the dictionary rows to insert with the run, and the payloads of the items that looked new or changed."""
+
+    codec: codec.Codec
+    dictionaries: list[dict[str, Any]]
+    payloads: dict[int, Payload]
 
 
 def _prepare(conn: Connection, run_id: int, records: Sequence[DatasetRecord],
-             raws: Sequence[bytes]) -> dict[int, Payload]:
+             raws: Sequence[bytes]) -> Prepared:
     """The payloads of the items that look new or changed, built before taking the write lock.
 
     Serializing and compressing is most of a first harvest's storage CPU. Inside the write transaction it kept
@@ -242,11 +228,18 @@ def _prepare(conn: Connection, run_id: int, records: Sequence[DatasetRecord],
     payload this guessed wrong (another writer stored the same portal in between).
     """
     run = conn.execute(_RUN_ROW, {"run_id": run_id}).one_or_none()
-    existing = _versions_at(conn, run.portal_key, run.as_of) if run is not None else {}
+    if run is None:
+        return Prepared(codec.Codec(), [], {})
+    existing = _versions_at(conn, run.portal_key, run.as_of)
     todo = [i for i, rec in enumerate(records)
             if (known := existing.get(rec.source_id)) is None or known[2] != _hash_of(rec, raws, i)]
-    packed = _compress_all([raws[i] for i in todo])
-    return {i: (_record_json(records[i]), raw) for i, raw in zip(todo, packed, strict=True)}
+    raw_todo = [raws[i] for i in todo]
+    json_todo = [_record_json(records[i]) for i in todo]
+    # A portal's first large write teaches it its dictionaries (codec.train: from these items themselves).
+    packer, new = compact.trained(compact.portal_codec(conn, run.portal_key), run_id,
+                                  {codec.RAW: raw_todo, codec.RECORD: json_todo})
+    packed = zip(packer.pack_many(codec.RECORD, json_todo), _compress_all(raw_todo, packer), strict=True)
+    return Prepared(packer, new, dict(zip(todo, packed, strict=True)))
 
 
 def _hash_of(rec: DatasetRecord, raws: Sequence[bytes], i: int) -> str:
@@ -254,7 +247,7 @@ def _hash_of(rec: DatasetRecord, raws: Sequence[bytes], i: int) -> str:
 
 
 def _save(conn: Connection, run_id: int, records: Sequence[DatasetRecord], raws: Sequence[bytes],
-          stats: FetchStats, finished_at: datetime | None, ready: Mapping[int, Payload]) -> RunSummary:
+          stats: FetchStats, finished_at: datetime | None, ready: Prepared) -> RunSummary:
     if len(records) != len(raws):
         raise ValueError(f"{len(records)} records but {len(raws)} raw items")
     run = conn.execute(_RUN_ROW, {"run_id": run_id}).one_or_none()
@@ -301,9 +294,11 @@ def _save(conn: Connection, run_id: int, records: Sequence[DatasetRecord], raws:
             changed.append(dataset_id)
         if old_version is not None:
             replaced[dataset_id] = old_version
-        record, raw = ready[i] if i in ready else _payload(rec, raws[i])
+        record, raw = ready.payloads[i] if i in ready.payloads else _payload(rec, raws[i], ready.codec)
         versions.append({"dataset_id": dataset_id, "run_id": run_id, "as_of": as_of, "raw_hash": h,
                          "data_modified": utc(rec.data_modified), "record": record, "raw": raw})
+    if versions:  # the frames name the dictionaries this run trained (none when another writer stored it all)
+        compact.save_dictionaries(conn, portal_key, ready.dictionaries)
     _bulk_insert(conn, versions_t, versions)
     carried = _keep_later_runs_right(conn, portal_key, run_id, as_of, replaced) if replaced else 0
     if earlier_than_first:
@@ -318,7 +313,8 @@ def _save(conn: Connection, run_id: int, records: Sequence[DatasetRecord], raws:
         "run_id": run_id, "status": status, "finished_at": finished_at, "items": items,
         "reported_total": stats.reported_total, "repeats": repeats, "pages": stats.pages,
         "new_versions": len(versions) + carried, "removed": removed, "suspect_reason": reason,
-        "notes": notes or None, "members": pack_ids(picked),
+        "notes": notes or None,
+        **compact.encode_members(conn, portal_key, run_id, picked, may_be_base=status == crawls.COMPLETE),
     })
     save_schema_check(conn, run_id, stats.schema_check)
     _rejudge_later_runs(conn, portal_key, as_of, run_id)
@@ -341,13 +337,15 @@ def _judge(conn: Connection, portal_key: str, run_id: int, as_of: datetime, item
     verdict = crawls.judge(items, as_of, earlier)
     removed = None
     if verdict.status == crawls.COMPLETE:
-        before = [unpack_ids(m) for m in reversed(conn.execute(_COMPLETE_MEMBERS, params).scalars().all())]
+        ids = conn.execute(_COMPLETE_MEMBERS, params).scalars().all()
+        known = compact.members_of(conn, ids)
+        before = [known.get(i, []) for i in reversed(ids)]
         gone = crawls.confirmed_removals([*before, members])
         removed = None if gone is None else len(gone)
     return verdict.status, verdict.reason, removed, [*notes, verdict.note] if verdict.note else notes
 
 
-_LATER_RUNS = (sa.select(runs_t.c.id, runs_t.c.as_of, runs_t.c["items"], runs_t.c.members, runs_t.c.status,
+_LATER_RUNS = (sa.select(runs_t.c.id, runs_t.c.as_of, runs_t.c["items"], runs_t.c.status,
                          runs_t.c.suspect_reason, runs_t.c.removed, runs_t.c.notes)
                .where(runs_t.c.portal_key == _p("portal_key"), runs_t.c.status.in_(crawls.CRAWLED),
                       runs_t.c.as_of > _p("as_of"), runs_t.c.id != _p("run_id"))
@@ -359,10 +357,11 @@ def _rejudge_later_runs(conn: Connection, portal_key: str, as_of: datetime, run_
     is what it would be had the snapshots arrived in date order (a newest run: one empty query). Returns how
     many runs changed."""
     changed = 0
-    for run in conn.execute(_LATER_RUNS, {"portal_key": portal_key, "as_of": as_of, "run_id": run_id}).all():
+    later = conn.execute(_LATER_RUNS, {"portal_key": portal_key, "as_of": as_of, "run_id": run_id}).all()
+    for run in later:
         kept = [n for n in run.notes or () if not n.startswith(crawls.CONFIRMED_NOTE)]
-        status, reason, removed, notes = _judge(conn, portal_key, run.id, run.as_of, run.items or 0,
-                                                unpack_ids(run.members), kept)
+        members = compact.members_of(conn, [run.id]).get(run.id, [])
+        status, reason, removed, notes = _judge(conn, portal_key, run.id, run.as_of, run.items or 0, members, kept)
         if (status, reason, removed, notes) != (run.status, run.suspect_reason, run.removed, list(run.notes or ())):
             conn.execute(sa.update(runs_t).where(runs_t.c.id == run.id).values(
                 status=status, suspect_reason=reason, removed=removed, notes=notes or None))
@@ -380,15 +379,15 @@ def rejudge_runs(engine: Engine, portal_key: str) -> int:
         return _rejudge_later_runs(conn, portal_key, _BEFORE_ANY_RUN, -1)
 
 
-def _payload(rec: DatasetRecord, raw: bytes) -> Payload:
+def _payload(rec: DatasetRecord, raw: bytes, packer: codec.Codec) -> Payload:
     # `raws` may be lazy (pipeline.harvest): only the items that get a version are read.
-    return _record_json(rec), _raw_zlib.compress(raw, RAW_ZLIB_LEVEL)
+    return packer.pack(codec.RECORD, _record_json(rec)), packer.pack(codec.RAW, raw)
 
 
-def _record_json(rec: DatasetRecord) -> str:
+def _record_json(rec: DatasetRecord) -> bytes:
     # orjson serializes the (slots) dataclass itself: the same bytes as orjson.dumps(rec.as_dict()), without
     # building the dict (~40 us a record on the benchmark machine).
-    return orjson.dumps(rec).decode("utf-8")
+    return orjson.dumps(rec)
 
 
 def _bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
@@ -447,16 +446,9 @@ def _sqlite_executemany(conn: Connection, table: sa.Table, rows: list[dict[str, 
     conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
 
-def _compress_one_chunk(chunk: list[bytes]) -> list[bytes]:
-    return [_raw_zlib.compress(r, RAW_ZLIB_LEVEL) for r in chunk]
-
-
-def _compress_all(raws: list[bytes]) -> list[bytes]:
-    if len(raws) <= RAW_CHUNK or RAW_THREADS == 1:
-        return _compress_one_chunk(raws)
-    chunks = [raws[i:i + RAW_CHUNK] for i in range(0, len(raws), RAW_CHUNK)]
-    with ThreadPoolExecutor(RAW_THREADS, thread_name_prefix="raw-zlib") as pool:
-        return [packed for part in pool.map(_compress_one_chunk, chunks) for packed in part]
+def _compress_all(raws: list[bytes], packer: codec.Codec) -> list[bytes]:
+    """The raw items' zstd frames (on a few threads: zstd releases the GIL), with the portal's raw dictionary."""
+    return packer.pack_many(codec.RAW, raws)
 
 
 def _keep_later_runs_right(conn: Connection, portal_key: str, run_id: int, as_of: datetime,
@@ -470,7 +462,7 @@ def _keep_later_runs_right(conn: Connection, portal_key: str, run_id: int, as_of
     Returns the number of rows inserted.
     """
     later = conn.execute(
-        sa.select(runs_t.c.id, runs_t.c.as_of, runs_t.c.members)
+        sa.select(runs_t.c.id, runs_t.c.as_of)
         .where(runs_t.c.portal_key == portal_key, runs_t.c.status.in_(("ok", "suspect")),
                runs_t.c.as_of > as_of, runs_t.c.id != run_id)
         .order_by(runs_t.c.as_of, runs_t.c.id)).all()
@@ -481,7 +473,8 @@ def _keep_later_runs_right(conn: Connection, portal_key: str, run_id: int, as_of
         sa.select(v.c.dataset_id, sa.func.min(v.c.as_of)).where(v.c.dataset_id.in_(list(replaced)), v.c.as_of > as_of)
         .group_by(v.c.dataset_id)).all())
     source_ids = dict(conn.execute(sa.select(d.c.id, d.c.source_id).where(d.c.id.in_(list(replaced)))).all())
-    members = [(r.id, r.as_of, set(unpack_ids(r.members))) for r in later]
+    known = compact.members_of(conn, [r.id for r in later])
+    members = [(r.id, r.as_of, set(known.get(r.id, ()))) for r in later]
     copies = []
     for dataset_id, old_version in replaced.items():
         until, sid = next_at.get(dataset_id), source_ids[dataset_id]
@@ -584,18 +577,21 @@ def save_scores(engine: Engine, city_key: str, as_of: datetime, scores: Mapping[
     mapping = dict(criterion_of)
     as_of = utc(as_of)
     rows: list[dict[str, Any]] = []
-    for key, s in scores.items():
-        blob = {"failing": s.failing, "matches": s.matches, "detail": s.detail}
-        rows.append({"city_key": city_key, "as_of": as_of, "criterion": mapping.get(key, ""), "indicator": key,
-                     "value": _num(s.value), "numerator": _num(s.numerator), "denominator": _num(s.denominator),
-                     "stage": None, "failing": zlib.compress(orjson.dumps(blob, option=orjson.OPT_NON_STR_KEYS)),
-                     "flag": flag})
     for c in criteria.to_dict("records") if len(criteria) else []:
         rows.append({"city_key": city_key, "as_of": as_of, "criterion": str(c["criterion"]), "indicator": "",
                      "value": _num(c.get("value")), "numerator": None, "denominator": None,
-                     "stage": c.get("stage"), "failing": None, "flag": flag})
+                     "stage": c.get("stage"), "failing": None, "evidence_base": None, "flag": flag})
     with write_tx(engine) as conn:
         conn.execute(sa.delete(scores_t).where(scores_t.c.city_key == city_key, scores_t.c.as_of == as_of))
+        # Evidence as changes against the indicator's newest base (storage/compact.py): an unchanged scoring
+        # stores a few bytes per indicator whatever the catalog size.
+        bases = compact.newest_evidence_bases(conn, city_key) if scores else {}
+        for key, s in scores.items():
+            blob = {"failing": dict(s.failing), "matches": dict(s.matches), "detail": dict(s.detail)}
+            rows.append({"city_key": city_key, "as_of": as_of, "criterion": mapping.get(key, ""), "indicator": key,
+                         "value": _num(s.value), "numerator": _num(s.numerator), "denominator": _num(s.denominator),
+                         "stage": None, "flag": flag,
+                         **compact.encode_evidence(conn, city_key, key, blob, bases, may_be_base=flag is None)})
         if rows:
             conn.execute(sa.insert(scores_t), rows)
 

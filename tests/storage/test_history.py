@@ -308,7 +308,7 @@ def test_another_writer_between_prepare_and_save_is_respected(engine, monkeypatc
     late = save(engine, snap)
 
     unique = CHICAGO_UNIQUE["2022-06-15"]
-    assert len(prepared[0]) == unique  # prepared against an empty portal: every item looked new
+    assert len(prepared[0].payloads) == unique  # prepared against an empty portal: every item looked new
     assert late.status == "ok" and late.new_versions == 0  # but under the lock they were all stored already
     counts = storage.row_counts(engine)
     assert counts["datasets"] == counts["dataset_versions"] == unique

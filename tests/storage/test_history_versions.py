@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import storage
-from tests.storage.conftest import CHICAGO_DATES, chicago_snapshot, save
+from tests.storage.conftest import CHICAGO, CHICAGO_DATES, chicago_snapshot, save
 
 # New versions per import, oldest first. Worked out independently of the connector's hashing with a
 # throwaway script: read each file in date order, keep the first line of each id, turn the item into an
@@ -24,25 +24,32 @@ def test_eight_weekly_crawls_store_change_only_versions(engine):
 
 
 def test_stored_raw_is_the_item_as_received(engine):
-    """The compressed raw of a version reads back with the standard zlib as the bytes the connector gave,
-    columns in the order Socrata sent them (only the hash and the record are order-free)."""
-    import zlib
-
+    """The compressed raw of a version reads back as the bytes the connector gave, columns in the order Socrata
+    sent them (only the hash and the record are order-free). Both are zstd frames naming the dictionaries the
+    portal's first write learned (466 items: enough to learn from, storage/codec.py)."""
     import orjson
     import sqlalchemy as sa
+    import zstandard
+
+    from storage import codec, compact
 
     snap = chicago_snapshot("2022-06-15")
-    save(engine, snap)
+    summary = save(engine, snap)
     # tw3a-q9j2 "Libraries - 2019 Wi Fi Usage": 06-15 lists month, ytd, number_of_sessions
     i = next(k for k, r in enumerate(snap.records) if r.source_id == "tw3a-q9j2")
     with engine.connect() as conn:
         raw, record = conn.execute(sa.text(
             "SELECT v.raw, v.record FROM dataset_versions v JOIN datasets d ON d.id = v.dataset_id "
             "WHERE d.source_id = 'tw3a-q9j2'")).one()
-    assert zlib.decompress(raw) == snap.raws[i]
-    resource = orjson.loads(zlib.decompress(raw))["resource"]
+        packer = compact.portal_codec(conn, CHICAGO.key)
+    assert packer.current == {codec.RAW: codec.dictionary_id(summary.run_id, codec.RAW),
+                              codec.RECORD: codec.dictionary_id(summary.run_id, codec.RECORD)}
+    assert zstandard.get_frame_parameters(raw).dict_id == packer.current[codec.RAW]
+    assert packer.unpack(raw) == snap.raws[i]
+    resource = orjson.loads(packer.unpack(raw))["resource"]
     assert resource["columns_field_name"] == ["month", "ytd", "number_of_sessions"]
-    assert orjson.loads(record)["columns"] == [["month", "Text"], ["number_of_sessions", "Number"], ["ytd", "Number"]]
+    assert orjson.loads(packer.unpack(record))["columns"] == [["month", "Text"], ["number_of_sessions", "Number"],
+                                                              ["ytd", "Number"]]
 
 
 class _CountingRaws:

@@ -1,0 +1,128 @@
+"""The SQL side of storage/codec.py: a portal's dictionaries, a run's members and a score's evidence against
+their bases. `storage.writes` and `storage.queries` call these; the encodings themselves are codec's.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from storage import codec
+from storage.models import dictionaries_t, evidence_bases_t, runs_t
+
+# ---------------------------------------------------------------- version dictionaries
+
+
+def portal_codec(conn: Connection, portal_key: str) -> codec.Codec:
+    """The portal's dictionaries (to read any of its frames), its newest one per field for new frames."""
+    d = dictionaries_t
+    rows = conn.execute(sa.select(d.c.id, d.c.field, d.c.data).where(d.c.portal_key == portal_key)
+                        .order_by(d.c.id)).all()
+    return codec.Codec({r.id: r.data for r in rows}, {r.field: r.id for r in rows})  # the newest id wins
+
+
+def trained(base: codec.Codec, run_id: int,
+            samples: Mapping[str, Sequence[bytes]]) -> tuple[codec.Codec, list[dict[str, Any]]]:
+    """`base` with a dictionary learned from `samples` for each field that has none yet (and enough samples);
+    the dictionary rows to insert with the run (`save_dictionaries`)."""
+    new: list[dict[str, Any]] = []
+    for field, items in samples.items():
+        if field in base.current:
+            continue
+        dict_id = codec.dictionary_id(run_id, field)
+        data = codec.train(items, dict_id)
+        if data is not None:
+            base = base.with_dictionary(field, dict_id, data)
+            new.append({"id": dict_id, "run_id": run_id, "field": field, "data": data})
+    return base, new
+
+
+def save_dictionaries(conn: Connection, portal_key: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        conn.execute(sa.insert(dictionaries_t), [{**r, "portal_key": portal_key} for r in rows])
+
+
+# ---------------------------------------------------------------- members
+
+
+_NEWEST_MEMBERS_BASE = (sa.select(runs_t.c.id, runs_t.c.members)
+                        .where(runs_t.c.portal_key == sa.bindparam("portal_key"), runs_t.c.members.is_not(None),
+                               runs_t.c.members_base.is_(None), runs_t.c.id != sa.bindparam("run_id"))
+                        .order_by(runs_t.c.id.desc()).limit(1))
+
+
+def encode_members(conn: Connection, portal_key: str, run_id: int, ids: Iterable[str], *,
+                   may_be_base: bool) -> dict[str, Any]:
+    """The `members` and `members_base` columns for a run's ids: the change against the portal's newest base,
+    or the full list when there is no base yet, or when the change would cost more than half a list
+    (codec.needs_base) and the run may become a base (a complete crawl: partial and empty crawls are never
+    what later runs are stored against)."""
+    ids = list(ids)
+    base = conn.execute(_NEWEST_MEMBERS_BASE, {"portal_key": portal_key, "run_id": run_id}).one_or_none()
+    if base is not None:
+        added, dropped = codec.ids_delta(ids, codec.decode_ids(base.members))
+        if not (may_be_base and codec.needs_base(len(added) + len(dropped), len(ids))):
+            return {"members": codec.encode_ids_delta(added, dropped), "members_base": base.id}
+    return {"members": codec.encode_ids(ids), "members_base": None}
+
+
+def members_of(conn: Connection, run_ids: Iterable[int]) -> dict[int, list[str]]:
+    """{run_id: its sorted member ids} for runs that stored members (a running or failed run has none)."""
+    run_ids = list(run_ids)
+    if not run_ids:
+        return {}
+    r, b = runs_t, runs_t.alias("base")
+    rows = conn.execute(sa.select(r.c.id, r.c.members, r.c.members_base, b.c.members.label("base_members"))
+                        .outerjoin(b, b.c.id == r.c.members_base).where(r.c.id.in_(run_ids))).all()
+    bases: dict[int, list[str]] = {}
+    out: dict[int, list[str]] = {}
+    for row in rows:
+        if row.members is None:
+            continue
+        if row.members_base is None:
+            out[row.id] = codec.decode_ids(row.members)
+            continue
+        if row.members_base not in bases:
+            bases[row.members_base] = codec.decode_ids(row.base_members)
+        out[row.id] = codec.apply_ids_delta(row.members, bases[row.members_base])
+    return out
+
+
+# ---------------------------------------------------------------- score evidence
+
+
+def newest_evidence_bases(conn: Connection, city_key: str) -> dict[str, tuple[int, dict[str, Any]]]:
+    """{indicator: (base id, evidence)} of the city's newest evidence base per indicator."""
+    e = evidence_bases_t
+    newest = (sa.select(sa.func.max(e.c.id)).where(e.c.city_key == city_key).group_by(e.c.indicator)
+              .scalar_subquery())
+    rows = conn.execute(sa.select(e.c.id, e.c.indicator, e.c.evidence).where(e.c.id.in_(newest))).all()
+    return {r.indicator: (r.id, codec.decode_evidence(r.evidence)) for r in rows}
+
+
+def encode_evidence(conn: Connection, city_key: str, indicator: str, evidence: Mapping[str, Any],
+                    bases: dict[str, tuple[int, dict[str, Any]]], *, may_be_base: bool) -> dict[str, Any]:
+    """The `failing` and `evidence_base` columns of a score's evidence: the change against the indicator's newest
+    base, or against a new base written now (none yet, or a change worth more than half the evidence and the
+    score may be a base: one of complete crawls). `bases` (newest_evidence_bases) is updated."""
+    known = bases.get(indicator)
+    if known is not None:
+        delta = codec.evidence_delta(evidence, known[1])
+        if delta is not None or not may_be_base:
+            if delta is None:  # a flagged score never renews the base: its evidence in full, outside the bases
+                return {"failing": codec.encode_evidence(evidence), "evidence_base": None}
+            return {"failing": codec.encode_evidence(delta), "evidence_base": known[0]}
+    base_id = conn.execute(sa.insert(evidence_bases_t).returning(evidence_bases_t.c.id), {
+        "city_key": city_key, "indicator": indicator, "evidence": codec.encode_evidence(evidence)}).scalar_one()
+    full = dict(evidence)
+    bases[indicator] = (base_id, full)
+    return {"failing": codec.encode_evidence(codec.evidence_delta(full, full) or {}), "evidence_base": base_id}
+
+
+def decode_evidence(failing: bytes | None, base: bytes | None) -> dict[str, Any]:
+    """A score's evidence from its `failing` column and its base's `evidence` (None: `failing` is in full)."""
+    if base is None:
+        return codec.decode_evidence(failing)
+    return codec.apply_evidence_delta(failing or b"", codec.decode_evidence(base))
