@@ -1,0 +1,73 @@
+"""storage/codec.py: the encodings of the stored history, pure (no database)."""
+from __future__ import annotations
+
+import pytest
+import zstandard
+
+from storage import codec
+from tests.storage.conftest import chicago_snapshot
+
+
+def test_members_full_and_as_a_change_against_a_base():
+    base = ["abcd-0001", "abcd-0002", "abcd-0003"]
+    assert codec.decode_ids(codec.encode_ids(reversed(base))) == base  # stored sorted
+    assert codec.decode_ids(codec.encode_ids([])) == [] and codec.decode_ids(None) == []
+    added, dropped = codec.ids_delta(["abcd-0004", "abcd-0001", "abcd-0003"], base)
+    assert (added, dropped) == (["abcd-0004"], ["abcd-0002"])
+    assert codec.apply_ids_delta(codec.encode_ids_delta(added, dropped), base) == ["abcd-0001", "abcd-0003",
+                                                                                   "abcd-0004"]
+
+
+def test_an_unchanged_list_costs_the_same_few_bytes_whatever_its_size():
+    small = [f"id-{i:06d}" for i in range(10)]
+    large = [f"id-{i:06d}" for i in range(300_000)]
+    unchanged_small = codec.encode_ids_delta(*codec.ids_delta(small, small))
+    unchanged_large = codec.encode_ids_delta(*codec.ids_delta(large, large))
+    assert unchanged_small == unchanged_large and len(unchanged_large) < 40
+    assert codec.apply_ids_delta(unchanged_large, large) == large
+
+
+def test_needs_base_over_half_the_list():
+    assert not codec.needs_base(50, 100) and codec.needs_base(51, 100)
+    assert not codec.needs_base(0, 0) and codec.needs_base(1, 0)
+
+
+def test_evidence_change_keeps_values_and_order():
+    same = {f"k{i}": "stale" for i in range(5)}  # unchanged entries: 4 changes of 10 stay under half
+    base = {"failing": {"b": "no licence", "d": "no contact", "f": "stale", "h": "stale", **same},
+            "matches": {"x": "Frequency=Daily"}, "detail": {"n": 4.0}}
+    # a new id between kept ones (c), one dropped (d), one reason changed (f), one new at the end (z)
+    new = {"failing": {"b": "no licence", "c": "no licence", "f": "no contact", "h": "stale", **same, "z": "stale"},
+           "matches": {"x": "Frequency=Daily"}, "detail": {"n": 5.0}}
+    delta = codec.evidence_delta(new, base)
+    assert delta is not None
+    assert delta["failing"] == {"set": {"c": "no licence", "f": "no contact", "z": "stale"}, "drop": ["d"],
+                                "at": [1, 9]}
+    back = codec.apply_evidence_delta(codec.encode_evidence(delta), base)
+    assert back == new and list(back["failing"]) == ["b", "c", "f", "h", *same, "z"]
+
+
+def test_evidence_change_is_none_when_a_base_is_better():
+    base = {"failing": {"a": "r", "b": "r", "c": "r"}, "matches": {}, "detail": {}}
+    moved = {"failing": {"c": "r", "a": "r", "b": "r"}, "matches": {}, "detail": {}}
+    assert codec.evidence_delta(moved, base) is None  # kept entries in another order: not expressible
+    new = {"failing": {"a": "r", "x": "r", "y": "r"}, "matches": {}, "detail": {}}  # 2 set + 2 dropped of 3
+    assert codec.evidence_delta(new, base) is None
+
+
+def test_version_frames_name_the_portal_dictionary_and_need_it():
+    snap = chicago_snapshot("2022-06-15")  # 466 real Socrata items: enough to learn from
+    dict_id = codec.dictionary_id(7, codec.RAW)
+    data = codec.train(list(snap.raws), dict_id)
+    assert data is not None and len(data) <= codec.DICT_BYTES_MAX
+    packer = codec.Codec().with_dictionary(codec.RAW, dict_id, data)
+    frames = packer.pack_many(codec.RAW, list(snap.raws))  # > CHUNK items: the threaded path
+    assert [packer.unpack(f) for f in frames] == list(snap.raws)
+    assert {zstandard.get_frame_parameters(f).dict_id for f in frames} == {dict_id}
+    assert sum(map(len, frames)) < sum(len(codec.Codec().pack(codec.RAW, r)) for r in snap.raws) * 0.75
+    with pytest.raises(ValueError, match=f"dictionary {dict_id}"):
+        codec.Codec().unpack(frames[0])
+
+
+def test_too_few_items_train_no_dictionary():
+    assert codec.train(list(chicago_snapshot("2022-06-15").raws)[:codec.DICT_MIN_ITEMS - 1], 40_000) is None

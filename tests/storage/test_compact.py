@@ -1,0 +1,152 @@
+"""Members and evidence stored as changes against bases (storage/compact.py), and migration 0005 converting a
+database written by the previous head. Both backends."""
+from __future__ import annotations
+
+import zlib
+
+import orjson
+import pandas as pd
+import sqlalchemy as sa
+
+import storage
+from indicators.base import Score
+from storage import codec, compact
+from tests.storage.conftest import CHICAGO, SETTINGS, chicago_snapshot, day, save
+
+CRITERION_OF = {"freshness": "DM4"}
+NO_ROLLUP = pd.DataFrame(columns=["criterion", "value", "stage", "indicators"])
+
+
+def _runs(engine):
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT id, members, members_base FROM harvest_runs ORDER BY id")).all()
+
+
+def test_runs_store_their_members_as_changes_against_the_first_complete_run(engine):
+    """06-08 (313 ids) is the base; 06-15 (466, a superset: 153 added is under half) and the partial 06-22 (256,
+    a subset of 06-15) are changes against it; an unchanged repeat of 06-15 stores the same change as 06-15;
+    every run reads back as exactly the ids of its file."""
+    dates = ("2022-06-08", "2022-06-15", "2022-06-22")
+    summaries = [save(engine, chicago_snapshot(d)) for d in dates]
+    assert [s.status for s in summaries] == ["ok", "ok", "suspect"]
+    again = chicago_snapshot("2022-06-15")
+    repeat = save(engine, again.__class__(day("2022-06-16"), again.records, again.raws, again.stats))
+    rows = _runs(engine)
+    first = summaries[0].run_id
+    assert [r.members_base for r in rows] == [None, first, first, first]
+    with engine.connect() as conn:
+        members = compact.members_of(conn, [r.id for r in rows])
+    expected = [sorted({r.source_id for r in chicago_snapshot(d).records}) for d in (*dates, "2022-06-15")]
+    assert [members[r.id] for r in rows] == expected
+    assert [len(m) for m in expected] == [313, 466, 256, 466]
+    # the repeat is 153 added against the base, as 06-15 was: the same bytes
+    assert rows[3].members == rows[1].members and repeat.new_versions == 0
+
+
+def test_an_unchanged_scoring_stores_an_empty_change_against_the_base(engine):
+    failing = {f"id-{i:04d}": "no licence" for i in range(1_000)}
+    first = {"freshness": Score(value=0.0, numerator=0, denominator=1_000, failing=failing)}
+    storage.save_scores(engine, "chicago", day("2022-06-08"), first, NO_ROLLUP, criterion_of=CRITERION_OF)
+    storage.save_scores(engine, "chicago", day("2022-06-15"), first, NO_ROLLUP, criterion_of=CRITERION_OF)
+    # a flagged scoring whose evidence differs entirely never becomes a base: stored in full, outside the bases
+    other = {"freshness": Score(value=0.0, numerator=0, denominator=5, failing={"x": "stale", "y": "stale"})}
+    storage.save_scores(engine, "chicago", day("2022-06-22"), other, NO_ROLLUP, criterion_of=CRITERION_OF,
+                        flag="partial")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT as_of, failing, evidence_base FROM scores ORDER BY as_of")).all()
+        bases = conn.execute(sa.text("SELECT COUNT(*) FROM evidence_bases")).scalar()
+    assert bases == 1 and rows[0].evidence_base == rows[1].evidence_base is not None and rows[2].evidence_base is None
+    unchanged = codec.encode_evidence({"failing": {"set": {}, "drop": [], "at": []},
+                                       "matches": {"set": {}, "drop": [], "at": []}, "detail": {}})
+    assert rows[0].failing == rows[1].failing == unchanged
+    as_of, ev = storage.score_evidence(engine, "chicago", "freshness")
+    assert as_of == day("2022-06-15") and ev == {"failing": failing, "matches": {}, "detail": {}}
+    assert list(ev["failing"]) == list(failing)
+    flagged = orjson.loads(codec.unpack(rows[2].failing))
+    assert flagged == {"failing": {"x": "stale", "y": "stale"}, "matches": {}, "detail": {}}
+
+
+def test_migration_converts_a_database_of_the_previous_head(db_url):
+    """A database written in the previous head's formats (record text, zlib raw, zlib members, zlib evidence),
+    upgraded in place: the catalog, removals, raw items and evidence read back as written."""
+    from storage.migrate import upgrade as upgrade_to
+
+    upgrade_to(db_url, "0002_item_errors")
+    engine = storage.open_db(db_url)
+    storage.sync_config(engine, SETTINGS)
+    dates = ("2022-06-08", "2022-06-15", "2022-07-23")
+    snaps = [chicago_snapshot(d) for d in dates]
+    evidence = {"failing": {"28km-gtjn": "data last updated 2011-08-21, declared monthly"},
+                "matches": {"22u3-xenr": "Metadata_Frequency=Daily"}, "detail": {"stale": 1.0}}
+    with engine.begin() as conn:
+        _write_previous_head(conn, snaps, evidence)
+    upgrade_to(db_url)
+    storage.dispose(db_url)
+    engine = storage.open_db(db_url)
+
+    newest = {r.source_id: r for r in snaps[2].records}
+    cat = storage.catalog(engine, CHICAGO.key)
+    assert sorted(cat["source_id"]) == sorted(newest)
+    assert list(cat.set_index("source_id").loc[sorted(newest), "title"]) == [newest[s].title for s in sorted(newest)]
+    # ids in 06-08, absent from 06-15 and 07-23 (all three complete here)
+    ids = [{r.source_id for r in s.records} for s in snaps]
+    assert storage.removed_ids(engine, CHICAGO.key) == sorted(ids[0] - ids[1] - ids[2])
+    assert storage.score_evidence(engine, "chicago", "freshness") == (day("2022-07-23"), evidence)
+    with engine.connect() as conn:
+        packer = compact.portal_codec(conn, CHICAGO.key)
+        raws = conn.execute(sa.text("SELECT v.raw FROM dataset_versions v ORDER BY v.id")).scalars().all()
+        runs = conn.execute(sa.text("SELECT id, members_base FROM harvest_runs ORDER BY id")).all()
+    assert set(packer.current) == {codec.RAW, codec.RECORD}  # 313 versions of the first run: dictionaries learned
+    assert [packer.unpack(b) for b in raws[:len(snaps[0].raws)]] == list(_unique(snaps[0]).values())
+    # 06-15 adds 153 to 06-08's 313, 07-23 adds 2 and drops 55: both under half a list, changes against 06-08
+    assert [r.members_base for r in runs] == [None, runs[0].id, runs[0].id]
+    storage.dispose(db_url)
+
+
+def _unique(snap):
+    """{source_id: raw bytes} of a snapshot, the first item of a repeated id winning (as save_harvest does)."""
+    out: dict[str, bytes] = {}
+    for rec, raw in zip(snap.records, snap.raws, strict=True):
+        out.setdefault(rec.source_id, raw)
+    return out
+
+
+def _sql(text: str) -> sa.TextClause:
+    """Raw SQL with the times bound as the models store them (naive UTC text on SQLite)."""
+    from storage.models import UTCDateTime
+
+    return sa.text(text).bindparams(*(sa.bindparam(n, type_=UTCDateTime()) for n in ("t", "dm") if f":{n}," in text
+                                      or f":{n})" in text))
+
+
+def _write_previous_head(conn, snaps, evidence) -> None:
+    """The rows the previous head's save_harvest and save_scores wrote, in its formats (change-only versions)."""
+    seen: dict[str, tuple[int, str]] = {}
+    for snap in snaps:
+        unique = _unique(snap)
+        records = {}
+        for rec in snap.records:
+            records.setdefault(rec.source_id, rec)
+        run_id = conn.execute(_sql(
+            "INSERT INTO harvest_runs (portal_key, source, as_of, started_at, finished_at, status, items, members) "
+            "VALUES (:p, 'import', :t, :t, :t, 'ok', :n, :m) RETURNING id"),
+            {"p": CHICAGO.key, "t": snap.as_of, "n": len(unique),
+             "m": zlib.compress("\n".join(sorted(unique)).encode())}).scalar_one()
+        for sid, raw in unique.items():
+            rec = records[sid]
+            if sid in seen and seen[sid][1] == rec.raw_hash:
+                continue
+            if sid not in seen:
+                did = conn.execute(sa.text("INSERT INTO datasets (portal_key, source_id, first_run_id, last_run_id) "
+                                           "VALUES (:p, :s, :r, :r) RETURNING id"),
+                                   {"p": CHICAGO.key, "s": sid, "r": run_id}).scalar_one()
+            else:
+                did = seen[sid][0]
+            seen[sid] = (did, rec.raw_hash or "")
+            conn.execute(_sql("INSERT INTO dataset_versions (dataset_id, run_id, as_of, raw_hash, data_modified, "
+                                 "record, raw) VALUES (:d, :r, :t, :h, :dm, :rec, :raw)"),
+                         {"d": did, "r": run_id, "t": snap.as_of, "h": rec.raw_hash, "dm": rec.data_modified,
+                          "rec": orjson.dumps(rec).decode(), "raw": zlib.compress(raw, 1)})
+        conn.execute(_sql("INSERT INTO scores (city_key, as_of, criterion, indicator, value, failing) "
+                             "VALUES ('chicago', :t, 'DM4', 'freshness', 50, :f)"),
+                     {"t": snap.as_of, "f": zlib.compress(orjson.dumps(evidence))})
