@@ -83,9 +83,12 @@ def history(args: argparse.Namespace) -> None:
     from maturity.settings import CityConfig, PortalConfig, Settings
 
     folders = sorted(p for p in HISTORY.iterdir() if p.is_dir())
-    cities = tuple(CityConfig(key=f.name, name=f.name, portals=(PortalConfig(
-        key=f"{f.name}-socrata", city_key=f.name, kind="socrata", url=f"https://{f.name}", domain=f.name),))
-        for f in folders)
+    # keys as a config names them ("chicago", "chicago-socrata"), not the domain: they are in every row and index
+    keys = {f.name: f.name.split(".")[1].removeprefix("cityof").removesuffix("-oh").removesuffix("tn")
+            for f in folders}
+    cities = tuple(CityConfig(key=keys[f.name], name=f.name, portals=(PortalConfig(
+        key=f"{keys[f.name]}-socrata", city_key=keys[f.name], kind="socrata", url=f"https://{f.name}",
+        domain=f.name),)) for f in folders)
     url, engine = _engine(args.url, "history")
     settings = Settings(path=Path("bench.toml"), storage_url=url, cities=cities)
     source = 0
@@ -93,10 +96,10 @@ def history(args: argparse.Namespace) -> None:
     for f in folders:
         for snap in sorted(f.glob("*.jsonl.gz")):
             source += snap.stat().st_size
-            pipeline.import_files(settings, engine, f.name, date.fromisoformat(snap.name[:10]), [snap])
+            pipeline.import_files(settings, engine, keys[f.name], date.fromisoformat(snap.name[:10]), [snap])
     t_import = time.perf_counter() - t
     for f in folders:
-        pipeline.score_all(settings, engine, f.name)
+        pipeline.score_all(settings, engine, keys[f.name])
     print(f"imported {sum(1 for f in folders for _ in f.glob('*.jsonl.gz'))} snapshots in {t_import:.1f} s, "
           f"scored in {time.perf_counter() - t - t_import:.1f} s")
     report("10-city 8-week history", engine, source)

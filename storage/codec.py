@@ -31,6 +31,7 @@ import orjson
 import zstandard as zstd
 
 LEVEL = 3  # zstd's default: level 9 saved 10% of the history's bytes for 4x the CPU, level 19 13% for 50x
+DELTA_LEVEL = 9  # a change against a key version is a small frame from few versions: a higher level costs little
 RAW, RECORD = "raw", "record"  # the dictionary-compressed fields of a version
 FIELDS = (RAW, RECORD)
 # A dictionary is learned from at least DICT_MIN_ITEMS items and at most DICT_SAMPLE (spread over the run), so
@@ -83,6 +84,8 @@ class Codec:
         self.dictionaries = dict(dictionaries or {})
         self.current = dict(current or {})
         self._dicts = {i: zstd.ZstdCompressionDict(b) for i, b in self.dictionaries.items()}
+        for i in self.current.values():  # digested once, not per frame: 31 instead of 43 us a Socrata item
+            self._dicts[i].precompute_compress(level=LEVEL)
         self._decompressors: dict[int, zstd.ZstdDecompressor] = {}
         self._local = threading.local()
 
@@ -124,6 +127,20 @@ class Codec:
 
 
 _PLAIN = Codec()
+
+
+def pack_against(data: bytes, base: bytes) -> bytes:
+    """A zstd frame of `data` with `base` (an earlier version of the same item) as its dictionary: what changed
+    costs bytes, what did not costs a reference. Measured on the 1,725 changed versions of the 10-city history:
+    2.44 MB with the portal dictionaries, 0.61 MB against the dataset's key version."""
+    return zstd.ZstdCompressor(level=DELTA_LEVEL, write_checksum=False, write_content_size=True,
+                               dict_data=zstd.ZstdCompressionDict(base, dict_type=zstd.DICT_TYPE_RAWCONTENT)
+                               ).compress(data)
+
+
+def unpack_against(blob: bytes, base: bytes) -> bytes:
+    return zstd.ZstdDecompressor(
+        dict_data=zstd.ZstdCompressionDict(base, dict_type=zstd.DICT_TYPE_RAWCONTENT)).decompress(blob)
 
 
 def pack(data: bytes) -> bytes:
@@ -184,9 +201,10 @@ def decode_evidence(blob: bytes | None) -> dict[str, Any]:
     return orjson.loads(unpack(blob)) if blob else {}
 
 
-def evidence_delta(evidence: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The change from `base` to `evidence`, or None when it is better stored in full (`needs_base`, or an order
-    of the kept entries that a change cannot express).
+def evidence_delta(evidence: Mapping[str, Any], base: Mapping[str, Any], *,
+                   any_size: bool = False) -> dict[str, Any] | None:
+    """The change from `base` to `evidence`, or None when it is better stored in full (`needs_base`, unless
+    `any_size`; or an order of the kept entries that a change cannot express).
 
     For each of EVIDENCE_MAPS: the entries set (new or with another reason), the keys dropped, and where the new
     keys stand in the new order (the maps' order is the catalog's and is kept: readers list them in it). Every
@@ -204,9 +222,10 @@ def evidence_delta(evidence: Mapping[str, Any], base: Mapping[str, Any]) -> dict
         if [k for k in now if k in old] != [k for k in old if k in now]:
             return None  # the kept entries moved
         put = {k: v for k, v in now.items() if k not in old or old[k] != v}
-        delta[key] = {"set": put, "drop": drop, "at": [i for i, k in enumerate(now) if k not in old]}
+        at = [i for i, k in enumerate(now) if k not in old]
+        delta[key] = {name: part for name, part in (("set", put), ("drop", drop), ("at", at)) if part}  # {}: as base
         changes += len(put) + len(drop)
-    return None if needs_base(changes, evidence_size(evidence)) else delta
+    return None if not any_size and needs_base(changes, evidence_size(evidence)) else delta
 
 
 def evidence_size(evidence: Mapping[str, Any]) -> int:
@@ -220,12 +239,12 @@ def apply_evidence_delta(blob: bytes, base: Mapping[str, Any]) -> dict[str, Any]
         if key not in EVIDENCE_MAPS:
             out[key] = value
             continue
-        dropped = set(value["drop"])
-        kept = iter(k for k in (base.get(key) or {}) if k not in dropped)
-        new_at = set(value["at"])
-        new = iter(k for k in value["set"] if k not in (base.get(key) or {}))
-        size = len(new_at) + sum(1 for k in (base.get(key) or {}) if k not in dropped)
+        old, put = base.get(key) or {}, value.get("set", {})
+        dropped = set(value.get("drop", ()))
+        kept = iter(k for k in old if k not in dropped)
+        new_at = set(value.get("at", ()))
+        new = iter(k for k in put if k not in old)
+        size = len(new_at) + sum(1 for k in old if k not in dropped)
         order = [next(new) if i in new_at else next(kept) for i in range(size)]
-        old, put = base.get(key) or {}, value["set"]
         out[key] = {k: put[k] if k in put else old[k] for k in order}
     return out

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from storage import codec
+from storage.db import is_sqlite
 from storage.models import dictionaries_t, evidence_bases_t, runs_t
 
 # ---------------------------------------------------------------- version dictionaries
@@ -42,6 +44,45 @@ def trained(base: codec.Codec, run_id: int,
 def save_dictionaries(conn: Connection, portal_key: str, rows: Sequence[Mapping[str, Any]]) -> None:
     if rows:
         conn.execute(sa.insert(dictionaries_t), [{**r, "portal_key": portal_key} for r in rows])
+
+
+# ---------------------------------------------------------------- a changed dataset against its key version
+
+# A version's key version: itself when it is one (base_version NULL), else its base (always a key version).
+_KEYS_SQLITE = ("SELECT v.id, k.id AS key_id, k.record, k.raw FROM dataset_versions v JOIN dataset_versions k"
+                " ON k.id = COALESCE(v.base_version, v.id) WHERE v.id IN (SELECT value FROM json_each(:ids))")
+_KEYS_PG = ("SELECT v.id, k.id AS key_id, k.record, k.raw FROM dataset_versions v JOIN dataset_versions k"
+            " ON k.id = COALESCE(v.base_version, v.id) WHERE v.id = ANY(:ids)")
+
+Key = tuple[int, bytes, bytes]  # a key version's id, record JSON and raw bytes
+
+
+def key_versions(conn: Connection, packer: codec.Codec, version_ids: Iterable[int]) -> dict[int, Key]:
+    """{version id: its key version (id, record JSON, raw bytes)} for versions whose key has a raw item."""
+    ids = list(version_ids)
+    if not ids:
+        return {}
+    if is_sqlite(conn):
+        rows = conn.execute(sa.text(_KEYS_SQLITE), {"ids": orjson.dumps(ids).decode()}).all()
+    else:
+        rows = conn.execute(sa.text(_KEYS_PG), {"ids": ids}).all()
+    return {r.id: (r.key_id, packer.unpack(r.record), packer.unpack(r.raw)) for r in rows if r.raw is not None}
+
+
+def smaller(full: tuple[bytes, bytes, int | None], record: bytes, raw: bytes,
+            key: Key) -> tuple[bytes, bytes, int | None]:
+    """The payload of a changed version: against its dataset's key version, unless that costs more than
+    codec.BASE_SHARE of the version in full (then it is a new key version)."""
+    against = (codec.pack_against(record, key[1]), codec.pack_against(raw, key[2]), key[0])
+    if len(against[0]) + len(against[1]) > codec.BASE_SHARE * (len(full[0]) + len(full[1])):
+        return full
+    return against
+
+
+def version_bytes(packer: codec.Codec, blob: bytes, key_blob: bytes | None) -> bytes:
+    """A version's record or raw bytes from its frame and, for a version stored against its key version, the
+    key version's frame of the same field."""
+    return packer.unpack(blob) if key_blob is None else codec.unpack_against(blob, packer.unpack(key_blob))
 
 
 # ---------------------------------------------------------------- members
@@ -109,10 +150,16 @@ def encode_evidence(conn: Connection, city_key: str, indicator: str, evidence: M
     score may be a base: one of complete crawls). `bases` (newest_evidence_bases) is updated."""
     known = bases.get(indicator)
     if known is not None:
-        delta = codec.evidence_delta(evidence, known[1])
-        if delta is not None or not may_be_base:
-            if delta is None:  # a flagged score never renews the base: its evidence in full, outside the bases
-                return {"failing": codec.encode_evidence(evidence), "evidence_base": None}
+        # A flagged score (of a partial crawl) never renews the base: its change or, when smaller (a partial
+        # crawl drops many entries) or a change cannot say the order, its evidence in full outside the bases.
+        delta = codec.evidence_delta(evidence, known[1], any_size=not may_be_base)
+        if not may_be_base:
+            full = codec.encode_evidence(evidence)
+            change = None if delta is None else codec.encode_evidence(delta)
+            if change is None or len(full) <= len(change):
+                return {"failing": full, "evidence_base": None}
+            return {"failing": change, "evidence_base": known[0]}
+        if delta is not None:
             return {"failing": codec.encode_evidence(delta), "evidence_base": known[0]}
     base_id = conn.execute(sa.insert(evidence_bases_t).returning(evidence_bases_t.c.id), {
         "city_key": city_key, "indicator": indicator, "evidence": codec.encode_evidence(evidence)}).scalar_one()

@@ -124,10 +124,14 @@ class DatasetVersion(Base):
     raw_hash: Mapped[str | None] = mapped_column(sa.String(64))
     # Kept beside the record so `data_modified_seen` needs no JSON parsing of old versions.
     data_modified: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # zstd frame of the orjson of DatasetRecord.as_dict() (datetimes ISO 8601), with the portal's record
-    # dictionary when it has one (the frame names it: codec_dictionaries).
+    # zstd frame of the orjson of DatasetRecord.as_dict() (datetimes ISO 8601). base_version NULL (a key
+    # version): compressed with the portal's record dictionary when it has one (the frame names it:
+    # codec_dictionaries). Else compressed against that earlier key version of the same dataset, whose bytes
+    # are the frame's dictionary: a changed dataset costs its change, not a copy (codec.pack_against). A base
+    # is always a key version, so reading costs two frames, never a chain; versions are never deleted.
     record: Mapped[bytes] = mapped_column(sa.LargeBinary)
     raw: Mapped[bytes | None] = mapped_column(sa.LargeBinary)  # zstd frame of the raw item's orjson bytes, ditto
+    base_version: Mapped[int | None] = mapped_column(sa.ForeignKey("dataset_versions.id"))
 
 
 class CodecDictionary(Base):

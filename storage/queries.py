@@ -333,17 +333,19 @@ def _build_catalog(conn: Connection, portal_key: str, run: Any,
             seen.setdefault(sid, set()).add(dm)
     # Then only the records needed, fetched by version id (one array / JSON parameter, not 12k binds).
     ids = [vid for _, vid in latest.values()]
-    blobs: dict[int, bytes]
+    # A version stored against its key version comes with the key's record (storage/compact.py).
+    select = ("SELECT v.id, v.record, k.record FROM dataset_versions v"
+              " LEFT JOIN dataset_versions k ON k.id = v.base_version WHERE ")
+    blobs: dict[int, tuple[bytes, bytes | None]]
     if is_sqlite(conn):
-        q = sa.text("SELECT id, record FROM dataset_versions WHERE id IN (SELECT value FROM json_each(:ids))")
-        blobs = dict(conn.execute(q, {"ids": orjson.dumps(ids).decode()}).all())
+        q = sa.text(select + "v.id IN (SELECT value FROM json_each(:ids))")
+        blobs = {r[0]: (r[1], r[2]) for r in conn.execute(q, {"ids": orjson.dumps(ids).decode()})}
     else:
-        blobs = dict(conn.execute(sa.text("SELECT id, record FROM dataset_versions WHERE id = ANY(:ids)"),
-                                  {"ids": ids}).all())
+        blobs = {r[0]: (r[1], r[2]) for r in conn.execute(sa.text(select + "v.id = ANY(:ids)"), {"ids": ids})}
     order = sorted(latest)
-    unpack = compact.portal_codec(conn, portal_key).unpack
+    packer = compact.portal_codec(conn, portal_key)
     with gc_paused():
-        df = records_frame([_decode(unpack(blobs[latest[sid][1]])) for sid in order])
+        df = records_frame([_decode(compact.version_bytes(packer, *blobs[latest[sid][1]])) for sid in order])
         df["city_key"] = run.city_key
         df["first_seen"] = pd.to_datetime(pd.Series([first.get(sid) for sid in order], dtype=object), utc=True)
         df["data_modified_seen"] = pd.Series([tuple(sorted(seen.get(sid, ()))) for sid in order], dtype=object)

@@ -205,7 +205,7 @@ def save_harvest(engine: Engine, run_id: int, records: Sequence[DatasetRecord], 
         raise
 
 
-Payload = tuple[bytes, bytes]  # a version's compressed record JSON and compressed raw item
+Payload = tuple[bytes, bytes, int | None]  # a version's compressed record JSON and raw item, and its base version
 
 
 @dataclass(frozen=True)
@@ -238,8 +238,17 @@ def _prepare(conn: Connection, run_id: int, records: Sequence[DatasetRecord],
     # A portal's first large write teaches it its dictionaries (codec.train: from these items themselves).
     packer, new = compact.trained(compact.portal_codec(conn, run.portal_key), run_id,
                                   {codec.RAW: raw_todo, codec.RECORD: json_todo})
-    packed = zip(packer.pack_many(codec.RECORD, json_todo), _compress_all(raw_todo, packer), strict=True)
-    return Prepared(packer, new, dict(zip(todo, packed, strict=True)))
+    payloads: dict[int, Payload] = {
+        i: (record, raw, None) for i, record, raw in zip(
+            todo, packer.pack_many(codec.RECORD, json_todo), _compress_all(raw_todo, packer), strict=True)}
+    # A changed dataset is stored against its key version when that is smaller (storage/compact.py).
+    changed = {i: known[1] for i in todo if (known := existing.get(records[i].source_id)) and known[1] is not None}
+    keys = compact.key_versions(conn, packer, changed.values())
+    position = {i: n for n, i in enumerate(todo)}
+    for i, vid in changed.items():
+        if vid in keys:
+            payloads[i] = compact.smaller(payloads[i], json_todo[position[i]], raw_todo[position[i]], keys[vid])
+    return Prepared(packer, new, payloads)
 
 
 def _hash_of(rec: DatasetRecord, raws: Sequence[bytes], i: int) -> str:
@@ -294,9 +303,10 @@ def _save(conn: Connection, run_id: int, records: Sequence[DatasetRecord], raws:
             changed.append(dataset_id)
         if old_version is not None:
             replaced[dataset_id] = old_version
-        record, raw = ready.payloads[i] if i in ready.payloads else _payload(rec, raws[i], ready.codec)
+        record, raw, base = ready.payloads[i] if i in ready.payloads else _payload(rec, raws[i], ready.codec)
         versions.append({"dataset_id": dataset_id, "run_id": run_id, "as_of": as_of, "raw_hash": h,
-                         "data_modified": utc(rec.data_modified), "record": record, "raw": raw})
+                         "data_modified": utc(rec.data_modified), "record": record, "raw": raw,
+                         "base_version": base})
     if versions:  # the frames name the dictionaries this run trained (none when another writer stored it all)
         compact.save_dictionaries(conn, portal_key, ready.dictionaries)
     _bulk_insert(conn, versions_t, versions)
@@ -381,7 +391,7 @@ def rejudge_runs(engine: Engine, portal_key: str) -> int:
 
 def _payload(rec: DatasetRecord, raw: bytes, packer: codec.Codec) -> Payload:
     # `raws` may be lazy (pipeline.harvest): only the items that get a version are read.
-    return packer.pack(codec.RECORD, _record_json(rec)), packer.pack(codec.RAW, raw)
+    return packer.pack(codec.RECORD, _record_json(rec)), packer.pack(codec.RAW, raw), None
 
 
 def _record_json(rec: DatasetRecord) -> bytes:
@@ -485,10 +495,11 @@ def _keep_later_runs_right(conn: Connection, portal_key: str, run_id: int, as_of
                 copies.append({"vid": old_version, "rid": rid, "at": r_as_of})
                 break
     if copies:
-        cols = [v.c.dataset_id, v.c.run_id, v.c.as_of, v.c.raw_hash, v.c.data_modified, v.c.record, v.c.raw]
+        cols = [v.c.dataset_id, v.c.run_id, v.c.as_of, v.c.raw_hash, v.c.data_modified, v.c.record, v.c.raw,
+                v.c.base_version]
         src = sa.select(v.c.dataset_id, sa.bindparam("rid", type_=sa.Integer),
                         sa.bindparam("at", type_=v.c.as_of.type), v.c.raw_hash, v.c.data_modified, v.c.record,
-                        v.c.raw).where(v.c.id == sa.bindparam("vid"))
+                        v.c.raw, v.c.base_version).where(v.c.id == sa.bindparam("vid"))
         conn.execute(sa.insert(v).from_select(cols, src), copies)
     return len(copies)
 

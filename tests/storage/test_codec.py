@@ -43,6 +43,7 @@ def test_evidence_change_keeps_values_and_order():
     assert delta is not None
     assert delta["failing"] == {"set": {"c": "no licence", "f": "no contact", "z": "stale"}, "drop": ["d"],
                                 "at": [1, 9]}
+    assert delta["matches"] == {} and delta["detail"] == {"n": 5.0}  # unchanged: nothing; detail in full
     back = codec.apply_evidence_delta(codec.encode_evidence(delta), base)
     assert back == new and list(back["failing"]) == ["b", "c", "f", "h", *same, "z"]
 

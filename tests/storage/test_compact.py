@@ -48,7 +48,8 @@ def test_an_unchanged_scoring_stores_an_empty_change_against_the_base(engine):
     first = {"freshness": Score(value=0.0, numerator=0, denominator=1_000, failing=failing)}
     storage.save_scores(engine, "chicago", day("2022-06-08"), first, NO_ROLLUP, criterion_of=CRITERION_OF)
     storage.save_scores(engine, "chicago", day("2022-06-15"), first, NO_ROLLUP, criterion_of=CRITERION_OF)
-    # a flagged scoring whose evidence differs entirely never becomes a base: stored in full, outside the bases
+    # a flagged scoring never becomes a base: its change, or its evidence in full when smaller (here: 2 entries
+    # in full against 1,000 dropped)
     other = {"freshness": Score(value=0.0, numerator=0, denominator=5, failing={"x": "stale", "y": "stale"})}
     storage.save_scores(engine, "chicago", day("2022-06-22"), other, NO_ROLLUP, criterion_of=CRITERION_OF,
                         flag="partial")
@@ -56,14 +57,22 @@ def test_an_unchanged_scoring_stores_an_empty_change_against_the_base(engine):
         rows = conn.execute(sa.text("SELECT as_of, failing, evidence_base FROM scores ORDER BY as_of")).all()
         bases = conn.execute(sa.text("SELECT COUNT(*) FROM evidence_bases")).scalar()
     assert bases == 1 and rows[0].evidence_base == rows[1].evidence_base is not None and rows[2].evidence_base is None
-    unchanged = codec.encode_evidence({"failing": {"set": {}, "drop": [], "at": []},
-                                       "matches": {"set": {}, "drop": [], "at": []}, "detail": {}})
+    unchanged = codec.encode_evidence({"failing": {}, "matches": {}, "detail": {}})
     assert rows[0].failing == rows[1].failing == unchanged
     as_of, ev = storage.score_evidence(engine, "chicago", "freshness")
     assert as_of == day("2022-06-15") and ev == {"failing": failing, "matches": {}, "detail": {}}
     assert list(ev["failing"]) == list(failing)
+    assert storage.score_evidence(engine, "chicago", "freshness", day("2022-06-22")) == (day("2022-06-15"), ev)
     flagged = orjson.loads(codec.unpack(rows[2].failing))
     assert flagged == {"failing": {"x": "stale", "y": "stale"}, "matches": {}, "detail": {}}
+    # a flagged scoring close to the base stores its change: one id dropped
+    near = {"freshness": Score(value=0.0, numerator=0, denominator=999, failing=dict(list(failing.items())[1:]))}
+    storage.save_scores(engine, "chicago", day("2022-06-29"), near, NO_ROLLUP, criterion_of=CRITERION_OF,
+                        flag="partial")
+    with engine.connect() as conn:
+        last = conn.execute(sa.text("SELECT failing, evidence_base FROM scores ORDER BY id DESC LIMIT 1")).one()
+    assert last.evidence_base == rows[0].evidence_base
+    assert orjson.loads(codec.unpack(last.failing))["failing"] == {"drop": ["id-0000"]}
 
 
 def test_migration_converts_a_database_of_the_previous_head(db_url):
@@ -150,3 +159,25 @@ def _write_previous_head(conn, snaps, evidence) -> None:
         conn.execute(_sql("INSERT INTO scores (city_key, as_of, criterion, indicator, value, failing) "
                              "VALUES ('chicago', :t, 'DM4', 'freshness', 50, :f)"),
                      {"t": snap.as_of, "f": zlib.compress(orjson.dumps(evidence))})
+
+
+def test_a_changed_dataset_is_stored_against_its_key_version(engine):
+    """Every version of 06-15 that changes a dataset of 06-08 names that dataset's 06-08 version (a key version)
+    as its base, and its raw item reads back as the bytes the connector gave."""
+    first, second = chicago_snapshot("2022-06-08"), chicago_snapshot("2022-06-15")
+    save(engine, first)
+    run = save(engine, second).run_id
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT d.source_id, v.raw, v.base_version, k.raw AS key_raw, k.run_id AS key_run, k.base_version AS kb,"
+            " k.dataset_id = v.dataset_id AS same FROM dataset_versions v JOIN datasets d ON d.id = v.dataset_id"
+            " LEFT JOIN dataset_versions k ON k.id = v.base_version WHERE v.run_id = :r"), {"r": run}).all()
+        packer = compact.portal_codec(conn, CHICAGO.key)
+    before = {r.source_id: r.raw_hash for r in first.records}
+    changed = {r.source_id for r in second.records if r.source_id in before and before[r.source_id] != r.raw_hash}
+    against = [r for r in rows if r.base_version is not None]
+    assert changed and {r.source_id for r in against} <= changed
+    assert len(against) >= 0.9 * len(changed)  # a weekly change is small: nearly all are stored as changes
+    assert all(r.kb is None and r.same and r.key_run != run for r in against)
+    raws = _unique(second)
+    assert all(compact.version_bytes(packer, r.raw, r.key_raw) == raws[r.source_id] for r in rows)

@@ -2,7 +2,8 @@
 
 Converts a database in place (storage/codec.py holds the encodings): every version's record (text) and raw
 (zlib) become zstd frames, with a dictionary per portal and field learned from its first versions
-(`codec_dictionaries`); every run's members (zlib of the full list) become a change against a base run
+(`codec_dictionaries`), each a key version (`dataset_versions.base_version` NULL: new writes store a changed
+dataset against its key version); every run's members (zlib of the full list) become a change against a base run
 (`harvest_runs.members_base`), and every score's evidence (zlib JSON) a change against a base
 (`evidence_bases`, `scores.evidence_base`), by the rules a new write follows. Downgrade converts back.
 
@@ -66,6 +67,9 @@ def upgrade() -> None:
     with op.batch_alter_table('dataset_versions', schema=None) as batch_op:
         batch_op.alter_column('record', existing_type=sa.Text(), type_=sa.LargeBinary(),
                               postgresql_using="convert_to(record, 'UTF8')")
+        batch_op.add_column(sa.Column('base_version', sa.Integer(), nullable=True))
+        batch_op.create_foreign_key(batch_op.f('fk_dataset_versions_base_version_dataset_versions'),
+                                    'dataset_versions', ['base_version'], ['id'])
     conn = op.get_bind()
     _compact_versions(conn)
     _compact_members(conn)
@@ -78,6 +82,8 @@ def downgrade() -> None:
     _expand_members(conn)
     _expand_evidence(conn)
     with op.batch_alter_table('dataset_versions', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('fk_dataset_versions_base_version_dataset_versions'), type_='foreignkey')
+        batch_op.drop_column('base_version')
         batch_op.alter_column('record', existing_type=sa.LargeBinary(), type_=sa.Text(),
                               postgresql_using="convert_from(record, 'UTF8')")
     with op.batch_alter_table('scores', schema=None) as batch_op:
@@ -142,13 +148,28 @@ def _portal_codec(conn: sa.Connection, portal: str) -> codec.Codec:
     return codec.Codec({r.id: bytes(r.data) for r in rows}, {r.field: r.id for r in rows})
 
 
+def _read(packer: codec.Codec, blob: Any, key: Any) -> bytes:
+    return packer.unpack(bytes(blob)) if key is None else codec.unpack_against(bytes(blob), packer.unpack(bytes(key)))
+
+
+_EXPAND_VERSIONS = ("SELECT v.id, v.record, v.raw, k.record AS key_record, k.raw AS key_raw"
+                    " FROM dataset_versions v JOIN datasets d ON d.id = v.dataset_id"
+                    " LEFT JOIN dataset_versions k ON k.id = v.base_version"
+                    " WHERE d.portal_key = :portal AND v.id > :after ORDER BY v.id LIMIT :n")
+
+
 def _expand_versions(conn: sa.Connection) -> None:
+    """Versions stored against a key version first (their keys are still frames), then the key versions."""
     for (portal,) in conn.execute(sa.text("SELECT key FROM portals ORDER BY key")).all():
         packer = _portal_codec(conn, portal)
-        for rows in _batches(conn, _PORTAL_VERSIONS, portal=portal):
-            conn.execute(sa.text("UPDATE dataset_versions SET record = :record, raw = :raw WHERE id = :id"), [
-                {"id": r.id, "record": packer.unpack(bytes(r.record)),
-                 "raw": None if r.raw is None else zlib.compress(packer.unpack(bytes(r.raw)), 1)} for r in rows])
+        for keys_too in (False, True):
+            for rows in _batches(conn, _EXPAND_VERSIONS, portal=portal):
+                updates = [{"id": r.id, "record": _read(packer, r.record, r.key_record),
+                            "raw": None if r.raw is None else zlib.compress(_read(packer, r.raw, r.key_raw), 1)}
+                           for r in rows if (r.key_record is None) == keys_too]
+                if updates:
+                    conn.execute(sa.text("UPDATE dataset_versions SET record = :record, raw = :raw WHERE id = :id"),
+                                 updates)
 
 
 _RUNS = ("SELECT id, portal_key, status, members, members_base FROM harvest_runs WHERE id > :after"
@@ -211,10 +232,13 @@ def _compact_evidence(conn: sa.Connection) -> None:
             evidence = orjson.loads(zlib.decompress(r.failing))
             key = (r.city_key, r.indicator)
             known = bases.get(key)
-            delta = None if known is None else codec.evidence_delta(evidence, known[1])
+            delta = None if known is None else codec.evidence_delta(evidence, known[1], any_size=r.flag is not None)
             if known is not None and (delta is not None or r.flag is not None):
-                updates.append({"id": r.id, "failing": codec.encode_evidence(evidence if delta is None else delta),
-                                "base": None if delta is None else known[0]})
+                full, change = codec.encode_evidence(evidence), None if delta is None else codec.encode_evidence(delta)
+                if change is None or (r.flag is not None and len(full) <= len(change)):
+                    updates.append({"id": r.id, "failing": full, "base": None})  # as compact.encode_evidence
+                else:
+                    updates.append({"id": r.id, "failing": change, "base": known[0]})
                 continue
             base_id = conn.execute(sa.text("INSERT INTO evidence_bases (city_key, indicator, evidence)"
                                            " VALUES (:c, :i, :e) RETURNING id"),
