@@ -1,6 +1,7 @@
 """Schema migrations, run programmatically: `upgrade(url)` works from any cwd and after `pip install -e .`."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -21,6 +22,15 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at `url` to the newest schema (Alembic `upgrade head`)."""
+    _migrate(url, command.upgrade, revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Take the database at `url` back to `revision` (Alembic `downgrade`; the migrations convert data back)."""
+    _migrate(url, command.downgrade, revision)
+
+
+def _migrate(url: str, step: Callable[[Config, str], None], revision: str) -> None:
     cfg = alembic_config(url)
     with open_db(url).connect() as conn:
         # SQLite: a batch migration rebuilds a table (drop and recreate); with foreign keys on, dropping
@@ -32,7 +42,7 @@ def upgrade(url: str, revision: str = "head") -> None:
         try:
             with conn.begin():
                 cfg.attributes["connection"] = conn
-                command.upgrade(cfg, revision)
+                step(cfg, revision)
         finally:
             if raw is not None:
                 raw.execute("PRAGMA foreign_keys=ON")

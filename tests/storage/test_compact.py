@@ -181,3 +181,44 @@ def test_a_changed_dataset_is_stored_against_its_key_version(engine):
     assert all(r.kb is None and r.same and r.key_run != run for r in against)
     raws = _unique(second)
     assert all(compact.version_bytes(packer, r.raw, r.key_raw) == raws[r.source_id] for r in rows)
+
+
+def test_downgrade_writes_the_previous_formats_and_upgrade_reads_them_again(db_url):
+    """Runs stored as changes, versions against key versions and evidence against a base go back to the previous
+    head's formats (zlib raw and members, text record, zlib evidence) and forward again, reading the same."""
+    from storage.migrate import downgrade
+    from storage.migrate import upgrade as upgrade_to
+
+    upgrade_to(db_url)
+    engine = storage.open_db(db_url)
+    storage.sync_config(engine, SETTINGS)
+    snaps = [chicago_snapshot(d) for d in ("2022-06-08", "2022-06-15")]
+    for snap in snaps:
+        save(engine, snap)
+    failing = {f"id-{i:04d}": "no licence" for i in range(10)}
+    for d in ("2022-06-08", "2022-06-15"):
+        storage.save_scores(engine, "chicago", day(d), {"freshness": Score(value=0.0, numerator=0, denominator=10,
+                                                                            failing=failing)},
+                            NO_ROLLUP, criterion_of=CRITERION_OF)
+    catalog = storage.catalog(engine, CHICAGO.key)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM dataset_versions WHERE base_version IS NOT NULL")).scalar()
+    downgrade(db_url, "0002_item_errors")
+    with engine.connect() as conn:
+        members = [zlib.decompress(m).decode().split("\n")
+                   for m in conn.execute(sa.text("SELECT members FROM harvest_runs ORDER BY id")).scalars()]
+        versions = conn.execute(sa.text("SELECT d.source_id, v.record, v.raw FROM dataset_versions v "
+                                        "JOIN datasets d ON d.id = v.dataset_id WHERE v.run_id = 2")).all()
+        evidence = [orjson.loads(zlib.decompress(f)) for f in conn.execute(sa.text(
+            "SELECT failing FROM scores ORDER BY as_of")).scalars()]
+    assert members == [sorted(_unique(s)) for s in snaps]
+    second = _unique(snaps[1])
+    assert versions and all(zlib.decompress(raw) == second[sid] for sid, _, raw in versions)
+    records = {r.source_id: r for r in snaps[1].records}
+    assert all(orjson.loads(rec)["title"] == records[sid].title for sid, rec, _ in versions)
+    assert evidence == [{"failing": failing, "matches": {}, "detail": {}}] * 2
+    upgrade_to(db_url)
+    storage.dispose(db_url)
+    engine = storage.open_db(db_url)
+    pd.testing.assert_frame_equal(storage.catalog(engine, CHICAGO.key), catalog)
+    storage.dispose(db_url)
