@@ -31,7 +31,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+# The project root first; benchmarks/ last (its storage.py must not shadow the package; scale_portal is imported
+# from it, also by the portal's spawned child, which runs this module-level code again).
+sys.path[:] = ([str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+               + [str(ROOT / "benchmarks")])
 # ../shared beside the project (a checkout) or beside its work-tree folder (a git worktree under wt/)
 SHARED = next((p for p in (ROOT.parent / "shared", ROOT.parents[1] / "shared") if p.is_dir()), ROOT.parent / "shared")
 HISTORY = SHARED / "fixtures" / "socrata_scrape_2022" / "history"
@@ -124,7 +127,6 @@ def demo(args: argparse.Namespace) -> None:
 
 
 def scale(args: argparse.Namespace) -> None:
-    sys.path.append(str(ROOT / "benchmarks"))  # after the project root: benchmarks/storage.py is no package
     from scale_portal import ScalePortal
 
     from maturity import pipeline
