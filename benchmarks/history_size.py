@@ -68,8 +68,9 @@ def report(title: str, engine: Any, source_bytes: int, extra: str = "") -> tuple
     print(f"\n{title}")
     for name, size in sizes.items():
         print(f"  {name:24s} {size / 1e6:10.2f} MB")
-    print(f"  database {total / 1e6:.2f} MB; gzip'd source {source_bytes / 1e6:.2f} MB; "
-          f"ratio {total / source_bytes:.2f}{extra}")
+    tables = sum(sizes.values())
+    print(f"  database {total / 1e6:.2f} MB (its tables {tables / 1e6:.2f} MB); gzip'd source "
+          f"{source_bytes / 1e6:.2f} MB; ratio {total / source_bytes:.2f} (tables {tables / source_bytes:.2f}){extra}")
     return sizes, total
 
 
@@ -85,7 +86,7 @@ def history(args: argparse.Namespace) -> None:
     from maturity import pipeline
     from maturity.settings import CityConfig, PortalConfig, Settings
 
-    folders = sorted(p for p in HISTORY.iterdir() if p.is_dir())
+    folders = sorted(p for p in (args.history or HISTORY).iterdir() if p.is_dir())
     # keys as a config names them ("chicago", "chicago-socrata"), not the domain: they are in every row and index
     keys = {f.name: f.name.split(".")[1].removeprefix("cityof").removesuffix("-oh").removesuffix("tn")
             for f in folders}
@@ -181,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--url", help="database URL (default: a fresh SQLite file under /tmp)")
     ap.add_argument("--kind", default="socrata", choices=("socrata", "ckan"))
     ap.add_argument("--n", type=int, default=30_000)
+    ap.add_argument("--history", type=Path, help=f"history: the folder of per-domain snapshot folders ({HISTORY})")
     args = ap.parse_args(argv)
     {"history": history, "demo": demo, "scale": scale}[args.what](args)
 

@@ -3,14 +3,15 @@
 `storage.writes` encodes, `storage.queries` decodes; the SQL that finds a delta's base lives beside them
 (`storage.members` for runs, `save_scores`/`score_evidence` for evidence). Three kinds of bytes:
 
-- **Versions** (`dataset_versions.record`, `.raw`): zstd frames. A portal's first large write trains a zstd
-  dictionary per field from its own items (`train`); frames then name that dictionary in their header, so a
-  frame carries what it needs to be read (`Codec.unpack`). Per-item compression alone cannot see what items
-  share (keys, vocabulary, the portal's boilerplate); a dictionary learned from the same portal can. Measured
-  on the 4,788 versions of the 10-city 8-week history (19.4 MB raw, 10.8 MB record JSON): zlib-1 raw + text
-  record 18.3 MB; zstd-3 without dictionary 12.4 MB; with one dictionary per kind trained on 288 other
-  cities 7.9 MB; with a 64 KB dictionary per portal and field (dictionaries counted) 6.6 MB, 0.4 s CPU to
-  compress; level 19 saves 13% more for 50x the CPU, so level 3.
+- **Versions** (`dataset_versions.record`, `.raw`): zstd frames. A portal's first write of at least
+  DICT_MIN_ITEMS items trains a zstd dictionary per field from its own items (`train`); key versions' frames
+  name that dictionary in their header, so a frame carries what it needs to be read (`Codec.unpack`). Per-item
+  compression alone cannot see what items share (keys, vocabulary, the portal's boilerplate); a dictionary
+  learned from the same portal can. A changed dataset is a frame against its key version (`pack_against`).
+  Measured on the 4,788 versions of the 10-city 8-week history (19.4 MB raw, 10.8 MB record JSON): zlib-1 raw
+  + text record (the previous head) 18.3 MB; zstd-3 without dictionary 12.4 MB; one dictionary per kind
+  trained on 288 other cities 7.9 MB; a dictionary per portal and field 6.6 MB (dictionaries counted); and the
+  1,725 changed versions against their key versions: 0.61 MB instead of 2.44 MB.
 - **Members** (`harvest_runs.members`): a run's sorted ids, either in full (a base) or as the ids added and
   dropped against a base run's full list (`ids_delta` / `apply_ids_delta`). An unchanged run stores an empty
   change: a few bytes whatever the catalog size.
