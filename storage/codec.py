@@ -85,8 +85,8 @@ class Codec:
         self.dictionaries = dict(dictionaries or {})
         self.current = dict(current or {})
         self._dicts = {i: zstd.ZstdCompressionDict(b) for i, b in self.dictionaries.items()}
-        for i in self.current.values():  # digested once, not per frame: 31 instead of 43 us a Socrata item
-            self._dicts[i].precompute_compress(level=LEVEL)
+        self._digested: set[int] = set()
+        self._lock = threading.Lock()
         self._decompressors: dict[int, zstd.ZstdDecompressor] = {}
         self._local = threading.local()
 
@@ -101,6 +101,11 @@ class Codec:
         c = made.get(field)
         if c is None:
             dict_id = self.current.get(field)
+            if dict_id is not None:
+                with self._lock:  # digested once for every thread, on first use (readers never pay it)
+                    if dict_id not in self._digested:
+                        self._dicts[dict_id].precompute_compress(level=LEVEL)  # 31 instead of 43 us an item
+                        self._digested.add(dict_id)
             c = made[field] = zstd.ZstdCompressor(level=LEVEL, write_checksum=False, write_content_size=True,
                                                   dict_data=None if dict_id is None else self._dicts[dict_id])
         return c

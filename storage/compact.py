@@ -163,9 +163,9 @@ def encode_evidence(conn: Connection, city_key: str, indicator: str, evidence: M
             return {"failing": codec.encode_evidence(delta), "evidence_base": known[0]}
     base_id = conn.execute(sa.insert(evidence_bases_t).returning(evidence_bases_t.c.id), {
         "city_key": city_key, "indicator": indicator, "evidence": codec.encode_evidence(evidence)}).scalar_one()
-    full = dict(evidence)
-    bases[indicator] = (base_id, full)
-    return {"failing": codec.encode_evidence(codec.evidence_delta(full, full) or {}), "evidence_base": base_id}
+    whole = dict(evidence)
+    bases[indicator] = (base_id, whole)
+    return {"failing": codec.encode_evidence(codec.evidence_delta(whole, whole) or {}), "evidence_base": base_id}
 
 
 def decode_evidence(failing: bytes | None, base: bytes | None) -> dict[str, Any]:
