@@ -213,7 +213,7 @@ class Prepared:
     """What `_prepare` built outside the write lock: the portal's codec (with any dictionary this run trained),
     the dictionary rows to insert with the run, and the payloads of the items that looked new or changed."""
 
-    codec: codec.Codec
+    packer: codec.Codec
     dictionaries: list[dict[str, Any]]
     payloads: dict[int, Payload]
 
@@ -303,7 +303,7 @@ def _save(conn: Connection, run_id: int, records: Sequence[DatasetRecord], raws:
             changed.append(dataset_id)
         if old_version is not None:
             replaced[dataset_id] = old_version
-        record, raw, base = ready.payloads[i] if i in ready.payloads else _payload(rec, raws[i], ready.codec)
+        record, raw, base = ready.payloads[i] if i in ready.payloads else _payload(rec, raws[i], ready.packer)
         versions.append({"dataset_id": dataset_id, "run_id": run_id, "as_of": as_of, "raw_hash": h,
                          "data_modified": utc(rec.data_modified), "record": record, "raw": raw,
                          "base_version": base})
