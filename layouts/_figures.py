@@ -351,7 +351,22 @@ def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame, titles: Mapping[str
     fig.update_yaxes(autorange="reversed", type="category", tickvals=criteria,
                      ticktext=[plot_text(criterion_label(c, titles or {}, width=LABEL_CHARS)) for c in criteria])
     fig.update_xaxes(side="top", type="category")
-    return _base_layout(fig, height=max(260, 34 * len(criteria) + 120))
+    _base_layout(fig, height=max(260, 34 * len(criteria) + 120))
+    # room for the criterion labels and the city names up front: automargin then finds nothing to widen and
+    # plotly draws the matrix once instead of twice (about half its first-draw time, measured in Chromium)
+    return fig.update_layout(margin=dict(l=label_room(fig.layout.yaxis.ticktext), t=TOP_LABEL_PX))
+
+
+# The width of FONT's text, per character, at its widest in Chromium (34 characters of criterion label took
+# 276 px); an estimate only: automargin still widens a margin a label needs more of (at the cost of a second
+# draw), so a wrong guess costs a little speed or a few pixels of space, never a cut label.
+CHAR_PX = 8.2
+TOP_LABEL_PX = 36  # one line of FONT above the plot (automargin grows it where the names tilt, on a phone)
+
+
+def label_room(labels: Iterable[str] | None) -> int:
+    """Pixels of margin for the longest of `labels` beside an axis (FONT; CHAR_PX per character, plus the gap)."""
+    return math.ceil(max((len(t) for t in labels or ()), default=0) * CHAR_PX) + 10
 
 
 LABEL_CHARS = 34  # a criterion label on an axis: id and the start of its name, the whole name in the hover
