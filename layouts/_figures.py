@@ -42,8 +42,12 @@ def _base_layout(fig: go.Figure, *, height: int | None = None, title: str | None
     fig.update_layout(template="none", font=FONT, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
                       height=height, title=dict(text=title, x=0, xanchor="left") if title else None,
                       plot_bgcolor="white", paper_bgcolor="white", colorway=list(SERIES_COLORS))
-    fig.update_xaxes(gridcolor=GRID, zeroline=False, automargin=True, linecolor=GRID)
-    fig.update_yaxes(gridcolor=GRID, zeroline=False, automargin=True, linecolor=GRID)
+    # ticklabeloverflow "allow": automargin already makes room for the labels; the default ("hide past div" on
+    # date and number axes) measures every tick label's box again after each draw (~25-100 ms of a city page's
+    # history chart in a Chrome profile)
+    axes = dict(gridcolor=GRID, zeroline=False, automargin=True, linecolor=GRID, ticklabeloverflow="allow")
+    fig.update_xaxes(**axes)
+    fig.update_yaxes(**axes)
     return fig
 
 
@@ -347,7 +351,22 @@ def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame, titles: Mapping[str
     fig.update_yaxes(autorange="reversed", type="category", tickvals=criteria,
                      ticktext=[plot_text(criterion_label(c, titles or {}, width=LABEL_CHARS)) for c in criteria])
     fig.update_xaxes(side="top", type="category")
-    return _base_layout(fig, height=max(260, 34 * len(criteria) + 120))
+    _base_layout(fig, height=max(260, 34 * len(criteria) + 120))
+    # room for the criterion labels and the city names up front: automargin then finds nothing to widen and
+    # plotly draws the matrix once instead of twice (about half its first-draw time, measured in Chromium)
+    return fig.update_layout(margin=dict(l=label_room(fig.layout.yaxis.ticktext), t=TOP_LABEL_PX))
+
+
+# The width of FONT's text, per character, at its widest in Chromium (34 characters of criterion label took
+# 276 px); an estimate only: automargin still widens a margin a label needs more of (at the cost of a second
+# draw), so a wrong guess costs a little speed or a few pixels of space, never a cut label.
+CHAR_PX = 8.2
+TOP_LABEL_PX = 36  # one line of FONT above the plot (automargin grows it where the names tilt, on a phone)
+
+
+def label_room(labels: Iterable[str] | None) -> int:
+    """Pixels of margin for the longest of `labels` beside an axis (FONT; CHAR_PX per character, plus the gap)."""
+    return math.ceil(max((len(t) for t in labels or ()), default=0) * CHAR_PX) + 10
 
 
 LABEL_CHARS = 34  # a criterion label on an axis: id and the start of its name, the whole name in the hover
@@ -756,10 +775,12 @@ def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequ
         x0, y1 = colno * (w + gap_x), 1 - row * (h + gap_y)
         suffix = "" if j == 0 else str(j + 1)
         layout[f"xaxis{suffix}"] = {"domain": [x0, x0 + w], "anchor": f"y{suffix}", "gridcolor": GRID,
+                                    "ticklabeloverflow": "allow",  # as in _base_layout: no second measuring
                                     "nticks": 4, "tickangle": 0,  # years stay level, also in narrow panels
                                     "showticklabels": row == nrows - 1 or j + ncols >= len(criteria),
                                     **({"matches": "x"} if j else {})}
         layout[f"yaxis{suffix}"] = {"domain": [y1 - h, y1], "anchor": f"x{suffix}", "range": [-2, 102],
+                                    "ticklabeloverflow": "allow",
                                     "gridcolor": GRID, "showticklabels": colno == 0}
         label = plot_text(criterion_label(c, titles or {}, width=46))
         layout["annotations"].append({"text": label, "x": x0 + w / 2, "y": y1, "xref": "paper", "yref": "paper",
@@ -805,7 +826,12 @@ def compare_profile(latest: pd.DataFrame, cities: pd.DataFrame, city_keys: Seque
     # the legend above the bars (Plotly widens the top margin for it, however many lines it wraps to on a
     # phone), clear of the two-line criterion labels below; the page heads the chart ("Latest profile")
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
-    return _base_layout(fig, height=400)
+    _base_layout(fig, height=400)
+    # a little more than the margins automargin settles on at desktop widths (Chromium: 54, 12-22, 46, 47 px for
+    # the 0-100 ticks and their title, the last criterion label, one line of legend, the two-line labels),
+    # reserved so plotly's first draw is its last: the second draw was about half this chart's first-draw CPU
+    # time (92-112 -> 56-58 ms a draw, median). A phone's wrapped legend still widens the top.
+    return fig.update_layout(margin=dict(l=60, r=24, t=50, b=50))
 
 
 def overall_gap_row(latest: pd.DataFrame, city_keys: Sequence[str]) -> pd.DataFrame:

@@ -105,6 +105,7 @@ def create_app(settings: Settings, *, url: str | None = None, warm: bool = True)
     from layouts import _print
 
     _print.register(server)  # /print/city/<key>: the printable city page (the export report's template)
+    _serve_plotlyjs(app)
 
     @server.route("/health")
     def health() -> flask.Response:
@@ -145,6 +146,32 @@ def _load_pages() -> None:
         page = dash.page_registry.get(name)
         if page is not None and not page.get("supplied_layout"):
             page["layout"] = module.layout
+
+
+# where dcc.Graph asks for plotly.js when the app serves its scripts itself (serve_locally): Dash's renderer
+# sets this address (window._dashPlotlyJSURL) and the graph component loads it the first time a graph mounts
+PLOTLYJS_PATH = "_dash-component-suites/plotly/package_data/plotly.min.js"
+
+
+def _serve_plotlyjs(app: dash.Dash) -> None:
+    """Answer the graphs' request for plotly.js with the cartesian bundle (maturity/plotlyjs.py), when fetched.
+
+    A route of its own at the exact address: werkzeug matches it before Dash's `<package>/<path>` route, so
+    the full bundle is neither read nor sent. Pages without a graph load no plotly.js at all, as before.
+    """
+    from maturity import plotlyjs
+
+    bundle = plotlyjs.installed()
+    if bundle is None:
+        log.info("event=plotlyjs bundle=full reason=cartesian bundle not fetched (python -m maturity.plotlyjs)")
+        return
+
+    def cartesian_plotlyjs() -> flask.Response:
+        # revalidated by ETag on every visit, as Dash serves its unfingerprinted scripts
+        return flask.send_file(bundle, mimetype="text/javascript", conditional=True, etag=True, max_age=None)
+
+    app.server.add_url_rule(app.config.routes_pathname_prefix + PLOTLYJS_PATH, "cartesian_plotlyjs",
+                            cartesian_plotlyjs)
 
 
 def _marker_or_none(storage: ModuleType, server: flask.Flask) -> Any:
