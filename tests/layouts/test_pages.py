@@ -201,6 +201,37 @@ def test_old_data_banner_after_two_missed_schedule_intervals(client, layout_db, 
     assert "(2 days ago)" in text_of(by_id(summary(), "city-stale"))
 
 
+def test_the_demo_gets_one_note_instead_of_an_old_data_warning_per_city(client, layout_db, monkeypatch):
+    """A portal whose latest complete run is a snapshot of the bundled demo (same portal, same as_of as the
+    manifest's) is old because it is the demo: one "Demo data" note names when it was recorded; every other portal
+    keeps the old-data warning (a real deployment whose harvests stopped)."""
+    from layouts import _components as ui
+
+    with client.application.test_request_context("/"):
+        real = ui.demo_snapshots()  # the real bundle's manifest: Chicago's Socrata catalog recorded on 2022-06-08
+    assert ("chicago-socrata", pd.Timestamp("2022-06-08 23:59:59", tz="UTC")) in real
+    assert all(k.endswith(("-socrata", "-dcat")) for k, _ in real)
+    # the test cities' portals are not in the bundle: all four are old data
+    overview = call(client, "ov-body", {"live-marker.data": marker(layout_db)}).json["response"]["ov-body"]
+    assert not [c for c in overview["children"]
+                if isinstance(c, dict) and c["props"].get("id") == "ov-stale-demo"]
+    # as if Chicago's and Minneapolis' latest runs (2020-08-12 and 08-25, 06:00) were the demo's recordings
+    recorded = {("chicago-dcat", pd.Timestamp("2020-08-12 06:00", tz="UTC")),
+                ("minneapolis-dcat", pd.Timestamp("2020-08-25 06:00", tz="UTC"))}
+    monkeypatch.setattr(ui, "demo_snapshots", lambda: recorded)
+    overview = call(client, "ov-body", {"live-marker.data": marker(layout_db)}).json["response"]["ov-body"]
+    note = " ".join(text_of(by_id(overview["children"], "ov-stale-demo")).split())
+    assert note.startswith("Demo data: 2 cities show the bundled demo, real catalogs recorded between 2020-08-12 "
+                           "and 2020-08-25")
+    warning = text_of(by_id(overview["children"], "ov-stale"))
+    assert "Indianapolis, IN" in warning and "Philadelphia, PA" in warning
+    assert "Chicago" not in warning and "Minneapolis" not in warning
+    r = call(client, "city-summary", {"live-marker.data": marker(layout_db), "city-key.data": "chicago"})
+    children = r.json["response"]["city-summary"]["children"]
+    assert "recorded on 2020-08-12" in text_of(by_id(children, "city-stale-demo"))
+    assert not [c for c in children if isinstance(c, dict) and c["props"].get("id") == "city-stale"]
+
+
 def test_city_page_lists_data_json_schema_errors_per_dataset(tmp_path):
     """Chicago's real 2020 data.json, checked by the real validator (connectors.dcat.validate) and stored with
     its run as a harvest stores it: the city page lists every dataset the check names, with its messages."""
