@@ -450,6 +450,9 @@ def sparkline(series: pd.DataFrame, *, color: str = "#0072B2") -> dict:
     }
 
 
+INSET = 4  # px: a sparkline's points stay this far from its edges (a circle of radius 2.5 and its stroke fit)
+
+
 def sparkline_svg(series: pd.DataFrame, *, color: str = "#0072B2", width: int = 160, height: int = 40,
                   flagged: pd.DataFrame | None = None) -> str:
     """The same tiny line as `sparkline`, as an SVG data URI for an <img>: no Plotly graph per card.
@@ -470,7 +473,9 @@ def sparkline_svg(series: pd.DataFrame, *, color: str = "#0072B2", width: int = 
         single = len(everything) == 1
 
         def xy(x: int, v: float) -> tuple[float, float]:
-            return (x - t0) / span * (width - 4) + 2 if not single else width / 2, height - 2 - v / 100 * (height - 4)
+            # INSET px clear of every edge, so a point's circle at the first or last time (or at 0 / 100) is whole
+            return ((x - t0) / span * (width - 2 * INSET) + INSET if not single else width / 2,
+                    height - INSET - v / 100 * (height - 2 * INSET))
 
         pts = [xy(x, float(v)) for x, v in zip(t, s["value"], strict=True)]
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)

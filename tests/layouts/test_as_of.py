@@ -82,9 +82,10 @@ def test_sparkline_draws_flagged_scores_as_hollow_points_off_the_line():
     series = pd.DataFrame({"as_of": [T("2024-01-01"), T("2024-03-01")], "value": [0.0, 100.0]})
     flagged = pd.DataFrame({"as_of": [T("2024-02-01")], "value": [50.0], "flag": ["partial"]})
     svg = unquote(fig.sparkline_svg(series, width=104, height=44, flagged=flagged))
-    # the line has the two complete runs only; x spans 01-01..03-01 (60 days) over 100 px, from 2: 02-01 is day 31
-    assert "points='2.0,42.0 102.0,2.0'" in svg
-    assert f"<circle class='flagged' cx='{2 + 31 / 60 * 100:.1f}' cy='22.0' r='2.5' fill='white'" in svg
+    # the line has the two complete runs only; x spans 01-01..03-01 (60 days) over 96 px from 4 (fig.INSET):
+    # 02-01 is day 31
+    assert "points='4.0,40.0 100.0,4.0'" in svg
+    assert f"<circle class='flagged' cx='{4 + 31 / 60 * 96:.1f}' cy='22.0' r='2.5' fill='white'" in svg
     assert "class='flagged'" not in unquote(fig.sparkline_svg(series, width=104, height=44))
 
 
