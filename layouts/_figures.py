@@ -493,6 +493,7 @@ def sparkline_svg(series: pd.DataFrame, *, color: str = "#0072B2", width: int = 
 
 
 FLAGGED_HOVER = "{flag} crawl: not counted"  # the hover of a flagged score's hollow marker
+FLAGGED_LEGEND = "○ partial or empty crawl: not counted"
 
 
 def criterion_history(history: pd.DataFrame, criterion: str, *, titles: Mapping[str, str] | None = None,
@@ -541,9 +542,11 @@ def _flagged_markers(fig: go.Figure, marked: pd.DataFrame | None, indicator: str
     s = marked[marked["indicator"] == indicator].sort_values("as_of") if marked is not None else None
     if s is None or s.empty:
         return
+    # one legend entry says what every hollow marker is (the first drawn); the hover names the series
+    first = not any(t.mode == "markers" for t in fig.data)
     fig.add_trace(go.Scatter(
-        x=s["as_of"], y=s["value"], mode="markers", name=f"{name}: partial crawl", legendgroup=indicator,
-        showlegend=False, marker=dict(symbol="circle-open", size=size, color=color, line=dict(width=2)),
+        x=s["as_of"], y=s["value"], mode="markers", name=FLAGGED_LEGEND, legendgroup="flagged",
+        showlegend=first, marker=dict(symbol="circle-open", size=size, color=color, line=dict(width=2)),
         customdata=[FLAGGED_HOVER.format(flag=f or "partial") for f in s["flag"]],
         hovertemplate="%{x|%Y-%m-%d}: %{y:.0f}, %{customdata}<extra>" + plot_text(name) + "</extra>"))
 

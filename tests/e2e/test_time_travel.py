@@ -123,10 +123,13 @@ def test_partial_crawl_scores_are_hollow_points_off_the_lines(page, live_url, er
     settle(page)
     # the traces as Plotly drew them (_fullData: arrays decoded from the figure's binary form)
     traces = page.evaluate("""() => document.querySelector('#city-history .js-plotly-plot')._fullData.map(t => ({
-        name: t.name, mode: t.mode, x: Array.from(t.x, String), y: Array.from(t.y),
+        name: t.name, mode: t.mode, x: Array.from(t.x, String), y: Array.from(t.y), legend: t.showlegend,
+        hovertemplate: t.hovertemplate,
         symbol: (t.marker || {}).symbol, hover: t.customdata ? Array.from(t.customdata) : null}))""")
     line = next(t for t in traces if t["name"] == "DM4 (criterion)")
-    hollow = next(t for t in traces if t["name"] == "DM4 (criterion): partial crawl")
+    hollow = next(t for t in traces if t["mode"] == "markers" and "DM4 (criterion)" in t["hovertemplate"])
+    # one legend entry for every hollow marker
+    assert [t["name"] for t in traces if t["mode"] == "markers" and t["legend"]] == [fig.FLAGGED_LEGEND]
     assert not any(x.startswith("2019-06-01") for x in line["x"])  # never joined into the line
     assert hollow["mode"] == "markers" and hollow["symbol"] == "circle-open"
     assert [x[:10] for x in hollow["x"]] == ["2019-06-01"]

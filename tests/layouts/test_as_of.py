@@ -101,6 +101,7 @@ def test_city_chart_marks_flagged_scores_without_joining_them():
     assert len(marks) == 2 and all(t.marker.symbol == "circle-open" for t in marks)
     assert all(list(t.y) == [5.0] and list(t.customdata) == ["partial crawl: not counted"] for t in marks)
     assert all("%{customdata}" in t.hovertemplate for t in marks)
+    assert [t.showlegend for t in marks] == [True, False] and marks[0].name == fig.FLAGGED_LEGEND
 
 
 def test_stale_portals_tell_the_demo_recording_from_a_stopped_harvest():
