@@ -154,7 +154,7 @@ def stale_banner(stale: pd.DataFrame, names: Mapping[str, str] | None = None, *,
     demo = stale[stale["demo"].astype(bool)] if "demo" in stale else stale.iloc[:0]
     real = stale.drop(demo.index)
     if len(demo):
-        out.append(demo_banner(demo, id=f"{id}-demo"))
+        out.append(demo_banner(demo, id=f"{id}-demo", one_city=names is None))
     if real.empty:
         return out
     items = []
@@ -170,16 +170,19 @@ def stale_banner(stale: pd.DataFrame, names: Mapping[str, str] | None = None, *,
     return out
 
 
-def demo_banner(demo: pd.DataFrame, *, id: str) -> dbc.Alert:
+def demo_banner(demo: pd.DataFrame, *, id: str, one_city: bool = False) -> dbc.Alert:
     """One note for the portals that show the bundled demo (`stale_data` rows with `demo`): recorded in the
-    past on purpose, so no warning per city; a live harvest that succeeds replaces them (and the note)."""
+    past on purpose, so no warning per city; a live harvest that succeeds replaces them (and the note).
+    `one_city`: the note of a city's own page ("This city shows …")."""
     first, last = min(demo["last_complete"]), max(demo["last_complete"])
     when = f"on {last:%Y-%m-%d}" if first.date() == last.date() else f"between {first:%Y-%m-%d} and {last:%Y-%m-%d}"
     n = demo["city_key"].nunique()
+    who = "This city shows" if one_city else f"{n} {'city shows' if n == 1 else 'cities show'}"
     return dbc.Alert([html.Strong("Demo data: "),
-                      f"{n} {'city shows' if n == 1 else 'cities show'} the bundled demo, real catalogs recorded "
-                      f"{when}, so the scores show those portals as they stood then, not today. Each city's "
-                      "own harvests take over as they run (see Harvests)."], color="info", id=id)
+                      f"{who} the bundled demo, real catalogs recorded {when}, so the scores show "
+                      f"{'its portal' if one_city else 'those portals'} as they stood then, not today. "
+                      f"{'Its' if one_city else 'Each city’s'} own harvests take over as they run (see Harvests)."],
+                     color="info", id=id)
 
 
 def as_of_banner(path: str, search: str) -> dbc.Alert | None:

@@ -228,7 +228,8 @@ def test_the_demo_gets_one_note_instead_of_an_old_data_warning_per_city(client, 
     assert "Chicago" not in warning and "Minneapolis" not in warning
     r = call(client, "city-summary", {"live-marker.data": marker(layout_db), "city-key.data": "chicago"})
     children = r.json["response"]["city-summary"]["children"]
-    assert "recorded on 2020-08-12" in text_of(by_id(children, "city-stale-demo"))
+    assert "This city shows the bundled demo, real catalogs recorded on 2020-08-12" in text_of(
+        by_id(children, "city-stale-demo"))
     assert not [c for c in children if isinstance(c, dict) and c["props"].get("id") == "city-stale"]
 
 
