@@ -180,7 +180,7 @@ def demo_banner(demo: pd.DataFrame, *, id: str, one_city: bool = False) -> dbc.A
     who = "This city shows" if one_city else f"{n} {'city shows' if n == 1 else 'cities show'}"
     return dbc.Alert([html.Strong("Demo data: "),
                       f"{who} the bundled demo, real catalogs recorded {when}, so the scores show "
-                      f"{'its portal' if one_city else 'those portals'} as they stood then, not today. "
+                      f"{'its portal as it stood' if one_city else 'those portals as they stood'} then, not today. "
                       f"{'Its' if one_city else 'Each city’s'} own harvests take over as they run (see Harvests)."],
                      color="info", id=id)
 
