@@ -10,7 +10,7 @@ import functools
 import math
 import re
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -116,6 +116,53 @@ def city_score_history(history: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["city_key", "as_of"], ignore_index=True)
 
 
+def flagged_overall(flagged: pd.DataFrame) -> pd.DataFrame:
+    """The overall score of each flagged scoring (storage.scores rows with `flag`: a partial or empty crawl), by the
+    same rule as `city_score_history`: city_key, as_of, value, stage, flag. Stored, never on a line."""
+    totals = city_score_history(flagged)
+    if totals.empty:
+        return totals.assign(flag=None)
+    rows = criterion_rows(flagged)
+    flags = rows.assign(as_of=_utc(rows["as_of"])).drop_duplicates(["city_key", "as_of"])[["city_key", "as_of",
+                                                                                             "flag"]]
+    return totals.merge(flags, on=["city_key", "as_of"], how="left")
+
+
+def flagged_points(flagged: pd.DataFrame | None) -> list[tuple[pd.Timestamp, float, str]]:
+    """(as_of, value, flag) of the flagged scores with a value, oldest first (for hollow markers and their hover)."""
+    if flagged is None or flagged.empty:
+        return []
+    f = flagged.dropna(subset=["value"]).sort_values("as_of")
+    return [(pd.Timestamp(t), float(v), str(flag or "partial"))
+            for t, v, flag in zip(f["as_of"], f["value"], f["flag"], strict=True)]
+
+
+def overall_ranks(totals: pd.DataFrame) -> pd.DataFrame:
+    """Each scored city's rank by its latest overall score (`city_score_history` rows): city_key, score, rank, of.
+
+    The score is ranked as the overview shows it (one decimal), highest first; cities with the same score share
+    a rank and the next rank skips (1, 2, 2, 4); `of` = the number of scored cities. Cities whose latest overall
+    score is missing (nothing measurable) are not ranked and not counted."""
+    if totals.empty:
+        return pd.DataFrame(columns=["city_key", "score", "rank", "of"])
+    last = totals.sort_values("as_of").groupby("city_key").tail(1).dropna(subset=["value"])
+    score = last["value"].astype(float).round(1)
+    rank = score.rank(method="min", ascending=False).astype(int)
+    out = pd.DataFrame({"city_key": last["city_key"].to_numpy(), "score": score.to_numpy(), "rank": rank.to_numpy(),
+                        "of": len(last)})
+    return out.sort_values(["rank", "city_key"], ignore_index=True)
+
+
+def rank_text(ranks: pd.DataFrame, key: str) -> str | None:
+    """"rank 2 of 4 scored cities" ("rank 2 (tied) of 4 …" when another city shares it); None when not ranked."""
+    row = ranks[ranks["city_key"] == key]
+    if row.empty:
+        return None
+    r, n = int(row["rank"].iloc[0]), int(row["of"].iloc[0])
+    tied = " (tied)" if int((ranks["rank"] == r).sum()) > 1 else ""
+    return f"rank {r}{tied} of {n} scored cit{'y' if n == 1 else 'ies'}"
+
+
 def with_overall(scores: pd.DataFrame) -> pd.DataFrame:
     """The criterion roll-up rows of `scores` plus an OVERALL row per (city_key, as_of): the overall score and
     stage of that scoring by `city_score_history` (the one rule), so a chart shows it like a criterion."""
@@ -179,16 +226,19 @@ def change_text(point: dict | None) -> str:
     return f"{point['change']:+.1f} since {point['as_of']:%Y-%m-%d}, {point['days']} days"
 
 
-def overview_table(cities: pd.DataFrame, history: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+def overview_table(cities: pd.DataFrame, history: pd.DataFrame, runs: pd.DataFrame,
+                   flagged: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per configured city: overall stage and score, change since 30 / 90 days, last harvest.
 
     `cities` = storage.cities, `history` = storage.scores rows of the cities (criterion roll-up rows are
     used), `runs` = storage.runs rows, newest first. Changes are measured back from each city's latest scored
     run to the scoring nearest 30 / 90 days before it (`comparison_point`; `since_*` says which, in words);
-    `series` is the overall score over all complete runs (as_of, value) for the trend line.
+    `series` is the overall score over all complete runs (as_of, value) for the trend line; `flagged_series` the
+    overall score of each flagged scoring (`flagged_overall` of `flagged`, storage.scores rows with a flag), drawn
+    beside the line as hollow points, never on it.
     """
     cols = ["city_key", "city", "stage", "score", "change_30d", "change_90d", "since_30d", "since_90d", "series",
-            "scored_at", "last_harvest", "harvest_status", "harvest_error"]
+            "flagged_series", "scored_at", "last_harvest", "harvest_status", "harvest_error"]
     out = pd.DataFrame({"city_key": cities["key"].to_numpy(), "city": cities["name"].to_numpy()})
     totals = city_score_history(history)
     if len(totals):
@@ -204,6 +254,10 @@ def overview_table(cities: pd.DataFrame, history: pd.DataFrame, runs: pd.DataFra
         out["series"] = out["city_key"].map({k: g[["as_of", "value"]].reset_index(drop=True)
                                             for k, g in totals.groupby("city_key")})
         out["stage"] = out["city_key"].map(last["stage"])  # the stage of the same overall score (one rule)
+    marked = flagged_overall(flagged) if flagged is not None and len(flagged) else pd.DataFrame()
+    if len(marked):
+        out["flagged_series"] = out["city_key"].map({k: g[["as_of", "value", "flag"]].reset_index(drop=True)
+                                                    for k, g in marked.groupby("city_key")})
     if len(runs):
         newest = runs.drop_duplicates("city_key").set_index("city_key")
         when = newest["finished_at"].where(newest["finished_at"].notna(), newest["started_at"])
@@ -265,12 +319,16 @@ def _schedule_interval(expr: str) -> timedelta | None:
     return max(gaps) if gaps else None
 
 
-def stale_portals(runs: pd.DataFrame, schedules: Mapping[str, str], now: datetime) -> pd.DataFrame:
+def stale_portals(runs: pd.DataFrame, schedules: Mapping[str, str], now: datetime,
+                  recorded: Collection[tuple[str, pd.Timestamp]] = ()) -> pd.DataFrame:
     """Portals whose latest complete run (as_of: when its catalog was seen) is older than STALE_INTERVALS times
-    their schedule's interval at `now`: portal_key, city_key, last_complete, interval, age. A portal with no
+    their schedule's interval at `now`: portal_key, city_key, last_complete, interval, age, demo. A portal with no
     complete run, or not in `schedules`, is not listed (the failing and "no harvest yet" states say so).
-    `runs` = storage.runs rows; `schedules` = portal key -> cron line from the config."""
-    cols = ["portal_key", "city_key", "last_complete", "interval", "age"]
+    `runs` = storage.runs rows; `schedules` = portal key -> cron line from the config; `recorded` = (portal key,
+    as_of) of the bundled demo's snapshots: `demo` is True when the latest complete run is one of them (an import
+    of that portal dated exactly so), i.e. the data is old because it is the demo, not because harvests stopped."""
+    cols = ["portal_key", "city_key", "last_complete", "interval", "age", "demo"]
+    demo = {(str(k), pd.Timestamp(t)) for k, t in recorded}
     if runs.empty:
         return pd.DataFrame(columns=cols)
     complete = runs["complete"].astype(bool) if "complete" in runs else runs["status"] == "ok"
@@ -285,8 +343,9 @@ def stale_portals(runs: pd.DataFrame, schedules: Mapping[str, str], now: datetim
         interval = schedule_interval(schedules[r.portal_key])
         age = pd.Timestamp(now) - r.as_of
         if interval is not None and age > STALE_INTERVALS * interval:
+            imported = getattr(r, "source", "import") == "import"
             rows.append({"portal_key": r.portal_key, "city_key": r.city_key, "last_complete": r.as_of,
-                         "interval": interval, "age": age})
+                         "interval": interval, "age": age, "demo": imported and (r.portal_key, r.as_of) in demo})
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -410,38 +469,60 @@ def sparkline(series: pd.DataFrame, *, color: str = "#0072B2") -> dict:
     }
 
 
-def sparkline_svg(series: pd.DataFrame, *, color: str = "#0072B2", width: int = 160, height: int = 40) -> str:
+INSET = 4  # px: a sparkline's points stay this far from its edges (a circle of radius 2.5 and its stroke fit)
+
+
+def sparkline_svg(series: pd.DataFrame, *, color: str = "#0072B2", width: int = 160, height: int = 40,
+                  flagged: pd.DataFrame | None = None) -> str:
     """The same tiny line as `sparkline`, as an SVG data URI for an <img>: no Plotly graph per card.
 
     A city page has a card per criterion; a Plotly graph each cost the browser ~100-300 ms of main-thread
     work on a loaded machine. Built only from numbers and times (no portal text), 0-100 fixed so cards compare.
+    `flagged` (as_of, value): scores of partial or empty crawls, hollow circles on the same axes, off the line.
     """
     from urllib.parse import quote
 
     s = series.dropna(subset=["value"]).sort_values("as_of") if len(series) else series
+    marks = flagged_points(flagged)
     body = ""
     if len(s):
         t = [pd.Timestamp(x).value for x in s["as_of"]]
-        t0, span = t[0], (t[-1] - t[0]) or 1
-        pts = [((x - t0) / span * (width - 4) + 2 if len(t) > 1 else width / 2,
-                height - 2 - float(v) / 100 * (height - 4)) for x, v in zip(t, s["value"], strict=True)]
+        everything = t + [m[0].value for m in marks]
+        t0, span = min(everything), (max(everything) - min(everything)) or 1
+        single = len(everything) == 1
+
+        def xy(x: int, v: float) -> tuple[float, float]:
+            # INSET px clear of every edge, so a point's circle at the first or last time (or at 0 / 100) is whole
+            return ((x - t0) / span * (width - 2 * INSET) + INSET if not single else width / 2,
+                    height - INSET - v / 100 * (height - 2 * INSET))
+
+        pts = [xy(x, float(v)) for x, v in zip(t, s["value"], strict=True)]
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
         line = f"<polyline fill='none' stroke='{color}' stroke-width='2' vector-effect='non-scaling-stroke' "
         body = line + f"points='{path}'/>" if len(pts) > 1 else ""
         x, y = pts[-1]
         body += f"<circle cx='{x:.1f}' cy='{y:.1f}' r='2.5' fill='{color}'/>"
+        for when, v, _flag in marks:
+            x, y = xy(when.value, v)
+            body += f"<circle class='flagged' cx='{x:.1f}' cy='{y:.1f}' r='2.5' fill='white' stroke='{color}'/>"
     svg = f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' viewBox='0 0 {width} {height}' " \
           "preserveAspectRatio='none'>" \
           f"{body}</svg>"
     return "data:image/svg+xml;utf8," + quote(svg)
 
 
+FLAGGED_HOVER = "{flag} crawl: not counted"  # the hover of a flagged score's hollow marker
+FLAGGED_LEGEND = "○ partial or empty crawl: not counted"
+
+
 def criterion_history(history: pd.DataFrame, criterion: str, *, titles: Mapping[str, str] | None = None,
-                      suspect_times: Sequence[datetime] = ()) -> go.Figure:
+                      suspect_times: Sequence[datetime] = (), flagged: pd.DataFrame | None = None) -> go.Figure:
     """Maturity of one criterion over time (thick line) and its indicators (thin lines).
 
     `titles` maps indicator keys to readable titles; `suspect_times` are as_of of suspect runs, marked
-    with a dotted vertical line (their missing datasets are not deletions).
+    with a dotted vertical line (their missing datasets are not deletions). `flagged` = the city's flagged score
+    rows (storage.scores with `flag`): each series' scores of partial or empty crawls are hollow markers in its
+    colour, a trace of markers only, so they are never joined into its line.
     """
     rows = history[history["criterion"] == criterion] if not history.empty else history
     if rows.empty:
@@ -449,23 +530,44 @@ def criterion_history(history: pd.DataFrame, criterion: str, *, titles: Mapping[
     rows = rows.assign(as_of=_utc(rows["as_of"]), value=pd.to_numeric(rows["value"], errors="coerce"))
     fig = go.Figure()
     titles = titles or {}
+    marked = flagged[flagged["criterion"] == criterion] if flagged is not None and len(flagged) else None
+    marked = marked.assign(as_of=_utc(marked["as_of"]), value=pd.to_numeric(marked["value"], errors="coerce"),
+                           indicator=marked["indicator"].fillna("")).dropna(subset=["value"]) \
+        if marked is not None else None
     inds = sorted(k for k in rows["indicator"].fillna("").unique() if k)
     for i, key in enumerate(inds):
         s = rows[rows["indicator"] == key].sort_values("as_of")
+        color = SERIES_COLORS[(i + 1) % len(SERIES_COLORS)]
         fig.add_trace(go.Scatter(x=s["as_of"], y=s["value"], mode="lines+markers", name=titles.get(key, key),
-                                 line=dict(width=1.5, color=SERIES_COLORS[(i + 1) % len(SERIES_COLORS)]),
-                                 marker=dict(size=4),
+                                 line=dict(width=1.5, color=color), marker=dict(size=4), legendgroup=key,
                                  hovertemplate="%{x|%Y-%m-%d}: %{y:.0f}<extra>%{fullData.name}</extra>"))
+        _flagged_markers(fig, marked, key, titles.get(key, key), color, size=7)
     c = rows[rows["indicator"].fillna("") == ""].sort_values("as_of")
     if len(c):
         fig.add_trace(go.Scatter(x=c["as_of"], y=c["value"], mode="lines+markers", name=f"{criterion} (criterion)",
-                                 line=dict(width=4, color="#000000"), marker=dict(size=6),
+                                 line=dict(width=4, color="#000000"), marker=dict(size=6), legendgroup="",
                                  hovertemplate="%{x|%Y-%m-%d}: %{y:.0f}<extra>%{fullData.name}</extra>"))
+    _flagged_markers(fig, marked, "", f"{criterion} (criterion)", "#000000", size=10)
     for t in suspect_times:
         fig.add_vline(x=pd.Timestamp(t), line=dict(color=RUN_STATUS_COLORS["suspect"], dash="dot", width=1))
     fig.update_yaxes(range=[-2, 102], title="score (0–100)")
     fig.update_layout(legend=dict(orientation="h", y=-0.2), hovermode="x unified")
     return _base_layout(fig, height=380, title=f"{criterion} over time")
+
+
+def _flagged_markers(fig: go.Figure, marked: pd.DataFrame | None, indicator: str, name: str, color: str, *,
+                     size: int) -> None:
+    """One series' flagged scores as hollow markers (mode "markers": no line joins them), hover saying why."""
+    s = marked[marked["indicator"] == indicator].sort_values("as_of") if marked is not None else None
+    if s is None or s.empty:
+        return
+    # one legend entry says what every hollow marker is (the first drawn); the hover names the series
+    first = not any(t.mode == "markers" for t in fig.data)
+    fig.add_trace(go.Scatter(
+        x=s["as_of"], y=s["value"], mode="markers", name=FLAGGED_LEGEND, legendgroup="flagged",
+        showlegend=first, marker=dict(symbol="circle-open", size=size, color=color, line=dict(width=2)),
+        customdata=[FLAGGED_HOVER.format(flag=f or "partial") for f in s["flag"]],
+        hovertemplate="%{x|%Y-%m-%d}: %{y:.0f}, %{customdata}<extra>" + plot_text(name) + "</extra>"))
 
 
 def _views_total(views: pd.Series) -> float:

@@ -11,7 +11,7 @@ import flask
 
 import storage
 from layouts._cache import context, query
-from layouts._components import city_criterion_history, city_datasets_cached, city_runs
+from layouts._components import city_criterion_history, city_datasets_cached, city_flagged_criteria, city_runs
 
 
 def warm(server: flask.Flask) -> None:
@@ -28,6 +28,7 @@ def warm(server: flask.Flask) -> None:
             keys = list(query("cities", storage.cities)["key"])
             for k in keys:
                 city_criterion_history(k)
+                city_flagged_criteria(k)  # the overall trend lines' hollow points (overview, city header)
                 city_runs(k)
                 city_datasets_cached(k)
         except Exception as exc:  # noqa: BLE001 - a background nicety must never take the app down

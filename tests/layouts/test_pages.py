@@ -170,7 +170,7 @@ def test_overview_and_city_header_show_overall_trend_and_dated_change(client, la
     text = text_of(header)
     assert text_of(parts[1]) == f"{now:.0f}" and text_of(parts[2]) == stage_now
     assert change in text and "no run near that date" in text
-    assert parts[3]["props"]["alt"] == "overall score over 5 complete runs"
+    assert by_id(parts, "city-overall-trend")["props"]["alt"] == "overall score over 5 complete runs"
 
 
 def by_id(children: list, id_: str) -> dict:
@@ -199,6 +199,38 @@ def test_old_data_banner_after_two_missed_schedule_intervals(client, layout_db, 
     assert not [c for c in summary() if isinstance(c, dict) and c["props"].get("id") == "city-stale"]
     monkeypatch.setattr(ui, "now", lambda: datetime(2020, 8, 14, 6, 1, tzinfo=UTC))
     assert "(2 days ago)" in text_of(by_id(summary(), "city-stale"))
+
+
+def test_the_demo_gets_one_note_instead_of_an_old_data_warning_per_city(client, layout_db, monkeypatch):
+    """A portal whose latest complete run is a snapshot of the bundled demo (same portal, same as_of as the
+    manifest's) is old because it is the demo: one "Demo data" note names when it was recorded; every other portal
+    keeps the old-data warning (a real deployment whose harvests stopped)."""
+    from layouts import _components as ui
+
+    with client.application.test_request_context("/"):
+        real = ui.demo_snapshots()  # the real bundle's manifest: Chicago's Socrata catalog recorded on 2022-06-08
+    assert ("chicago-socrata", pd.Timestamp("2022-06-08 23:59:59", tz="UTC")) in real
+    assert all(k.endswith(("-socrata", "-dcat")) for k, _ in real)
+    # the test cities' portals are not in the bundle: all four are old data
+    overview = call(client, "ov-body", {"live-marker.data": marker(layout_db)}).json["response"]["ov-body"]
+    assert not [c for c in overview["children"]
+                if isinstance(c, dict) and c["props"].get("id") == "ov-stale-demo"]
+    # as if Chicago's and Minneapolis' latest runs (2020-08-12 and 08-25, 06:00) were the demo's recordings
+    recorded = {("chicago-dcat", pd.Timestamp("2020-08-12 06:00", tz="UTC")),
+                ("minneapolis-dcat", pd.Timestamp("2020-08-25 06:00", tz="UTC"))}
+    monkeypatch.setattr(ui, "demo_snapshots", lambda: recorded)
+    overview = call(client, "ov-body", {"live-marker.data": marker(layout_db)}).json["response"]["ov-body"]
+    note = " ".join(text_of(by_id(overview["children"], "ov-stale-demo")).split())
+    assert note.startswith("Demo data: 2 cities show the bundled demo, real catalogs recorded between 2020-08-12 "
+                           "and 2020-08-25")
+    warning = text_of(by_id(overview["children"], "ov-stale"))
+    assert "Indianapolis, IN" in warning and "Philadelphia, PA" in warning
+    assert "Chicago" not in warning and "Minneapolis" not in warning
+    r = call(client, "city-summary", {"live-marker.data": marker(layout_db), "city-key.data": "chicago"})
+    children = r.json["response"]["city-summary"]["children"]
+    assert "This city shows the bundled demo, real catalogs recorded on 2020-08-12" in text_of(
+        by_id(children, "city-stale-demo"))
+    assert not [c for c in children if isinstance(c, dict) and c["props"].get("id") == "city-stale"]
 
 
 def test_city_page_lists_data_json_schema_errors_per_dataset(tmp_path):
@@ -272,10 +304,13 @@ def test_city_page_as_of_a_past_date_shows_it_as_it_stood(client, dash_app, layo
     header = by_id(r["city-summary"]["children"], "city-overall")
     parts = header["props"]["children"]
     assert text_of(parts[1]) == f"{score:.0f}" and text_of(parts[2]) == stage
-    assert parts[3]["props"]["alt"] == "overall score over 2 complete runs"  # 2019-04-26 and 2020-07-22
+    # 2019-04-26 and 2020-07-22
+    assert by_id(parts, "city-overall-trend")["props"]["alt"] == "overall score over 2 complete runs"
     assert "no run near that date" in text_of(header)  # 30/90 days before 07-22: nothing within 10/21 days
-    assert not [c for c in r["city-summary"]["children"] if isinstance(c, dict)
-                and c["props"].get("id") == "city-stale"]  # a past view is old on purpose
+    # old data is judged at the end of that day: the 07-22 06:00 run was 3 days 18 hours old, over two daily
+    # schedule intervals
+    assert "chicago-dcat: latest complete harvest 2020-07-22 (3 days ago)" in text_of(
+        by_id(r["city-summary"]["children"], "city-stale"))
     assert "2020-07-22 06:00 UTC" in text_of(r["city-subtitle"]) and "2020-08" not in text_of(r["city-subtitle"])
     # the drill-down lists the failing datasets recorded by the scoring in force on 07-25 (07-22's)
     with dash_app.server.test_request_context("/"):
@@ -288,10 +323,10 @@ def test_city_page_as_of_a_past_date_shows_it_as_it_stood(client, dash_app, layo
         grid, caption = city.drill("chicago", ind["criterion"], ind["indicator"], "2020-07-25")
         assert {row["source_id"] for row in grid.rowData} == set(evidence["failing"])
         assert "as of 2020-07-25" in caption
-        page = city.layout(key="chicago", as_of="2020-07-25")
-        assert "As of 2020-07-25" in text_of(page)
-        assert "is not a date" in text_of(city.layout(key="chicago", as_of="last week"))
-    assert city.parse_as_of("2020-07-25") == "2020-07-25" and city.parse_as_of("2020-13-01") is None
+        from layouts import _components as ui
+
+        assert "As of 2020-07-25" in text_of(ui.as_of_banner("/city/chicago", "?as_of=2020-07-25").to_plotly_json())
+        assert "is not a date" in text_of(ui.as_of_banner("/city/chicago", "?as_of=last+week").to_plotly_json())
     q = call(client, "city-url", {"city-criterion.value": "DM4", "city-indicator.value": "__all__",
                                   "city-as-of.data": "2020-07-25"}).json["response"]["city-url"]["data"]
     assert q == "?criterion=DM4&as_of=2020-07-25"
@@ -529,7 +564,7 @@ def test_department_link_with_a_comma_selects_that_department(in_app, monkeypatc
 
     name = "Parks, Recreation and Cultural Affairs"  # a department name holding a comma
     table = datasets.all_datasets()
-    monkeypatch.setattr(datasets, "datasets_for", lambda cities: table.assign(department=name))
+    monkeypatch.setattr(datasets, "datasets_for", lambda cities, day=None: table.assign(department=name))
     page = datasets.layout(cities="indianapolis", department=name)
     assert find(page, "ds-department").value == [name]
     # an unknown value is a comma-separated list (several departments chosen in the explorer)
