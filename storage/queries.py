@@ -6,6 +6,7 @@ they were inserted: an import may carry an older snapshot than runs already stor
 """
 from __future__ import annotations
 
+import operator
 import threading
 import zlib
 from collections import OrderedDict
@@ -14,12 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from connectors.base import DATETIME_FIELDS, SchemaCheck, records_frame
+from connectors.base import RECORD_FIELDS, SchemaCheck, columns_frame, records_frame
 from storage import crawls
 from storage.db import gc_paused, is_sqlite, utc
 from storage.models import audit_t, cities_t, datasets_t, evidence_t, portals_t, runs_t, scores_t, versions_t
@@ -234,28 +236,41 @@ def _catalog_run(conn: Connection, portal_key: str, as_of: datetime | None) -> A
     return conn.execute(q).one_or_none()
 
 
-class _Rec:
-    """Lets `records_frame` (the one definition of the catalog table) take stored dicts without rebuilding records."""
-
-    __slots__ = ("d",)
-
-    def __init__(self, d: dict[str, Any]):
-        self.d = d
-
-    def as_dict(self) -> dict[str, Any]:
-        return self.d
+RECORD_CHUNK = 5_000  # record texts fetched and decoded at a time (~8 MB of JSON)
+_TUPLE_FIELDS = ("keywords", "formats")
+_PICK = operator.itemgetter(*RECORD_FIELDS)
 
 
-def _decode(text: str) -> _Rec:
-    d = orjson.loads(text)
-    for name in ("keywords", "formats"):
-        d[name] = tuple(d.get(name) or ())
-    d["columns"] = tuple(tuple(c) for c in (d.get("columns") or ()))
-    for name in DATETIME_FIELDS:
-        v = d.get(name)
-        if v is not None:
-            d[name] = datetime.fromisoformat(v)
-    return _Rec(d)
+class _RecordColumns:
+    """The catalog table's columns built from stored record JSON a chunk at a time (`extend`), then made a frame
+    with the dtypes of `records_frame` (`connectors.base.columns_frame`, the one definition of the table)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[Any]] = {name: [] for name in RECORD_FIELDS}
+        self.places: list[int] = []
+
+    def extend(self, rows: Sequence[Any]) -> None:
+        """Rows of (place in the table, record JSON)."""
+        self.places.extend(place for place, _ in rows)
+        dicts = [orjson.loads(text) for _, text in rows]
+        try:  # every field in every record (as DatasetRecord.as_dict writes them): one C-level pick and transpose
+            picked = zip(*map(_PICK, dicts), strict=True)
+        except KeyError:  # a record stored by an older normalization lacks a field: None, as records_frame has it
+            picked = zip(*([d.get(name) for name in RECORD_FIELDS] for d in dicts), strict=True)
+        for (name, column), values in zip(self.values.items(), picked, strict=True):
+            if name in _TUPLE_FIELDS:  # JSON lists back to the record's tuples (() when missing, as DatasetRecord)
+                column.extend([tuple(v) if v else () for v in values])
+            elif name == "columns":
+                column.extend([tuple(map(tuple, v)) if v else () for v in values])
+            else:  # datetimes stay ISO text: columns_frame parses each column at once
+                column.extend(values)
+
+    def frame(self) -> pd.DataFrame:
+        places = np.asarray(self.places, dtype=np.int64)
+        if len(places) and (np.diff(places) < 0).any():  # came out of order: put each column in place
+            order = np.argsort(places, kind="stable").tolist()
+            self.values = {name: [column[i] for i in order] for name, column in self.values.items()}
+        return columns_frame(self.values)
 
 
 def _catalog(conn: Connection, portal_key: str, as_of: datetime | None) -> tuple[pd.DataFrame, CatalogRun]:
@@ -285,11 +300,12 @@ def _catalog(conn: Connection, portal_key: str, as_of: datetime | None) -> tuple
     if hit is not None:
         return hit[0].copy(), hit[1]
     df, info = _build_catalog(conn, portal_key, run, history_start)
-    if len(df) <= CATALOG_CACHE_ROWS:
-        with _CACHE_LOCK:
-            _CACHE[key] = (df, info)
-            while sum(len(f) for f, _ in _CACHE.values()) > CATALOG_CACHE_ROWS:
-                _CACHE.popitem(last=False)
+    if len(df) > CATALOG_CACHE_ROWS:  # not kept: the caller may have the one copy (a 300k table is ~1 GB)
+        return df, info
+    with _CACHE_LOCK:
+        _CACHE[key] = (df, info)
+        while sum(len(f) for f, _ in _CACHE.values()) > CATALOG_CACHE_ROWS:
+            _CACHE.popitem(last=False)
     return df.copy(), info
 
 
@@ -321,18 +337,24 @@ def _build_catalog(conn: Connection, portal_key: str, run: Any,
             first[sid] = v_as_of
         if dm is not None:
             seen.setdefault(sid, set()).add(dm)
-    # Then only the records needed, fetched by version id (one array / JSON parameter, not 12k binds).
-    ids = [vid for _, vid in latest.values()]
-    texts: dict[int, str]
-    if is_sqlite(conn):
-        q = sa.text("SELECT id, record FROM dataset_versions WHERE id IN (SELECT value FROM json_each(:ids))")
-        texts = dict(conn.execute(q, {"ids": orjson.dumps(ids).decode()}).all())
-    else:
-        texts = dict(conn.execute(sa.text("SELECT id, record FROM dataset_versions WHERE id = ANY(:ids)"),
-                                  {"ids": ids}).all())
+    # Then only the records needed, fetched by version id in source_id order (one array / JSON parameter, not
+    # 12k binds) and decoded a chunk at a time straight into columns: a 300k catalog's record texts and
+    # per-record dicts never sit in memory at once (they were ~3 GB of a 4 GB peak).
     order = sorted(latest)
+    ids = [latest[sid][1] for sid in order]
+    # Rows come with their place in `ids` (no ORDER BY: sorting the texts cost a temporary copy of them all).
+    if is_sqlite(conn):
+        q = sa.text("SELECT j.key, v.record FROM json_each(:ids) AS j JOIN dataset_versions AS v ON v.id = j.value")
+        params: dict[str, Any] = {"ids": orjson.dumps(ids).decode()}
+    else:
+        q = sa.text("SELECT j.n - 1, v.record FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS j(id, n) "
+                    "JOIN dataset_versions AS v ON v.id = j.id")
+        params = {"ids": ids}
     with gc_paused():
-        df = records_frame([_decode(texts[latest[sid][1]]) for sid in order])
+        columns = _RecordColumns()
+        for chunk in conn.execution_options(stream_results=True).execute(q, params).partitions(RECORD_CHUNK):
+            columns.extend(chunk)
+        df = columns.frame()
         df["city_key"] = run.city_key
         df["first_seen"] = pd.to_datetime(pd.Series([first.get(sid) for sid in order], dtype=object), utc=True)
         df["data_modified_seen"] = pd.Series([tuple(sorted(seen.get(sid, ()))) for sid in order], dtype=object)
@@ -377,8 +399,9 @@ def city_harvest(engine: Engine, city_key: str, as_of: datetime | None = None) -
                 newest_ok[r["portal_key"]] = r["run_id"]
         checks = schema_checks(conn, newest_ok.values())
     frames = [f for f, _ in built.values() if len(f)]
+    frame = _empty_catalog() if not frames else frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     return CityHarvest(
-        frame=pd.concat(frames, ignore_index=True) if frames else _empty_catalog(),
+        frame=frame,
         kinds={str(k): str(kind) for k, kind in pts},
         runs=_frame(history, RUN_COLUMNS, ("as_of", "started_at", "finished_at")),
         catalog_runs={key: info for key, (_, info) in built.items()},
