@@ -12,7 +12,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -316,17 +316,30 @@ def forget(url: str) -> None:
             del _CACHE[key]
 
 
+def _stored_time(value: Any, known: dict[Any, datetime]) -> datetime:
+    """A UTCDateTime column's value as the driver returned it (SQLite: naive UTC text; PostgreSQL: an aware
+    datetime) made what the column type would have given: an aware UTC datetime (memoized in `known`)."""
+    t = known.get(value)
+    if t is None:
+        t = datetime.fromisoformat(value) if isinstance(value, str) else value
+        t = known[value] = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    return t
+
+
 def _build_catalog(conn: Connection, portal_key: str, run: Any,
                    history_start: datetime | None) -> tuple[pd.DataFrame, CatalogRun]:
     members = set(unpack_ids(run.members))
     v, d = versions_t, datasets_t
     # One light pass over the portal's versions up to the run's date (no JSON): the latest version of
-    # each member (by as_of, then id), its first_seen and the distinct data_modified values.
-    latest: dict[str, tuple[datetime, int]] = {}
-    first: dict[str, datetime] = {}
-    seen: dict[str, set[datetime]] = {}
+    # each member (by as_of, then id), its first_seen and the distinct data_modified values. Times are read
+    # as the driver gives them (SQLite: text in one fixed format, so text order is time order) and made
+    # datetimes once per distinct value after: UTCDateTime's per-row processing was a third of this pass.
+    latest: dict[str, tuple[Any, int]] = {}
+    first: dict[str, Any] = {}
+    seen: dict[str, set[Any]] = {}
     for sid, vid, v_as_of, dm in conn.execute(
-            sa.select(d.c.source_id, v.c.id, v.c.as_of, v.c.data_modified).join(d, d.c.id == v.c.dataset_id)
+            sa.select(d.c.source_id, v.c.id, sa.type_coerce(v.c.as_of, sa.String),
+                      sa.type_coerce(v.c.data_modified, sa.String)).join(d, d.c.id == v.c.dataset_id)
             .where(d.c.portal_key == portal_key, v.c.as_of <= run.as_of)):
         if sid not in members:
             continue
@@ -356,8 +369,11 @@ def _build_catalog(conn: Connection, portal_key: str, run: Any,
             columns.extend(chunk)
         df = columns.frame()
         df["city_key"] = run.city_key
-        df["first_seen"] = pd.to_datetime(pd.Series([first.get(sid) for sid in order], dtype=object), utc=True)
-        df["data_modified_seen"] = pd.Series([tuple(sorted(seen.get(sid, ()))) for sid in order], dtype=object)
+        times: dict[Any, datetime] = {}  # stored value -> aware UTC datetime, converted once per value
+        df["first_seen"] = pd.to_datetime(pd.Series([_stored_time(first[sid], times) for sid in order],
+                                                    dtype=object), utc=True)
+        df["data_modified_seen"] = pd.Series([tuple(sorted(_stored_time(t, times) for t in seen.get(sid, ())))
+                                              for sid in order], dtype=object)
 
     # Removals stand as of the last complete run at/before this one (a partial crawl confirms none).
     removed = _removed(conn, portal_key, run.as_of)
