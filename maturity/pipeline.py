@@ -394,6 +394,29 @@ def score_all(settings: Settings, engine: storage.Engine, city_key: str) -> int:
     return len(dates)
 
 
+def score_all_many(settings: Settings, engine: storage.Engine, city_keys: Sequence[str], *,
+                   jobs: int = HARVEST_JOBS) -> dict[str, int]:
+    """`score_all` of each city, up to `jobs` cities at once in forked worker processes; {city_key: dates rescored}.
+
+    Scoring is CPU work that holds the GIL, so processes, as `harvest_many`; each city's dates are still scored
+    oldest first in one process, and writers queue on the database's write lock. One city after another here
+    when jobs is 1, fork is unavailable or the database is an in-memory SQLite no other process can see.
+    """
+    keys = list(city_keys)
+    jobs = max(1, min(jobs, len(keys)))
+    if jobs == 1 or "fork" not in mp.get_all_start_methods() or _in_memory(engine):
+        return {key: score_all(settings, engine, key) for key in keys}
+    _sync_once(settings, engine)
+    url = engine.url.render_as_string(hide_password=False)
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork"), initializer=_worker_init,
+                             initargs=(settings, url, None, os.getpid())) as pool:
+        return dict(zip(keys, pool.map(_worker_score_all, keys), strict=True))
+
+
+def _worker_score_all(city_key: str) -> int:
+    return score_all(_worker["settings"], storage.open_db(_worker["url"]), city_key)
+
+
 def manual_evidence(settings: Settings, engine: storage.Engine, city_key: str) -> pd.DataFrame:
     """Evidence a CDO recorded (UI) plus what config.toml declares, one frame: criterion, url, date, note, source."""
     rows = [{"criterion": e.criterion, "url": e.url, "date": e.date, "note": e.note, "source": "config"}
