@@ -185,8 +185,8 @@ def _current(d: Derived) -> np.ndarray:
 
 # Schema -> (has a column, geographic words, demographic words), kept across calls: a schema's words depend on
 # the schema and the pinned vocabulary alone, and `score --all` meets a city's schemas again at every date
-# (this indicator was a third of compute_all's time there). Bounded: cleared when it would pass SCHEMA_MEMO.
-SCHEMA_MEMO = 100_000
+# (this indicator was a third of compute_all's time there). Bounded: cleared when it would pass _SCHEMA_MEMO.
+_SCHEMA_MEMO = 100_000
 _SCHEMA_WORDS: dict[Any, tuple[bool, str, str]] = {}
 _SCHEMA_LOCK = threading.Lock()
 
@@ -197,7 +197,7 @@ def _schemas_words(schemas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     with _SCHEMA_LOCK:
         new = [k for k in keys if k not in _SCHEMA_WORDS]
         if new:
-            if len(_SCHEMA_WORDS) + len(new) > SCHEMA_MEMO:
+            if len(_SCHEMA_WORDS) + len(new) > _SCHEMA_MEMO:
                 _SCHEMA_WORDS.clear()
             has, geo, demo = _schema_words(pd.Series(new, dtype=object))
             _SCHEMA_WORDS.update(zip(new, zip(has.tolist(), geo.tolist(), demo.tolist(), strict=True), strict=True))
