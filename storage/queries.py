@@ -248,6 +248,9 @@ class _RecordColumns:
     def __init__(self) -> None:
         self.values: dict[str, list[Any]] = {name: [] for name in RECORD_FIELDS}
         self.places: list[int] = []
+        # Equal tuples held once: schemas, keyword and format lists repeat across a catalog (a dataset per year,
+        # per ward), and a schema of 20 (name, type) pairs is ~3 KB of Python objects a row.
+        self.shared: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     def extend(self, rows: Sequence[Any]) -> None:
         """Rows of (place in the table, record JSON)."""
@@ -257,11 +260,12 @@ class _RecordColumns:
             picked = zip(*map(_PICK, dicts), strict=True)
         except KeyError:  # a record stored by an older normalization lacks a field: None, as records_frame has it
             picked = zip(*([d.get(name) for name in RECORD_FIELDS] for d in dicts), strict=True)
+        one = self.shared.setdefault
         for (name, column), values in zip(self.values.items(), picked, strict=True):
             if name in _TUPLE_FIELDS:  # JSON lists back to the record's tuples (() when missing, as DatasetRecord)
-                column.extend([tuple(v) if v else () for v in values])
+                column.extend([one(t, t) for t in (tuple(v) if v else () for v in values)])
             elif name == "columns":
-                column.extend([tuple(map(tuple, v)) if v else () for v in values])
+                column.extend([one(t, t) for t in (tuple(map(tuple, v)) if v else () for v in values)])
             else:  # datetimes stay ISO text: columns_frame parses each column at once
                 column.extend(values)
 
