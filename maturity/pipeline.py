@@ -304,15 +304,15 @@ class ImportFailed(RuntimeError):
 
 
 def score(settings: Settings, engine: storage.Engine, city_key: str, *,
-          as_of: datetime | None = None) -> dict[str, Score]:
+          as_of: datetime | None = None, keep: bool = True) -> dict[str, Score]:
     """Score a city's catalog as of a time (default: its latest run) and store the scores and criteria.
 
     The scores stand on the newest crawl of each portal at that time. When one of them is partial or empty
     the scores are stored flagged (`storage.score_flag`): kept, but never a line, delta or "latest" value.
     When every one came back empty there is no catalog to score: nothing is stored (earlier scores of that
-    time are deleted) and {} is returned.
+    time are deleted) and {} is returned. `keep=False`: the catalog is not kept in storage's cache (score_all).
     """
-    catalog, when = scoring_input(engine, settings.city(city_key), as_of)
+    catalog, when = scoring_input(engine, settings.city(city_key), as_of, keep=keep)
     if when is None:  # nothing harvested yet: no score rather than a score of an empty catalog
         return {}
     crawled = storage.latest_crawls(engine, city_key, as_of=when)
@@ -325,11 +325,11 @@ def score(settings: Settings, engine: storage.Engine, city_key: str, *,
     return scores
 
 
-def scoring_input(engine: storage.Engine, city: CityConfig,
-                  as_of: datetime | None = None) -> tuple[CityCatalog, datetime | None]:
+def scoring_input(engine: storage.Engine, city: CityConfig, as_of: datetime | None = None, *,
+                  keep: bool = True) -> tuple[CityCatalog, datetime | None]:
     """The indicators' one input for a city as of a time, and the time its scores are stamped with (the asked
     time, else the newest finished run that did not fail; None before any)."""
-    harvest = storage.city_harvest(engine, city.key, as_of=as_of)
+    harvest = storage.city_harvest(engine, city.key, as_of=as_of, keep=keep)
     return CityCatalog(harvest.frame, portal_facts(harvest, city.departments)), _as_of_of(harvest.runs, as_of)
 
 
@@ -389,8 +389,8 @@ def score_all(settings: Settings, engine: storage.Engine, city_key: str) -> int:
     for portal in settings.city(city_key).portals:
         storage.rejudge_runs(engine, portal.key)
     dates = storage.run_dates(engine, city_key)
-    for when in dates:
-        score(settings, engine, city_key, as_of=when)
+    for when in dates:  # each date's catalog is read once: not kept in the catalog cache
+        score(settings, engine, city_key, as_of=when, keep=False)
     return len(dates)
 
 

@@ -277,7 +277,8 @@ class _RecordColumns:
         return columns_frame(self.values)
 
 
-def _catalog(conn: Connection, portal_key: str, as_of: datetime | None) -> tuple[pd.DataFrame, CatalogRun]:
+def _catalog(conn: Connection, portal_key: str, as_of: datetime | None,
+             keep: bool = True) -> tuple[pd.DataFrame, CatalogRun]:
     run = _catalog_run(conn, portal_key, as_of)
     first_q = sa.select(sa.func.min(runs_t.c.as_of)).where(runs_t.c.portal_key == portal_key,
                                                             runs_t.c.status.in_(GOOD))
@@ -304,7 +305,7 @@ def _catalog(conn: Connection, portal_key: str, as_of: datetime | None) -> tuple
     if hit is not None:
         return hit[0].copy(), hit[1]
     df, info = _build_catalog(conn, portal_key, run, history_start)
-    if len(df) > CATALOG_CACHE_ROWS:  # not kept: the caller may have the one copy (a 300k table is ~1 GB)
+    if not keep or len(df) > CATALOG_CACHE_ROWS:  # not kept: the caller may have the one copy
         return df, info
     with _CACHE_LOCK:
         _CACHE[key] = (df, info)
@@ -401,12 +402,15 @@ def catalog_run(engine: Engine, portal_key: str, as_of: datetime | None = None) 
         return _catalog(conn, portal_key, as_of)[1]
 
 
-def city_harvest(engine: Engine, city_key: str, as_of: datetime | None = None) -> CityHarvest:
-    """The city's catalog (all its portals in one table) with the stored facts behind it, as of `as_of`."""
+def city_harvest(engine: Engine, city_key: str, as_of: datetime | None = None, *, keep: bool = True) -> CityHarvest:
+    """The city's catalog (all its portals in one table) with the stored facts behind it, as of `as_of`.
+
+    `keep=False` leaves the tables out of the per-process catalog cache (`score --all` reads each date once:
+    50 cities' histories filled it to its bound, ~6.7 KB a row measured, in every worker)."""
     with engine.connect() as conn:
         pts = conn.execute(sa.select(portals_t.c.key, portals_t.c.kind).where(portals_t.c.city_key == city_key)
                            .order_by(portals_t.c.key)).all()
-        built = {key: _catalog(conn, key, as_of) for key, _ in pts}
+        built = {key: _catalog(conn, key, as_of, keep) for key, _ in pts}
         # A run still in progress is not history yet (its as_of would stamp scores with a catalog it has not stored).
         history_q = (_run_select().where(portals_t.c.city_key == city_key, runs_t.c.status != "running")
                      .order_by(runs_t.c.as_of, runs_t.c.id))
