@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -257,12 +257,17 @@ def records_frame(records: Iterable[RecordLike]) -> pd.DataFrame:
     Datetime fields are `datetime64[ns, UTC]`; tuple fields stay Python tuples (object columns); counts are
     nullable floats so that "unknown" stays distinguishable from 0.
     """
+    rows = [r.as_dict() for r in records]
+    return columns_frame({name: [row.get(name) for row in rows] for name in RECORD_FIELDS})
+
+
+def columns_frame(columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
+    """`records_frame` of records given column by column ({field: values}); datetimes as datetimes or ISO text."""
     import pandas as pd
 
-    rows = [r.as_dict() for r in records]
-    df = pd.DataFrame(rows, columns=list(RECORD_FIELDS))
+    df = pd.DataFrame({name: columns[name] for name in RECORD_FIELDS}, columns=list(RECORD_FIELDS))
     for name in DATETIME_FIELDS:
-        df[name] = pd.to_datetime(df[name], utc=True, errors="coerce")
+        df[name] = pd.to_datetime(df[name], utc=True, errors="coerce", format="ISO8601")
     for name in ("distribution_count", "column_count", "described_column_count", "attachment_count",
                  "views", "downloads"):
         df[name] = pd.to_numeric(df[name], errors="coerce").astype("float64")

@@ -165,14 +165,14 @@ def cmd_score(cfg: Settings, args: argparse.Namespace) -> int:
 
     engine = _engine(cfg)
     cities = [_city(cfg, args.city)] if args.city else list(cfg.cities)
+    if args.all:  # every city's history, several cities at once (each city's dates in order, in one worker)
+        for key, n in pipeline.score_all_many(cfg, engine, [c.key for c in cities]).items():
+            print(f"{key}: rescored {n} run dates", file=sys.stderr)
+        return EXIT_OK
     for city in cities:
-        if args.all:
-            n = pipeline.score_all(cfg, engine, city.key)
-            print(f"{city.key}: rescored {n} run dates", file=sys.stderr)
-        else:
-            scores = pipeline.score(cfg, engine, city.key)
-            print(f"{city.key}: {len(scores)} indicators" if scores else f"{city.key}: nothing harvested yet",
-                  file=sys.stderr)
+        scores = pipeline.score(cfg, engine, city.key)
+        print(f"{city.key}: {len(scores)} indicators" if scores else f"{city.key}: nothing harvested yet",
+              file=sys.stderr)
     return EXIT_OK
 
 

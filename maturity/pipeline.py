@@ -304,15 +304,15 @@ class ImportFailed(RuntimeError):
 
 
 def score(settings: Settings, engine: storage.Engine, city_key: str, *,
-          as_of: datetime | None = None) -> dict[str, Score]:
+          as_of: datetime | None = None, keep: bool = True) -> dict[str, Score]:
     """Score a city's catalog as of a time (default: its latest run) and store the scores and criteria.
 
     The scores stand on the newest crawl of each portal at that time. When one of them is partial or empty
     the scores are stored flagged (`storage.score_flag`): kept, but never a line, delta or "latest" value.
     When every one came back empty there is no catalog to score: nothing is stored (earlier scores of that
-    time are deleted) and {} is returned.
+    time are deleted) and {} is returned. `keep=False`: the catalog is not kept in storage's cache (score_all).
     """
-    catalog, when = scoring_input(engine, settings.city(city_key), as_of)
+    catalog, when = scoring_input(engine, settings.city(city_key), as_of, keep=keep)
     if when is None:  # nothing harvested yet: no score rather than a score of an empty catalog
         return {}
     crawled = storage.latest_crawls(engine, city_key, as_of=when)
@@ -325,11 +325,11 @@ def score(settings: Settings, engine: storage.Engine, city_key: str, *,
     return scores
 
 
-def scoring_input(engine: storage.Engine, city: CityConfig,
-                  as_of: datetime | None = None) -> tuple[CityCatalog, datetime | None]:
+def scoring_input(engine: storage.Engine, city: CityConfig, as_of: datetime | None = None, *,
+                  keep: bool = True) -> tuple[CityCatalog, datetime | None]:
     """The indicators' one input for a city as of a time, and the time its scores are stamped with (the asked
     time, else the newest finished run that did not fail; None before any)."""
-    harvest = storage.city_harvest(engine, city.key, as_of=as_of)
+    harvest = storage.city_harvest(engine, city.key, as_of=as_of, keep=keep)
     return CityCatalog(harvest.frame, portal_facts(harvest, city.departments)), _as_of_of(harvest.runs, as_of)
 
 
@@ -389,9 +389,32 @@ def score_all(settings: Settings, engine: storage.Engine, city_key: str) -> int:
     for portal in settings.city(city_key).portals:
         storage.rejudge_runs(engine, portal.key)
     dates = storage.run_dates(engine, city_key)
-    for when in dates:
-        score(settings, engine, city_key, as_of=when)
+    for when in dates:  # each date's catalog is read once: not kept in the catalog cache
+        score(settings, engine, city_key, as_of=when, keep=False)
     return len(dates)
+
+
+def score_all_many(settings: Settings, engine: storage.Engine, city_keys: Sequence[str], *,
+                   jobs: int = HARVEST_JOBS) -> dict[str, int]:
+    """`score_all` of each city, up to `jobs` cities at once in forked worker processes; {city_key: dates rescored}.
+
+    Scoring is CPU work that holds the GIL, so processes, as `harvest_many`; each city's dates are still scored
+    oldest first in one process, and writers queue on the database's write lock. One city after another here
+    when jobs is 1, fork is unavailable or the database is an in-memory SQLite no other process can see.
+    """
+    keys = list(city_keys)
+    jobs = max(1, min(jobs, len(keys)))
+    if jobs == 1 or "fork" not in mp.get_all_start_methods() or _in_memory(engine):
+        return {key: score_all(settings, engine, key) for key in keys}
+    _sync_once(settings, engine)
+    url = engine.url.render_as_string(hide_password=False)
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork"), initializer=_worker_init,
+                             initargs=(settings, url, None, os.getpid())) as pool:
+        return dict(zip(keys, pool.map(_worker_score_all, keys), strict=True))
+
+
+def _worker_score_all(city_key: str) -> int:
+    return score_all(_worker["settings"], storage.open_db(_worker["url"]), city_key)
 
 
 def manual_evidence(settings: Settings, engine: storage.Engine, city_key: str) -> pd.DataFrame:

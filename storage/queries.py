@@ -6,20 +6,22 @@ they were inserted: an import may carry an older snapshot than runs already stor
 """
 from __future__ import annotations
 
+import operator
 import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from connectors.base import DATETIME_FIELDS, SchemaCheck, records_frame
+from connectors.base import RECORD_FIELDS, SchemaCheck, columns_frame, records_frame
 from storage import crawls
 from storage.db import gc_paused, is_sqlite, utc
 from storage.models import audit_t, cities_t, datasets_t, evidence_t, portals_t, runs_t, scores_t, versions_t
@@ -234,31 +236,49 @@ def _catalog_run(conn: Connection, portal_key: str, as_of: datetime | None) -> A
     return conn.execute(q).one_or_none()
 
 
-class _Rec:
-    """Lets `records_frame` (the one definition of the catalog table) take stored dicts without rebuilding records."""
-
-    __slots__ = ("d",)
-
-    def __init__(self, d: dict[str, Any]):
-        self.d = d
-
-    def as_dict(self) -> dict[str, Any]:
-        return self.d
+RECORD_CHUNK = 5_000  # record texts fetched and decoded at a time (~8 MB of JSON)
+_TUPLE_FIELDS = ("keywords", "formats")
+_PICK = operator.itemgetter(*RECORD_FIELDS)
 
 
-def _decode(text: str) -> _Rec:
-    d = orjson.loads(text)
-    for name in ("keywords", "formats"):
-        d[name] = tuple(d.get(name) or ())
-    d["columns"] = tuple(tuple(c) for c in (d.get("columns") or ()))
-    for name in DATETIME_FIELDS:
-        v = d.get(name)
-        if v is not None:
-            d[name] = datetime.fromisoformat(v)
-    return _Rec(d)
+class _RecordColumns:
+    """The catalog table's columns built from stored record JSON a chunk at a time (`extend`), then made a frame
+    with the dtypes of `records_frame` (`connectors.base.columns_frame`, the one definition of the table)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[Any]] = {name: [] for name in RECORD_FIELDS}
+        self.places: list[int] = []
+        # Equal tuples held once: schemas, keyword and format lists repeat across a catalog (a dataset per year,
+        # per ward), and a schema of 20 (name, type) pairs is ~3 KB of Python objects a row.
+        self.shared: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+    def extend(self, rows: Sequence[Any]) -> None:
+        """Rows of (place in the table, record JSON)."""
+        self.places.extend(place for place, _ in rows)
+        dicts = [orjson.loads(text) for _, text in rows]
+        try:  # every field in every record (as DatasetRecord.as_dict writes them): one C-level pick and transpose
+            picked = zip(*map(_PICK, dicts), strict=True)
+        except KeyError:  # a record stored by an older normalization lacks a field: None, as records_frame has it
+            picked = zip(*([d.get(name) for name in RECORD_FIELDS] for d in dicts), strict=True)
+        one = self.shared.setdefault
+        for (name, column), values in zip(self.values.items(), picked, strict=True):
+            if name in _TUPLE_FIELDS:  # JSON lists back to the record's tuples (() when missing, as DatasetRecord)
+                column.extend([one(t, t) for t in (tuple(v) if v else () for v in values)])
+            elif name == "columns":
+                column.extend([one(t, t) for t in (tuple(map(tuple, v)) if v else () for v in values)])
+            else:  # datetimes stay ISO text: columns_frame parses each column at once
+                column.extend(values)
+
+    def frame(self) -> pd.DataFrame:
+        places = np.asarray(self.places, dtype=np.int64)
+        if len(places) and (np.diff(places) < 0).any():  # came out of order: put each column in place
+            order = np.argsort(places, kind="stable").tolist()
+            self.values = {name: [column[i] for i in order] for name, column in self.values.items()}
+        return columns_frame(self.values)
 
 
-def _catalog(conn: Connection, portal_key: str, as_of: datetime | None) -> tuple[pd.DataFrame, CatalogRun]:
+def _catalog(conn: Connection, portal_key: str, as_of: datetime | None,
+             keep: bool = True) -> tuple[pd.DataFrame, CatalogRun]:
     run = _catalog_run(conn, portal_key, as_of)
     first_q = sa.select(sa.func.min(runs_t.c.as_of)).where(runs_t.c.portal_key == portal_key,
                                                             runs_t.c.status.in_(GOOD))
@@ -285,11 +305,12 @@ def _catalog(conn: Connection, portal_key: str, as_of: datetime | None) -> tuple
     if hit is not None:
         return hit[0].copy(), hit[1]
     df, info = _build_catalog(conn, portal_key, run, history_start)
-    if len(df) <= CATALOG_CACHE_ROWS:
-        with _CACHE_LOCK:
-            _CACHE[key] = (df, info)
-            while sum(len(f) for f, _ in _CACHE.values()) > CATALOG_CACHE_ROWS:
-                _CACHE.popitem(last=False)
+    if not keep or len(df) > CATALOG_CACHE_ROWS:  # not kept: the caller may have the one copy
+        return df, info
+    with _CACHE_LOCK:
+        _CACHE[key] = (df, info)
+        while sum(len(f) for f, _ in _CACHE.values()) > CATALOG_CACHE_ROWS:
+            _CACHE.popitem(last=False)
     return df.copy(), info
 
 
@@ -300,17 +321,30 @@ def forget(url: str) -> None:
             del _CACHE[key]
 
 
+def _stored_time(value: Any, known: dict[Any, datetime]) -> datetime:
+    """A UTCDateTime column's value as the driver returned it (SQLite: naive UTC text; PostgreSQL: an aware
+    datetime) made what the column type would have given: an aware UTC datetime (memoized in `known`)."""
+    t = known.get(value)
+    if t is None:
+        t = datetime.fromisoformat(value) if isinstance(value, str) else value
+        t = known[value] = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    return t
+
+
 def _build_catalog(conn: Connection, portal_key: str, run: Any,
                    history_start: datetime | None) -> tuple[pd.DataFrame, CatalogRun]:
     members = set(unpack_ids(run.members))
     v, d = versions_t, datasets_t
     # One light pass over the portal's versions up to the run's date (no JSON): the latest version of
-    # each member (by as_of, then id), its first_seen and the distinct data_modified values.
-    latest: dict[str, tuple[datetime, int]] = {}
-    first: dict[str, datetime] = {}
-    seen: dict[str, set[datetime]] = {}
+    # each member (by as_of, then id), its first_seen and the distinct data_modified values. Times are read
+    # as the driver gives them (SQLite: text in one fixed format, so text order is time order) and made
+    # datetimes once per distinct value after: UTCDateTime's per-row processing was a third of this pass.
+    latest: dict[str, tuple[Any, int]] = {}
+    first: dict[str, Any] = {}
+    seen: dict[str, set[Any]] = {}
     for sid, vid, v_as_of, dm in conn.execute(
-            sa.select(d.c.source_id, v.c.id, v.c.as_of, v.c.data_modified).join(d, d.c.id == v.c.dataset_id)
+            sa.select(d.c.source_id, v.c.id, sa.type_coerce(v.c.as_of, sa.String),
+                      sa.type_coerce(v.c.data_modified, sa.String)).join(d, d.c.id == v.c.dataset_id)
             .where(d.c.portal_key == portal_key, v.c.as_of <= run.as_of)):
         if sid not in members:
             continue
@@ -321,21 +355,30 @@ def _build_catalog(conn: Connection, portal_key: str, run: Any,
             first[sid] = v_as_of
         if dm is not None:
             seen.setdefault(sid, set()).add(dm)
-    # Then only the records needed, fetched by version id (one array / JSON parameter, not 12k binds).
-    ids = [vid for _, vid in latest.values()]
-    texts: dict[int, str]
-    if is_sqlite(conn):
-        q = sa.text("SELECT id, record FROM dataset_versions WHERE id IN (SELECT value FROM json_each(:ids))")
-        texts = dict(conn.execute(q, {"ids": orjson.dumps(ids).decode()}).all())
-    else:
-        texts = dict(conn.execute(sa.text("SELECT id, record FROM dataset_versions WHERE id = ANY(:ids)"),
-                                  {"ids": ids}).all())
+    # Then only the records needed, fetched by version id in source_id order (one array / JSON parameter, not
+    # 12k binds) and decoded a chunk at a time straight into columns: a 300k catalog's record texts and
+    # per-record dicts never sit in memory at once (they were ~3 GB of a 4 GB peak).
     order = sorted(latest)
+    ids = [latest[sid][1] for sid in order]
+    # Rows come with their place in `ids` (no ORDER BY: sorting the texts cost a temporary copy of them all).
+    if is_sqlite(conn):
+        q = sa.text("SELECT j.key, v.record FROM json_each(:ids) AS j JOIN dataset_versions AS v ON v.id = j.value")
+        params: dict[str, Any] = {"ids": orjson.dumps(ids).decode()}
+    else:
+        q = sa.text("SELECT j.n - 1, v.record FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS j(id, n) "
+                    "JOIN dataset_versions AS v ON v.id = j.id")
+        params = {"ids": ids}
     with gc_paused():
-        df = records_frame([_decode(texts[latest[sid][1]]) for sid in order])
+        columns = _RecordColumns()
+        for chunk in conn.execution_options(stream_results=True).execute(q, params).partitions(RECORD_CHUNK):
+            columns.extend(chunk)
+        df = columns.frame()
         df["city_key"] = run.city_key
-        df["first_seen"] = pd.to_datetime(pd.Series([first.get(sid) for sid in order], dtype=object), utc=True)
-        df["data_modified_seen"] = pd.Series([tuple(sorted(seen.get(sid, ()))) for sid in order], dtype=object)
+        times: dict[Any, datetime] = {}  # stored value -> aware UTC datetime, converted once per value
+        df["first_seen"] = pd.to_datetime(pd.Series([_stored_time(first[sid], times) for sid in order],
+                                                    dtype=object), utc=True)
+        df["data_modified_seen"] = pd.Series([tuple(sorted(_stored_time(t, times) for t in seen.get(sid, ())))
+                                              for sid in order], dtype=object)
 
     # Removals stand as of the last complete run at/before this one (a partial crawl confirms none).
     removed = _removed(conn, portal_key, run.as_of)
@@ -359,12 +402,15 @@ def catalog_run(engine: Engine, portal_key: str, as_of: datetime | None = None) 
         return _catalog(conn, portal_key, as_of)[1]
 
 
-def city_harvest(engine: Engine, city_key: str, as_of: datetime | None = None) -> CityHarvest:
-    """The city's catalog (all its portals in one table) with the stored facts behind it, as of `as_of`."""
+def city_harvest(engine: Engine, city_key: str, as_of: datetime | None = None, *, keep: bool = True) -> CityHarvest:
+    """The city's catalog (all its portals in one table) with the stored facts behind it, as of `as_of`.
+
+    `keep=False` leaves the tables out of the per-process catalog cache (`score --all` reads each date once:
+    50 cities' histories filled it to its bound, ~6.7 KB a row measured, in every worker)."""
     with engine.connect() as conn:
         pts = conn.execute(sa.select(portals_t.c.key, portals_t.c.kind).where(portals_t.c.city_key == city_key)
                            .order_by(portals_t.c.key)).all()
-        built = {key: _catalog(conn, key, as_of) for key, _ in pts}
+        built = {key: _catalog(conn, key, as_of, keep) for key, _ in pts}
         # A run still in progress is not history yet (its as_of would stamp scores with a catalog it has not stored).
         history_q = (_run_select().where(portals_t.c.city_key == city_key, runs_t.c.status != "running")
                      .order_by(runs_t.c.as_of, runs_t.c.id))
@@ -377,8 +423,9 @@ def city_harvest(engine: Engine, city_key: str, as_of: datetime | None = None) -
                 newest_ok[r["portal_key"]] = r["run_id"]
         checks = schema_checks(conn, newest_ok.values())
     frames = [f for f, _ in built.values() if len(f)]
+    frame = _empty_catalog() if not frames else frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     return CityHarvest(
-        frame=pd.concat(frames, ignore_index=True) if frames else _empty_catalog(),
+        frame=frame,
         kinds={str(k): str(kind) for k, kind in pts},
         runs=_frame(history, RUN_COLUMNS, ("as_of", "started_at", "finished_at")),
         catalog_runs={key: info for key, (_, info) in built.items()},
