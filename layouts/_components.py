@@ -245,11 +245,34 @@ def criterion_weights(meta: Mapping[str, dict], latest_indicators: pd.DataFrame)
     return {k: (w[k] / totals[crit[k]] if totals[crit[k]] else 0.0) for k in w}
 
 
+EXPLORER_CHUNK_ROWS = 20_000  # catalog rows decoded at a time: the explorer keeps 15 columns of each
+# Explorer columns whose values repeat (a handful of types, cadences, licences and states): kept as categories, a
+# small integer a row instead of a string object a row. Department and formats stay text: the filters fill and
+# split them with values that are not among their categories.
+EXPLORER_CATEGORIES = ("city_key", "asset_type", "freshness", "declared_frequency", "license", "license_id")
+
+
 def city_datasets(engine: storage.Engine, key: str, as_of: datetime | None = None) -> pd.DataFrame:
     """The explorer rows (`_figures.dataset_table`) of a city's latest catalog (at/before `as_of`), aged at its
-    latest run."""
-    harvest = storage.city_harvest(engine, key, as_of)
-    return fig.dataset_table(harvest.frame, catalog_as_of(harvest.runs))
+    latest run.
+
+    Built chunk by chunk (storage.city_catalog_chunks): only one chunk of full records is in memory at a time,
+    so a 300,000-dataset city costs its explorer table (~15 slim columns), not its decoded catalog.
+    """
+    runs = storage.runs(engine, city_key=key)
+    runs = runs[runs["status"] != "running"]
+    if as_of is not None:
+        runs = runs[pd.to_datetime(runs["as_of"], utc=True) <= pd.Timestamp(as_of)]
+    stamp = catalog_as_of(runs)
+    frames = [fig.dataset_table(chunk, stamp)
+              for chunk in storage.city_catalog_chunks(engine, key, as_of, rows=EXPLORER_CHUNK_ROWS)]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=fig.DATASET_COLUMNS)
+    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    for c in EXPLORER_CATEGORIES:
+        out[c] = out[c].astype("category")
+    return out
 
 
 def catalog_as_of(runs: pd.DataFrame) -> pd.Timestamp:
@@ -286,17 +309,23 @@ def city_failing_cached(key: str) -> pd.DataFrame:
 
 def city_failing(engine: storage.Engine, key: str, as_of: datetime | None = None) -> pd.DataFrame:
     """indicator, criterion, source_id, reason: the failing datasets of every latest indicator score (the latest
-    at/before `as_of` when given)."""
+    at/before `as_of` when given). Built a column at a time from each score's evidence (a 300,000-dataset city
+    fails its indicators hundreds of thousands of times: no dict per row); `reason` is categorical (reasons
+    repeat: a few distinct texts over all those rows)."""
     latest = fig.indicator_rows(storage.latest_scores(engine, key) if as_of is None
                                 else scores_as_of(storage.scores(engine, key), as_of, latest=True))
-    rows = []
+    frames = []
     for r in latest.itertuples(index=False):
         found = storage.score_evidence(engine, key, str(r.indicator), as_of)
-        if not found:
-            continue
-        for sid, reason in (found[1].get("failing") or {}).items():
-            rows.append({"indicator": r.indicator, "criterion": r.criterion, "source_id": sid, "reason": reason})
-    return pd.DataFrame(rows, columns=["indicator", "criterion", "source_id", "reason"])
+        failing = (found[1].get("failing") or {}) if found else {}
+        if failing:
+            frames.append(pd.DataFrame({"indicator": r.indicator, "criterion": r.criterion,
+                                        "source_id": list(failing), "reason": list(failing.values())}))
+    if not frames:
+        return pd.DataFrame(columns=["indicator", "criterion", "source_id", "reason"])
+    out = pd.concat(frames, ignore_index=True)
+    out["reason"] = out["reason"].astype("category")
+    return out
 
 
 def city_statuses(key: str, latest: pd.DataFrame | None = None

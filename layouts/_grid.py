@@ -61,6 +61,8 @@ def _sort_key(s: pd.Series) -> pd.Series:
     """Text case-insensitively, as the grid's own sort does; numbers and times as they are."""
     if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s):
         return s
+    if isinstance(s.dtype, pd.CategoricalDtype):  # by its text, not by the order of its categories
+        s = s.astype(object)
     return s.map(lambda v: v.lower() if isinstance(v, str) else v)
 
 
@@ -88,6 +90,7 @@ def _filter_mask(values: pd.Series, model: Mapping[str, Any]) -> pd.Series:
             joined = (joined | m) if model.get("operator") == "OR" else (joined & m)
         return joined
     kind, test = model.get("filterType"), model.get("type")
+    values = values.astype(object) if isinstance(values.dtype, pd.CategoricalDtype) else values
     blank = values.isna() | (values.astype(str).str.strip() == "")
     if test == "blank":
         return blank

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -302,6 +302,20 @@ def forget(url: str) -> None:
 
 def _build_catalog(conn: Connection, portal_key: str, run: Any,
                    history_start: datetime | None) -> tuple[pd.DataFrame, CatalogRun]:
+    frames = list(_catalog_chunks(conn, portal_key, run, None))
+    df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    # Removals stand as of the last complete run at/before this one (a partial crawl confirms none).
+    removed = _removed(conn, portal_key, run.as_of)
+    return df, CatalogRun(run=_run_dict(run), removed=None if removed is None else tuple(removed),
+                          history_start=history_start)
+
+
+def _catalog_chunks(conn: Connection, portal_key: str, run: Any, rows: int | None) -> Iterator[pd.DataFrame]:
+    """The run's catalog table in frames of at most `rows` rows (all in one when None), in source_id order.
+
+    Only one chunk's records are decoded at a time: what a reader that keeps a few columns of each chunk
+    holds at its peak is one chunk, not the whole catalog (a 300,000-dataset catalog decodes to gigabytes).
+    """
     members = set(unpack_ids(run.members))
     v, d = versions_t, datasets_t
     # One light pass over the portal's versions up to the run's date (no JSON): the latest version of
@@ -321,26 +335,43 @@ def _build_catalog(conn: Connection, portal_key: str, run: Any,
             first[sid] = v_as_of
         if dm is not None:
             seen.setdefault(sid, set()).add(dm)
-    # Then only the records needed, fetched by version id (one array / JSON parameter, not 12k binds).
-    ids = [vid for _, vid in latest.values()]
-    texts: dict[int, str]
+    order = sorted(latest)
+    step = rows or max(1, len(order))
+    for start in range(0, max(1, len(order)), step):
+        part = order[start:start + step]
+        texts = _record_texts(conn, [latest[sid][1] for sid in part])
+        with gc_paused():
+            df = records_frame([_decode(texts[latest[sid][1]]) for sid in part])
+            del texts
+            df["city_key"] = run.city_key
+            df["first_seen"] = pd.to_datetime(pd.Series([first.get(sid) for sid in part], dtype=object), utc=True)
+            df["data_modified_seen"] = pd.Series([tuple(sorted(seen.get(sid, ()))) for sid in part], dtype=object)
+        yield df
+
+
+def _record_texts(conn: Connection, ids: list[int]) -> dict[int, str]:
+    """Version id -> its record JSON, fetched by id (one array / JSON parameter, not thousands of binds)."""
     if is_sqlite(conn):
         q = sa.text("SELECT id, record FROM dataset_versions WHERE id IN (SELECT value FROM json_each(:ids))")
-        texts = dict(conn.execute(q, {"ids": orjson.dumps(ids).decode()}).all())
-    else:
-        texts = dict(conn.execute(sa.text("SELECT id, record FROM dataset_versions WHERE id = ANY(:ids)"),
-                                  {"ids": ids}).all())
-    order = sorted(latest)
-    with gc_paused():
-        df = records_frame([_decode(texts[latest[sid][1]]) for sid in order])
-        df["city_key"] = run.city_key
-        df["first_seen"] = pd.to_datetime(pd.Series([first.get(sid) for sid in order], dtype=object), utc=True)
-        df["data_modified_seen"] = pd.Series([tuple(sorted(seen.get(sid, ()))) for sid in order], dtype=object)
+        return dict(conn.execute(q, {"ids": orjson.dumps(ids).decode()}).all())
+    return dict(conn.execute(sa.text("SELECT id, record FROM dataset_versions WHERE id = ANY(:ids)"),
+                             {"ids": ids}).all())
 
-    # Removals stand as of the last complete run at/before this one (a partial crawl confirms none).
-    removed = _removed(conn, portal_key, run.as_of)
-    return df, CatalogRun(run=_run_dict(run), removed=None if removed is None else tuple(removed),
-                          history_start=history_start)
+
+def city_catalog_chunks(engine: Engine, city_key: str, as_of: datetime | None = None, *,
+                        rows: int = 20_000) -> Iterator[pd.DataFrame]:
+    """The city's catalog (`city_catalog`'s rows and columns, portal by portal) in frames of at most `rows` rows.
+
+    For readers that keep a few columns of each row (the dashboard's explorer table): their peak memory is one
+    chunk's decoded records, whatever the catalog's size. Nothing is cached here (the reader keeps its result).
+    """
+    with engine.connect() as conn:
+        keys = conn.execute(sa.select(portals_t.c.key).where(portals_t.c.city_key == city_key)
+                            .order_by(portals_t.c.key)).scalars().all()
+        for key in keys:
+            run = _catalog_run(conn, key, as_of)
+            if run is not None:
+                yield from _catalog_chunks(conn, key, run, rows)
 
 
 def catalog(engine: Engine, portal_key: str, as_of: datetime | None = None) -> pd.DataFrame:

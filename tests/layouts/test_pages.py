@@ -286,7 +286,9 @@ def test_city_page_as_of_a_past_date_shows_it_as_it_stood(client, dash_app, layo
         when, evidence = storage.score_evidence(engine, "chicago", ind["indicator"], t)
         assert pd.Timestamp(when) == at
         grid, caption = city.drill("chicago", ind["criterion"], ind["indicator"], "2020-07-25")
-        assert {row["source_id"] for row in grid.rowData} == set(evidence["failing"])
+        every = city.drill_page("chicago", ind["criterion"], ind["indicator"], "2020-07-25",
+                                {"startRow": 0, "endRow": len(evidence["failing"]) + 10})
+        assert {row["source_id"] for row in every["rowData"]} == set(evidence["failing"])
         assert "as of 2020-07-25" in caption
         page = city.layout(key="chicago", as_of="2020-07-25")
         assert "As of 2020-07-25" in text_of(page)
@@ -326,9 +328,12 @@ def test_city_page_cards_drill_down_and_statuses(in_app, layout_db):
     found = storage.score_evidence(storage.open_db(url), "chicago", ind["indicator"])
     failing = found[1]["failing"]
     grid, caption = city.drill("chicago", ind["criterion"], ind["indicator"])
-    assert len(grid.rowData) == len(failing)
-    assert {r["source_id"] for r in grid.rowData} == set(failing)
-    assert caption.startswith(f"{len(failing)} datasets fail")
+    assert grid.rowModelType == "infinite" and not getattr(grid, "rowData", None)  # rows come block by block
+    every = city.drill_page("chicago", ind["criterion"], ind["indicator"], None,
+                            {"startRow": 0, "endRow": len(failing) + 10})
+    assert every["rowCount"] == len(failing) == len(every["rowData"])
+    assert {r["source_id"] for r in every["rowData"]} == set(failing)
+    assert caption.startswith(f"{len(failing):,} datasets fail")
     details = text_of(city.details("chicago"))
     assert "Certification estimate (not a certification)" in details
     assert "Fix first" in details and "Departments" in details
@@ -682,3 +687,43 @@ def test_a_result_computed_under_a_superseded_marker_is_not_cached(in_app, layou
     assert ui.query("probe", slow) == "computed under the old marker"
     assert [k for k in cache_mod._cache if k[0] == url and k[2] == "probe"] == []
     ui.clear_cache()
+
+
+def test_city_drill_down_sends_one_block_of_the_failing_datasets(client, layout_db):
+    """The drill-down of a whole criterion is paged on the server: a block request is answered with one block
+    (100 rows), `rowCount` = the datasets failing any of the criterion's indicators, counted here from the stored
+    evidence (the union of each latest indicator score's failing ids), and the blocks together hold each of them
+    once, with the titles of the indicators it fails and their reasons."""
+    import indicators
+    from layouts import city
+
+    url, _ = layout_db
+    engine = storage.open_db(url)
+    latest = storage.latest_scores(engine, "chicago")
+    inds = latest[latest["indicator"] != ""]
+    failing: dict[str, dict[str, dict]] = {}  # criterion -> indicator -> {source_id: reason}
+    for r in inds.itertuples(index=False):
+        found = storage.score_evidence(engine, "chicago", r.indicator)
+        failing.setdefault(r.criterion, {})[r.indicator] = (found[1].get("failing") or {}) if found else {}
+    # the criterion with the most failing datasets (Chicago's catalog: several hundred, more than a block)
+    crit = max(failing, key=lambda c: len(set().union(*failing[c].values())))
+    expected = set().union(*failing[crit].values())
+    assert len(expected) > city.DRILL_BLOCK
+    state = {"city-key.data": "chicago", "city-criterion.value": crit, "city-indicator.value": city.ALL}
+
+    def block(start: int) -> dict:
+        request = {"startRow": start, "endRow": start + city.DRILL_BLOCK, "sortModel": [], "filterModel": {}}
+        r = call(client, "city-drill-grid", {**state, "city-drill-grid.getRowsRequest": request},
+                 changed=["city-drill-grid.getRowsRequest"])
+        return r.json["response"]["city-drill-grid"]["getRowsResponse"]
+
+    first = block(0)
+    assert len(first["rowData"]) == city.DRILL_BLOCK and first["rowCount"] == len(expected)
+    rows = [row for start in range(0, len(expected), city.DRILL_BLOCK) for row in block(start)["rowData"]]
+    assert [row["source_id"] for row in rows] == sorted(expected)  # each once, in source_id order
+    titles = {i.key: i.title for i in indicators.REGISTRY}
+    for row in rows:
+        fails = {k: f[row["source_id"]] for k, f in failing[crit].items() if row["source_id"] in f}
+        assert row["indicators"] == ", ".join(sorted({titles.get(k, k) for k in fails}, key=str.lower))
+        why = list(dict.fromkeys(str(x) for x in fails.values() if x))  # distinct, "; "-joined in score order
+        assert len(row["reasons"]) == len("; ".join(why)) and all(x in row["reasons"] for x in why)
