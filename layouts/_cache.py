@@ -152,8 +152,16 @@ def _city_stamps(engine: storage.Engine) -> dict[Hashable, tuple]:
     return {k: (int(last_run.get(k, 0)), as_of.get(k), epoch) for k in keys}
 
 
+_inflight: dict[tuple[Any, ...], threading.Lock] = {}  # cache key -> held while one thread computes it
+
+
 def city_query(name: str, fn: Callable[..., Any], key: str) -> Any:
-    """`fn(engine, key)` for one city, cached until that city's stamp changes (see above)."""
+    """`fn(engine, key)` for one city, cached until that city's stamp changes (see above).
+
+    One computation per entry at a time: a request that needs an entry another thread (the warm-up, another
+    visitor) is computing waits for that result instead of computing it again (a 300,000-row explorer table
+    built twice at once costs twice the memory and halves the CPU each gets).
+    """
     ctx = context()
     stamp = city_stamps().get(key)
     cache_key = ("city", ctx.url, name, key, stamp)
@@ -161,12 +169,30 @@ def city_query(name: str, fn: Callable[..., Any], key: str) -> Any:
         if cache_key in _cache:
             _cache.move_to_end(cache_key)
             return _cache[cache_key]
-    value = fn(ctx.engine, key)
-    if city_stamps().get(key) != stamp:  # the city ran again meanwhile: the value is already stale, not filed
-        return value
+        gate = _inflight.setdefault(cache_key, threading.Lock())
+    with gate:
+        try:
+            with _lock:
+                if cache_key in _cache:
+                    return _cache[cache_key]
+            value = fn(ctx.engine, key)
+            if city_stamps().get(key) != stamp:  # the city ran again meanwhile: the value is already stale, not filed
+                return value
+            with _lock:
+                # this city's entries of older stamps are dead: drop them so they do not crowd the LRU
+                for k in [k for k in _cache if k[0] == "city" and k[1] == ctx.url and k[3] == key and k[4] != stamp]:
+                    _drop(k)
+                _file(cache_key, value)
+            return value
+        finally:
+            with _lock:
+                _inflight.pop(cache_key, None)
+
+
+def city_cached(name: str, key: str) -> Any | None:
+    """What `city_query(name, …, key)` holds for the city's current stamp, None when it is not computed yet
+    (a page that can show something else meanwhile asks this instead of waiting)."""
+    ctx = context()
+    cache_key = ("city", ctx.url, name, key, city_stamps().get(key))
     with _lock:
-        # this city's entries of older stamps are dead: drop them so they do not crowd the LRU
-        for k in [k for k in _cache if k[0] == "city" and k[1] == ctx.url and k[3] == key and k[4] != stamp]:
-            _drop(k)
-        _file(cache_key, value)
-    return value
+        return _cache.get(cache_key)

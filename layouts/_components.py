@@ -24,6 +24,7 @@ from layouts._cache import CACHE_SIZE as CACHE_SIZE
 from layouts._cache import CONTEXT_KEY as CONTEXT_KEY
 from layouts._cache import RECENT_RUNS as RECENT_RUNS
 from layouts._cache import Context as Context
+from layouts._cache import city_cached as city_cached
 from layouts._cache import city_query as city_query
 from layouts._cache import city_stamps as city_stamps
 from layouts._cache import clear_cache as clear_cache
@@ -259,11 +260,7 @@ def city_datasets(engine: storage.Engine, key: str, as_of: datetime | None = Non
     Built chunk by chunk (storage.city_catalog_chunks): only one chunk of full records is in memory at a time,
     so a 300,000-dataset city costs its explorer table (~15 slim columns), not its decoded catalog.
     """
-    runs = storage.runs(engine, city_key=key)
-    runs = runs[runs["status"] != "running"]
-    if as_of is not None:
-        runs = runs[pd.to_datetime(runs["as_of"], utc=True) <= pd.Timestamp(as_of)]
-    stamp = catalog_as_of(runs)
+    stamp = _catalog_stamp(engine, key, as_of)
     frames = [fig.dataset_table(chunk, stamp)
               for chunk in storage.city_catalog_chunks(engine, key, as_of, rows=EXPLORER_CHUNK_ROWS)]
     frames = [f for f in frames if len(f)]
@@ -273,6 +270,22 @@ def city_datasets(engine: storage.Engine, key: str, as_of: datetime | None = Non
     for c in EXPLORER_CATEGORIES:
         out[c] = out[c].astype("category")
     return out
+
+
+def city_dataset_rows(engine: storage.Engine, key: str, start: int, stop: int) -> tuple[pd.DataFrame, int]:
+    """Rows [start, stop) of `city_datasets(engine, key)`, in its order, read straight from storage (only those
+    records decoded), and how many rows it has: the unfiltered explorer before the city's table is built."""
+    frame, total = storage.catalog_rows(engine, key, start, stop)
+    return fig.dataset_table(frame, _catalog_stamp(engine, key, None)), total
+
+
+def _catalog_stamp(engine: storage.Engine, key: str, as_of: datetime | None) -> pd.Timestamp:
+    """What the explorer ages a city's catalog at: its newest finished run's as_of (at/before `as_of`)."""
+    runs = storage.runs(engine, city_key=key)
+    runs = runs[runs["status"] != "running"]
+    if as_of is not None:
+        runs = runs[pd.to_datetime(runs["as_of"], utc=True) <= pd.Timestamp(as_of)]
+    return catalog_as_of(runs)
 
 
 def catalog_as_of(runs: pd.DataFrame) -> pd.Timestamp:
@@ -315,12 +328,14 @@ def city_failing(engine: storage.Engine, key: str, as_of: datetime | None = None
     latest = fig.indicator_rows(storage.latest_scores(engine, key) if as_of is None
                                 else scores_as_of(storage.scores(engine, key), as_of, latest=True))
     frames = []
+    ids: dict[str, str] = {}  # one string object per dataset id, however many indicators it fails
     for r in latest.itertuples(index=False):
         found = storage.score_evidence(engine, key, str(r.indicator), as_of)
         failing = (found[1].get("failing") or {}) if found else {}
         if failing:
             frames.append(pd.DataFrame({"indicator": r.indicator, "criterion": r.criterion,
-                                        "source_id": list(failing), "reason": list(failing.values())}))
+                                        "source_id": [ids.setdefault(sid, sid) for sid in failing],
+                                        "reason": pd.Categorical(list(failing.values()))}))
     if not frames:
         return pd.DataFrame(columns=["indicator", "criterion", "source_id", "reason"])
     out = pd.concat(frames, ignore_index=True)

@@ -316,17 +316,27 @@ def _catalog_chunks(conn: Connection, portal_key: str, run: Any, rows: int | Non
     Only one chunk's records are decoded at a time: what a reader that keeps a few columns of each chunk
     holds at its peak is one chunk, not the whole catalog (a 300,000-dataset catalog decodes to gigabytes).
     """
-    members = set(unpack_ids(run.members))
+    found = _latest_versions(conn, portal_key, run, set(unpack_ids(run.members)))
+    order = sorted(found[0])
+    step = rows or max(1, len(order))
+    for start in range(0, max(1, len(order)), step):
+        yield _catalog_frame(conn, run, order[start:start + step], *found)
+
+
+def _latest_versions(conn: Connection, portal_key: str, run: Any, ids: set[str]) -> tuple[
+        dict[str, tuple[datetime, int]], dict[str, datetime], dict[str, set[datetime]]]:
+    """One light pass over the versions of `ids` up to the run's date (no JSON): the latest version of each (by
+    as_of, then id), its first_seen and its distinct data_modified values."""
     v, d = versions_t, datasets_t
-    # One light pass over the portal's versions up to the run's date (no JSON): the latest version of
-    # each member (by as_of, then id), its first_seen and the distinct data_modified values.
     latest: dict[str, tuple[datetime, int]] = {}
     first: dict[str, datetime] = {}
     seen: dict[str, set[datetime]] = {}
-    for sid, vid, v_as_of, dm in conn.execute(
-            sa.select(d.c.source_id, v.c.id, v.c.as_of, v.c.data_modified).join(d, d.c.id == v.c.dataset_id)
-            .where(d.c.portal_key == portal_key, v.c.as_of <= run.as_of)):
-        if sid not in members:
+    q = (sa.select(d.c.source_id, v.c.id, v.c.as_of, v.c.data_modified).join(d, d.c.id == v.c.dataset_id)
+         .where(d.c.portal_key == portal_key, v.c.as_of <= run.as_of))
+    if len(ids) <= PAGE_IDS:  # a page of the catalog: ask for its ids (indexed), not every version of the portal
+        q = q.where(d.c.source_id.in_(sorted(ids)))
+    for sid, vid, v_as_of, dm in conn.execute(q):
+        if sid not in ids:
             continue
         key = (v_as_of, vid)
         if sid not in latest or key > latest[sid]:
@@ -335,18 +345,50 @@ def _catalog_chunks(conn: Connection, portal_key: str, run: Any, rows: int | Non
             first[sid] = v_as_of
         if dm is not None:
             seen.setdefault(sid, set()).add(dm)
-    order = sorted(latest)
-    step = rows or max(1, len(order))
-    for start in range(0, max(1, len(order)), step):
-        part = order[start:start + step]
-        texts = _record_texts(conn, [latest[sid][1] for sid in part])
-        with gc_paused():
-            df = records_frame([_decode(texts[latest[sid][1]]) for sid in part])
-            del texts
-            df["city_key"] = run.city_key
-            df["first_seen"] = pd.to_datetime(pd.Series([first.get(sid) for sid in part], dtype=object), utc=True)
-            df["data_modified_seen"] = pd.Series([tuple(sorted(seen.get(sid, ()))) for sid in part], dtype=object)
-        yield df
+    return latest, first, seen
+
+
+def _catalog_frame(conn: Connection, run: Any, part: list[str], latest: dict[str, tuple[datetime, int]],
+                   first: dict[str, datetime], seen: dict[str, set[datetime]]) -> pd.DataFrame:
+    """The catalog table of the datasets `part` (in that order), from their latest versions."""
+    texts = _record_texts(conn, [latest[sid][1] for sid in part])
+    with gc_paused():
+        df = records_frame([_decode(texts[latest[sid][1]]) for sid in part])
+        del texts
+        df["city_key"] = run.city_key
+        df["first_seen"] = pd.to_datetime(pd.Series([first.get(sid) for sid in part], dtype=object), utc=True)
+        df["data_modified_seen"] = pd.Series([tuple(sorted(seen.get(sid, ()))) for sid in part], dtype=object)
+    return df
+
+
+PAGE_IDS = 1_000  # catalog_rows reads at most this many datasets' versions by id
+
+
+def catalog_rows(engine: Engine, city_key: str, start: int, stop: int,
+                 as_of: datetime | None = None) -> tuple[pd.DataFrame, int]:
+    """Rows [start, stop) of the city's catalog in `city_catalog_chunks` order (portal key, then source_id), and
+    how many rows it has: a page read straight from storage (only its records decoded), for a view that shows
+    the catalog in that order before its whole table is built. At most PAGE_IDS rows."""
+    stop = min(stop, start + PAGE_IDS)
+    frames, total = [], 0
+    with engine.connect() as conn:
+        keys = conn.execute(sa.select(portals_t.c.key).where(portals_t.c.city_key == city_key)
+                            .order_by(portals_t.c.key)).scalars().all()
+        for key in keys:
+            run = _catalog_run(conn, key, as_of)
+            if run is None:
+                continue
+            members = sorted(unpack_ids(run.members))
+            lo, hi = max(0, start - total), max(0, stop - total)
+            total += len(members)
+            part = members[lo:hi]
+            if part:
+                found = _latest_versions(conn, key, run, set(part))
+                frames.append(_catalog_frame(conn, run, [sid for sid in part if sid in found[0]], *found))
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return _empty_catalog(), total
+    return (frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)), total
 
 
 def _record_texts(conn: Connection, ids: list[int]) -> dict[int, str]:

@@ -727,3 +727,23 @@ def test_city_drill_down_sends_one_block_of_the_failing_datasets(client, layout_
         assert row["indicators"] == ", ".join(sorted({titles.get(k, k) for k in fails}, key=str.lower))
         why = list(dict.fromkeys(str(x) for x in fails.values() if x))  # distinct, "; "-joined in score order
         assert len(row["reasons"]) == len("; ".join(why)) and all(x in row["reasons"] for x in why)
+
+
+def test_datasets_unfiltered_view_pages_through_storage_until_the_table_is_built(in_app, layout_db):
+    """Before a city's explorer table is built, the unfiltered Datasets view reads its blocks straight from storage:
+    the same rows, in the same order, with the same values as the built table's blocks, and the same count."""
+    from layouts import _components as ui
+    from layouts import datasets
+
+    url, _ = layout_db
+    ui.clear_cache()
+    assert not datasets.built(["chicago"])
+    for start in (0, 100):
+        request = {"startRow": start, "endRow": start + datasets.GRID_BLOCK, "sortModel": [], "filterModel": {}}
+        stored, label, _ = datasets.grid_rows(request, ["chicago"], None, None, [0, 100], None, None)
+        assert not datasets.built(["chicago"])  # served without building the table
+        table = ui.city_datasets(storage.open_db(url), "chicago")
+        assert stored == ui.grid_page(table, request) and stored["rowData"]
+        assert label == f"{len(table):,} of {len(table):,} datasets match in the chosen cities"
+    ui.city_datasets_cached("chicago")
+    assert datasets.built(["chicago"])
