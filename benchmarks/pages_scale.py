@@ -39,20 +39,25 @@ CITY = "big"
 MAIN_CONTENT_MS = 2000
 LONG_TASK_MS = 200
 RSS_LIMIT_MB = 1024
-PAGES = {f"/city/{CITY}": "#city-cards .criterion-card", f"/datasets?cities={CITY}": "#ds-grid .ag-row"}
 
 
-def settings_for(url: str, portal_url: str = "http://127.0.0.1:9/"):
-    """One city with one Socrata portal (the scale portal's address only matters while harvesting)."""
+def pages(city: str) -> dict[str, str]:
+    """The two pages measured -> the selector of their main content (as tests/e2e/speed.py's PAGES)."""
+    return {f"/city/{city}": "#city-cards .criterion-card", f"/datasets?cities={city}": "#ds-grid .ag-row"}
+
+
+def settings_for(url: str, portal_url: str = "http://127.0.0.1:9/", city: str = CITY):
+    """One city with one Socrata portal `<city>-socrata` (the scale portal's address only matters while
+    harvesting)."""
     from benchmarks.scale_portal import DOMAIN
     from maturity.settings import CityConfig, PortalConfig, Settings
 
-    portal = PortalConfig(key=f"{CITY}-socrata", city_key=CITY, kind="socrata", url=portal_url, domain=DOMAIN)
-    return Settings(path=Path("pages_scale.toml"), storage_url=url, cities=(CityConfig(CITY, "Big City", (portal,)),))
+    portal = PortalConfig(key=f"{city}-socrata", city_key=city, kind="socrata", url=portal_url, domain=DOMAIN)
+    return Settings(path=Path("pages_scale.toml"), storage_url=url, cities=(CityConfig(city, "Big City", (portal,)),))
 
 
-def ensure_db(db: Path, n: int) -> str:
-    """The database URL, harvested and scored at `n` items unless `db` already has scores."""
+def ensure_db(db: Path, n: int, city: str = CITY) -> str:
+    """The database URL, harvested and scored at `n` items unless `db` already has scores of `city`."""
     import storage
     from benchmarks.scale_portal import ScalePortal
     from maturity import pipeline
@@ -60,9 +65,9 @@ def ensure_db(db: Path, n: int) -> str:
     url = f"sqlite:///{db}"
     if db.exists():
         engine = storage.open_db(url)
-        if not storage.latest_scores(engine, CITY).empty:
+        if not storage.latest_scores(engine, city).empty:
             return url
-        raise SystemExit(f"{db} exists without scores of {CITY!r}: remove it to build it again")
+        raise SystemExit(f"{db} exists without scores of {city!r}: remove it to build it again")
     storage.upgrade(url)
     with ScalePortal("socrata", n) as portal:
         cfg = settings_for(url, portal.url)
@@ -88,7 +93,7 @@ from benchmarks.pages_scale import settings_for
 from maturity import app
 from werkzeug.serving import make_server
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
-srv = make_server("127.0.0.1", 0, app.create_app(settings_for({url!r})).server, threaded=True)
+srv = make_server("127.0.0.1", 0, app.create_app(settings_for({url!r}, city={city!r})).server, threaded=True)
 print(srv.server_port, flush=True)
 srv.serve_forever()
 """
@@ -110,8 +115,9 @@ def warm_done(server: subprocess.Popen) -> None:
     raise RuntimeError("the server ended before its warm-up")
 
 
-def round_(url: str, browser, rows: list[tuple[str, str, dict]], rss: list[float]) -> None:
-    server = subprocess.Popen([sys.executable, "-c", SERVER.format(root=str(ROOT), url=url)], stdout=subprocess.PIPE,
+def round_(url: str, city: str, browser, rows: list[tuple[str, str, dict]], rss: list[float]) -> None:
+    server = subprocess.Popen([sys.executable, "-c", SERVER.format(root=str(ROOT), url=url, city=city)],
+                              stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         assert server.stdout is not None
@@ -120,7 +126,7 @@ def round_(url: str, browser, rows: list[tuple[str, str, dict]], rss: list[float
         for visit in ("cold", "warm"):
             if visit == "warm":
                 warm_done(server)
-            for path, ready in PAGES.items():
+            for path, ready in pages(city).items():
                 ctx = browser.new_context(viewport={"width": 1440, "height": 900})
                 ctx.add_init_script(OBSERVER_JS)
                 rows.append((path, visit, measure_page(ctx.new_page(), base + path, ready, timeout_ms=300_000)))
@@ -136,9 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=300_000)
     ap.add_argument("--db", type=Path, default=None, help="default /tmp/pages-<n/1000>k.db")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--city", default=CITY, help="the scored city to show (a database built elsewhere may name it "
+                    "otherwise; its portal is <city>-socrata)")
     ap.add_argument("--build-only", action="store_true")
     args = ap.parse_args(argv)
-    url = ensure_db(args.db or Path(f"/tmp/pages-{args.n // 1000}k.db"), args.n)
+    url = ensure_db(args.db or Path(f"/tmp/pages-{args.n // 1000}k.db"), args.n, args.city)
     if args.build_only:
         return 0
     from playwright.sync_api import sync_playwright
@@ -148,9 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     with sync_playwright() as p:
         browser = p.chromium.launch(**launch_args())
         for _ in range(args.repeat):
-            round_(url, browser, rows, rss)
+            round_(url, args.city, browser, rows, rss)
         browser.close()
-    report(rows, rss)
+    report(rows, rss, args.city)
     return 0
 
 
@@ -158,11 +166,11 @@ def _mmm(values: list[float]) -> str:
     return f"{min(values):>7.0f} {statistics.median(values):>7.0f} {max(values):>7.0f}"
 
 
-def report(rows: list[tuple[str, str, dict]], rss: list[float]) -> None:
+def report(rows: list[tuple[str, str, dict]], rss: list[float], city: str = CITY) -> None:
     print(f"{'page':<24} {'visit':<5} {'main content ms min/med/max':>27} {'longest task ms min/med/max':>27} "
           f"{'tasks>50ms max':>14}")
     met = True
-    for path in PAGES:
+    for path in pages(city):
         for visit in ("cold", "warm"):
             runs = [r for p, v, r in rows if p == path and v == visit]
             mains, longs = [r["main_ms"] for r in runs], [r["longest_ms"] for r in runs]
