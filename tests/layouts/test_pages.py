@@ -747,3 +747,39 @@ def test_datasets_unfiltered_view_pages_through_storage_until_the_table_is_built
         assert label == f"{len(table):,} of {len(table):,} datasets match in the chosen cities"
     ui.city_datasets_cached("chicago")
     assert datasets.built(["chicago"])
+
+
+def test_city_query_computes_an_entry_once_while_others_wait_for_it(dash_app):
+    """Two requests for the same city entry at once (a visitor and the warm-up, say): the second waits for the
+    first one's result instead of computing it again."""
+    import threading
+
+    calls: list[str] = []
+    started, release = threading.Event(), threading.Event()
+    results: list[object] = []
+
+    def build(_engine, key):
+        calls.append(key)
+        started.set()
+        assert release.wait(60)
+        return pd.DataFrame({"n": [1, 2, 3]})
+
+    def ask():
+        with dash_app.server.test_request_context("/"):
+            results.append(cache_mod.city_query("single-flight", build, "chicago"))
+
+    first = threading.Thread(target=ask)
+    first.start()
+    assert started.wait(60)
+    second = threading.Thread(target=ask)
+    second.start()
+    stamp = None
+    with dash_app.server.test_request_context("/"):
+        stamp = cache_mod.city_stamps().get("chicago")
+    gate = cache_mod._inflight[("city", dash_app.server.config[cache_mod.CONTEXT_KEY].url, "single-flight",
+                                "chicago", stamp)]
+    assert gate.locked()  # the first is computing; the second finds the gate held and waits on it
+    release.set()
+    first.join(60)
+    second.join(60)
+    assert calls == ["chicago"] and len(results) == 2 and results[0] is results[1]
