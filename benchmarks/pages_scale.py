@@ -24,6 +24,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -92,6 +93,7 @@ sys.path.insert(0, {root!r})
 from benchmarks.pages_scale import settings_for
 from maturity import app
 from werkzeug.serving import make_server
+logging.basicConfig(level=logging.INFO, format="%(name)s %(message)s")  # the warm-up's line tells when it is done
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 srv = make_server("127.0.0.1", 0, app.create_app(settings_for({url!r}, city={city!r})).server, threaded=True)
 print(srv.server_port, flush=True)
@@ -106,13 +108,20 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def warm_done(server: subprocess.Popen) -> None:
-    """Wait until the warm-up thread logged that the caches are warm (its one INFO line on stderr)."""
-    assert server.stderr is not None
-    for line in server.stderr:
-        if "cache warm" in line or "warm-up stopped" in line:
-            return
-    raise RuntimeError("the server ended before its warm-up")
+def watch_warmup(server: subprocess.Popen) -> threading.Event:
+    """An event set when the server's warm-up logs that the caches are warm (its one INFO line on stderr); the
+    thread reads stderr to its end, so the server never blocks on a full pipe."""
+    done = threading.Event()
+
+    def read() -> None:
+        assert server.stderr is not None
+        for line in server.stderr:
+            if "cache warm" in line or "warm-up stopped" in line:
+                print(f"  server: {line.strip()}", file=sys.stderr)
+                done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    return done
 
 
 def round_(url: str, city: str, browser, rows: list[tuple[str, str, dict]], rss: list[float]) -> None:
@@ -121,15 +130,16 @@ def round_(url: str, city: str, browser, rows: list[tuple[str, str, dict]], rss:
                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         assert server.stdout is not None
+        warmed = watch_warmup(server)
         base = f"http://127.0.0.1:{server.stdout.readline().strip()}"
         urllib.request.urlopen(base + "/health", timeout=60).read()
         for visit in ("cold", "warm"):
-            if visit == "warm":
-                warm_done(server)
+            if visit == "warm" and not warmed.wait(1800):
+                raise RuntimeError("the warm-up did not finish within 30 minutes")
             for path, ready in pages(city).items():
                 ctx = browser.new_context(viewport={"width": 1440, "height": 900})
                 ctx.add_init_script(OBSERVER_JS)
-                rows.append((path, visit, measure_page(ctx.new_page(), base + path, ready, timeout_ms=300_000)))
+                rows.append((path, visit, measure_page(ctx.new_page(), base + path, ready, timeout_ms=1_800_000)))
                 ctx.close()
         rss.append(peak_rss_mb(server.pid))
     finally:
