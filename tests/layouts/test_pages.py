@@ -565,7 +565,10 @@ def test_warm_up_fills_every_city_cache(layout_db):
     _warmup.warm(a.server)
     cached = {(k[2], k[3]) for k in list(cache_mod._cache) if k[0] == "city" and k[1] == url}
     for key, _name, _snaps in filler.CITIES:
-        assert {("criterion_history", key), ("runs", key), ("datasets", key)} <= cached
+        # what a city page shows first (header, cards), then its large tables and the drill-down it opens on
+        assert {("criterion_history", key), ("runs", key), ("overall_view", key), ("cards_view", key),
+                ("datasets", key), ("failing", key), ("details_view", key)} <= cached
+        assert any(name.startswith("drill:") and k == key for name, k in cached)
 
 
 def test_warm_up_freezes_the_caches_and_dropped_entries_are_still_freed(layout_db):
