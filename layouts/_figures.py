@@ -503,7 +503,8 @@ def fix_first(failing: pd.DataFrame, datasets: pd.DataFrame, weights: Mapping[st
               denominators: Mapping[str, float], *, top: int = 25) -> pd.DataFrame:
     """Datasets ranked by points gained × usage: what to fix first.
 
-    `failing` = concatenated `storage.explain` frames with an `indicator` column; `weights[indicator]` = the
+    `failing` = concatenated `storage.explain` frames with an `indicator` column (without `title` and
+    `landing_url`, those of `datasets` are shown); `weights[indicator]` = the
     indicator's share of its criterion (weight / sum of weights in the criterion), `denominators[indicator]`
     = how many datasets the indicator's latest score counted. Fixing one failing dataset lifts that
     indicator by 100 / denominator points, i.e. the criterion by weight × 100 / denominator.
@@ -516,11 +517,14 @@ def fix_first(failing: pd.DataFrame, datasets: pd.DataFrame, weights: Mapping[st
         return pd.DataFrame(columns=cols)
     per = {i: (weights.get(i, 0.0) * 100.0 / denominators[i] if denominators.get(i) else 0.0)
            for i in pd.unique(failing["indicator"])}
-    f = failing.assign(points=failing["indicator"].map(per).astype("float64"))
-    # Ranked on sums (pandas' own group sums), described (indicators, reasons) for the top rows only: a large
-    # city fails its indicators hundreds of thousands of times, and a text per dataset would cost seconds.
-    g = f.groupby("source_id").agg(title=("title", "first"), landing_url=("landing_url", "first"),
-                                   points=("points", "sum")).reset_index()
+    # Ranked on sums (pandas' own group sums), described (titles, indicators, reasons) for the datasets only, the
+    # texts for the top rows only: a large city fails its indicators millions of times, and a copy or a text per
+    # failure would cost seconds and hundreds of megabytes.
+    points = failing["indicator"].map(per).astype("float64")
+    g = points.groupby(failing["source_id"].to_numpy()).sum().rename_axis("source_id").reset_index(name="points")
+    named = failing if "title" in failing else datasets
+    g = g.merge(named[["source_id", "title", "landing_url"]].drop_duplicates("source_id"), on="source_id",
+                how="left")
     use = pd.DataFrame(columns=["source_id", "department", "usage"])
     if not datasets.empty:
         use = datasets[["source_id", "department"]].copy()
@@ -537,7 +541,7 @@ def fix_first(failing: pd.DataFrame, datasets: pd.DataFrame, weights: Mapping[st
     g["priority"] = (g["points"] * (g["usage"].astype("float64").fillna(0) + 10).map(math.log10)).round(2)
     g["points"] = g["points"].round(2)
     g = g.sort_values(["priority", "points", "title"], ascending=[False, False, True]).head(top)
-    mine = f[f["source_id"].isin(g["source_id"])]
+    mine = failing[failing["source_id"].isin(g["source_id"])]
     text = mine.groupby("source_id").agg(
         indicators=("indicator", lambda s: ", ".join(sorted(set(s)))),
         reasons=("reason", lambda s: "; ".join(dict.fromkeys(str(x) for x in s if x))))

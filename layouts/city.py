@@ -421,9 +421,7 @@ def _fix_first(key: str, datasets: pd.DataFrame, day: str | None = None) -> list
     weights = ui.criterion_weights(meta, fig.indicator_rows(latest))
     denominators = {str(r.indicator): cast(float, r.denominator)
                     for r in fig.indicator_rows(latest).itertuples(index=False)}
-    f = failing.merge(datasets[["source_id", "title", "landing_url"]], on="source_id", how="left") \
-        if not failing.empty else failing.assign(title=None, landing_url=None)
-    ranked = fig.fix_first(f, datasets, weights, denominators)
+    ranked = fig.fix_first(failing, datasets, weights, denominators)  # titles from `datasets`
     titles = {k: m["title"] for k, m in meta.items()}
     ranked["indicators"] = [words.indicator_titles(str(x).split(", "), titles) for x in ranked["indicators"]]
     cols = [ui.col("title", "Dataset", flex=3), ui.col("department", "Department", flex=2),
