@@ -167,8 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     rss: list[float] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(**launch_args())
-        for _ in range(args.repeat):
+        for i in range(args.repeat):
             round_(url, args.city, browser, rows, rss)
+            for path, visit, r in rows[-4:]:  # as it goes: a long run stopped early still says what it saw
+                print(f"round {i + 1}: {path} {visit}: main {r['main_ms']:.0f} ms, longest task "
+                      f"{r['longest_ms']:.0f} ms, {r['long_tasks']} tasks > 50 ms", file=sys.stderr, flush=True)
+            print(f"round {i + 1}: peak RSS {rss[-1]:.0f} MB", file=sys.stderr, flush=True)
         browser.close()
     report(rows, rss, args.city)
     return 0
