@@ -36,12 +36,14 @@ from layouts._grid import app_path_col as app_path_col
 from layouts._grid import as_shown as as_shown
 from layouts._grid import col as col
 from layouts._grid import grid as grid
+from layouts._grid import grid_block as grid_block
 from layouts._grid import grid_page as grid_page
 from layouts._grid import grid_view as grid_view
 from layouts._grid import num_col as num_col
 from layouts._grid import portal_link_col as portal_link_col
 from layouts._grid import readable as readable
 from layouts._grid import rows as rows
+from layouts._grid import view_key as view_key
 
 
 def city_scores(key: str) -> pd.DataFrame:

@@ -499,9 +499,17 @@ def drill_block(request: dict[str, Any] | None, key: str, criterion: str | None,
 
 def drill_page(key: str, criterion: str | None, indicator: str | None, day: str | None,
                request: dict[str, Any] | None) -> dict:
-    """The block of drill-down rows the grid asked for (its filters and sort applied) and how many match."""
-    return ui.grid_page(drill_rows(key, criterion, indicator, day) if criterion else
-                        pd.DataFrame(columns=DRILL_COLUMNS), request)
+    """The block of drill-down rows the grid asked for (its filters and sort applied) and how many match; a sorted
+    or filtered view is kept in the city cache, so its next blocks are cut from it."""
+    if not criterion:
+        return ui.grid_page(pd.DataFrame(columns=DRILL_COLUMNS), request)
+    how = ui.view_key(request)
+    if not how:
+        return ui.grid_block(drill_rows(key, criterion, indicator, day), request)
+    one = indicator if indicator and indicator != ALL else ALL
+    view = ui.city_query(f"drill:{criterion}:{one}@{day}:{how}",
+                         lambda _engine, k: ui.grid_view(drill_rows(k, criterion, indicator, day), request), key)
+    return ui.grid_block(view, request)
 
 
 def drill_rows(key: str, criterion: str, indicator: str | None, day: str | None = None) -> pd.DataFrame:

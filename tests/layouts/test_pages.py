@@ -786,3 +786,21 @@ def test_city_query_computes_an_entry_once_while_others_wait_for_it(dash_app):
     first.join(60)
     second.join(60)
     assert calls == ["chicago"] and len(results) == 2 and results[0] is results[1]
+
+
+def test_a_sorted_drill_down_is_cut_from_one_kept_view(in_app, layout_db):
+    """Sorted by title, the drill-down's blocks are consecutive slices of one sorted view, kept in the city cache
+    (the next block is not a new sort of every failing dataset)."""
+    from layouts import city
+
+    url, _ = layout_db
+    latest = storage.latest_scores(storage.open_db(url), "chicago")
+    crit = latest.loc[(latest["indicator"] != "") & (latest["value"] < 100), "criterion"].iloc[0]
+    every = city.drill_rows("chicago", crit, city.ALL)
+    by_title = sorted(every["title"], key=str.lower)
+    sort = [{"colId": "title", "sort": "asc"}]
+    blocks = [city.drill_page("chicago", crit, city.ALL, None, {"startRow": s, "endRow": s + 50, "sortModel": sort})
+              for s in (0, 50)]
+    assert [r["title"] for b in blocks for r in b["rowData"]] == by_title[:100]
+    kept = [k[2] for k in cache_mod._cache if k[0] == "city" and k[3] == "chicago"]
+    assert sum(1 for name in kept if name.startswith(f"drill:{crit}:") and '"sortModel"' in name) == 1
