@@ -26,6 +26,7 @@ from layouts._cache import CACHE_SIZE as CACHE_SIZE
 from layouts._cache import CONTEXT_KEY as CONTEXT_KEY
 from layouts._cache import RECENT_RUNS as RECENT_RUNS
 from layouts._cache import Context as Context
+from layouts._cache import city_cached as city_cached
 from layouts._cache import city_query as city_query
 from layouts._cache import city_stamps as city_stamps
 from layouts._cache import clear_cache as clear_cache
@@ -37,12 +38,14 @@ from layouts._grid import app_path_col as app_path_col
 from layouts._grid import as_shown as as_shown
 from layouts._grid import col as col
 from layouts._grid import grid as grid
+from layouts._grid import grid_block as grid_block
 from layouts._grid import grid_page as grid_page
 from layouts._grid import grid_view as grid_view
 from layouts._grid import num_col as num_col
 from layouts._grid import portal_link_col as portal_link_col
 from layouts._grid import readable as readable
 from layouts._grid import rows as rows
+from layouts._grid import view_key as view_key
 
 
 def city_scores(key: str) -> pd.DataFrame:
@@ -338,11 +341,48 @@ def criterion_weights(meta: Mapping[str, dict], latest_indicators: pd.DataFrame)
     return {k: (w[k] / totals[crit[k]] if totals[crit[k]] else 0.0) for k in w}
 
 
+EXPLORER_CHUNK_ROWS = 5_000  # catalog rows decoded at a time (~17 KB each while decoded: ~90 MB); 15 columns kept
+# Explorer columns whose values repeat (a handful of types, cadences, licences and states): kept as categories, a
+# small integer a row instead of a string object a row. Department and formats stay text: the filters fill and
+# split them with values that are not among their categories.
+EXPLORER_CATEGORIES = ("city_key", "asset_type", "freshness", "declared_frequency", "license", "license_id")
+
+
 def city_datasets(engine: storage.Engine, key: str, as_of: datetime | None = None) -> pd.DataFrame:
     """The explorer rows (`_figures.dataset_table`) of a city's latest catalog (at/before `as_of`), aged at its
-    latest run."""
-    harvest = storage.city_harvest(engine, key, as_of)
-    return fig.dataset_table(harvest.frame, catalog_as_of(harvest.runs))
+    latest run.
+
+    Built chunk by chunk (storage.city_catalog_chunks): only one chunk of full records is in memory at a time,
+    so a 300,000-dataset city costs its explorer table (~15 slim columns), not its decoded catalog.
+    """
+    stamp = _catalog_stamp(engine, key, as_of)
+    # .copy(): dataset_table's columns can be views of the chunk's 2-D blocks, which would keep every decoded
+    # record (descriptions, column lists) alive: ~7 KB a dataset kept instead of ~0.5 KB
+    frames = [fig.dataset_table(chunk, stamp).copy()
+              for chunk in storage.city_catalog_chunks(engine, key, as_of, rows=EXPLORER_CHUNK_ROWS)]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=fig.DATASET_COLUMNS)
+    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    for c in EXPLORER_CATEGORIES:
+        out[c] = out[c].astype("category")
+    return out
+
+
+def city_dataset_rows(engine: storage.Engine, key: str, start: int, stop: int) -> tuple[pd.DataFrame, int]:
+    """Rows [start, stop) of `city_datasets(engine, key)`, in its order, read straight from storage (only those
+    records decoded), and how many rows it has: the unfiltered explorer before the city's table is built."""
+    frame, total = storage.catalog_rows(engine, key, start, stop)
+    return fig.dataset_table(frame, _catalog_stamp(engine, key, None)), total
+
+
+def _catalog_stamp(engine: storage.Engine, key: str, as_of: datetime | None) -> pd.Timestamp:
+    """What the explorer ages a city's catalog at: its newest finished run's as_of (at/before `as_of`)."""
+    runs = storage.runs(engine, city_key=key)
+    runs = runs[runs["status"] != "running"]
+    if as_of is not None:
+        runs = runs[pd.to_datetime(runs["as_of"], utc=True) <= pd.Timestamp(as_of)]
+    return catalog_as_of(runs)
 
 
 def catalog_as_of(runs: pd.DataFrame) -> pd.Timestamp:
@@ -386,17 +426,25 @@ def city_failing_cached(key: str) -> pd.DataFrame:
 
 def city_failing(engine: storage.Engine, key: str, as_of: datetime | None = None) -> pd.DataFrame:
     """indicator, criterion, source_id, reason: the failing datasets of every latest indicator score (the latest
-    at/before `as_of` when given)."""
+    at/before `as_of` when given). Built a column at a time from each score's evidence (a 300,000-dataset city
+    fails its indicators hundreds of thousands of times: no dict per row); `reason` is categorical (reasons
+    repeat: a few distinct texts over all those rows)."""
     latest = fig.indicator_rows(storage.latest_scores(engine, key) if as_of is None
                                 else scores_as_of(storage.scores(engine, key), as_of, latest=True))
-    rows = []
+    frames = []
+    ids: dict[str, str] = {}  # one string object per dataset id, however many indicators it fails
     for r in latest.itertuples(index=False):
         found = storage.score_evidence(engine, key, str(r.indicator), as_of)
-        if not found:
-            continue
-        for sid, reason in (found[1].get("failing") or {}).items():
-            rows.append({"indicator": r.indicator, "criterion": r.criterion, "source_id": sid, "reason": reason})
-    return pd.DataFrame(rows, columns=["indicator", "criterion", "source_id", "reason"])
+        failing = (found[1].get("failing") or {}) if found else {}
+        if failing:
+            frames.append(pd.DataFrame({"indicator": r.indicator, "criterion": r.criterion,
+                                        "source_id": [ids.setdefault(sid, sid) for sid in failing],
+                                        "reason": pd.Categorical(list(failing.values()))}))
+    if not frames:
+        return pd.DataFrame(columns=["indicator", "criterion", "source_id", "reason"])
+    out = pd.concat(frames, ignore_index=True)
+    out["reason"] = out["reason"].astype("category")
+    return out
 
 
 def city_statuses(key: str, latest: pd.DataFrame | None = None

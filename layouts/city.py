@@ -402,9 +402,7 @@ def _fix_first(key: str, datasets: pd.DataFrame, day: str | None = None) -> list
     weights = ui.criterion_weights(meta, fig.indicator_rows(latest))
     denominators = {str(r.indicator): cast(float, r.denominator)
                     for r in fig.indicator_rows(latest).itertuples(index=False)}
-    f = failing.merge(datasets[["source_id", "title", "landing_url"]], on="source_id", how="left") \
-        if not failing.empty else failing.assign(title=None, landing_url=None)
-    ranked = fig.fix_first(f, datasets, weights, denominators)
+    ranked = fig.fix_first(failing, datasets, weights, denominators)  # titles from `datasets`
     titles = {k: m["title"] for k, m in meta.items()}
     ranked["indicators"] = [words.indicator_titles(str(x).split(", "), titles) for x in ranked["indicators"]]
     cols = [ui.col("title", "Dataset", flex=3), ui.col("department", "Department", flex=2),
@@ -448,31 +446,99 @@ def history(key: str, criterion: str | None, current: str | None,
     return figure, options, value
 
 
+DRILL_BLOCK = 100  # rows per block the drill-down grid asks for (AG Grid's infinite row model)
+DRILL_COLUMNS = ["source_id", "title", "department", "indicators", "reasons", "freshness", "doc_score", "views",
+                 "landing_url"]
+
+
 def drill(key: str, criterion: str | None, indicator: str | None, day: str | None = None) -> tuple[Component, str]:
+    """The drill-down grid (its rows come block by block from `drill_page`) and its caption."""
     if not criterion:
         return ui.empty_state("Nothing scored yet", "Scores appear after the first harvest."), ""
-    failing = _failing(key, day)
-    datasets = _datasets(key, day)
-    f = failing[failing["criterion"] == criterion] if not failing.empty else failing
-    if indicator and indicator != ALL:
-        f = f[f["indicator"] == indicator]
+    rows = drill_rows(key, criterion, indicator, day)
     meta = ui.indicator_meta()
     what = meta.get(indicator, {}).get("title", indicator) if indicator and indicator != ALL else f"all of {criterion}"
-    if f.empty:
+    if rows.empty:
         return (dbc.Alert(f"No failing datasets recorded for {what}.", color="success", id="city-drill-none"),
                 f"{what}: nothing to fix.")
-    titles = {k: m["title"] for k, m in meta.items()}
-    g = f.groupby("source_id").agg(indicators=("indicator", lambda s: words.indicator_titles(s, titles)),
-                                   reasons=("reason", lambda s: "; ".join(dict.fromkeys(str(x) for x in s if x)))) \
-        .reset_index()
-    g = g.merge(datasets[["source_id", "title", "department", "freshness", "doc_score", "views", "landing_url"]],
-                on="source_id", how="left")
-    # an id that is not a dataset of the catalog (a key dataset the portal lacks, say): show the id itself
-    g["title"] = g["title"].where(g["title"].notna(), g["source_id"])
     cols = [ui.col("title", "Dataset", flex=3), ui.col("department", "Department", flex=2),
             ui.col("indicators", "Fails", flex=2), ui.col("reasons", "Why", flex=3),
             ui.col("freshness", "Freshness"), ui.num_col("doc_score", "Doc score"), ui.num_col("views", "Views"),
             ui.portal_link_col()]
-    return (ui.grid("city-drill-grid", g, cols, height=460),
-            f"{len(g)} datasets fail {what} in the latest scored run{f' as of {day}' if day else ''}; "
+    options = {"cacheBlockSize": DRILL_BLOCK, "infiniteInitialRowCount": min(len(rows), DRILL_BLOCK)}
+    return (ui.grid("city-drill-grid", None, cols, height=460, rowModelType="infinite", dashGridOptions=options),
+            f"{len(rows):,} datasets fail {what} in the latest scored run{f' as of {day}' if day else ''}; "
             "sort and filter the columns, open a dataset on its portal.")
+
+
+@callback(Output("city-drill-grid", "getRowsResponse"), Input("city-drill-grid", "getRowsRequest"),
+          State("city-key", "data"), State("city-criterion", "value"), State("city-indicator", "value"),
+          State("city-as-of", "data"), prevent_initial_call=True)
+def drill_block(request: dict[str, Any] | None, key: str, criterion: str | None, indicator: str | None,
+                day: str | None = None) -> dict:
+    return drill_page(key, criterion, indicator, day, request)
+
+
+def drill_page(key: str, criterion: str | None, indicator: str | None, day: str | None,
+               request: dict[str, Any] | None) -> dict:
+    """The block of drill-down rows the grid asked for (its filters and sort applied) and how many match; a sorted
+    or filtered view is kept in the city cache, so its next blocks are cut from it."""
+    if not criterion:
+        return ui.grid_page(pd.DataFrame(columns=DRILL_COLUMNS), request)
+    how = ui.view_key(request)
+    if not how:
+        return ui.grid_block(drill_rows(key, criterion, indicator, day), request)
+    one = indicator if indicator and indicator != ALL else ALL
+    view = ui.city_query(f"drill:{criterion}:{one}@{day}:{how}",
+                         lambda _engine, k: ui.grid_view(drill_rows(k, criterion, indicator, day), request), key)
+    return ui.grid_block(view, request)
+
+
+def drill_rows(key: str, criterion: str, indicator: str | None, day: str | None = None) -> pd.DataFrame:
+    """DRILL_COLUMNS, one row per dataset failing the criterion (or its one indicator), by source_id: built once
+    per (city, criterion, indicator, day) and kept in the city cache until the city's next run or scoring."""
+    one = indicator if indicator and indicator != ALL else ALL
+    return ui.city_query(f"drill:{criterion}:{one}@{day}",
+                         lambda _engine, k: _drill_rows(k, criterion, one, day), key)
+
+
+def _drill_rows(key: str, criterion: str, indicator: str, day: str | None) -> pd.DataFrame:
+    failing = _failing(key, day)
+    f = failing[failing["criterion"] == criterion] if not failing.empty else failing
+    if indicator != ALL:
+        f = f[f["indicator"] == indicator]
+    if f.empty:
+        return pd.DataFrame(columns=DRILL_COLUMNS)
+    titles = {k: m["title"] for k, m in ui.indicator_meta().items()}
+    g = failing_by_dataset(f, titles)
+    datasets = _datasets(key, day)
+    g = g.merge(datasets[["source_id", "title", "department", "freshness", "doc_score", "views", "landing_url"]]
+                .drop_duplicates("source_id"), on="source_id", how="left")
+    # an id that is not a dataset of the catalog (a key dataset the portal lacks, say): show the id itself
+    g["title"] = g["title"].where(g["title"].notna(), g["source_id"])
+    return g[DRILL_COLUMNS]
+
+
+def failing_by_dataset(failing: pd.DataFrame, titles: dict[str, str]) -> pd.DataFrame:
+    """Failing rows (indicator, source_id, reason; a dataset at most once per indicator) -> one row per dataset,
+    by source_id: `indicators` = the titles of those it fails (words.indicator_titles), `reasons` = its distinct
+    reasons in indicator order, "; "-joined.
+
+    Worked out once per *pattern* (which indicators a dataset fails, for which reasons), not once per dataset:
+    a criterion has a few indicators and reasons repeat, so 200,000 failing datasets share a few hundred
+    patterns, and the per-dataset work stays in pandas.
+    """
+    order = list(pd.unique(failing["indicator"]))  # the scores' order: the order reasons are listed in
+    reason_codes, reasons = pd.factorize(failing["reason"].astype(object))  # -1: no reason
+    # per dataset and indicator: 0 = does not fail it, 1 = fails it without a reason, 2 + i = fails it for reasons[i]
+    wide = (failing.assign(code=reason_codes + 2).pivot(index="source_id", columns="indicator", values="code")
+            .reindex(columns=order).fillna(0).astype(int))
+    pattern, patterns = pd.MultiIndex.from_frame(wide).factorize()
+    texts = []
+    for codes in patterns:
+        failed = [(ind, c) for ind, c in zip(order, codes, strict=True) if c]
+        why = dict.fromkeys(str(reasons[c - 2]) for _, c in failed if c > 1 and reasons[c - 2])
+        texts.append((words.indicator_titles([ind for ind, _ in failed], titles), "; ".join(why)))
+    per = pd.DataFrame(texts, columns=["indicators", "reasons"]).iloc[pattern]
+    return pd.DataFrame({"source_id": wide.index.to_numpy(), "indicators": per["indicators"].to_numpy(),
+                         "reasons": per["reasons"].to_numpy()})

@@ -110,6 +110,39 @@ def _concat(keys: Iterable[str], day: str | None = None) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=fig.DATASET_COLUMNS)
 
 
+def _keys(cities: Sequence[str] | None) -> list[str]:
+    return list(cities) if cities else list(ui.query("cities", storage.cities)["key"])
+
+
+def built(cities: Sequence[str] | None) -> bool:
+    """Whether the explorer table of every chosen city (every city when none is chosen) is built."""
+    return all(ui.city_cached("datasets", k) is not None for k in _keys(cities))
+
+
+def unfiltered(department: Chosen, freshness: Chosen, doc: Range, licence: Chosen, formats: Chosen,
+               request: dict[str, Any] | None) -> bool:
+    """No menu filter, no filter or sort of the grid's own: the rows in the explorer table's own order."""
+    request = request or {}
+    return (not (department or freshness or licence or formats) and (not doc or list(doc) == [0, 100])
+            and not request.get("filterModel") and not request.get("sortModel"))
+
+
+def stored_rows(cities: Sequence[str] | None, start: int, stop: int) -> tuple[pd.DataFrame, int]:
+    """Rows [start, stop) of the unfiltered explorer of the chosen cities, read straight from storage, and how many
+    there are. Until a large city's table is built (a 300,000-dataset catalog takes minutes to decode), its
+    unfiltered view pages through the stored catalog in the table's own order; filters and sorts wait for it."""
+    engine = ui.context().engine
+    frames, total = [], 0
+    for k in _keys(cities):
+        frame, n = ui.city_dataset_rows(engine, k, max(0, start - total), max(0, stop - total))
+        total += n
+        if len(frame):
+            frames.append(frame)
+    rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0] if frames else \
+        pd.DataFrame(columns=fig.DATASET_COLUMNS)
+    return rows, total
+
+
 def filtered(cities: Chosen, department: Chosen, freshness: Chosen, doc: Range, licence: Chosen,
              formats: Chosen, day: str | None = None) -> pd.DataFrame:
     doc = doc or [0, 100]
@@ -154,26 +187,36 @@ def _counts(_engine: storage.Engine, cities: tuple[str, ...], column: str, day: 
 
 def body(cities: Chosen, department: Chosen, freshness: Chosen, doc: Range, licence: Chosen, formats: Chosen,
          grid_filter: dict[str, Any] | None = None, day: str | None = None) -> tuple[Component, str]:
+    if (day is None and unfiltered(department, freshness, doc, licence, formats, {"filterModel": grid_filter})
+            and not built(cities)):
+        size = stored_rows(cities, 0, 0)[1]  # today's rows come from storage until the table is built
+        return (_grid(size, grid_filter) if size else _empty()), count_label(size, size, bool(cities))
     scope = datasets_for(cities or (), day)
     if scope.empty:
-        empty = ui.empty_state("No datasets yet", ["Harvest with ", ui.cmd("maturity harvest"),
-                                                   " or load the demo with ", ui.cmd("maturity demo"), "."],
-                               id="ds-empty")
-        return empty, ""
+        return _empty(), ""
     rows = filtered(cities, department, freshness, doc, licence, formats, day)
     shown = ui.grid_view(rows, {"filterModel": grid_filter})
+    return _grid(len(shown), grid_filter), count_label(len(shown), len(scope), bool(cities))
+
+
+def _empty() -> Component:
+    return ui.empty_state("No datasets yet", ["Harvest with ", ui.cmd("maturity harvest"),
+                                              " or load the demo with ", ui.cmd("maturity demo"), "."], id="ds-empty")
+
+
+def _grid(shown: int, grid_filter: dict[str, Any] | None) -> Component:
+    """The explorer grid (rows come from `grid_rows` block by block) for `shown` matching rows."""
     cols = [ui.col("city_key", "City", width=110), ui.col("title", "Title", minWidth=260),
             ui.col("asset_type", "Type", width=100), ui.col("department", "Department", minWidth=180),
             ui.col("freshness", "Freshness", width=120), ui.col("declared_frequency", "Declared", width=100),
             ui.col("data_modified", "Data updated", width=150), ui.num_col("doc_score", "Doc score", width=110),
             ui.col("license", "Licence"), ui.col("formats", "Formats"), ui.num_col("views", "Views", width=100),
             ui.portal_link_col()]
-    options = {"cacheBlockSize": GRID_BLOCK, "infiniteInitialRowCount": min(len(shown), GRID_BLOCK)}
+    options = {"cacheBlockSize": GRID_BLOCK, "infiniteInitialRowCount": min(shown, GRID_BLOCK)}
     # The grid is drawn anew when a menu filter changes; it keeps the filters typed into its own columns
     # (filterModel), so the two kinds of filter add up instead of one wiping the other.
     kw: dict[str, Any] = {"filterModel": grid_filter} if grid_filter else {}
-    grid = ui.grid("ds-grid", None, cols, height=600, rowModelType="infinite", dashGridOptions=options, **kw)
-    return grid, count_label(len(shown), len(scope), bool(cities))
+    return ui.grid("ds-grid", None, cols, height=600, rowModelType="infinite", dashGridOptions=options, **kw)
 
 
 def count_label(shown: int, scope: int, chosen_cities: bool) -> str:
@@ -189,9 +232,23 @@ def count_label(shown: int, scope: int, chosen_cities: bool) -> str:
 def grid_rows(request: dict[str, Any] | None, cities: Chosen, department: Chosen, freshness: Chosen, doc: Range,
               licence: Chosen, formats: Chosen, day: str | None = None) -> tuple[dict, str, dict[str, Any]]:
     """A block of the filtered rows, with the grid's own column filters and sort applied; the count follows them."""
-    page = ui.grid_page(filtered(cities, department, freshness, doc, licence, formats, day), request)
     state = {k: (request or {}).get(k) for k in ("filterModel", "sortModel")}  # for the CSV and the next redraw
+    if day is None and unfiltered(department, freshness, doc, licence, formats, request) and not built(cities):
+        start = max(0, int((request or {}).get("startRow") or 0))
+        rows, size = stored_rows(cities, start, max(start, int((request or {}).get("endRow") or start + GRID_BLOCK)))
+        return {"rowData": ui.rows(rows), "rowCount": size}, count_label(size, size, bool(cities)), state
+    page = ui.grid_block(shown_rows(cities, department, freshness, doc, licence, formats, request, day), request)
     return page, count_label(page["rowCount"], len(datasets_for(cities or (), day)), bool(cities)), state
+
+
+def shown_rows(cities: Chosen, department: Chosen, freshness: Chosen, doc: Range, licence: Chosen, formats: Chosen,
+               request: dict[str, Any] | None, day: str | None = None) -> pd.DataFrame:
+    """The rows the grid shows, in its order: the menus' filters, then the grid's own filters and sort. Kept per
+    view until the next run, so the blocks of a sorted 300,000-row view are cut from one sort, not a sort each."""
+    menus = (tuple(cities or ()), tuple(department or ()), tuple(freshness or ()), tuple(doc or (0, 100)),
+             tuple(licence or ()), tuple(formats or ()), day)
+    return ui.query("ds_view", lambda _engine, *_: ui.grid_view(
+        filtered(cities, department, freshness, doc, licence, formats, day), request), *menus, ui.view_key(request))
 
 
 @callback(Output("ds-download", "data"), Input("ds-download-btn", "n_clicks"),

@@ -10,7 +10,7 @@ import operator
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -333,20 +333,45 @@ def _stored_time(value: Any, known: dict[Any, datetime]) -> datetime:
 
 def _build_catalog(conn: Connection, portal_key: str, run: Any,
                    history_start: datetime | None) -> tuple[pd.DataFrame, CatalogRun]:
-    members = set(unpack_ids(run.members))
+    frames = list(_catalog_chunks(conn, portal_key, run, None))
+    df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    # Removals stand as of the last complete run at/before this one (a partial crawl confirms none).
+    removed = _removed(conn, portal_key, run.as_of)
+    return df, CatalogRun(run=_run_dict(run), removed=None if removed is None else tuple(removed),
+                          history_start=history_start)
+
+
+def _catalog_chunks(conn: Connection, portal_key: str, run: Any, rows: int | None) -> Iterator[pd.DataFrame]:
+    """The run's catalog table in frames of at most `rows` rows (all in one when None), in source_id order.
+
+    Only one chunk's records are decoded at a time: what a reader that keeps a few columns of each chunk
+    holds at its peak is one chunk, not the whole catalog (a 300,000-dataset catalog decodes to gigabytes).
+    """
+    found = _latest_versions(conn, portal_key, run, set(unpack_ids(run.members)))
+    order = sorted(found[0])
+    step = rows or max(1, len(order))
+    for start in range(0, max(1, len(order)), step):
+        yield _catalog_frame(conn, run, order[start:start + step], *found)
+
+
+def _latest_versions(conn: Connection, portal_key: str, run: Any, ids: set[str]) -> tuple[
+        dict[str, tuple[datetime, int]], dict[str, datetime], dict[str, set[datetime]]]:
+    """One light pass over the versions of `ids` up to the run's date (no JSON): the latest version of each (by
+    as_of, then id), its first_seen and its distinct data_modified values."""
     v, d = versions_t, datasets_t
-    # One light pass over the portal's versions up to the run's date (no JSON): the latest version of
-    # each member (by as_of, then id), its first_seen and the distinct data_modified values. Times are read
-    # as the driver gives them (SQLite: text in one fixed format, so text order is time order) and made
-    # datetimes once per distinct value after: UTCDateTime's per-row processing was a third of this pass.
+    # Times are read as the driver gives them (SQLite: text in one fixed format, so text order is time order)
+    # and made datetimes once per distinct value after (`_stored_time`): UTCDateTime's per-row processing was
+    # a third of this pass.
     latest: dict[str, tuple[Any, int]] = {}
     first: dict[str, Any] = {}
     seen: dict[str, set[Any]] = {}
-    for sid, vid, v_as_of, dm in conn.execute(
-            sa.select(d.c.source_id, v.c.id, sa.type_coerce(v.c.as_of, sa.String),
-                      sa.type_coerce(v.c.data_modified, sa.String)).join(d, d.c.id == v.c.dataset_id)
-            .where(d.c.portal_key == portal_key, v.c.as_of <= run.as_of)):
-        if sid not in members:
+    q = (sa.select(d.c.source_id, v.c.id, sa.type_coerce(v.c.as_of, sa.String),
+                   sa.type_coerce(v.c.data_modified, sa.String)).join(d, d.c.id == v.c.dataset_id)
+         .where(d.c.portal_key == portal_key, v.c.as_of <= run.as_of))
+    if len(ids) <= PAGE_IDS:  # a page of the catalog: ask for its ids (indexed), not every version of the portal
+        q = q.where(d.c.source_id.in_(sorted(ids)))
+    for sid, vid, v_as_of, dm in conn.execute(q):
+        if sid not in ids:
             continue
         key = (v_as_of, vid)
         if sid not in latest or key > latest[sid]:
@@ -355,11 +380,16 @@ def _build_catalog(conn: Connection, portal_key: str, run: Any,
             first[sid] = v_as_of
         if dm is not None:
             seen.setdefault(sid, set()).add(dm)
-    # Then only the records needed, fetched by version id in source_id order (one array / JSON parameter, not
-    # 12k binds) and decoded a chunk at a time straight into columns: a 300k catalog's record texts and
-    # per-record dicts never sit in memory at once (they were ~3 GB of a 4 GB peak).
-    order = sorted(latest)
-    ids = [latest[sid][1] for sid in order]
+    return latest, first, seen
+
+
+def _catalog_frame(conn: Connection, run: Any, part: list[str], latest: dict[str, tuple[datetime, int]],
+                   first: dict[str, datetime], seen: dict[str, set[datetime]]) -> pd.DataFrame:
+    """The catalog table of the datasets `part` (in that order), from their latest versions."""
+    # Only the records needed, fetched by version id in `part`'s order (one array / JSON parameter, not
+    # thousands of binds) and decoded a chunk at a time straight into columns: a 300k catalog's record texts
+    # and per-record dicts never sit in memory at once (they were ~3 GB of a 4 GB peak).
+    ids = [latest[sid][1] for sid in part]
     # Rows come with their place in `ids` (no ORDER BY: sorting the texts cost a temporary copy of them all).
     if is_sqlite(conn):
         q = sa.text("SELECT j.key, v.record FROM json_each(:ids) AS j JOIN dataset_versions AS v ON v.id = j.value")
@@ -375,15 +405,57 @@ def _build_catalog(conn: Connection, portal_key: str, run: Any,
         df = columns.frame()
         df["city_key"] = run.city_key
         times: dict[Any, datetime] = {}  # stored value -> aware UTC datetime, converted once per value
-        df["first_seen"] = pd.to_datetime(pd.Series([_stored_time(first[sid], times) for sid in order],
+        df["first_seen"] = pd.to_datetime(pd.Series([_stored_time(first[sid], times) for sid in part],
                                                     dtype=object), utc=True)
         df["data_modified_seen"] = pd.Series([tuple(sorted(_stored_time(t, times) for t in seen.get(sid, ())))
-                                              for sid in order], dtype=object)
+                                              for sid in part], dtype=object)
+    return df
 
-    # Removals stand as of the last complete run at/before this one (a partial crawl confirms none).
-    removed = _removed(conn, portal_key, run.as_of)
-    return df, CatalogRun(run=_run_dict(run), removed=None if removed is None else tuple(removed),
-                          history_start=history_start)
+
+PAGE_IDS = 1_000  # catalog_rows reads at most this many datasets' versions by id
+
+
+def catalog_rows(engine: Engine, city_key: str, start: int, stop: int,
+                 as_of: datetime | None = None) -> tuple[pd.DataFrame, int]:
+    """Rows [start, stop) of the city's catalog in `city_catalog_chunks` order (portal key, then source_id), and
+    how many rows it has: a page read straight from storage (only its records decoded), for a view that shows
+    the catalog in that order before its whole table is built. At most PAGE_IDS rows."""
+    stop = min(stop, start + PAGE_IDS)
+    frames, total = [], 0
+    with engine.connect() as conn:
+        keys = conn.execute(sa.select(portals_t.c.key).where(portals_t.c.city_key == city_key)
+                            .order_by(portals_t.c.key)).scalars().all()
+        for key in keys:
+            run = _catalog_run(conn, key, as_of)
+            if run is None:
+                continue
+            members = sorted(unpack_ids(run.members))
+            lo, hi = max(0, start - total), max(0, stop - total)
+            total += len(members)
+            part = members[lo:hi]
+            if part:
+                found = _latest_versions(conn, key, run, set(part))
+                frames.append(_catalog_frame(conn, run, [sid for sid in part if sid in found[0]], *found))
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return _empty_catalog(), total
+    return (frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)), total
+
+
+def city_catalog_chunks(engine: Engine, city_key: str, as_of: datetime | None = None, *,
+                        rows: int = 20_000) -> Iterator[pd.DataFrame]:
+    """The city's catalog (`city_catalog`'s rows and columns, portal by portal) in frames of at most `rows` rows.
+
+    For readers that keep a few columns of each row (the dashboard's explorer table): their peak memory is one
+    chunk's decoded records, whatever the catalog's size. Nothing is cached here (the reader keeps its result).
+    """
+    with engine.connect() as conn:
+        keys = conn.execute(sa.select(portals_t.c.key).where(portals_t.c.city_key == city_key)
+                            .order_by(portals_t.c.key)).scalars().all()
+        for key in keys:
+            run = _catalog_run(conn, key, as_of)
+            if run is not None:
+                yield from _catalog_chunks(conn, key, run, rows)
 
 
 def catalog(engine: Engine, portal_key: str, as_of: datetime | None = None) -> pd.DataFrame:

@@ -321,7 +321,9 @@ def test_city_page_as_of_a_past_date_shows_it_as_it_stood(client, dash_app, layo
         when, evidence = storage.score_evidence(engine, "chicago", ind["indicator"], t)
         assert pd.Timestamp(when) == at
         grid, caption = city.drill("chicago", ind["criterion"], ind["indicator"], "2020-07-25")
-        assert {row["source_id"] for row in grid.rowData} == set(evidence["failing"])
+        every = city.drill_page("chicago", ind["criterion"], ind["indicator"], "2020-07-25",
+                                {"startRow": 0, "endRow": len(evidence["failing"]) + 10})
+        assert {row["source_id"] for row in every["rowData"]} == set(evidence["failing"])
         assert "as of 2020-07-25" in caption
         from layouts import _components as ui
 
@@ -361,9 +363,12 @@ def test_city_page_cards_drill_down_and_statuses(in_app, layout_db):
     found = storage.score_evidence(storage.open_db(url), "chicago", ind["indicator"])
     failing = found[1]["failing"]
     grid, caption = city.drill("chicago", ind["criterion"], ind["indicator"])
-    assert len(grid.rowData) == len(failing)
-    assert {r["source_id"] for r in grid.rowData} == set(failing)
-    assert caption.startswith(f"{len(failing)} datasets fail")
+    assert grid.rowModelType == "infinite" and not getattr(grid, "rowData", None)  # rows come block by block
+    every = city.drill_page("chicago", ind["criterion"], ind["indicator"], None,
+                            {"startRow": 0, "endRow": len(failing) + 10})
+    assert every["rowCount"] == len(failing) == len(every["rowData"])
+    assert {r["source_id"] for r in every["rowData"]} == set(failing)
+    assert caption.startswith(f"{len(failing):,} datasets fail")
     details = text_of(city.details("chicago"))
     assert "Certification estimate (not a certification)" in details
     assert "Fix first" in details and "Departments" in details
@@ -595,7 +600,10 @@ def test_warm_up_fills_every_city_cache(layout_db):
     _warmup.warm(a.server)
     cached = {(k[2], k[3]) for k in list(cache_mod._cache) if k[0] == "city" and k[1] == url}
     for key, _name, _snaps in filler.CITIES:
-        assert {("criterion_history", key), ("runs", key), ("datasets", key)} <= cached
+        # what a city page shows first (header, cards), then its large tables and the drill-down it opens on
+        assert {("criterion_history", key), ("runs", key), ("overall_view", key), ("cards_view", key),
+                ("datasets", key), ("failing", key), ("details_view", key)} <= cached
+        assert any(name.startswith("drill:") and k == key for name, k in cached)
 
 
 def test_warm_up_freezes_the_caches_and_dropped_entries_are_still_freed(layout_db):
@@ -717,3 +725,117 @@ def test_a_result_computed_under_a_superseded_marker_is_not_cached(in_app, layou
     assert ui.query("probe", slow) == "computed under the old marker"
     assert [k for k in cache_mod._cache if k[0] == url and k[2] == "probe"] == []
     ui.clear_cache()
+
+
+def test_city_drill_down_sends_one_block_of_the_failing_datasets(client, layout_db):
+    """The drill-down of a whole criterion is paged on the server: a block request is answered with one block
+    (100 rows), `rowCount` = the datasets failing any of the criterion's indicators, counted here from the stored
+    evidence (the union of each latest indicator score's failing ids), and the blocks together hold each of them
+    once, with the titles of the indicators it fails and their reasons."""
+    import indicators
+    from layouts import city
+
+    url, _ = layout_db
+    engine = storage.open_db(url)
+    latest = storage.latest_scores(engine, "chicago")
+    inds = latest[latest["indicator"] != ""]
+    failing: dict[str, dict[str, dict]] = {}  # criterion -> indicator -> {source_id: reason}
+    for r in inds.itertuples(index=False):
+        found = storage.score_evidence(engine, "chicago", r.indicator)
+        failing.setdefault(r.criterion, {})[r.indicator] = (found[1].get("failing") or {}) if found else {}
+    # the criterion with the most failing datasets (Chicago's catalog: several hundred, more than a block)
+    crit = max(failing, key=lambda c: len(set().union(*failing[c].values())))
+    expected = set().union(*failing[crit].values())
+    assert len(expected) > city.DRILL_BLOCK
+    state = {"city-key.data": "chicago", "city-criterion.value": crit, "city-indicator.value": city.ALL}
+
+    def block(start: int) -> dict:
+        request = {"startRow": start, "endRow": start + city.DRILL_BLOCK, "sortModel": [], "filterModel": {}}
+        r = call(client, "city-drill-grid", {**state, "city-drill-grid.getRowsRequest": request},
+                 changed=["city-drill-grid.getRowsRequest"])
+        return r.json["response"]["city-drill-grid"]["getRowsResponse"]
+
+    first = block(0)
+    assert len(first["rowData"]) == city.DRILL_BLOCK and first["rowCount"] == len(expected)
+    rows = [row for start in range(0, len(expected), city.DRILL_BLOCK) for row in block(start)["rowData"]]
+    assert [row["source_id"] for row in rows] == sorted(expected)  # each once, in source_id order
+    titles = {i.key: i.title for i in indicators.REGISTRY}
+    for row in rows:
+        fails = {k: f[row["source_id"]] for k, f in failing[crit].items() if row["source_id"] in f}
+        assert row["indicators"] == ", ".join(sorted({titles.get(k, k) for k in fails}, key=str.lower))
+        why = list(dict.fromkeys(str(x) for x in fails.values() if x))  # distinct, "; "-joined in score order
+        assert len(row["reasons"]) == len("; ".join(why)) and all(x in row["reasons"] for x in why)
+
+
+def test_datasets_unfiltered_view_pages_through_storage_until_the_table_is_built(in_app, layout_db):
+    """Before a city's explorer table is built, the unfiltered Datasets view reads its blocks straight from storage:
+    the same rows, in the same order, with the same values as the built table's blocks, and the same count."""
+    from layouts import _components as ui
+    from layouts import datasets
+
+    url, _ = layout_db
+    ui.clear_cache()
+    assert not datasets.built(["chicago"])
+    for start in (0, 100):
+        request = {"startRow": start, "endRow": start + datasets.GRID_BLOCK, "sortModel": [], "filterModel": {}}
+        stored, label, _ = datasets.grid_rows(request, ["chicago"], None, None, [0, 100], None, None)
+        assert not datasets.built(["chicago"])  # served without building the table
+        table = ui.city_datasets(storage.open_db(url), "chicago")
+        assert stored == ui.grid_page(table, request) and stored["rowData"]
+        assert label == f"{len(table):,} of {len(table):,} datasets match in the chosen cities"
+    ui.city_datasets_cached("chicago")
+    assert datasets.built(["chicago"])
+
+
+def test_city_query_computes_an_entry_once_while_others_wait_for_it(dash_app):
+    """Two requests for the same city entry at once (a visitor and the warm-up, say): the second waits for the
+    first one's result instead of computing it again."""
+    import threading
+
+    calls: list[str] = []
+    started, release = threading.Event(), threading.Event()
+    results: list[object] = []
+
+    def build(_engine, key):
+        calls.append(key)
+        started.set()
+        assert release.wait(60)
+        return pd.DataFrame({"n": [1, 2, 3]})
+
+    def ask():
+        with dash_app.server.test_request_context("/"):
+            results.append(cache_mod.city_query("single-flight", build, "chicago"))
+
+    first = threading.Thread(target=ask)
+    first.start()
+    assert started.wait(60)
+    second = threading.Thread(target=ask)
+    second.start()
+    stamp = None
+    with dash_app.server.test_request_context("/"):
+        stamp = cache_mod.city_stamps().get("chicago")
+    gate = cache_mod._inflight[("city", dash_app.server.config[cache_mod.CONTEXT_KEY].url, "single-flight",
+                                "chicago", stamp)]
+    assert gate.locked()  # the first is computing; the second finds the gate held and waits on it
+    release.set()
+    first.join(60)
+    second.join(60)
+    assert calls == ["chicago"] and len(results) == 2 and results[0] is results[1]
+
+
+def test_a_sorted_drill_down_is_cut_from_one_kept_view(in_app, layout_db):
+    """Sorted by title, the drill-down's blocks are consecutive slices of one sorted view, kept in the city cache
+    (the next block is not a new sort of every failing dataset)."""
+    from layouts import city
+
+    url, _ = layout_db
+    latest = storage.latest_scores(storage.open_db(url), "chicago")
+    crit = latest.loc[(latest["indicator"] != "") & (latest["value"] < 100), "criterion"].iloc[0]
+    every = city.drill_rows("chicago", crit, city.ALL)
+    by_title = sorted(every["title"], key=str.lower)
+    sort = [{"colId": "title", "sort": "asc"}]
+    blocks = [city.drill_page("chicago", crit, city.ALL, None, {"startRow": s, "endRow": s + 50, "sortModel": sort})
+              for s in (0, 50)]
+    assert [r["title"] for b in blocks for r in b["rowData"]] == by_title[:100]
+    kept = [k[2] for k in cache_mod._cache if k[0] == "city" and k[3] == "chicago"]
+    assert sum(1 for name in kept if name.startswith(f"drill:{crit}:") and '"sortModel"' in name) == 1
