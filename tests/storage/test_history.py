@@ -288,33 +288,6 @@ def test_a_lasting_shrink_becomes_the_new_size(engine):
     assert nxt.status == "ok" and nxt.removed == 219
 
 
-def test_another_writer_between_prepare_and_save_is_respected(engine, monkeypatch):
-    """Payloads are built before the write lock from what the database held then; `_save` decides again under
-    the lock. Here another run stores the same catalog in between: the first run must find it all unchanged."""
-    from dataclasses import replace
-
-    from storage import writes
-
-    snap = chicago_snapshot("2022-06-15")
-    real_prepare, prepared = writes._prepare, []
-
-    def prepare_then_another_writer(*args):
-        prepared.append(real_prepare(*args))
-        monkeypatch.setattr(writes, "_prepare", real_prepare)
-        save(engine, replace(snap, as_of=snap.as_of - timedelta(hours=1)))  # commits before our write lock
-        return prepared[-1]
-
-    monkeypatch.setattr(writes, "_prepare", prepare_then_another_writer)
-    late = save(engine, snap)
-
-    unique = CHICAGO_UNIQUE["2022-06-15"]
-    assert len(prepared[0]) == unique  # prepared against an empty portal: every item looked new
-    assert late.status == "ok" and late.new_versions == 0  # but under the lock they were all stored already
-    counts = storage.row_counts(engine)
-    assert counts["datasets"] == counts["dataset_versions"] == unique
-    assert_catalog_is(storage.catalog(engine, CHICAGO.key), "2022-06-15")
-
-
 @pytest.mark.parametrize("order", [
     tuple(reversed(CHICAGO_DATES)),  # newest first: every short crawl arrives before the good runs around it
     ("2022-06-29", "2022-07-13", "2022-06-08", "2022-07-23", "2022-07-06", "2022-06-22", "2022-07-20", "2022-06-15"),
