@@ -38,7 +38,9 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-FIXTURES = ROOT.parent / "shared" / "fixtures"
+# ../shared beside the project (its layout in the card), or two levels up from a work tree (/work/wt/<name>)
+FIXTURES = next((p for p in (ROOT.parent / "shared" / "fixtures", ROOT.parent.parent / "shared" / "fixtures")
+                 if p.exists()), ROOT.parent / "shared" / "fixtures")
 SOCRATA_SEEDS = FIXTURES / "socrata_scrape_2022" / "latest" / "data.cityofchicago.org.jsonl.gz"
 CKAN_SEEDS = FIXTURES / "dcat_us" / "chicago_data_json_socrata_2020-07-22.json"
 DOMAIN = "data.scale.example"
