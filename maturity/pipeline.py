@@ -133,6 +133,7 @@ def _store(run: storage.RunWriter, connector: Connector, items: Iterable[dict[st
         if profile is None:
             profile = connector.discover(batch)
         _store_batch(run, connector, profile, batch, tally)
+        del batch  # not held while the next page is fetched and parsed
     return tally
 
 
