@@ -44,6 +44,7 @@ from storage.queries import (
 )
 from storage.writes import (
                              RunClosed,
+                             RunConflict,
                              RunSummary,
                              RunWriter,
                              add_evidence,
@@ -60,8 +61,8 @@ from storage.writes import (
 )
 
 __all__ = [
-    "COMPLETE_SHARE", "LEASE_TTL_S", "CatalogRun", "CityHarvest", "Engine", "RunClosed", "RunSummary", "RunWriter",
-    "add_evidence",
+    "COMPLETE_SHARE", "LEASE_TTL_S", "CatalogRun", "CityHarvest", "Engine", "RunClosed", "RunConflict", "RunSummary",
+    "RunWriter", "add_evidence",
     "begin_run", "audit_log", "catalog", "catalog_run", "cities", "city_catalog", "city_harvest", "close_orphaned_runs",
     "close_runs_of", "close_stale_runs", "criterion_scores", "delete_evidence", "dispose", "drop_lease", "gc_paused",
     "evidence", "explain", "fail_run", "fail_running", "held_leases", "item_errors", "last_status", "latest_crawls",

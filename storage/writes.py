@@ -136,6 +136,10 @@ class RunSummary:
     error: str | None = None
 
 
+class RunConflict(RuntimeError):
+    """Another run of the same portal stored versions between a run's first read and its write lock."""
+
+
 class RunClosed(ValueError):
     """save_harvest was given a run that is not "running" (already saved or failed); the run is left as it is."""
 
@@ -223,7 +227,7 @@ Payload = tuple[str, bytes]  # a version's record JSON and its compressed raw it
 class RunWriter:
     """One run's change-only history, written page by page in ONE write transaction that spans the run.
 
-        with RunWriter(engine, run_id) as run:      # the transaction begins at the first call on `run`
+        with RunWriter(engine, run_id) as run:      # the write transaction begins at the first add()
             for page in pages:
                 stored = run.stored_hashes(ids)     # {source_id: raw_hash valid at the run's as_of}
                 run.keep(unchanged_ids)             # members of the run, nothing written
@@ -252,6 +256,8 @@ class RunWriter:
         self.replaced: dict[int, int] = {}  # dataset_id -> id of the version this run supersedes at its as_of
         self.earlier_than_first: list[int] = []  # seen before any stored version: an older snapshot imported later
         self.summary: RunSummary | None = None
+        self._read_early: dict[str, str | None] = {}  # stored_hashes before the write transaction began
+        self._kept_early: list[str] = []  # ids kept before it began: checked again under the lock
 
     def __enter__(self) -> RunWriter:
         return self
@@ -281,10 +287,14 @@ class RunWriter:
 
     def stored_hashes(self, source_ids: Iterable[str]) -> dict[str, str | None]:
         """{source_id: raw_hash of its version valid at the run's as_of} for those of `source_ids` stored
-        before (None: a dataset with no version at that time)."""
-        with self._guard() as conn:
-            return {sid: h for sid, (_did, _vid, h) in _versions_of(conn, self.portal_key, self.as_of,
-                                                                    list(source_ids)).items()}
+        before (None: a dataset with no version at that time). Before the first `add`, a short read that takes
+        no lock (see `_begin`)."""
+        with self._guard(begin=False) as conn:
+            found = {sid: h for sid, (_did, _vid, h) in _versions_of(conn, self.portal_key, self.as_of,
+                                                                     list(source_ids)).items()}
+        if self._conn is None:
+            self._read_early.update(found)
+        return found
 
     def keep(self, source_ids: Iterable[str]) -> None:
         """Items found unchanged (`stored_hashes`): members of the run, nothing written."""
@@ -293,6 +303,8 @@ class RunWriter:
                 self.dropped += 1
             else:
                 self.members.add(sid)
+                if self._conn is None:
+                    self._kept_early.append(sid)
 
     def add(self, records: Sequence[DatasetRecord], raws: Sequence[bytes]) -> None:
         """Records and their raw bytes (same order; `raws` may be lazy: only new and changed items are read):
@@ -309,11 +321,17 @@ class RunWriter:
     # --- inside the transaction ----------------------------------------------------------------------------
 
     @contextmanager
-    def _guard(self) -> Iterator[Connection]:
-        """The run's connection (the write transaction begins at the first call); a failure here is ours."""
+    def _guard(self, *, begin: bool = True) -> Iterator[Connection]:
+        """The run's write transaction (begun at the first call with `begin`), else a short read of its own;
+        a failure here is the writer's."""
         if self.summary is not None:
             raise ValueError(f"run {self.run_id} is finished")
         try:
+            if self._conn is None and not begin:
+                with self.engine.connect() as conn, conn.begin():
+                    self._load_run(conn)
+                    yield conn
+                return
             if self._conn is None:
                 self._begin()
             assert self._conn is not None
@@ -323,9 +341,24 @@ class RunWriter:
             raise
 
     def _begin(self) -> None:
-        self._conn = self.engine.connect().execution_options(write=True)  # SQLite: BEGIN IMMEDIATE
+        """The write transaction, from the first `add` to the end of the run (SQLite: BEGIN IMMEDIATE, the write
+        lock). The first batch is read and normalized before it, so a portal of one batch (most portals) holds
+        SQLite's lock only while it is written, as harvests side by side need. What was found unchanged then is
+        checked again under the lock: only another run of the same portal writing in between (which portal
+        leases exclude) can change it, and then this run fails rather than store a wrong history."""
+        self._conn = self.engine.connect().execution_options(write=True)
         self._tx = self._conn.begin()
-        run = self._conn.execute(_RUN_ROW, {"run_id": self.run_id}).one_or_none()
+        self._load_run(self._conn)
+        if self._kept_early:
+            now = _versions_of(self._conn, self.portal_key, self.as_of, self._kept_early)
+            moved = [sid for sid in self._kept_early if now.get(sid, (0, None, None))[2] != self._read_early[sid]]
+            if moved:
+                raise RunConflict(f"run {self.run_id}: another run of portal {self.portal_key!r} stored "
+                                  f"{len(moved)} of its datasets meanwhile (e.g. {moved[0]!r}); harvest it again")
+        self._kept_early, self._read_early = [], {}
+
+    def _load_run(self, conn: Connection) -> None:
+        run = conn.execute(_RUN_ROW, {"run_id": self.run_id}).one_or_none()
         if run is None:
             raise RunClosed(f"no harvest run {self.run_id}")
         if run.status != "running":
