@@ -139,17 +139,26 @@ def _store(run: storage.RunWriter, connector: Connector, items: Iterable[dict[st
 
 def _store_batch(run: storage.RunWriter, connector: Connector, profile: vocab.FieldProfile,
                  batch: list[dict[str, Any]], tally: ItemTally) -> None:
-    ids = [connector.source_id(raw) for raw in batch]
-    stored = run.stored_hashes(ids)
+    ids = [_or_none(connector.source_id, raw) for raw in batch]
+    stored = run.stored_hashes(sid for sid in ids if sid is not None)
     if stored:  # (a first harvest has nothing stored: no item is hashed twice)
         unchanged = {sid for sid, raw in zip(ids, batch, strict=True)
-                     if sid in stored and stored[sid] == connector.raw_hash(raw)}
+                     if sid in stored and stored[sid] == _or_none(connector.raw_hash, raw)}
         run.keep(sid for sid in ids if sid in unchanged)
         tally.ok += sum(1 for sid in ids if sid in unchanged)
         batch = [raw for sid, raw in zip(ids, batch, strict=True) if sid not in unchanged]
     normalized = normalize_each(connector, batch, profile)
     run.add(normalized.records, LazyRawBytes(normalized.raws, connector.raw_bytes))
     tally.add(normalized)
+
+
+def _or_none(read: Callable[[dict[str, Any]], str], raw: dict[str, Any]) -> str | None:
+    """`read(raw)`, None for an odd item it trips on: the item is then normalized, and set aside with its error
+    (connectors.items), never the run's failure."""
+    try:
+        return read(raw)
+    except Exception:
+        return None
 
 
 def harvest_many(settings: Settings, engine: storage.Engine, portals: Sequence[PortalConfig], *,

@@ -174,3 +174,28 @@ def test_a_connector_tells_an_items_source_id_and_hash_without_normalizing(setup
     for raw in raws:
         rec = connector.normalize(raw, profile)
         assert (connector.source_id(raw), connector.raw_hash(raw)) == (rec.source_id, rec.raw_hash)
+
+
+def test_an_item_the_hash_trips_on_is_normalized_not_the_runs_failure(setup, monkeypatch):
+    cfg, engine = setup
+    chicago = cfg.portals[0]
+    assert pipeline.harvest(cfg, engine, chicago, now=T1).new_versions == CHICAGO_UNIQUE
+    odd = sorted({i["resource"]["id"] for i in load_socrata_jsonl(
+        FIXTURES / "socrata/latest/data.cityofchicago.org.jsonl.gz")})[3]
+    real_hash, real_normalize, normalized = SocrataConnector.raw_hash, SocrataConnector.normalize, []
+
+    def hash_or_trip(raw):
+        if raw["resource"]["id"] == odd:
+            raise TypeError("an odd value")
+        return real_hash(raw)
+
+    def counting(self, raw, profile=vocab.EMPTY_PROFILE):
+        normalized.append(raw["resource"]["id"])
+        return real_normalize(self, raw, profile)
+
+    monkeypatch.setattr(SocrataConnector, "raw_hash", staticmethod(hash_or_trip))
+    monkeypatch.setattr(SocrataConnector, "normalize", counting)
+    summary = pipeline.harvest(cfg, engine, chicago, now=T2)
+    # normalized, its record's own hash equals the stored one: no new version; the run stands
+    assert (summary.status, summary.items, summary.new_versions) == ("ok", CHICAGO_UNIQUE, 0)
+    assert normalized == [odd]
