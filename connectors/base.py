@@ -125,7 +125,9 @@ Progress = Callable[[int, "int | None"], None]
 class Connector(Protocol):
     """What a portal kind's connector class offers (the registry `connectors.CONNECTORS` lists the classes).
 
-    Besides these, the class has `raw_hash(raw)` (see connectors.hashing) and the static
+    Besides these, the class has `raw_hash(raw)` (see connectors.hashing; equal to the `raw_hash` of the item's
+    record), `source_id(raw)` (equal to the `source_id` of the item's record: a re-harvest compares the two with
+    what is stored and skips normalizing unchanged items) and the static
     `read_archive(doc, path) -> (items, FetchStats)`: the raw items of a recorded catalog file of its kind,
     parsed (`doc`: one JSON document, or the list of a JSONL file's lines), each id once; `maturity import`
     reads files through it.
@@ -146,6 +148,14 @@ class Connector(Protocol):
 
     def normalize(self, raw: dict[str, Any], profile: FieldProfile = ...) -> DatasetRecord:
         """Pure and total: any real item becomes a record (`profile`: the run's discover() result)."""
+
+    def source_id(self, raw: Mapping[str, Any]) -> str:
+        """Pure: the `source_id` the item's record has, without normalizing it."""
+        ...
+
+    def raw_hash(self, raw: dict[str, Any]) -> str:
+        """Pure: the `raw_hash` the item's record has (connectors.hashing), without normalizing it."""
+        ...
 
     @property
     def stats(self) -> FetchStats: ...

@@ -23,12 +23,12 @@ import pandas as pd
 import requests
 
 import storage
-from connectors import make_connector
+from connectors import make_connector, vocab
 from connectors.archive import read_items
-from connectors.base import ConnectorError, FetchStats
+from connectors.base import Connector, ConnectorError, FetchStats
 from connectors.hashing import LazyRawBytes
 from connectors.http import RetryPolicy, make_session, policy_for
-from connectors.items import Normalized, normalize_each
+from connectors.items import ItemTally, batches, normalize_each
 from indicators import CRITERION_OF, compute_all, criteria
 from indicators.base import CityCatalog, DatajsonCheck, PortalFacts, RunFact, Score
 from maturity.settings import CityConfig, PortalConfig, Settings
@@ -65,37 +65,100 @@ def end_of_day(day: date) -> datetime:
 
 def harvest(settings: Settings, engine: storage.Engine, portal: PortalConfig, *, now: datetime | None = None,
             session: requests.Session | None = None, progress: Progress | None = None) -> storage.RunSummary:
-    """Fetch one portal's whole catalog and store it as one run (change-only); failures are recorded, not raised."""
+    """Fetch one portal's whole catalog and store it as one run (change-only); failures are recorded, not raised.
+
+    Pages are stored as they arrive (`_store`), in one transaction that spans the run: a portal failing on its
+    25th page leaves its failed run row and nothing else. A failure of the database itself is recorded by
+    storage and raised.
+    """
     as_of = now or utcnow()
     _sync_once(settings, engine)
     run_id, previous = storage.begin_run(engine, portal.key, as_of=as_of)
     connector = make_connector(portal, session=session, progress=progress)
+    run = storage.RunWriter(engine, run_id)
     # Pause the cyclic GC while the catalog is parsed, normalized and stored: hundreds of thousands of small
     # acyclic objects otherwise trigger full collections (about half the benchmark's time before).
     with storage.gc_paused():
         try:
-            raws = list(connector.fetch())
-            # One odd item is set aside with its error, not the portal's whole run (connectors.items); the
-            # portal's fields as its own run shows them (issue 9).
-            batch = normalize_each(connector, raws, connector.discover(raws))
+            summary, tally = _stored(run, connector, connector.fetch(), lambda: connector.stats)
+        except _TooManyFailed as exc:
+            _keep_item_errors(engine, run_id, portal.key, exc.tally)
+            return _failed(engine, run_id, portal, previous, exc.tally.reason())
         except ConnectorError as exc:
             return _failed(engine, run_id, portal, previous, f"{type(exc).__name__}: {exc}")
-        except Exception as exc:  # a connector bug must fail this portal's run alone, with its reason kept
-            log.exception("portal=%s event=connector-crash", portal.key)
+        except Exception as exc:
+            if run.failed:  # the database failed: storage recorded the run failed with its reason
+                raise
+            log.exception("portal=%s event=connector-crash", portal.key)  # a connector bug fails this run alone
             return _failed(engine, run_id, portal, previous, f"internal error: {type(exc).__name__}: {exc}")
         except BaseException as exc:  # Ctrl-C, SIGTERM (raised as KeyboardInterrupt): the run ends, then we stop
-            _failed(engine, run_id, portal, previous, f"interrupted: {type(exc).__name__} while fetching")
+            if not run.failed:
+                _failed(engine, run_id, portal, previous, f"interrupted: {type(exc).__name__} while fetching")
             raise
-        if _keep_item_errors(engine, run_id, portal.key, batch):
-            return _failed(engine, run_id, portal, previous, batch.reason())
-        # raw bytes on demand: only new and changed items are serialized for storage
-        summary = storage.save_harvest(engine, run_id, batch.records, LazyRawBytes(batch.raws, connector.raw_bytes),
-                                       _noted(connector.stats, batch), finished_at=utcnow())
-        # Freed while the collector is still paused: left alive past this block, the catalog's ~10^6 objects
-        # would be walked by the collection the next allocations trigger (~0.15 s a 12k-item harvest).
-        del raws, batch
+        _keep_item_errors(engine, run_id, portal.key, tally)
     _log_transition(portal.key, previous, summary.status, summary)
     return summary
+
+
+class _TooManyFailed(Exception):
+    """More of a run's items failed to normalize than a run may set aside (connectors.items.ITEM_FAILURE_SHARE)."""
+
+    def __init__(self, tally: ItemTally) -> None:
+        super().__init__(tally.reason())
+        self.tally = tally
+
+
+def _stored(run: storage.RunWriter, connector: Connector, items: Iterable[dict[str, Any]],
+            stats: Callable[[], FetchStats]) -> tuple[storage.RunSummary, ItemTally]:
+    """Store a run's items (`_store`) and close it, in the writer's one transaction; `stats` is read once the
+    items are exhausted. Too many odd items raise `_TooManyFailed`: the run is rolled back."""
+    with run:
+        tally = _store(run, connector, items)
+        if tally.too_many_failed:
+            raise _TooManyFailed(tally)
+        return run.finish(_noted(stats(), tally), finished_at=utcnow()), tally
+
+
+def _store(run: storage.RunWriter, connector: Connector, items: Iterable[dict[str, Any]]) -> ItemTally:
+    """Feed a run's raw items to its writer a batch at a time: the profile from the first batch
+    (`connector.discover`), then per batch the stored hashes of its ids in one query; unchanged items (same raw
+    hash as the version valid at the run's as_of) are only counted as members, neither normalized nor
+    serialized; the others are normalized (odd items set aside, connectors.items) and written."""
+    tally = ItemTally()
+    profile = None
+    # The run's field profile is read from its first DISCOVERY_SAMPLE items, so the first batch is exactly that
+    # sample and later ones the same size: memory holds a page being parsed plus one batch, whatever the
+    # catalog's size, and the records are those a whole-catalog pass gives.
+    for batch in batches(items, vocab.DISCOVERY_SAMPLE):
+        if profile is None:
+            profile = connector.discover(batch)
+        _store_batch(run, connector, profile, batch, tally)
+        del batch  # not held while the next page is fetched and parsed
+    return tally
+
+
+def _store_batch(run: storage.RunWriter, connector: Connector, profile: vocab.FieldProfile,
+                 batch: list[dict[str, Any]], tally: ItemTally) -> None:
+    ids = [_or_none(connector.source_id, raw) for raw in batch]
+    stored = run.stored_hashes(sid for sid in ids if sid is not None)
+    if stored:  # (a first harvest has nothing stored: no item is hashed twice)
+        unchanged = {sid for sid, raw in zip(ids, batch, strict=True)
+                     if sid in stored and stored[sid] == _or_none(connector.raw_hash, raw)}
+        run.keep(sid for sid in ids if sid in unchanged)
+        tally.ok += sum(1 for sid in ids if sid in unchanged)
+        batch = [raw for sid, raw in zip(ids, batch, strict=True) if sid not in unchanged]
+    normalized = normalize_each(connector, batch, profile)
+    run.add(normalized.records, LazyRawBytes(normalized.raws, connector.raw_bytes))
+    tally.add(normalized)
+
+
+def _or_none(read: Callable[[dict[str, Any]], str], raw: dict[str, Any]) -> str | None:
+    """`read(raw)`, None for an odd item it trips on: the item is then normalized, and set aside with its error
+    (connectors.items), never the run's failure."""
+    try:
+        return read(raw)
+    except Exception:
+        return None
 
 
 def harvest_many(settings: Settings, engine: storage.Engine, portals: Sequence[PortalConfig], *,
@@ -278,24 +341,28 @@ def import_files(settings: Settings, engine: storage.Engine, city_key: str, as_o
         portal = _import_portal(city, portal_key, Path(path))
         connector = make_connector(portal)
         run_id = storage.start_run(engine, portal.key, as_of=as_of, source="import")
+        run = storage.RunWriter(engine, run_id)
         try:
             raws, stats = read_items(Path(path), portal.kind)
-            batch = normalize_each(connector, raws, connector.discover(raws))
+            summary, tally = _stored(run, connector, raws, lambda: stats)  # noqa: B023 (called right here)
+        except _TooManyFailed as exc:
+            _keep_item_errors(engine, run_id, portal.key, exc.tally)
+            reason = f"{Path(path).name}: {exc.tally.reason()}"
+            storage.fail_run(engine, run_id, reason, finished_at=utcnow())
+            raise ImportFailed(reason) from None
         except Exception as exc:  # a truncated .gz is an EOFError: any reading failure fails this run alone
+            if run.failed:  # the database failed: storage recorded the run failed with its reason
+                raise
             reason = f"{Path(path).name}: {type(exc).__name__}: {exc}"
             storage.fail_run(engine, run_id, reason, finished_at=utcnow())
             raise ImportFailed(reason) from exc
         except BaseException as exc:  # Ctrl-C, SIGTERM: the run ends too
-            storage.fail_run(engine, run_id, f"{Path(path).name}: interrupted: {type(exc).__name__}",
-                             finished_at=utcnow())
+            if not run.failed:
+                storage.fail_run(engine, run_id, f"{Path(path).name}: interrupted: {type(exc).__name__}",
+                                 finished_at=utcnow())
             raise
-        if _keep_item_errors(engine, run_id, portal.key, batch):
-            reason = f"{Path(path).name}: {batch.reason()}"
-            storage.fail_run(engine, run_id, reason, finished_at=utcnow())
-            raise ImportFailed(reason)
-        summaries.append(storage.save_harvest(engine, run_id, batch.records,
-                                              [connector.raw_bytes(r) for r in batch.raws],
-                                              _noted(stats, batch), finished_at=utcnow()))
+        _keep_item_errors(engine, run_id, portal.key, tally)
+        summaries.append(summary)
     return summaries
 
 
@@ -472,20 +539,19 @@ def _import_portal(city: CityConfig, portal_key: str | None, path: Path) -> Port
     return city.portals[0]
 
 
-def _keep_item_errors(engine: storage.Engine, run_id: int, portal_key: str, batch: Normalized) -> bool:
-    """Store the items set aside, raw with their errors; True when they are too many for the run to stand."""
-    if batch.failed:
-        storage.save_item_errors(engine, run_id, batch.failed)
+def _keep_item_errors(engine: storage.Engine, run_id: int, portal_key: str, tally: ItemTally) -> None:
+    """Store the items set aside, raw with their errors (after the run's transaction: committed or rolled back)."""
+    if tally.failed:
+        storage.save_item_errors(engine, run_id, tally.failed)
         log.warning("portal=%s event=item-errors run=%s failed=%d of=%d first=%r", portal_key, run_id,
-                    len(batch.failed), batch.total, str(batch.failed[0][1]))
-    return batch.too_many_failed
+                    len(tally.failed), tally.total, str(tally.failed[0][1]))
 
 
-def _noted(stats: FetchStats, batch: Normalized) -> FetchStats:
+def _noted(stats: FetchStats, tally: ItemTally) -> FetchStats:
     """The run's stats with the count of items set aside (ITEM_ERRORS_NOTE=N) among its notes."""
-    if not batch.failed:
+    if not tally.failed:
         return stats
-    return dataclasses.replace(stats, notes=(*stats.notes, f"{ITEM_ERRORS_NOTE}={len(batch.failed)}"))
+    return dataclasses.replace(stats, notes=(*stats.notes, f"{ITEM_ERRORS_NOTE}={len(tally.failed)}"))
 
 
 def _failed(engine: storage.Engine, run_id: int, portal: PortalConfig, previous: str | None,
