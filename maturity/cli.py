@@ -222,7 +222,8 @@ def cmd_worker(cfg: Settings, args: argparse.Namespace) -> int:
 
     scheduler.configure_logging()
     _engine(cfg)
-    scheduler.work(cfg)
+    scheduler.work(cfg, sweep_every_s=args.sweep_every or scheduler.SWEEP_EVERY_S,
+                   threads=args.threads or scheduler.HARVEST_WORKERS)
     return EXIT_OK
 
 
@@ -255,6 +256,16 @@ def cmd_demo(cfg: Settings, args: argparse.Namespace) -> int:
 
 
 # --- plumbing -------------------------------------------------------------------------------------------
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number above 0")
+    return value
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -323,8 +334,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--port", type=int)
     c.set_defaults(run=cmd_serve)
 
-    sub.add_parser("worker", help="the scheduler alone (PostgreSQL + gunicorn maturity.app:server)").set_defaults(
-        run=cmd_worker)
+    c = sub.add_parser("worker", help="the scheduler alone (PostgreSQL + gunicorn maturity.app:server); run several "
+                       "to share the portals")
+    c.add_argument("--sweep-every", type=_positive_float, metavar="SECONDS",
+                   help="look for due portals nobody harvested this often, and at start (default: 60)")
+    c.add_argument("--threads", type=_positive_int,
+                   help="portals this worker harvests at once when it finds them due (default: 8)")
+    c.set_defaults(run=cmd_worker)
 
     c = sub.add_parser("status", help="per portal: last run, next run, last error")
     _format(c)

@@ -29,7 +29,9 @@ them) and `emu.portal(kind, name)` is the PortalConfig a connector needs to reac
 registry without an entry here fails tests/connectors/test_kinds.py.
 
 `Emulator(latency_s=0.1)` answers every request 100 ms late (a portal's round trip; the server is threaded,
-so requests wait side by side). Fault injection, per path prefix (`emu.fault(path, ...)`, cleared with `emu.clear_faults()`): `latency_s`
+so requests wait side by side).
+
+Fault injection, per path prefix (`emu.fault(path, ...)`, cleared with `emu.clear_faults()`): `latency_s`
 (sleep, then answer), `status` (e.g. 500, or 429 with `retry_after`), `timeout_s` (sleep that long before
 answering, beyond the client's timeout), `truncate` (cut the JSON body in half), `repeat_page` (answer with
 the previous response for that path, ignoring paging parameters), `shape` (rename the list key so the
