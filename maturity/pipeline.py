@@ -10,11 +10,10 @@ import dataclasses
 import logging
 import multiprocessing as mp
 import os
-import queue
 import signal
+import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -31,21 +30,26 @@ from connectors.http import RetryPolicy, make_session, policy_for
 from connectors.items import ItemTally, batches, normalize_each
 from indicators import CRITERION_OF, compute_all, criteria
 from indicators.base import CityCatalog, DatajsonCheck, PortalFacts, RunFact, Score
+from maturity import harvesters
 from maturity.settings import CityConfig, PortalConfig, Settings
 
 log = logging.getLogger("maturity.pipeline")
 
 Progress = Callable[[int, "int | None"], None]
 PortalProgress = Callable[[str, int, "int | None"], None]  # (portal key, items so far, reported total)
-# Portals harvested side by side by `harvest_many` (the CLI's --jobs default): one per core, since parsing and
-# normalizing a catalog is CPU work, at least two, so one portal's network waits overlap another's work, and
-# at most eight (each worker holds its own database connections).
+# Worker processes of `harvest_many` (the CLI's --jobs default): one per core, since parsing and normalizing a
+# catalog is CPU work, at least two, and at most eight (each worker holds its own database connections).
 HARVEST_JOBS = min(8, max(2, os.cpu_count() or 1))
+# Portals each worker harvests at once in threads (--threads): enough that while some wait on the network
+# another has CPU work. A portal's page costs its round trip (100 ms-1 s for a real portal) and a few ms to tens
+# of ms of parsing; benchmarks/latency.py measured 16 hiding 100 ms on 200 recorded catalogs (README, "Scale:
+# latency and workers"). Each thread holds one catalog in memory and at most one database connection.
+HARVEST_THREADS = 16
+PER_HOST = 1  # lanes (requests at once) per portal host: polite by default
 # Portal kinds whose harvest is the city's data.json inventory (checked against the POD schema): a city with
 # one configured has its inventory checked, so a missing document is evidence.
 DATAJSON_KINDS = frozenset({"dcat"})
 ITEM_ERRORS_NOTE = "item_errors"  # a run's note: how many items were set aside (kept in storage.item_errors)
-WORKER_REAP_S = 5.0  # a killed worker is gone in milliseconds; this only bounds the wait for a stuck one
 
 
 def utcnow() -> datetime:
@@ -162,140 +166,63 @@ def _or_none(read: Callable[[dict[str, Any]], str], raw: dict[str, Any]) -> str 
 
 
 def harvest_many(settings: Settings, engine: storage.Engine, portals: Sequence[PortalConfig], *,
-                 jobs: int = HARVEST_JOBS, now: datetime | None = None, progress: PortalProgress | None = None,
+                 jobs: int = HARVEST_JOBS, threads: int = HARVEST_THREADS, per_host: int = PER_HOST,
+                 now: datetime | None = None, progress: PortalProgress | None = None,
                  done: Callable[[storage.RunSummary], None] | None = None) -> list[storage.RunSummary]:
-    """`harvest` each portal, up to `jobs` at once in worker processes; summaries in the order given.
+    """`harvest` each portal: `jobs` worker processes, each harvesting up to `threads` portals at once in threads
+    (maturity/harvesters.py); summaries in the order given.
 
-    Every portal is still one `harvest`: its own run, its own transaction, its own failure. Processes rather than
-    threads because fetching is only half of it: parsing and normalizing a catalog is CPU work that holds the
-    GIL. Writers queue on the database's write lock (SQLite: `BEGIN IMMEDIATE` + busy_timeout). Workers are
-    forked, so they start in milliseconds with this process's modules and config; where fork is unavailable,
-    or the database is an in-memory SQLite no other process can see, portals run one after another here.
-    `progress` and `done` are called in this process.
+    Every portal is still one `harvest`: its own run, its own transaction, its own failure. Threads hide the
+    network waits (a portal far away costs its latency, not a process); processes share the CPU work of parsing
+    and normalizing, which holds the GIL. A host's portals are harvested one after another (one request at a time
+    per host), over `per_host` lanes if asked. Writers queue on the database's write lock (SQLite: `BEGIN
+    IMMEDIATE` + busy_timeout). Workers are forked, so they start in milliseconds with this process's modules and
+    config; with jobs=1, where fork is unavailable, or for an in-memory SQLite no other process can see, the
+    threads run in this process (one at a time for an in-memory SQLite: its one connection is not shared).
+    `progress(portal_key, n, total)` and `done(summary)` are called in this process, one call at a time.
+
+    A worker that dies (killed, out of memory) fails the portals it had started (their "running" runs are closed
+    with the reason); the portals it had not started are harvested by another worker.
     """
     portals = list(portals)
-    jobs = max(1, min(jobs, len(portals)))
-    if jobs == 1 or "fork" not in mp.get_all_start_methods() or _in_memory(engine):
-        summaries: list[storage.RunSummary] = []
-        sessions: dict[tuple[str | None, RetryPolicy], requests.Session] = {}
-        for portal in portals:
-            bar = (lambda n, total, key=portal.key: progress(key, n, total)) if progress else None
-            summaries.append(harvest(settings, engine, portal, now=now, progress=bar,
-                                     session=_shared_session(portal, sessions)))
-            if done:
-                done(summaries[-1])
-        return summaries
-
+    if not portals:
+        return []
     _sync_once(settings, engine)  # once, before forking: workers inherit the memo instead of racing to sync
     results: dict[str, storage.RunSummary] = {}
+    url = engine.url.render_as_string(hide_password=False)
+    parent = os.getpid()
+    sessions = threading.local()  # a requests.Session is not shared between threads
+
+    def work(portal: PortalConfig, bar: Progress) -> storage.RunSummary:
+        here = engine if os.getpid() == parent else storage.open_db(url)
+        return harvest(settings, here, portal, now=now, progress=bar,
+                       session=_shared_session(portal, sessions.__dict__.setdefault("by_token", {})))
 
     def record(summary: storage.RunSummary) -> None:
         results[summary.portal_key] = summary
         if done:
             done(summary)
 
-    began, todo = utcnow(), portals
-    while todo:
-        try:
-            lost = _in_workers(settings, engine, todo, jobs, now, progress, record)
-        except BaseException as exc:  # Ctrl-C or SIGTERM: the workers are gone (_in_workers); their runs end too
-            storage.close_runs_of(engine, [p.key for p in todo], f"harvest stopped: {type(exc).__name__}",
-                                  started_after=began)
-            raise
-        # A worker that dies (killed, out of memory) breaks the whole pool. The portals it was harvesting have a
-        # "running" run: they fail with the reason. The ones not yet started go round again in a new pool,
-        # unless no portal at all got anywhere this round.
-        again = []
-        for portal in lost:
-            reason = f"worker process lost while harvesting {portal.key} (killed or out of memory?)"
-            run_ids = storage.fail_running(engine, portal.key, reason, started_after=began, now=utcnow())
-            if run_ids:
-                record(_summary_failed(run_ids[0], portal, reason))
-            else:
-                again.append(portal)
-        if len(again) == len(todo):
-            for portal in again:
-                reason = "worker process lost before the harvest started"
-                record(_failed(engine, storage.start_run(engine, portal.key, as_of=now or utcnow()), portal, None,
-                               reason))
-            break
-        todo = again
-    return [results[p.key] for p in portals]
+    def lost(portal: PortalConfig) -> None:
+        reason = f"worker process lost while harvesting {portal.key} (killed or out of memory?)"
+        run_ids = storage.fail_running(engine, portal.key, reason, started_after=began, now=utcnow())
+        if run_ids:
+            record(_summary_failed(run_ids[0], portal, reason))
+        else:
+            reason = "worker process lost before the harvest started"
+            record(_failed(engine, storage.start_run(engine, portal.key, as_of=now or utcnow()), portal, None, reason))
 
-
-def _in_workers(settings: Settings, engine: storage.Engine, portals: list[PortalConfig], jobs: int,
-                now: datetime | None, progress: PortalProgress | None,
-                record: Callable[[storage.RunSummary], None]) -> list[PortalConfig]:
-    """One process pool over `portals`; returns the portals lost to a broken pool."""
-    ctx = mp.get_context("fork")
-    events: Any = ctx.Queue()
-    url = engine.url.render_as_string(hide_password=False)
-    lost = []
-    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
-                               initargs=(settings, url, events, os.getpid()))
+    in_here = jobs <= 1 or "fork" not in mp.get_all_start_methods() or _in_memory(engine)
+    began = utcnow()
     try:
-        running: dict[Future, PortalConfig] = {pool.submit(_worker_harvest, p, now): p for p in portals}
-        while running:
-            finished, _ = wait(running, timeout=0.1, return_when=FIRST_COMPLETED)
-            _drain(events, progress)
-            for future in finished:
-                portal = running.pop(future)
-                try:
-                    record(future.result())
-                except BrokenProcessPool:
-                    lost.append(portal)
-    except BaseException:
-        _kill_workers(pool)
+        harvesters.run(work, harvesters.lanes(portals, per_host),
+                       processes=0 if in_here else jobs, threads=1 if _in_memory(engine) else threads,
+                       events=harvesters.Events(progress=progress, done=record, lost=lost))
+    except BaseException as exc:  # Ctrl-C or SIGTERM: the workers are gone (harvesters.run); their runs end too
+        storage.close_runs_of(engine, [p.key for p in portals if p.key not in results],
+                              f"harvest stopped: {type(exc).__name__}", started_after=began)
         raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # reaps every worker: none outlives this call
-    _drain(events, progress)
-    return lost
-
-
-def _kill_workers(pool: ProcessPoolExecutor) -> None:
-    """Stop the pool's workers now (a signal stopped the harvest): killed, then reaped."""
-    processes = list(getattr(pool, "_processes", None) or {})  # CPython keeps them there: pid -> Process
-    procs = [p for p in mp.active_children() if p.pid in processes]
-    for proc in procs:
-        proc.kill()
-    for proc in procs:
-        proc.join(WORKER_REAP_S)
-
-
-# The forked worker's state, set once by the pool initializer (fork passes it without pickling).
-_worker: dict[str, Any] = {}
-
-
-def _worker_init(settings: Settings, url: str, events: Any, parent: int) -> None:
-    _die_with_parent(parent)
-    # Ctrl-C reaches the whole process group: the parent alone decides (it kills the workers and closes runs).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker.update(settings=settings, url=url, events=events)
-
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def _die_with_parent(parent: int) -> None:
-    """Linux: the kernel sends this worker SIGKILL when its parent dies (kill -9 included), so no worker lives on
-    under PID 1 holding database connections. Elsewhere (no prctl) the parent's reaping is all there is."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def _worker_harvest(portal: PortalConfig, now: datetime | None) -> storage.RunSummary:
-    events = _worker["events"]
-    return harvest(_worker["settings"], storage.open_db(_worker["url"]), portal, now=now,
-                   session=_shared_session(portal, _worker.setdefault("sessions", {})),
-                   progress=lambda n, total: events.put((portal.key, n, total)))
+    return [results[p.key] for p in portals]
 
 
 def _shared_session(portal: PortalConfig,
@@ -307,16 +234,6 @@ def _shared_session(portal: PortalConfig,
     if (token, policy) not in sessions:
         sessions[token, policy] = make_session(token, policy=policy)
     return sessions[token, policy]
-
-
-def _drain(events: Any, progress: PortalProgress | None) -> None:
-    while True:
-        try:
-            key, n, total = events.get_nowait()
-        except queue.Empty:
-            return
-        if progress:
-            progress(key, n, total)
 
 
 def _in_memory(engine: storage.Engine) -> bool:
@@ -475,13 +392,23 @@ def score_all_many(settings: Settings, engine: storage.Engine, city_keys: Sequen
         return {key: score_all(settings, engine, key) for key in keys}
     _sync_once(settings, engine)
     url = engine.url.render_as_string(hide_password=False)
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork"), initializer=_worker_init,
-                             initargs=(settings, url, None, os.getpid())) as pool:
-        return dict(zip(keys, pool.map(_worker_score_all, keys), strict=True))
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork"), initializer=_scorer_init,
+                             initargs=(settings, url, os.getpid())) as pool:
+        return dict(zip(keys, pool.map(_scorer_score_all, keys), strict=True))
 
 
-def _worker_score_all(city_key: str) -> int:
-    return score_all(_worker["settings"], storage.open_db(_worker["url"]), city_key)
+_scorer: dict[str, Any] = {}  # a scoring worker's settings and database URL (set by _scorer_init)
+
+
+def _scorer_init(settings: Settings, url: str, parent: int) -> None:
+    harvesters.die_with_parent(parent)
+    # Ctrl-C reaches the whole process group: the parent alone decides (the pool's exit ends the workers).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _scorer.update(settings=settings, url=url)
+
+
+def _scorer_score_all(city_key: str) -> int:
+    return score_all(_scorer["settings"], storage.open_db(_scorer["url"]), city_key)
 
 
 def manual_evidence(settings: Settings, engine: storage.Engine, city_key: str) -> pd.DataFrame:
