@@ -38,9 +38,9 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-# ../shared beside the project (a checkout) or beside its work-tree folder (a git worktree under wt/)
-FIXTURES = next((p / "fixtures" for p in (ROOT.parent / "shared", ROOT.parents[1] / "shared") if p.is_dir()),
-                ROOT.parent / "shared" / "fixtures")
+# ../shared beside the checkout, or two levels up for a work tree under wt/ (as benchmarks/coverage.py finds it)
+FIXTURES = next((p for p in (ROOT.parent / "shared" / "fixtures", ROOT.parent.parent / "shared" / "fixtures")
+                 if p.exists()), ROOT.parent / "shared" / "fixtures")
 SOCRATA_SEEDS = FIXTURES / "socrata_scrape_2022" / "latest" / "data.cityofchicago.org.jsonl.gz"
 CKAN_SEEDS = FIXTURES / "dcat_us" / "chicago_data_json_socrata_2020-07-22.json"
 DOMAIN = "data.scale.example"

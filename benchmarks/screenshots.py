@@ -9,6 +9,7 @@ With --readme it also writes the README's two first-screen shots, docs/overview-
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -18,7 +19,9 @@ import browser  # noqa: E402 - benchmarks/browser.py: demo database, server, bro
 from tests.e2e.speed import QUIET_JS  # noqa: E402
 
 WIDTHS = (1440, 390)
-EXTRA = {"/print/city/chicago": "h1", "/city/chicago?criterion=DM4": "#city-cards .criterion-card"}
+# besides every page of browser.PAGES: the print view, a drill-down, and a past view (time travel, ?as_of=)
+EXTRA = {"/print/city/chicago": "h1", "/city/chicago?criterion=DM4": "#city-cards .criterion-card",
+         "/?as_of=2022-06-30": "#ov-matrix .main-svg", "/city/chicago?as_of=2022-06-30": "#city-cards .criterion-card"}
 
 
 README_SHOTS = (("overview-1440.png", 1440, 900, "/", "#ov-matrix .main-svg"),
@@ -56,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             ctx = b.new_context(viewport={"width": width, "height": 900 if width > 600 else 844})
             page = ctx.new_page()
             for path, ready in pages.items():
-                stem = path.strip("/").replace("/", "-").replace("?criterion=", "-").lower() or "overview"
+                stem = re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-") or "overview"
+                stem = "overview-" + stem if path.startswith("/?") else stem
                 name = f"{stem}-{width}.png"
                 shoot(page, base + path, ready, args.out / name)
                 print(args.out / name)

@@ -36,6 +36,9 @@ ensure_venv() {
       "$ROOT/.venv/bin/python" -m pip install -q -e "$ROOT$extras"
     echo "$want" > "$stamp"
   fi
+  # The graphs' smaller plotly.js (maturity/plotlyjs.py): fetched with npm once per plotly.js version, checked
+  # against its pinned sha512; without it the graphs load plotly.py's full bundle. Prints one line either way.
+  "$ROOT/.venv/bin/python" -m maturity.plotlyjs --quiet-if-present
 }
 
 # Run a command as root: directly when we are root, else through sudo (CI images differ).

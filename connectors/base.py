@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -125,7 +125,9 @@ Progress = Callable[[int, "int | None"], None]
 class Connector(Protocol):
     """What a portal kind's connector class offers (the registry `connectors.CONNECTORS` lists the classes).
 
-    Besides these, the class has `raw_hash(raw)` (see connectors.hashing) and the static
+    Besides these, the class has `raw_hash(raw)` (see connectors.hashing; equal to the `raw_hash` of the item's
+    record), `source_id(raw)` (equal to the `source_id` of the item's record: a re-harvest compares the two with
+    what is stored and skips normalizing unchanged items) and the static
     `read_archive(doc, path) -> (items, FetchStats)`: the raw items of a recorded catalog file of its kind,
     parsed (`doc`: one JSON document, or the list of a JSONL file's lines), each id once; `maturity import`
     reads files through it.
@@ -146,6 +148,14 @@ class Connector(Protocol):
 
     def normalize(self, raw: dict[str, Any], profile: FieldProfile = ...) -> DatasetRecord:
         """Pure and total: any real item becomes a record (`profile`: the run's discover() result)."""
+
+    def source_id(self, raw: Mapping[str, Any]) -> str:
+        """Pure: the `source_id` the item's record has, without normalizing it."""
+        ...
+
+    def raw_hash(self, raw: dict[str, Any]) -> str:
+        """Pure: the `raw_hash` the item's record has (connectors.hashing), without normalizing it."""
+        ...
 
     @property
     def stats(self) -> FetchStats: ...
@@ -257,12 +267,17 @@ def records_frame(records: Iterable[RecordLike]) -> pd.DataFrame:
     Datetime fields are `datetime64[ns, UTC]`; tuple fields stay Python tuples (object columns); counts are
     nullable floats so that "unknown" stays distinguishable from 0.
     """
+    rows = [r.as_dict() for r in records]
+    return columns_frame({name: [row.get(name) for row in rows] for name in RECORD_FIELDS})
+
+
+def columns_frame(columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
+    """`records_frame` of records given column by column ({field: values}); datetimes as datetimes or ISO text."""
     import pandas as pd
 
-    rows = [r.as_dict() for r in records]
-    df = pd.DataFrame(rows, columns=list(RECORD_FIELDS))
+    df = pd.DataFrame({name: columns[name] for name in RECORD_FIELDS}, columns=list(RECORD_FIELDS))
     for name in DATETIME_FIELDS:
-        df[name] = pd.to_datetime(df[name], utc=True, errors="coerce")
+        df[name] = pd.to_datetime(df[name], utc=True, errors="coerce", format="ISO8601")
     for name in ("distribution_count", "column_count", "described_column_count", "attachment_count",
                  "views", "downloads"):
         df[name] = pd.to_numeric(df[name], errors="coerce").astype("float64")

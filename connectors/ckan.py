@@ -77,6 +77,12 @@ class CkanConnector:
     raw_bytes = staticmethod(raw_bytes)
     raw_hash = staticmethod(raw_hash)
 
+    @staticmethod
+    def source_id(raw: Mapping[str, Any]) -> str:
+        """The package's `DatasetRecord.source_id` without normalizing it: its id, else its name."""
+        name = raw.get("name")
+        return str(raw.get("id") or (vocab.first_text([name]) if isinstance(name, str) else None) or "")
+
     @property
     def stats(self) -> FetchStats:
         return self._stats

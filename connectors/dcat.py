@@ -103,6 +103,11 @@ class DcatConnector:
     raw_bytes = staticmethod(raw_bytes)
     raw_hash = staticmethod(raw_hash)
 
+    @staticmethod
+    def source_id(raw: Mapping[str, Any]) -> str:
+        """The dataset's `DatasetRecord.source_id` without normalizing it (`dataset_id`)."""
+        return dataset_id(raw)
+
     @property
     def stats(self) -> FetchStats:
         return self._stats

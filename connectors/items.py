@@ -12,8 +12,8 @@ from __future__ import annotations
 import itertools
 import types
 import typing
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -32,15 +32,28 @@ class ItemError(ValueError):
 
 @dataclass(frozen=True)
 class Normalized:
-    """One run's items after normalization: the records, their raw items (same order) and the items set aside."""
+    """Some of a run's items after normalization: the records, their raw items (same order), the items set aside."""
 
     records: list[DatasetRecord]
     raws: list[dict[str, Any]]
     failed: list[tuple[dict[str, Any], ItemError]]
 
+
+@dataclass
+class ItemTally:
+    """A run's items as its batches were stored: how many stood (normalized, or unchanged since the version
+    stored before), and the ones set aside with their errors."""
+
+    ok: int = 0
+    failed: list[tuple[dict[str, Any], ItemError]] = field(default_factory=list)
+
+    def add(self, batch: Normalized) -> None:
+        self.ok += len(batch.records)
+        self.failed.extend(batch.failed)
+
     @property
     def total(self) -> int:
-        return len(self.records) + len(self.failed)
+        return self.ok + len(self.failed)
 
     @property
     def too_many_failed(self) -> bool:
@@ -51,6 +64,21 @@ class Normalized:
         first = "; ".join(str(e) for _, e in self.failed[:REASON_EXAMPLES])
         return (f"ItemError: {len(self.failed)} of {self.total} items could not be normalized (more than "
                 f"{ITEM_FAILURE_SHARE:.0%}), e.g. {first}")
+
+
+T = typing.TypeVar("T")
+
+
+def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """`items` in lists of `size` (the last one shorter), taken as they come: nothing is read ahead."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def normalize_each(connector: Any, raws: Iterable[dict[str, Any]], profile: Any = None) -> Normalized:

@@ -95,6 +95,7 @@ class Paginator:
             cursor = self.next_cursor(cursor, page, state)
             if cursor is None:
                 break
+            del page  # freed before the next page is parsed: one page in memory at a time, not two
         self._check_total(state)
 
     def _check_total(self, state: PagingState) -> None:

@@ -92,6 +92,15 @@ class SocrataConnector:
             return _plain_raw_hash(canonical_view(raw))
         return _plain_raw_hash(canonical_item(raw))
 
+    @staticmethod
+    def source_id(raw: Mapping[str, Any]) -> str:
+        """The item's `DatasetRecord.source_id` without normalizing it (a Discovery item's resource id, a bare
+        view's id)."""
+        if "resource" not in raw and ("viewType" in raw or "columns" in raw):
+            return str(raw.get("id") or "")
+        resource = raw.get("resource")
+        return str((resource.get("id") if isinstance(resource, dict) else None) or "")
+
     @property
     def stats(self) -> FetchStats:
         return self._stats

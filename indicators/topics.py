@@ -7,9 +7,11 @@ Word lists live in indicators/data/vocab.json.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -181,23 +183,40 @@ def _current(d: Derived) -> np.ndarray:
     return np.where(d.finite_period, (st == FRESH) | (st == DUE), recent)
 
 
-def disaggregation(catalog: CityCatalog, as_of: datetime) -> Score:
-    """DM8: disaggregation-ready datasets - public tabular assets with geographic or demographic columns.
+# Schema -> (has a column, geographic words, demographic words), kept across calls: a schema's words depend on
+# the schema and the pinned vocabulary alone, and `score --all` meets a city's schemas again at every date
+# (this indicator was a third of compute_all's time there). Bounded: cleared when it would pass _SCHEMA_MEMO.
+_SCHEMA_MEMO = 100_000
+_SCHEMA_WORDS: dict[Any, tuple[bool, str, str]] = {}
+_SCHEMA_LOCK = threading.Lock()
 
-    Formula: 100 * (tabular data assets with >= 1 column whose name matches a geographic word (tract, ward,
-    district, ZIP, community area, latitude, ...) or whose type is a geometry (point, location, polygon ...),
-    or a demographic word (race, ethnicity, sex, gender, age, income, ...)) / tabular data assets with columns.
-    detail geographic / demographic / both. Source: ODIN disaggregation elements (Open Data Watch);
-    word lists in indicators/data/vocab.json. Empty: None.
-    """
-    d = derive(catalog, as_of)
+
+def _schemas_words(schemas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per distinct schema: has a column, its geographic words, its demographic words (memoized per schema)."""
+    keys = schemas.tolist()
+    with _SCHEMA_LOCK:
+        new = [k for k in keys if k not in _SCHEMA_WORDS]
+        if new:
+            if len(_SCHEMA_WORDS) + len(new) > _SCHEMA_MEMO:
+                _SCHEMA_WORDS.clear()
+            has, geo, demo = _schema_words(pd.Series(new, dtype=object))
+            _SCHEMA_WORDS.update(zip(new, zip(has.tolist(), geo.tolist(), demo.tolist(), strict=True), strict=True))
+        found = [_SCHEMA_WORDS[k] for k in keys]
+    has_s = np.array([f[0] for f in found], dtype=bool)
+    geo_s = np.array([f[1] for f in found], dtype=object)
+    demo_s = np.array([f[2] for f in found], dtype=object)
+    return has_s, geo_s, demo_s
+
+
+def _schema_words(schemas: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per schema (a Series of column tuples): has a column, its geographic words, its demographic words.
+
+    Work per distinct column name and type: names repeat across a catalog's schemas."""
     v = vocab()
-    # Work per distinct schema and per distinct column name: schemas and names repeat across a catalog.
-    schema_code, schemas = d.distinct("columns")
-    geo_words = pd.Series("", index=range(d.n), dtype=object)
-    demo_words = pd.Series("", index=range(d.n), dtype=object)
-    has_cols = np.zeros(d.n, dtype=bool)
-    cols = pd.Series(np.asarray(schemas, dtype=object), dtype=object).explode()  # index = schema number
+    n = len(schemas)
+    has_schema = np.zeros(n, dtype=bool)
+    gs, ms = np.full(n, "", dtype=object), np.full(n, "", dtype=object)
+    cols = schemas.reset_index(drop=True).explode()  # index = schema number
     cols = cols[cols.notna()]
     if len(cols):
         sch = cols.index.to_numpy()
@@ -219,7 +238,7 @@ def disaggregation(catalog: CityCatalog, as_of: datetime) -> Score:
         m = m_name[name_code]
 
         def per_schema(words: np.ndarray) -> np.ndarray:
-            out = np.full(len(schemas), "", dtype=object)
+            out = np.full(n, "", dtype=object)
             hit = words != ""
             if hit.any():
                 pairs = pd.DataFrame({"s": sch[hit], "w": words[hit]})
@@ -229,19 +248,36 @@ def disaggregation(catalog: CityCatalog, as_of: datetime) -> Score:
                 out[joined.index.to_numpy()] = joined.to_numpy()
             return out
 
-        ok_rows = schema_code >= 0
-        has_schema = np.zeros(len(schemas), dtype=bool)
         has_schema[sch] = True
-        has_cols[ok_rows] = has_schema[schema_code[ok_rows]]
         gs, ms = per_schema(g), per_schema(m)
-        geo_words.iloc[np.flatnonzero(ok_rows)] = gs[schema_code[ok_rows]]
-        demo_words.iloc[np.flatnonzero(ok_rows)] = ms[schema_code[ok_rows]]
-    geo = geo_words.ne("").to_numpy()
-    demo = demo_words.ne("").to_numpy()
+    return has_schema, gs, ms
+
+
+def disaggregation(catalog: CityCatalog, as_of: datetime) -> Score:
+    """DM8: disaggregation-ready datasets - public tabular assets with geographic or demographic columns.
+
+    Formula: 100 * (tabular data assets with >= 1 column whose name matches a geographic word (tract, ward,
+    district, ZIP, community area, latitude, ...) or whose type is a geometry (point, location, polygon ...),
+    or a demographic word (race, ethnicity, sex, gender, age, income, ...)) / tabular data assets with columns.
+    detail geographic / demographic / both. Source: ODIN disaggregation elements (Open Data Watch);
+    word lists in indicators/data/vocab.json. Empty: None.
+    """
+    d = derive(catalog, as_of)
+    schema_code, schemas = d.distinct("columns")
+    has_s, geo_s, demo_s = _schemas_words(schemas)
+    rows = np.flatnonzero(schema_code >= 0)
+    has_cols = np.zeros(d.n, dtype=bool)
+    geo_words = np.full(d.n, "", dtype=object)
+    demo_words = np.full(d.n, "", dtype=object)
+    has_cols[rows] = has_s[schema_code[rows]]
+    geo_words[rows] = geo_s[schema_code[rows]]
+    demo_words[rows] = demo_s[schema_code[rows]]
+    geo = geo_words != ""
+    demo = demo_words != ""
     among = d.tabular & has_cols
     ok = geo | demo
     hit = among & ok
-    gw, dw = geo_words.to_numpy(dtype=object)[hit], demo_words.to_numpy(dtype=object)[hit]
+    gw, dw = geo_words[hit], demo_words[hit]
     why_hit = (np.where(gw != "", "geographic: " + gw, "") + np.where((gw != "") & (dw != ""), "; ", "")
                + np.where(dw != "", "demographic: " + dw, ""))
     return share_score(

@@ -18,6 +18,11 @@ from maturity.settings import Settings
 
 CONTEXT_KEY = "MATURITY_DASHBOARD"  # key of the Context on the Flask app's config
 CACHE_SIZE = 1024  # results kept: ~6 per city (history, runs, datasets, failing, …) plus a few global ones
+# Table rows kept across all cached DataFrames: a count of entries alone does not bound memory when one city's
+# tables hold millions of rows. The 300,000-dataset benchmark city holds ~3.5M: its explorer table (300k rows,
+# ~0.7 KB each), its failing rows (2.82M, ~40 bytes each: shared strings, categorical reasons) and a drill-down
+# list or two (<= 300k). Room for two such cities; the least recently used go first, the newest is always kept.
+CACHE_ROWS = 8_000_000
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ def context() -> Context:
 
 
 _cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()  # (url, marker or stamp, name, args) -> result
+_rows: dict[tuple[Any, ...], int] = {}  # key -> rows of its DataFrame (the weight CACHE_ROWS bounds)
 _markers: dict[str, tuple] = {}  # url -> the marker the global entries of `_cache` belong to
 _lock = threading.Lock()
 
@@ -70,7 +76,7 @@ def query(name: str, fn: Callable[..., Any], *args: Any) -> Any:
             # push the per-city entries (still valid) out of the LRU
             _markers[ctx.url] = current
             for k in [k for k in _cache if k[0] == ctx.url and k[1] != current]:
-                del _cache[k]
+                _drop(k)
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
@@ -79,15 +85,38 @@ def query(name: str, fn: Callable[..., Any], *args: Any) -> Any:
         # Only while `current` is still the newest marker: a request or the background refresher that read
         # the marker before a run landed must not file its result after the newer marker dropped the old ones.
         if _markers.get(ctx.url) == current:
-            _cache[key] = value
-            while len(_cache) > CACHE_SIZE:
-                _cache.popitem(last=False)
+            _file(key, value)
     return value
+
+
+def _file(key: tuple[Any, ...], value: Any) -> None:
+    """Keep `value` as the newest entry, then drop the least recently used beyond CACHE_SIZE / CACHE_ROWS (held
+    lock)."""
+    _drop(key)
+    _cache[key] = value
+    _rows[key] = len(value) if hasattr(value, "shape") else 0  # DataFrames and Series weigh their rows
+    total = sum(_rows.values())
+    while len(_cache) > 1 and (len(_cache) > CACHE_SIZE or total > CACHE_ROWS):
+        oldest = next(iter(_cache))
+        total -= _rows.get(oldest, 0)
+        _drop(oldest)
+
+
+def _drop(key: tuple[Any, ...]) -> None:
+    _cache.pop(key, None)
+    _rows.pop(key, None)
+
+
+def cached_rows() -> int:
+    """Table rows the caches hold now (what CACHE_ROWS bounds)."""
+    with _lock:
+        return sum(_rows.values())
 
 
 def clear_cache() -> None:
     with _lock:
         _cache.clear()
+        _rows.clear()
         _epochs.clear()
         _markers.clear()
 
@@ -124,8 +153,16 @@ def _city_stamps(engine: storage.Engine) -> dict[Hashable, tuple]:
     return {k: (int(last_run.get(k, 0)), as_of.get(k), epoch) for k in keys}
 
 
+_inflight: dict[tuple[Any, ...], threading.Lock] = {}  # cache key -> held while one thread computes it
+
+
 def city_query(name: str, fn: Callable[..., Any], key: str) -> Any:
-    """`fn(engine, key)` for one city, cached until that city's stamp changes (see above)."""
+    """`fn(engine, key)` for one city, cached until that city's stamp changes (see above).
+
+    One computation per entry at a time: a request that needs an entry another thread (the warm-up, another
+    visitor) is computing waits for that result instead of computing it again (a 300,000-row explorer table
+    built twice at once costs twice the memory and halves the CPU each gets).
+    """
     ctx = context()
     stamp = city_stamps().get(key)
     cache_key = ("city", ctx.url, name, key, stamp)
@@ -133,14 +170,30 @@ def city_query(name: str, fn: Callable[..., Any], key: str) -> Any:
         if cache_key in _cache:
             _cache.move_to_end(cache_key)
             return _cache[cache_key]
-    value = fn(ctx.engine, key)
-    if city_stamps().get(key) != stamp:  # the city ran again meanwhile: the value is already stale, not filed
-        return value
+        gate = _inflight.setdefault(cache_key, threading.Lock())
+    with gate:
+        try:
+            with _lock:
+                if cache_key in _cache:
+                    return _cache[cache_key]
+            value = fn(ctx.engine, key)
+            if city_stamps().get(key) != stamp:  # the city ran again meanwhile: the value is already stale, not filed
+                return value
+            with _lock:
+                # this city's entries of older stamps are dead: drop them so they do not crowd the LRU
+                for k in [k for k in _cache if k[0] == "city" and k[1] == ctx.url and k[3] == key and k[4] != stamp]:
+                    _drop(k)
+                _file(cache_key, value)
+            return value
+        finally:
+            with _lock:
+                _inflight.pop(cache_key, None)
+
+
+def city_cached(name: str, key: str) -> Any | None:
+    """What `city_query(name, …, key)` holds for the city's current stamp, None when it is not computed yet
+    (a page that can show something else meanwhile asks this instead of waiting)."""
+    ctx = context()
+    cache_key = ("city", ctx.url, name, key, city_stamps().get(key))
     with _lock:
-        # this city's entries of older stamps are dead: drop them so they do not crowd the LRU
-        for k in [k for k in _cache if k[0] == "city" and k[1] == ctx.url and k[3] == key and k[4] != stamp]:
-            del _cache[k]
-        _cache[cache_key] = value
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    return value
+        return _cache.get(cache_key)

@@ -3,6 +3,7 @@
 models, so a download is the rows the grid shows)."""
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -30,11 +31,23 @@ def grid_page(frame: pd.DataFrame, request: Mapping[str, Any] | None) -> dict:
     """One block for an infinite-model grid (`getRowsRequest` -> `getRowsResponse`): `frame` filtered by the
     grid's column filters, sorted by its sort model, rows [startRow, endRow) as `rows()` records, and the
     number of matching rows. Filters see the values as the grid shows them (times as text)."""
+    return grid_block(grid_view(frame, request), request)
+
+
+def grid_block(view: pd.DataFrame, request: Mapping[str, Any] | None) -> dict:
+    """Rows [startRow, endRow) of a view the request's filters and sort are already applied to, and its size."""
     request = request or {}
-    view = grid_view(frame, request)
     start = max(0, int(request.get("startRow") or 0))
     end = max(start, int(request.get("endRow") or start + 100))
     return {"rowData": rows(view.iloc[start:end]), "rowCount": len(view)}
+
+
+def view_key(request: Mapping[str, Any] | None) -> str:
+    """The part of a grid request that decides its view (filters and sort) as text, "" for none: a cache key, so
+    the blocks of one sorted or filtered view are cut from one sort, not a sort per block."""
+    request = request or {}
+    models = {k: request.get(k) for k in ("filterModel", "sortModel") if request.get(k)}
+    return json.dumps(models, sort_keys=True, default=str) if models else ""
 
 
 def grid_view(frame: pd.DataFrame, request: Mapping[str, Any] | None) -> pd.DataFrame:
@@ -61,6 +74,8 @@ def _sort_key(s: pd.Series) -> pd.Series:
     """Text case-insensitively, as the grid's own sort does; numbers and times as they are."""
     if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s):
         return s
+    if isinstance(s.dtype, pd.CategoricalDtype):  # by its text, not by the order of its categories
+        s = s.astype(object)
     return s.map(lambda v: v.lower() if isinstance(v, str) else v)
 
 
@@ -88,6 +103,7 @@ def _filter_mask(values: pd.Series, model: Mapping[str, Any]) -> pd.Series:
             joined = (joined | m) if model.get("operator") == "OR" else (joined & m)
         return joined
     kind, test = model.get("filterType"), model.get("type")
+    values = values.astype(object) if isinstance(values.dtype, pd.CategoricalDtype) else values
     blank = values.isna() | (values.astype(str).str.strip() == "")
     if test == "blank":
         return blank

@@ -10,15 +10,17 @@ from datetime import UTC, datetime
 
 import flask
 
+from layouts import _as_of
 from layouts._cache import CONTEXT_KEY
 
 PATH = "/print/city/<key>"
 
 
-def href(key: str) -> str:
+def href(key: str, day: str | None = None) -> str:
+    """The print view of a city, as of the end of `day` when given (the city page's `?as_of=`)."""
     from urllib.parse import quote
 
-    return f"/print/city/{quote(key, safe='')}"
+    return _as_of.href(f"/print/city/{quote(key, safe='')}", day)
 
 
 def register(server: flask.Flask) -> None:
@@ -29,8 +31,10 @@ def register(server: flask.Flask) -> None:
         ctx = server.config[CONTEXT_KEY]
         if key not in {c.key for c in ctx.settings.cities}:
             return flask.Response(f"No city with key {key!r}.", status=404, mimetype="text/plain")
-        snap = exports.snapshot(ctx.settings, ctx.engine, key)
+        day = _as_of.parse(flask.request.args.get(_as_of.PARAM))
+        at = _as_of.end_of_day(day)
+        snap = exports.snapshot(ctx.settings, ctx.engine, key, as_of=None if at is None else at.to_pydatetime())
         now = datetime.now(UTC)
         page = exports.report_html([snap], title=snap.city.name, stamp=(snap.as_of or now).date(), generated=now,
-                                   print_view=True, back_href=f"/city/{key}")
+                                   print_view=True, back_href=_as_of.href(f"/city/{key}", day))
         return flask.Response(page, mimetype="text/html")

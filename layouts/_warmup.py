@@ -11,25 +11,37 @@ import flask
 
 import storage
 from layouts._cache import context, query
-from layouts._components import city_criterion_history, city_datasets_cached, city_runs
+from layouts._components import city_criterion_history, city_datasets_cached, city_flagged_criteria, city_runs
 
 
 def warm(server: flask.Flask) -> None:
-    """Fill the per-city caches (history, runs, catalog rows) so the first visitor does not pay for them.
+    """Fill the per-city caches so the first visitor does not pay for them: first what every city page shows
+    first (history, runs, the header and cards: small, from stored scores), for every city; then the large
+    tables (the explorer rows, the failing datasets and the drill-down list a city page opens on, the
+    details below its chart), city by city.
 
-    Run in a daemon thread at app start: ~0.2 s a city on SQLite. Errors are logged once, not raised
-    (an empty or unreachable database is reported by the pages and /health instead).
+    Run in a daemon thread at app start. Errors are logged once, not raised (an empty or unreachable database
+    is reported by the pages and /health instead).
     """
+    import importlib
     import logging
 
     log = logging.getLogger(__name__)
     with server.app_context():
         try:
+            city = importlib.import_module("layouts.city")  # the page module the app loaded (maturity.app)
             keys = list(query("cities", storage.cities)["key"])
             for k in keys:
                 city_criterion_history(k)
+                city_flagged_criteria(k)  # the overall trend lines' hollow points (overview, city header)
                 city_runs(k)
+                city.summary(k)
+            for k in keys:
                 city_datasets_cached(k)
+                criterion = city.default_criterion(k)
+                if criterion:
+                    city.drill_rows(k, criterion, city.ALL)
+                city.details(k)
         except Exception as exc:  # noqa: BLE001 - a background nicety must never take the app down
             log.warning("dashboard cache warm-up stopped: %s", exc)
             return

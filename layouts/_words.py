@@ -48,7 +48,12 @@ def metadata_note(criterion: str, indicator_titles_: Iterable[str], needs_docume
     read as a verdict on a city that has one: "licences and inventory published: policy itself needs …"."""
     if criterion not in set(needs_document):
         return None
-    measured = ", ".join(t[0].lower() + t[1:] for t in indicator_titles_ if t)
+    measured = ", ".join(_in_sentence(t) for t in indicator_titles_ if t)
     what = f"measures {measured}" if measured else "measures what the portal's metadata shows"
     thing = "policy" if criterion == "OD1" else "practice"  # OD1 is the open data policy (law or order)
     return f"{what}; the {thing} itself needs a record on the Evidence page"
+
+
+def _in_sentence(title: str) -> str:
+    """A title inside a sentence: its first letter lower case, unless it starts an acronym ("API access")."""
+    return title if title[1:2].isupper() else title[:1].lower() + title[1:]

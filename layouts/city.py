@@ -16,9 +16,9 @@ from dash import Input, Output, State, callback, dcc, html
 from dash.development.base_component import Component
 
 import storage
+from layouts import _as_of, _print
 from layouts import _components as ui
 from layouts import _figures as fig
-from layouts import _print
 from layouts import _words as words
 
 URL_STORE = ui.url_sync("city")
@@ -39,7 +39,7 @@ def layout(key: str | None = None, criterion: str | None = None, indicator: str 
         return ui.page("Unknown city", ui.empty_state(
             f"No city with key “{key}”", ["Pick one on the ", dcc.Link("Overview", href="/"), "."], color="warning",
             id="city-unknown"))
-    day = parse_as_of(as_of)
+    day = _as_of.parse(as_of)
     criteria = _criteria(key, day)
     crit = criterion if criterion in criteria else default_criterion(key, day)
     ind_options, ind_value = _indicator_options(key, crit, indicator, day)
@@ -47,7 +47,6 @@ def layout(key: str | None = None, criterion: str | None = None, indicator: str 
         ctx.city_name(key),
         dcc.Store(id="city-key", data=key),
         dcc.Store(id="city-as-of", data=day),
-        _as_of_banner(key, as_of, day),
         ui.url_stores("city"),
         ui.loading(html.Div(id="city-summary"), id="city-summary-loading"),
         html.H4("Maturity over time", className="h5 mt-2"),
@@ -69,51 +68,24 @@ def layout(key: str | None = None, criterion: str | None = None, indicator: str 
         ui.loading(html.Div(id="city-drill")),
         ui.loading(html.Div(id="city-details"), id="city-details-loading"),
         subtitle=html.Div([html.Span(id="city-subtitle"),
-                           html.A("Print view", href=_print.href(key), id="city-print", className="ms-2 d-print-none",
+                           html.A("Print view", href=_print.href(key, day), id="city-print",
+                                  className="ms-2 d-print-none",
                                   title="a printable single-column page with the same numbers")]),
     )
 
 
-# --- time travel: ?as_of=YYYY-MM-DD shows the page as it stood at the end of that day -----------------------
-
-def parse_as_of(text: str | None) -> str | None:
-    """The `as_of` query value as "YYYY-MM-DD" when it is a date, else None (today's view)."""
-    try:
-        return pd.Timestamp(str(text)).strftime("%Y-%m-%d") if text and len(str(text)) == 10 else None
-    except ValueError:
-        return None
-
-
-def _as_of_time(day: str | None) -> pd.Timestamp | None:
-    """The end of that day, 23:59:59 UTC: what `maturity import --as-of` dates a snapshot of the day with."""
-    return None if day is None else pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
-
-
-def _as_of_banner(key: str, text: str | None, day: str | None) -> Component | None:
-    if not text:
-        return None
-    if day is None:
-        return dbc.Alert(f"“{text}” is not a date (YYYY-MM-DD): showing the city as it is now.", color="warning",
-                         id="city-as-of-banner")
-    return dbc.Alert([html.Strong(f"As of {day}: "), "the city as it stood at the end of that day (its runs and "
-                      "scores up to then). ", dcc.Link("Today's view", href=f"/city/{key}")], color="info",
-                     id="city-as-of-banner")
-
+# --- time travel: ?as_of=YYYY-MM-DD shows the page as it stood at the end of that day (layouts/_as_of.py) ------
 
 def _scores(key: str, day: str | None = None) -> pd.DataFrame:
-    return ui.scores_as_of(ui.city_scores(key), _as_of_time(day))
+    return _as_of.scores_at(ui.city_scores(key), day)
 
 
 def _latest(key: str, day: str | None = None) -> pd.DataFrame:
-    return ui.latest_city(key) if day is None else ui.scores_as_of(ui.city_scores(key), _as_of_time(day),
-                                                                   latest=True)
+    return ui.latest_city(key) if day is None else _as_of.scores_at(ui.city_scores(key), day, latest=True)
 
 
 def _runs(key: str, day: str | None = None) -> pd.DataFrame:
-    runs = ui.city_runs(key)
-    if day is None or runs.empty:
-        return runs
-    return runs[pd.to_datetime(runs["as_of"], utc=True) <= cast(pd.Timestamp, _as_of_time(day))]
+    return _as_of.until(ui.city_runs(key), day)
 
 
 def _cached(name: str, fn: Callable[..., Any], key: str, day: str | None) -> Any:
@@ -126,7 +98,8 @@ def _cached(name: str, fn: Callable[..., Any], key: str, day: str | None) -> Any
 def _failing(key: str, day: str | None = None) -> pd.DataFrame:
     if day is None:
         return ui.city_failing_cached(key)
-    return ui.city_query(f"failing@{day}", lambda engine, k: ui.city_failing(engine, k, _as_of_time(day)), key)
+    return ui.city_query(f"failing@{day}", lambda engine, k: ui.city_failing(engine, k, _as_of.end_of_day(day)),
+                         key)
 
 
 def _criteria(key: str, day: str | None = None) -> list[str]:
@@ -261,37 +234,47 @@ def summary(key: str, day: str | None = None) -> list[Component]:
             out.append(dbc.Alert([html.Strong(f"{r.portal_key}'s latest run came back empty: "),
                                   str(r.suspect_reason or ""), ". Scores below come from the last complete crawl."],
                                  color="warning"))
-    # with time, not with a run: never cached; a past view (as_of) is old on purpose
-    stale = ui.stale_banner(ui.stale_data([key]), id="city-stale") if day is None else None
-    if stale is not None:
-        out.append(stale)
+    # with time, not with a run: never cached; a past view is judged at the end of its day
+    out += ui.stale_banner(ui.stale_data([key], day), id="city-stale")
     if hist.empty:
         out.append(ui.empty_state("Not scored yet", ["Harvest this city with ",
                                                      ui.cmd(f"maturity harvest --city {key}"),
                                                      " or load the demo with ", ui.cmd("maturity demo"), "."],
                                   id="city-empty"))
         return out
-    out.append(_cached("overall_view", _overall, key, day))
+    # the header ranks the city among all cities: cached per run marker (another city's run moves the rank)
+    out.append(ui.query("city_overall_view", _overall, key, day))
     out.append(_cached("cards_view", _cards, key, day))
     return out
 
 
 def _overall(_engine: storage.Engine, key: str, day: str | None = None) -> Any:
-    """The city header: overall score and stage (indicators.criteria's one rule), trend, change since ~30/90 days."""
-    o = fig.overall_summary(ui.scores_as_of(ui.city_criterion_history(key), _as_of_time(day)))
+    """The city header: overall score and stage (indicators.criteria's one rule), rank among the scored cities
+    (the overview's inputs: every city's complete runs up to `day`), trend with the flagged scorings marked,
+    change since ~30/90 days."""
+    o = fig.overall_summary(_as_of.until(ui.city_criterion_history(key), day))
     if o is None:
         return None
+    rank = fig.rank_text(ranks(day), key)
+    flagged = fig.flagged_overall(ui.flagged_history([key], day))
     return html.Div([
         html.Span("Overall ", className="me-1"),
         html.Span(f"{o['score']:.0f}", className="kpi me-2", id="city-overall-score"),
         ui.stage_badge(o["stage"], id="city-overall-stage"),
-        ui.overall_trend(o["series"], id="city-overall-trend", width=160, height=36),
+        html.Span(rank, className="small fw-semibold", id="city-rank") if rank else None,
+        ui.overall_trend(o["series"], flagged=flagged, id="city-overall-trend", width=160, height=36),
         html.Span([html.Span("about 30 days: ", className="text-muted"),
                    html.Span(o["since_30d"], id="city-overall-30")], className="small"),
         html.Span([html.Span("about 90 days: ", className="text-muted"),
                    html.Span(o["since_90d"], id="city-overall-90")], className="small"),
         html.Span(f"scored as of {ui.fmt_time(o['as_of'])}", className="small text-muted"),
     ], id="city-overall", className="d-flex flex-wrap align-items-center gap-3 mb-3")
+
+
+def ranks(day: str | None = None) -> pd.DataFrame:
+    """`_figures.overall_ranks` of every city from its complete runs up to the end of `day`."""
+    keys = tuple(ui.query("cities", storage.cities)["key"])
+    return fig.overall_ranks(fig.city_score_history(_as_of.until(ui.criterion_history(keys), day)))
 
 
 def _cards(_engine: storage.Engine, key: str, day: str | None = None) -> dbc.Row:
@@ -333,7 +316,7 @@ def details(key: str, day: str | None = None) -> list[Component]:
 
 def _details(_engine: storage.Engine, key: str, day: str | None = None) -> list[Component]:
     datasets = _datasets(key, day)
-    return _departments(key, datasets) + _fix_first(key, datasets, day) + _schema_errors(key, datasets, day)
+    return _departments(key, datasets, day) + _fix_first(key, datasets, day) + _schema_errors(key, datasets, day)
 
 
 def _schema_errors(key: str, datasets: pd.DataFrame, day: str | None = None) -> list[Component]:
@@ -341,7 +324,7 @@ def _schema_errors(key: str, datasets: pd.DataFrame, day: str | None = None) -> 
     the open-data scores is made of. Nothing for a city without a data.json check on record."""
     import storage.queries
 
-    found = storage.queries.city_schema_checks(ui.context().engine, key, _as_of_time(day))
+    found = storage.queries.city_schema_checks(ui.context().engine, key, _as_of.end_of_day(day))
     checks = {k: c for k, c in found.items() if c is not None}
     if not checks:
         return []
@@ -386,22 +369,20 @@ def _card(key: str, c: Any, title: str, note: str | None = None) -> dbc.Card:  #
 
 
 def _datasets(key: str, day: str | None = None) -> pd.DataFrame:
-    if day is None:
-        return ui.city_datasets_cached(key)
-    return ui.city_query(f"datasets@{day}", lambda engine, k: ui.city_datasets(engine, k, _as_of_time(day)), key)
+    return ui.city_datasets_at(key, day)
 
 
-def _departments(key: str, datasets: pd.DataFrame) -> list[Component]:
+def _departments(key: str, datasets: pd.DataFrame, day: str | None = None) -> list[Component]:
     out = [html.H4("Departments", className="h5 mt-2")]
     b = fig.department_breakdown(datasets)
     if b.empty:
         return out + [html.P("No datasets in the latest harvest.", className="text-muted")]
-    base = {"cities": key}
-    b = b.assign(
-        stale_link=[f"/datasets?{urlencode({**base, 'department': d, 'freshness': 'overdue,delinquent'})}"
-                    for d in b["department"]],
-        undoc_link=[f"/datasets?{urlencode({**base, 'department': d, 'doc_max': fig.UNDOCUMENTED_BELOW - 1})}"
-                    for d in b["department"]])
+    def link(department: str, **query: object) -> str:
+        # the Datasets page at the same date: the catalog these percentages were counted on
+        return _as_of.href("/datasets", day, {"cities": key, "department": department, **query})
+
+    b = b.assign(stale_link=[link(d, freshness="overdue,delinquent") for d in b["department"]],
+                 undoc_link=[link(d, doc_max=fig.UNDOCUMENTED_BELOW - 1) for d in b["department"]])
     cols = [ui.col("department", "Department", flex=2),
             ui.num_col("datasets", "Datasets"),
             ui.app_path_col("stale_pct", "Stale %", "stale_link", filter="agNumberColumnFilter"),
@@ -421,9 +402,7 @@ def _fix_first(key: str, datasets: pd.DataFrame, day: str | None = None) -> list
     weights = ui.criterion_weights(meta, fig.indicator_rows(latest))
     denominators = {str(r.indicator): cast(float, r.denominator)
                     for r in fig.indicator_rows(latest).itertuples(index=False)}
-    f = failing.merge(datasets[["source_id", "title", "landing_url"]], on="source_id", how="left") \
-        if not failing.empty else failing.assign(title=None, landing_url=None)
-    ranked = fig.fix_first(f, datasets, weights, denominators)
+    ranked = fig.fix_first(failing, datasets, weights, denominators)  # titles from `datasets`
     titles = {k: m["title"] for k, m in meta.items()}
     ranked["indicators"] = [words.indicator_titles(str(x).split(", "), titles) for x in ranked["indicators"]]
     cols = [ui.col("title", "Dataset", flex=3), ui.col("department", "Department", flex=2),
@@ -461,36 +440,105 @@ def history(key: str, criterion: str | None, current: str | None,
     runs = _runs(key, day)
     # partial and empty crawls are marked on the chart; their scores are never on its lines (storage.queries)
     suspect = list(runs.loc[runs["status"].isin(["suspect", "empty"]), "as_of"]) if not runs.empty else []
-    figure = fig.criterion_history(hist, criterion, titles=titles, suspect_times=suspect)
+    figure = fig.criterion_history(hist, criterion, titles=titles, suspect_times=suspect,
+                                   flagged=_as_of.until(ui.city_flagged(key), day))
     options, value = _indicator_options(key, criterion, current, day)
     return figure, options, value
 
 
+DRILL_BLOCK = 100  # rows per block the drill-down grid asks for (AG Grid's infinite row model)
+DRILL_COLUMNS = ["source_id", "title", "department", "indicators", "reasons", "freshness", "doc_score", "views",
+                 "landing_url"]
+
+
 def drill(key: str, criterion: str | None, indicator: str | None, day: str | None = None) -> tuple[Component, str]:
+    """The drill-down grid (its rows come block by block from `drill_page`) and its caption."""
     if not criterion:
         return ui.empty_state("Nothing scored yet", "Scores appear after the first harvest."), ""
-    failing = _failing(key, day)
-    datasets = _datasets(key, day)
-    f = failing[failing["criterion"] == criterion] if not failing.empty else failing
-    if indicator and indicator != ALL:
-        f = f[f["indicator"] == indicator]
+    rows = drill_rows(key, criterion, indicator, day)
     meta = ui.indicator_meta()
     what = meta.get(indicator, {}).get("title", indicator) if indicator and indicator != ALL else f"all of {criterion}"
-    if f.empty:
+    if rows.empty:
         return (dbc.Alert(f"No failing datasets recorded for {what}.", color="success", id="city-drill-none"),
                 f"{what}: nothing to fix.")
-    titles = {k: m["title"] for k, m in meta.items()}
-    g = f.groupby("source_id").agg(indicators=("indicator", lambda s: words.indicator_titles(s, titles)),
-                                   reasons=("reason", lambda s: "; ".join(dict.fromkeys(str(x) for x in s if x)))) \
-        .reset_index()
-    g = g.merge(datasets[["source_id", "title", "department", "freshness", "doc_score", "views", "landing_url"]],
-                on="source_id", how="left")
-    # an id that is not a dataset of the catalog (a key dataset the portal lacks, say): show the id itself
-    g["title"] = g["title"].where(g["title"].notna(), g["source_id"])
     cols = [ui.col("title", "Dataset", flex=3), ui.col("department", "Department", flex=2),
             ui.col("indicators", "Fails", flex=2), ui.col("reasons", "Why", flex=3),
             ui.col("freshness", "Freshness"), ui.num_col("doc_score", "Doc score"), ui.num_col("views", "Views"),
             ui.portal_link_col()]
-    return (ui.grid("city-drill-grid", g, cols, height=460),
-            f"{len(g)} datasets fail {what} in the latest scored run{f' as of {day}' if day else ''}; "
+    options = {"cacheBlockSize": DRILL_BLOCK, "infiniteInitialRowCount": min(len(rows), DRILL_BLOCK)}
+    return (ui.grid("city-drill-grid", None, cols, height=460, rowModelType="infinite", dashGridOptions=options),
+            f"{len(rows):,} datasets fail {what} in the latest scored run{f' as of {day}' if day else ''}; "
             "sort and filter the columns, open a dataset on its portal.")
+
+
+@callback(Output("city-drill-grid", "getRowsResponse"), Input("city-drill-grid", "getRowsRequest"),
+          State("city-key", "data"), State("city-criterion", "value"), State("city-indicator", "value"),
+          State("city-as-of", "data"), prevent_initial_call=True)
+def drill_block(request: dict[str, Any] | None, key: str, criterion: str | None, indicator: str | None,
+                day: str | None = None) -> dict:
+    return drill_page(key, criterion, indicator, day, request)
+
+
+def drill_page(key: str, criterion: str | None, indicator: str | None, day: str | None,
+               request: dict[str, Any] | None) -> dict:
+    """The block of drill-down rows the grid asked for (its filters and sort applied) and how many match; a sorted
+    or filtered view is kept in the city cache, so its next blocks are cut from it."""
+    if not criterion:
+        return ui.grid_page(pd.DataFrame(columns=DRILL_COLUMNS), request)
+    how = ui.view_key(request)
+    if not how:
+        return ui.grid_block(drill_rows(key, criterion, indicator, day), request)
+    one = indicator if indicator and indicator != ALL else ALL
+    view = ui.city_query(f"drill:{criterion}:{one}@{day}:{how}",
+                         lambda _engine, k: ui.grid_view(drill_rows(k, criterion, indicator, day), request), key)
+    return ui.grid_block(view, request)
+
+
+def drill_rows(key: str, criterion: str, indicator: str | None, day: str | None = None) -> pd.DataFrame:
+    """DRILL_COLUMNS, one row per dataset failing the criterion (or its one indicator), by source_id: built once
+    per (city, criterion, indicator, day) and kept in the city cache until the city's next run or scoring."""
+    one = indicator if indicator and indicator != ALL else ALL
+    return ui.city_query(f"drill:{criterion}:{one}@{day}",
+                         lambda _engine, k: _drill_rows(k, criterion, one, day), key)
+
+
+def _drill_rows(key: str, criterion: str, indicator: str, day: str | None) -> pd.DataFrame:
+    failing = _failing(key, day)
+    f = failing[failing["criterion"] == criterion] if not failing.empty else failing
+    if indicator != ALL:
+        f = f[f["indicator"] == indicator]
+    if f.empty:
+        return pd.DataFrame(columns=DRILL_COLUMNS)
+    titles = {k: m["title"] for k, m in ui.indicator_meta().items()}
+    g = failing_by_dataset(f, titles)
+    datasets = _datasets(key, day)
+    g = g.merge(datasets[["source_id", "title", "department", "freshness", "doc_score", "views", "landing_url"]]
+                .drop_duplicates("source_id"), on="source_id", how="left")
+    # an id that is not a dataset of the catalog (a key dataset the portal lacks, say): show the id itself
+    g["title"] = g["title"].where(g["title"].notna(), g["source_id"])
+    return g[DRILL_COLUMNS]
+
+
+def failing_by_dataset(failing: pd.DataFrame, titles: dict[str, str]) -> pd.DataFrame:
+    """Failing rows (indicator, source_id, reason; a dataset at most once per indicator) -> one row per dataset,
+    by source_id: `indicators` = the titles of those it fails (words.indicator_titles), `reasons` = its distinct
+    reasons in indicator order, "; "-joined.
+
+    Worked out once per *pattern* (which indicators a dataset fails, for which reasons), not once per dataset:
+    a criterion has a few indicators and reasons repeat, so 200,000 failing datasets share a few hundred
+    patterns, and the per-dataset work stays in pandas.
+    """
+    order = list(pd.unique(failing["indicator"]))  # the scores' order: the order reasons are listed in
+    reason_codes, reasons = pd.factorize(failing["reason"].astype(object))  # -1: no reason
+    # per dataset and indicator: 0 = does not fail it, 1 = fails it without a reason, 2 + i = fails it for reasons[i]
+    wide = (failing.assign(code=reason_codes + 2).pivot(index="source_id", columns="indicator", values="code")
+            .reindex(columns=order).fillna(0).astype(int))
+    pattern, patterns = pd.MultiIndex.from_frame(wide).factorize()
+    texts = []
+    for codes in patterns:
+        failed = [(ind, c) for ind, c in zip(order, codes, strict=True) if c]
+        why = dict.fromkeys(str(reasons[c - 2]) for _, c in failed if c > 1 and reasons[c - 2])
+        texts.append((words.indicator_titles([ind for ind, _ in failed], titles), "; ".join(why)))
+    per = pd.DataFrame(texts, columns=["indicators", "reasons"]).iloc[pattern]
+    return pd.DataFrame({"source_id": wide.index.to_numpy(), "indicators": per["indicators"].to_numpy(),
+                         "reasons": per["reasons"].to_numpy()})

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from urllib.parse import urlencode
 
 import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
-from dash import Input, Output, callback, dcc, html
+from dash import Input, Output, State, callback, dcc, html
 from dash.development.base_component import Component
 
 import storage
+from layouts import _as_of
 from layouts import _components as ui
 from layouts import _figures as fig
 from layouts import _words as words
@@ -21,14 +21,16 @@ dash.register_page(__name__, path="/compare", name="Compare", title="Compare · 
 DEFAULT_CITIES = 4  # preselected when the URL names none: the first scored cities (a city never scored shows nothing)
 
 
-def layout(cities: str | None = None, **_query: str) -> html.Div:
+def layout(cities: str | None = None, as_of: str | None = None, **_query: str) -> html.Div:
+    day = _as_of.parse(as_of)
     all_cities = _cities()
     keys = list(all_cities["key"]) if not all_cities.empty else []
-    chosen = [k for k in (cities or "").split(",") if k in keys] or default_cities(keys)
+    chosen = [k for k in (cities or "").split(",") if k in keys] or default_cities(keys, day)
     names = dict(zip(all_cities["key"], all_cities["name"], strict=True)) if keys else {}
     return ui.page(
         "Compare cities",
         ui.url_stores("cmp"),
+        dcc.Store(id="cmp-as-of", data=day),
         dbc.Row(dbc.Col([dbc.Label("Cities", html_for="cmp-cities"),
                          dcc.Dropdown(id="cmp-cities", options=ui.choice_options(keys, names), value=chosen,
                                       multi=True, placeholder="choose cities")], lg=8), className="mb-3"),
@@ -38,14 +40,22 @@ def layout(cities: str | None = None, **_query: str) -> html.Div:
     )
 
 
-def default_cities(keys: list[str]) -> list[str]:
-    """The first DEFAULT_CITIES cities that have scores, in the cities' order."""
+def default_cities(keys: list[str], day: str | None = None) -> list[str]:
+    """The first DEFAULT_CITIES cities that have scores (by the end of `day`), in the cities' order."""
     try:
-        latest = ui.query("latest_scores", storage.latest_scores)
+        latest = latest_scores(keys, day)
     except Exception:  # noqa: BLE001 - no schema yet: nothing is scored
         return []
     scored = set(latest["city_key"]) if not latest.empty else set()
     return [k for k in keys if k in scored][:DEFAULT_CITIES]
+
+
+def latest_scores(keys: Sequence[str], day: str | None = None) -> pd.DataFrame:
+    """storage.latest_scores as it stood at the end of `day` (today's when None), of these cities."""
+    if day is None or not keys:
+        return ui.query("latest_scores", storage.latest_scores)
+    every = pd.concat([ui.city_scores(k) for k in keys], ignore_index=True)
+    return _as_of.scores_at(every, day, latest=True)
 
 
 def _cities() -> pd.DataFrame:
@@ -55,28 +65,29 @@ def _cities() -> pd.DataFrame:
         return pd.DataFrame(columns=["key", "name"])
 
 
-@callback(Output("cmp-body", "children"), Input("cmp-cities", "value"), Input("live-marker", "data"))
-def render(keys: list[str] | None, _marker: object) -> Component | list[Component]:
-    return body(keys or [])
+@callback(Output("cmp-body", "children"), Input("cmp-cities", "value"), Input("live-marker", "data"),
+          State("cmp-as-of", "data"))
+def render(keys: list[str] | None, _marker: object, day: str | None = None) -> Component | list[Component]:
+    return body(keys or [], day)
 
 
-@callback(Output(URL_STORE, "data"), Input("cmp-cities", "value"))
-def sync_url(keys: list[str] | None) -> str:
-    return "?" + urlencode({"cities": ",".join(keys)}, safe=",") if keys else ""
+@callback(Output(URL_STORE, "data"), Input("cmp-cities", "value"), State("cmp-as-of", "data"))
+def sync_url(keys: list[str] | None, day: str | None = None) -> str:
+    return _as_of.href("", day, {"cities": ",".join(keys) if keys else None})
 
 
-def body(keys: list[str]) -> Component | list[Component]:
+def body(keys: list[str], day: str | None = None) -> Component | list[Component]:
     if not keys:
         return ui.empty_state("Choose cities", "Pick two or more cities above to compare them.", id="cmp-empty")
-    return ui.query("compare_view", _content, tuple(keys))
+    return ui.query("compare_view", _content, tuple(keys), day)
 
 
-def _content(_engine: storage.Engine, keys: Sequence[str]) -> list[Component]:
-    """The comparison for the current run marker (cached per choice of cities)."""
+def _content(_engine: storage.Engine, keys: Sequence[str], day: str | None = None) -> list[Component]:
+    """The comparison for the current run marker at the end of `day` (cached per choice of cities and day)."""
     keys = list(keys)
     cities = _cities()
-    history = ui.criterion_history(keys)
-    latest = ui.query("latest_scores", storage.latest_scores)
+    history = _as_of.until(ui.criterion_history(keys), day)
+    latest = latest_scores(keys, day)
     names = dict(zip(cities["key"], cities["name"], strict=True))
     titles = {k: m["title"] for k, m in ui.indicator_meta().items()}
     gaps = fig.indicator_gaps(latest, keys, titles)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
-from urllib.parse import urlencode
 
 import dash
 import dash_bootstrap_components as dbc
@@ -15,6 +14,7 @@ from dash import Input, Output, State, callback, dcc, html
 from dash.development.base_component import Component
 
 import storage
+from layouts import _as_of
 from layouts import _components as ui
 from layouts import _figures as fig
 from maturity import csv_writer
@@ -39,12 +39,13 @@ def _split(v: str | None) -> list[str]:
 
 def layout(cities: str | None = None, department: str | None = None, freshness: str | None = None,
            doc_min: str | None = None, doc_max: str | None = None, licence: str | None = None,
-           format: str | None = None, **_query: str) -> html.Div:
+           format: str | None = None, as_of: str | None = None, **_query: str) -> html.Div:
     ctx = ui.context()
+    day = _as_of.parse(as_of)
     names = {c.key: c.name for c in ctx.settings.cities}
     lo, hi = _int(doc_min, 0), _int(doc_max, 100)
     # a department name may hold commas: take the parameter whole when it names a known department
-    known = set(datasets_for(_split(cities))["department"].dropna()) if department else set()
+    known = set(datasets_for(_split(cities), day)["department"].dropna()) if department else set()
     depts = [department] if department and department in known else _split(department)  # `and`: for mypy
 
     def multi(id_: str, label: str, value: list[str], options: Iterable[dict] = (), width: int = 4,
@@ -56,6 +57,7 @@ def layout(cities: str | None = None, department: str | None = None, freshness: 
     return ui.page(
         "Datasets",
         ui.url_stores("ds"),
+        dcc.Store(id="ds-as-of", data=day),
         dbc.Row([
             multi("ds-cities", "City", _split(cities), ui.choice_options(names, names)),
             multi("ds-department", "Department", depts, ui.choice_options(depts), placeholder=TYPE_TO_SEARCH),
@@ -74,7 +76,8 @@ def layout(cities: str | None = None, department: str | None = None, freshness: 
         dcc.Download(id="ds-download"),
         dcc.Store(id="ds-grid-state"),  # the grid's own filters and sort as it last asked for rows
         ui.loading(html.Div(id="ds-body")),
-        subtitle="The latest catalog of every city. Filters stay in the address bar, so a view can be shared.",
+        subtitle="The latest catalog of every city (as of the chosen date, when one is). Filters stay in the "
+                 "address bar, so a view can be shared.",
     )
 
 
@@ -85,30 +88,65 @@ def _int(v: str | None, default: int) -> int:
         return default
 
 
-def all_datasets() -> pd.DataFrame:
-    """Every city's explorer rows, concatenated (cached per run marker, built from the per-city cache)."""
-    return ui.query("all_datasets", _all_datasets)
+def all_datasets(day: str | None = None) -> pd.DataFrame:
+    """Every city's explorer rows at the end of `day`, concatenated (cached per run marker, built from the per-city
+    cache)."""
+    return ui.query("all_datasets", _all_datasets, day)
 
 
-def _all_datasets(_engine: storage.Engine) -> pd.DataFrame:
-    return _concat(list(ui.query("cities", storage.cities)["key"]))
+def _all_datasets(_engine: storage.Engine, day: str | None = None) -> pd.DataFrame:
+    return _concat(list(ui.query("cities", storage.cities)["key"]), day)
 
 
-def datasets_for(cities: Sequence[str] | None) -> pd.DataFrame:
-    """The chosen cities' rows (only those are read), or every city's when none is chosen."""
-    return _concat(list(cities)) if cities else all_datasets()
+def datasets_for(cities: Sequence[str] | None, day: str | None = None) -> pd.DataFrame:
+    """The chosen cities' rows (only those are read), or every city's when none is chosen; each city's latest
+    catalog at the end of `day` (today's when None)."""
+    return _concat(list(cities), day) if cities else all_datasets(day)
 
 
-def _concat(keys: Iterable[str]) -> pd.DataFrame:
-    frames = [ui.city_datasets_cached(k) for k in keys]
+def _concat(keys: Iterable[str], day: str | None = None) -> pd.DataFrame:
+    frames = [ui.city_datasets_at(k, day) for k in keys]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=fig.DATASET_COLUMNS)
 
 
+def _keys(cities: Sequence[str] | None) -> list[str]:
+    return list(cities) if cities else list(ui.query("cities", storage.cities)["key"])
+
+
+def built(cities: Sequence[str] | None) -> bool:
+    """Whether the explorer table of every chosen city (every city when none is chosen) is built."""
+    return all(ui.city_cached("datasets", k) is not None for k in _keys(cities))
+
+
+def unfiltered(department: Chosen, freshness: Chosen, doc: Range, licence: Chosen, formats: Chosen,
+               request: dict[str, Any] | None) -> bool:
+    """No menu filter, no filter or sort of the grid's own: the rows in the explorer table's own order."""
+    request = request or {}
+    return (not (department or freshness or licence or formats) and (not doc or list(doc) == [0, 100])
+            and not request.get("filterModel") and not request.get("sortModel"))
+
+
+def stored_rows(cities: Sequence[str] | None, start: int, stop: int) -> tuple[pd.DataFrame, int]:
+    """Rows [start, stop) of the unfiltered explorer of the chosen cities, read straight from storage, and how many
+    there are. Until a large city's table is built (a 300,000-dataset catalog takes minutes to decode), its
+    unfiltered view pages through the stored catalog in the table's own order; filters and sorts wait for it."""
+    engine = ui.context().engine
+    frames, total = [], 0
+    for k in _keys(cities):
+        frame, n = ui.city_dataset_rows(engine, k, max(0, start - total), max(0, stop - total))
+        total += n
+        if len(frame):
+            frames.append(frame)
+    rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0] if frames else \
+        pd.DataFrame(columns=fig.DATASET_COLUMNS)
+    return rows, total
+
+
 def filtered(cities: Chosen, department: Chosen, freshness: Chosen, doc: Range, licence: Chosen,
-             formats: Chosen) -> pd.DataFrame:
+             formats: Chosen, day: str | None = None) -> pd.DataFrame:
     doc = doc or [0, 100]
-    return fig.filter_datasets(datasets_for(cities or ()), departments=department or (),
+    return fig.filter_datasets(datasets_for(cities or (), day), departments=department or (),
                                freshness=freshness or (), min_doc=doc[0] if doc[0] > 0 else None,
                                max_doc=doc[1] if doc[1] < 100 else None, licenses=licence or (),
                                formats=formats or ())
@@ -117,17 +155,18 @@ def filtered(cities: Chosen, department: Chosen, freshness: Chosen, doc: Range, 
 @callback(Output("ds-body", "children"), Output("ds-count", "children"),
           Input("ds-cities", "value"), Input("ds-department", "value"), Input("ds-freshness", "value"),
           Input("ds-doc", "value"), Input("ds-licence", "value"), Input("ds-format", "value"),
-          Input("live-marker", "data"), State("ds-grid-state", "data"))
+          Input("live-marker", "data"), State("ds-grid-state", "data"), State("ds-as-of", "data"))
 def render(cities: Chosen, department: Chosen, freshness: Chosen, doc: Range, licence: Chosen, formats: Chosen,
-           _marker: object, grid_state: dict[str, Any] | None) -> tuple[Component, str]:
-    return body(cities, department, freshness, doc, licence, formats, (grid_state or {}).get("filterModel"))
+           _marker: object, grid_state: dict[str, Any] | None, day: str | None = None) -> tuple[Component, str]:
+    return body(cities, department, freshness, doc, licence, formats, (grid_state or {}).get("filterModel"), day)
 
 
 def _menu_options(menu: str) -> Callable[..., list[dict]]:
     @callback(Output(menu, "options"), Input("ds-cities", "value"), Input(menu, "value"),
-              Input(menu, "search_value"), Input("live-marker", "data"))
-    def options(cities: Chosen, value: Chosen, search: str | None, _marker: object) -> list[dict]:
-        return menu_options(MENU_COLUMNS[menu], cities, value, search)
+              Input(menu, "search_value"), Input("live-marker", "data"), State("ds-as-of", "data"))
+    def options(cities: Chosen, value: Chosen, search: str | None, _marker: object,
+                day: str | None = None) -> list[dict]:
+        return menu_options(MENU_COLUMNS[menu], cities, value, search, day)
     return options
 
 
@@ -135,38 +174,49 @@ for _menu in MENU_COLUMNS:
     _menu_options(_menu)
 
 
-def menu_options(column: str, cities: Chosen, value: Chosen, search: str | None) -> list[dict]:
+def menu_options(column: str, cities: Chosen, value: Chosen, search: str | None,
+                 day: str | None = None) -> list[dict]:
     """A filter menu's options in the chosen cities: the chosen values, then the commonest matching `search`."""
-    counts = ui.query("ds_counts", _counts, tuple(cities or ()), column)
+    counts = ui.query("ds_counts", _counts, tuple(cities or ()), column, day)
     return fig.capped_options(counts, value or (), search)
 
 
-def _counts(_engine: storage.Engine, cities: tuple[str, ...], column: str) -> pd.Series:
-    return fig.value_counts(datasets_for(cities), column)
+def _counts(_engine: storage.Engine, cities: tuple[str, ...], column: str, day: str | None = None) -> pd.Series:
+    return fig.value_counts(datasets_for(cities, day), column)
 
 
 def body(cities: Chosen, department: Chosen, freshness: Chosen, doc: Range, licence: Chosen, formats: Chosen,
-         grid_filter: dict[str, Any] | None = None) -> tuple[Component, str]:
-    scope = datasets_for(cities or ())
+         grid_filter: dict[str, Any] | None = None, day: str | None = None) -> tuple[Component, str]:
+    if (day is None and unfiltered(department, freshness, doc, licence, formats, {"filterModel": grid_filter})
+            and not built(cities)):
+        size = stored_rows(cities, 0, 0)[1]  # today's rows come from storage until the table is built
+        return (_grid(size, grid_filter) if size else _empty()), count_label(size, size, bool(cities))
+    scope = datasets_for(cities or (), day)
     if scope.empty:
-        empty = ui.empty_state("No datasets yet", ["Harvest with ", ui.cmd("maturity harvest"),
-                                                   " or load the demo with ", ui.cmd("maturity demo"), "."],
-                               id="ds-empty")
-        return empty, ""
-    rows = filtered(cities, department, freshness, doc, licence, formats)
+        return _empty(), ""
+    rows = filtered(cities, department, freshness, doc, licence, formats, day)
     shown = ui.grid_view(rows, {"filterModel": grid_filter})
+    return _grid(len(shown), grid_filter), count_label(len(shown), len(scope), bool(cities))
+
+
+def _empty() -> Component:
+    return ui.empty_state("No datasets yet", ["Harvest with ", ui.cmd("maturity harvest"),
+                                              " or load the demo with ", ui.cmd("maturity demo"), "."], id="ds-empty")
+
+
+def _grid(shown: int, grid_filter: dict[str, Any] | None) -> Component:
+    """The explorer grid (rows come from `grid_rows` block by block) for `shown` matching rows."""
     cols = [ui.col("city_key", "City", width=110), ui.col("title", "Title", minWidth=260),
             ui.col("asset_type", "Type", width=100), ui.col("department", "Department", minWidth=180),
             ui.col("freshness", "Freshness", width=120), ui.col("declared_frequency", "Declared", width=100),
             ui.col("data_modified", "Data updated", width=150), ui.num_col("doc_score", "Doc score", width=110),
             ui.col("license", "Licence"), ui.col("formats", "Formats"), ui.num_col("views", "Views", width=100),
             ui.portal_link_col()]
-    options = {"cacheBlockSize": GRID_BLOCK, "infiniteInitialRowCount": min(len(shown), GRID_BLOCK)}
+    options = {"cacheBlockSize": GRID_BLOCK, "infiniteInitialRowCount": min(shown, GRID_BLOCK)}
     # The grid is drawn anew when a menu filter changes; it keeps the filters typed into its own columns
     # (filterModel), so the two kinds of filter add up instead of one wiping the other.
     kw: dict[str, Any] = {"filterModel": grid_filter} if grid_filter else {}
-    grid = ui.grid("ds-grid", None, cols, height=600, rowModelType="infinite", dashGridOptions=options, **kw)
-    return grid, count_label(len(shown), len(scope), bool(cities))
+    return ui.grid("ds-grid", None, cols, height=600, rowModelType="infinite", dashGridOptions=options, **kw)
 
 
 def count_label(shown: int, scope: int, chosen_cities: bool) -> str:
@@ -178,23 +228,37 @@ def count_label(shown: int, scope: int, chosen_cities: bool) -> str:
           Output("ds-grid-state", "data"), Input("ds-grid", "getRowsRequest"),
           State("ds-cities", "value"), State("ds-department", "value"), State("ds-freshness", "value"),
           State("ds-doc", "value"), State("ds-licence", "value"), State("ds-format", "value"),
-          prevent_initial_call=True)
+          State("ds-as-of", "data"), prevent_initial_call=True)
 def grid_rows(request: dict[str, Any] | None, cities: Chosen, department: Chosen, freshness: Chosen, doc: Range,
-              licence: Chosen, formats: Chosen) -> tuple[dict, str, dict[str, Any]]:
+              licence: Chosen, formats: Chosen, day: str | None = None) -> tuple[dict, str, dict[str, Any]]:
     """A block of the filtered rows, with the grid's own column filters and sort applied; the count follows them."""
-    page = ui.grid_page(filtered(cities, department, freshness, doc, licence, formats), request)
     state = {k: (request or {}).get(k) for k in ("filterModel", "sortModel")}  # for the CSV and the next redraw
-    return page, count_label(page["rowCount"], len(datasets_for(cities or ())), bool(cities)), state
+    if day is None and unfiltered(department, freshness, doc, licence, formats, request) and not built(cities):
+        start = max(0, int((request or {}).get("startRow") or 0))
+        rows, size = stored_rows(cities, start, max(start, int((request or {}).get("endRow") or start + GRID_BLOCK)))
+        return {"rowData": ui.rows(rows), "rowCount": size}, count_label(size, size, bool(cities)), state
+    page = ui.grid_block(shown_rows(cities, department, freshness, doc, licence, formats, request, day), request)
+    return page, count_label(page["rowCount"], len(datasets_for(cities or (), day)), bool(cities)), state
+
+
+def shown_rows(cities: Chosen, department: Chosen, freshness: Chosen, doc: Range, licence: Chosen, formats: Chosen,
+               request: dict[str, Any] | None, day: str | None = None) -> pd.DataFrame:
+    """The rows the grid shows, in its order: the menus' filters, then the grid's own filters and sort. Kept per
+    view until the next run, so the blocks of a sorted 300,000-row view are cut from one sort, not a sort each."""
+    menus = (tuple(cities or ()), tuple(department or ()), tuple(freshness or ()), tuple(doc or (0, 100)),
+             tuple(licence or ()), tuple(formats or ()), day)
+    return ui.query("ds_view", lambda _engine, *_: ui.grid_view(
+        filtered(cities, department, freshness, doc, licence, formats, day), request), *menus, ui.view_key(request))
 
 
 @callback(Output("ds-download", "data"), Input("ds-download-btn", "n_clicks"),
           State("ds-cities", "value"), State("ds-department", "value"), State("ds-freshness", "value"),
           State("ds-doc", "value"), State("ds-licence", "value"), State("ds-format", "value"),
-          State("ds-grid-state", "data"), prevent_initial_call=True)
+          State("ds-grid-state", "data"), State("ds-as-of", "data"), prevent_initial_call=True)
 def download(_n: int | None, cities: Chosen, department: Chosen, freshness: Chosen, doc: Range, licence: Chosen,
-             formats: Chosen, grid_state: dict[str, Any] | None) -> dict[str, Any]:
+             formats: Chosen, grid_state: dict[str, Any] | None, day: str | None = None) -> dict[str, Any]:
     """The rows the grid shows, in its order: the menus, the grid's own column filters and its sort."""
-    rows = ui.grid_view(filtered(cities, department, freshness, doc, licence, formats), grid_state)
+    rows = ui.grid_view(filtered(cities, department, freshness, doc, licence, formats, day), grid_state)
     return dcc.send_data_frame(csv_frame(rows).to_csv, "datasets.csv", index=False)
 
 
@@ -205,9 +269,10 @@ def csv_frame(rows: pd.DataFrame) -> pd.DataFrame:
 
 @callback(Output(URL_STORE, "data"),
           Input("ds-cities", "value"), Input("ds-department", "value"), Input("ds-freshness", "value"),
-          Input("ds-doc", "value"), Input("ds-licence", "value"), Input("ds-format", "value"))
+          Input("ds-doc", "value"), Input("ds-licence", "value"), Input("ds-format", "value"),
+          State("ds-as-of", "data"))
 def sync_url(cities: Chosen, department: Chosen, freshness: Chosen, doc: Range, licence: Chosen,
-             formats: Chosen) -> str:
+             formats: Chosen, day: str | None = None) -> str:
     q: dict[str, str | int]  # doc_min / doc_max are numbers
     q = {k: ",".join(v) for k, v in (("cities", cities), ("department", department), ("freshness", freshness),
                                      ("licence", licence), ("format", formats)) if v}
@@ -215,4 +280,4 @@ def sync_url(cities: Chosen, department: Chosen, freshness: Chosen, doc: Range, 
         q["doc_min"] = doc[0]
     if doc and doc[1] < 100:
         q["doc_max"] = doc[1]
-    return "?" + urlencode(q, safe=",") if q else ""
+    return _as_of.href("", day, q)

@@ -19,22 +19,30 @@ from dash import Input, Output, State, callback, dcc, html
 from dash.development.base_component import Component
 
 import storage
+from layouts import _as_of
 from layouts import _components as ui
 
 dash.register_page(__name__, path="/evidence", name="Evidence", title="Evidence · City data maturity")
 
 MAX_NOTE_CHARS = 2000
+AUDIT_SHOWN = 200  # newest audit rows shown
+AUDIT_HISTORY = 100_000  # audit rows a past view reads back through (years of edits by hand)
 URL_RE = re.compile(r"^https?://[^\s]+$", re.IGNORECASE)
 
 
-def layout(city: str | None = None, **_query: str) -> html.Div:
+def layout(city: str | None = None, as_of: str | None = None, **_query: str) -> html.Div:
     ctx = ui.context()
+    day = _as_of.parse(as_of)
     token_env = ctx.settings.web.admin_token.env
     enabled = ctx.settings.web.admin_token.value() is not None
     cities = {c.key: c.name for c in ctx.settings.cities}
     titles = ui.criterion_titles()
-    disabled = not enabled
-    notice = (dbc.Alert(["Editing is enabled. Changes need the admin token and are written to the audit trail "
+    # a past view shows the records as they stood; a record made now is dated now, so editing is today's
+    disabled = not enabled or day is not None
+    notice = (dbc.Alert(["This is the evidence recorded up to the end of ", html.Strong(day), ". Records are "
+                         "added and deleted in today's view."], color="light", className="border", id="ev-past")
+              if day is not None else
+              dbc.Alert(["Editing is enabled. Changes need the admin token and are written to the audit trail "
                          "below."], color="light", className="border")
               if enabled else
               dbc.Alert([html.Strong("Editing is disabled: "), "no admin token is configured. Set the environment "
@@ -77,7 +85,7 @@ def layout(city: str | None = None, **_query: str) -> html.Div:
         ], className="g-2"),
         html.Div(id="ev-message", className="mt-2"),
     ]), className="mb-4")
-    return ui.page("Manual evidence", notice, form, dcc.Store(id="ev-changed"),
+    return ui.page("Manual evidence", notice, form, dcc.Store(id="ev-changed"), dcc.Store(id="ev-as-of", data=day),
                    ui.loading(html.Div(id="ev-tables")),
                    subtitle="For criteria no portal metadata can show: policy URL and date, meeting cadence, "
                             "trainings. Shown on the city page's WWC status.")
@@ -171,16 +179,20 @@ def submit(action: str, *, city: str | None = None, criterion: str | None = None
     return dbc.Alert(f"Saved as record {eid}.", color="success", id="ev-ok"), now.isoformat()
 
 
-@callback(Output("ev-tables", "children"), Input("ev-changed", "data"), Input("live-marker", "data"))
-def render_tables(_changed: str | None, _marker: object) -> Component | list[Component]:
-    return tables()
+@callback(Output("ev-tables", "children"), Input("ev-changed", "data"), Input("live-marker", "data"),
+          State("ev-as-of", "data"))
+def render_tables(_changed: str | None, _marker: object, day: str | None = None) -> Component | list[Component]:
+    return tables(day)
 
 
-def tables() -> Component | list[Component]:
+def tables(day: str | None = None) -> Component | list[Component]:
+    """The recorded evidence and the audit trail, as they stood at the end of `day` (today's when None)."""
     engine = ui.context().engine
     try:
-        ev = storage.evidence(engine)
-        audit = storage.audit_log(engine, limit=200)
+        ev = _as_of.until(storage.evidence(engine), day, "created_at")
+        # a past view filters the whole trail (it is small: one row per edit), then shows its newest rows
+        audit = storage.audit_log(engine, limit=AUDIT_SHOWN) if day is None else \
+            _as_of.until(storage.audit_log(engine, limit=AUDIT_HISTORY), day, "at").head(AUDIT_SHOWN)
     except Exception as exc:  # noqa: BLE001 - no schema yet
         return ui.empty_state("The database is not ready", f"Reading it failed ({type(exc).__name__}); run ",
                               ui.cmd("maturity db upgrade"), color="danger")

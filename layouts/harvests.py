@@ -1,14 +1,14 @@
 """Harvests `/harvests?city=…`: the run log per portal (status incl. suspect, counts, durations, errors)."""
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import dash
 import dash_bootstrap_components as dbc
-from dash import Input, Output, callback, dcc, html
+import pandas as pd
+from dash import Input, Output, State, callback, dcc, html
 from dash.development.base_component import Component
 
 import storage
+from layouts import _as_of
 from layouts import _components as ui
 from layouts import _figures as fig
 
@@ -17,12 +17,13 @@ RECENT = 500  # runs shown for all cities (newest first); pick a city for its wh
 dash.register_page(__name__, path="/harvests", name="Harvests", title="Harvests · City data maturity")
 
 
-def layout(city: str | None = None, **_query: str) -> html.Div:
+def layout(city: str | None = None, as_of: str | None = None, **_query: str) -> html.Div:
     ctx = ui.context()
     keys = [c.key for c in ctx.settings.cities]
     return ui.page(
         "Harvest runs",
         ui.url_stores("hv"),
+        dcc.Store(id="hv-as-of", data=_as_of.parse(as_of)),
         dbc.Row(dbc.Col([dbc.Label("City", html_for="hv-city"),
                          dcc.Dropdown(id="hv-city",
                                       options=ui.choice_options(keys, {c.key: c.name for c in ctx.settings.cities}),
@@ -34,24 +35,38 @@ def layout(city: str | None = None, **_query: str) -> html.Div:
     )
 
 
-@callback(Output("hv-body", "children"), Input("hv-city", "value"), Input("live-marker", "data"))
-def render(city: str | None, _marker: object) -> Component | list[Component | None]:
-    return body(city)
+@callback(Output("hv-body", "children"), Input("hv-city", "value"), Input("live-marker", "data"),
+          State("hv-as-of", "data"))
+def render(city: str | None, _marker: object, day: str | None = None) -> Component | list[Component | None]:
+    return body(city, day)
 
 
-@callback(Output(URL_STORE, "data"), Input("hv-city", "value"))
-def sync_url(city: str | None) -> str:
-    return "?" + urlencode({"city": city}) if city else ""
+@callback(Output(URL_STORE, "data"), Input("hv-city", "value"), State("hv-as-of", "data"))
+def sync_url(city: str | None, day: str | None = None) -> str:
+    return _as_of.href("", day, {"city": city})
 
 
-def body(city: str | None) -> Component | list[Component | None]:
-    return ui.query("harvests_view", _content, city)
+def body(city: str | None, day: str | None = None) -> Component | list[Component | None]:
+    return ui.query("harvests_view", _content, city, day)
 
 
-def _content(_engine: storage.Engine, city: str | None) -> Component | list[Component | None]:
-    """The run log for the current run marker (cached per city choice)."""
+def past_runs(day: str) -> pd.DataFrame:
+    """The newest RECENT runs of all cities dated (as_of) at or before the end of `day`, newest first."""
+    frames = [_as_of.until(ui.city_runs(c.key), day) for c in ui.context().settings.cities]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return storage.runs(ui.context().engine, limit=0)
+    runs = pd.concat(frames, ignore_index=True)
+    return runs.sort_values(["as_of", "run_id"], ascending=False, ignore_index=True).head(RECENT)
+
+
+def _content(_engine: storage.Engine, city: str | None, day: str | None = None) -> Component | list[Component | None]:
+    """The run log for the current run marker at the end of `day` (cached per city choice and day)."""
     try:
-        runs = ui.city_runs(city) if city else ui.query("runs", storage.runs, None, None, RECENT)
+        if city:
+            runs = _as_of.until(ui.city_runs(city), day)
+        else:
+            runs = past_runs(day) if day else ui.query("runs", storage.runs, None, None, RECENT)
     except Exception as exc:  # noqa: BLE001 - no schema yet
         return ui.empty_state("The database is not ready", f"Reading it failed ({type(exc).__name__}); run ",
                               ui.cmd("maturity db upgrade"), color="danger")

@@ -2,26 +2,28 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import dash
 import dash.exceptions
 import dash_bootstrap_components as dbc
 import pandas as pd
-from dash import Input, Output, callback, dcc, html
+from dash import Input, Output, State, callback, dcc, html
 from dash.development.base_component import Component
 
 import storage
+from layouts import _as_of
 from layouts import _components as ui
 from layouts import _figures as fig
 
 dash.register_page(__name__, path="/", name="Overview", title="Overview · City data maturity")
 
 
-def layout(**_query: str) -> html.Div:
+def layout(as_of: str | None = None, **_query: str) -> html.Div:
     return ui.page(
         "Overview",
         dcc.Location(id="ov-nav", refresh="callback-nav"),
+        dcc.Store(id="ov-as-of", data=_as_of.parse(as_of)),
         ui.loading(html.Div(id="ov-body"), id="ov-loading"),
         subtitle="Every configured city against the What Works Cities criteria that portal metadata can show. "
                  "Click a city, or a cell of the matrix, for its criteria, history and the datasets behind "
@@ -29,28 +31,30 @@ def layout(**_query: str) -> html.Div:
     )
 
 
-@callback(Output("ov-body", "children"), Input("live-marker", "data"))
-def render(_marker: object) -> Component | list[Component]:
-    return body()
+@callback(Output("ov-body", "children"), Input("live-marker", "data"), State("ov-as-of", "data"))
+def render(_marker: object, day: str | None = None) -> Component | list[Component]:
+    return body(day)
 
 
-@callback(Output("ov-nav", "href"), Input("ov-matrix", "clickData"), prevent_initial_call=True)
-def open_cell(click: dict[str, Any] | None) -> str:
+@callback(Output("ov-nav", "href"), Input("ov-matrix", "clickData"), State("ov-as-of", "data"),
+          prevent_initial_call=True)
+def open_cell(click: dict[str, Any] | None, day: str | None = None) -> str:
     """A click on a matrix cell opens that city's page on that criterion (the datasets behind the number)."""
-    return cell_href(click)
+    return cell_href(click, day)
 
 
-def cell_href(click: dict[str, Any] | None) -> str:
+def cell_href(click: dict[str, Any] | None, day: str | None = None) -> str:
     try:
         point = (click or {})["points"][0]  # no click (None): KeyError, caught below
         key, criterion = point["customdata"], point["y"]
     except (TypeError, KeyError, IndexError):
         raise dash.exceptions.PreventUpdate from None
-    return f"/city/{quote(str(key))}?{urlencode({'criterion': criterion})}"
+    return _as_of.href(f"/city/{quote(str(key))}", day, {"criterion": criterion})
 
 
-def body() -> Component | list[Component]:
-    """The overview's content (a function of the database only, so tests and the benchmark call it)."""
+def body(day: str | None = None) -> Component | list[Component]:
+    """The overview's content at the end of `day` (today's when None): a function of the database only, so tests
+    and the benchmark call it."""
     try:
         cities = ui.query("cities", storage.cities)
     except Exception as exc:  # noqa: BLE001 - a database without schema: say how to create it
@@ -62,19 +66,21 @@ def body() -> Component | list[Component]:
         return ui.empty_state("No cities configured yet",
                               ["Add a ", ui.cmd("[[cities]]"), " table to config.toml (see README, “Adding a city”) "
                                "and start the dashboard again."], id="ov-empty")
-    content = ui.query("overview_view", _content, tuple(cities["key"]))
+    content = ui.query("overview_view", _content, tuple(cities["key"]), day)
     names = dict(zip(cities["key"], cities["name"], strict=True))
-    banner = ui.stale_banner(ui.stale_data(cities["key"]), names, id="ov-stale")  # with time, not with the marker
-    return ([banner] if banner is not None else []) + content
+    # with time, not with the marker: not cached
+    return ui.stale_banner(ui.stale_data(cities["key"], day), names, id="ov-stale") + content
 
 
-def _content(_engine: storage.Engine, keys: tuple[str, ...]) -> list[Component]:
-    """The overview for the current run marker (cached: the live poll and every visitor share it)."""
+def _content(_engine: storage.Engine, keys: tuple[str, ...], day: str | None = None) -> list[Component]:
+    """The overview for the current run marker at the end of `day` (cached: the live poll and every visitor share
+    it)."""
     cities = ui.query("cities", storage.cities)
-    history = ui.criterion_history(keys)
-    latest = ui.query("latest_scores", storage.latest_scores)
-    runs = ui.latest_runs(keys)
-    table = fig.overview_table(cities, history, runs)
+    history = _as_of.until(ui.criterion_history(keys), day)
+    # the matrix reads the criterion rows of each city's latest scoring
+    latest = ui.query("latest_scores", storage.latest_scores) if day is None else _as_of.latest_scoring(history)
+    runs = ui.latest_runs(keys, day)
+    table = fig.overview_table(cities, history, runs, ui.flagged_history(keys, day))
     parts = []
     if history.empty:
         parts.append(ui.empty_state(
@@ -87,9 +93,10 @@ def _content(_engine: storage.Engine, keys: tuple[str, ...]) -> list[Component]:
         parts.append(dbc.Alert([html.Strong("Portal failing: "),
                                 ", ".join(failing["city"]),
                                 ". Their scores are from the last good run; see ",
-                                dcc.Link("Harvests", href="/harvests"), " for the error."], color="warning",
+                                dcc.Link("Harvests", href=_as_of.href("/harvests", day)), " for the error."],
+                               color="warning",
                                id="ov-failing"))
-    parts.append(_city_table(table))
+    parts.append(_city_table(table, day))
     parts.append(html.H4("Criteria × cities", className="h5 mt-4"))
     parts.append(_legend())
     parts.append(dcc.Graph(id="ov-matrix", figure=fig.stage_matrix(latest, cities, ui.criterion_titles()),
@@ -105,7 +112,7 @@ def _legend() -> html.Div:
     return html.Div([*stages, empty], className="mb-2", id="ov-legend")
 
 
-def _city_table(table: pd.DataFrame) -> dbc.Table:
+def _city_table(table: pd.DataFrame, day: str | None = None) -> dbc.Table:
     head = html.Thead(html.Tr([html.Th(h) for h in (
         "City", "Overall stage", "Score", "Trend", "Change, about 30 days", "Change, about 90 days", "Scored as of",
         "Last harvest", "Status")]))
@@ -113,10 +120,11 @@ def _city_table(table: pd.DataFrame) -> dbc.Table:
     r: Any  # a row of fig.overview_table (pandas types its cells as any scalar)
     for r in table.itertuples(index=False):
         body.append(html.Tr([
-            html.Td(dcc.Link(r.city, href=f"/city/{r.city_key}", id=f"ov-city-{r.city_key}")),
+            html.Td(dcc.Link(r.city, href=_as_of.href(f"/city/{quote(str(r.city_key))}", day),
+                             id=f"ov-city-{r.city_key}")),
             html.Td(ui.stage_badge(r.stage)),
             html.Td("–" if r.score is None else f"{r.score:.0f}"),
-            html.Td(ui.overall_trend(r.series, id=f"ov-trend-{r.city_key}")),
+            html.Td(ui.overall_trend(r.series, flagged=r.flagged_series, id=f"ov-trend-{r.city_key}")),
             html.Td(r.since_30d or "–", id=f"ov-change30-{r.city_key}", className="small"),
             html.Td(r.since_90d or "–", id=f"ov-change90-{r.city_key}", className="small"),
             html.Td(ui.fmt_time(r.scored_at) if r.scored_at is not None else "not scored"),

@@ -35,8 +35,38 @@ PAGES = Path(layouts.__file__).resolve().parent
 ASSETS = PAGES / "assets"
 log = logging.getLogger(__name__)
 
+# A date typed into the header's box takes effect this long after the last keystroke (a date box changes its value
+# at each digit of the day and year: "2020-07-02" on the way to "2020-07-25").
+AS_OF_DEBOUNCE_MS = 600
+# Same checks as layouts._as_of.parse: a real date, year from 1990 (EARLIEST_YEAR); anything else is not a choice.
+_AS_OF_VALID_JS = """function asOfDay(text) {
+    var ok = typeof text === "string" && /^\\d{4}-\\d{2}-\\d{2}$/.test(text) && +text.slice(0, 4) >= 1990
+        && !isNaN(Date.parse(text + "T00:00:00Z"));
+    return ok ? text : "";
+}"""
+_AS_OF_LINKS_JS = """function(search) {
+    ASOFDAY
+    var day = asOfDay(new URLSearchParams(search || "").get("as_of"));
+    var q = day ? "?as_of=" + day : "";
+    return [day, "/" + q].concat(PATHS.map(function(h) { return h + q; }));
+}"""
+_AS_OF_NAV_JS = """function(value) {
+    ASOFDAY
+    var nu = window.dash_clientside.no_update;
+    var day = asOfDay(value);
+    if (value && !day) { return nu; }
+    var p = new URLSearchParams(window.location.search);
+    if ((p.get("as_of") || "") === day) { return nu; }
+    if (day) { p.set("as_of", day); } else { p.delete("as_of"); }
+    var s = p.toString().replace(/%2C/g, ",");
+    return window.location.pathname + (s ? "?" + s : "");
+}"""
+
 NAV = (("Overview", "/"), ("Compare", "/compare"), ("Datasets", "/datasets"), ("Harvests", "/harvests"),
        ("Methodology", "/methodology"), ("Evidence", "/evidence"))
+AS_OF_LINKS_JS = _AS_OF_LINKS_JS.replace("ASOFDAY", _AS_OF_VALID_JS).replace(
+    "PATHS", json.dumps([href for _, href in NAV]))
+AS_OF_NAV_JS = _AS_OF_NAV_JS.replace("ASOFDAY", _AS_OF_VALID_JS)
 
 
 def create_app(settings: Settings, *, url: str | None = None, warm: bool = True) -> dash.Dash:
@@ -70,17 +100,24 @@ def create_app(settings: Settings, *, url: str | None = None, warm: bool = True)
         return html.Div([
             # Below Bootstrap's md width (768 px: phones) the links fold behind a menu button.
             dbc.Navbar(dbc.Container([
-                dbc.NavbarBrand("City data maturity", href="/"),
+                dbc.NavbarBrand("City data maturity", href="/", id="nav-brand"),
                 dbc.NavbarToggler(id="nav-toggler", n_clicks=0),
                 dbc.Collapse([
                     dbc.Nav([dbc.NavLink(label, href=href, active="exact", id=f"nav-{label.lower()}")
                              for label, href in NAV], navbar=True, className="flex-wrap"),
-                    html.Span(id="live-status", className="navbar-text small text-light ms-auto"),
+                    # time travel: every page as it stood at the end of the chosen day (layouts/_as_of.py)
+                    html.Div([dbc.Label("As of", html_for="as-of", className="small text-light mb-0 me-2"),
+                              dbc.Input(id="as-of", type="date", size="sm", debounce=AS_OF_DEBOUNCE_MS,
+                                        min="1990-01-01", style={"width": "9.5rem"})],
+                             title="every page as it stood at the end of this day (empty: today)",
+                             className="d-flex align-items-center ms-md-auto me-md-3 my-2 my-md-0"),
+                    html.Span(id="live-status", className="navbar-text small text-light"),
                 ], id="nav-collapse", is_open=False, navbar=True),
             ], fluid=True), color="dark", dark=True, expand="md", className="mb-3"),
             dcc.Interval(id="live-interval", interval=poll_ms),
             dcc.Store(id="live-marker", data=_marker_or_none(storage, server)),
-            dbc.Container(dash.page_container, fluid=True, className="pb-5"),
+            dcc.Location(id="as-of-nav", refresh="callback-nav"),
+            dbc.Container([html.Div(id="as-of-banner"), dash.page_container], fluid=True, className="pb-5"),
         ])
 
     app.layout = shell
@@ -94,6 +131,23 @@ def create_app(settings: Settings, *, url: str | None = None, warm: bool = True)
         Output("nav-collapse", "is_open"), Input("nav-toggler", "n_clicks"), Input("_pages_location", "pathname"),
         State("nav-collapse", "is_open"), prevent_initial_call=True)
 
+    # The address bar holds the date: the links of the header carry it and the date box shows it ...
+    app.clientside_callback(
+        AS_OF_LINKS_JS,
+        Output("as-of", "value"), Output("nav-brand", "href"),
+        *[Output(f"nav-{label.lower()}", "href") for label, _ in NAV],
+        Input("_pages_location", "search"))
+    # ... and a date chosen in the box opens the same page at that date (an emptied box: today)
+    app.clientside_callback(AS_OF_NAV_JS, Output("as-of-nav", "href"), Input("as-of", "value"),
+                            prevent_initial_call=True)
+
+    @app.callback(Output("as-of-banner", "children"), Input("_pages_location", "pathname"),
+                  Input("_pages_location", "search"))
+    def as_of_banner(path: str | None, search: str | None) -> Any:
+        from layouts import _components as ui
+
+        return ui.as_of_banner(path or "/", search or "")
+
     @app.callback(Output("live-marker", "data"), Output("live-status", "children"),
                   Input("live-interval", "n_intervals"), State("live-marker", "data"))
     def poll(_n: int | None, current: object) -> tuple[object, str]:
@@ -105,6 +159,7 @@ def create_app(settings: Settings, *, url: str | None = None, warm: bool = True)
     from layouts import _print
 
     _print.register(server)  # /print/city/<key>: the printable city page (the export report's template)
+    _serve_plotlyjs(app)
 
     @server.route("/health")
     def health() -> flask.Response:
@@ -145,6 +200,32 @@ def _load_pages() -> None:
         page = dash.page_registry.get(name)
         if page is not None and not page.get("supplied_layout"):
             page["layout"] = module.layout
+
+
+# where dcc.Graph asks for plotly.js when the app serves its scripts itself (serve_locally): Dash's renderer
+# sets this address (window._dashPlotlyJSURL) and the graph component loads it the first time a graph mounts
+PLOTLYJS_PATH = "_dash-component-suites/plotly/package_data/plotly.min.js"
+
+
+def _serve_plotlyjs(app: dash.Dash) -> None:
+    """Answer the graphs' request for plotly.js with the cartesian bundle (maturity/plotlyjs.py), when fetched.
+
+    A route of its own at the exact address: werkzeug matches it before Dash's `<package>/<path>` route, so
+    the full bundle is neither read nor sent. Pages without a graph load no plotly.js at all, as before.
+    """
+    from maturity import plotlyjs
+
+    bundle = plotlyjs.installed()
+    if bundle is None:
+        log.info("event=plotlyjs bundle=full reason=cartesian bundle not fetched (python -m maturity.plotlyjs)")
+        return
+
+    def cartesian_plotlyjs() -> flask.Response:
+        # revalidated by ETag on every visit, as Dash serves its unfingerprinted scripts
+        return flask.send_file(bundle, mimetype="text/javascript", conditional=True, etag=True, max_age=None)
+
+    app.server.add_url_rule(app.config.routes_pathname_prefix + PLOTLYJS_PATH, "cartesian_plotlyjs",
+                            cartesian_plotlyjs)
 
 
 def _marker_or_none(storage: ModuleType, server: flask.Flask) -> Any:

@@ -105,11 +105,13 @@ def cmd_harvest(cfg: Settings, args: argparse.Namespace) -> int:
             bars.write(f"{summary.portal_key}: {summary.items} datasets, {summary.new_versions} new versions, "
                        f"{summary.repeats} repeats{_short_crawl(summary)}")
 
-    jobs = args.jobs or pipeline.HARVEST_JOBS
     try:
         # SIGTERM stops a harvest like Ctrl-C: the runs in flight are closed as interrupted, then we exit.
         with scheduler.interrupt_on_sigterm():
-            summaries = pipeline.harvest_many(cfg, engine, mine, jobs=jobs, progress=bars.update, done=done)
+            summaries = pipeline.harvest_many(cfg, engine, mine, jobs=args.jobs or pipeline.HARVEST_JOBS,
+                                              threads=args.threads or pipeline.HARVEST_THREADS,
+                                              per_host=args.per_host or pipeline.PER_HOST,
+                                              progress=bars.update, done=done)
     finally:
         for p in mine:
             storage.drop_lease(engine, storage.portal_lease(p.key), owner)
@@ -165,14 +167,14 @@ def cmd_score(cfg: Settings, args: argparse.Namespace) -> int:
 
     engine = _engine(cfg)
     cities = [_city(cfg, args.city)] if args.city else list(cfg.cities)
+    if args.all:  # every city's history, several cities at once (each city's dates in order, in one worker)
+        for key, n in pipeline.score_all_many(cfg, engine, [c.key for c in cities]).items():
+            print(f"{key}: rescored {n} run dates", file=sys.stderr)
+        return EXIT_OK
     for city in cities:
-        if args.all:
-            n = pipeline.score_all(cfg, engine, city.key)
-            print(f"{city.key}: rescored {n} run dates", file=sys.stderr)
-        else:
-            scores = pipeline.score(cfg, engine, city.key)
-            print(f"{city.key}: {len(scores)} indicators" if scores else f"{city.key}: nothing harvested yet",
-                  file=sys.stderr)
+        scores = pipeline.score(cfg, engine, city.key)
+        print(f"{city.key}: {len(scores)} indicators" if scores else f"{city.key}: nothing harvested yet",
+              file=sys.stderr)
     return EXIT_OK
 
 
@@ -220,7 +222,8 @@ def cmd_worker(cfg: Settings, args: argparse.Namespace) -> int:
 
     scheduler.configure_logging()
     _engine(cfg)
-    scheduler.work(cfg)
+    scheduler.work(cfg, sweep_every_s=args.sweep_every or scheduler.SWEEP_EVERY_S,
+                   threads=args.threads or scheduler.HARVEST_WORKERS)
     return EXIT_OK
 
 
@@ -254,6 +257,16 @@ def cmd_demo(cfg: Settings, args: argparse.Namespace) -> int:
 
 # --- plumbing -------------------------------------------------------------------------------------------
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number above 0")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -278,7 +291,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--no-score", action="store_true", help="store the runs without scoring")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     c.add_argument("--jobs", type=_positive_int,
-                   help="portals harvested at once, each in a worker process (default: one per core, 2 to 8)")
+                   help="worker processes, for the parsing (default: one per core, 2 to 8; 1: in this process)")
+    c.add_argument("--threads", type=_positive_int,
+                   help="portals each worker harvests at once, so network waits overlap (default: 16)")
+    c.add_argument("--per-host", type=_positive_int,
+                   help="requests at once to one host, for portals sharing a host (default: 1, polite)")
     c.set_defaults(run=cmd_harvest)
 
     c = sub.add_parser("import", help="backfill history from archived catalog files (plain or .gz)")
@@ -317,8 +334,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--port", type=int)
     c.set_defaults(run=cmd_serve)
 
-    sub.add_parser("worker", help="the scheduler alone (PostgreSQL + gunicorn maturity.app:server)").set_defaults(
-        run=cmd_worker)
+    c = sub.add_parser("worker", help="the scheduler alone (PostgreSQL + gunicorn maturity.app:server); run several "
+                       "to share the portals")
+    c.add_argument("--sweep-every", type=_positive_float, metavar="SECONDS",
+                   help="look for due portals nobody harvested this often, and at start (default: 60)")
+    c.add_argument("--threads", type=_positive_int,
+                   help="portals this worker harvests at once when it finds them due (default: 8)")
+    c.set_defaults(run=cmd_worker)
 
     c = sub.add_parser("status", help="per portal: last run, next run, last error")
     _format(c)

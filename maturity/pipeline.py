@@ -10,11 +10,10 @@ import dataclasses
 import logging
 import multiprocessing as mp
 import os
-import queue
 import signal
+import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -23,29 +22,34 @@ import pandas as pd
 import requests
 
 import storage
-from connectors import make_connector
+from connectors import make_connector, vocab
 from connectors.archive import read_items
-from connectors.base import ConnectorError, FetchStats
+from connectors.base import Connector, ConnectorError, FetchStats
 from connectors.hashing import LazyRawBytes
 from connectors.http import RetryPolicy, make_session, policy_for
-from connectors.items import Normalized, normalize_each
+from connectors.items import ItemTally, batches, normalize_each
 from indicators import CRITERION_OF, compute_all, criteria
 from indicators.base import CityCatalog, DatajsonCheck, PortalFacts, RunFact, Score
+from maturity import harvesters
 from maturity.settings import CityConfig, PortalConfig, Settings
 
 log = logging.getLogger("maturity.pipeline")
 
 Progress = Callable[[int, "int | None"], None]
 PortalProgress = Callable[[str, int, "int | None"], None]  # (portal key, items so far, reported total)
-# Portals harvested side by side by `harvest_many` (the CLI's --jobs default): one per core, since parsing and
-# normalizing a catalog is CPU work, at least two, so one portal's network waits overlap another's work, and
-# at most eight (each worker holds its own database connections).
+# Worker processes of `harvest_many` (the CLI's --jobs default): one per core, since parsing and normalizing a
+# catalog is CPU work, at least two, and at most eight (each worker holds its own database connections).
 HARVEST_JOBS = min(8, max(2, os.cpu_count() or 1))
+# Portals each worker harvests at once in threads (--threads): enough that while some wait on the network
+# another has CPU work. A portal's page costs its round trip (100 ms-1 s for a real portal) and a few ms to tens
+# of ms of parsing; benchmarks/latency.py measured 16 hiding 100 ms on 200 recorded catalogs (README, "Scale:
+# latency and workers"). Each thread holds one catalog in memory and at most one database connection.
+HARVEST_THREADS = 16
+PER_HOST = 1  # lanes (requests at once) per portal host: polite by default
 # Portal kinds whose harvest is the city's data.json inventory (checked against the POD schema): a city with
 # one configured has its inventory checked, so a missing document is evidence.
 DATAJSON_KINDS = frozenset({"dcat"})
 ITEM_ERRORS_NOTE = "item_errors"  # a run's note: how many items were set aside (kept in storage.item_errors)
-WORKER_REAP_S = 5.0  # a killed worker is gone in milliseconds; this only bounds the wait for a stuck one
 
 
 def utcnow() -> datetime:
@@ -65,174 +69,160 @@ def end_of_day(day: date) -> datetime:
 
 def harvest(settings: Settings, engine: storage.Engine, portal: PortalConfig, *, now: datetime | None = None,
             session: requests.Session | None = None, progress: Progress | None = None) -> storage.RunSummary:
-    """Fetch one portal's whole catalog and store it as one run (change-only); failures are recorded, not raised."""
+    """Fetch one portal's whole catalog and store it as one run (change-only); failures are recorded, not raised.
+
+    Pages are stored as they arrive (`_store`), in one transaction that spans the run: a portal failing on its
+    25th page leaves its failed run row and nothing else. A failure of the database itself is recorded by
+    storage and raised.
+    """
     as_of = now or utcnow()
     _sync_once(settings, engine)
     run_id, previous = storage.begin_run(engine, portal.key, as_of=as_of)
     connector = make_connector(portal, session=session, progress=progress)
+    run = storage.RunWriter(engine, run_id)
     # Pause the cyclic GC while the catalog is parsed, normalized and stored: hundreds of thousands of small
     # acyclic objects otherwise trigger full collections (about half the benchmark's time before).
     with storage.gc_paused():
         try:
-            raws = list(connector.fetch())
-            # One odd item is set aside with its error, not the portal's whole run (connectors.items); the
-            # portal's fields as its own run shows them (issue 9).
-            batch = normalize_each(connector, raws, connector.discover(raws))
+            summary, tally = _stored(run, connector, connector.fetch(), lambda: connector.stats)
+        except _TooManyFailed as exc:
+            _keep_item_errors(engine, run_id, portal.key, exc.tally)
+            return _failed(engine, run_id, portal, previous, exc.tally.reason())
         except ConnectorError as exc:
             return _failed(engine, run_id, portal, previous, f"{type(exc).__name__}: {exc}")
-        except Exception as exc:  # a connector bug must fail this portal's run alone, with its reason kept
-            log.exception("portal=%s event=connector-crash", portal.key)
+        except Exception as exc:
+            if run.failed:  # the database failed: storage recorded the run failed with its reason
+                raise
+            log.exception("portal=%s event=connector-crash", portal.key)  # a connector bug fails this run alone
             return _failed(engine, run_id, portal, previous, f"internal error: {type(exc).__name__}: {exc}")
         except BaseException as exc:  # Ctrl-C, SIGTERM (raised as KeyboardInterrupt): the run ends, then we stop
-            _failed(engine, run_id, portal, previous, f"interrupted: {type(exc).__name__} while fetching")
+            if not run.failed:
+                _failed(engine, run_id, portal, previous, f"interrupted: {type(exc).__name__} while fetching")
             raise
-        if _keep_item_errors(engine, run_id, portal.key, batch):
-            return _failed(engine, run_id, portal, previous, batch.reason())
-        # raw bytes on demand: only new and changed items are serialized for storage
-        summary = storage.save_harvest(engine, run_id, batch.records, LazyRawBytes(batch.raws, connector.raw_bytes),
-                                       _noted(connector.stats, batch), finished_at=utcnow())
-        # Freed while the collector is still paused: left alive past this block, the catalog's ~10^6 objects
-        # would be walked by the collection the next allocations trigger (~0.15 s a 12k-item harvest).
-        del raws, batch
+        _keep_item_errors(engine, run_id, portal.key, tally)
     _log_transition(portal.key, previous, summary.status, summary)
     return summary
 
 
-def harvest_many(settings: Settings, engine: storage.Engine, portals: Sequence[PortalConfig], *,
-                 jobs: int = HARVEST_JOBS, now: datetime | None = None, progress: PortalProgress | None = None,
-                 done: Callable[[storage.RunSummary], None] | None = None) -> list[storage.RunSummary]:
-    """`harvest` each portal, up to `jobs` at once in worker processes; summaries in the order given.
+class _TooManyFailed(Exception):
+    """More of a run's items failed to normalize than a run may set aside (connectors.items.ITEM_FAILURE_SHARE)."""
 
-    Every portal is still one `harvest`: its own run, its own transaction, its own failure. Processes rather than
-    threads because fetching is only half of it: parsing and normalizing a catalog is CPU work that holds the
-    GIL. Writers queue on the database's write lock (SQLite: `BEGIN IMMEDIATE` + busy_timeout). Workers are
-    forked, so they start in milliseconds with this process's modules and config; where fork is unavailable,
-    or the database is an in-memory SQLite no other process can see, portals run one after another here.
-    `progress` and `done` are called in this process.
+    def __init__(self, tally: ItemTally) -> None:
+        super().__init__(tally.reason())
+        self.tally = tally
+
+
+def _stored(run: storage.RunWriter, connector: Connector, items: Iterable[dict[str, Any]],
+            stats: Callable[[], FetchStats]) -> tuple[storage.RunSummary, ItemTally]:
+    """Store a run's items (`_store`) and close it, in the writer's one transaction; `stats` is read once the
+    items are exhausted. Too many odd items raise `_TooManyFailed`: the run is rolled back."""
+    with run:
+        tally = _store(run, connector, items)
+        if tally.too_many_failed:
+            raise _TooManyFailed(tally)
+        return run.finish(_noted(stats(), tally), finished_at=utcnow()), tally
+
+
+def _store(run: storage.RunWriter, connector: Connector, items: Iterable[dict[str, Any]]) -> ItemTally:
+    """Feed a run's raw items to its writer a batch at a time: the profile from the first batch
+    (`connector.discover`), then per batch the stored hashes of its ids in one query; unchanged items (same raw
+    hash as the version valid at the run's as_of) are only counted as members, neither normalized nor
+    serialized; the others are normalized (odd items set aside, connectors.items) and written."""
+    tally = ItemTally()
+    profile = None
+    # The run's field profile is read from its first DISCOVERY_SAMPLE items, so the first batch is exactly that
+    # sample and later ones the same size: memory holds a page being parsed plus one batch, whatever the
+    # catalog's size, and the records are those a whole-catalog pass gives.
+    for batch in batches(items, vocab.DISCOVERY_SAMPLE):
+        if profile is None:
+            profile = connector.discover(batch)
+        _store_batch(run, connector, profile, batch, tally)
+        del batch  # not held while the next page is fetched and parsed
+    return tally
+
+
+def _store_batch(run: storage.RunWriter, connector: Connector, profile: vocab.FieldProfile,
+                 batch: list[dict[str, Any]], tally: ItemTally) -> None:
+    ids = [_or_none(connector.source_id, raw) for raw in batch]
+    stored = run.stored_hashes(sid for sid in ids if sid is not None)
+    if stored:  # (a first harvest has nothing stored: no item is hashed twice)
+        unchanged = {sid for sid, raw in zip(ids, batch, strict=True)
+                     if sid in stored and stored[sid] == _or_none(connector.raw_hash, raw)}
+        run.keep(sid for sid in ids if sid in unchanged)
+        tally.ok += sum(1 for sid in ids if sid in unchanged)
+        batch = [raw for sid, raw in zip(ids, batch, strict=True) if sid not in unchanged]
+    normalized = normalize_each(connector, batch, profile)
+    run.add(normalized.records, LazyRawBytes(normalized.raws, connector.raw_bytes))
+    tally.add(normalized)
+
+
+def _or_none(read: Callable[[dict[str, Any]], str], raw: dict[str, Any]) -> str | None:
+    """`read(raw)`, None for an odd item it trips on: the item is then normalized, and set aside with its error
+    (connectors.items), never the run's failure."""
+    try:
+        return read(raw)
+    except Exception:
+        return None
+
+
+def harvest_many(settings: Settings, engine: storage.Engine, portals: Sequence[PortalConfig], *,
+                 jobs: int = HARVEST_JOBS, threads: int = HARVEST_THREADS, per_host: int = PER_HOST,
+                 now: datetime | None = None, progress: PortalProgress | None = None,
+                 done: Callable[[storage.RunSummary], None] | None = None) -> list[storage.RunSummary]:
+    """`harvest` each portal: `jobs` worker processes, each harvesting up to `threads` portals at once in threads
+    (maturity/harvesters.py); summaries in the order given.
+
+    Every portal is still one `harvest`: its own run, its own transaction, its own failure. Threads hide the
+    network waits (a portal far away costs its latency, not a process); processes share the CPU work of parsing
+    and normalizing, which holds the GIL. A host's portals are harvested one after another (one request at a time
+    per host), over `per_host` lanes if asked. Writers queue on the database's write lock (SQLite: `BEGIN
+    IMMEDIATE` + busy_timeout). Workers are forked, so they start in milliseconds with this process's modules and
+    config; with jobs=1, where fork is unavailable, or for an in-memory SQLite no other process can see, the
+    threads run in this process (one at a time for an in-memory SQLite: its one connection is not shared).
+    `progress(portal_key, n, total)` and `done(summary)` are called in this process, one call at a time.
+
+    A worker that dies (killed, out of memory) fails the portals it had started (their "running" runs are closed
+    with the reason); the portals it had not started are harvested by another worker.
     """
     portals = list(portals)
-    jobs = max(1, min(jobs, len(portals)))
-    if jobs == 1 or "fork" not in mp.get_all_start_methods() or _in_memory(engine):
-        summaries: list[storage.RunSummary] = []
-        sessions: dict[tuple[str | None, RetryPolicy], requests.Session] = {}
-        for portal in portals:
-            bar = (lambda n, total, key=portal.key: progress(key, n, total)) if progress else None
-            summaries.append(harvest(settings, engine, portal, now=now, progress=bar,
-                                     session=_shared_session(portal, sessions)))
-            if done:
-                done(summaries[-1])
-        return summaries
-
+    if not portals:
+        return []
     _sync_once(settings, engine)  # once, before forking: workers inherit the memo instead of racing to sync
     results: dict[str, storage.RunSummary] = {}
+    url = engine.url.render_as_string(hide_password=False)
+    parent = os.getpid()
+    sessions = threading.local()  # a requests.Session is not shared between threads
+
+    def work(portal: PortalConfig, bar: Progress) -> storage.RunSummary:
+        here = engine if os.getpid() == parent else storage.open_db(url)
+        return harvest(settings, here, portal, now=now, progress=bar,
+                       session=_shared_session(portal, sessions.__dict__.setdefault("by_token", {})))
 
     def record(summary: storage.RunSummary) -> None:
         results[summary.portal_key] = summary
         if done:
             done(summary)
 
-    began, todo = utcnow(), portals
-    while todo:
-        try:
-            lost = _in_workers(settings, engine, todo, jobs, now, progress, record)
-        except BaseException as exc:  # Ctrl-C or SIGTERM: the workers are gone (_in_workers); their runs end too
-            storage.close_runs_of(engine, [p.key for p in todo], f"harvest stopped: {type(exc).__name__}",
-                                  started_after=began)
-            raise
-        # A worker that dies (killed, out of memory) breaks the whole pool. The portals it was harvesting have a
-        # "running" run: they fail with the reason. The ones not yet started go round again in a new pool,
-        # unless no portal at all got anywhere this round.
-        again = []
-        for portal in lost:
-            reason = f"worker process lost while harvesting {portal.key} (killed or out of memory?)"
-            run_ids = storage.fail_running(engine, portal.key, reason, started_after=began, now=utcnow())
-            if run_ids:
-                record(_summary_failed(run_ids[0], portal, reason))
-            else:
-                again.append(portal)
-        if len(again) == len(todo):
-            for portal in again:
-                reason = "worker process lost before the harvest started"
-                record(_failed(engine, storage.start_run(engine, portal.key, as_of=now or utcnow()), portal, None,
-                               reason))
-            break
-        todo = again
-    return [results[p.key] for p in portals]
+    def lost(portal: PortalConfig) -> None:
+        reason = f"worker process lost while harvesting {portal.key} (killed or out of memory?)"
+        run_ids = storage.fail_running(engine, portal.key, reason, started_after=began, now=utcnow())
+        if run_ids:
+            record(_summary_failed(run_ids[0], portal, reason))
+        else:
+            reason = "worker process lost before the harvest started"
+            record(_failed(engine, storage.start_run(engine, portal.key, as_of=now or utcnow()), portal, None, reason))
 
-
-def _in_workers(settings: Settings, engine: storage.Engine, portals: list[PortalConfig], jobs: int,
-                now: datetime | None, progress: PortalProgress | None,
-                record: Callable[[storage.RunSummary], None]) -> list[PortalConfig]:
-    """One process pool over `portals`; returns the portals lost to a broken pool."""
-    ctx = mp.get_context("fork")
-    events: Any = ctx.Queue()
-    url = engine.url.render_as_string(hide_password=False)
-    lost = []
-    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
-                               initargs=(settings, url, events, os.getpid()))
+    in_here = jobs <= 1 or "fork" not in mp.get_all_start_methods() or _in_memory(engine)
+    began = utcnow()
     try:
-        running: dict[Future, PortalConfig] = {pool.submit(_worker_harvest, p, now): p for p in portals}
-        while running:
-            finished, _ = wait(running, timeout=0.1, return_when=FIRST_COMPLETED)
-            _drain(events, progress)
-            for future in finished:
-                portal = running.pop(future)
-                try:
-                    record(future.result())
-                except BrokenProcessPool:
-                    lost.append(portal)
-    except BaseException:
-        _kill_workers(pool)
+        harvesters.run(work, harvesters.lanes(portals, per_host),
+                       processes=0 if in_here else jobs, threads=1 if _in_memory(engine) else threads,
+                       events=harvesters.Events(progress=progress, done=record, lost=lost))
+    except BaseException as exc:  # Ctrl-C or SIGTERM: the workers are gone (harvesters.run); their runs end too
+        storage.close_runs_of(engine, [p.key for p in portals if p.key not in results],
+                              f"harvest stopped: {type(exc).__name__}", started_after=began)
         raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # reaps every worker: none outlives this call
-    _drain(events, progress)
-    return lost
-
-
-def _kill_workers(pool: ProcessPoolExecutor) -> None:
-    """Stop the pool's workers now (a signal stopped the harvest): killed, then reaped."""
-    processes = list(getattr(pool, "_processes", None) or {})  # CPython keeps them there: pid -> Process
-    procs = [p for p in mp.active_children() if p.pid in processes]
-    for proc in procs:
-        proc.kill()
-    for proc in procs:
-        proc.join(WORKER_REAP_S)
-
-
-# The forked worker's state, set once by the pool initializer (fork passes it without pickling).
-_worker: dict[str, Any] = {}
-
-
-def _worker_init(settings: Settings, url: str, events: Any, parent: int) -> None:
-    _die_with_parent(parent)
-    # Ctrl-C reaches the whole process group: the parent alone decides (it kills the workers and closes runs).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker.update(settings=settings, url=url, events=events)
-
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def _die_with_parent(parent: int) -> None:
-    """Linux: the kernel sends this worker SIGKILL when its parent dies (kill -9 included), so no worker lives on
-    under PID 1 holding database connections. Elsewhere (no prctl) the parent's reaping is all there is."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def _worker_harvest(portal: PortalConfig, now: datetime | None) -> storage.RunSummary:
-    events = _worker["events"]
-    return harvest(_worker["settings"], storage.open_db(_worker["url"]), portal, now=now,
-                   session=_shared_session(portal, _worker.setdefault("sessions", {})),
-                   progress=lambda n, total: events.put((portal.key, n, total)))
+    return [results[p.key] for p in portals]
 
 
 def _shared_session(portal: PortalConfig,
@@ -244,16 +234,6 @@ def _shared_session(portal: PortalConfig,
     if (token, policy) not in sessions:
         sessions[token, policy] = make_session(token, policy=policy)
     return sessions[token, policy]
-
-
-def _drain(events: Any, progress: PortalProgress | None) -> None:
-    while True:
-        try:
-            key, n, total = events.get_nowait()
-        except queue.Empty:
-            return
-        if progress:
-            progress(key, n, total)
 
 
 def _in_memory(engine: storage.Engine) -> bool:
@@ -278,24 +258,28 @@ def import_files(settings: Settings, engine: storage.Engine, city_key: str, as_o
         portal = _import_portal(city, portal_key, Path(path))
         connector = make_connector(portal)
         run_id = storage.start_run(engine, portal.key, as_of=as_of, source="import")
+        run = storage.RunWriter(engine, run_id)
         try:
             raws, stats = read_items(Path(path), portal.kind)
-            batch = normalize_each(connector, raws, connector.discover(raws))
+            summary, tally = _stored(run, connector, raws, lambda: stats)  # noqa: B023 (called right here)
+        except _TooManyFailed as exc:
+            _keep_item_errors(engine, run_id, portal.key, exc.tally)
+            reason = f"{Path(path).name}: {exc.tally.reason()}"
+            storage.fail_run(engine, run_id, reason, finished_at=utcnow())
+            raise ImportFailed(reason) from None
         except Exception as exc:  # a truncated .gz is an EOFError: any reading failure fails this run alone
+            if run.failed:  # the database failed: storage recorded the run failed with its reason
+                raise
             reason = f"{Path(path).name}: {type(exc).__name__}: {exc}"
             storage.fail_run(engine, run_id, reason, finished_at=utcnow())
             raise ImportFailed(reason) from exc
         except BaseException as exc:  # Ctrl-C, SIGTERM: the run ends too
-            storage.fail_run(engine, run_id, f"{Path(path).name}: interrupted: {type(exc).__name__}",
-                             finished_at=utcnow())
+            if not run.failed:
+                storage.fail_run(engine, run_id, f"{Path(path).name}: interrupted: {type(exc).__name__}",
+                                 finished_at=utcnow())
             raise
-        if _keep_item_errors(engine, run_id, portal.key, batch):
-            reason = f"{Path(path).name}: {batch.reason()}"
-            storage.fail_run(engine, run_id, reason, finished_at=utcnow())
-            raise ImportFailed(reason)
-        summaries.append(storage.save_harvest(engine, run_id, batch.records,
-                                              [connector.raw_bytes(r) for r in batch.raws],
-                                              _noted(stats, batch), finished_at=utcnow()))
+        _keep_item_errors(engine, run_id, portal.key, tally)
+        summaries.append(summary)
     return summaries
 
 
@@ -304,15 +288,15 @@ class ImportFailed(RuntimeError):
 
 
 def score(settings: Settings, engine: storage.Engine, city_key: str, *,
-          as_of: datetime | None = None) -> dict[str, Score]:
+          as_of: datetime | None = None, keep: bool = True) -> dict[str, Score]:
     """Score a city's catalog as of a time (default: its latest run) and store the scores and criteria.
 
     The scores stand on the newest crawl of each portal at that time. When one of them is partial or empty
     the scores are stored flagged (`storage.score_flag`): kept, but never a line, delta or "latest" value.
     When every one came back empty there is no catalog to score: nothing is stored (earlier scores of that
-    time are deleted) and {} is returned.
+    time are deleted) and {} is returned. `keep=False`: the catalog is not kept in storage's cache (score_all).
     """
-    catalog, when = scoring_input(engine, settings.city(city_key), as_of)
+    catalog, when = scoring_input(engine, settings.city(city_key), as_of, keep=keep)
     if when is None:  # nothing harvested yet: no score rather than a score of an empty catalog
         return {}
     crawled = storage.latest_crawls(engine, city_key, as_of=when)
@@ -325,11 +309,11 @@ def score(settings: Settings, engine: storage.Engine, city_key: str, *,
     return scores
 
 
-def scoring_input(engine: storage.Engine, city: CityConfig,
-                  as_of: datetime | None = None) -> tuple[CityCatalog, datetime | None]:
+def scoring_input(engine: storage.Engine, city: CityConfig, as_of: datetime | None = None, *,
+                  keep: bool = True) -> tuple[CityCatalog, datetime | None]:
     """The indicators' one input for a city as of a time, and the time its scores are stamped with (the asked
     time, else the newest finished run that did not fail; None before any)."""
-    harvest = storage.city_harvest(engine, city.key, as_of=as_of)
+    harvest = storage.city_harvest(engine, city.key, as_of=as_of, keep=keep)
     return CityCatalog(harvest.frame, portal_facts(harvest, city.departments)), _as_of_of(harvest.runs, as_of)
 
 
@@ -389,9 +373,42 @@ def score_all(settings: Settings, engine: storage.Engine, city_key: str) -> int:
     for portal in settings.city(city_key).portals:
         storage.rejudge_runs(engine, portal.key)
     dates = storage.run_dates(engine, city_key)
-    for when in dates:
-        score(settings, engine, city_key, as_of=when)
+    for when in dates:  # each date's catalog is read once: not kept in the catalog cache
+        score(settings, engine, city_key, as_of=when, keep=False)
     return len(dates)
+
+
+def score_all_many(settings: Settings, engine: storage.Engine, city_keys: Sequence[str], *,
+                   jobs: int = HARVEST_JOBS) -> dict[str, int]:
+    """`score_all` of each city, up to `jobs` cities at once in forked worker processes; {city_key: dates rescored}.
+
+    Scoring is CPU work that holds the GIL, so processes, as `harvest_many`; each city's dates are still scored
+    oldest first in one process, and writers queue on the database's write lock. One city after another here
+    when jobs is 1, fork is unavailable or the database is an in-memory SQLite no other process can see.
+    """
+    keys = list(city_keys)
+    jobs = max(1, min(jobs, len(keys)))
+    if jobs == 1 or "fork" not in mp.get_all_start_methods() or _in_memory(engine):
+        return {key: score_all(settings, engine, key) for key in keys}
+    _sync_once(settings, engine)
+    url = engine.url.render_as_string(hide_password=False)
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork"), initializer=_scorer_init,
+                             initargs=(settings, url, os.getpid())) as pool:
+        return dict(zip(keys, pool.map(_scorer_score_all, keys), strict=True))
+
+
+_scorer: dict[str, Any] = {}  # a scoring worker's settings and database URL (set by _scorer_init)
+
+
+def _scorer_init(settings: Settings, url: str, parent: int) -> None:
+    harvesters.die_with_parent(parent)
+    # Ctrl-C reaches the whole process group: the parent alone decides (the pool's exit ends the workers).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _scorer.update(settings=settings, url=url)
+
+
+def _scorer_score_all(city_key: str) -> int:
+    return score_all(_scorer["settings"], storage.open_db(_scorer["url"]), city_key)
 
 
 def manual_evidence(settings: Settings, engine: storage.Engine, city_key: str) -> pd.DataFrame:
@@ -449,20 +466,19 @@ def _import_portal(city: CityConfig, portal_key: str | None, path: Path) -> Port
     return city.portals[0]
 
 
-def _keep_item_errors(engine: storage.Engine, run_id: int, portal_key: str, batch: Normalized) -> bool:
-    """Store the items set aside, raw with their errors; True when they are too many for the run to stand."""
-    if batch.failed:
-        storage.save_item_errors(engine, run_id, batch.failed)
+def _keep_item_errors(engine: storage.Engine, run_id: int, portal_key: str, tally: ItemTally) -> None:
+    """Store the items set aside, raw with their errors (after the run's transaction: committed or rolled back)."""
+    if tally.failed:
+        storage.save_item_errors(engine, run_id, tally.failed)
         log.warning("portal=%s event=item-errors run=%s failed=%d of=%d first=%r", portal_key, run_id,
-                    len(batch.failed), batch.total, str(batch.failed[0][1]))
-    return batch.too_many_failed
+                    len(tally.failed), tally.total, str(tally.failed[0][1]))
 
 
-def _noted(stats: FetchStats, batch: Normalized) -> FetchStats:
+def _noted(stats: FetchStats, tally: ItemTally) -> FetchStats:
     """The run's stats with the count of items set aside (ITEM_ERRORS_NOTE=N) among its notes."""
-    if not batch.failed:
+    if not tally.failed:
         return stats
-    return dataclasses.replace(stats, notes=(*stats.notes, f"{ITEM_ERRORS_NOTE}={len(batch.failed)}"))
+    return dataclasses.replace(stats, notes=(*stats.notes, f"{ITEM_ERRORS_NOTE}={len(tally.failed)}"))
 
 
 def _failed(engine: storage.Engine, run_id: int, portal: PortalConfig, previous: str | None,

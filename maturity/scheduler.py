@@ -16,11 +16,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import random
 import signal
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor as Threads
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,7 +40,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 import storage
-from maturity.settings import ConfigError, Settings, cron_fields
+from maturity import harvesters
+from maturity.settings import ConfigError, PortalConfig, Settings, cron_fields
 from maturity.settings import cron_weekdays as _cron_dow  # noqa: F401 - the name the scheduler tests use
 
 log = logging.getLogger("maturity.scheduler")
@@ -47,7 +50,13 @@ JOBS_TABLE = "scheduler_jobs"  # our own table in the product database, beside s
 JITTER_S = 30  # spread jobs that share a minute so several processes/portals do not start in lockstep
 MISFIRE_GRACE_S = 3600  # a process back within an hour of a missed fire time still runs it, once
 LOCK_TTL_S = int(storage.LEASE_TTL_S)  # a lease the job's process renews (heartbeat); a dead holder's lapses
-HARVEST_WORKERS = 4  # portals harvested at once (each on its own host, so politeness per host holds)
+# Portals one scheduler process harvests at once, in threads: their network waits overlap while the GIL runs one
+# parse at a time (a machine's other cores go to more workers). A host's portals share a thread (politeness).
+HARVEST_WORKERS = 8
+# How often a worker looks for portals that are due and that nobody has harvested (and once at its start): how
+# several `maturity worker` processes split the portals (see `harvest_due`).
+SWEEP_EVERY_S = 60
+SWEEP_JOB_ID = "sweep"
 EXPORT_JOB_ID = "export"
 HARVEST_JOB_PREFIX = "harvest:"
 JOB_FUNC = "maturity.scheduler:run_harvest_job"  # by import path: the job store pickles a reference, not code
@@ -159,7 +168,7 @@ def harvest_portal(rt: _Runtime, portal_key: str, *, now: datetime | None = None
         log.info("portal=%s event=skipped reason=locked", portal_key)
         return "locked"
     try:
-        fire = previous_fire_time(portal.schedule, now, lookback_s=rt.misfire_grace_s + rt.jitter_s + 60)
+        fire = _last_fire(rt, portal, now)
         if fire is not None and _harvested_since(engine, portal_key, fire):
             log.info("portal=%s event=skipped reason=already-harvested fire_time=%s", portal_key,
                      fire.isoformat())
@@ -167,6 +176,7 @@ def harvest_portal(rt: _Runtime, portal_key: str, *, now: datetime | None = None
         harvest_fn, score_fn = _functions(rt)
         summary = harvest_fn(rt.settings, engine, portal, now=now)
         status = str(summary.status)
+        log.info("portal=%s event=harvested status=%s", portal_key, status)  # which worker did it: its log says
         if status != "failed":  # a failed run adds nothing to score; the last good scores stand
             score_fn(rt.settings, engine, portal.city_key)
         _job_health(rt, portal_key, ok=True)
@@ -176,6 +186,44 @@ def harvest_portal(rt: _Runtime, portal_key: str, *, now: datetime | None = None
         return "crashed"
     finally:
         storage.drop_lease(engine, lock, owner)
+
+
+def harvest_due(rt: _Runtime, *, threads: int = HARVEST_WORKERS) -> dict[str, str]:
+    """Harvest here every portal whose latest cron fire (within the misfire grace) nobody has harvested yet; what
+    happened to each ({portal key: `harvest_portal`'s answer}).
+
+    How several workers sharing one database split the portals: each one sweeps the due portals (at its start and
+    every SWEEP_EVERY_S), each portal under its lease (`harvest_portal`), so a portal another worker holds is
+    skipped ("locked") and one it finished is not harvested again ("done"). A busy worker thus takes fewer
+    portals, and one that starts late still helps. (APScheduler 3 hands a due job to whichever scheduler reads
+    the shared job store first, and that one may be busy: the per-portal jobs alone do not share the work.)
+    A host's portals go one after another in one thread (politeness per host); each worker walks the hosts in its
+    own order, so two workers seldom reach for the same portal.
+    """
+    engine = storage.open_db(rt.url)
+    now = datetime.now(UTC)
+    due = [p for p in rt.settings.portals
+           if (fire := _last_fire(rt, p, now)) is not None and not _harvested_since(engine, p.key, fire)]
+    if not due:
+        return {}
+    lanes = harvesters.lanes(due)
+    random.Random(rt.owner).shuffle(lanes)
+    outcome: dict[str, str] = {}
+
+    def lane(portals: list[PortalConfig]) -> None:
+        for portal in portals:
+            outcome[portal.key] = harvest_portal(rt, portal.key)
+
+    with Threads(min(threads, len(lanes)), thread_name_prefix="sweep") as pool:
+        list(pool.map(lane, lanes))
+    log.info("event=sweep due=%d harvested=%d", len(due),
+             sum(status not in ("locked", "done") for status in outcome.values()))
+    return outcome
+
+
+def _last_fire(rt: _Runtime, portal: PortalConfig, now: datetime) -> datetime | None:
+    """The portal's latest cron fire a job may still be serving (within the misfire grace and the jitter)."""
+    return previous_fire_time(portal.schedule, now, lookback_s=rt.misfire_grace_s + rt.jitter_s + 60)
 
 
 def _functions(rt: _Runtime) -> tuple[HarvestFn, ScoreFn]:
@@ -289,7 +337,7 @@ def prune_stale_jobs(sched: BaseScheduler, settings: Settings) -> list[str]:
     if settings.export.schedule:
         wanted.add(EXPORT_JOB_ID)
     removed = []
-    for job in sched.get_jobs():
+    for job in sched.get_jobs(jobstore="default"):  # the stored jobs; a worker's sweep lives in its memory
         if job.id not in wanted:
             sched.remove_job(job.id)
             removed.append(job.id)
@@ -348,11 +396,18 @@ def serve(settings: Settings, *, host: str, port: int, url: str | None = None) -
             _stop(sched)
 
 
-def work(settings: Settings, *, url: str | None = None) -> None:
-    """The scheduler alone (BlockingScheduler), for PostgreSQL + `gunicorn maturity.app:server` web workers."""
+def work(settings: Settings, *, url: str | None = None, sweep_every_s: float = SWEEP_EVERY_S,
+         threads: int = HARVEST_WORKERS) -> None:
+    """The scheduler alone (BlockingScheduler), for PostgreSQL + `gunicorn maturity.app:server` web workers; run
+    several (on one or more machines) to share the portals: each sweeps the due ones under their leases
+    (`harvest_due`) at its start and every `sweep_every_s`, besides the stored per-portal jobs."""
     url = url or settings.storage_url
     close_orphaned_runs(storage.open_db(url))
     sched = build_scheduler(settings, url=url, blocking=True)
+    sched.add_jobstore("memory", alias="local")  # this process's own: every worker sweeps
+    sched.add_job(harvest_due, "interval", seconds=sweep_every_s, args=[_runtime(_runtime_key(url))],
+                  kwargs={"threads": threads}, id=SWEEP_JOB_ID, name="harvest due portals", jobstore="local",
+                  next_run_time=datetime.now(UTC))
     sched.add_listener(lambda event: prune_stale_jobs(sched, settings), EVENT_SCHEDULER_STARTED)
     with interrupt_on_sigterm():
         try:

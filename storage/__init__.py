@@ -23,9 +23,11 @@ from storage.queries import (
                              CityHarvest,
                              audit_log,
                              catalog,
+                             catalog_rows,
                              catalog_run,
                              cities,
                              city_catalog,
+                             city_catalog_chunks,
                              city_harvest,
                              criterion_scores,
                              evidence,
@@ -44,7 +46,9 @@ from storage.queries import (
 )
 from storage.writes import (
                              RunClosed,
+                             RunConflict,
                              RunSummary,
+                             RunWriter,
                              add_evidence,
                              begin_run,
                              close_stale_runs,
@@ -59,8 +63,9 @@ from storage.writes import (
 )
 
 __all__ = [
-    "COMPLETE_SHARE", "LEASE_TTL_S", "CatalogRun", "CityHarvest", "Engine", "RunClosed", "RunSummary", "add_evidence",
-    "begin_run", "audit_log", "catalog", "catalog_run", "cities", "city_catalog", "city_harvest", "close_orphaned_runs",
+    "COMPLETE_SHARE", "LEASE_TTL_S", "CatalogRun", "CityHarvest", "Engine", "RunClosed", "RunConflict", "RunSummary",
+    "RunWriter", "add_evidence", "begin_run", "audit_log", "catalog", "catalog_rows", "catalog_run", "cities",
+    "city_catalog", "city_catalog_chunks", "city_harvest", "close_orphaned_runs",
     "close_runs_of", "close_stale_runs", "criterion_scores", "delete_evidence", "dispose", "drop_lease", "gc_paused",
     "evidence", "explain", "fail_run", "fail_running", "held_leases", "item_errors", "last_status", "latest_crawls",
     "latest_run_marker", "latest_scores", "open_db", "portal_lease", "portals", "process_owner", "rejudge_runs",

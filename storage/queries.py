@@ -6,19 +6,21 @@ they were inserted: an import may carry an older snapshot than runs already stor
 """
 from __future__ import annotations
 
+import operator
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from connectors.base import DATETIME_FIELDS, SchemaCheck, records_frame
+from connectors.base import RECORD_FIELDS, SchemaCheck, columns_frame, records_frame
 from storage import compact, crawls
 from storage.db import gc_paused, is_sqlite, utc
 from storage.models import (
@@ -244,31 +246,49 @@ def _catalog_run(conn: Connection, portal_key: str, as_of: datetime | None) -> A
     return conn.execute(q).one_or_none()
 
 
-class _Rec:
-    """Lets `records_frame` (the one definition of the catalog table) take stored dicts without rebuilding records."""
-
-    __slots__ = ("d",)
-
-    def __init__(self, d: dict[str, Any]):
-        self.d = d
-
-    def as_dict(self) -> dict[str, Any]:
-        return self.d
+RECORD_CHUNK = 5_000  # record texts fetched and decoded at a time (~8 MB of JSON)
+_TUPLE_FIELDS = ("keywords", "formats")
+_PICK = operator.itemgetter(*RECORD_FIELDS)
 
 
-def _decode(text: bytes) -> _Rec:
-    d = orjson.loads(text)
-    for name in ("keywords", "formats"):
-        d[name] = tuple(d.get(name) or ())
-    d["columns"] = tuple(tuple(c) for c in (d.get("columns") or ()))
-    for name in DATETIME_FIELDS:
-        v = d.get(name)
-        if v is not None:
-            d[name] = datetime.fromisoformat(v)
-    return _Rec(d)
+class _RecordColumns:
+    """The catalog table's columns built from stored record JSON a chunk at a time (`extend`), then made a frame
+    with the dtypes of `records_frame` (`connectors.base.columns_frame`, the one definition of the table)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[Any]] = {name: [] for name in RECORD_FIELDS}
+        self.places: list[int] = []
+        # Equal tuples held once: schemas, keyword and format lists repeat across a catalog (a dataset per year,
+        # per ward), and a schema of 20 (name, type) pairs is ~3 KB of Python objects a row.
+        self.shared: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+    def extend(self, rows: Sequence[Any]) -> None:
+        """Rows of (place in the table, record JSON)."""
+        self.places.extend(place for place, _ in rows)
+        dicts = [orjson.loads(text) for _, text in rows]
+        try:  # every field in every record (as DatasetRecord.as_dict writes them): one C-level pick and transpose
+            picked = zip(*map(_PICK, dicts), strict=True)
+        except KeyError:  # a record stored by an older normalization lacks a field: None, as records_frame has it
+            picked = zip(*([d.get(name) for name in RECORD_FIELDS] for d in dicts), strict=True)
+        one = self.shared.setdefault
+        for (name, column), values in zip(self.values.items(), picked, strict=True):
+            if name in _TUPLE_FIELDS:  # JSON lists back to the record's tuples (() when missing, as DatasetRecord)
+                column.extend([one(t, t) for t in (tuple(v) if v else () for v in values)])
+            elif name == "columns":
+                column.extend([one(t, t) for t in (tuple(map(tuple, v)) if v else () for v in values)])
+            else:  # datetimes stay ISO text: columns_frame parses each column at once
+                column.extend(values)
+
+    def frame(self) -> pd.DataFrame:
+        places = np.asarray(self.places, dtype=np.int64)
+        if len(places) and (np.diff(places) < 0).any():  # came out of order: put each column in place
+            order = np.argsort(places, kind="stable").tolist()
+            self.values = {name: [column[i] for i in order] for name, column in self.values.items()}
+        return columns_frame(self.values)
 
 
-def _catalog(conn: Connection, portal_key: str, as_of: datetime | None) -> tuple[pd.DataFrame, CatalogRun]:
+def _catalog(conn: Connection, portal_key: str, as_of: datetime | None,
+             keep: bool = True) -> tuple[pd.DataFrame, CatalogRun]:
     run = _catalog_run(conn, portal_key, as_of)
     first_q = sa.select(sa.func.min(runs_t.c.as_of)).where(runs_t.c.portal_key == portal_key,
                                                             runs_t.c.status.in_(GOOD))
@@ -295,11 +315,12 @@ def _catalog(conn: Connection, portal_key: str, as_of: datetime | None) -> tuple
     if hit is not None:
         return hit[0].copy(), hit[1]
     df, info = _build_catalog(conn, portal_key, run, history_start)
-    if len(df) <= CATALOG_CACHE_ROWS:
-        with _CACHE_LOCK:
-            _CACHE[key] = (df, info)
-            while sum(len(f) for f, _ in _CACHE.values()) > CATALOG_CACHE_ROWS:
-                _CACHE.popitem(last=False)
+    if not keep or len(df) > CATALOG_CACHE_ROWS:  # not kept: the caller may have the one copy
+        return df, info
+    with _CACHE_LOCK:
+        _CACHE[key] = (df, info)
+        while sum(len(f) for f, _ in _CACHE.values()) > CATALOG_CACHE_ROWS:
+            _CACHE.popitem(last=False)
     return df.copy(), info
 
 
@@ -310,19 +331,62 @@ def forget(url: str) -> None:
             del _CACHE[key]
 
 
+def _stored_time(value: Any, known: dict[Any, datetime]) -> datetime:
+    """A UTCDateTime column's value as the driver returned it (SQLite: naive UTC text; PostgreSQL: an aware
+    datetime) made what the column type would have given: an aware UTC datetime (memoized in `known`)."""
+    t = known.get(value)
+    if t is None:
+        t = datetime.fromisoformat(value) if isinstance(value, str) else value
+        t = known[value] = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    return t
+
+
 def _build_catalog(conn: Connection, portal_key: str, run: Any,
                    history_start: datetime | None) -> tuple[pd.DataFrame, CatalogRun]:
-    members = set(compact.members_of(conn, [run.run_id]).get(run.run_id, ()))
+    frames = list(_catalog_chunks(conn, portal_key, run, None))
+    df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    # Removals stand as of the last complete run at/before this one (a partial crawl confirms none).
+    removed = _removed(conn, portal_key, run.as_of)
+    return df, CatalogRun(run=_run_dict(run), removed=None if removed is None else tuple(removed),
+                          history_start=history_start)
+
+
+def _catalog_chunks(conn: Connection, portal_key: str, run: Any, rows: int | None) -> Iterator[pd.DataFrame]:
+    """The run's catalog table in frames of at most `rows` rows (all in one when None), in source_id order.
+
+    Only one chunk's records are decoded at a time: what a reader that keeps a few columns of each chunk
+    holds at its peak is one chunk, not the whole catalog (a 300,000-dataset catalog decodes to gigabytes).
+    """
+    found = _latest_versions(conn, portal_key, run, set(_members(conn, run)))
+    order = sorted(found[0])
+    step = rows or max(1, len(order))
+    for start in range(0, max(1, len(order)), step):
+        yield _catalog_frame(conn, portal_key, run, order[start:start + step], *found)
+
+
+def _members(conn: Connection, run: Any) -> list[str]:
+    """The run's member ids, sorted (stored against a base run: storage/compact.py)."""
+    return compact.members_of(conn, [run.run_id]).get(run.run_id, [])
+
+
+def _latest_versions(conn: Connection, portal_key: str, run: Any, ids: set[str]) -> tuple[
+        dict[str, tuple[datetime, int]], dict[str, datetime], dict[str, set[datetime]]]:
+    """One light pass over the versions of `ids` up to the run's date (no JSON): the latest version of each (by
+    as_of, then id), its first_seen and its distinct data_modified values."""
     v, d = versions_t, datasets_t
-    # One light pass over the portal's versions up to the run's date (no JSON): the latest version of
-    # each member (by as_of, then id), its first_seen and the distinct data_modified values.
-    latest: dict[str, tuple[datetime, int]] = {}
-    first: dict[str, datetime] = {}
-    seen: dict[str, set[datetime]] = {}
-    for sid, vid, v_as_of, dm in conn.execute(
-            sa.select(d.c.source_id, v.c.id, v.c.as_of, v.c.data_modified).join(d, d.c.id == v.c.dataset_id)
-            .where(d.c.portal_key == portal_key, v.c.as_of <= run.as_of)):
-        if sid not in members:
+    # Times are read as the driver gives them (SQLite: text in one fixed format, so text order is time order)
+    # and made datetimes once per distinct value after (`_stored_time`): UTCDateTime's per-row processing was
+    # a third of this pass.
+    latest: dict[str, tuple[Any, int]] = {}
+    first: dict[str, Any] = {}
+    seen: dict[str, set[Any]] = {}
+    q = (sa.select(d.c.source_id, v.c.id, sa.type_coerce(v.c.as_of, sa.String),
+                   sa.type_coerce(v.c.data_modified, sa.String)).join(d, d.c.id == v.c.dataset_id)
+         .where(d.c.portal_key == portal_key, v.c.as_of <= run.as_of))
+    if len(ids) <= PAGE_IDS:  # a page of the catalog: ask for its ids (indexed), not every version of the portal
+        q = q.where(d.c.source_id.in_(sorted(ids)))
+    for sid, vid, v_as_of, dm in conn.execute(q):
+        if sid not in ids:
             continue
         key = (v_as_of, vid)
         if sid not in latest or key > latest[sid]:
@@ -331,29 +395,88 @@ def _build_catalog(conn: Connection, portal_key: str, run: Any,
             first[sid] = v_as_of
         if dm is not None:
             seen.setdefault(sid, set()).add(dm)
-    # Then only the records needed, fetched by version id (one array / JSON parameter, not 12k binds).
-    ids = [vid for _, vid in latest.values()]
-    # A version stored against its key version comes with the key's record (storage/compact.py).
-    select = ("SELECT v.id, v.record, k.record FROM dataset_versions v"
-              " LEFT JOIN dataset_versions k ON k.id = v.base_version WHERE ")
-    blobs: dict[int, tuple[bytes, bytes | None]]
-    if is_sqlite(conn):
-        q = sa.text(select + "v.id IN (SELECT value FROM json_each(:ids))")
-        blobs = {r[0]: (r[1], r[2]) for r in conn.execute(q, {"ids": orjson.dumps(ids).decode()})}
-    else:
-        blobs = {r[0]: (r[1], r[2]) for r in conn.execute(sa.text(select + "v.id = ANY(:ids)"), {"ids": ids})}
-    order = sorted(latest)
-    packer = compact.portal_codec(conn, portal_key)
-    with gc_paused():
-        df = records_frame([_decode(compact.version_bytes(packer, *blobs[latest[sid][1]])) for sid in order])
-        df["city_key"] = run.city_key
-        df["first_seen"] = pd.to_datetime(pd.Series([first.get(sid) for sid in order], dtype=object), utc=True)
-        df["data_modified_seen"] = pd.Series([tuple(sorted(seen.get(sid, ()))) for sid in order], dtype=object)
+    return latest, first, seen
 
-    # Removals stand as of the last complete run at/before this one (a partial crawl confirms none).
-    removed = _removed(conn, portal_key, run.as_of)
-    return df, CatalogRun(run=_run_dict(run), removed=None if removed is None else tuple(removed),
-                          history_start=history_start)
+
+def _catalog_frame(conn: Connection, portal_key: str, run: Any, part: list[str],
+                   latest: dict[str, tuple[datetime, int]], first: dict[str, datetime],
+                   seen: dict[str, set[datetime]]) -> pd.DataFrame:
+    """The catalog table of the datasets `part` (in that order), from their latest versions."""
+    # Only the records needed, fetched by version id in `part`'s order (one array / JSON parameter, not
+    # thousands of binds) and decoded a chunk at a time straight into columns: a 300k catalog's record texts
+    # and per-record dicts never sit in memory at once (they were ~3 GB of a 4 GB peak).
+    ids = [latest[sid][1] for sid in part]
+    # Rows come with their place in `ids` (no ORDER BY: sorting the texts cost a temporary copy of them all),
+    # and a version stored against its key version with the key's record frame (storage/compact.py).
+    with_key = " LEFT JOIN dataset_versions AS k ON k.id = v.base_version"
+    if is_sqlite(conn):
+        q = sa.text("SELECT j.key, v.record, k.record FROM json_each(:ids) AS j"
+                    " JOIN dataset_versions AS v ON v.id = j.value" + with_key)
+        params: dict[str, Any] = {"ids": orjson.dumps(ids).decode()}
+    else:
+        q = sa.text("SELECT j.n - 1, v.record, k.record FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY"
+                    " AS j(id, n) JOIN dataset_versions AS v ON v.id = j.id" + with_key)
+        params = {"ids": ids}
+    packer = compact.portal_codec(conn, portal_key)  # the portal's dictionaries: record frames name theirs
+    with gc_paused():
+        columns = _RecordColumns()
+        for chunk in conn.execution_options(stream_results=True).execute(q, params).partitions(RECORD_CHUNK):
+            columns.extend([(place, compact.version_bytes(packer, blob, key_blob))
+                            for place, blob, key_blob in chunk])
+        df = columns.frame()
+        df["city_key"] = run.city_key
+        times: dict[Any, datetime] = {}  # stored value -> aware UTC datetime, converted once per value
+        df["first_seen"] = pd.to_datetime(pd.Series([_stored_time(first[sid], times) for sid in part],
+                                                    dtype=object), utc=True)
+        df["data_modified_seen"] = pd.Series([tuple(sorted(_stored_time(t, times) for t in seen.get(sid, ())))
+                                              for sid in part], dtype=object)
+    return df
+
+
+PAGE_IDS = 1_000  # catalog_rows reads at most this many datasets' versions by id
+
+
+def catalog_rows(engine: Engine, city_key: str, start: int, stop: int,
+                 as_of: datetime | None = None) -> tuple[pd.DataFrame, int]:
+    """Rows [start, stop) of the city's catalog in `city_catalog_chunks` order (portal key, then source_id), and
+    how many rows it has: a page read straight from storage (only its records decoded), for a view that shows
+    the catalog in that order before its whole table is built. At most PAGE_IDS rows."""
+    stop = min(stop, start + PAGE_IDS)
+    frames, total = [], 0
+    with engine.connect() as conn:
+        keys = conn.execute(sa.select(portals_t.c.key).where(portals_t.c.city_key == city_key)
+                            .order_by(portals_t.c.key)).scalars().all()
+        for key in keys:
+            run = _catalog_run(conn, key, as_of)
+            if run is None:
+                continue
+            members = _members(conn, run)
+            lo, hi = max(0, start - total), max(0, stop - total)
+            total += len(members)
+            part = members[lo:hi]
+            if part:
+                found = _latest_versions(conn, key, run, set(part))
+                frames.append(_catalog_frame(conn, key, run, [sid for sid in part if sid in found[0]], *found))
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return _empty_catalog(), total
+    return (frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)), total
+
+
+def city_catalog_chunks(engine: Engine, city_key: str, as_of: datetime | None = None, *,
+                        rows: int = 20_000) -> Iterator[pd.DataFrame]:
+    """The city's catalog (`city_catalog`'s rows and columns, portal by portal) in frames of at most `rows` rows.
+
+    For readers that keep a few columns of each row (the dashboard's explorer table): their peak memory is one
+    chunk's decoded records, whatever the catalog's size. Nothing is cached here (the reader keeps its result).
+    """
+    with engine.connect() as conn:
+        keys = conn.execute(sa.select(portals_t.c.key).where(portals_t.c.city_key == city_key)
+                            .order_by(portals_t.c.key)).scalars().all()
+        for key in keys:
+            run = _catalog_run(conn, key, as_of)
+            if run is not None:
+                yield from _catalog_chunks(conn, key, run, rows)
 
 
 def catalog(engine: Engine, portal_key: str, as_of: datetime | None = None) -> pd.DataFrame:
@@ -372,12 +495,15 @@ def catalog_run(engine: Engine, portal_key: str, as_of: datetime | None = None) 
         return _catalog(conn, portal_key, as_of)[1]
 
 
-def city_harvest(engine: Engine, city_key: str, as_of: datetime | None = None) -> CityHarvest:
-    """The city's catalog (all its portals in one table) with the stored facts behind it, as of `as_of`."""
+def city_harvest(engine: Engine, city_key: str, as_of: datetime | None = None, *, keep: bool = True) -> CityHarvest:
+    """The city's catalog (all its portals in one table) with the stored facts behind it, as of `as_of`.
+
+    `keep=False` leaves the tables out of the per-process catalog cache (`score --all` reads each date once:
+    50 cities' histories filled it to its bound, ~6.7 KB a row measured, in every worker)."""
     with engine.connect() as conn:
         pts = conn.execute(sa.select(portals_t.c.key, portals_t.c.kind).where(portals_t.c.city_key == city_key)
                            .order_by(portals_t.c.key)).all()
-        built = {key: _catalog(conn, key, as_of) for key, _ in pts}
+        built = {key: _catalog(conn, key, as_of, keep) for key, _ in pts}
         # A run still in progress is not history yet (its as_of would stamp scores with a catalog it has not stored).
         history_q = (_run_select().where(portals_t.c.city_key == city_key, runs_t.c.status != "running")
                      .order_by(runs_t.c.as_of, runs_t.c.id))
@@ -390,8 +516,9 @@ def city_harvest(engine: Engine, city_key: str, as_of: datetime | None = None) -
                 newest_ok[r["portal_key"]] = r["run_id"]
         checks = schema_checks(conn, newest_ok.values())
     frames = [f for f, _ in built.values() if len(f)]
+    frame = _empty_catalog() if not frames else frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     return CityHarvest(
-        frame=pd.concat(frames, ignore_index=True) if frames else _empty_catalog(),
+        frame=frame,
         kinds={str(k): str(kind) for k, kind in pts},
         runs=_frame(history, RUN_COLUMNS, ("as_of", "started_at", "finished_at")),
         catalog_runs={key: info for key, (_, info) in built.items()},

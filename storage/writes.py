@@ -1,14 +1,16 @@
 """The write path: runs, change-only dataset history, config sync.
 
-`save_harvest` is built for a 12k-dataset portal: one query loads the portal's {source_id: (dataset id,
-hash of the version valid at the run's as_of)}, hashes are compared in Python, and only new datasets and
-changed versions are bulk-inserted (executemany) — all in ONE transaction.
+A run's history is written by `RunWriter` page by page, in ONE transaction that spans the run: for each page one
+query reads {source_id: (dataset id, hash of the version valid at the run's as_of)} of the page's ids, hashes
+are compared in Python, and only new datasets and changed versions are bulk-inserted (COPY / executemany).
+Memory does not grow with the catalog beyond the run's set of ids. `save_harvest` is the writer fed once.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -70,10 +72,6 @@ LAST_STATUS = (sa.select(runs_t.c.status).where(runs_t.c.portal_key == _p("porta
                .order_by(runs_t.c.started_at.desc(), runs_t.c.id.desc()).limit(1))  # the order of queries.runs
 _RUN_ROW = sa.select(runs_t.c.portal_key, runs_t.c.as_of, runs_t.c.status).where(_RUN_BY_ID)
 _CLOSE_RUN = sa.update(runs_t).where(_RUN_BY_ID)  # SET from the parameters' column names
-_CREATED_IDS = sa.select(datasets_t.c.source_id, datasets_t.c.id).where(
-    datasets_t.c.portal_key == _p("portal_key"), datasets_t.c.first_run_id == _p("run_id"))
-_PORTAL_DATASET_IDS = sa.select(datasets_t.c.source_id, datasets_t.c.id).where(
-    datasets_t.c.portal_key == _p("portal_key"))
 # Judging a run needs the last complete run dated before it and the crawled runs since (crawls.judge);
 # "before" is by date, and on a date tie by id (stored before). Neither reads the members blob.
 _before = sa.or_(runs_t.c.as_of < _p("as_of"), sa.and_(runs_t.c.as_of == _p("as_of"), runs_t.c.id < _p("run_id")))
@@ -89,15 +87,17 @@ _COMPLETE_MEMBERS = (sa.select(runs_t.c.id)
                      .where(runs_t.c.portal_key == _p("portal_key"), runs_t.c.status == crawls.COMPLETE,
                             runs_t.c.id != _p("run_id"), _before)
                      .order_by(runs_t.c.as_of.desc(), runs_t.c.id.desc()).limit(2))
-_ranked = (
-    sa.select(versions_t.c.dataset_id, versions_t.c.id, versions_t.c.raw_hash,
-              sa.func.row_number().over(partition_by=versions_t.c.dataset_id,
-                                        order_by=(versions_t.c.as_of.desc(), versions_t.c.id.desc())).label("rn"))
-    .join(datasets_t, datasets_t.c.id == versions_t.c.dataset_id)
-    .where(datasets_t.c.portal_key == _p("portal_key"), versions_t.c.as_of <= _p("as_of"))
-    .subquery()
-)
-_VALID_VERSIONS = sa.select(_ranked.c.dataset_id, _ranked.c.id, _ranked.c.raw_hash).where(_ranked.c.rn == 1)
+# The version of each dataset valid at a time: its newest version dated at or before it (on a date tie, the one
+# stored last). For a page of source ids at a time: one index seek per dataset (ix_dataset_versions_dataset_as_of),
+# never a scan of the portal's history.
+_v = versions_t.alias("valid")
+_VALID_ID = (sa.select(_v.c.id).where(_v.c.dataset_id == datasets_t.c.id, _v.c.as_of <= _p("as_of"))
+             .order_by(_v.c.as_of.desc(), _v.c.id.desc()).limit(1).scalar_subquery())
+_VERSIONS_OF = (sa.select(datasets_t.c.source_id, datasets_t.c.id, versions_t.c.id, versions_t.c.raw_hash)
+                .select_from(datasets_t.outerjoin(versions_t, versions_t.c.id == _VALID_ID))
+                .where(datasets_t.c.portal_key == _p("portal_key"),
+                       datasets_t.c.source_id.in_(sa.bindparam("source_ids", expanding=True))))
+VERSIONS_OF_BATCH = 5_000  # source ids per query (SQLite allows 32,766 parameters; a page is 5,000 items)
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,10 @@ class RunSummary:
     removed: int
     suspect_reason: str | None
     error: str | None = None
+
+
+class RunConflict(RuntimeError):
+    """Another run of the same portal stored versions between a run's first read and its write lock."""
 
 
 class RunClosed(ValueError):
@@ -182,155 +186,271 @@ def fail_running(engine: Engine, portal_key: str, reason: str, *, started_after:
 
 def save_harvest(engine: Engine, run_id: int, records: Sequence[DatasetRecord], raws: Sequence[bytes],
                  stats: FetchStats, *, finished_at: datetime) -> RunSummary:
-    """Store one run's records change-only, in one transaction, and close the run as ok or suspect.
+    """Store one run's records change-only, in one transaction, and close the run as ok or suspect (the
+    `RunWriter` fed once: `maturity import`, tests).
 
     On any exception the transaction is rolled back (earlier runs intact), the run is recorded failed with
     the exception as its reason in a separate transaction, and the exception is re-raised.
     """
-    try:
-        # One connection: a read transaction to prepare, then the write transaction (BEGIN IMMEDIATE).
-        with gc_paused(), engine.connect() as conn:
-            with conn.begin():
-                ready = _prepare(conn, run_id, records, raws)
-            with conn.execution_options(write=True).begin():
-                return _save(conn, run_id, records, raws, stats, utc(finished_at), ready)
-    except RunClosed:
-        raise
-    except BaseException as exc:  # KeyboardInterrupt too: a run must not stay "running" forever
-        reason = f"{type(exc).__name__}: {exc}"
-        try:
-            fail_run(engine, run_id, reason, finished_at=finished_at)
-        except Exception:  # the database itself may be what failed; keep the original error
-            log.exception("could not record run %s as failed", run_id)
-        raise
+    with gc_paused(), RunWriter(engine, run_id) as run:
+        run.add(records, raws)
+        return run.finish(stats, finished_at=finished_at)
 
 
 Payload = tuple[bytes, bytes, int | None]  # a version's compressed record JSON and raw item, and its base version
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """What `_prepare` built outside the write lock: the portal's codec (with any dictionary this run trained),
-    the dictionary rows to insert with the run, and the payloads of the items that looked new or changed."""
+class RunWriter:
+    """One run's change-only history, written page by page in ONE write transaction that spans the run.
 
-    packer: codec.Codec
-    dictionaries: list[dict[str, Any]]
-    payloads: dict[int, Payload]
+        with RunWriter(engine, run_id) as run:      # the write transaction begins at the first add()
+            for page in pages:
+                stored = run.stored_hashes(ids)     # {source_id: raw_hash valid at the run's as_of}
+                run.keep(unchanged_ids)             # members of the run, nothing written
+                run.add(records, raw_bytes)         # new datasets and changed versions
+            summary = run.finish(stats, finished_at=...)
 
-
-def _prepare(conn: Connection, run_id: int, records: Sequence[DatasetRecord],
-             raws: Sequence[bytes]) -> Prepared:
-    """The payloads of the items that look new or changed, built before taking the write lock.
-
-    Serializing and compressing is most of a first harvest's storage CPU. Inside the write transaction it kept
-    the other harvest workers waiting on SQLite's lock (two workers, the 291-portal benchmark: 0.68 s of waits,
-    0.3-0.5 s after this). This reads without locking; `_save` decides again under the lock and builds any
-    payload this guessed wrong (another writer stored the same portal in between).
+    The block commits when it ends; any exception rolls everything back, so a run that fails on its 25th page
+    leaves no dataset or version behind. A failure of the database itself (or of what was given to it: a
+    record of another portal) is recorded on the run as its reason, in a separate transaction, and re-raised
+    with `failed` set; whoever feeds the writer records its own failures (a portal error) after the block.
+    Memory held across pages: the run's source ids (its members), the ids of changed datasets, counts.
     """
-    run = conn.execute(_RUN_ROW, {"run_id": run_id}).one_or_none()
-    if run is None:
-        return Prepared(codec.Codec(), [], {})
-    existing = _versions_at(conn, run.portal_key, run.as_of)
-    todo = [i for i, rec in enumerate(records)
-            if (known := existing.get(rec.source_id)) is None or known[2] != _hash_of(rec, raws, i)]
-    raw_todo = [raws[i] for i in todo]
-    json_todo = [_record_json(records[i]) for i in todo]
-    # A portal's first large write teaches it its dictionaries (codec.train: from these items themselves).
-    packer, new = compact.trained(compact.portal_codec(conn, run.portal_key), run_id,
-                                  {codec.RAW: raw_todo, codec.RECORD: json_todo})
-    payloads: dict[int, Payload] = {
-        i: (record, raw, None) for i, record, raw in zip(
-            todo, packer.pack_many(codec.RECORD, json_todo), _compress_all(raw_todo, packer), strict=True)}
-    # A changed dataset is stored against its key version when that is smaller (storage/compact.py).
-    changed = {i: known[1] for i in todo if (known := existing.get(records[i].source_id)) and known[1] is not None}
-    keys = compact.key_versions(conn, packer, changed.values())
-    position = {i: n for n, i in enumerate(todo)}
-    for i, vid in changed.items():
-        if vid in keys:
-            payloads[i] = compact.smaller(payloads[i], json_todo[position[i]], raw_todo[position[i]], keys[vid])
-    return Prepared(packer, new, payloads)
 
+    def __init__(self, engine: Engine, run_id: int) -> None:
+        self.engine, self.run_id = engine, run_id
+        self.failed = False  # set when the writer's own work raised (recorded on the run unless RunClosed)
+        self._reason: str | None = None
+        self._conn: Connection | None = None
+        self._tx: Any = None
+        self.portal_key = ""
+        self.as_of = _BEFORE_ANY_RUN
+        self.members: set[str] = set()
+        self.dropped = 0  # repeats among the items given (the first one wins)
+        self.new_versions = 0
+        self.changed: list[int] = []  # existing datasets that get a new version from this run
+        self.replaced: dict[int, int] = {}  # dataset_id -> id of the version this run supersedes at its as_of
+        self.earlier_than_first: list[int] = []  # seen before any stored version: an older snapshot imported later
+        self.summary: RunSummary | None = None
+        self._read_early: dict[str, str | None] = {}  # stored_hashes before the write transaction began
+        # The portal's codec (storage/codec.py), read at the first version written; a field without a dictionary
+        # learns one from the first batch that writes at least codec.DICT_MIN_ITEMS versions (a first harvest:
+        # its first batch, the sample the field profile is taken from too), in this run's transaction.
+        self.packer: codec.Codec | None = None
+        self._kept_early: list[str] = []  # ids kept before it began: checked again under the lock
 
-def _hash_of(rec: DatasetRecord, raws: Sequence[bytes], i: int) -> str:
-    return rec.raw_hash or hashlib.sha1(raws[i]).hexdigest()
+    def __enter__(self) -> RunWriter:
+        return self
 
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            if exc is None and self.summary is None:
+                raise ValueError(f"run {self.run_id}: the writer's block ended without finish()")
+            return
+        try:
+            if exc is None and self.summary is not None:
+                self._tx.commit()
+            else:
+                self._tx.rollback()
+        except BaseException as commit_exc:
+            self._broke(commit_exc)
+            raise
+        finally:
+            conn.close()
+            if self._reason is not None:
+                self._record_failure(self._reason)
+        if exc is None and self.summary is None:
+            raise ValueError(f"run {self.run_id}: the writer's block ended without finish(); rolled back")
 
-def _save(conn: Connection, run_id: int, records: Sequence[DatasetRecord], raws: Sequence[bytes],
-          stats: FetchStats, finished_at: datetime | None, ready: Prepared) -> RunSummary:
-    if len(records) != len(raws):
-        raise ValueError(f"{len(records)} records but {len(raws)} raw items")
-    run = conn.execute(_RUN_ROW, {"run_id": run_id}).one_or_none()
-    if run is None:
-        raise RunClosed(f"no harvest run {run_id}")
-    if run.status != "running":
-        raise RunClosed(f"run {run_id} is {run.status!r}, not running")
-    portal_key, as_of = run.portal_key, run.as_of
+    # --- what the feeder calls, page by page ---------------------------------------------------------------
 
-    # Items repeated in the input count once (the first one wins) and add to the run's repeats.
-    picked: dict[str, int] = {}
-    for i, rec in enumerate(records):
-        if rec.portal_key != portal_key:
-            raise ValueError(
-                f"record {rec.source_id!r} is from portal {rec.portal_key!r}, run {run_id} is {portal_key!r}")
-        picked.setdefault(rec.source_id, i)
-    dropped = len(records) - len(picked)
+    def stored_hashes(self, source_ids: Iterable[str]) -> dict[str, str | None]:
+        """{source_id: raw_hash of its version valid at the run's as_of} for those of `source_ids` stored
+        before (None: a dataset with no version at that time). Before the first `add`, a short read that takes
+        no lock (see `_begin`)."""
+        with self._guard(begin=False) as conn:
+            found = {sid: h for sid, (_did, _vid, h) in _versions_of(conn, self.portal_key, self.as_of,
+                                                                     list(source_ids)).items()}
+        if self._conn is None:
+            self._read_early.update(found)
+        return found
 
-    existing = _versions_at(conn, portal_key, as_of)
+    def keep(self, source_ids: Iterable[str]) -> None:
+        """Items found unchanged (`stored_hashes`): members of the run, nothing written."""
+        for sid in source_ids:
+            if sid in self.members:
+                self.dropped += 1
+            else:
+                self.members.add(sid)
+                if self._conn is None:
+                    self._kept_early.append(sid)
 
-    new_ids = [sid for sid in picked if sid not in existing]
-    is_new = set(new_ids)
-    if new_ids:
-        _bulk_insert(conn, datasets_t, [{"portal_key": portal_key, "source_id": sid, "first_run_id": run_id,
-                                         "last_run_id": run_id} for sid in new_ids])
-        # Their ids: every dataset row this run created (one indexed query, not RETURNING per batch).
-        for sid, dataset_id in conn.execute(_CREATED_IDS, {"portal_key": portal_key, "run_id": run_id}):
-            if sid in is_new:
-                existing[sid] = (dataset_id, None, None)
+    def add(self, records: Sequence[DatasetRecord], raws: Sequence[bytes]) -> None:
+        """Records and their raw bytes (same order; `raws` may be lazy: only new and changed items are read):
+        new datasets and changed versions are inserted, the others only counted as members."""
+        with self._guard() as conn:
+            self._add(conn, records, raws)
 
-    versions: list[dict[str, Any]] = []
-    earlier_than_first: list[int] = []  # seen before any stored version: an older snapshot imported later
-    changed: list[int] = []  # existing datasets that get a new version from this run
-    replaced: dict[int, int] = {}  # dataset_id -> id of the version this run supersedes at its as_of
-    for sid, i in picked.items():
-        dataset_id, old_version, old_hash = existing[sid]
-        rec = records[i]
-        h = _hash_of(rec, raws, i)
-        if sid not in is_new and old_version is None:
-            earlier_than_first.append(dataset_id)
-        if old_version is not None and h == old_hash:
-            continue
-        if sid not in is_new:
-            changed.append(dataset_id)
-        if old_version is not None:
-            replaced[dataset_id] = old_version
-        record, raw, base = ready.payloads[i] if i in ready.payloads else _payload(rec, raws[i], ready.packer)
-        versions.append({"dataset_id": dataset_id, "run_id": run_id, "as_of": as_of, "raw_hash": h,
-                         "data_modified": utc(rec.data_modified), "record": record, "raw": raw,
-                         "base_version": base})
-    if versions:  # the frames name the dictionaries this run trained (none when another writer stored it all)
-        compact.save_dictionaries(conn, portal_key, ready.dictionaries)
-    _bulk_insert(conn, versions_t, versions)
-    carried = _keep_later_runs_right(conn, portal_key, run_id, as_of, replaced) if replaced else 0
-    if earlier_than_first:
-        conn.execute(sa.update(datasets_t).where(datasets_t.c.id == sa.bindparam("did"))
-                     .values(first_run_id=run_id), [{"did": d} for d in earlier_than_first])
-    _touch_last_version(conn, run_id, changed)
+    def finish(self, stats: FetchStats, *, finished_at: datetime) -> RunSummary:
+        """Judge the run (complete / partial / empty against the portal's earlier runs) and close it."""
+        with self._guard() as conn:
+            self.summary = self._finish(conn, stats, utc(finished_at))
+            return self.summary
 
-    items = len(picked)
-    status, reason, removed, notes = _judge(conn, portal_key, run_id, as_of, items, picked, list(stats.notes))
-    repeats = (stats.repeats or 0) + dropped
-    conn.execute(_CLOSE_RUN, {
-        "run_id": run_id, "status": status, "finished_at": finished_at, "items": items,
-        "reported_total": stats.reported_total, "repeats": repeats, "pages": stats.pages,
-        "new_versions": len(versions) + carried, "removed": removed, "suspect_reason": reason,
-        "notes": notes or None,
-        **compact.encode_members(conn, portal_key, run_id, picked, may_be_base=status == crawls.COMPLETE),
-    })
-    save_schema_check(conn, run_id, stats.schema_check)
-    _rejudge_later_runs(conn, portal_key, as_of, run_id)
-    return RunSummary(run_id=run_id, portal_key=portal_key, status=status, items=items,
-                      new_versions=len(versions) + carried, repeats=repeats, removed=removed or 0,
-                      suspect_reason=reason)
+    # --- inside the transaction ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _guard(self, *, begin: bool = True) -> Iterator[Connection]:
+        """The run's write transaction (begun at the first call with `begin`), else a short read of its own;
+        a failure here is the writer's."""
+        if self.summary is not None:
+            raise ValueError(f"run {self.run_id} is finished")
+        try:
+            if self._conn is None and not begin:
+                with self.engine.connect() as conn, conn.begin():
+                    self._load_run(conn)
+                    yield conn
+                return
+            if self._conn is None:
+                self._begin()
+            assert self._conn is not None
+            yield self._conn
+        except BaseException as exc:
+            self._broke(exc)
+            raise
+
+    def _begin(self) -> None:
+        """The write transaction, from the first `add` to the end of the run (SQLite: BEGIN IMMEDIATE, the write
+        lock). The first batch is read and normalized before it, so a portal of one batch (most portals) holds
+        SQLite's lock only while it is written, as harvests side by side need. What was found unchanged then is
+        checked again under the lock: only another run of the same portal writing in between (which portal
+        leases exclude) can change it, and then this run fails rather than store a wrong history."""
+        self._conn = self.engine.connect().execution_options(write=True)
+        self._tx = self._conn.begin()
+        self._load_run(self._conn)
+        if self._kept_early:
+            now = _versions_of(self._conn, self.portal_key, self.as_of, self._kept_early)
+            moved = [sid for sid in self._kept_early if now.get(sid, (0, None, None))[2] != self._read_early[sid]]
+            if moved:
+                raise RunConflict(f"run {self.run_id}: another run of portal {self.portal_key!r} stored "
+                                  f"{len(moved)} of its datasets meanwhile (e.g. {moved[0]!r}); harvest it again")
+        self._kept_early, self._read_early = [], {}
+
+    def _load_run(self, conn: Connection) -> None:
+        run = conn.execute(_RUN_ROW, {"run_id": self.run_id}).one_or_none()
+        if run is None:
+            raise RunClosed(f"no harvest run {self.run_id}")
+        if run.status != "running":
+            raise RunClosed(f"run {self.run_id} is {run.status!r}, not running")
+        self.portal_key, self.as_of = run.portal_key, run.as_of
+
+    def _broke(self, exc: BaseException) -> None:
+        self.failed = True
+        if self._reason is None and not isinstance(exc, RunClosed):  # a closed run is left as it is
+            self._reason = f"{type(exc).__name__}: {exc}"
+
+    def _record_failure(self, reason: str) -> None:
+        try:
+            fail_run(self.engine, self.run_id, reason, finished_at=now_utc())
+        except Exception:  # the database itself may be what failed; keep the original error
+            log.exception("could not record run %s as failed", self.run_id)
+
+    def _add(self, conn: Connection, records: Sequence[DatasetRecord], raws: Sequence[bytes]) -> None:
+        if len(records) != len(raws):
+            raise ValueError(f"{len(records)} records but {len(raws)} raw items")
+        portal_key, run_id, as_of = self.portal_key, self.run_id, self.as_of
+        # Items repeated in the run count once (the first one wins) and add to the run's repeats.
+        picked: dict[str, int] = {}
+        for i, rec in enumerate(records):
+            if rec.portal_key != portal_key:
+                raise ValueError(
+                    f"record {rec.source_id!r} is from portal {rec.portal_key!r}, run {run_id} is {portal_key!r}")
+            if rec.source_id in self.members or rec.source_id in picked:
+                self.dropped += 1
+            else:
+                picked[rec.source_id] = i
+        self.members.update(picked)
+        existing = _versions_of(conn, portal_key, as_of, list(picked))
+        new_ids = [sid for sid in picked if sid not in existing]
+        if new_ids:
+            _bulk_insert(conn, datasets_t, [{"portal_key": portal_key, "source_id": sid, "first_run_id": run_id,
+                                             "last_run_id": run_id} for sid in new_ids])
+            existing.update(_versions_of(conn, portal_key, as_of, new_ids))
+        is_new = set(new_ids)
+
+        todo: list[tuple[int, int, str]] = []  # (record index, dataset id, raw hash) of the versions to write
+        for sid, i in picked.items():
+            dataset_id, old_version, old_hash = existing[sid]
+            h = records[i].raw_hash or hashlib.sha1(raws[i]).hexdigest()
+            if sid not in is_new and old_version is None:
+                self.earlier_than_first.append(dataset_id)
+            if old_version is not None and h == old_hash:
+                continue
+            if sid not in is_new:
+                self.changed.append(dataset_id)
+            if old_version is not None:
+                self.replaced[dataset_id] = old_version
+            todo.append((i, dataset_id, h))
+        if not todo:
+            return
+        payloads = self._payloads(conn, records, raws, todo, existing)
+        _bulk_insert(conn, versions_t, [
+            {"dataset_id": dataset_id, "run_id": run_id, "as_of": as_of, "raw_hash": h,
+             "data_modified": utc(records[i].data_modified), "record": record, "raw": raw, "base_version": base}
+            for (i, dataset_id, h), (record, raw, base) in zip(todo, payloads, strict=True)])
+        self.new_versions += len(todo)
+
+    def _payloads(self, conn: Connection, records: Sequence[DatasetRecord], raws: Sequence[bytes],
+                  todo: list[tuple[int, int, str]], existing: Mapping[str, tuple[int, int | None, str | None]],
+                  ) -> list[Payload]:
+        """The stored frames of a batch's new and changed versions (storage/codec.py): with the portal's
+        dictionaries (learned here from the batch when a field has none yet), and a changed dataset against its
+        key version when that is smaller (storage/compact.py)."""
+        raw_todo = [raws[i] for i, _, _ in todo]
+        json_todo = [_record_json(records[i]) for i, _, _ in todo]
+        if self.packer is None:
+            self.packer = compact.portal_codec(conn, self.portal_key)
+        if any(field not in self.packer.current for field in codec.FIELDS):
+            self.packer, new = compact.trained(self.packer, self.run_id,
+                                               {codec.RAW: raw_todo, codec.RECORD: json_todo})
+            compact.save_dictionaries(conn, self.portal_key, new)  # before the frames that name them
+        packer = self.packer
+        payloads: list[Payload] = [
+            (record, raw, None) for record, raw in zip(
+                packer.pack_many(codec.RECORD, json_todo), _compress_all(raw_todo, packer), strict=True)]
+        changed = {n: old for n, (i, _, _) in enumerate(todo)
+                   if (old := existing[records[i].source_id][1]) is not None}
+        keys = compact.key_versions(conn, packer, changed.values())
+        for n, vid in changed.items():
+            if vid in keys:
+                payloads[n] = compact.smaller(payloads[n], json_todo[n], raw_todo[n], keys[vid])
+        return payloads
+
+    def _finish(self, conn: Connection, stats: FetchStats, finished_at: datetime | None) -> RunSummary:
+        portal_key, run_id, as_of = self.portal_key, self.run_id, self.as_of
+        carried = _keep_later_runs_right(conn, portal_key, run_id, as_of, self.replaced) if self.replaced else 0
+        if self.earlier_than_first:
+            conn.execute(sa.update(datasets_t).where(datasets_t.c.id == sa.bindparam("did"))
+                         .values(first_run_id=run_id), [{"did": d} for d in self.earlier_than_first])
+        _touch_last_version(conn, run_id, self.changed)
+
+        items = len(self.members)
+        status, reason, removed, notes = _judge(conn, portal_key, run_id, as_of, items, self.members,
+                                                list(stats.notes))
+        repeats = (stats.repeats or 0) + self.dropped
+        conn.execute(_CLOSE_RUN, {
+            "run_id": run_id, "status": status, "finished_at": finished_at, "items": items,
+            "reported_total": stats.reported_total, "repeats": repeats, "pages": stats.pages,
+            "new_versions": self.new_versions + carried, "removed": removed, "suspect_reason": reason,
+            "notes": notes or None,
+            **compact.encode_members(conn, portal_key, run_id, self.members, may_be_base=status == crawls.COMPLETE),
+        })
+        save_schema_check(conn, run_id, stats.schema_check)
+        _rejudge_later_runs(conn, portal_key, as_of, run_id)
+        return RunSummary(run_id=run_id, portal_key=portal_key, status=status, items=items,
+                          new_versions=self.new_versions + carried, repeats=repeats, removed=removed or 0,
+                          suspect_reason=reason)
 
 
 def _judge(conn: Connection, portal_key: str, run_id: int, as_of: datetime, items: int, members: Iterable[str],
@@ -387,11 +507,6 @@ def rejudge_runs(engine: Engine, portal_key: str) -> int:
     under an older rule, e.g. before migration 0002); one transaction. Returns how many runs changed."""
     with write_tx(engine) as conn:
         return _rejudge_later_runs(conn, portal_key, _BEFORE_ANY_RUN, -1)
-
-
-def _payload(rec: DatasetRecord, raw: bytes, packer: codec.Codec) -> Payload:
-    # `raws` may be lazy (pipeline.harvest): only the items that get a version are read.
-    return packer.pack(codec.RECORD, _record_json(rec)), packer.pack(codec.RAW, raw), None
 
 
 def _record_json(rec: DatasetRecord) -> bytes:
@@ -504,16 +619,15 @@ def _keep_later_runs_right(conn: Connection, portal_key: str, run_id: int, as_of
     return len(copies)
 
 
-def _versions_at(conn: Connection, portal_key: str, as_of: datetime) -> dict[str, tuple[int, int | None, str | None]]:
-    """{source_id: (dataset_id, id of its version valid at as_of or None, that version's raw_hash)}."""
-    # Two plain queries rather than an outer join on the window subquery: SQLite would rescan the
-    # materialized subquery for every dataset (seconds at 12k datasets instead of milliseconds). A portal's
-    # first harvest has no datasets yet, so no versions either: the window query is skipped.
-    ids = conn.execute(_PORTAL_DATASET_IDS, {"portal_key": portal_key}).all()
-    if not ids:
-        return {}
-    valid = {did: (vid, h) for did, vid, h in conn.execute(_VALID_VERSIONS, {"portal_key": portal_key, "as_of": as_of})}
-    return {sid: (did, *valid.get(did, (None, None))) for sid, did in ids}
+def _versions_of(conn: Connection, portal_key: str, as_of: datetime,
+                 source_ids: Sequence[str]) -> dict[str, tuple[int, int | None, str | None]]:
+    """{source_id: (dataset_id, id of its version valid at as_of or None, that version's raw_hash)} for those of
+    `source_ids` that the portal has a dataset for."""
+    out: dict[str, tuple[int, int | None, str | None]] = {}
+    for start in range(0, len(source_ids), VERSIONS_OF_BATCH):
+        params = {"portal_key": portal_key, "as_of": as_of, "source_ids": source_ids[start:start + VERSIONS_OF_BATCH]}
+        out.update((sid, (did, vid, h)) for sid, did, vid, h in conn.execute(_VERSIONS_OF, params))
+    return out
 
 
 def _touch_last_version(conn: Connection, run_id: int, dataset_ids: list[int]) -> None:

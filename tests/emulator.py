@@ -28,6 +28,9 @@ Per portal kind (the registry `connectors.CONNECTORS`), `SERVED_KINDS` says how 
 them) and `emu.portal(kind, name)` is the PortalConfig a connector needs to reach them. A kind in the
 registry without an entry here fails tests/connectors/test_kinds.py.
 
+`Emulator(latency_s=0.1)` answers every request 100 ms late (a portal's round trip; the server is threaded,
+so requests wait side by side).
+
 Fault injection, per path prefix (`emu.fault(path, ...)`, cleared with `emu.clear_faults()`): `latency_s`
 (sleep, then answer), `status` (e.g. 500, or 429 with `retry_after`), `timeout_s` (sleep that long before
 answering, beyond the client's timeout), `truncate` (cut the JSON body in half), `repeat_page` (answer with
@@ -110,6 +113,7 @@ class Emulator(LoopbackServer):
         ckan_organizations: Mapping[str, list[dict[str, Any]]] | None = None,
         dcat: Mapping[str, Any] | None = None,
         frozen: bool = False,
+        latency_s: float = 0.0,
     ) -> None:
         self.socrata = {d: sorted(items, key=_socrata_id) for d, items in (socrata or {}).items()}
         self.views = {str(v.get("id")): v for v in views}
@@ -123,6 +127,9 @@ class Emulator(LoopbackServer):
         # frozen=True: the catalogs never change, so each distinct fault-free response is rendered once and
         # served from memory after (the benchmark: a real portal renders on its own machine, not on ours).
         self.frozen = frozen
+        # latency_s: every answer waits this long first, as a portal far away does (its round trip); unlike a
+        # `latency_s` fault it leaves a frozen emulator's rendered answers in use (benchmarks/latency.py).
+        self.latency_s = latency_s
         self._rendered: dict[tuple[str, frozenset[tuple[str, str]]], tuple[int, bytes]] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -216,6 +223,8 @@ class Emulator(LoopbackServer):
         with self._lock:
             self.requests.append((path, params, dict(h.headers.items())))
         faults = self._active_faults(path)
+        if self.latency_s:
+            time.sleep(self.latency_s)
         for f in faults:
             if f.latency_s:
                 time.sleep(f.latency_s)

@@ -43,7 +43,8 @@ def get(url: str, timeout_s: float = 30) -> tuple[int, str]:
 @pytest.mark.postgres
 def test_postgres_gunicorn_workers_and_one_scheduler_worker(tmp_path, pg_url):
     config = tmp_path / "config.toml"
-    # The portal URL is never contacted: the worker's jobs are scheduled for 04:00, not run now.
+    # The portal URL is never contacted: the worker's job fires on 1 January only, so neither it nor the worker's
+    # sweep of due portals at start (scheduler.harvest_due) runs now, whatever the time of day.
     config.write_text("""
 [storage]
 url = "sqlite:///ignored-because-DATABASE_URL-wins.db"
@@ -54,7 +55,7 @@ name = "Chicago, IL"
 kind = "socrata"
 domain = "data.cityofchicago.org"
 url = "http://127.0.0.1:9"
-schedule = "0 4 * * *"
+schedule = "0 0 1 1 *"
 """)
     env = {**os.environ, "DATABASE_URL": pg_url, "MATURITY_CONFIG": str(config)}
     run = lambda *a: subprocess.run([str(BIN / "maturity"), *a], env=env, capture_output=True, text=True,  # noqa: E731

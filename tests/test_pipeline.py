@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pandas as pd
 import pytest
 
 import storage
@@ -165,6 +166,23 @@ def test_import_chicago_history_then_as_of_catalogs(setup):
     assert set(flagged.loc[flagged["flag"] == "partial", "as_of"]) == {
         eod(d) for d in ("2022-06-22", "2022-06-29", "2022-07-06", "2022-07-13", "2022-07-23")}
     assert set(storage.latest_scores(engine, "chicago")["as_of"]) == {eod("2022-07-20")}
+
+
+def test_score_all_many_in_workers_stores_what_one_process_stores(setup):
+    """`maturity score --all` scores cities in worker processes: the same rows, value for value, as scoring them one
+    after another here (three kinds, two run dates each: 3 x 2 dates)."""
+    cfg, engine = setup
+    for when in (T1, T2):
+        for p in cfg.portals:
+            pipeline.harvest(cfg, engine, p, now=when)
+    keys = [c.key for c in cfg.cities]
+    assert pipeline.score_all_many(cfg, engine, keys, jobs=1) == {"chicago": 2, "cincinnati": 2, "birmingham": 2}
+    alone = storage.scores(engine, flagged=True)
+    storage.save_scores(engine, "chicago", T1, {}, pd.DataFrame(), criterion_of={})  # gone, so workers must redo it
+    assert pipeline.score_all_many(cfg, engine, keys, jobs=2) == {"chicago": 2, "cincinnati": 2, "birmingham": 2}
+    in_workers = storage.scores(engine, flagged=True)
+    assert len(alone) == len(in_workers) > 0 and set(alone["as_of"]) == {T1, T2}
+    pd.testing.assert_frame_equal(alone, in_workers)
 
 
 def test_a_short_crawl_makes_no_dip_in_the_score_history(setup):

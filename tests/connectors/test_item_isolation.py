@@ -21,6 +21,7 @@ from connectors.base import DatasetRecord
 from connectors.items import (
     ITEM_FAILURE_SHARE,
     ItemError,
+    ItemTally,
     Normalized,
     normalize_each,
     normalize_one,
@@ -137,8 +138,10 @@ def test_the_failure_share_is_what_the_run_tolerates():
     rec = DatasetRecord(portal_key="p", source_id="a", asset_type="dataset")
     err = ItemError("AttributeError: 'str' object has no attribute 'get'")
 
-    def batch(good: int, bad: int) -> Normalized:
-        return Normalized([rec] * good, [{}] * good, [({}, err)] * bad)
+    def batch(good: int, bad: int) -> ItemTally:
+        tally = ItemTally(ok=good // 2)  # items found unchanged count as standing, as normalized ones do
+        tally.add(Normalized([rec] * (good - good // 2), [{}] * (good - good // 2), [({}, err)] * bad))
+        return tally
 
     assert ITEM_FAILURE_SHARE == 0.05
     assert not batch(9, 1).too_many_failed  # one odd item never sinks a run, even a small one

@@ -37,6 +37,10 @@ CITIES = (
     ("philadelphia", "Philadelphia, PA", [("philadelphia_data_json_arcgis_hub_2020-08-04.json.gz", "2020-08-04")]),
 )
 XSS_TITLE = "<script>alert(1)</script>"
+# A partial crawl between two complete ones: (city, date, share of the previous snapshot's datasets seen). Chicago on
+# 2019-06-01 sees the first 60 % of its 749 datasets of 2019-04-26 (449 < 0.9 x 749: storage judges it partial); the
+# real pipeline scores it and stores the scores flagged "partial" (kept off every line, drawn as hollow points).
+PARTIAL = ("chicago", "2019-06-01", 0.6)
 
 
 def make_settings(cities: Sequence[tuple[str, str]], path: Path, storage_url: str, *,
@@ -182,7 +186,8 @@ def simple_scores(catalog, as_of):
 
 
 def fill(url: str, tmp: Path, *, weeks: int = 3, xss: bool = True, poll_seconds: int = 30):
-    """The test database: four real cities, `weeks` weekly runs each after their recorded snapshots.
+    """The test database: four real cities, `weeks` weekly runs each after their recorded snapshots, and Chicago's
+    partial crawl (PARTIAL).
 
     Returns the Settings (with the test cities). One Chicago dataset is retitled `<script>alert(1)</script>`
     in the newest run, to prove portal text is rendered as text.
@@ -200,6 +205,12 @@ def fill(url: str, tmp: Path, *, weeks: int = 3, xss: bool = True, poll_seconds:
             records = [normalize(portal, raw) for raw in load_catalog(FIXTURES / fname)]
             save_run(engine, portal.key, records, as_of)
             score(engine, cfg, key, as_of)
+            if (key, day) == (PARTIAL[0], snaps[0][1]):
+                from maturity import pipeline
+
+                at = datetime.fromisoformat(PARTIAL[1]).replace(hour=6, tzinfo=UTC)
+                save_run(engine, portal.key, records[: int(len(records) * PARTIAL[2])], at)
+                pipeline.score(cfg, engine, key, as_of=at)
         for w in range(1, weeks + 1):
             as_of = as_of + timedelta(days=7)
             records = perturb(records, rng, as_of)

@@ -361,9 +361,10 @@ def test_sparkline_svg_draws_the_series_on_a_fixed_0_100_scale():
 
     s = pd.DataFrame({"as_of": [T("2024-01-01"), T("2024-01-11"), T("2024-01-21")], "value": [0.0, 50.0, 100.0]})
     svg = unquote(fig.sparkline_svg(s, width=104, height=44).removeprefix("data:image/svg+xml;utf8,"))
-    # x: 2 + share of the time span x 100; y: 42 - value / 100 x 40 (0 at the bottom, 100 at the top)
-    assert "points='2.0,42.0 52.0,22.0 102.0,2.0'" in svg
-    assert "<circle cx='102.0' cy='2.0'" in svg  # the latest value marked
+    # 4 px clear of the edges (fig.INSET), so the end points' circles are whole: x 4 + share of the time span
+    # x 96; y 40 - value / 100 x 36 (0 at the bottom, 100 at the top)
+    assert "points='4.0,40.0 52.0,22.0 100.0,4.0'" in svg
+    assert "<circle cx='100.0' cy='4.0'" in svg  # the latest value marked
     assert "<polyline" not in unquote(fig.sparkline_svg(s.iloc[:1]))  # one run: a dot, no line
 
 

@@ -170,7 +170,7 @@ def test_overview_and_city_header_show_overall_trend_and_dated_change(client, la
     text = text_of(header)
     assert text_of(parts[1]) == f"{now:.0f}" and text_of(parts[2]) == stage_now
     assert change in text and "no run near that date" in text
-    assert parts[3]["props"]["alt"] == "overall score over 5 complete runs"
+    assert by_id(parts, "city-overall-trend")["props"]["alt"] == "overall score over 5 complete runs"
 
 
 def by_id(children: list, id_: str) -> dict:
@@ -199,6 +199,38 @@ def test_old_data_banner_after_two_missed_schedule_intervals(client, layout_db, 
     assert not [c for c in summary() if isinstance(c, dict) and c["props"].get("id") == "city-stale"]
     monkeypatch.setattr(ui, "now", lambda: datetime(2020, 8, 14, 6, 1, tzinfo=UTC))
     assert "(2 days ago)" in text_of(by_id(summary(), "city-stale"))
+
+
+def test_the_demo_gets_one_note_instead_of_an_old_data_warning_per_city(client, layout_db, monkeypatch):
+    """A portal whose latest complete run is a snapshot of the bundled demo (same portal, same as_of as the
+    manifest's) is old because it is the demo: one "Demo data" note names when it was recorded; every other portal
+    keeps the old-data warning (a real deployment whose harvests stopped)."""
+    from layouts import _components as ui
+
+    with client.application.test_request_context("/"):
+        real = ui.demo_snapshots()  # the real bundle's manifest: Chicago's Socrata catalog recorded on 2022-06-08
+    assert ("chicago-socrata", pd.Timestamp("2022-06-08 23:59:59", tz="UTC")) in real
+    assert all(k.endswith(("-socrata", "-dcat")) for k, _ in real)
+    # the test cities' portals are not in the bundle: all four are old data
+    overview = call(client, "ov-body", {"live-marker.data": marker(layout_db)}).json["response"]["ov-body"]
+    assert not [c for c in overview["children"]
+                if isinstance(c, dict) and c["props"].get("id") == "ov-stale-demo"]
+    # as if Chicago's and Minneapolis' latest runs (2020-08-12 and 08-25, 06:00) were the demo's recordings
+    recorded = {("chicago-dcat", pd.Timestamp("2020-08-12 06:00", tz="UTC")),
+                ("minneapolis-dcat", pd.Timestamp("2020-08-25 06:00", tz="UTC"))}
+    monkeypatch.setattr(ui, "demo_snapshots", lambda: recorded)
+    overview = call(client, "ov-body", {"live-marker.data": marker(layout_db)}).json["response"]["ov-body"]
+    note = " ".join(text_of(by_id(overview["children"], "ov-stale-demo")).split())
+    assert note.startswith("Demo data: 2 cities show the bundled demo, real catalogs recorded between 2020-08-12 "
+                           "and 2020-08-25")
+    warning = text_of(by_id(overview["children"], "ov-stale"))
+    assert "Indianapolis, IN" in warning and "Philadelphia, PA" in warning
+    assert "Chicago" not in warning and "Minneapolis" not in warning
+    r = call(client, "city-summary", {"live-marker.data": marker(layout_db), "city-key.data": "chicago"})
+    children = r.json["response"]["city-summary"]["children"]
+    assert "This city shows the bundled demo, real catalogs recorded on 2020-08-12" in text_of(
+        by_id(children, "city-stale-demo"))
+    assert not [c for c in children if isinstance(c, dict) and c["props"].get("id") == "city-stale"]
 
 
 def test_city_page_lists_data_json_schema_errors_per_dataset(tmp_path):
@@ -272,10 +304,13 @@ def test_city_page_as_of_a_past_date_shows_it_as_it_stood(client, dash_app, layo
     header = by_id(r["city-summary"]["children"], "city-overall")
     parts = header["props"]["children"]
     assert text_of(parts[1]) == f"{score:.0f}" and text_of(parts[2]) == stage
-    assert parts[3]["props"]["alt"] == "overall score over 2 complete runs"  # 2019-04-26 and 2020-07-22
+    # 2019-04-26 and 2020-07-22
+    assert by_id(parts, "city-overall-trend")["props"]["alt"] == "overall score over 2 complete runs"
     assert "no run near that date" in text_of(header)  # 30/90 days before 07-22: nothing within 10/21 days
-    assert not [c for c in r["city-summary"]["children"] if isinstance(c, dict)
-                and c["props"].get("id") == "city-stale"]  # a past view is old on purpose
+    # old data is judged at the end of that day: the 07-22 06:00 run was 3 days 18 hours old, over two daily
+    # schedule intervals
+    assert "chicago-dcat: latest complete harvest 2020-07-22 (3 days ago)" in text_of(
+        by_id(r["city-summary"]["children"], "city-stale"))
     assert "2020-07-22 06:00 UTC" in text_of(r["city-subtitle"]) and "2020-08" not in text_of(r["city-subtitle"])
     # the drill-down lists the failing datasets recorded by the scoring in force on 07-25 (07-22's)
     with dash_app.server.test_request_context("/"):
@@ -286,12 +321,14 @@ def test_city_page_as_of_a_past_date_shows_it_as_it_stood(client, dash_app, layo
         when, evidence = storage.score_evidence(engine, "chicago", ind["indicator"], t)
         assert pd.Timestamp(when) == at
         grid, caption = city.drill("chicago", ind["criterion"], ind["indicator"], "2020-07-25")
-        assert {row["source_id"] for row in grid.rowData} == set(evidence["failing"])
+        every = city.drill_page("chicago", ind["criterion"], ind["indicator"], "2020-07-25",
+                                {"startRow": 0, "endRow": len(evidence["failing"]) + 10})
+        assert {row["source_id"] for row in every["rowData"]} == set(evidence["failing"])
         assert "as of 2020-07-25" in caption
-        page = city.layout(key="chicago", as_of="2020-07-25")
-        assert "As of 2020-07-25" in text_of(page)
-        assert "is not a date" in text_of(city.layout(key="chicago", as_of="last week"))
-    assert city.parse_as_of("2020-07-25") == "2020-07-25" and city.parse_as_of("2020-13-01") is None
+        from layouts import _components as ui
+
+        assert "As of 2020-07-25" in text_of(ui.as_of_banner("/city/chicago", "?as_of=2020-07-25").to_plotly_json())
+        assert "is not a date" in text_of(ui.as_of_banner("/city/chicago", "?as_of=last+week").to_plotly_json())
     q = call(client, "city-url", {"city-criterion.value": "DM4", "city-indicator.value": "__all__",
                                   "city-as-of.data": "2020-07-25"}).json["response"]["city-url"]["data"]
     assert q == "?criterion=DM4&as_of=2020-07-25"
@@ -326,9 +363,12 @@ def test_city_page_cards_drill_down_and_statuses(in_app, layout_db):
     found = storage.score_evidence(storage.open_db(url), "chicago", ind["indicator"])
     failing = found[1]["failing"]
     grid, caption = city.drill("chicago", ind["criterion"], ind["indicator"])
-    assert len(grid.rowData) == len(failing)
-    assert {r["source_id"] for r in grid.rowData} == set(failing)
-    assert caption.startswith(f"{len(failing)} datasets fail")
+    assert grid.rowModelType == "infinite" and not getattr(grid, "rowData", None)  # rows come block by block
+    every = city.drill_page("chicago", ind["criterion"], ind["indicator"], None,
+                            {"startRow": 0, "endRow": len(failing) + 10})
+    assert every["rowCount"] == len(failing) == len(every["rowData"])
+    assert {r["source_id"] for r in every["rowData"]} == set(failing)
+    assert caption.startswith(f"{len(failing):,} datasets fail")
     details = text_of(city.details("chicago"))
     assert "Certification estimate (not a certification)" in details
     assert "Fix first" in details and "Departments" in details
@@ -529,7 +569,7 @@ def test_department_link_with_a_comma_selects_that_department(in_app, monkeypatc
 
     name = "Parks, Recreation and Cultural Affairs"  # a department name holding a comma
     table = datasets.all_datasets()
-    monkeypatch.setattr(datasets, "datasets_for", lambda cities: table.assign(department=name))
+    monkeypatch.setattr(datasets, "datasets_for", lambda cities, day=None: table.assign(department=name))
     page = datasets.layout(cities="indianapolis", department=name)
     assert find(page, "ds-department").value == [name]
     # an unknown value is a comma-separated list (several departments chosen in the explorer)
@@ -559,8 +599,14 @@ def test_warm_up_fills_every_city_cache(layout_db):
     ui.clear_cache()
     _warmup.warm(a.server)
     cached = {(k[2], k[3]) for k in list(cache_mod._cache) if k[0] == "city" and k[1] == url}
+    # The header's overall score and rank weigh every city: cached per run marker, not per city.
+    overall = {k[3] for k in list(cache_mod._cache) if k[0] == url and k[2] == "city_overall_view"}
     for key, _name, _snaps in filler.CITIES:
-        assert {("criterion_history", key), ("runs", key), ("datasets", key)} <= cached
+        # what a city page shows first (header, cards), then its large tables and the drill-down it opens on
+        assert {("criterion_history", key), ("runs", key), ("cards_view", key),
+                ("datasets", key), ("failing", key), ("details_view", key)} <= cached
+        assert (key, None) in overall
+        assert any(name.startswith("drill:") and k == key for name, k in cached)
 
 
 def test_warm_up_freezes_the_caches_and_dropped_entries_are_still_freed(layout_db):
@@ -682,3 +728,117 @@ def test_a_result_computed_under_a_superseded_marker_is_not_cached(in_app, layou
     assert ui.query("probe", slow) == "computed under the old marker"
     assert [k for k in cache_mod._cache if k[0] == url and k[2] == "probe"] == []
     ui.clear_cache()
+
+
+def test_city_drill_down_sends_one_block_of_the_failing_datasets(client, layout_db):
+    """The drill-down of a whole criterion is paged on the server: a block request is answered with one block
+    (100 rows), `rowCount` = the datasets failing any of the criterion's indicators, counted here from the stored
+    evidence (the union of each latest indicator score's failing ids), and the blocks together hold each of them
+    once, with the titles of the indicators it fails and their reasons."""
+    import indicators
+    from layouts import city
+
+    url, _ = layout_db
+    engine = storage.open_db(url)
+    latest = storage.latest_scores(engine, "chicago")
+    inds = latest[latest["indicator"] != ""]
+    failing: dict[str, dict[str, dict]] = {}  # criterion -> indicator -> {source_id: reason}
+    for r in inds.itertuples(index=False):
+        found = storage.score_evidence(engine, "chicago", r.indicator)
+        failing.setdefault(r.criterion, {})[r.indicator] = (found[1].get("failing") or {}) if found else {}
+    # the criterion with the most failing datasets (Chicago's catalog: several hundred, more than a block)
+    crit = max(failing, key=lambda c: len(set().union(*failing[c].values())))
+    expected = set().union(*failing[crit].values())
+    assert len(expected) > city.DRILL_BLOCK
+    state = {"city-key.data": "chicago", "city-criterion.value": crit, "city-indicator.value": city.ALL}
+
+    def block(start: int) -> dict:
+        request = {"startRow": start, "endRow": start + city.DRILL_BLOCK, "sortModel": [], "filterModel": {}}
+        r = call(client, "city-drill-grid", {**state, "city-drill-grid.getRowsRequest": request},
+                 changed=["city-drill-grid.getRowsRequest"])
+        return r.json["response"]["city-drill-grid"]["getRowsResponse"]
+
+    first = block(0)
+    assert len(first["rowData"]) == city.DRILL_BLOCK and first["rowCount"] == len(expected)
+    rows = [row for start in range(0, len(expected), city.DRILL_BLOCK) for row in block(start)["rowData"]]
+    assert [row["source_id"] for row in rows] == sorted(expected)  # each once, in source_id order
+    titles = {i.key: i.title for i in indicators.REGISTRY}
+    for row in rows:
+        fails = {k: f[row["source_id"]] for k, f in failing[crit].items() if row["source_id"] in f}
+        assert row["indicators"] == ", ".join(sorted({titles.get(k, k) for k in fails}, key=str.lower))
+        why = list(dict.fromkeys(str(x) for x in fails.values() if x))  # distinct, "; "-joined in score order
+        assert len(row["reasons"]) == len("; ".join(why)) and all(x in row["reasons"] for x in why)
+
+
+def test_datasets_unfiltered_view_pages_through_storage_until_the_table_is_built(in_app, layout_db):
+    """Before a city's explorer table is built, the unfiltered Datasets view reads its blocks straight from storage:
+    the same rows, in the same order, with the same values as the built table's blocks, and the same count."""
+    from layouts import _components as ui
+    from layouts import datasets
+
+    url, _ = layout_db
+    ui.clear_cache()
+    assert not datasets.built(["chicago"])
+    for start in (0, 100):
+        request = {"startRow": start, "endRow": start + datasets.GRID_BLOCK, "sortModel": [], "filterModel": {}}
+        stored, label, _ = datasets.grid_rows(request, ["chicago"], None, None, [0, 100], None, None)
+        assert not datasets.built(["chicago"])  # served without building the table
+        table = ui.city_datasets(storage.open_db(url), "chicago")
+        assert stored == ui.grid_page(table, request) and stored["rowData"]
+        assert label == f"{len(table):,} of {len(table):,} datasets match in the chosen cities"
+    ui.city_datasets_cached("chicago")
+    assert datasets.built(["chicago"])
+
+
+def test_city_query_computes_an_entry_once_while_others_wait_for_it(dash_app):
+    """Two requests for the same city entry at once (a visitor and the warm-up, say): the second waits for the
+    first one's result instead of computing it again."""
+    import threading
+
+    calls: list[str] = []
+    started, release = threading.Event(), threading.Event()
+    results: list[object] = []
+
+    def build(_engine, key):
+        calls.append(key)
+        started.set()
+        assert release.wait(60)
+        return pd.DataFrame({"n": [1, 2, 3]})
+
+    def ask():
+        with dash_app.server.test_request_context("/"):
+            results.append(cache_mod.city_query("single-flight", build, "chicago"))
+
+    first = threading.Thread(target=ask)
+    first.start()
+    assert started.wait(60)
+    second = threading.Thread(target=ask)
+    second.start()
+    stamp = None
+    with dash_app.server.test_request_context("/"):
+        stamp = cache_mod.city_stamps().get("chicago")
+    gate = cache_mod._inflight[("city", dash_app.server.config[cache_mod.CONTEXT_KEY].url, "single-flight",
+                                "chicago", stamp)]
+    assert gate.locked()  # the first is computing; the second finds the gate held and waits on it
+    release.set()
+    first.join(60)
+    second.join(60)
+    assert calls == ["chicago"] and len(results) == 2 and results[0] is results[1]
+
+
+def test_a_sorted_drill_down_is_cut_from_one_kept_view(in_app, layout_db):
+    """Sorted by title, the drill-down's blocks are consecutive slices of one sorted view, kept in the city cache
+    (the next block is not a new sort of every failing dataset)."""
+    from layouts import city
+
+    url, _ = layout_db
+    latest = storage.latest_scores(storage.open_db(url), "chicago")
+    crit = latest.loc[(latest["indicator"] != "") & (latest["value"] < 100), "criterion"].iloc[0]
+    every = city.drill_rows("chicago", crit, city.ALL)
+    by_title = sorted(every["title"], key=str.lower)
+    sort = [{"colId": "title", "sort": "asc"}]
+    blocks = [city.drill_page("chicago", crit, city.ALL, None, {"startRow": s, "endRow": s + 50, "sortModel": sort})
+              for s in (0, 50)]
+    assert [r["title"] for b in blocks for r in b["rowData"]] == by_title[:100]
+    kept = [k[2] for k in cache_mod._cache if k[0] == "city" and k[3] == "chicago"]
+    assert sum(1 for name in kept if name.startswith(f"drill:{crit}:") and '"sortModel"' in name) == 1

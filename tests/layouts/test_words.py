@@ -27,3 +27,6 @@ def test_metadata_note_only_for_criteria_that_need_a_document():
     assert note == ("measures open licence share, valid data.json inventory; "
                     "the policy itself needs a record on the Evidence page")
     assert words.metadata_note("DM4", ["Up-to-date share"], {"OD1"}) is None
+    # an acronym keeps its capitals inside the sentence (the city page read "measures aPI access")
+    assert "measures API access, bulk download;" in words.metadata_note("DM3", ["API access", "Bulk download"],
+                                                                         {"DM3"})

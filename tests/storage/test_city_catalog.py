@@ -153,3 +153,26 @@ def test_migration_moves_old_schema_error_notes_into_the_table(db_url):
     check = storage.city_harvest(engine, "chicago").schema_checks[CHICAGO_DCAT.key]
     assert check is not None and (check.entries, check.error_count, dict(check.errors)) == (229, 3, {})
     storage.dispose(db_url)
+
+
+def test_catalog_chunks_and_pages_are_the_city_catalog_in_its_order(engine):
+    """city_catalog_chunks and catalog_rows read the rows city_harvest reads, portal by portal in key order
+    ("chicago-dcat" before "chicago-socrata"), each by source_id: the data.json's 801 datasets, then the Socrata
+    catalog of 06-15 (466); a page across the seam holds the rows of both around it."""
+    for d in ("2022-06-08", "2022-06-15"):
+        save(engine, chicago_snapshot(d))
+    dcat_run(engine, "2022-06-10")
+    at = day("2022-06-15")
+    whole = storage.city_catalog(engine, "chicago", at)
+    ids = sorted(whole.loc[whole["portal_key"] == CHICAGO_DCAT.key, "source_id"]) + \
+        sorted(whole.loc[whole["portal_key"] == CHICAGO.key, "source_id"])
+    chunks = list(storage.city_catalog_chunks(engine, "chicago", at, rows=300))
+    assert [len(c) for c in chunks] == [300, 300, 201, 300, 166]  # 801 = 300 + 300 + 201, 466 = 300 + 166
+    assert [sid for c in chunks for sid in c["source_id"]] == ids
+    assert list(chunks[0].columns) == list(whole.columns)
+    page, total = storage.catalog_rows(engine, "chicago", 791, 811, at)
+    assert total == 801 + 466 and list(page["source_id"]) == ids[791:811]
+    assert list(page["portal_key"]) == [CHICAGO_DCAT.key] * 10 + [CHICAGO.key] * 10
+    titles = whole.set_index(["portal_key", "source_id"])["title"]  # the two portals share some 4x4 ids
+    assert list(page["title"]) == [titles[k] for k in zip(page["portal_key"], page["source_id"], strict=True)]
+    assert storage.catalog_rows(engine, "chicago", 0, 0, at)[1] == 801 + 466  # a count alone decodes nothing

@@ -7,6 +7,7 @@ import zlib
 import orjson
 import pandas as pd
 import sqlalchemy as sa
+import zstandard as zstd
 
 import storage
 from indicators.base import Score
@@ -222,3 +223,34 @@ def test_downgrade_writes_the_previous_formats_and_upgrade_reads_them_again(db_u
     engine = storage.open_db(db_url)
     pd.testing.assert_frame_equal(storage.catalog(engine, CHICAGO.key), catalog)
     storage.dispose(db_url)
+
+
+def test_a_streamed_run_learns_its_dictionaries_from_its_first_batch(engine):
+    """RunWriter fed in batches (as pipeline._store does): a first batch of fewer than DICT_MIN_ITEMS new items
+    is stored without dictionaries; the first batch with enough teaches them, once for the run; later batches
+    and the next run use them; the catalog and members read back exactly."""
+    snap = chicago_snapshot("2022-06-08")
+    first, *rest = [list(range(0, 10)), list(range(10, 110)), list(range(110, len(snap.records)))]
+    run_id = storage.start_run(engine, CHICAGO.key, as_of=snap.as_of, source="import", started_at=snap.as_of)
+    with storage.RunWriter(engine, run_id) as run:
+        for part in (first, *rest):
+            run.add([snap.records[i] for i in part], [snap.raws[i] for i in part])
+        summary = run.finish(snap.stats, finished_at=snap.as_of)
+    assert summary.status == "ok" and summary.items == 313
+    with engine.connect() as conn:
+        dicts = conn.execute(sa.text("SELECT id, run_id FROM codec_dictionaries ORDER BY id")).all()
+        frames = conn.execute(sa.text("SELECT raw FROM dataset_versions ORDER BY id")).scalars().all()
+        members = compact.members_of(conn, [run_id])[run_id]
+    assert [d.id for d in dicts] == [codec.dictionary_id(run_id, f) for f in codec.FIELDS]
+    named = [zstd.get_frame_parameters(f).dict_id for f in frames]
+    assert set(named[:10]) == {0} and set(named[10:]) == {codec.dictionary_id(run_id, codec.RAW)}
+    assert members == sorted({r.source_id for r in snap.records})
+    kept = {}
+    for r in snap.records:  # a repeated id: the first one is stored
+        kept.setdefault(r.source_id, r)
+    cat = storage.catalog(engine, CHICAGO.key).set_index("source_id")
+    assert list(cat.loc[sorted(kept), "title"]) == [kept[s].title for s in sorted(kept)]
+    again = save(engine, chicago_snapshot("2022-06-15"))
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM codec_dictionaries")).scalar() == 2  # none learned again
+    assert again.status == "ok"

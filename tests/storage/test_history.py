@@ -288,31 +288,28 @@ def test_a_lasting_shrink_becomes_the_new_size(engine):
     assert nxt.status == "ok" and nxt.removed == 219
 
 
-def test_another_writer_between_prepare_and_save_is_respected(engine, monkeypatch):
-    """Payloads are built before the write lock from what the database held then; `_save` decides again under
-    the lock. Here another run stores the same catalog in between: the first run must find it all unchanged."""
+def test_a_run_that_another_run_of_its_portal_overtakes_before_its_write_lock_fails(engine):
+    """A streamed run reads its first batch (and finds it unchanged) before it takes the write lock. Here another
+    run of the same portal (which leases exclude in real use) stores a new version of one dataset in between:
+    the run must fail under the lock rather than record that dataset as unchanged."""
     from dataclasses import replace
 
-    from storage import writes
-
     snap = chicago_snapshot("2022-06-15")
-    real_prepare, prepared = writes._prepare, []
-
-    def prepare_then_another_writer(*args):
-        prepared.append(real_prepare(*args))
-        monkeypatch.setattr(writes, "_prepare", real_prepare)
-        save(engine, replace(snap, as_of=snap.as_of - timedelta(hours=1)))  # commits before our write lock
-        return prepared[-1]
-
-    monkeypatch.setattr(writes, "_prepare", prepare_then_another_writer)
-    late = save(engine, snap)
-
-    unique = CHICAGO_UNIQUE["2022-06-15"]
-    assert len(prepared[0].payloads) == unique  # prepared against an empty portal: every item looked new
-    assert late.status == "ok" and late.new_versions == 0  # but under the lock they were all stored already
-    counts = storage.row_counts(engine)
-    assert counts["datasets"] == counts["dataset_versions"] == unique
-    assert_catalog_is(storage.catalog(engine, CHICAGO.key), "2022-06-15")
+    assert save(engine, snap).new_versions == CHICAGO_UNIQUE["2022-06-15"]
+    later = snap.as_of + timedelta(days=1)
+    run_id = storage.start_run(engine, CHICAGO.key, as_of=later)
+    run = storage.RunWriter(engine, run_id)
+    ids = [r.source_id for r in snap.records]
+    with pytest.raises(storage.RunConflict, match="another run of portal 'chicago-socrata' stored 1 of its"):
+        with run:
+            stored = run.stored_hashes(ids)
+            run.keep([r.source_id for r in snap.records if stored[r.source_id] == r.raw_hash])
+            other = replace(snap.records[0], raw_hash="0" * 40)  # a changed version, dated between the two runs
+            save(engine, replace(snap, as_of=snap.as_of + timedelta(hours=12), records=(other,),
+                                 raws=snap.raws[:1]))
+            run.add([], [])
+    failed = storage.runs(engine, portal_key=CHICAGO.key).set_index("run_id").loc[run_id]
+    assert failed["status"] == "failed" and failed["error"].startswith("RunConflict: ")
 
 
 @pytest.mark.parametrize("order", [

@@ -1,0 +1,291 @@
+"""Many portals at once: a few worker processes for the CPU, several threads in each for the network waits.
+
+Harvesting a portal is mostly waiting (each page is a round trip to a portal that may be slow or far away) and
+partly CPU (parsing, normalizing and storing a catalog holds the GIL). One process per portal would hide the
+waits at the cost of a process each; threads alone would queue all the CPU on one core. So `run` starts
+`processes` forked workers (about one per core) and each harvests up to `threads` portals at once in threads:
+the waits of one portal overlap the parsing of another, and the cores share the parsing.
+
+Politeness: the portals are handed out in *lanes*, each lane a list harvested one after another by one thread
+(`lanes`: a host's portals share one lane, so a host sees one request at a time). Lanes go to the least busy
+worker as threads free up, so a big catalog does not hold up the rest.
+
+A worker that dies (killed, out of memory) takes down the portals it had started: `on_lost` is called for each
+of them (the caller fails their runs). The portals of its lanes it had not started go to a new worker; a worker
+that dies before starting any portal loses them all (`on_lost`), so a crash at start cannot loop.
+
+Workers talk to this process over one pipe each (no queue shared between processes, so a killed worker cannot
+leave a lock held that the others would wait on): this process sends lanes; a worker sends back
+("start", key), ("progress", key, n, total), ("done", summary) and ("free", lane id).
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+from urllib.parse import urlsplit
+
+from maturity.settings import PortalConfig
+
+Progress = Callable[[int, "int | None"], None]
+Work = Callable[[PortalConfig, Progress], Any]  # harvest one portal, reporting its pages; returns its summary
+WORKER_REAP_S = 5.0  # a killed worker is gone in milliseconds; this only bounds the wait for a stuck one
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def host_of(portal: PortalConfig) -> str:
+    """The host a portal is known by: its Socrata domain (the site its catalog API answers for), else its URL's
+    host and port."""
+    return (portal.domain or urlsplit(portal.url).netloc).lower()
+
+
+def lanes(portals: Sequence[PortalConfig], per_host: int = 1) -> list[list[PortalConfig]]:
+    """The portals as lanes, in order of first appearance: a host's portals dealt over `per_host` lanes (one
+    lane: one request at a time to that host)."""
+    by_host: dict[str, list[list[PortalConfig]]] = {}
+    dealt: dict[str, int] = {}
+    out: list[list[PortalConfig]] = []
+    for p in portals:
+        host = host_of(p)
+        own = by_host.setdefault(host, [])
+        n = dealt.get(host, 0)
+        dealt[host] = n + 1
+        if len(own) < per_host:
+            own.append([])
+            out.append(own[-1])
+        own[n % per_host].append(p)
+    return out
+
+
+@dataclass
+class Events:
+    """What the caller hears, always in the calling process: a page came in, a portal finished, a portal was
+    lost with its worker."""
+
+    progress: Callable[[str, int, int | None], None] | None = None
+    done: Callable[[Any], None] = lambda summary: None
+    lost: Callable[[PortalConfig], None] = lambda portal: None
+
+
+def run(work: Work, groups: list[list[PortalConfig]], *, processes: int, threads: int, events: Events) -> None:
+    """Harvest every lane of `groups`; `processes` 0: in threads of this process (no fork)."""
+    if not groups:
+        return
+    if processes == 0:
+        _in_threads(work, groups, threads, events)
+    else:
+        _Pool(work, processes, threads, events).run(groups)
+
+
+def _in_threads(work: Work, groups: list[list[PortalConfig]], threads: int, events: Events) -> None:
+    """The lanes on daemon threads of this process (one lane: in this thread); the callbacks one at a time (they
+    may draw progress bars). Daemon threads, so that Ctrl-C ends the process at once: the caller closes the runs
+    in flight, and their transactions end with the process."""
+    said = threading.Lock()
+
+    def lane(portals: list[PortalConfig]) -> None:
+        for portal in portals:
+            def bar(n: int, total: int | None, key: str = portal.key) -> None:
+                if events.progress:
+                    with said:
+                        events.progress(key, n, total)
+            summary = work(portal, bar)
+            with said:
+                events.done(summary)
+
+    if threads <= 1 or len(groups) == 1:
+        for g in groups:
+            lane(g)
+        return
+    todo = list(groups)
+    crashed: list[BaseException] = []
+
+    def runner() -> None:
+        while True:
+            with said:
+                if not todo or crashed:
+                    return
+                portals = todo.pop(0)
+            try:
+                lane(portals)
+            except BaseException as exc:  # a harvest never raises for a portal failure: this is a bug
+                with said:
+                    crashed.append(exc)
+
+    pool = [threading.Thread(target=runner, name="harvest", daemon=True) for _ in range(min(threads, len(groups)))]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    if crashed:
+        raise crashed[0]
+
+
+class HarvestCrashed(RuntimeError):
+    """A harvest raised in a worker process (a bug, or the database unreachable): the whole harvest stops."""
+
+
+# --- the worker processes -------------------------------------------------------------------------------------
+
+@dataclass
+class _Worker:
+    proc: Any  # multiprocessing's forked Process (its context's class is not a public type)
+    conn: Connection
+    lanes: dict[int, list[PortalConfig]] = field(default_factory=dict)  # lane id -> its portals not yet done
+    started: set[str] = field(default_factory=set)  # portals started and not done
+    ever_started: bool = False
+
+
+class _Pool:
+    def __init__(self, work: Work, processes: int, threads: int, events: Events) -> None:
+        self.work, self.processes, self.threads, self.events = work, processes, threads, events
+        self.ctx = mp.get_context("fork")
+        self.workers: list[_Worker] = []
+        self.pending: list[list[PortalConfig]] = []
+        self.next_lane = 0
+
+    def run(self, groups: list[list[PortalConfig]]) -> None:
+        self.pending = [list(g) for g in groups if g]
+        try:
+            while self.pending or any(w.lanes for w in self.workers):
+                self._hand_out()
+                ready = wait([w.conn for w in self.workers] + [w.proc.sentinel for w in self.workers])
+                for w in list(self.workers):
+                    if w.conn in ready:
+                        self._read(w)
+                for w in list(self.workers):
+                    if w.proc.sentinel in ready:
+                        self._buried(w)
+        except BaseException:  # Ctrl-C, SIGTERM, a bug: no worker outlives this call
+            for w in self.workers:
+                w.proc.kill()
+            raise
+        finally:
+            for w in self.workers:
+                try:
+                    w.conn.send(None)
+                except OSError:
+                    pass
+            for w in self.workers:
+                w.proc.join(WORKER_REAP_S)
+                if w.proc.is_alive():
+                    w.proc.kill()
+                    w.proc.join(WORKER_REAP_S)
+                w.conn.close()
+
+    def _hand_out(self) -> None:
+        """Pending lanes to the least busy workers with a free thread; workers started as there is work."""
+        while self.pending:
+            free = [w for w in self.workers if len(w.lanes) < self.threads]
+            if len(self.workers) < self.processes and (not free or min(len(w.lanes) for w in free) > 0):
+                free = [self._spawn()]
+            if not free:
+                return
+            w = min(free, key=lambda w: len(w.lanes))
+            lane = self.pending.pop(0)
+            self.next_lane += 1
+            w.lanes[self.next_lane] = lane
+            w.conn.send((self.next_lane, lane))
+
+    def _spawn(self) -> _Worker:
+        here, there = self.ctx.Pipe()
+        proc = self.ctx.Process(target=_worker_main, args=(there, self.work, self.threads, os.getpid()),
+                                name="harvest-worker", daemon=True)
+        proc.start()
+        there.close()
+        w = _Worker(proc, here)
+        self.workers.append(w)
+        return w
+
+    def _read(self, w: _Worker) -> None:
+        """Every message the worker has sent so far."""
+        try:
+            while w.conn.poll():
+                self._heard(w, w.conn.recv())
+        except (EOFError, OSError):  # the worker is gone; its sentinel says so too
+            pass
+
+    def _heard(self, w: _Worker, msg: tuple[Any, ...]) -> None:
+        what = msg[0]
+        if what == "start":
+            w.started.add(msg[1])
+            w.ever_started = True
+        elif what == "progress":
+            if self.events.progress:
+                self.events.progress(msg[1], msg[2], msg[3])
+        elif what == "done":
+            summary = msg[1]
+            w.started.discard(summary.portal_key)
+            for lane in w.lanes.values():
+                lane[:] = [p for p in lane if p.key != summary.portal_key]
+            self.events.done(summary)
+        elif what == "free":
+            w.lanes.pop(msg[1], None)
+        elif what == "crash":  # a harvest never raises for a portal failure: a bug, or the database is gone
+            raise HarvestCrashed(msg[1])
+
+    def _buried(self, w: _Worker) -> None:
+        """A worker ended: what it had started is lost; the rest of its lanes go to another worker (if it got
+        anywhere at all)."""
+        self._read(w)
+        self.workers.remove(w)
+        w.proc.join(WORKER_REAP_S)
+        w.conn.close()
+        for lane in w.lanes.values():
+            rest = []
+            for portal in lane:
+                if portal.key in w.started or not w.ever_started:
+                    self.events.lost(portal)
+                else:
+                    rest.append(portal)
+            if rest:
+                self.pending.insert(0, rest)
+
+
+def _worker_main(conn: Connection, work: Work, threads: int, parent: int) -> None:
+    """A forked worker: lanes arrive on `conn`, each harvested in a thread; None ends it once they are done."""
+    die_with_parent(parent)
+    # Ctrl-C reaches the whole process group: the parent alone decides (it kills the workers and closes runs).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    said = threading.Lock()
+
+    def send(*msg: Any) -> None:
+        with said:
+            conn.send(msg)
+
+    def progress_of(key: str) -> Progress:
+        return lambda n, total: send("progress", key, n, total)
+
+    def lane(lane_id: int, portals: list[PortalConfig]) -> None:
+        try:
+            for portal in portals:
+                send("start", portal.key)
+                summary = work(portal, progress_of(portal.key))
+                send("done", summary)
+        except Exception as exc:
+            send("crash", f"{portal.key}: {type(exc).__name__}: {exc}")
+        send("free", lane_id)
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="harvest") as pool:
+        while (msg := conn.recv()) is not None:
+            pool.submit(lane, *msg)
+
+
+def die_with_parent(parent: int) -> None:
+    """Linux: the kernel sends this worker SIGKILL when its parent dies (kill -9 included), so no worker lives on
+    under PID 1 holding database connections. Elsewhere (no prctl) the parent's reaping is all there is."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)

@@ -1,0 +1,123 @@
+"""The plotly.js the dashboard's graphs load: plotly.js's own *cartesian* bundle instead of the full one.
+
+Dash's `dcc.Graph` loads the full plotly.js that plotly.py ships (4.8 MB: maps, 3-D, WebGL …) the first time a
+page shows a graph; evaluating it was a page's longest main-thread task (150-250 ms of CPU on this machine).
+Every trace the pages draw (bar, heatmap, scatter) is in the cartesian bundle (`TRACES`, 1.5 MB), published
+by plotly.js on npm as `plotly.js-cartesian-dist-min`, for each plotly.js version.
+
+The bundle is not in git. `python -m maturity.plotlyjs` (bin/_venv.sh runs it after installing the project)
+fetches the package of the version plotly.py's own bundle has, with npm, checks it against the sha512
+integrity pinned in `INTEGRITY`, and writes the one script to `layouts/vendor/`. `maturity.app` serves it at
+the address the graphs ask for when it is there and of plotly.py's version; otherwise (no npm, a plotly.py
+whose version is not pinned here yet) the graphs load the full bundle: slower, the same drawing.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import layouts
+
+PACKAGE = "plotly.js-cartesian-dist-min"
+MEMBER = "package/plotly-cartesian.min.js"  # the script inside the npm tarball
+# sha512 of the npm tarball per plotly.js version (`npm view plotly.js-cartesian-dist-min@<v> dist.integrity`);
+# add a line when plotly.py moves to a new plotly.js
+INTEGRITY = {
+    "4.1.1": "sha512-o8GrFeusncwBIxbBynRJpY4pkgVB6caM+JLpwrLYbbsO7dZ8FJ+SVN2Fr+L7kiG/Z6w4P5O0Jus/Qr5EefHVeg==",
+}
+# the trace types the bundle holds (its README); a figure of another type would draw nothing
+TRACES = frozenset({"bar", "box", "contour", "heatmap", "histogram", "histogram2d", "histogram2dcontour", "image",
+                    "pie", "scatter", "scatterternary", "violin"})
+FOLDER = Path(layouts.__file__).resolve().parent / "vendor"
+NPM_TIMEOUT_S = 300
+
+
+def plotly_version() -> str:
+    """The plotly.js version of plotly.py's bundle (the figures' JSON is written for it)."""
+    from plotly.offline import get_plotlyjs_version
+
+    return str(get_plotlyjs_version())
+
+
+def bundle_path(version: str) -> Path:
+    return FOLDER / f"plotly-cartesian-{version}.min.js"
+
+
+def installed() -> Path | None:
+    """The fetched bundle of plotly.py's plotly.js version, or None (the graphs then load the full bundle)."""
+    path = bundle_path(plotly_version())
+    return path if path.is_file() else None
+
+
+def check(tarball: bytes, version: str) -> None:
+    """Raise ValueError unless `tarball` is the npm package pinned for `version`."""
+    want = INTEGRITY.get(version)
+    if want is None:
+        raise ValueError(f"no sha512 pinned for {PACKAGE}@{version} in maturity/plotlyjs.py INTEGRITY")
+    got = "sha512-" + base64.b64encode(hashlib.sha512(tarball).digest()).decode()
+    if got != want:
+        raise ValueError(f"{PACKAGE}@{version}: tarball integrity {got} is not the pinned {want}")
+
+
+def extract(tarball: bytes) -> bytes:
+    with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as tar:
+        member = tar.extractfile(MEMBER)
+        if member is None:
+            raise ValueError(f"{PACKAGE}: no {MEMBER} in the package")
+        return member.read()
+
+
+def fetch(version: str | None = None) -> Path:
+    """`npm pack` the bundle of `version` (default plotly.py's), check it, write it to FOLDER; return its path."""
+    version = version or plotly_version()
+    path = bundle_path(version)
+    if path.is_file():
+        return path
+    if version not in INTEGRITY:  # before any download: nothing unchecked is fetched
+        check(b"", version)
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm is not installed")
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run([npm, "pack", f"{PACKAGE}@{version}", "--pack-destination", tmp, "--silent"],
+                              capture_output=True, text=True, timeout=NPM_TIMEOUT_S)
+        if done.returncode:
+            said = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise RuntimeError(f"npm pack {PACKAGE}@{version} failed: {said}")
+        packed = next(Path(tmp).glob("*.tgz"), None)
+        if packed is None:
+            raise RuntimeError(f"npm pack {PACKAGE}@{version} wrote no tarball")
+        tarball = packed.read_bytes()
+    check(tarball, version)
+    FOLDER.mkdir(exist_ok=True)
+    part = path.with_suffix(".part")
+    part.write_bytes(extract(tarball))
+    part.replace(path)  # whole or not at all: the server never serves half a script
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Fetch the bundle, one line on stderr; a failure says why and that the graphs load the full bundle (exit 0:
+    the dashboard works without it). `--quiet-if-present`: no line when it is already there (bin/_venv.sh)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if "--quiet-if-present" in argv and installed() is not None:
+        return 0
+    print("fetching the graphs' plotly.js (cartesian bundle, npm) ... ", end="", file=sys.stderr, flush=True)
+    try:
+        path = fetch()
+    except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as exc:
+        print(f"skipped ({exc}): the graphs load plotly.py's full bundle", file=sys.stderr)
+        return 0
+    print(f"done ({path.name})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

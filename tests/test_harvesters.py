@@ -1,0 +1,95 @@
+"""maturity/harvesters.py: portals of different hosts wait on the network side by side; a host's portals take turns.
+
+The portals are recorded catalogs served by the emulator (tests/fixtures/PROVENANCE.md): four Socrata domains
+(tests/fixtures/socrata/latest; a Socrata portal is known by its domain) and the Cincinnati data.json served as
+two DCAT sites on the emulator's one host:port. The emulator's handler is wrapped to see which requests are in
+flight at once; no test waits on a clock.
+"""
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+
+import storage
+from maturity import harvesters, pipeline
+from maturity.settings import PortalConfig
+from tests.conftest import FIXTURES
+from tests.emulator import Emulator, load_json, load_socrata_jsonl
+
+SOCRATA = ("data.austintexas.gov", "data.cincinnati-oh.gov", "data.cityofchicago.org", "data.cityofnewyork.us")
+HOLD_S = 30.0  # the longest the first request waits for a second one (never reached when threads overlap)
+
+
+def portal(key: str, url: str, domain: str | None = None, kind: str = "socrata") -> PortalConfig:
+    return PortalConfig(key=key, city_key=key, kind=kind, url=url, domain=domain)
+
+
+def test_lanes_keep_a_hosts_portals_together_in_order():
+    a1, a2 = portal("a1", "https://a.example.org"), portal("a2", "https://A.example.org/other")
+    b = portal("b", "https://b.example.org")
+    s1 = portal("s1", "https://api.example.com", domain="data.one.gov")
+    s2 = portal("s2", "https://api.example.com", domain="data.two.gov")
+    # the host is the URL's host:port (case-insensitive), or the Socrata domain where one is given
+    assert harvesters.lanes([a1, b, a2, s1, s2]) == [[a1, a2], [b], [s1], [s2]]
+    # per_host=2: a host's portals dealt over two lanes (two requests at once to that host)
+    a3 = portal("a3", "https://a.example.org/third")
+    assert harvesters.lanes([a1, a2, a3, b], per_host=2) == [[a1, a3], [a2], [b]]
+
+
+@pytest.fixture(scope="module")
+def served():
+    socrata = {d: load_socrata_jsonl(FIXTURES / f"socrata/latest/{d}.jsonl.gz") for d in SOCRATA}
+    doc = load_json(FIXTURES / "dcat_us/cincinnati_data_json_socrata_2020-07-22.json.gz")
+    with Emulator(socrata=socrata, dcat={"one": doc, "two": doc}) as emu:
+        yield emu
+
+
+@pytest.mark.parametrize("jobs", [1, 2], ids=["threads-here", "worker-processes"])
+def test_hosts_wait_side_by_side_and_a_host_in_turn(tmp_path, served, jobs):
+    emu = served
+    lock, second = threading.Lock(), threading.Event()
+    flight = {"all": 0, "dcat": 0}
+    most = {"all": 0, "dcat": 0}
+    answer = emu._handle
+
+    def watched(handler) -> None:
+        kinds = ["all", "dcat"] if handler.path.startswith("/dcat/") else ["all"]
+        with lock:
+            for k in kinds:
+                flight[k] += 1
+                most[k] = max(most[k], flight[k])
+            first = most["all"] == 1 and not second.is_set()
+            if flight["all"] >= 2:
+                second.set()
+        try:
+            if first:  # held until another request arrives: only a harvest in parallel can send one
+                second.wait(HOLD_S)
+            answer(handler)
+        finally:
+            with lock:
+                for k in kinds:
+                    flight[k] -= 1
+
+    emu._handle = watched
+    try:
+        portals = [portal(f"s{i}", emu.url, domain=d) for i, d in enumerate(SOCRATA)]
+        portals += [portal(f"d{i}", emu.dcat_url(site), kind="dcat") for i, site in enumerate(("one", "two"))]
+        url = f"sqlite:///{tmp_path / 'h.db'}"
+        storage.upgrade(url)
+        from maturity.settings import CityConfig, Settings
+
+        cfg = Settings(path=tmp_path / "config.toml", storage_url=url,
+                       cities=tuple(CityConfig(key=p.key, name=p.key, portals=(p,)) for p in portals))
+        got = pipeline.harvest_many(cfg, storage.open_db(url), cfg.portals, jobs=jobs, threads=8,
+                                    now=datetime(2026, 11, 20, 4, tzinfo=UTC))
+    finally:
+        emu._handle = answer
+        storage.dispose(f"sqlite:///{tmp_path / 'h.db'}")
+    assert [s.status for s in got] == ["ok"] * 6, [s.error for s in got]
+    assert second.is_set() and most["all"] >= 2  # two portals' requests were in flight together
+    assert most["dcat"] == 1  # the two DCAT sites share a host: never two requests to it at once
+    # Chicago's recorded scrape: 295 lines, 260 unique ids; the data.json: 145 datasets on each site
+    assert {s.portal_key: s.items for s in got}["s2"] == 260
+    assert [s.items for s in got[4:]] == [145, 145]
