@@ -37,12 +37,12 @@ DEFAULT_DIRS = (ROOT.parent / "shared" / "fixtures" / "socrata_scrape_2022" / "l
 PAGE_LIMIT = 10_000  # the connector asks for the Discovery API maximum too
 
 
-def serve(files: list[str], queue) -> None:
-    """Child process: the emulator serving every domain's recorded items."""
+def serve(files: list[str], queue, latency_s: float = 0.0) -> None:
+    """Child process: the emulator serving every domain's recorded items (each answer `latency_s` late)."""
     from tests.emulator import Emulator, load_socrata_jsonl
 
     catalogs = {Path(f).name.removesuffix(".jsonl.gz"): load_socrata_jsonl(f) for f in files}
-    emu = Emulator(socrata=catalogs, frozen=True)
+    emu = Emulator(socrata=catalogs, frozen=True, latency_s=latency_s)
     for domain in catalogs:  # rendered before the clock starts: the portal's CPU is not the harvest's
         emu.render("/api/catalog/v1", {"domains": domain, "limit": str(PAGE_LIMIT)})
     emu.start()

@@ -33,21 +33,7 @@ sys.path.insert(0, str(ROOT))
 FIXTURES = next((d for d in (ROOT.parent / "shared" / "fixtures" / "socrata_scrape_2022" / "latest",
                              ROOT.parents[1] / "shared" / "fixtures" / "socrata_scrape_2022" / "latest")
                  if d.exists()), ROOT.parent / "shared" / "fixtures" / "socrata_scrape_2022" / "latest")
-PAGE_LIMIT = 10_000  # the connector asks for the Discovery API maximum
-
-
-def serve(files: list[str], latency_s: float, queue) -> None:
-    """Child process: the emulator serving every domain's recorded items, `latency_s` late."""
-    from tests.emulator import Emulator, load_socrata_jsonl
-
-    catalogs = {Path(f).name.removesuffix(".jsonl.gz"): load_socrata_jsonl(f) for f in files}
-    emu = Emulator(socrata=catalogs, frozen=True, latency_s=latency_s)
-    for domain in catalogs:  # rendered before the clock starts: the portal's CPU is not the harvest's
-        emu.render("/api/catalog/v1", {"domains": domain, "limit": str(PAGE_LIMIT)})
-    emu.start()
-    queue.put(emu.url)
-    while True:
-        time.sleep(3600)
+from benchmarks.harvest import serve  # noqa: E402 - the same emulator child, with its latency
 
 
 class Portals:
@@ -55,7 +41,7 @@ class Portals:
 
     def __init__(self, files: list[str], latency_s: float) -> None:
         queue: mp.Queue = mp.Queue()
-        self.child = mp.Process(target=serve, args=(files, latency_s, queue), daemon=True)
+        self.child = mp.Process(target=serve, args=(files, queue, latency_s), daemon=True)
         self.child.start()
         self.base = queue.get(timeout=300)
 
