@@ -19,6 +19,7 @@ import os
 import random
 import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -56,6 +57,8 @@ HARVEST_WORKERS = 8
 # How often a worker looks for portals that are due and that nobody has harvested (and once at its start): how
 # several `maturity worker` processes split the portals (see `harvest_due`).
 SWEEP_EVERY_S = 60
+# After SIGTERM a process ends within this many seconds, whatever it was doing (interrupt_on_sigterm).
+STOP_GRACE_S = 20
 SWEEP_JOB_ID = "sweep"
 EXPORT_JOB_ID = "export"
 HARVEST_JOB_PREFIX = "harvest:"
@@ -346,8 +349,15 @@ def prune_stale_jobs(sched: BaseScheduler, settings: Settings) -> list[str]:
 
 @contextmanager
 def interrupt_on_sigterm() -> Iterator[None]:
-    """SIGTERM (docker stop, systemd) ends the process like Ctrl-C, so `finally` blocks stop the scheduler."""
+    """SIGTERM (docker stop, systemd) ends the process like Ctrl-C, so `finally` blocks stop the scheduler.
+
+    The stop is bounded: if the process has not ended STOP_GRACE_S after the signal (the interrupt landed in a
+    library that swallowed or retried it, a thread that is not a daemon still works), it ends there, logged.
+    Its runs in flight are closed as interrupted by whichever process starts next (close_orphaned_runs)."""
     def handler(signum: int, frame: FrameType | None) -> NoReturn:
+        deadline = threading.Timer(STOP_GRACE_S, _forced_exit)
+        deadline.daemon = True
+        deadline.start()
         raise KeyboardInterrupt
 
     if threading_main():
@@ -360,9 +370,13 @@ def interrupt_on_sigterm() -> Iterator[None]:
         yield
 
 
-def threading_main() -> bool:
-    import threading
+def _forced_exit() -> None:
+    log.error("event=stop-forced after_s=%s reason=still-running-after-sigterm", STOP_GRACE_S)
+    logging.shutdown()
+    os._exit(1)
 
+
+def threading_main() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 

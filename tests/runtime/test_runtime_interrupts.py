@@ -236,8 +236,42 @@ def test_worker_and_serve_close_runs_left_by_a_dead_process_at_start(tmp_path, s
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-        proc.wait(WAIT_S)
+        try:
+            proc.wait(WAIT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError(f"{command} still running {WAIT_S} s after SIGTERM:\n{log.read_text()}") from None
     run = slow_run(sqlite_url)
     assert (run["run_id"], run["status"]) == (dead_run, "failed") and run["error"].startswith("interrupted"), run
     assert f"event=closed-interrupted-runs runs={dead_run}" in log.read_text()
     storage.dispose(sqlite_url)
+
+
+def test_a_process_that_swallows_the_interrupt_still_ends_after_sigterm(tmp_path):
+    """The stop is bounded: an interrupt caught by code that goes on (a library retrying, say) does not keep the
+    process alive; it ends STOP_GRACE_S after SIGTERM, with a log line saying so."""
+    script = tmp_path / "stubborn.py"
+    script.write_text(
+        "import logging, sys, time\n"
+        "from maturity import scheduler\n"
+        "logging.basicConfig(stream=sys.stdout, level=logging.INFO)\n"
+        "scheduler.STOP_GRACE_S = 1\n"
+        "with scheduler.interrupt_on_sigterm():\n"
+        "    print('ready', flush=True)\n"
+        "    while True:\n"
+        "        try:\n"
+        "            time.sleep(0.05)\n"
+        "        except KeyboardInterrupt:\n"
+        "            print('swallowed', flush=True)\n")
+    log = tmp_path / "stubborn.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "ready" in log.read_text() or proc.poll() is not None, "the script to start")
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert code == 1 and "swallowed" in text and "event=stop-forced" in text, text
