@@ -352,29 +352,44 @@ def test_harvest_many_in_workers_stores_what_one_by_one_stores(tmp_path, emu, db
     emu.clear_faults()
 
 
-def _dies_in_worker(monkeypatch, portal_key: str, *, after_start: bool) -> None:
-    """Make the harvest of `portal_key` kill its worker process one second in (after starting its run, or
-    before), like the kernel's OOM killer would; the pause lets the other portals finish first."""
+def _dies_in_worker(monkeypatch, cfg, portal_key: str, *, after_start: bool) -> None:
+    """Make the harvest of `portal_key` kill its worker process (after starting its run, or before), like the
+    kernel's OOM killer would, once the portals of other hosts have finished: those may share the worker process
+    (threads), and a portal that was still running would die with it. A portal queued behind it in its own host's
+    lane has not started and goes to a new worker (harvesters)."""
     import os
     import time
 
+    from maturity import harvesters
+
     real_harvest, real_connector = pipeline.harvest, pipeline.make_connector
+    dying = next(p for p in cfg.portals if p.key == portal_key)
+    others = {p.key for p in cfg.portals if harvesters.host_of(p) != harvesters.host_of(dying)}
+
+    def die() -> None:
+        engine = storage.open_db(cfg.storage_url)
+        end = time.monotonic() + 60  # a condition, bounded for a loaded machine
+        while time.monotonic() < end:
+            runs = storage.runs(engine)
+            done = runs[runs["portal_key"].isin(others) & (runs["status"] != "running")] if len(runs) else runs
+            if set(done["portal_key"]) >= others:
+                break
+            time.sleep(0.05)
+        os._exit(9)
 
     class Dying:
         def __init__(self, portal, **kwargs):
             self.inner = real_connector(portal, **kwargs)
 
         def fetch(self):
-            time.sleep(1)
-            os._exit(9)
+            die()
 
     def make_connector(portal, **kwargs):
         return Dying(portal, **kwargs) if portal.key == portal_key else real_connector(portal, **kwargs)
 
     def harvest(settings, engine, portal, **kwargs):
         if portal.key == portal_key and not after_start:
-            time.sleep(1)
-            os._exit(9)
+            die()
         return real_harvest(settings, engine, portal, **kwargs)
 
     monkeypatch.setattr(pipeline, "make_connector", make_connector)
@@ -384,7 +399,7 @@ def _dies_in_worker(monkeypatch, portal_key: str, *, after_start: bool) -> None:
 @pytest.mark.parametrize("after_start", [True, False], ids=["mid-harvest", "before-its-run"])
 def test_a_worker_that_dies_fails_its_portal_alone(setup, monkeypatch, after_start):
     cfg, engine = setup
-    _dies_in_worker(monkeypatch, "cincinnati-dcat", after_start=after_start)
+    _dies_in_worker(monkeypatch, cfg, "cincinnati-dcat", after_start=after_start)
     got = {s.portal_key: s for s in pipeline.harvest_many(cfg, engine, cfg.portals, jobs=2, now=T1)}
 
     assert {k: s.status for k, s in got.items()} == {
