@@ -416,7 +416,8 @@ def _fix_first(key: str, datasets: pd.DataFrame, day: str | None = None) -> list
 
 
 def _statuses(key: str, day: str | None = None) -> list[Component]:
-    st, est = ui.city_statuses(key, None if day is None else _latest(key, day))
+    # a past view judges that day's scoring with the evidence recorded by the end of that day
+    st, est = ui.city_statuses(key, None if day is None else _latest(key, day), _as_of.end_of_day(day))
     if st is None:
         return []
     cols = [ui.col("criterion", "Criterion", width=100), ui.col("practice", "Practice"),

@@ -10,6 +10,7 @@ session's shared database stays as the other tests expect it.
 """
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pandas as pd
@@ -111,4 +112,53 @@ def test_full_length_shot_of_the_city_page_draws_every_grid(page, live_url, erro
     ink = page.context.new_page().evaluate(INK_JS, [png, boxes])
     # by hand: a row of a dozen characters of text is a few hundred dark pixels; an unpainted box has none
     assert all(n > 100 for n in ink), dict(zip(grids, ink, strict=True))
+    assert errors == []
+
+
+# --- 3: a past view counts the evidence recorded by then ---------------------------------------------------------
+
+DAY = "2020-07-25"  # Chicago's scoring of 2020-07-22 is its state at the end of that day (test_time_travel)
+
+
+def _evidence_before_and_after(engine, cfg) -> None:
+    """DM1's charter recorded on 2020-07-01, DM7's practice on 2020-08-01: after DAY. Neither criterion is shown
+    by portal metadata (no indicator measures it), so a record alone decides it."""
+    from datetime import UTC, datetime
+
+    storage.add_evidence(engine, "chicago", "DM1", url="https://example.org/strategy", date="2020-06-30",
+                         note="data strategy", actor="cdo", at=datetime(2020, 7, 1, 9, 0, tzinfo=UTC))
+    storage.add_evidence(engine, "chicago", "DM7", url="https://example.org/qualitative", date="2020-07-30",
+                         note="qualitative data practice", actor="cdo", at=datetime(2020, 8, 1, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def evidence_url(e2e_db, tmp_path):
+    with served_copy(e2e_db, tmp_path, change=_evidence_before_and_after) as base:
+        yield base
+
+
+def wwc_row(page, criterion: str):
+    """The WWC criteria grid's row of `criterion` (DM1 and DM7 are among its first rows: drawn without scrolling)."""
+    grid = page.locator("#city-statuses")
+    grid.scroll_into_view_if_needed(timeout=TIMEOUT_MS)
+    return grid.locator(".ag-center-cols-container .ag-row").filter(
+        has=page.locator("[col-id='criterion']", has_text=re.compile(rf"^{criterion}$")))
+
+
+def test_past_view_counts_only_evidence_recorded_by_that_day(page, evidence_url, errors):
+    page.goto(evidence_url + f"/city/chicago?as_of={DAY}")
+    expect(page.locator("#city-estimate")).to_be_visible(timeout=TIMEOUT_MS)
+    settle(page)
+    # DM1's record was made on 07-01: it counts on 07-25; DM7's on 08-01, after that day: not yet
+    expect(wwc_row(page, "DM1").locator("[col-id='status']")).to_have_text("manual", timeout=TIMEOUT_MS)
+    expect(wwc_row(page, "DM1").locator("[col-id='met']")).to_have_text("yes")
+    expect(wwc_row(page, "DM7").locator("[col-id='status']")).to_have_text("open")
+    expect(wwc_row(page, "DM7").locator("[col-id='met']")).to_have_text("no")
+    expect(wwc_row(page, "DM7").locator("[col-id='evidence']")).not_to_contain_text("qualitative data practice")
+    # today's view counts both
+    page.goto(evidence_url + "/city/chicago")
+    expect(page.locator("#city-estimate")).to_be_visible(timeout=TIMEOUT_MS)
+    settle(page)
+    expect(wwc_row(page, "DM7").locator("[col-id='status']")).to_have_text("manual", timeout=TIMEOUT_MS)
+    expect(wwc_row(page, "DM1").locator("[col-id='status']")).to_have_text("manual")
     assert errors == []
