@@ -99,9 +99,18 @@ def _content(_engine: storage.Engine, keys: tuple[str, ...], day: str | None = N
     parts.append(_city_table(table, day))
     parts.append(html.H4("Criteria × cities", className="h5 mt-4"))
     parts.append(_legend())
-    parts.append(dcc.Graph(id="ov-matrix", figure=fig.stage_matrix(latest, cities, ui.criterion_titles()),
-                           config={"displayModeBar": False, "responsive": True}))
+    # a phone scrolls the matrix sideways inside its box: squeezed to the screen, nine cities' columns were a few
+    # pixels wide under unreadable rotated names
+    width = MATRIX_LABELS_PX + MATRIX_CITY_PX * len(cities)
+    parts.append(html.Div(dcc.Graph(id="ov-matrix", figure=fig.stage_matrix(latest, cities, ui.criterion_titles()),
+                                    config={"displayModeBar": False, "responsive": True},
+                                    style={"minWidth": f"{width}px"}),
+                          id="ov-matrix-box", style={"overflowX": "auto"}))
     return parts
+
+
+MATRIX_LABELS_PX = 240  # the matrix's row labels ("DM2 · Maintaining a Comprehensive…")
+MATRIX_CITY_PX = 80  # a city's column: room for a two-digit score and its name above
 
 
 def _legend() -> html.Div:
