@@ -396,6 +396,12 @@ def _departments(key: str, datasets: pd.DataFrame, day: str | None = None) -> li
     ])]
 
 
+# A column whose text wraps, its row as tall as the text (AG Grid's autoHeight; not for the drill-down's infinite row
+# model, which needs one row height; not for Fix first, where a dataset failing 15 indicators filled the box with one
+# row). maturity.css's .cell-wrap sets the lines' height.
+WRAP = {"wrapText": True, "autoHeight": True, "cellClass": "cell-wrap"}
+
+
 def _fix_first(key: str, datasets: pd.DataFrame, day: str | None = None) -> list[Component]:
     failing = _failing(key, day)
     latest = _latest(key, day)
@@ -423,11 +429,10 @@ def _statuses(key: str, day: str | None = None) -> list[Component]:
         return []
     # title and evidence wrap (42 rows: cheap to measure): the evidence is the reason for the verdict, cut to one
     # line it showed "no portal metadata shows this: record a docume…"
-    wrap = {"wrapText": True, "autoHeight": True, "cellClass": "cell-wrap"}
     cols = [ui.col("criterion", "Criterion", width=100), ui.col("practice", "Practice"),
-            ui.col("title", "Title", flex=2, **wrap),
+            ui.col("title", "Title", flex=2, **WRAP),
             ui.col("status", "Source", width=110), ui.col("met", "Met", width=90),
-            ui.col("evidence", "Evidence", flex=4, **wrap)]
+            ui.col("evidence", "Evidence", flex=4, **WRAP)]
     head = [html.H4("WWC certification criteria", className="h5 mt-4")]
     if est:
         head.append(dbc.Alert([html.Strong("Certification estimate (not a certification). "),
