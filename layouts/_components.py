@@ -297,6 +297,16 @@ def page(title: str, *children: Any, subtitle: Any = None) -> html.Div:
     return html.Div([html.Div(head, className="mb-2"), *children])
 
 
+PHONE_CHART_PX = 600  # a chart's least width: its legend beside or under the plot, a department's name and bar
+
+
+def scroll_box(graph: dcc.Graph, min_px: int) -> html.Div:
+    """A chart that keeps at least `min_px` of width and scrolls sideways inside its box on a narrower screen: a
+    phone squeezed small multiples, legends and department names into charts a few dozen pixels wide."""
+    graph.style = {**(getattr(graph, "style", None) or {}), "minWidth": f"{min_px}px"}
+    return html.Div(graph, id=f"{graph.id}-box", className="scroll-box", style={"overflowX": "auto"})
+
+
 def loading(*children: Any, id: str | None = None) -> dcc.Loading:
     kw: dict[str, Any] = {"id": id} if id else {}
     return dcc.Loading(html.Div(list(children)), type="default", delay_show=250, **kw)

@@ -19,7 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from layouts import palette
-from layouts._words import cadence, criterion_label
+from layouts._words import cadence, criterion_label, wrapped_lines
 
 # The colours live in palette.py (shared with the exported report); the names stay here for the pages.
 STAGES = palette.STAGES
@@ -877,7 +877,7 @@ def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequ
     criteria = criteria_order(crit["criterion"])
     ncols = min(3, len(criteria))
     nrows = math.ceil(len(criteria) / ncols)
-    gap_x, gap_y = 0.04, 0.12 / nrows
+    gap_x, gap_y = 0.04, 0.18 / nrows  # room between rows for a two-line panel title
     w, h = (1 - gap_x * (ncols - 1)) / ncols, (1 - gap_y * (nrows - 1)) / nrows
     layout: dict[str, typing.Any]  # Plotly layout JSON
     layout = {"template": "none", "font": FONT, "height": 220 * nrows + 80, "plot_bgcolor": "white",
@@ -899,7 +899,8 @@ def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequ
         layout[f"yaxis{suffix}"] = {"domain": [y1 - h, y1], "anchor": f"x{suffix}", "range": [-2, 102],
                                     "ticklabeloverflow": "allow",
                                     "gridcolor": GRID, "showticklabels": colno == 0}
-        label = plot_text(criterion_label(c, titles or {}, width=46))
+        # two lines of ~30 characters fit a panel of 240 px, the least the page gives it (a phone scrolls sideways)
+        label = "<br>".join(plot_text(line) for line in wrapped_lines(criterion_label(c, titles or {}), 30))
         layout["annotations"].append({"text": label, "x": x0 + w / 2, "y": y1, "xref": "paper", "yref": "paper",
                                       "xanchor": "center", "yanchor": "bottom", "showarrow": False})
         for i, key in enumerate(city_keys):

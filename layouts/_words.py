@@ -5,6 +5,7 @@ Pure functions (no I/O): the pages and figure builders call them on values they 
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Iterable, Mapping
 
 _UNITS = {"Y": ("year", "yearly"), "M": ("month", "monthly"), "W": ("week", "weekly"), "D": ("day", "daily")}
@@ -36,6 +37,16 @@ def criterion_label(code: str, titles: Mapping[str, str], *, width: int | None =
     title = titles.get(code)
     label = f"{code} · {title}" if title else str(code)
     return label if width is None or len(label) <= width else label[: width - 1].rstrip() + "…"
+
+
+def wrapped_lines(text: str, width: int, lines: int = 2) -> list[str]:
+    """`text` in at most `lines` lines of about `width` characters, broken between words; what does not fit ends
+    in "…" (a chart's panel title, which has no room to wrap on its own)."""
+    out = textwrap.wrap(text, width) or [""]
+    if len(out) > lines:
+        last = " ".join(out[lines - 1:])
+        out = [*out[: lines - 1], textwrap.shorten(last, width, placeholder="…")]
+    return out
 
 
 def indicator_titles(keys: Iterable[str], titles: Mapping[str, str]) -> str:

@@ -58,7 +58,8 @@ def layout(key: str | None = None, criterion: str | None = None, indicator: str 
                      dcc.Dropdown(id="city-indicator", options=ind_options, value=ind_value, clearable=False)],
                     md=5),
         ], className="g-2 mb-2"),
-        ui.loading(dcc.Graph(id="city-history", config={"displayModeBar": False, "responsive": True})),
+        ui.loading(ui.scroll_box(dcc.Graph(id="city-history", config={"displayModeBar": False, "responsive": True}),
+                                 ui.PHONE_CHART_PX)),
         # tabIndex -1: the drill-down takes the focus when a score is clicked (keyboard and screen-reader users
         # land on it); the caption is a polite live region, so the new list is announced
         html.H4("Datasets behind the number", className="h5 mt-3", id="city-drill-title", tabIndex=-1),
@@ -390,8 +391,9 @@ def _departments(key: str, datasets: pd.DataFrame, day: str | None = None) -> li
             ui.app_path_col("undocumented_pct", "Undocumented %", "undoc_link", filter="agNumberColumnFilter"),
             ui.num_col("views", "Views")]
     return out + [dbc.Row([
-        dbc.Col(dcc.Graph(id="city-departments", figure=fig.department_figure(b),
-                          config={"displayModeBar": False, "responsive": True}), lg=6),
+        dbc.Col(ui.scroll_box(dcc.Graph(id="city-departments", figure=fig.department_figure(b),
+                                        config={"displayModeBar": False, "responsive": True}), ui.PHONE_CHART_PX),
+                lg=6),
         dbc.Col(ui.grid("city-departments-grid", b, cols, height=360, page_size=None), lg=6),
     ])]
 

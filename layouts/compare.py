@@ -101,11 +101,12 @@ def _content(_engine: storage.Engine, keys: Sequence[str], day: str | None = Non
                   *[dbc.Badge(names.get(k, k), color="light", text_color="dark", className="me-1 border",
                               id=f"cmp-chosen-{k}") for k in keys]], className="mb-2", id="cmp-chosen"),
         html.H4("Overall and criterion scores over time", className="h5"),
-        dcc.Graph(id="cmp-history", figure=fig.compare_history(history, cities, keys, crit_titles),
-                  config={"displayModeBar": False, "responsive": True}),
+        # three panels a row: 240 px each keeps a panel's title and lines readable (a phone scrolls sideways)
+        ui.scroll_box(dcc.Graph(id="cmp-history", figure=fig.compare_history(history, cities, keys, crit_titles),
+                                config={"displayModeBar": False, "responsive": True}), 720),
         html.H4("Latest profile", className="h5 mt-3"),
-        dcc.Graph(id="cmp-profile", figure=fig.compare_profile(latest, cities, keys, crit_titles),
-                  config={"displayModeBar": False, "responsive": True}),
+        ui.scroll_box(dcc.Graph(id="cmp-profile", figure=fig.compare_profile(latest, cities, keys, crit_titles),
+                                config={"displayModeBar": False, "responsive": True}), 720),
         html.H4("Indicator gaps", className="h5 mt-3"),
         html.P("The overall score, then the latest value of every indicator per city, largest gap first: where one "
                "city can learn from another.",

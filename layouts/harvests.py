@@ -91,6 +91,6 @@ def _content(_engine: storage.Engine, city: str | None, day: str | None = None) 
             ui.num_col("new_versions", "New versions"), ui.num_col("removed", "Removed"),
             ui.col("problem", "Error / suspect reason", flex=3, tooltipField="problem")]
     return [kpis,
-            dcc.Graph(id="hv-timeline", figure=fig.run_timeline(runs), config={"displayModeBar": False,
-                                                                                "responsive": True}),
+            ui.scroll_box(dcc.Graph(id="hv-timeline", figure=fig.run_timeline(runs),
+                                    config={"displayModeBar": False, "responsive": True}), ui.PHONE_CHART_PX),
             note, ui.grid("hv-grid", log, cols, height=520)]

@@ -188,3 +188,32 @@ def test_city_page_shows_criterion_titles_and_wwc_evidence_whole(page, live_url,
     assert evidence.evaluate_all(CUT_JS) == []
     assert page.locator("#city-statuses [col-id='title'] .ag-cell-value").evaluate_all(CUT_JS) == []
     assert errors == []
+
+
+# --- 4: charts on a phone ------------------------------------------------------------------------------------------
+
+def _overlaps(boxes: list[dict]) -> list[tuple[int, int]]:
+    return [(i, j) for i, a in enumerate(boxes) for j, b in enumerate(boxes) if i < j
+            and a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"]
+            and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]]
+
+
+def test_charts_keep_a_readable_width_on_a_phone(page, live_url, errors):
+    """At 390 px Compare's panels were ~110 px wide and their titles ran into each other; the Harvests timeline's
+    legend left the plot a strip. A chart keeps its least width and scrolls sideways inside its own box."""
+    page.set_viewport_size(PHONE)
+    page.goto(live_url + "/compare")
+    titles = page.locator("#cmp-history .annotation-text")
+    expect(titles.first).to_be_visible(timeout=TIMEOUT_MS)
+    settle(page)
+    assert page.locator("#cmp-history").bounding_box()["width"] >= 720
+    boxes = [titles.nth(i).bounding_box() for i in range(titles.count())]
+    assert len(boxes) >= 4 and _overlaps(boxes) == [], boxes
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    page.goto(live_url + "/harvests")
+    plot = page.locator("#hv-timeline .nsewdrag").first
+    expect(plot).to_be_visible(timeout=TIMEOUT_MS)
+    settle(page)
+    assert plot.bounding_box()["width"] >= 300  # the plot area itself, beside or above its legend
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert errors == []

@@ -405,7 +405,7 @@ def test_compare_shows_chosen_cities_and_gaps(in_app):
     chosen = parts[0]
     names = [b.children for b in chosen.children[1:]]
     assert names == ["Chicago, IL", "Minneapolis, MN"]
-    history = parts[2].figure
+    history = parts[2].children.figure  # the graph inside its scroll box
     assert {t["name"] for t in history["data"]} == {"Chicago, IL", "Minneapolis, MN"}
     gaps = parts[-1].rowData
     assert gaps and all("chicago" in r and "minneapolis" in r for r in gaps)

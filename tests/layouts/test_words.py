@@ -30,3 +30,13 @@ def test_metadata_note_only_for_criteria_that_need_a_document():
     # an acronym keeps its capitals inside the sentence (the city page read "measures aPI access")
     assert "measures API access, bulk download;" in words.metadata_note("DM3", ["API access", "Bulk download"],
                                                                          {"DM3"})
+
+
+def test_wrapped_lines_breaks_between_words_and_ends_what_does_not_fit():
+    label = "DM2 · Maintaining a Comprehensive Data Inventory"  # 48 characters
+    assert words.wrapped_lines(label, 30) == ["DM2 · Maintaining a", "Comprehensive Data Inventory"]
+    assert words.wrapped_lines("OD1 · Open Data Policy", 30) == ["OD1 · Open Data Policy"]
+    # three lines' worth in two: the second ends in "…" after its last whole word, within its 30 characters
+    long = "RDC7 · Releasing Data on Contracts, Procurement and Vendor Performance"
+    assert words.wrapped_lines(long, 30) == ["RDC7 · Releasing Data on", "Contracts, Procurement and…"]
+    assert all(len(line) <= 30 for line in words.wrapped_lines(long, 30))
