@@ -10,7 +10,7 @@ import dataclasses
 import operator
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -300,16 +300,50 @@ class _RecordColumns:
             found = self.schemas[key] = tuple(map(tuple, pairs))  # type: ignore[arg-type]
         return found
 
-    def frame(self) -> pd.DataFrame:
+    def ordered(self) -> dict[str, list[Any]]:
+        """{field: its values in table order}."""
         places = np.asarray(self.places, dtype=np.int64)
         if len(places) and (np.diff(places) < 0).any():  # came out of order: put each column in place
             order = np.argsort(places, kind="stable").tolist()
             self.values = {name: [column[i] for i in order] for name, column in self.values.items()}
-        return columns_frame(self.values)
+            self.places.sort()
+        return self.values
+
+    def frame(self) -> pd.DataFrame:
+        return columns_frame(self.ordered())
 
 
-def _catalog(conn: Connection, portal_key: str, as_of: datetime | None,
-             keep: bool = True) -> tuple[pd.DataFrame, CatalogRun]:
+class DecodedVersions:
+    """Records decoded for one catalog, kept for the next one a caller reads: `score --all` reads a city's
+    catalog at each of its dates, and from one week to the next most datasets keep their version. Given to
+    `city_harvest(..., decoded=...)`, a version's record is decoded once for all the dates it stands in (its
+    values shared between them); the versions a catalog did not use are then dropped, so it holds about one
+    catalog's rows. One per reader: not shared between threads."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, tuple[Any, ...]] = {}  # version id -> its values in RECORD_FIELDS order
+        self.used: set[int] = set()
+
+    def columns(self, ids: list[int], decode: Callable[[list[int]], dict[str, list[Any]]]) -> dict[str, list[Any]]:
+        """{field: values} of the versions `ids` in that order; `decode(ids)` gives those not known yet."""
+        missing = [vid for vid in dict.fromkeys(ids) if vid not in self.rows]
+        if missing:
+            self.rows.update(zip(missing, zip(*decode(missing).values(), strict=True), strict=True))
+        self.used.update(ids)
+        if not ids:
+            return {name: [] for name in RECORD_FIELDS}
+        return {name: list(values) for name, values in
+                zip(RECORD_FIELDS, zip(*[self.rows[vid] for vid in ids], strict=True), strict=True)}
+
+    def release_unused(self) -> None:
+        """Drop the versions not used since the last call (the catalog just read used the others)."""
+        for vid in self.rows.keys() - self.used:
+            del self.rows[vid]
+        self.used = set()
+
+
+def _catalog(conn: Connection, portal_key: str, as_of: datetime | None, keep: bool = True,
+             decoded: DecodedVersions | None = None) -> tuple[pd.DataFrame, CatalogRun]:
     run = _catalog_run(conn, portal_key, as_of)
     first_q = sa.select(sa.func.min(runs_t.c.as_of)).where(runs_t.c.portal_key == portal_key,
                                                             runs_t.c.status.in_(GOOD))
@@ -335,7 +369,7 @@ def _catalog(conn: Connection, portal_key: str, as_of: datetime | None,
             _CACHE.move_to_end(key)
     if hit is not None:
         return hit[0].copy(), hit[1]
-    df, info = _build_catalog(conn, portal_key, run, history_start)
+    df, info = _build_catalog(conn, portal_key, run, history_start, decoded)
     if not keep or len(df) > CATALOG_CACHE_ROWS:  # not kept: the caller may have the one copy
         return df, info
     with _CACHE_LOCK:
@@ -362,9 +396,9 @@ def _stored_time(value: Any, known: dict[Any, datetime]) -> datetime:
     return t
 
 
-def _build_catalog(conn: Connection, portal_key: str, run: Any,
-                   history_start: datetime | None) -> tuple[pd.DataFrame, CatalogRun]:
-    frames = list(_catalog_chunks(conn, portal_key, run, None))
+def _build_catalog(conn: Connection, portal_key: str, run: Any, history_start: datetime | None,
+                   decoded: DecodedVersions | None = None) -> tuple[pd.DataFrame, CatalogRun]:
+    frames = list(_catalog_chunks(conn, portal_key, run, None, decoded))
     df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     # Removals stand as of the last complete run at/before this one (a partial crawl confirms none).
     removed = _removed(conn, portal_key, run.as_of)
@@ -372,7 +406,8 @@ def _build_catalog(conn: Connection, portal_key: str, run: Any,
                           history_start=history_start)
 
 
-def _catalog_chunks(conn: Connection, portal_key: str, run: Any, rows: int | None) -> Iterator[pd.DataFrame]:
+def _catalog_chunks(conn: Connection, portal_key: str, run: Any, rows: int | None,
+                    decoded: DecodedVersions | None = None) -> Iterator[pd.DataFrame]:
     """The run's catalog table in frames of at most `rows` rows (all in one when None), in source_id order.
 
     Only one chunk's records are decoded at a time: what a reader that keeps a few columns of each chunk
@@ -382,7 +417,7 @@ def _catalog_chunks(conn: Connection, portal_key: str, run: Any, rows: int | Non
     order = sorted(latest)
     step = rows or max(1, len(order))
     for start in range(0, max(1, len(order)), step):
-        yield _catalog_frame(conn, portal_key, run, order[start:start + step], latest)
+        yield _catalog_frame(conn, portal_key, run, order[start:start + step], latest, decoded)
 
 
 def _members(conn: Connection, run: Any) -> list[str]:
@@ -436,13 +471,11 @@ def latest_of(rows: Iterable[tuple[str, int, Any, Any]], ids: set[str]) -> dict[
     return found
 
 
-def _catalog_frame(conn: Connection, portal_key: str, run: Any, part: list[str],
-                   latest: dict[str, _Latest]) -> pd.DataFrame:
-    """The catalog table of the datasets `part` (in that order), from their latest versions."""
-    # Only the records needed, fetched by version id in `part`'s order (one array / JSON parameter, not
+def _decode(conn: Connection, portal_key: str, ids: list[int]) -> dict[str, list[Any]]:
+    """{field: values} of the records of versions `ids`, in that order."""
+    # Only the records needed, fetched by version id in `ids`' order (one array / JSON parameter, not
     # thousands of binds) and decoded a chunk at a time straight into columns: a 300k catalog's record texts
     # and per-record dicts never sit in memory at once (they were ~3 GB of a 4 GB peak).
-    ids = [latest[sid].version_id for sid in part]
     # Rows come with their place in `ids` (no ORDER BY: sorting the texts cost a temporary copy of them all),
     # and a version stored against its key version with the key's record frame (storage/compact.py).
     with_key = " LEFT JOIN dataset_versions AS k ON k.id = v.base_version"
@@ -455,12 +488,22 @@ def _catalog_frame(conn: Connection, portal_key: str, run: Any, part: list[str],
                     " AS j(id, n) JOIN dataset_versions AS v ON v.id = j.id" + with_key)
         params = {"ids": ids}
     packer = compact.portal_codec(conn, portal_key)  # the portal's dictionaries: record frames name theirs
+    columns = _RecordColumns()
+    for chunk in conn.execution_options(stream_results=True).execute(q, params).partitions(RECORD_CHUNK):
+        columns.extend([(place, compact.version_bytes(packer, blob, key_blob)) for place, blob, key_blob in chunk])
+    return columns.ordered()
+
+
+def _catalog_frame(conn: Connection, portal_key: str, run: Any, part: list[str],
+                   latest: dict[str, _Latest], decoded: DecodedVersions | None = None) -> pd.DataFrame:
+    """The catalog table of the datasets `part` (in that order), from their latest versions (records taken from
+    `decoded` where it has them)."""
+    ids = [latest[sid].version_id for sid in part]
     with gc_paused():
-        columns = _RecordColumns()
-        for chunk in conn.execution_options(stream_results=True).execute(q, params).partitions(RECORD_CHUNK):
-            columns.extend([(place, compact.version_bytes(packer, blob, key_blob))
-                            for place, blob, key_blob in chunk])
-        df = columns.frame()
+        if decoded is None:
+            df = columns_frame(_decode(conn, portal_key, ids))
+        else:
+            df = columns_frame(decoded.columns(ids, lambda missing: _decode(conn, portal_key, missing)))
         df["city_key"] = run.city_key
         times: dict[Any, datetime] = {}  # stored value -> aware UTC datetime, converted once per value
         rows = [latest[sid] for sid in part]
@@ -534,15 +577,19 @@ def catalog_run(engine: Engine, portal_key: str, as_of: datetime | None = None) 
         return _catalog(conn, portal_key, as_of)[1]
 
 
-def city_harvest(engine: Engine, city_key: str, as_of: datetime | None = None, *, keep: bool = True) -> CityHarvest:
+def city_harvest(engine: Engine, city_key: str, as_of: datetime | None = None, *, keep: bool = True,
+                 decoded: DecodedVersions | None = None) -> CityHarvest:
     """The city's catalog (all its portals in one table) with the stored facts behind it, as of `as_of`.
 
     `keep=False` leaves the tables out of the per-process catalog cache (`score --all` reads each date once:
-    50 cities' histories filled it to its bound, ~6.7 KB a row measured, in every worker)."""
+    50 cities' histories filled it to its bound, ~6.7 KB a row measured, in every worker). `decoded`: records
+    already decoded for an earlier date of the city, and kept for the next (`DecodedVersions`)."""
     with engine.connect() as conn:
         pts = conn.execute(sa.select(portals_t.c.key, portals_t.c.kind).where(portals_t.c.city_key == city_key)
                            .order_by(portals_t.c.key)).all()
-        built = {key: _catalog(conn, key, as_of, keep) for key, _ in pts}
+        built = {key: _catalog(conn, key, as_of, keep, decoded) for key, _ in pts}
+        if decoded is not None:
+            decoded.release_unused()
         # A run still in progress is not history yet (its as_of would stamp scores with a catalog it has not stored).
         history_q = (_run_select().where(portals_t.c.city_key == city_key, runs_t.c.status != "running")
                      .order_by(runs_t.c.as_of, runs_t.c.id))
