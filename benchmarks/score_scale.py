@@ -60,6 +60,8 @@ def maturity(config: Path, *args: str) -> list[str]:
 
 
 def report(what: str, runs: list[tuple[float, float, float]]) -> None:
+    if not runs:  # --repeat 0: the database was only built
+        return
     for name, unit, values in (("wall", "s", [r[0] for r in runs]), ("CPU", "s", [r[2] for r in runs]),
                                ("peak RSS", "MB", [r[1] for r in runs])):
         print(f"{what}: {name} min/median/max {min(values):,.2f} / {statistics.median(values):,.2f} / "
@@ -175,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=("portal", "history"))
     ap.add_argument("--n", type=int, default=300_000, help="datasets of the portal (default 300,000)")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs (0: only build the database)")
     args = ap.parse_args(argv)
     if args.what == "portal":
         bench_portal(args.n, args.repeat)

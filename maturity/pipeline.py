@@ -287,16 +287,17 @@ class ImportFailed(RuntimeError):
     """An archived file could not be read; the run is recorded failed and earlier history is untouched."""
 
 
-def score(settings: Settings, engine: storage.Engine, city_key: str, *,
-          as_of: datetime | None = None, keep: bool = True) -> dict[str, Score]:
+def score(settings: Settings, engine: storage.Engine, city_key: str, *, as_of: datetime | None = None,
+          keep: bool = True, decoded: storage.DecodedVersions | None = None) -> dict[str, Score]:
     """Score a city's catalog as of a time (default: its latest run) and store the scores and criteria.
 
     The scores stand on the newest crawl of each portal at that time. When one of them is partial or empty
     the scores are stored flagged (`storage.score_flag`): kept, but never a line, delta or "latest" value.
     When every one came back empty there is no catalog to score: nothing is stored (earlier scores of that
-    time are deleted) and {} is returned. `keep=False`: the catalog is not kept in storage's cache (score_all).
+    time are deleted) and {} is returned. `keep=False`: the catalog is not kept in storage's cache; `decoded`:
+    records decoded for an earlier date, kept for the next (both for score_all).
     """
-    catalog, when = scoring_input(engine, settings.city(city_key), as_of, keep=keep)
+    catalog, when = scoring_input(engine, settings.city(city_key), as_of, keep=keep, decoded=decoded)
     if when is None:  # nothing harvested yet: no score rather than a score of an empty catalog
         return {}
     crawled = storage.latest_crawls(engine, city_key, as_of=when)
@@ -309,11 +310,11 @@ def score(settings: Settings, engine: storage.Engine, city_key: str, *,
     return scores
 
 
-def scoring_input(engine: storage.Engine, city: CityConfig, as_of: datetime | None = None, *,
-                  keep: bool = True) -> tuple[CityCatalog, datetime | None]:
+def scoring_input(engine: storage.Engine, city: CityConfig, as_of: datetime | None = None, *, keep: bool = True,
+                  decoded: storage.DecodedVersions | None = None) -> tuple[CityCatalog, datetime | None]:
     """The indicators' one input for a city as of a time, and the time its scores are stamped with (the asked
     time, else the newest finished run that did not fail; None before any)."""
-    harvest = storage.city_harvest(engine, city.key, as_of=as_of, keep=keep)
+    harvest = storage.city_harvest(engine, city.key, as_of=as_of, keep=keep, decoded=decoded)
     return CityCatalog(harvest.frame, portal_facts(harvest, city.departments)), _as_of_of(harvest.runs, as_of)
 
 
@@ -373,8 +374,11 @@ def score_all(settings: Settings, engine: storage.Engine, city_key: str) -> int:
     for portal in settings.city(city_key).portals:
         storage.rejudge_runs(engine, portal.key)
     dates = storage.run_dates(engine, city_key)
-    for when in dates:  # each date's catalog is read once: not kept in the catalog cache
-        score(settings, engine, city_key, as_of=when, keep=False)
+    # Each date's catalog is read once (not kept in the catalog cache), but a record is decoded once for all
+    # the dates its version stands in: from one week to the next most datasets keep theirs.
+    decoded = storage.DecodedVersions()
+    for when in dates:
+        score(settings, engine, city_key, as_of=when, keep=False, decoded=decoded)
     return len(dates)
 
 

@@ -21,6 +21,7 @@ from storage.orphans import close_orphaned_runs, close_runs_of, portal_lease, ta
 from storage.queries import (
                              CatalogRun,
                              CityHarvest,
+                             DecodedVersions,
                              audit_log,
                              catalog,
                              catalog_rows,
@@ -63,8 +64,9 @@ from storage.writes import (
 )
 
 __all__ = [
-    "COMPLETE_SHARE", "LEASE_TTL_S", "CatalogRun", "CityHarvest", "Engine", "RunClosed", "RunConflict", "RunSummary",
-    "RunWriter", "add_evidence", "begin_run", "audit_log", "catalog", "catalog_rows", "catalog_run", "cities",
+    "COMPLETE_SHARE", "LEASE_TTL_S", "CatalogRun", "CityHarvest", "DecodedVersions", "Engine", "RunClosed",
+    "RunConflict", "RunSummary", "RunWriter", "add_evidence", "begin_run", "audit_log", "catalog", "catalog_rows",
+    "catalog_run", "cities",
     "city_catalog", "city_catalog_chunks", "city_harvest", "close_orphaned_runs",
     "close_runs_of", "close_stale_runs", "criterion_scores", "delete_evidence", "dispose", "drop_lease", "gc_paused",
     "evidence", "explain", "fail_run", "fail_running", "held_leases", "item_errors", "last_status", "latest_crawls",

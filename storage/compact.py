@@ -134,38 +134,44 @@ def members_of(conn: Connection, run_ids: Iterable[int]) -> dict[int, list[str]]
 # ---------------------------------------------------------------- score evidence
 
 
-def newest_evidence_bases(conn: Connection, city_key: str) -> dict[str, tuple[int, dict[str, Any]]]:
-    """{indicator: (base id, evidence)} of the city's newest evidence base per indicator."""
+def newest_evidence_bases(conn: Connection, city_key: str) -> dict[str, tuple[int, codec.StoredEvidence]]:
+    """{indicator: (base id, its stored evidence)} of the city's newest evidence base per indicator."""
     e = evidence_bases_t
     newest = (sa.select(sa.func.max(e.c.id)).where(e.c.city_key == city_key).group_by(e.c.indicator)
               .scalar_subquery())
     rows = conn.execute(sa.select(e.c.id, e.c.indicator, e.c.evidence).where(e.c.id.in_(newest))).all()
-    return {r.indicator: (r.id, codec.decode_evidence(r.evidence)) for r in rows}
+    return {r.indicator: (r.id, codec.StoredEvidence(bytes(r.evidence))) for r in rows}
 
 
 def encode_evidence(conn: Connection, city_key: str, indicator: str, evidence: Mapping[str, Any],
-                    bases: dict[str, tuple[int, dict[str, Any]]], *, may_be_base: bool) -> dict[str, Any]:
+                    bases: dict[str, tuple[int, codec.StoredEvidence]], *, may_be_base: bool) -> dict[str, Any]:
     """The `failing` and `evidence_base` columns of a score's evidence: the change against the indicator's newest
     base, or against a new base written now (none yet, or a change worth more than half the evidence and the
     score may be a base: one of complete crawls). `bases` (newest_evidence_bases) is updated."""
+    text = codec.evidence_json(evidence)
     known = bases.get(indicator)
     if known is not None:
+        # Most scorings find most indicators' evidence as their base has it: the same text, found without
+        # decoding the base or comparing entry by entry.
+        if text == known[1].json():
+            delta: dict[str, Any] | None = codec.unchanged_delta(evidence)
+        else:
+            delta = codec.evidence_delta(evidence, known[1].evidence, any_size=not may_be_base)
         # A flagged score (of a partial crawl) never renews the base: its change or, when smaller (a partial
         # crawl drops many entries) or a change cannot say the order, its evidence in full outside the bases.
-        delta = codec.evidence_delta(evidence, known[1], any_size=not may_be_base)
         if not may_be_base:
-            full = codec.encode_evidence(evidence)
+            full = codec.pack(text)
             change = None if delta is None else codec.encode_evidence(delta)
             if change is None or len(full) <= len(change):
                 return {"failing": full, "evidence_base": None}
             return {"failing": change, "evidence_base": known[0]}
         if delta is not None:
             return {"failing": codec.encode_evidence(delta), "evidence_base": known[0]}
+    blob = codec.pack(text)
     base_id = conn.execute(sa.insert(evidence_bases_t).returning(evidence_bases_t.c.id), {
-        "city_key": city_key, "indicator": indicator, "evidence": codec.encode_evidence(evidence)}).scalar_one()
-    whole = dict(evidence)
-    bases[indicator] = (base_id, whole)
-    return {"failing": codec.encode_evidence(codec.evidence_delta(whole, whole) or {}), "evidence_base": base_id}
+        "city_key": city_key, "indicator": indicator, "evidence": blob}).scalar_one()
+    bases[indicator] = (base_id, codec.StoredEvidence(blob))
+    return {"failing": codec.encode_evidence(codec.unchanged_delta(evidence)), "evidence_base": base_id}
 
 
 def decode_evidence(failing: bytes | None, base: bytes | None) -> dict[str, Any]:

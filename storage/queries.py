@@ -6,13 +6,14 @@ they were inserted: an import may carry an older snapshot than runs already stor
 """
 from __future__ import annotations
 
+import dataclasses
 import operator
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -20,7 +21,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from connectors.base import RECORD_FIELDS, SchemaCheck, columns_frame, records_frame
+from connectors.base import RECORD_FIELDS, DatasetRecord, SchemaCheck, columns_frame, records_frame
 from storage import compact, crawls
 from storage.db import gc_paused, is_sqlite, utc
 from storage.models import (
@@ -246,9 +247,18 @@ def _catalog_run(conn: Connection, portal_key: str, as_of: datetime | None) -> A
     return conn.execute(q).one_or_none()
 
 
-RECORD_CHUNK = 5_000  # record texts fetched and decoded at a time (~8 MB of JSON)
+# Record texts fetched and decoded at a time. A chunk's dicts are dropped once picked, but the values kept are
+# allocated among them and pin the heap they leave: on the 30k scale portal, chunks of 5,000 raised the peak by
+# 88 MB, of 1,000 by 46 MB, at the same CPU time.
+RECORD_CHUNK = 1_000
 _TUPLE_FIELDS = ("keywords", "formats")
 _PICK = operator.itemgetter(*RECORD_FIELDS)
+# Text fields whose values repeat across a catalog (a department, a licence, a theme, a frequency, boilerplate
+# descriptions): JSON decoding makes a new string for every row (50 bytes of overhead each before its text, in
+# some 20 fields), so equal values are held once. Identifiers are one per dataset: nothing to share.
+_IDENTIFIERS = frozenset({"source_id", "landing_url", "api_url", "raw_hash"})
+_SHARED_TEXT = frozenset(f.name for f in dataclasses.fields(DatasetRecord)
+                         if f.type in ("str", "str | None") and f.name not in _IDENTIFIERS)
 
 
 class _RecordColumns:
@@ -258,9 +268,11 @@ class _RecordColumns:
     def __init__(self) -> None:
         self.values: dict[str, list[Any]] = {name: [] for name in RECORD_FIELDS}
         self.places: list[int] = []
-        # Equal tuples held once: schemas, keyword and format lists repeat across a catalog (a dataset per year,
-        # per ward), and a schema of 20 (name, type) pairs is ~3 KB of Python objects a row.
-        self.shared: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        # Equal values held once (_SHARED_TEXT, tuple fields): keyword and format lists repeat across a catalog too.
+        self.shared: dict[Any, Any] = {}
+        # Schemas by their JSON text: a schema of 20 (name, type) pairs is ~3 KB of Python objects a row, and
+        # its text is found in the table without building those tuples first (2.5x faster on the scale portal).
+        self.schemas: dict[bytes, tuple[tuple[str, str], ...]] = {}
 
     def extend(self, rows: Sequence[Any]) -> None:
         """Rows of (place in the table, record JSON)."""
@@ -272,23 +284,66 @@ class _RecordColumns:
             picked = zip(*([d.get(name) for name in RECORD_FIELDS] for d in dicts), strict=True)
         one = self.shared.setdefault
         for (name, column), values in zip(self.values.items(), picked, strict=True):
-            if name in _TUPLE_FIELDS:  # JSON lists back to the record's tuples (() when missing, as DatasetRecord)
+            if name in _SHARED_TEXT:
+                column.extend([one(v, v) for v in values])
+            elif name in _TUPLE_FIELDS:  # JSON lists back to the record's tuples (() when missing, as DatasetRecord)
                 column.extend([one(t, t) for t in (tuple(v) if v else () for v in values)])
             elif name == "columns":
-                column.extend([one(t, t) for t in (tuple(map(tuple, v)) if v else () for v in values)])
+                column.extend([self._schema(v) if v else () for v in values])
             else:  # datetimes stay ISO text: columns_frame parses each column at once
                 column.extend(values)
 
-    def frame(self) -> pd.DataFrame:
+    def _schema(self, pairs: list[list[str]]) -> tuple[tuple[str, str], ...]:
+        key = orjson.dumps(pairs)
+        found = self.schemas.get(key)
+        if found is None:
+            found = self.schemas[key] = tuple(map(tuple, pairs))  # type: ignore[arg-type]
+        return found
+
+    def ordered(self) -> dict[str, list[Any]]:
+        """{field: its values in table order}."""
         places = np.asarray(self.places, dtype=np.int64)
         if len(places) and (np.diff(places) < 0).any():  # came out of order: put each column in place
             order = np.argsort(places, kind="stable").tolist()
             self.values = {name: [column[i] for i in order] for name, column in self.values.items()}
-        return columns_frame(self.values)
+            self.places.sort()
+        return self.values
+
+    def frame(self) -> pd.DataFrame:
+        return columns_frame(self.ordered())
 
 
-def _catalog(conn: Connection, portal_key: str, as_of: datetime | None,
-             keep: bool = True) -> tuple[pd.DataFrame, CatalogRun]:
+class DecodedVersions:
+    """Records decoded for one catalog, kept for the next one a caller reads: `score --all` reads a city's
+    catalog at each of its dates, and from one week to the next most datasets keep their version. Given to
+    `city_harvest(..., decoded=...)`, a version's record is decoded once for all the dates it stands in (its
+    values shared between them); the versions a catalog did not use are then dropped, so it holds about one
+    catalog's rows. One per reader: not shared between threads."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, tuple[Any, ...]] = {}  # version id -> its values in RECORD_FIELDS order
+        self.used: set[int] = set()
+
+    def columns(self, ids: list[int], decode: Callable[[list[int]], dict[str, list[Any]]]) -> dict[str, list[Any]]:
+        """{field: values} of the versions `ids` in that order; `decode(ids)` gives those not known yet."""
+        missing = [vid for vid in dict.fromkeys(ids) if vid not in self.rows]
+        if missing:
+            self.rows.update(zip(missing, zip(*decode(missing).values(), strict=True), strict=True))
+        self.used.update(ids)
+        if not ids:
+            return {name: [] for name in RECORD_FIELDS}
+        return {name: list(values) for name, values in
+                zip(RECORD_FIELDS, zip(*[self.rows[vid] for vid in ids], strict=True), strict=True)}
+
+    def release_unused(self) -> None:
+        """Drop the versions not used since the last call (the catalog just read used the others)."""
+        for vid in self.rows.keys() - self.used:
+            del self.rows[vid]
+        self.used = set()
+
+
+def _catalog(conn: Connection, portal_key: str, as_of: datetime | None, keep: bool = True,
+             decoded: DecodedVersions | None = None) -> tuple[pd.DataFrame, CatalogRun]:
     run = _catalog_run(conn, portal_key, as_of)
     first_q = sa.select(sa.func.min(runs_t.c.as_of)).where(runs_t.c.portal_key == portal_key,
                                                             runs_t.c.status.in_(GOOD))
@@ -314,7 +369,7 @@ def _catalog(conn: Connection, portal_key: str, as_of: datetime | None,
             _CACHE.move_to_end(key)
     if hit is not None:
         return hit[0].copy(), hit[1]
-    df, info = _build_catalog(conn, portal_key, run, history_start)
+    df, info = _build_catalog(conn, portal_key, run, history_start, decoded)
     if not keep or len(df) > CATALOG_CACHE_ROWS:  # not kept: the caller may have the one copy
         return df, info
     with _CACHE_LOCK:
@@ -341,9 +396,9 @@ def _stored_time(value: Any, known: dict[Any, datetime]) -> datetime:
     return t
 
 
-def _build_catalog(conn: Connection, portal_key: str, run: Any,
-                   history_start: datetime | None) -> tuple[pd.DataFrame, CatalogRun]:
-    frames = list(_catalog_chunks(conn, portal_key, run, None))
+def _build_catalog(conn: Connection, portal_key: str, run: Any, history_start: datetime | None,
+                   decoded: DecodedVersions | None = None) -> tuple[pd.DataFrame, CatalogRun]:
+    frames = list(_catalog_chunks(conn, portal_key, run, None, decoded))
     df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     # Removals stand as of the last complete run at/before this one (a partial crawl confirms none).
     removed = _removed(conn, portal_key, run.as_of)
@@ -351,17 +406,18 @@ def _build_catalog(conn: Connection, portal_key: str, run: Any,
                           history_start=history_start)
 
 
-def _catalog_chunks(conn: Connection, portal_key: str, run: Any, rows: int | None) -> Iterator[pd.DataFrame]:
+def _catalog_chunks(conn: Connection, portal_key: str, run: Any, rows: int | None,
+                    decoded: DecodedVersions | None = None) -> Iterator[pd.DataFrame]:
     """The run's catalog table in frames of at most `rows` rows (all in one when None), in source_id order.
 
     Only one chunk's records are decoded at a time: what a reader that keeps a few columns of each chunk
     holds at its peak is one chunk, not the whole catalog (a 300,000-dataset catalog decodes to gigabytes).
     """
-    found = _latest_versions(conn, portal_key, run, set(_members(conn, run)))
-    order = sorted(found[0])
+    latest = _latest_versions(conn, portal_key, run, set(_members(conn, run)))
+    order = sorted(latest)
     step = rows or max(1, len(order))
     for start in range(0, max(1, len(order)), step):
-        yield _catalog_frame(conn, portal_key, run, order[start:start + step], *found)
+        yield _catalog_frame(conn, portal_key, run, order[start:start + step], latest, decoded)
 
 
 def _members(conn: Connection, run: Any) -> list[str]:
@@ -369,43 +425,57 @@ def _members(conn: Connection, run: Any) -> list[str]:
     return compact.members_of(conn, [run.run_id]).get(run.run_id, [])
 
 
-def _latest_versions(conn: Connection, portal_key: str, run: Any, ids: set[str]) -> tuple[
-        dict[str, tuple[datetime, int]], dict[str, datetime], dict[str, set[datetime]]]:
+class _Latest(NamedTuple):
+    """What one pass over a dataset's versions up to a run keeps of it (stored values, as the driver gives them)."""
+
+    as_of: Any  # of its latest version (by as_of, then id)
+    version_id: int
+    first_seen: Any  # as_of of its first version
+    seen: tuple[Any, ...]  # its distinct data_modified values, sorted
+
+
+def _latest_versions(conn: Connection, portal_key: str, run: Any, ids: set[str]) -> dict[str, _Latest]:
     """One light pass over the versions of `ids` up to the run's date (no JSON): the latest version of each (by
     as_of, then id), its first_seen and its distinct data_modified values."""
     v, d = versions_t, datasets_t
     # Times are read as the driver gives them (SQLite: text in one fixed format, so text order is time order)
     # and made datetimes once per distinct value after (`_stored_time`): UTCDateTime's per-row processing was
     # a third of this pass.
-    latest: dict[str, tuple[Any, int]] = {}
-    first: dict[str, Any] = {}
-    seen: dict[str, set[Any]] = {}
     q = (sa.select(d.c.source_id, v.c.id, sa.type_coerce(v.c.as_of, sa.String),
                    sa.type_coerce(v.c.data_modified, sa.String)).join(d, d.c.id == v.c.dataset_id)
          .where(d.c.portal_key == portal_key, v.c.as_of <= run.as_of))
     if len(ids) <= PAGE_IDS:  # a page of the catalog: ask for its ids (indexed), not every version of the portal
         q = q.where(d.c.source_id.in_(sorted(ids)))
-    for sid, vid, v_as_of, dm in conn.execute(q):
+    return latest_of(conn.execute(q), ids)
+
+
+def latest_of(rows: Iterable[tuple[str, int, Any, Any]], ids: set[str]) -> dict[str, _Latest]:
+    """{source_id in `ids`: its `_Latest`} from version rows (source_id, version id, as_of, data_modified) in any
+    order (pure). Equal stored values and `seen` tuples are held once: a 300,000-dataset catalog is 300,000
+    entries held while its records are read (a key tuple, three dicts and a set each before: ~700 bytes, now ~200)."""
+    found: dict[str, _Latest] = {}
+    one: dict[Any, Any] = {}
+    for sid, vid, as_of, dm in rows:
         if sid not in ids:
             continue
-        key = (v_as_of, vid)
-        if sid not in latest or key > latest[sid]:
-            latest[sid] = key
-        if sid not in first or v_as_of < first[sid]:
-            first[sid] = v_as_of
-        if dm is not None:
-            seen.setdefault(sid, set()).add(dm)
-    return latest, first, seen
+        as_of = one.setdefault(as_of, as_of)
+        had = found.get(sid)
+        if had is None:
+            seen = () if dm is None else (one.setdefault(dm, dm),)
+            found[sid] = _Latest(as_of, vid, as_of, one.setdefault(seen, seen))
+            continue
+        seen = had.seen if dm is None or dm in had.seen else tuple(sorted((*had.seen, one.setdefault(dm, dm))))
+        newer = (as_of, vid) > (had.as_of, had.version_id)
+        found[sid] = _Latest(as_of if newer else had.as_of, vid if newer else had.version_id,
+                             min(as_of, had.first_seen), one.setdefault(seen, seen))
+    return found
 
 
-def _catalog_frame(conn: Connection, portal_key: str, run: Any, part: list[str],
-                   latest: dict[str, tuple[datetime, int]], first: dict[str, datetime],
-                   seen: dict[str, set[datetime]]) -> pd.DataFrame:
-    """The catalog table of the datasets `part` (in that order), from their latest versions."""
-    # Only the records needed, fetched by version id in `part`'s order (one array / JSON parameter, not
+def _decode(conn: Connection, portal_key: str, ids: list[int]) -> dict[str, list[Any]]:
+    """{field: values} of the records of versions `ids`, in that order."""
+    # Only the records needed, fetched by version id in `ids`' order (one array / JSON parameter, not
     # thousands of binds) and decoded a chunk at a time straight into columns: a 300k catalog's record texts
     # and per-record dicts never sit in memory at once (they were ~3 GB of a 4 GB peak).
-    ids = [latest[sid][1] for sid in part]
     # Rows come with their place in `ids` (no ORDER BY: sorting the texts cost a temporary copy of them all),
     # and a version stored against its key version with the key's record frame (storage/compact.py).
     with_key = " LEFT JOIN dataset_versions AS k ON k.id = v.base_version"
@@ -418,18 +488,30 @@ def _catalog_frame(conn: Connection, portal_key: str, run: Any, part: list[str],
                     " AS j(id, n) JOIN dataset_versions AS v ON v.id = j.id" + with_key)
         params = {"ids": ids}
     packer = compact.portal_codec(conn, portal_key)  # the portal's dictionaries: record frames name theirs
+    columns = _RecordColumns()
+    for chunk in conn.execution_options(stream_results=True).execute(q, params).partitions(RECORD_CHUNK):
+        columns.extend([(place, compact.version_bytes(packer, blob, key_blob)) for place, blob, key_blob in chunk])
+    return columns.ordered()
+
+
+def _catalog_frame(conn: Connection, portal_key: str, run: Any, part: list[str],
+                   latest: dict[str, _Latest], decoded: DecodedVersions | None = None) -> pd.DataFrame:
+    """The catalog table of the datasets `part` (in that order), from their latest versions (records taken from
+    `decoded` where it has them)."""
+    ids = [latest[sid].version_id for sid in part]
     with gc_paused():
-        columns = _RecordColumns()
-        for chunk in conn.execution_options(stream_results=True).execute(q, params).partitions(RECORD_CHUNK):
-            columns.extend([(place, compact.version_bytes(packer, blob, key_blob))
-                            for place, blob, key_blob in chunk])
-        df = columns.frame()
+        if decoded is None:
+            df = columns_frame(_decode(conn, portal_key, ids))
+        else:
+            df = columns_frame(decoded.columns(ids, lambda missing: _decode(conn, portal_key, missing)))
         df["city_key"] = run.city_key
         times: dict[Any, datetime] = {}  # stored value -> aware UTC datetime, converted once per value
-        df["first_seen"] = pd.to_datetime(pd.Series([_stored_time(first[sid], times) for sid in part],
+        rows = [latest[sid] for sid in part]
+        df["first_seen"] = pd.to_datetime(pd.Series([_stored_time(r.first_seen, times) for r in rows],
                                                     dtype=object), utc=True)
-        df["data_modified_seen"] = pd.Series([tuple(sorted(_stored_time(t, times) for t in seen.get(sid, ())))
-                                              for sid in part], dtype=object)
+        seen: dict[tuple[Any, ...], tuple[datetime, ...]] = {}  # equal tuples converted once
+        df["data_modified_seen"] = pd.Series([seen[r.seen] if r.seen in seen else seen.setdefault(
+            r.seen, tuple(sorted(_stored_time(t, times) for t in r.seen))) for r in rows], dtype=object)
     return df
 
 
@@ -455,8 +537,8 @@ def catalog_rows(engine: Engine, city_key: str, start: int, stop: int,
             total += len(members)
             part = members[lo:hi]
             if part:
-                found = _latest_versions(conn, key, run, set(part))
-                frames.append(_catalog_frame(conn, key, run, [sid for sid in part if sid in found[0]], *found))
+                latest = _latest_versions(conn, key, run, set(part))
+                frames.append(_catalog_frame(conn, key, run, [sid for sid in part if sid in latest], latest))
     frames = [f for f in frames if len(f)]
     if not frames:
         return _empty_catalog(), total
@@ -495,15 +577,19 @@ def catalog_run(engine: Engine, portal_key: str, as_of: datetime | None = None) 
         return _catalog(conn, portal_key, as_of)[1]
 
 
-def city_harvest(engine: Engine, city_key: str, as_of: datetime | None = None, *, keep: bool = True) -> CityHarvest:
+def city_harvest(engine: Engine, city_key: str, as_of: datetime | None = None, *, keep: bool = True,
+                 decoded: DecodedVersions | None = None) -> CityHarvest:
     """The city's catalog (all its portals in one table) with the stored facts behind it, as of `as_of`.
 
     `keep=False` leaves the tables out of the per-process catalog cache (`score --all` reads each date once:
-    50 cities' histories filled it to its bound, ~6.7 KB a row measured, in every worker)."""
+    50 cities' histories filled it to its bound, ~6.7 KB a row measured, in every worker). `decoded`: records
+    already decoded for an earlier date of the city, and kept for the next (`DecodedVersions`)."""
     with engine.connect() as conn:
         pts = conn.execute(sa.select(portals_t.c.key, portals_t.c.kind).where(portals_t.c.city_key == city_key)
                            .order_by(portals_t.c.key)).all()
-        built = {key: _catalog(conn, key, as_of, keep) for key, _ in pts}
+        built = {key: _catalog(conn, key, as_of, keep, decoded) for key, _ in pts}
+        if decoded is not None:
+            decoded.release_unused()
         # A run still in progress is not history yet (its as_of would stamp scores with a catalog it has not stored).
         history_q = (_run_select().where(portals_t.c.city_key == city_key, runs_t.c.status != "running")
                      .order_by(runs_t.c.as_of, runs_t.c.id))

@@ -712,13 +712,19 @@ def save_scores(engine: Engine, city_key: str, as_of: datetime, scores: Mapping[
         # stores a few bytes per indicator whatever the catalog size.
         bases = compact.newest_evidence_bases(conn, city_key) if scores else {}
         for key, s in scores.items():
-            blob = {"failing": dict(s.failing), "matches": dict(s.matches), "detail": dict(s.detail)}
+            blob = {"failing": _plain(s.failing), "matches": _plain(s.matches), "detail": _plain(s.detail)}
             rows.append({"city_key": city_key, "as_of": as_of, "criterion": mapping.get(key, ""), "indicator": key,
                          "value": _num(s.value), "numerator": _num(s.numerator), "denominator": _num(s.denominator),
                          "stage": None, "flag": flag,
                          **compact.encode_evidence(conn, city_key, key, blob, bases, may_be_base=flag is None)})
         if rows:
             conn.execute(sa.insert(scores_t), rows)
+
+
+def _plain(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """The mapping as a dict (what orjson writes), not copied when it is one: a failing map can hold 200,000
+    entries."""
+    return mapping if type(mapping) is dict else dict(mapping)
 
 
 def _audit(conn: Connection, at: datetime, actor: str, action: str, detail: dict[str, Any]) -> None:

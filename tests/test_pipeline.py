@@ -168,6 +168,22 @@ def test_import_chicago_history_then_as_of_catalogs(setup):
     assert set(storage.latest_scores(engine, "chicago")["as_of"]) == {eod("2022-07-20")}
 
 
+def test_records_decoded_for_one_date_are_reused_for_the_next_and_give_the_same_catalogs(setup):
+    import pandas as pd
+
+    cfg, engine = setup
+    history = sorted(CHICAGO_HISTORY.glob("*.jsonl.gz"))
+    for path in history:
+        pipeline.import_files(cfg, engine, "chicago", date.fromisoformat(path.name[:10]), [path])
+    decoded = storage.DecodedVersions()
+    for path in history:
+        when = eod(path.name[:10])
+        alone = storage.city_harvest(engine, "chicago", as_of=when, keep=False).frame
+        kept = storage.city_harvest(engine, "chicago", as_of=when, keep=False, decoded=decoded).frame
+        pd.testing.assert_frame_equal(kept, alone)
+        assert len(decoded.rows) == len(alone)  # one version a dataset: this date's, the others dropped
+
+
 def test_score_all_many_in_workers_stores_what_one_process_stores(setup):
     """`maturity score --all` scores cities in worker processes: the same rows, value for value, as scoring them one
     after another here (three kinds, two run dates each: 3 x 2 dates)."""

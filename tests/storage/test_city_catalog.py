@@ -176,3 +176,20 @@ def test_catalog_chunks_and_pages_are_the_city_catalog_in_its_order(engine):
     titles = whole.set_index(["portal_key", "source_id"])["title"]  # the two portals share some 4x4 ids
     assert list(page["title"]) == [titles[k] for k in zip(page["portal_key"], page["source_id"], strict=True)]
     assert storage.catalog_rows(engine, "chicago", 0, 0, at)[1] == 801 + 466  # a count alone decodes nothing
+
+
+def test_latest_of_keeps_each_datasets_newest_version_first_date_and_distinct_data_dates():
+    from storage.queries import latest_of
+
+    rows = [("a", 1, "2022-06-01 06:00:00", "2022-05-20 00:00:00"),
+            ("a", 3, "2022-06-08 06:00:00", None),
+            ("a", 2, "2022-06-08 06:00:00", "2022-04-02 00:00:00"),  # same as_of as version 3: the higher id wins
+            ("b", 4, "2022-06-01 06:00:00", None),
+            ("c", 5, "2022-06-01 06:00:00", "2022-05-01 00:00:00")]  # not asked for
+    for order in (rows, rows[::-1]):
+        found = latest_of(order, {"a", "b"})
+        assert sorted(found) == ["a", "b"]
+        a, b = found["a"], found["b"]
+        assert (a.as_of, a.version_id, a.first_seen) == ("2022-06-08 06:00:00", 3, "2022-06-01 06:00:00")
+        assert a.seen == ("2022-04-02 00:00:00", "2022-05-20 00:00:00")  # sorted, each once
+        assert (b.as_of, b.version_id, b.first_seen, b.seen) == ("2022-06-01 06:00:00", 4, "2022-06-01 06:00:00", ())

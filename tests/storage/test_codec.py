@@ -56,6 +56,18 @@ def test_evidence_change_is_none_when_a_base_is_better():
     assert codec.evidence_delta(new, base) is None
 
 
+def test_an_unchanged_evidence_is_found_by_its_text_and_its_change_is_empty_maps():
+    base = {"failing": {"b": "no licence", "a": "stale"}, "matches": {"x": "Frequency=Daily"}, "detail": {"n": 2.0}}
+    stored = codec.StoredEvidence(codec.encode_evidence(base))
+    same = {"failing": {"b": "no licence", "a": "stale"}, "matches": {"x": "Frequency=Daily"}, "detail": {"n": 2.0}}
+    assert codec.evidence_json(same) == stored.json() and stored.evidence == base
+    reordered = {"failing": {"a": "stale", "b": "no licence"}, "matches": same["matches"], "detail": same["detail"]}
+    assert codec.evidence_json(reordered) != stored.json()  # the order is part of the evidence
+    assert codec.unchanged_delta(same) == {"failing": {}, "matches": {}, "detail": {"n": 2.0}}
+    assert codec.unchanged_delta(same) == codec.evidence_delta(same, base)
+    assert codec.apply_evidence_delta(codec.encode_evidence(codec.unchanged_delta(same)), base) == base
+
+
 def test_version_frames_name_the_portal_dictionary_and_need_it():
     snap = chicago_snapshot("2022-06-15")  # 466 real Socrata items: enough to learn from
     dict_id = codec.dictionary_id(7, codec.RAW)
