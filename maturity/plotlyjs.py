@@ -37,6 +37,11 @@ TRACES = frozenset({"bar", "box", "contour", "heatmap", "histogram", "histogram2
                     "pie", "scatter", "scatterternary", "violin"})
 FOLDER = Path(layouts.__file__).resolve().parent / "vendor"
 NPM_TIMEOUT_S = 300
+# V8's explicit compile hint (Chrome 136+; a plain comment elsewhere): compile every function of the script while
+# it streams in, off the main thread. The bundle's code sits in one function that runs once at load, which V8
+# otherwise compiles lazily on the main thread at that call: a first visit's longest task (plotly.js's evaluation)
+# took 350-430 ms of CPU without the hint and 176-250 ms with it (headless Chromium 156, the bundle alone, 4 runs).
+COMPILE_HINT = b"//# allFunctionsCalledOnLoad\n"
 
 
 def plotly_version() -> str:
@@ -54,6 +59,11 @@ def installed() -> Path | None:
     """The fetched bundle of plotly.py's plotly.js version, or None (the graphs then load the full bundle)."""
     path = bundle_path(plotly_version())
     return path if path.is_file() else None
+
+
+def served(path: Path) -> bytes:
+    """The script as the dashboard sends it: the bundle with COMPILE_HINT as its first line."""
+    return COMPILE_HINT + path.read_bytes()
 
 
 def check(tarball: bytes, version: str) -> None:
