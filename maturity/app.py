@@ -208,7 +208,7 @@ PLOTLYJS_PATH = "_dash-component-suites/plotly/package_data/plotly.min.js"
 
 
 def _serve_plotlyjs(app: dash.Dash) -> None:
-    """Answer the graphs' request for plotly.js with the cartesian bundle (maturity/plotlyjs.py), when fetched.
+    """Answer the graphs' request for plotly.js with the basic bundle (maturity/plotlyjs.py), when fetched.
 
     A route of its own at the exact address: werkzeug matches it before Dash's `<package>/<path>` route, so
     the full bundle is neither read nor sent. Pages without a graph load no plotly.js at all, as before.
@@ -217,19 +217,19 @@ def _serve_plotlyjs(app: dash.Dash) -> None:
 
     bundle = plotlyjs.installed()
     if bundle is None:
-        log.info("event=plotlyjs bundle=full reason=cartesian bundle not fetched (python -m maturity.plotlyjs)")
+        log.info("event=plotlyjs bundle=full reason=basic bundle not fetched (python -m maturity.plotlyjs)")
         return
 
     script = plotlyjs.served(bundle)  # read once: 1.5 MB held for the process's life
 
-    def cartesian_plotlyjs() -> flask.Response:
+    def basic_plotlyjs() -> flask.Response:
         # revalidated by ETag on every visit, as Dash serves its unfingerprinted scripts
         response = flask.Response(script, mimetype="text/javascript")
         response.add_etag()
         return response.make_conditional(flask.request)
 
-    app.server.add_url_rule(app.config.routes_pathname_prefix + PLOTLYJS_PATH, "cartesian_plotlyjs",
-                            cartesian_plotlyjs)
+    app.server.add_url_rule(app.config.routes_pathname_prefix + PLOTLYJS_PATH, "basic_plotlyjs",
+                            basic_plotlyjs)
 
 
 def _marker_or_none(storage: ModuleType, server: flask.Flask) -> Any:

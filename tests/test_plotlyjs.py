@@ -15,7 +15,7 @@ import pytest
 
 from maturity import plotlyjs
 
-SCRIPT = b"/* plotly.js (cartesian - minified) v9.9.9 */ window.Plotly = {};"
+SCRIPT = b"/* plotly.js (basic - minified) v9.9.9 */ window.Plotly = {};"
 
 
 def tarball(script: bytes = SCRIPT, member: str = plotlyjs.MEMBER) -> bytes:
@@ -50,7 +50,7 @@ def test_the_pinned_tarball_is_written_whole(fake_npm, monkeypatch):
     fake_npm.write_bytes(data)
     monkeypatch.setitem(plotlyjs.INTEGRITY, "9.9.9", integrity(data))
     path = plotlyjs.fetch("9.9.9")
-    assert path == plotlyjs.FOLDER / "plotly-cartesian-9.9.9.min.js"
+    assert path == plotlyjs.FOLDER / "plotly-basic-9.9.9.min.js"
     assert path.read_bytes() == SCRIPT
     assert [p.name for p in plotlyjs.FOLDER.iterdir()] == [path.name]  # no .part left behind
 
