@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # for annotations only: create_app imports these when it runs
     from maturity.settings import Settings
 
 PAGES = Path(layouts.__file__).resolve().parent
+WARMED_KEY = "maturity.warmed"  # server.config: a threading.Event set when the start's cache warm-up is over
 ASSETS = PAGES / "assets"
 log = logging.getLogger(__name__)
 
@@ -175,8 +176,9 @@ def create_app(settings: Settings, *, url: str | None = None, warm: bool = True)
 
         from layouts._warmup import keep_warm
 
-        threading.Thread(target=keep_warm, args=(server, float(settings.web.poll_seconds)), name="dashboard-warm",
-                         daemon=True).start()
+        server.config[WARMED_KEY] = warmed = threading.Event()
+        threading.Thread(target=keep_warm, args=(server, float(settings.web.poll_seconds), None, warmed),
+                         name="dashboard-warm", daemon=True).start()
     return app
 
 
