@@ -30,7 +30,7 @@ import json
 import pytest
 
 from tests.e2e.conftest import SCREENSHOTS
-from tests.e2e.speed import OBSERVER_JS, PAGES, measure_page
+from tests.e2e.speed import OBSERVER_JS, PAGES, main_tasks_cpu, measure_page
 
 pytestmark = pytest.mark.e2e
 TASK_CPU_MS = 750  # one task's CPU time (see the docstring)
@@ -66,3 +66,24 @@ def test_page_draws_its_content_without_freezing_the_tab(page, live_url, errors,
     types = page.evaluate(TRACE_TYPES_JS)
     assert set(types["drawn"]) <= set(types["known"]), types
     assert errors == []
+
+
+def test_cpu_measure_counts_the_page_renderer_only():
+    """A trace with the page's renderer (pid 2) and the browser's omnibox popup renderer (pid 3): only pid 2's
+    main-thread tasks count (tdur in µs: 120 ms and 40 ms; pid 3's 300 ms task and pid 2's other thread's are
+    not the page's main thread)."""
+    def name(pid, tid, thread):
+        return {"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": thread}}
+
+    def task(pid, tid, ts, tdur):
+        return {"ph": "X", "name": "RunTask", "pid": pid, "tid": tid, "ts": ts, "dur": tdur, "tdur": tdur}
+
+    trace = {"traceEvents": [
+        name(2, 20, "CrRendererMain"), name(2, 21, "Compositor"), name(3, 30, "CrRendererMain"),
+        {"ph": "I", "name": "TracingStartedInBrowser", "pid": 1, "tid": 1, "ts": 0, "args": {"data": {"frames": [
+            {"processId": 2, "isOutermostMainFrame": True, "url": "about:blank"}]}}},
+        task(2, 20, 10, 120_000), task(2, 20, 200_000, 40_000), task(2, 21, 10, 500_000),
+        task(3, 30, 10, 300_000),
+    ]}
+    assert main_tasks_cpu(trace) == {"longest_cpu_ms": 120.0, "over_budget": 0, "cpu_to_main_ms": None,
+                                     "traced_tasks": 2}
