@@ -22,7 +22,8 @@ from layouts import _figures as fig
 from layouts import _words as words
 
 URL_STORE = ui.url_sync("city")
-dash.register_page(__name__, path_template="/city/<key>", name="City", title="City · City data maturity")
+dash.register_page(__name__, path_template="/city/<key>", name="City", title="City · City data maturity",
+                   draws_graphs=True)
 
 ALL = "__all__"  # drill-down: every indicator of the selected criterion
 
