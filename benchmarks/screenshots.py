@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/screenshots.py [--out screenshots] [--db /tmp/maturity-demo.db]
 
 Same demo database and server as benchmarks/browser.py. Each page is shot full length once its main content
-is drawn and no callback is pending; grids draw rows only in view, so the page is scrolled through first.
+is drawn and no callback is pending, in a viewport as tall as the page (tests/e2e/shots.py: Playwright's
+full_page left the grids below the first screens unpainted).
 With --readme it also writes the README's two first-screen shots, docs/overview-1440.png and docs/city-390.png.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import browser  # noqa: E402 - benchmarks/browser.py: demo database, server, browser arguments
 
+from tests.e2e import shots  # noqa: E402
 from tests.e2e.speed import QUIET_JS  # noqa: E402
 
 WIDTHS = (1440, 390)
@@ -33,12 +35,10 @@ def shoot(page, url: str, ready: str, path: Path, *, full_page: bool = True) -> 
     page.locator(ready).first.wait_for(state="visible", timeout=60_000)
     page.wait_for_load_state("networkidle")
     page.wait_for_function(QUIET_JS, timeout=60_000)
-    height = page.evaluate("document.body.scrollHeight")
-    for y in range(0, height, 600):  # let lazy grids draw their rows
-        page.evaluate(f"window.scrollTo(0, {y})")
-        page.wait_for_function(QUIET_JS)
-    page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=str(path), full_page=full_page)
+    if full_page:
+        shots.full_length(page, path)  # not Playwright's full_page, which left the grids below unpainted
+    else:
+        page.screenshot(path=str(path))
 
 
 def main(argv: list[str] | None = None) -> int:

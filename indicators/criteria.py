@@ -30,7 +30,7 @@ from typing import Any, cast
 import pandas as pd
 
 from indicators.base import Score
-from indicators.registry import REGISTRY
+from indicators.registry import BY_KEY, REGISTRY
 from indicators.tables import load_json
 
 # Maturity stage from the criterion value (0-100), lower bounds. Project choice in steps of 20; "leading"
@@ -194,6 +194,11 @@ def _manual_text(rows: pd.DataFrame) -> str:
     return "manual record - " + "; ".join(parts)
 
 
+def _titles(keys: list[str]) -> str:
+    """Indicator keys as the titles a CDO reads, " · "-joined (a title may hold a comma)."""
+    return " · ".join(BY_KEY[k].title if k in BY_KEY else k for k in keys)
+
+
 def statuses(rollup: pd.DataFrame, manual: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per 2022 WWC criterion: criterion, practice, title, metadata, status, evidence, met,
     met_if_confirmed.
@@ -224,8 +229,9 @@ def statuses(rollup: pd.DataFrame, manual: pd.DataFrame | None = None) -> pd.Dat
         m = man[man["criterion"] == c.criterion] if len(man) else man
         evidence: list[str] = []
         if not math.isnan(value):
-            evidence.append(f"portal metadata {value:.0f}/100 ({st}) from {', '.join(keys_by_crit[cid])}"
-                            + (f"; not evident, counted 0: {not_evident}" if not_evident else ""))
+            evidence.append(f"portal metadata {value:.0f}/100 ({st}) from {_titles(keys_by_crit[cid])}"
+                            + (f"; not evident, counted 0: {_titles(not_evident.split(', '))}"
+                               if not_evident else ""))
         elif cid in keys_by_crit:
             evidence.append("portal metadata: nothing to measure yet")
         shown = (not math.isnan(value)) and value >= MET_FROM

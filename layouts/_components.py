@@ -447,10 +447,11 @@ def city_failing(engine: storage.Engine, key: str, as_of: datetime | None = None
     return out
 
 
-def city_statuses(key: str, latest: pd.DataFrame | None = None
+def city_statuses(key: str, latest: pd.DataFrame | None = None, as_of: pd.Timestamp | None = None
                   ) -> tuple[pd.DataFrame, dict[str, Any]] | tuple[None, None]:
     """(statuses DataFrame, certification estimate dict) from indicators.criteria, or (None, None); `latest` = the
-    scoring to judge (default the city's latest)."""
+    scoring to judge (default the city's latest), `as_of` = a past view's moment: evidence recorded later is not
+    counted."""
     from indicators import criteria
 
     latest = latest_city(key) if latest is None else latest
@@ -462,6 +463,8 @@ def city_statuses(key: str, latest: pd.DataFrame | None = None
     )
 
     ctx = context()
-    manual = pipeline.manual_evidence(ctx.settings, ctx.engine, key)  # not cached: edits do not move the marker
+    # not cached: edits do not move the marker
+    manual = pipeline.manual_evidence(ctx.settings, ctx.engine, key,
+                                      as_of=None if as_of is None else as_of.to_pydatetime())
     st = criteria.statuses(rollup, manual)
     return st, criteria.certification_estimate(st)

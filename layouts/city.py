@@ -358,8 +358,9 @@ def _card(key: str, c: Any, title: str, note: str | None = None) -> dbc.Card:  #
                         title="show the datasets behind this score",
                         **{"aria-controls": "city-drill", "data-criterion": c.criterion})
     return dbc.Card(dbc.CardBody([
-        html.Div([html.Strong(c.criterion), html.Span(f" {title}", className="small text-muted")],
-                 className="text-truncate", title=title),
+        # the whole title, wrapped: cut to one line it lost the words that tell criteria apart ("Data-Driven
+        # Budget and Financial …" is BF1 and BF2)
+        html.Div([html.Strong(c.criterion), html.Span(f" {title}", className="small text-muted")], title=title),
         html.Div([html.Span(score, className="score me-2"),
                   ui.stage_badge(c.stage)], className="d-flex align-items-center my-1"),
         html.Div(f"Δ 90 days {ui.fmt_delta(c.change_90d)}", className="small"),
@@ -396,6 +397,12 @@ def _departments(key: str, datasets: pd.DataFrame, day: str | None = None) -> li
     ])]
 
 
+# A column whose text wraps, its row as tall as the text (AG Grid's autoHeight; not for the drill-down's infinite row
+# model, which needs one row height; not for Fix first, where a dataset failing 15 indicators filled the box with one
+# row). maturity.css's .cell-wrap sets the lines' height.
+WRAP = {"wrapText": True, "autoHeight": True, "cellClass": "cell-wrap"}
+
+
 def _fix_first(key: str, datasets: pd.DataFrame, day: str | None = None) -> list[Component]:
     failing = _failing(key, day)
     latest = _latest(key, day)
@@ -417,18 +424,22 @@ def _fix_first(key: str, datasets: pd.DataFrame, day: str | None = None) -> list
 
 
 def _statuses(key: str, day: str | None = None) -> list[Component]:
-    st, est = ui.city_statuses(key, None if day is None else _latest(key, day))
+    # a past view judges that day's scoring with the evidence recorded by the end of that day
+    st, est = ui.city_statuses(key, None if day is None else _latest(key, day), _as_of.end_of_day(day))
     if st is None:
         return []
+    # title and evidence wrap (42 rows: cheap to measure): the evidence is the reason for the verdict, cut to one
+    # line it showed "no portal metadata shows this: record a docume…"
     cols = [ui.col("criterion", "Criterion", width=100), ui.col("practice", "Practice"),
-            ui.col("title", "Title", flex=2),
-            ui.col("status", "Source"), ui.col("met", "Met"), ui.col("evidence", "Evidence", flex=3)]
+            ui.col("title", "Title", flex=2, **WRAP),
+            ui.col("status", "Source", width=110), ui.col("met", "Met", width=90),
+            ui.col("evidence", "Evidence", flex=4, **WRAP)]
     head = [html.H4("WWC certification criteria", className="h5 mt-4")]
     if est:
         head.append(dbc.Alert([html.Strong("Certification estimate (not a certification). "),
                                est.get("label") or ""], color="secondary", id="city-estimate"))
     return head + [ui.grid("city-statuses", st.assign(met=st["met"].map({True: "yes", False: "no"})), cols,
-                           height=420, page_size=None)]
+                           height=560, page_size=None)]
 
 
 def history(key: str, criterion: str | None, current: str | None,
@@ -467,9 +478,21 @@ def drill(key: str, criterion: str | None, indicator: str | None, day: str | Non
             ui.col("freshness", "Freshness"), ui.num_col("doc_score", "Doc score"), ui.num_col("views", "Views"),
             ui.portal_link_col()]
     options = {"cacheBlockSize": DRILL_BLOCK, "infiniteInitialRowCount": min(len(rows), DRILL_BLOCK)}
-    return (ui.grid("city-drill-grid", None, cols, height=460, rowModelType="infinite", dashGridOptions=options),
-            f"{len(rows):,} datasets fail {what} in the latest scored run{f' as of {day}' if day else ''}; "
+    fail = "dataset fails" if len(rows) == 1 else "datasets fail"
+    return (ui.grid("city-drill-grid", None, cols, height=fitted_height(len(rows), DRILL_HEIGHT_PX),
+                    rowModelType="infinite", dashGridOptions=options),
+            f"{len(rows):,} {fail} {what} in the latest scored run{f' as of {day}' if day else ''}; "
             "sort and filter the columns, open a dataset on its portal.")
+
+
+DRILL_HEIGHT_PX = 460  # the drill-down's box with many rows: about eight of them in view, the rest a scroll away
+GRID_CHROME_PX = 150  # a grid's header, filter row and pagination bar (AG Grid's quartz theme: 49 + 49 + ~50 px)
+GRID_ROW_PX = 42  # the theme's row height
+
+
+def fitted_height(rows: int, most: int) -> int:
+    """A grid box as tall as its rows need, at most `most` px: one failing dataset is not a row above an empty box."""
+    return min(most, GRID_CHROME_PX + GRID_ROW_PX * max(rows, 1))
 
 
 @callback(Output("city-drill-grid", "getRowsResponse"), Input("city-drill-grid", "getRowsRequest"),

@@ -104,9 +104,18 @@ def _content(_engine: storage.Engine, keys: tuple[str, ...], day: str | None = N
     parts.append(_city_table(table, day))
     parts.append(html.H4("Criteria × cities", className="h5 mt-4"))
     parts.append(_legend())
-    parts.append(dcc.Graph(id="ov-matrix", figure=fig.stage_matrix(latest, cities, ui.criterion_titles()),
-                           config={"displayModeBar": False, "responsive": True}))
+    # a phone scrolls the matrix sideways inside its box: squeezed to the screen, nine cities' columns were a few
+    # pixels wide under unreadable rotated names
+    width = MATRIX_LABELS_PX + MATRIX_CITY_PX * len(cities)
+    parts.append(html.Div(dcc.Graph(id="ov-matrix", figure=fig.stage_matrix(latest, cities, ui.criterion_titles()),
+                                    config={"displayModeBar": False, "responsive": True},
+                                    style={"minWidth": f"{width}px"}),
+                          id="ov-matrix-box", style={"overflowX": "auto"}))
     return parts
+
+
+MATRIX_LABELS_PX = 240  # the matrix's row labels ("DM2 · Maintaining a Comprehensive…")
+MATRIX_CITY_PX = 80  # a city's column: room for a two-digit score and its name above
 
 
 def _legend() -> html.Div:
@@ -117,25 +126,43 @@ def _legend() -> html.Div:
     return html.Div([*stages, empty], className="mb-2", id="ov-legend")
 
 
+WIDE = "d-none d-md-table-cell"  # a column a phone leaves out (Bootstrap's md breakpoint, 768 px): the table fits
+PHONE = "d-md-none"  # what a phone shows instead, in the City cell
+
+
 def _city_table(table: pd.DataFrame, day: str | None = None) -> dbc.Table:
-    head = html.Thead(html.Tr([html.Th(h) for h in (
-        "City", "Overall stage", "Score", "Trend", "Change, about 30 days", "Change, about 90 days", "Scored as of",
-        "Last harvest", "Status")]))
+    """One row per city. On a phone the columns after Trend are left out and the harvest status moves under the
+    city's name; its reason (a suspect run's is a sentence) is one tap away, never a column of wrapped words."""
+    heads = ("City", "Overall stage", "Score", "Trend")
+    wide = ("Change, about 30 days", "Change, about 90 days", "Scored as of", "Last harvest", "Status")
+    head = html.Thead(html.Tr([html.Th(h) for h in heads] + [html.Th(h, className=WIDE) for h in wide]))
     body = []
     r: Any  # a row of fig.overview_table (pandas types its cells as any scalar)
     for r in table.itertuples(index=False):
         body.append(html.Tr([
-            html.Td(dcc.Link(r.city, href=_as_of.href(f"/city/{quote(str(r.city_key))}", day),
-                             id=f"ov-city-{r.city_key}")),
+            html.Td([dcc.Link(r.city, href=_as_of.href(f"/city/{quote(str(r.city_key))}", day),
+                              id=f"ov-city-{r.city_key}"),
+                     # a phone: only a status that needs attention (not "ok"), under the name
+                     _status(r.harvest_status, r.harvest_error, className=PHONE)
+                     if r.harvest_status != "ok" else None]),
             html.Td(ui.stage_badge(r.stage)),
             html.Td("–" if r.score is None else f"{r.score:.0f}"),
             html.Td(ui.overall_trend(r.series, flagged=r.flagged_series, id=f"ov-trend-{r.city_key}")),
-            html.Td(r.since_30d or "–", id=f"ov-change30-{r.city_key}", className="small"),
-            html.Td(r.since_90d or "–", id=f"ov-change90-{r.city_key}", className="small"),
-            html.Td(ui.fmt_time(r.scored_at) if r.scored_at is not None else "not scored"),
-            html.Td(ui.fmt_time(r.last_harvest)),
-            html.Td([ui.status_badge(r.harvest_status),
-                     html.Small(str(r.harvest_error)[:160], className="text-muted") if r.harvest_error else None]),
+            html.Td(r.since_30d or "–", id=f"ov-change30-{r.city_key}", className=f"small {WIDE}"),
+            html.Td(r.since_90d or "–", id=f"ov-change90-{r.city_key}", className=f"small {WIDE}"),
+            html.Td(ui.fmt_time(r.scored_at) if r.scored_at is not None else "not scored", className=WIDE),
+            html.Td(ui.fmt_time(r.last_harvest), className=WIDE),
+            html.Td(_status(r.harvest_status, r.harvest_error), className=WIDE),
         ]))
     return dbc.Table([head, html.Tbody(body)], id="ov-cities", hover=True, responsive=True, size="sm",
                      className="align-middle")
+
+
+def _status(status: str | None, reason: object, className: str = "") -> html.Div:
+    """The harvest status badge; its reason (an error, a suspect run's why) folded under it, opened by a tap."""
+    badge = html.Span(ui.status_badge(status), className="ov-status")
+    if not reason:
+        return html.Div(badge, className=className)
+    return html.Div(html.Details([html.Summary([badge, html.Span("why", className="small text-muted")]),
+                                 html.Small(str(reason), className="text-muted")], className="ov-why"),
+                    className=className)

@@ -115,7 +115,7 @@ def snapshot(settings: Settings, engine: storage.Engine, city_key: str, *,
     indicator_keys = sorted({i for i in scores["indicator"] if i})
     failing = {k: storage.explain(engine, city_key, k, as_of=when) for k in indicator_keys} if when else {}
     rollup = _rollup(scores)
-    manual = pipeline.manual_evidence(settings, engine, city_key)
+    manual = pipeline.manual_evidence(settings, engine, city_key, as_of=as_of)  # recorded by then
     statuses = criteria.statuses(rollup, manual)
     return CitySnapshot(city=city, as_of=when, scores=scores, history=history.reset_index(drop=True),
                         catalog=catalog, failing=failing, statuses=statuses,

@@ -411,16 +411,35 @@ def _scorer_score_all(city_key: str) -> int:
     return score_all(_scorer["settings"], storage.open_db(_scorer["url"]), city_key)
 
 
-def manual_evidence(settings: Settings, engine: storage.Engine, city_key: str) -> pd.DataFrame:
-    """Evidence a CDO recorded (UI) plus what config.toml declares, one frame: criterion, url, date, note, source."""
-    rows = [{"criterion": e.criterion, "url": e.url, "date": e.date, "note": e.note, "source": "config"}
+MANUAL_COLUMNS = ["criterion", "url", "date", "note", "source", "recorded_at"]
+
+
+def manual_evidence(settings: Settings, engine: storage.Engine, city_key: str, *,
+                    as_of: datetime | None = None) -> pd.DataFrame:
+    """Evidence a CDO recorded (UI) plus what config.toml declares, one frame: criterion, url, date, note, source,
+    recorded_at (UTC).
+
+    `recorded_at` is when the record was made: a dashboard record's creation time. config.toml keeps no time of
+    writing, so its record counts from its document's own date (the start of that day; NaT when undated: always).
+    With `as_of`, only records made by then: a past view (?as_of=, an export of a past date) counts no evidence
+    recorded after it.
+    """
+    rows = [{"criterion": e.criterion, "url": e.url, "date": e.date, "note": e.note, "source": "config",
+             "recorded_at": pd.Timestamp(e.date, tz="UTC") if e.date else pd.NaT}
             for e in settings.city(city_key).evidence]
     ui = storage.evidence(engine, city_key)
-    frame = pd.DataFrame(rows, columns=["criterion", "url", "date", "note", "source"])
+    frame = pd.DataFrame(rows, columns=MANUAL_COLUMNS)
     if len(ui):
-        ui = ui.assign(source="dashboard")[["criterion", "url", "date", "note", "source"]]
+        ui = ui.assign(source="dashboard", recorded_at=ui["created_at"])[MANUAL_COLUMNS]
         frame = pd.concat([frame, ui], ignore_index=True) if len(frame) else ui
-    return frame
+    frame["recorded_at"] = pd.to_datetime(frame["recorded_at"], utc=True)
+    return frame if as_of is None else recorded_by(frame, as_of)
+
+
+def recorded_by(manual: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
+    """The `manual_evidence` rows recorded at or before `as_of` (a row with no time, NaT, always counts)."""
+    when = pd.to_datetime(manual["recorded_at"], utc=True)
+    return manual[when.isna() | (when <= pd.Timestamp(as_of))].reset_index(drop=True)
 
 
 # --- helpers ---------------------------------------------------------------------------------------------

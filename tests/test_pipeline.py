@@ -294,6 +294,44 @@ note = "Executive order"
     assert status["OD1"] == "manual" and status["DM1"] == "manual"
 
 
+def test_manual_evidence_as_of_counts_only_records_made_by_then(tmp_path):
+    """A past view counts the evidence recorded by then: a dashboard record from its creation time, a config.toml
+    record (no time of writing kept) from its document's date, an undated one always."""
+    from indicators import criteria
+    from maturity import settings
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    cfg = settings.parse({"storage": {"url": url}, "cities": [{
+        "key": "chicago", "name": "Chicago, IL", "portals": [{"kind": "dcat", "url": "https://example.org"}],
+        "evidence": [{"criterion": "OD1", "url": "https://example.org/order", "date": date(2012, 12, 10)},
+                     {"criterion": "DM3", "note": "undated charter"},
+                     {"criterion": "PA3", "url": "https://example.org/goals", "date": date(2026, 11, 21)}]}]},
+        tmp_path / "config.toml", {})
+    storage.upgrade(url)
+    engine = storage.open_db(url)
+    storage.sync_config(engine, cfg)
+    storage.add_evidence(engine, "chicago", "DM1", url="https://example.org/governance", date="2020-01-15",
+                         note="committee charter", actor="cdo", at=T1)
+    storage.add_evidence(engine, "chicago", "DM2", url="https://example.org/inventory", date="2019-05-01",
+                         note="inventory policy", actor="cdo", at=T3)
+
+    every = pipeline.manual_evidence(cfg, engine, "chicago")
+    assert sorted(every["criterion"]) == ["DM1", "DM2", "DM3", "OD1", "PA3"]
+    recorded = dict(zip(every["criterion"], every["recorded_at"], strict=True))
+    assert recorded["DM1"] == pd.Timestamp(T1) and recorded["DM2"] == pd.Timestamp(T3)
+    assert recorded["OD1"] == pd.Timestamp("2012-12-10", tz="UTC") and pd.isna(recorded["DM3"])
+
+    # the end of 2026-11-21 (T2's day): DM1 recorded on T1, PA3's document dated that day; DM2 came on T3, a day later
+    end = datetime(2026, 11, 21, 23, 59, 59, tzinfo=UTC)
+    then = pipeline.manual_evidence(cfg, engine, "chicago", as_of=end)
+    assert sorted(then["criterion"]) == ["DM1", "DM3", "OD1", "PA3"]
+    status = criteria.statuses(criteria.rollup({}), then).set_index("criterion")["status"]
+    assert status["DM1"] == "manual" and status["DM2"] == "open"
+    # before anything was recorded on the dashboard: the config's order of 2012 and the undated charter
+    early = pipeline.manual_evidence(cfg, engine, "chicago", as_of=datetime(2020, 1, 1, tzinfo=UTC))
+    assert sorted(early["criterion"]) == ["DM3", "OD1"]
+
+
 # --- several portals at once (harvest_many: worker processes, as `maturity harvest` runs them) -------------
 
 def _catalog_rows(engine, city_key: str) -> list[tuple]:
@@ -352,29 +390,44 @@ def test_harvest_many_in_workers_stores_what_one_by_one_stores(tmp_path, emu, db
     emu.clear_faults()
 
 
-def _dies_in_worker(monkeypatch, portal_key: str, *, after_start: bool) -> None:
-    """Make the harvest of `portal_key` kill its worker process one second in (after starting its run, or
-    before), like the kernel's OOM killer would; the pause lets the other portals finish first."""
+def _dies_in_worker(monkeypatch, cfg, portal_key: str, *, after_start: bool) -> None:
+    """Make the harvest of `portal_key` kill its worker process (after starting its run, or before), like the
+    kernel's OOM killer would, once the portals of other hosts have finished: those may share the worker process
+    (threads), and a portal that was still running would die with it. A portal queued behind it in its own host's
+    lane has not started and goes to a new worker (harvesters)."""
     import os
     import time
 
+    from maturity import harvesters
+
     real_harvest, real_connector = pipeline.harvest, pipeline.make_connector
+    dying = next(p for p in cfg.portals if p.key == portal_key)
+    others = {p.key for p in cfg.portals if harvesters.host_of(p) != harvesters.host_of(dying)}
+
+    def die() -> None:
+        engine = storage.open_db(cfg.storage_url)
+        end = time.monotonic() + 60  # a condition, bounded for a loaded machine
+        while time.monotonic() < end:
+            runs = storage.runs(engine)
+            done = runs[runs["portal_key"].isin(others) & (runs["status"] != "running")] if len(runs) else runs
+            if set(done["portal_key"]) >= others:
+                break
+            time.sleep(0.05)
+        os._exit(9)
 
     class Dying:
         def __init__(self, portal, **kwargs):
             self.inner = real_connector(portal, **kwargs)
 
         def fetch(self):
-            time.sleep(1)
-            os._exit(9)
+            die()
 
     def make_connector(portal, **kwargs):
         return Dying(portal, **kwargs) if portal.key == portal_key else real_connector(portal, **kwargs)
 
     def harvest(settings, engine, portal, **kwargs):
         if portal.key == portal_key and not after_start:
-            time.sleep(1)
-            os._exit(9)
+            die()
         return real_harvest(settings, engine, portal, **kwargs)
 
     monkeypatch.setattr(pipeline, "make_connector", make_connector)
@@ -384,7 +437,7 @@ def _dies_in_worker(monkeypatch, portal_key: str, *, after_start: bool) -> None:
 @pytest.mark.parametrize("after_start", [True, False], ids=["mid-harvest", "before-its-run"])
 def test_a_worker_that_dies_fails_its_portal_alone(setup, monkeypatch, after_start):
     cfg, engine = setup
-    _dies_in_worker(monkeypatch, "cincinnati-dcat", after_start=after_start)
+    _dies_in_worker(monkeypatch, cfg, "cincinnati-dcat", after_start=after_start)
     got = {s.portal_key: s for s in pipeline.harvest_many(cfg, engine, cfg.portals, jobs=2, now=T1)}
 
     assert {k: s.status for k, s in got.items()} == {

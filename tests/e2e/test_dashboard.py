@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 import storage
+from tests.e2e import shots
 from tests.e2e.conftest import SCREENSHOTS
 from tests.layouts import filler
 
@@ -21,13 +22,7 @@ TIMEOUT_MS = 30_000  # generous: the 2-core machine runs other suites too
 
 def shot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    # AG Grid draws rows only once scrolled into view: walk down the page so the full-page shot has them
-    height = page.evaluate("document.body.scrollHeight")
-    for y in range(0, height, 700):
-        page.evaluate(f"window.scrollTo(0, {y})")
-        page.wait_for_timeout(60)
-    page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    shots.full_length(page, SCREENSHOTS / f"{name}.png")  # every grid drawn (Playwright's full_page left them blank)
 
 
 def settle(page) -> None:

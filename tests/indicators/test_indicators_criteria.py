@@ -44,8 +44,10 @@ def test_rollup_counts_a_missing_carrying_indicator_as_zero():
     # and the criterion's evidence text says so
     st = criteria.statuses(criteria.rollup(_scores({"dm4_up_to_date": None, "dm4_metadata_conformance": 100})),
                            None).set_index("criterion")
-    assert ("not evident, counted 0: dm4_cadence_declared, dm4_up_to_date, dm4_cadence_adherence, dm4_days_behind"
-            in st.loc["DM4", "evidence"])
+    # in the words a CDO reads: the indicators' titles, not their keys
+    assert ("not evident, counted 0: Declared update cadence · Up to date (HDX fresh or due) · Cadence adherence "
+            "over history · Days behind schedule (by department)" in st.loc["DM4", "evidence"])
+    assert "dm4_" not in st.loc["DM4", "evidence"]
 
 
 def test_missing_evidence_never_scores_better_than_evidence_of_failure():
@@ -115,7 +117,8 @@ def test_statuses_metadata_supported_manual_open():
     assert st.loc["OD3", "status"] == "metadata" and st.loc["OD3", "met"] and st.loc["OD3", "metadata"] == "full"
     # DM4 ("partial") at 70: supported by metadata, met only if confirmed
     assert st.loc["DM4", "status"] == "supported" and not st.loc["DM4", "met"] and st.loc["DM4", "met_if_confirmed"]
-    assert "dm4_up_to_date" in st.loc["DM4", "evidence"] and "supported by metadata" in st.loc["DM4", "evidence"]
+    dm4 = st.loc["DM4", "evidence"]
+    assert "Up to date (HDX fresh or due)" in dm4 and "supported by metadata" in dm4
     # OD1: 100/100 from metadata alone is not "met" (the policy is a document); the manual record is
     assert st.loc["OD1", "status"] == "manual" and st.loc["OD1", "met"]
     assert "https://example.gov/open-data-policy (2012-12-10): Executive order" in st.loc["OD1", "evidence"]
@@ -189,4 +192,4 @@ def test_stored_rollup_says_what_counted_zero_as_the_rollup_did():
         assert again.loc[c, "not_evident"] == expect.loc[c, "not_evident"]
     assert again.loc["DM4", "not_evident"] == "dm4_up_to_date, dm4_cadence_adherence, dm4_days_behind"
     st = criteria.statuses(criteria.stored_rollup(rows), None).set_index("criterion")
-    assert "not evident, counted 0: dm4_up_to_date" in st.loc["DM4", "evidence"]
+    assert "not evident, counted 0: Up to date (HDX fresh or due)" in st.loc["DM4", "evidence"]
