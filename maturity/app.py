@@ -162,7 +162,6 @@ def create_app(settings: Settings, *, url: str | None = None, warm: bool = True)
 
     _print.register(server)  # /print/city/<key>: the printable city page (the export report's template)
     _serve_plotlyjs(app)
-    _hint_scripts(app)
     _preload_graph_scripts(app)
 
     @server.route("/health")
@@ -256,23 +255,6 @@ def _preload_graph_scripts(app: dash.Dash) -> None:
         return html
 
     app.interpolate_index = interpolate_index  # type: ignore[method-assign]
-
-
-def _hint_scripts(app: dash.Dash) -> None:
-    """Dash's component scripts go out with V8's compile hint as their first line (maturity/plotlyjs.py)."""
-    from maturity import plotlyjs
-
-    prefix = app.config.routes_pathname_prefix + "_dash-component-suites/"
-
-    @app.server.after_request
-    def hint(response: flask.Response) -> flask.Response:
-        if (response.status_code != 200 or not flask.request.path.startswith(prefix)
-                or response.mimetype not in ("application/javascript", "text/javascript")
-                or flask.request.path.endswith(PLOTLYJS_PATH)):
-            return response
-        response.direct_passthrough = False
-        response.set_data(plotlyjs.COMPILE_HINT + response.get_data())
-        return response
 
 
 def _marker_or_none(storage: ModuleType, server: flask.Flask) -> Any:
