@@ -367,9 +367,13 @@ def _round(x: float | None) -> float | None:
 
 
 def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame, titles: Mapping[str, str] | None = None) -> go.Figure:
-    """Criteria (rows) × cities (columns) heatmap coloured by stage, each cell labelled with its score.
+    """Criteria (rows) × cities (columns), each cell coloured by stage and labelled with its score.
 
     `latest` = storage.latest_scores (criterion rows are used), `cities` = storage.cities (column order).
+    Drawn as one horizontal bar per cell (row: the criterion on a category axis; column j: the span j..j+1 of a
+    numeric axis labelled with the city names), not as a heatmap: plotly.js's *basic* bundle (bar, pie, scatter)
+    is then every trace the dashboard draws, and it evaluates in a tenth of the CPU of the bundle with heatmaps
+    (maturity/plotlyjs.py). A click gives the cell's criterion as `y` and its city key as `customdata`.
     """
     crit = criterion_rows(latest)
     if crit.empty or cities.empty:
@@ -380,40 +384,40 @@ def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame, titles: Mapping[str
     first = crit.drop_duplicates(["criterion", "city_key"], keep="last")
     stage = first.pivot(index="criterion", columns="city_key", values="stage").reindex(index=criteria, columns=keys)
     value = first.pivot(index="criterion", columns="city_key", values="value").reindex(index=criteria, columns=keys)
-    z, text, hover = [], [], []
+    y, base, color, text, hover, key_of = [], [], [], [], [], []
     for c in criteria:
-        zr, tr, hr = [], [], []
-        for k, st, v in zip(keys, stage.loc[c], value.loc[c], strict=False):
+        for j, (k, st, v) in enumerate(zip(keys, stage.loc[c], value.loc[c], strict=False)):
             scored = isinstance(st, str)
-            rank = stage_rank(st) if scored else -1
+            y.append(c)
+            base.append(j + CELL_GAP / 2)
+            key_of.append(k)
             # a cell without a value is left empty (no colour): the grey of "not evident" is a real 0
-            zr.append(rank if rank >= 0 and not pd.isna(v) else None)
-            tr.append("" if pd.isna(v) else f"{v:.0f}")
+            color.append(STAGE_COLORS[st] if scored and st in STAGE_COLORS and not pd.isna(v) else EMPTY_CELL)
+            text.append("" if pd.isna(v) else f"{v:.0f}")
             where = f"{names.get(k, k)} · {plot_text(criterion_label(c, titles or {}))}: "
-            hr.append(where + ("not scored" if not scored else
-                               "no value (nothing to measure)" if pd.isna(v) else f"{v:.0f} ({st})"))
-        z.append(zr)
-        text.append(tr)
-        hover.append(hr)
-    n = len(STAGES)
-    # Discrete colour scale: stage i occupies [i/n, (i+1)/n] of the 0..n-1 range.
-    scale = []
-    for i, s in enumerate(STAGES):
-        scale += [[i / n, STAGE_COLORS[s]], [(i + 1) / n, STAGE_COLORS[s]]]
-    fig = go.Figure(go.Heatmap(
-        z=z, x=[names.get(k, k) for k in keys], y=criteria, text=text, texttemplate="%{text}",
-        hovertext=hover, hovertemplate="%{hovertext}<extra></extra>", zmin=-0.5, zmax=n - 0.5,
-        customdata=[keys for _c in criteria],  # the city key of each cell: a click opens /city/<key>?criterion=<y>
-        colorscale=scale, xgap=2, ygap=2, showscale=False,  # the page's legend above names the stage colours
+            hover.append(where + ("not scored" if not scored else
+                                  "no value (nothing to measure)" if pd.isna(v) else f"{v:.0f} ({st})"))
+    fig = go.Figure(go.Bar(
+        orientation="h", y=y, x=[1 - CELL_GAP] * len(y), base=base, width=1 - CELL_GAP * 2, marker_color=color,
+        text=text, textposition="inside", insidetextanchor="middle", textangle=0,
+        hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
+        customdata=key_of,  # the city key of each cell: a click opens /city/<key>?criterion=<y>
     ))
     # the criterion's name beside its id (the axis values stay ids: a click opens /city/<key>?criterion=<id>)
-    fig.update_yaxes(autorange="reversed", type="category", tickvals=criteria,
+    fig.update_yaxes(autorange="reversed", type="category", tickvals=criteria, showgrid=False, showline=False,
                      ticktext=[plot_text(criterion_label(c, titles or {}, width=LABEL_CHARS)) for c in criteria])
-    fig.update_xaxes(side="top", type="category")
+    fig.update_xaxes(side="top", range=[0, len(keys)], tickvals=[j + 0.5 for j in range(len(keys))],
+                     ticktext=[names.get(k, k) for k in keys], showgrid=False, showline=False, ticks="")
     _base_layout(fig, height=max(260, 34 * len(criteria) + 120))
     # room for the criterion labels and the city names up front: automargin then finds nothing to widen and
-    # plotly draws the matrix once instead of twice (about half its first-draw time, measured in Chromium)
-    return fig.update_layout(margin=dict(l=label_room(fig.layout.yaxis.ticktext), t=TOP_LABEL_PX))
+    # plotly draws the matrix once instead of twice (about half its first-draw time, measured in Chromium);
+    # a score that does not fit its cell (a phone) is not shown: its hover has it
+    return fig.update_layout(margin=dict(l=label_room(fig.layout.yaxis.ticktext), t=TOP_LABEL_PX), bargap=0,
+                             uniformtext=dict(mode="hide", minsize=FONT["size"]))
+
+
+CELL_GAP = 0.03  # the white between two cells, as a share of a cell (2-4 px at 1440 px)
+EMPTY_CELL = "rgba(0,0,0,0)"  # no value: no colour at all (the stage legend's "no value" swatch)
 
 
 # The width of FONT's text, per character, at its widest in Chromium (34 characters of criterion label took

@@ -22,7 +22,8 @@ from layouts import _figures as fig
 from layouts import _words as words
 
 URL_STORE = ui.url_sync("city")
-dash.register_page(__name__, path_template="/city/<key>", name="City", title="City · City data maturity")
+dash.register_page(__name__, path_template="/city/<key>", name="City", title="City · City data maturity",
+                   draws_graphs=True)
 
 ALL = "__all__"  # drill-down: every indicator of the selected criterion
 
@@ -48,7 +49,9 @@ def layout(key: str | None = None, criterion: str | None = None, indicator: str 
         dcc.Store(id="city-key", data=key),
         dcc.Store(id="city-as-of", data=day),
         ui.url_stores("city"),
-        ui.loading(html.Div(id="city-summary"), id="city-summary-loading"),
+        # the header and the cards come with the page (a request and a render fewer before them); `render_summary`
+        # redraws them when a run lands
+        ui.loading(html.Div(summary(key, day), id="city-summary"), id="city-summary-loading"),
         html.H4("Maturity over time", className="h5 mt-2"),
         dbc.Row([
             dbc.Col([dbc.Label("Criterion", html_for="city-criterion"),
@@ -68,7 +71,7 @@ def layout(key: str | None = None, criterion: str | None = None, indicator: str 
         dcc.Store(id="city-drill-focus"), dcc.Store(id="city-drill-focus-sink"),
         ui.loading(html.Div(id="city-drill")),
         ui.loading(html.Div(id="city-details"), id="city-details-loading"),
-        subtitle=html.Div([html.Span(id="city-subtitle"),
+        subtitle=html.Div([html.Span(subtitle(key, day), id="city-subtitle"),
                            html.A("Print view", href=_print.href(key, day), id="city-print",
                                   className="ms-2 d-print-none",
                                   title="a printable single-column page with the same numbers")]),
@@ -134,7 +137,8 @@ def _titles_with_ids() -> dict[str, str]:
 # --- callbacks ------------------------------------------------------------------------------------------
 
 @callback(Output("city-summary", "children"), Output("city-subtitle", "children"),
-          Input("live-marker", "data"), State("city-key", "data"), State("city-as-of", "data"))
+          Input("live-marker", "data"), State("city-key", "data"), State("city-as-of", "data"),
+          prevent_initial_call=True)
 def render_summary(_marker: object, key: str, day: str | None = None) -> Any:
     return summary(key, day), subtitle(key, day)
 

@@ -16,7 +16,8 @@ from layouts import _figures as fig
 from layouts import _words as words
 
 URL_STORE = ui.url_sync("cmp")
-dash.register_page(__name__, path="/compare", name="Compare", title="Compare · City data maturity")
+dash.register_page(__name__, path="/compare", name="Compare", title="Compare · City data maturity",
+                   draws_graphs=True)
 
 DEFAULT_CITIES = 4  # preselected when the URL names none: the first scored cities (a city never scored shows nothing)
 

@@ -14,7 +14,8 @@ from layouts import _figures as fig
 
 URL_STORE = ui.url_sync("hv")
 RECENT = 500  # runs shown for all cities (newest first); pick a city for its whole log
-dash.register_page(__name__, path="/harvests", name="Harvests", title="Harvests · City data maturity")
+dash.register_page(__name__, path="/harvests", name="Harvests", title="Harvests · City data maturity",
+                   draws_graphs=True)
 
 
 def layout(city: str | None = None, as_of: str | None = None, **_query: str) -> html.Div:

@@ -16,22 +16,27 @@ from layouts import _as_of
 from layouts import _components as ui
 from layouts import _figures as fig
 
-dash.register_page(__name__, path="/", name="Overview", title="Overview · City data maturity")
+dash.register_page(__name__, path="/", name="Overview", title="Overview · City data maturity",
+                   draws_graphs=True)
 
 
 def layout(as_of: str | None = None, **_query: str) -> html.Div:
+    day = _as_of.parse(as_of)
     return ui.page(
         "Overview",
         dcc.Location(id="ov-nav", refresh="callback-nav"),
-        dcc.Store(id="ov-as-of", data=_as_of.parse(as_of)),
-        ui.loading(html.Div(id="ov-body"), id="ov-loading"),
+        dcc.Store(id="ov-as-of", data=day),
+        # the body comes with the page (a request and a render fewer before the matrix); `render` redraws it when
+        # a run lands
+        ui.loading(html.Div(body(day), id="ov-body"), id="ov-loading"),
         subtitle="Every configured city against the What Works Cities criteria that portal metadata can show. "
                  "Click a city, or a cell of the matrix, for its criteria, history and the datasets behind "
                  "each number.",
     )
 
 
-@callback(Output("ov-body", "children"), Input("live-marker", "data"), State("ov-as-of", "data"))
+@callback(Output("ov-body", "children"), Input("live-marker", "data"), State("ov-as-of", "data"),
+          prevent_initial_call=True)
 def render(_marker: object, day: str | None = None) -> Component | list[Component]:
     return body(day)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # for annotations only: create_app imports these when it runs
     from maturity.settings import Settings
 
 PAGES = Path(layouts.__file__).resolve().parent
+WARMED_KEY = "maturity.warmed"  # server.config: a threading.Event set when the start's cache warm-up is over
 ASSETS = PAGES / "assets"
 log = logging.getLogger(__name__)
 
@@ -160,6 +162,7 @@ def create_app(settings: Settings, *, url: str | None = None, warm: bool = True)
 
     _print.register(server)  # /print/city/<key>: the printable city page (the export report's template)
     _serve_plotlyjs(app)
+    _preload_graph_scripts(app)
 
     @server.route("/health")
     def health() -> flask.Response:
@@ -174,8 +177,9 @@ def create_app(settings: Settings, *, url: str | None = None, warm: bool = True)
 
         from layouts._warmup import keep_warm
 
-        threading.Thread(target=keep_warm, args=(server, float(settings.web.poll_seconds)), name="dashboard-warm",
-                         daemon=True).start()
+        server.config[WARMED_KEY] = warmed = threading.Event()
+        threading.Thread(target=keep_warm, args=(server, float(settings.web.poll_seconds), None, warmed),
+                         name="dashboard-warm", daemon=True).start()
     return app
 
 
@@ -205,10 +209,12 @@ def _load_pages() -> None:
 # where dcc.Graph asks for plotly.js when the app serves its scripts itself (serve_locally): Dash's renderer
 # sets this address (window._dashPlotlyJSURL) and the graph component loads it the first time a graph mounts
 PLOTLYJS_PATH = "_dash-component-suites/plotly/package_data/plotly.min.js"
+# what the first graph of a page loads: plotly.js and dcc's graph code (a chunk of its own, fetched at that address)
+GRAPH_SCRIPTS = (PLOTLYJS_PATH, "_dash-component-suites/dash/dcc/async-graph.js")
 
 
 def _serve_plotlyjs(app: dash.Dash) -> None:
-    """Answer the graphs' request for plotly.js with the cartesian bundle (maturity/plotlyjs.py), when fetched.
+    """Answer the graphs' request for plotly.js with the basic bundle (maturity/plotlyjs.py), when fetched.
 
     A route of its own at the exact address: werkzeug matches it before Dash's `<package>/<path>` route, so
     the full bundle is neither read nor sent. Pages without a graph load no plotly.js at all, as before.
@@ -217,15 +223,38 @@ def _serve_plotlyjs(app: dash.Dash) -> None:
 
     bundle = plotlyjs.installed()
     if bundle is None:
-        log.info("event=plotlyjs bundle=full reason=cartesian bundle not fetched (python -m maturity.plotlyjs)")
+        log.info("event=plotlyjs bundle=full reason=basic bundle not fetched (python -m maturity.plotlyjs)")
         return
 
-    def cartesian_plotlyjs() -> flask.Response:
-        # revalidated by ETag on every visit, as Dash serves its unfingerprinted scripts
-        return flask.send_file(bundle, mimetype="text/javascript", conditional=True, etag=True, max_age=None)
+    script = plotlyjs.served(bundle)  # read once: 1.5 MB held for the process's life
 
-    app.server.add_url_rule(app.config.routes_pathname_prefix + PLOTLYJS_PATH, "cartesian_plotlyjs",
-                            cartesian_plotlyjs)
+    def basic_plotlyjs() -> flask.Response:
+        # revalidated by ETag on every visit, as Dash serves its unfingerprinted scripts
+        response = flask.Response(script, mimetype="text/javascript")
+        response.add_etag()
+        return response.make_conditional(flask.request)
+
+    app.server.add_url_rule(app.config.routes_pathname_prefix + PLOTLYJS_PATH, "basic_plotlyjs",
+                            basic_plotlyjs)
+
+
+def _preload_graph_scripts(app: dash.Dash) -> None:
+    """The index of a page that draws graphs (registered with `draws_graphs=True`) asks for plotly.js and dcc's
+    graph code at once, beside Dash's scripts, instead of when the first graph mounts, once the page's layout and
+    its callbacks' answers are in (1.5-2 s into a first visit); the graph's own request then finds them loaded."""
+    prefix = app.config.requests_pathname_prefix
+    tags = "".join(f'<link rel="preload" as="script" href="{prefix}{path}">' for path in GRAPH_SCRIPTS)
+    pages = [re.compile("^" + re.sub(r"<[^>/]+>", "[^/]+", page.get("path_template") or page["path"]) + "$")
+             for page in dash.page_registry.values() if page.get("draws_graphs")]
+    interpolate = app.interpolate_index
+
+    def interpolate_index(**parts: Any) -> str:
+        html = interpolate(**parts)
+        if flask.has_request_context() and any(p.match(flask.request.path) for p in pages):
+            html = html.replace("</head>", tags + "</head>", 1)
+        return html
+
+    app.interpolate_index = interpolate_index  # type: ignore[method-assign]
 
 
 def _marker_or_none(storage: ModuleType, server: flask.Flask) -> Any:

@@ -1,9 +1,13 @@
-"""The plotly.js the dashboard's graphs load: plotly.js's own *cartesian* bundle instead of the full one.
+"""The plotly.js the dashboard's graphs load: plotly.js's own *basic* bundle instead of the full one.
 
 Dash's `dcc.Graph` loads the full plotly.js that plotly.py ships (4.8 MB: maps, 3-D, WebGL …) the first time a
-page shows a graph; evaluating it was a page's longest main-thread task (150-250 ms of CPU on this machine).
-Every trace the pages draw (bar, heatmap, scatter) is in the cartesian bundle (`TRACES`, 1.5 MB), published
-by plotly.js on npm as `plotly.js-cartesian-dist-min`, for each plotly.js version.
+page shows a graph; evaluating it was a first visit's longest main-thread task (820-1,260 ms of CPU here). Every
+trace the pages draw is a bar or a scatter (the overview's matrix is drawn with bars), and plotly.js publishes a
+bundle of just those and pie on npm, `plotly.js-basic-dist-min` (1.2 MB), for each plotly.js version. Served with
+V8's compile hint (`COMPILE_HINT`), its evaluation takes 17-30 ms of CPU; the *cartesian* bundle (heatmap, box,
+contour … as well, 1.5 MB) took 175-230 ms with the hint, 270-430 without (headless Chromium 156, the bundle
+alone in a fresh context, 4 runs each): its Node polyfills throw and catch six errors at load, and for each
+V8 parses again the one function the whole bundle is (trace: V8.CollectSourcePositions, 26 calls).
 
 The bundle is not in git. `python -m maturity.plotlyjs` (bin/_venv.sh runs it after installing the project)
 fetches the package of the version plotly.py's own bundle has, with npm, checks it against the sha512
@@ -25,18 +29,22 @@ from pathlib import Path
 
 import layouts
 
-PACKAGE = "plotly.js-cartesian-dist-min"
-MEMBER = "package/plotly-cartesian.min.js"  # the script inside the npm tarball
-# sha512 of the npm tarball per plotly.js version (`npm view plotly.js-cartesian-dist-min@<v> dist.integrity`);
+PACKAGE = "plotly.js-basic-dist-min"
+MEMBER = "package/plotly-basic.min.js"  # the script inside the npm tarball
+# sha512 of the npm tarball per plotly.js version (`npm view plotly.js-basic-dist-min@<v> dist.integrity`);
 # add a line when plotly.py moves to a new plotly.js
 INTEGRITY = {
-    "4.1.1": "sha512-o8GrFeusncwBIxbBynRJpY4pkgVB6caM+JLpwrLYbbsO7dZ8FJ+SVN2Fr+L7kiG/Z6w4P5O0Jus/Qr5EefHVeg==",
+    "4.1.1": "sha512-1oNF8PeQx2hv/y7tqEVWKD3JGwn/MGEMQ8mL9HUwsaqG9FGy/OU5FHUHvzqbqxN4mnwZGI9abTiE775C4kkjMQ==",
 }
 # the trace types the bundle holds (its README); a figure of another type would draw nothing
-TRACES = frozenset({"bar", "box", "contour", "heatmap", "histogram", "histogram2d", "histogram2dcontour", "image",
-                    "pie", "scatter", "scatterternary", "violin"})
+TRACES = frozenset({"bar", "pie", "scatter"})
 FOLDER = Path(layouts.__file__).resolve().parent / "vendor"
 NPM_TIMEOUT_S = 300
+# V8's explicit compile hint (Chrome 136+; a plain comment elsewhere): compile every function of the script while
+# it streams in, off the main thread. The bundle's code sits in one function that runs once at load, which V8
+# otherwise compiles lazily on the main thread at that call: the basic bundle's evaluation took 108-139 ms of CPU
+# without the hint and 17-31 ms with it (headless Chromium 156, the bundle alone in a fresh context, 4 runs).
+COMPILE_HINT = b"//# allFunctionsCalledOnLoad\n"
 
 
 def plotly_version() -> str:
@@ -47,13 +55,18 @@ def plotly_version() -> str:
 
 
 def bundle_path(version: str) -> Path:
-    return FOLDER / f"plotly-cartesian-{version}.min.js"
+    return FOLDER / f"plotly-basic-{version}.min.js"
 
 
 def installed() -> Path | None:
     """The fetched bundle of plotly.py's plotly.js version, or None (the graphs then load the full bundle)."""
     path = bundle_path(plotly_version())
     return path if path.is_file() else None
+
+
+def served(path: Path) -> bytes:
+    """The script as the dashboard sends it: the bundle with COMPILE_HINT as its first line."""
+    return COMPILE_HINT + path.read_bytes()
 
 
 def check(tarball: bytes, version: str) -> None:
@@ -109,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if "--quiet-if-present" in argv and installed() is not None:
         return 0
-    print("fetching the graphs' plotly.js (cartesian bundle, npm) ... ", end="", file=sys.stderr, flush=True)
+    print("fetching the graphs' plotly.js (basic bundle, npm) ... ", end="", file=sys.stderr, flush=True)
     try:
         path = fetch()
     except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as exc:

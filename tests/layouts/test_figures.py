@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pandas as pd
+import pytest
 
 from layouts import _figures as fig
 
@@ -132,16 +133,32 @@ def test_overall_summary_and_compare_overall_row_use_the_one_rule():
     assert (row["title"], row["a"], row["b"], row["gap"]) == ("Overall score", 20.0, 1.2, 18.8)  # 1.25 -> 1.2
 
 
-def test_stage_matrix_cells_carry_stage_colour_index_and_score_text():
+def matrix_cells(f) -> dict[tuple[str, str], dict]:
+    """The stage matrix's cells by (criterion, city key): colour, text, hover, column span."""
+    bars = f.data[0]
+    return {(y, k): {"color": c, "text": t, "hover": h, "span": (b, b + x)}
+            for y, k, c, t, h, b, x in zip(bars.y, bars.customdata, bars.marker.color, bars.text, bars.hovertext,
+                                          bars.base, bars.x, strict=True)}
+
+
+def test_stage_matrix_cells_carry_stage_colour_and_score_text():
     latest = HISTORY[HISTORY["as_of"] >= T("2024-04-10")]
     f = fig.stage_matrix(latest, CITIES)
-    hm = f.data[0]
-    assert list(hm.y) == ["DM4", "OD1"] and list(hm.x) == ["Alpha", "Beta", "Gamma"]
-    assert list(hm.z[0]) == [3, 0, None]  # DM4: established, not evident (a real 10), not scored
+    cells = matrix_cells(f)
+    assert list(f.layout.yaxis.tickvals) == ["DM4", "OD1"]
+    assert list(f.layout.xaxis.ticktext) == ["Alpha", "Beta", "Gamma"]
+    # DM4: established, not evident (a real 10: the grey of a 0), not scored (empty)
+    assert [cells["DM4", k]["color"] for k in "abc"] == [fig.STAGE_COLORS["established"],
+                                                         fig.STAGE_COLORS["not evident"], fig.EMPTY_CELL]
+    assert [cells["DM4", k]["text"] for k in "abc"] == ["70", "10", ""]
     # OD1: Beta has a stage but no value: an empty cell (no colour, no text), not the grey of a real 0
-    assert list(hm.z[1]) == [4, None, None] and list(hm.text[1]) == ["90", "", ""]
-    assert hm.hovertext[1][1] == "Beta · OD1: no value (nothing to measure)"
-    assert "Gamma · DM4: not scored" in hm.hovertext[0][2]
+    assert [cells["OD1", k]["color"] for k in "abc"] == [fig.STAGE_COLORS["leading"], fig.EMPTY_CELL, fig.EMPTY_CELL]
+    assert [cells["OD1", k]["text"] for k in "abc"] == ["90", "", ""]
+    assert cells["OD1", "b"]["hover"] == "Beta · OD1: no value (nothing to measure)"
+    assert "Gamma · DM4: not scored" in cells["DM4", "c"]["hover"]
+    # city j's cells span j..j+1 of the axis (less the gap), under its name's tick at j + 0.5
+    assert cells["OD1", "c"]["span"] == pytest.approx((2 + fig.CELL_GAP / 2, 3 - fig.CELL_GAP / 2))
+    assert list(f.layout.xaxis.tickvals) == [0.5, 1.5, 2.5] and list(f.layout.xaxis.range) == [0, 3]
 
 
 def test_stage_matrix_empty_says_what_to_do():
@@ -352,8 +369,10 @@ def test_department_labels_escape_plotly_markup():
 
 def test_stage_matrix_cells_carry_city_and_criterion_for_click_through():
     latest = HISTORY[HISTORY["as_of"] >= T("2024-04-10")]
-    hm = fig.stage_matrix(latest, CITIES).data[0]
-    assert [list(row) for row in hm.customdata] == [["a", "b", "c"], ["a", "b", "c"]]  # city key per cell
+    bars = fig.stage_matrix(latest, CITIES).data[0]
+    # a click's point: y the criterion, customdata the city key (overview.cell_href)
+    assert list(zip(bars.y, bars.customdata, strict=True)) == [("DM4", "a"), ("DM4", "b"), ("DM4", "c"),
+                                                  ("OD1", "a"), ("OD1", "b"), ("OD1", "c")]
 
 
 def test_sparkline_svg_draws_the_series_on_a_fixed_0_100_scale():

@@ -607,6 +607,11 @@ def test_warm_up_fills_every_city_cache(layout_db):
                 ("datasets", key), ("failing", key), ("details_view", key)} <= cached
         assert (key, None) in overall
         assert any(name.startswith("drill:") and k == key for name, k in cached)
+    # the answers the Overview, Compare (its default cities) and Harvests (all cities) open with, today's
+    keys = tuple(sorted(key for key, _n, _s in filler.CITIES))
+    views = {(k[2], k[3]) for k in list(cache_mod._cache) if k[0] == url}
+    assert {("overview_view", (keys, None)), ("harvests_view", (None, None))} <= views
+    assert any(name == "compare_view" and args[1] is None and len(args[0]) >= 2 for name, args in views)
 
 
 def test_warm_up_freezes_the_caches_and_dropped_entries_are_still_freed(layout_db):
