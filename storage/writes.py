@@ -419,7 +419,8 @@ class RunWriter:
         raw_todo = [raws[i] for i, _, _ in todo]
         json_todo = [_record_json(records[i]) for i, _, _ in todo]
         if self.packer is None:
-            self.packer = compact.portal_codec(conn, self.portal_key)
+            # A portal without datasets has no dictionaries either: they are written with its first versions.
+            self.packer = compact.portal_codec(conn, self.portal_key) if self.portal_had_datasets else codec.Codec()
         if any(field not in self.packer.current for field in codec.FIELDS):
             self.packer, new = compact.trained(self.packer, self.run_id,
                                                {codec.RAW: raw_todo, codec.RECORD: json_todo})
