@@ -10,11 +10,14 @@ For each size N, `benchmarks/scale_portal.py` serves a portal of N real records 
 - the floor: a bare `json.loads` of the very page bodies the portal served, in this process (with the cyclic
   GC on, as `json.loads` runs by default, and paused, as the harvest runs).
 
-Each child's wall time is measured around `pipeline.harvest` alone (not the interpreter's start); its peak RSS
-is the child's own `ru_maxrss` (os.wait4), so the numbers of two runs never mix. Reported per size: min /
+Each child's wall and CPU time (all its threads) are measured around `pipeline.harvest` alone (not the
+interpreter's start); its peak RSS is the child's own high-water mark since its exec (VmHWM; its `ru_maxrss`
+would include the parent's memory at fork), so the numbers of two runs never mix. Reported per size: min /
 median / max over the repeats of each, and the ratios of the targets: first harvest / floor (target <= 4x),
 re-harvest / first (target <= 30%), peak RSS (target < 1 GB at 300k, < 2x from the smallest size to the
-largest). Heavy: run it under `flock /work/bench.lock`.
+largest). The targets are wall ratios; the same ratios of CPU times (the floor's with the GC paused, as the
+harvest runs) are printed beside them because other load on a shared machine moves wall times much more than
+CPU times. Heavy: run it under `flock /work/bench.lock`.
 """
 from __future__ import annotations
 
@@ -46,11 +49,22 @@ def child(args: argparse.Namespace) -> None:
     cfg = Settings(path=Path(args.db).with_suffix(".toml"), storage_url=f"sqlite:///{args.db}",
                    cities=(CityConfig(key="scale", name="Scale", portals=(portal,)),))
     engine = storage.open_db(cfg.storage_url)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     summary = pipeline.harvest(cfg, engine, portal, now=datetime.fromisoformat(args.as_of))
-    wall = time.perf_counter() - t
-    print(json.dumps({"wall": wall, "status": summary.status, "items": summary.items,
-                      "new_versions": summary.new_versions, "error": summary.error}))
+    wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+    print(json.dumps({"wall": wall, "cpu": cpu, "hwm_mb": _high_water_mb(), "status": summary.status,
+                      "items": summary.items, "new_versions": summary.new_versions, "error": summary.error}))
+
+
+def _high_water_mb() -> float | None:
+    """This process's peak RSS since its exec (Linux VmHWM). The exec'd child's `ru_maxrss` is not: Linux carries
+    the forking parent's high-water mark across exec, and after the floor of a larger size the parent is large."""
+    try:
+        with open("/proc/self/status") as f:
+            kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return None
+    return kb / 1024
 
 
 def harvest_in_child(kind: str, portal_url: str, domain: str, db: str, as_of: datetime) -> dict:
@@ -66,25 +80,26 @@ def harvest_in_child(kind: str, portal_url: str, domain: str, db: str, as_of: da
     result = json.loads(out.strip().splitlines()[-1])
     if result["status"] == "failed":
         raise RuntimeError(f"harvest failed: {result['error']}")
-    result["rss_mb"] = usage.ru_maxrss / 1024  # kilobytes on Linux
+    result["rss_mb"] = result.get("hwm_mb") or usage.ru_maxrss / 1024  # kilobytes on Linux
     return result
 
 
-def floor(bodies: list[bytes]) -> tuple[float, float]:
-    """Seconds to json.loads every body: with the cyclic GC on (the default), and paused."""
+def floor(bodies: list[bytes]) -> tuple[float, float, float]:
+    """Seconds to json.loads every body: wall with the cyclic GC on (the default) and paused, and the CPU time of
+    the paused pass (the harvest runs with the GC paused)."""
     out = []
     for paused in (False, True):
         if paused:
             gc.disable()
         try:
             gc.collect()
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             for body in bodies:
                 json.loads(body)
             out.append(time.perf_counter() - t)
         finally:
             gc.enable()
-    return out[0], out[1]
+    return out[0], out[1], time.process_time() - cpu
 
 
 def stats(values: list[float]) -> str:
@@ -94,8 +109,9 @@ def stats(values: list[float]) -> str:
 def measure(kind: str, n: int, repeat: int) -> dict:
     from benchmarks.scale_portal import DOMAIN, ScalePortal
 
-    rows: dict[str, list[float]] = {k: [] for k in ("floor", "floor_gc_off", "first", "first_rss", "again",
-                                                    "again_rss", "first_ratio", "again_share")}
+    rows: dict[str, list[float]] = {k: [] for k in ("floor", "floor_gc_off", "floor_cpu", "first", "first_cpu",
+                                                    "first_rss", "again", "again_cpu", "again_rss", "first_ratio",
+                                                    "again_share", "first_cpu_ratio", "again_cpu_share")}
     with ScalePortal(kind, n) as portal:
         url = portal.config().url
         mb = portal.body_bytes / 1e6
@@ -111,27 +127,32 @@ def measure(kind: str, n: int, repeat: int) -> dict:
                 db_mb = Path(db).stat().st_size / 1e6
             assert first["items"] == n and again["new_versions"] == 0, (first, again)
             bodies = portal.page_bodies()
-            on, off = floor(bodies)
+            on, off, off_cpu = floor(bodies)
             del bodies
-            rows["floor"].append(on)
-            rows["floor_gc_off"].append(off)
-            rows["first"].append(first["wall"])
-            rows["first_rss"].append(first["rss_mb"])
-            rows["again"].append(again["wall"])
-            rows["again_rss"].append(again["rss_mb"])
-            rows["first_ratio"].append(first["wall"] / on)
-            rows["again_share"].append(again["wall"] / first["wall"])
-            print(f"  {kind} {n:,} repeat {k + 1}: floor {on:.2f} s ({off:.2f} s GC off); first {first['wall']:.2f} s,"
-                  f" {first['rss_mb']:.0f} MB; again {again['wall']:.2f} s, {again['rss_mb']:.0f} MB; "
-                  f"ratios {first['wall'] / on:.2f}x floor, {again['wall'] / first['wall']:.0%} of first; "
-                  f"db {db_mb:.0f} MB", flush=True)
+            for key, value in (("floor", on), ("floor_gc_off", off), ("floor_cpu", off_cpu),
+                               ("first", first["wall"]), ("first_cpu", first["cpu"]), ("first_rss", first["rss_mb"]),
+                               ("again", again["wall"]), ("again_cpu", again["cpu"]), ("again_rss", again["rss_mb"]),
+                               ("first_ratio", first["wall"] / on), ("again_share", again["wall"] / first["wall"]),
+                               ("first_cpu_ratio", first["cpu"] / off_cpu),
+                               ("again_cpu_share", again["cpu"] / first["cpu"])):
+                rows[key].append(value)
+            print(f"  {kind} {n:,} repeat {k + 1}: floor {on:.2f} s ({off:.2f} s GC off, {off_cpu:.2f} s CPU); "
+                  f"first {first['wall']:.2f} s ({first['cpu']:.2f} s CPU), {first['rss_mb']:.0f} MB; "
+                  f"again {again['wall']:.2f} s ({again['cpu']:.2f} s CPU), {again['rss_mb']:.0f} MB; "
+                  f"ratios {first['wall'] / on:.2f}x floor, {again['wall'] / first['wall']:.0%} of first "
+                  f"(CPU: {first['cpu'] / off_cpu:.2f}x, {again['cpu'] / first['cpu']:.0%}); db {db_mb:.0f} MB",
+                  flush=True)
     print(f"{kind} {n:,} items ({mb:,.0f} MB of JSON), min / median / max of {repeat}:")
-    print(f"  json.loads floor      {stats(rows['floor'])} s   (GC off: {stats(rows['floor_gc_off'])} s)")
-    print(f"  first harvest         {stats(rows['first'])} s   peak RSS {stats(rows['first_rss'])} MB")
-    print(f"  unchanged re-harvest  {stats(rows['again'])} s   peak RSS {stats(rows['again_rss'])} MB")
-    print(f"  first / floor         {stats(rows['first_ratio'])} x     (target <= 4)")
-    print(f"  re-harvest / first    {stats([100 * s for s in rows['again_share']])} %     (target <= 30)",
-          flush=True)
+    print(f"  json.loads floor      {stats(rows['floor'])} s   (GC off: {stats(rows['floor_gc_off'])} s, "
+          f"CPU {stats(rows['floor_cpu'])} s)")
+    print(f"  first harvest         {stats(rows['first'])} s   CPU {stats(rows['first_cpu'])} s   "
+          f"peak RSS {stats(rows['first_rss'])} MB")
+    print(f"  unchanged re-harvest  {stats(rows['again'])} s   CPU {stats(rows['again_cpu'])} s   "
+          f"peak RSS {stats(rows['again_rss'])} MB")
+    print(f"  first / floor         {stats(rows['first_ratio'])} x     (target <= 4; CPU / GC-off CPU: "
+          f"{stats(rows['first_cpu_ratio'])} x)")
+    print(f"  re-harvest / first    {stats([100 * s for s in rows['again_share']])} %     (target <= 30; CPU: "
+          f"{stats([100 * s for s in rows['again_cpu_share']])} %)", flush=True)
     return rows
 
 

@@ -337,7 +337,7 @@ def _sorted_columns(resource: dict[str, Any]) -> dict[str, Any]:
                                                                        option=orjson.OPT_SORT_KEYS)))
     if order == list(range(n)):
         return resource
-    keys = [k for k in filter(_IS_COLUMN_ARRAY, resource) if type(resource[k]) is list]
+    keys = [k for k in _column_arrays(tuple(resource)) if type(resource[k]) is list]
     if any(len(resource[k]) != n for k in keys):
         return resource  # arrays that do not pair up are left as received (never seen in 14,453 recorded items)
     out = dict(resource)
@@ -345,6 +345,13 @@ def _sorted_columns(resource: dict[str, Any]) -> dict[str, Any]:
     for k in keys:
         out[k] = list(pick(resource[k]))
     return out
+
+
+@functools.lru_cache(maxsize=1_024)
+def _column_arrays(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The `columns_*` names among a resource's keys. A portal's items share a few key layouts, and every item's
+    hash is computed on every harvest: matching the names once per layout took a quarter of `_sorted_columns`."""
+    return tuple(filter(_IS_COLUMN_ARRAY, keys))
 
 
 def _sorted_tags(values: Any) -> Any:

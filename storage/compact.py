@@ -109,14 +109,20 @@ def encode_members(conn: Connection, portal_key: str, run_id: int, ids: Iterable
     return {"members": codec.encode_ids(ids), "members_base": None}
 
 
+# Built once: a run's harvest judges it against the portal's earlier runs with this, and constructing the
+# statement (and its cache key) per call cost more than SQLite takes to run it for a small portal.
+_base = runs_t.alias("base")
+_MEMBERS_OF = (sa.select(runs_t.c.id, runs_t.c.members, runs_t.c.members_base, _base.c.members.label("base_members"))
+               .outerjoin(_base, _base.c.id == runs_t.c.members_base)
+               .where(runs_t.c.id.in_(sa.bindparam("run_ids", expanding=True))))
+
+
 def members_of(conn: Connection, run_ids: Iterable[int]) -> dict[int, list[str]]:
     """{run_id: its sorted member ids} for runs that stored members (a running or failed run has none)."""
     run_ids = list(run_ids)
     if not run_ids:
         return {}
-    r, b = runs_t, runs_t.alias("base")
-    rows = conn.execute(sa.select(r.c.id, r.c.members, r.c.members_base, b.c.members.label("base_members"))
-                        .outerjoin(b, b.c.id == r.c.members_base).where(r.c.id.in_(run_ids))).all()
+    rows = conn.execute(_MEMBERS_OF, {"run_ids": run_ids}).all()
     bases: dict[int, list[str]] = {}
     out: dict[int, list[str]] = {}
     for row in rows:

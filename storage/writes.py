@@ -98,6 +98,9 @@ _VERSIONS_OF = (sa.select(datasets_t.c.source_id, datasets_t.c.id, versions_t.c.
                 .where(datasets_t.c.portal_key == _p("portal_key"),
                        datasets_t.c.source_id.in_(sa.bindparam("source_ids", expanding=True))))
 VERSIONS_OF_BATCH = 5_000  # source ids per query (SQLite allows 32,766 parameters; a page is 5,000 items)
+# Whether a portal has any dataset yet: before its first run, every id is new, so a first harvest asks for no
+# stored versions (most of the 291 recorded portals are one batch: the lookups were 3 of their ~10 queries).
+_ANY_DATASET = sa.select(datasets_t.c.id).where(datasets_t.c.portal_key == _p("portal_key")).limit(1)
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,7 @@ class RunWriter:
         self._tx: Any = None
         self.portal_key = ""
         self.as_of = _BEFORE_ANY_RUN
+        self.portal_had_datasets = True  # read with the run (`_load_run`); False: every id not yet seen is new
         self.members: set[str] = set()
         self.dropped = 0  # repeats among the items given (the first one wins)
         self.new_versions = 0
@@ -270,6 +274,8 @@ class RunWriter:
         before (None: a dataset with no version at that time). Before the first `add`, a short read that takes
         no lock (see `_begin`)."""
         with self._guard(begin=False) as conn:
+            if not self.portal_had_datasets:
+                return {}
             found = {sid: h for sid, (_did, _vid, h) in _versions_of(conn, self.portal_key, self.as_of,
                                                                      list(source_ids)).items()}
         if self._conn is None:
@@ -344,6 +350,9 @@ class RunWriter:
         if run.status != "running":
             raise RunClosed(f"run {self.run_id} is {run.status!r}, not running")
         self.portal_key, self.as_of = run.portal_key, run.as_of
+        # Read again under the write lock (`_begin`): a portal still without datasets then stays so for this run
+        # but for the ones it inserts itself, which are its members and never looked up.
+        self.portal_had_datasets = conn.execute(_ANY_DATASET, {"portal_key": run.portal_key}).first() is not None
 
     def _broke(self, exc: BaseException) -> None:
         self.failed = True
@@ -371,7 +380,7 @@ class RunWriter:
             else:
                 picked[rec.source_id] = i
         self.members.update(picked)
-        existing = _versions_of(conn, portal_key, as_of, list(picked))
+        existing = _versions_of(conn, portal_key, as_of, list(picked)) if self.portal_had_datasets else {}
         new_ids = [sid for sid in picked if sid not in existing]
         if new_ids:
             _bulk_insert(conn, datasets_t, [{"portal_key": portal_key, "source_id": sid, "first_run_id": run_id,
@@ -410,7 +419,8 @@ class RunWriter:
         raw_todo = [raws[i] for i, _, _ in todo]
         json_todo = [_record_json(records[i]) for i, _, _ in todo]
         if self.packer is None:
-            self.packer = compact.portal_codec(conn, self.portal_key)
+            # A portal without datasets has no dictionaries either: they are written with its first versions.
+            self.packer = compact.portal_codec(conn, self.portal_key) if self.portal_had_datasets else codec.Codec()
         if any(field not in self.packer.current for field in codec.FIELDS):
             self.packer, new = compact.trained(self.packer, self.run_id,
                                                {codec.RAW: raw_todo, codec.RECORD: json_todo})

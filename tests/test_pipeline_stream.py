@@ -166,6 +166,21 @@ def test_an_unchanged_reharvest_normalizes_only_the_changed_item(setup, monkeypa
     assert storage.catalog(engine, chicago.key).set_index("source_id").loc[renamed[0], "title"] == "renamed"
 
 
+def test_a_run_reads_its_field_profile_only_when_an_item_is_normalized(setup, monkeypatch):
+    """Birmingham's 10 items are one short batch, the whole run: its unchanged re-harvest reads no profile.
+    Chicago's first batch is a full one (50 of 260 ids): read at once, not kept while the later pages arrive."""
+    cfg, engine = setup
+    chicago, birmingham = cfg.portals[0], cfg.portals[2]
+    read = []
+    for cls in {type(pipeline.make_connector(p)) for p in (chicago, birmingham)}:
+        real = cls.discover
+        monkeypatch.setattr(cls, "discover", staticmethod(lambda raws, real=real: read.append(len(raws)) or real(raws)))
+    for when in (T1, T2):
+        for portal in (chicago, birmingham):
+            pipeline.harvest(cfg, engine, portal, now=when)
+    assert read == [SAMPLE, 10, SAMPLE]  # first harvests: both; re-harvests: Chicago's full first batch only
+
+
 @pytest.mark.parametrize("kind", ["socrata", "ckan", "dcat"])
 def test_a_connector_tells_an_items_source_id_and_hash_without_normalizing(setup, kind):
     """The skip of unchanged items compares `source_id(raw)` and `raw_hash(raw)` with what is stored: they must

@@ -56,6 +56,14 @@ def test_raw_hash_ignores_usage_counters_only():
     assert conn.raw_hash(raw) == expected == conn.normalize(raw).raw_hash
 
 
+def test_raw_hash_of_an_item_with_keys_that_are_not_text():
+    # Parsed JSON only has text keys, so the hash serializes without orjson's non-text-key path; an item built
+    # with an int key still hashes, as its text: sha1 of the sorted-key JSON {"a":{"1":"x","2":"y"}}.
+    from connectors.hashing import raw_hash
+
+    assert raw_hash({"a": {2: "y", 1: "x"}}) == hashlib.sha1(b'{"a":{"1":"x","2":"y"}}').hexdigest()
+
+
 def test_raw_bytes_round_trip():
     raw = load_json(FIXTURES / "ckan/catalog_data_gov_package_show_usda_2019.json")["result"]
     conn = make_connector(portal_config("ckan", "https://catalog.data.gov"))

@@ -349,3 +349,42 @@ def test_runs_stored_under_an_older_rule_are_judged_again(engine):
             for d in CHICAGO_DATES} == CHICAGO_REMOVED
     assert storage.rejudge_runs(engine, CHICAGO.key) == 0  # judged by the same rule: nothing changes
     assert storage.catalog_run(engine, CHICAGO.key, day("2022-06-22")).run["status"] == "suspect"
+
+
+def _fed_in_two_batches(engine, snap, as_of) -> tuple[storage.RunSummary, int]:
+    """A run of `snap` fed to its writer as the pipeline does (stored hashes, keep the unchanged, add the rest) in
+    two batches; its summary and how many stored-version lookups it sent to the database."""
+    from sqlalchemy import event
+
+    lookups = []
+
+    def count(_conn, _cursor, statement, *_args):
+        if "valid" in statement:  # the alias of writes._VERSIONS_OF's "version valid at as_of" subquery
+            lookups.append(statement)
+
+    run_id = storage.start_run(engine, CHICAGO.key, as_of=as_of)
+    half = len(snap.records) // 2
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with storage.RunWriter(engine, run_id) as run:
+            for part in (slice(0, half), slice(half, None)):
+                records, raws = snap.records[part], snap.raws[part]
+                stored = run.stored_hashes([r.source_id for r in records])
+                run.keep([r.source_id for r in records if stored.get(r.source_id) == r.raw_hash])
+                todo = [i for i, r in enumerate(records) if stored.get(r.source_id) != r.raw_hash]
+                run.add([records[i] for i in todo], [raws[i] for i in todo])
+            summary = run.finish(snap.stats, finished_at=as_of)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return summary, len(lookups)
+
+
+def test_a_portals_first_run_looks_up_no_stored_versions(engine):
+    """Before a portal's first run every id is new: each batch asks only for the ids of the datasets it inserted
+    (not also for stored hashes, twice); the next run asks once a batch, plus once under its write lock for the
+    first batch's ids found unchanged before it (RunWriter._begin), and finds every dataset unchanged."""
+    snap = chicago_snapshot("2022-06-15")
+    first, lookups = _fed_in_two_batches(engine, snap, snap.as_of)
+    assert (first.new_versions, lookups) == (CHICAGO_UNIQUE["2022-06-15"], 2)
+    again, lookups = _fed_in_two_batches(engine, snap, snap.as_of + timedelta(days=1))
+    assert (again.new_versions, again.items, lookups) == (0, CHICAGO_UNIQUE["2022-06-15"], 3)
