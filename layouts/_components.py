@@ -303,8 +303,9 @@ PHONE_CHART_PX = 600  # a chart's least width: its legend beside or under the pl
 def scroll_box(graph: dcc.Graph, min_px: int) -> html.Div:
     """A chart that keeps at least `min_px` of width and scrolls sideways inside its box on a narrower screen: a
     phone squeezed small multiples, legends and department names into charts a few dozen pixels wide."""
-    graph.style = {**(getattr(graph, "style", None) or {}), "minWidth": f"{min_px}px"}
-    return html.Div(graph, id=f"{graph.id}-box", className="scroll-box", style={"overflowX": "auto"})
+    g: Any = graph  # Dash components take their props as attributes (not declared to the type checker)
+    g.style = {**(getattr(g, "style", None) or {}), "minWidth": f"{min_px}px"}
+    return html.Div(g, id=f"{g.id}-box", className="scroll-box", style={"overflowX": "auto"})
 
 
 def loading(*children: Any, id: str | None = None) -> dcc.Loading:

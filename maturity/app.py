@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import dash
 import dash_bootstrap_components as dbc
 import flask
+import werkzeug
 from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
@@ -228,7 +229,7 @@ def _serve_plotlyjs(app: dash.Dash) -> None:
 
     script = plotlyjs.served(bundle)  # read once: 1.5 MB held for the process's life
 
-    def basic_plotlyjs() -> flask.Response:
+    def basic_plotlyjs() -> werkzeug.Response:
         # revalidated by ETag on every visit, as Dash serves its unfingerprinted scripts
         response = flask.Response(script, mimetype="text/javascript")
         response.add_etag()
@@ -254,7 +255,7 @@ def _preload_graph_scripts(app: dash.Dash) -> None:
             html = html.replace("</head>", tags + "</head>", 1)
         return html
 
-    app.interpolate_index = interpolate_index  # type: ignore[method-assign]
+    app.interpolate_index = interpolate_index  # type: ignore[method-assign,assignment]
 
 
 def _marker_or_none(storage: ModuleType, server: flask.Flask) -> Any:
