@@ -310,7 +310,9 @@ def scroll_box(graph: dcc.Graph, min_px: int) -> html.Div:
 
 def loading(*children: Any, id: str | None = None) -> dcc.Loading:
     kw: dict[str, Any] = {"id": id} if id else {}
-    return dcc.Loading(html.Div(list(children)), type="default", delay_show=250, **kw)
+    # show_initially=False: content that comes with the page is shown at once; dcc.Loading's default hides it
+    # behind a spinner at start-up until the loading state is known (~100-150 ms of a first visit)
+    return dcc.Loading(html.Div(list(children)), type="default", delay_show=250, show_initially=False, **kw)
 
 
 def choice_options(values: Iterable[Any], labels: Mapping[Any, Any] | None = None) -> list[dict]:

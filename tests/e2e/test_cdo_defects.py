@@ -217,3 +217,21 @@ def test_charts_keep_a_readable_width_on_a_phone(page, live_url, errors):
     assert plot.bounding_box()["width"] >= 300  # the plot area itself, beside or above its legend
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     assert errors == []
+
+
+def test_content_that_comes_with_the_page_is_never_hidden_behind_a_spinner(page, live_url, errors):
+    """The city page's cards come with the page; dcc.Loading's default (show_initially) hid them at start-up until
+    their loading state was known, ~100 ms of a first visit after they were in the page."""
+    page.add_init_script("""
+        window.__hidden = [];
+        new MutationObserver(() => {
+            for (const el of document.querySelectorAll('#city-cards .criterion-card')) {
+                if (getComputedStyle(el).visibility === 'hidden') window.__hidden.push(performance.now());
+            }
+        }).observe(document, {childList: true, subtree: true, attributes: true});
+    """)
+    page.goto(live_url + "/city/chicago")
+    expect(page.locator("#city-cards .criterion-card").first).to_be_visible(timeout=TIMEOUT_MS)
+    settle(page)
+    assert page.evaluate("window.__hidden.length") == 0
+    assert errors == []
