@@ -21,10 +21,14 @@ from connectors.socrata import SocrataConnector
 from maturity import pipeline
 from storage import compact
 from storage.writes import _record_json
+from tests import test_pipeline
 from tests.conftest import FIXTURES
-from tests.emulator import Emulator, load_json, load_socrata_jsonl
-from tests.test_pipeline import CHICAGO, write_config
+from tests.emulator import Emulator, load_socrata_jsonl
+from tests.test_pipeline import CHICAGO
 from tests.test_pipeline_faults import chicago_with
+
+# the three recorded portals (Chicago, Cincinnati, Birmingham) on both backends: tests/test_pipeline.py's fixtures
+emu, setup = test_pipeline.emu, test_pipeline.setup
 
 SAMPLE = 50
 PAGE = 50
@@ -32,24 +36,6 @@ T1 = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
 T2 = datetime(2026, 11, 21, 4, 0, tzinfo=UTC)
 CHICAGO_UNIQUE = 260
 CINCINNATI_DATASETS = 145
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with Emulator(socrata={CHICAGO: load_socrata_jsonl(FIXTURES / "socrata/latest/data.cityofchicago.org.jsonl.gz")},
-                  dcat={"cincinnati": load_json(FIXTURES / "dcat_us/cincinnati_data_json_socrata_2020-07-22.json.gz")},
-                  ckan={"birmingham": load_json(FIXTURES / "ckan/birmingham_uk_package_search_purchase_cards_2021.json")
-                        ["result"]["results"]}) as e:
-        yield e
-
-
-@pytest.fixture
-def setup(tmp_path, emu, db_url):
-    """The three recorded portals of tests/test_pipeline.py (Chicago, Cincinnati, Birmingham) on both backends."""
-    emu.clear_faults()
-    cfg = write_config(tmp_path, emu, db_url)
-    storage.upgrade(cfg.storage_url)
-    return cfg, storage.open_db(cfg.storage_url)
 
 
 @pytest.fixture(autouse=True)
