@@ -41,6 +41,8 @@ sys.path.insert(0, str(ROOT))
 # ../shared beside the checkout, or two levels up for a work tree under wt/ (as benchmarks/coverage.py finds it)
 FIXTURES = next((p for p in (ROOT.parent / "shared" / "fixtures", ROOT.parent.parent / "shared" / "fixtures")
                  if p.exists()), ROOT.parent / "shared" / "fixtures")
+from connectors.items import batches  # noqa: E402 - after the checkout is on the path
+
 SOCRATA_SEEDS = FIXTURES / "socrata_scrape_2022" / "latest" / "data.cityofchicago.org.jsonl.gz"
 CKAN_SEEDS = FIXTURES / "dcat_us" / "chicago_data_json_socrata_2020-07-22.json"
 DOMAIN = "data.scale.example"
@@ -93,17 +95,6 @@ def ckan_packages(n: int) -> Iterator[bytes]:
         yield orjson.dumps(pkg)
 
 
-def _pages(items: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
-    page: list[bytes] = []
-    for item in items:
-        page.append(item)
-        if len(page) == size:
-            yield page
-            page = []
-    if page:
-        yield page
-
-
 class Rendered:
     """The served bodies: one per page, keyed by the cursor that asks for it."""
 
@@ -113,14 +104,14 @@ class Rendered:
         if kind == "socrata":
             cursor: str | None = None
             total = min(n, RESULT_SET_CAP)
-            for k, page in enumerate(_pages(socrata_items(n), SOCRATA_PAGE)):
+            for k, page in enumerate(batches(socrata_items(n), SOCRATA_PAGE)):
                 self.by_cursor[cursor] = (b'{"results":[' + b",".join(page) + b'],"resultSetSize":%d,'
                                           b'"timings":{"serviceMillis":1}}' % total)
                 cursor = socrata_id(k * SOCRATA_PAGE + len(page) - 1)
             self.by_cursor[cursor] = b'{"results":[],"resultSetSize":%d,"timings":{"serviceMillis":1}}' % total
         elif kind == "ckan":
             start = 0
-            for page in _pages(ckan_packages(n), CKAN_PAGE):
+            for page in batches(ckan_packages(n), CKAN_PAGE):
                 self.by_cursor[start] = (b'{"success":true,"result":{"count":%d,"results":[' % n
                                          + b",".join(page) + b"]}}")
                 start += len(page)
