@@ -130,8 +130,24 @@ class DatasetVersion(Base):
     # are the frame's dictionary: a changed dataset costs its change, not a copy (codec.pack_against). A base
     # is always a key version, so reading costs two frames, never a chain; versions are never deleted.
     record: Mapped[bytes] = mapped_column(sa.LargeBinary)
-    raw: Mapped[bytes | None] = mapped_column(sa.LargeBinary)  # zstd frame of the raw item's orjson bytes, ditto
+    # The raw item's orjson bytes: a key version written since migration 0006 has them as item `raw_at` of its
+    # write's block (`raw_blocks`, codec.pack_blocks) and `raw` NULL; a version stored against its key version,
+    # and a key version written before, as a zstd frame here (the portal's raw dictionary or the key's raw).
+    raw: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
     base_version: Mapped[int | None] = mapped_column(sa.ForeignKey("dataset_versions.id"))
+    raw_block: Mapped[int | None] = mapped_column(sa.ForeignKey("raw_blocks.id"))
+    raw_at: Mapped[int | None] = mapped_column(sa.Integer)
+
+
+class RawBlock(Base):
+    """The raw items of up to codec.RAW_BLOCK_ITEMS key versions one write stored, as one zstd frame with the
+    portal's raw dictionary (codec.pack_blocks): a changed dataset costs its share of a block, and the frame sees
+    what the items share. Written in the run's transaction (a failed run leaves none); never deleted."""
+
+    __tablename__ = "raw_blocks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("harvest_runs.id"))
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
 
 class CodecDictionary(Base):
@@ -265,3 +281,4 @@ schema_errors_t = _table(SchemaErrorRow)
 item_errors_t = _table(ItemErrorRow)
 dictionaries_t = _table(CodecDictionary)
 evidence_bases_t = _table(EvidenceBase)
+raw_blocks_t = _table(RawBlock)

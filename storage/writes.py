@@ -200,7 +200,9 @@ def save_harvest(engine: Engine, run_id: int, records: Sequence[DatasetRecord], 
         return run.finish(stats, finished_at=finished_at)
 
 
-Payload = tuple[bytes, bytes, int | None]  # a version's compressed record JSON and raw item, and its base version
+# A version's compressed record JSON, its raw item's frame (None: in a raw block), its base version, and its raw
+# block's id and place (None, None: a frame).
+Payload = tuple[bytes, bytes | None, int | None, int | None, int | None]
 
 
 class RunWriter:
@@ -406,16 +408,18 @@ class RunWriter:
         payloads = self._payloads(conn, records, raws, todo, existing)
         _bulk_insert(conn, versions_t, [
             {"dataset_id": dataset_id, "run_id": run_id, "as_of": as_of, "raw_hash": h,
-             "data_modified": utc(records[i].data_modified), "record": record, "raw": raw, "base_version": base}
-            for (i, dataset_id, h), (record, raw, base) in zip(todo, payloads, strict=True)])
+             "data_modified": utc(records[i].data_modified), "record": record, "raw": raw, "base_version": base,
+             "raw_block": block, "raw_at": at}
+            for (i, dataset_id, h), (record, raw, base, block, at) in zip(todo, payloads, strict=True)])
         self.new_versions += len(todo)
 
     def _payloads(self, conn: Connection, records: Sequence[DatasetRecord], raws: Sequence[bytes],
                   todo: list[tuple[int, int, str]], existing: Mapping[str, tuple[int, int | None, str | None]],
                   ) -> list[Payload]:
         """The stored frames of a batch's new and changed versions (storage/codec.py): with the portal's
-        dictionaries (learned here from the batch when a field has none yet), and a changed dataset against its
-        key version when that is smaller (storage/compact.py)."""
+        dictionaries (learned here from the batch when a field has none yet), a changed dataset against its key
+        version when that is smaller (storage/compact.py), the raw items of the others in the batch's raw blocks
+        (codec.RAW_BLOCK_ITEMS to a block, inserted here, in the run's transaction)."""
         raw_todo = [raws[i] for i, _, _ in todo]
         json_todo = [_record_json(records[i]) for i, _, _ in todo]
         if self.packer is None:
@@ -426,16 +430,24 @@ class RunWriter:
                                                {codec.RAW: raw_todo, codec.RECORD: json_todo})
             compact.save_dictionaries(conn, self.portal_key, new)  # before the frames that name them
         packer = self.packer
-        payloads: list[Payload] = [
-            (record, raw, None) for record, raw in zip(
-                packer.pack_many(codec.RECORD, json_todo), _compress_all(raw_todo, packer), strict=True)]
+        stored: list[tuple[bytes, bytes | None, int | None]] = [
+            (record, None, None) for record in packer.pack_many(codec.RECORD, json_todo)]
         changed = {n: old for n, (i, _, _) in enumerate(todo)
                    if (old := existing[records[i].source_id][1]) is not None}
         keys = compact.key_versions(conn, packer, changed.values())
         for n, vid in changed.items():
             if vid in keys:
-                payloads[n] = compact.smaller(payloads[n], json_todo[n], raw_todo[n], keys[vid])
-        return payloads
+                # The change against the key version, unless it costs more than half of the version in full (whose
+                # raw frame alone is what this compares: its share of a block is not known before the block is).
+                full = (stored[n][0], packer.pack(codec.RAW, raw_todo[n]), None)
+                against = compact.smaller(full, json_todo[n], raw_todo[n], keys[vid])
+                if against is not full:
+                    stored[n] = against
+        in_blocks = [n for n, (_, raw, _) in enumerate(stored) if raw is None]
+        block_ids = compact.save_raw_blocks(conn, self.run_id, packer.pack_blocks([raw_todo[n] for n in in_blocks]))
+        places: dict[int, tuple[int, int]] = {
+            n: (block_ids[k // codec.RAW_BLOCK_ITEMS], k % codec.RAW_BLOCK_ITEMS) for k, n in enumerate(in_blocks)}
+        return [(record, raw, base, *places.get(n, (None, None))) for n, (record, raw, base) in enumerate(stored)]
 
     def _finish(self, conn: Connection, stats: FetchStats, finished_at: datetime | None) -> RunSummary:
         portal_key, run_id, as_of = self.portal_key, self.run_id, self.as_of
@@ -581,11 +593,6 @@ def _sqlite_executemany(conn: Connection, table: sa.Table, rows: list[dict[str, 
     conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
 
-def _compress_all(raws: list[bytes], packer: codec.Codec) -> list[bytes]:
-    """The raw items' zstd frames (on a few threads: zstd releases the GIL), with the portal's raw dictionary."""
-    return packer.pack_many(codec.RAW, raws)
-
-
 def _keep_later_runs_right(conn: Connection, portal_key: str, run_id: int, as_of: datetime,
                            replaced: dict[int, int]) -> int:
     """After an out-of-order import, re-anchor the old content for the later runs that saw it.
@@ -621,10 +628,10 @@ def _keep_later_runs_right(conn: Connection, portal_key: str, run_id: int, as_of
                 break
     if copies:
         cols = [v.c.dataset_id, v.c.run_id, v.c.as_of, v.c.raw_hash, v.c.data_modified, v.c.record, v.c.raw,
-                v.c.base_version]
+                v.c.base_version, v.c.raw_block, v.c.raw_at]
         src = sa.select(v.c.dataset_id, sa.bindparam("rid", type_=sa.Integer),
                         sa.bindparam("at", type_=v.c.as_of.type), v.c.raw_hash, v.c.data_modified, v.c.record,
-                        v.c.raw, v.c.base_version).where(v.c.id == sa.bindparam("vid"))
+                        v.c.raw, v.c.base_version, v.c.raw_block, v.c.raw_at).where(v.c.id == sa.bindparam("vid"))
         conn.execute(sa.insert(v).from_select(cols, src), copies)
     return len(copies)
 
