@@ -165,6 +165,32 @@ class Codec:
 
 _PLAIN = Codec()
 
+HASH_BYTES = 20  # a sha1 digest: connectors.hashing.raw_hash is its 40-character hex text
+
+
+def hash_bytes(text: str | bytes) -> bytes:
+    """How `dataset_versions.raw_hash` is stored: a sha1 hex digest as its 20 bytes (half the text); any other
+    text (tests name versions "xss", "declared-P1M") as its UTF-8, which must then not be 20 bytes long."""
+    if isinstance(text, bytes):
+        return text
+    if len(text) == 2 * HASH_BYTES:
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            pass
+    data = text.encode("utf-8")
+    if len(data) == HASH_BYTES:
+        raise ValueError(f"raw hash {text!r}: neither a sha1 hex digest nor of another length than {HASH_BYTES} bytes")
+    return data
+
+
+def hash_text(stored: bytes | str) -> str:
+    """The raw hash a `hash_bytes` value (or text stored before migration 0006, on SQLite) stands for."""
+    if isinstance(stored, str):
+        return stored
+    stored = bytes(stored)
+    return stored.hex() if len(stored) == HASH_BYTES else stored.decode("utf-8")
+
 
 def block_bytes(items: Sequence[bytes]) -> bytes:
     """Items as one byte string: their count and end offsets (little-endian uint32), then the items."""

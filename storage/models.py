@@ -13,6 +13,8 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from storage.codec import hash_bytes, hash_text
+
 # Named constraints, so migrations (and SQLite batch mode, which rebuilds tables) can address them.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -48,6 +50,24 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class RawHash(sa.TypeDecorator[str]):
+    """A raw item's hash as text in Python, stored as bytes (codec.hash_bytes: a sha1 digest in 20 bytes, not
+    40 characters). PostgreSQL: bytea. SQLite: the column keeps its declared text type, which stores bytes as
+    they are given, so versions written before migration 0006 keep their text and read as before."""
+
+    impl = sa.LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        return dialect.type_descriptor(sa.String(64) if dialect.name == "sqlite" else sa.LargeBinary())
+
+    def process_bind_param(self, value: str | bytes | None, dialect: sa.Dialect) -> bytes | None:
+        return None if value is None else hash_bytes(value)
+
+    def process_result_value(self, value: bytes | str | None, dialect: sa.Dialect) -> str | None:
+        return None if value is None else hash_text(value)
 
 
 class Base(DeclarativeBase):
@@ -121,7 +141,7 @@ class DatasetVersion(Base):
     dataset_id: Mapped[int] = mapped_column(sa.ForeignKey("datasets.id"))
     run_id: Mapped[int] = mapped_column(sa.ForeignKey("harvest_runs.id"), index=True)
     as_of: Mapped[datetime] = mapped_column(UTCDateTime())
-    raw_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    raw_hash: Mapped[str | None] = mapped_column(RawHash())
     # Kept beside the record so `data_modified_seen` needs no JSON parsing of old versions.
     data_modified: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # zstd frame of the orjson of DatasetRecord.as_dict() (datetimes ISO 8601). base_version NULL (a key

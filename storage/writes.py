@@ -407,7 +407,7 @@ class RunWriter:
             return
         payloads = self._payloads(conn, records, raws, todo, existing)
         _bulk_insert(conn, versions_t, [
-            {"dataset_id": dataset_id, "run_id": run_id, "as_of": as_of, "raw_hash": h,
+            {"dataset_id": dataset_id, "run_id": run_id, "as_of": as_of, "raw_hash": codec.hash_bytes(h),
              "data_modified": utc(records[i].data_modified), "record": record, "raw": raw, "base_version": base,
              "raw_block": block, "raw_at": at}
             for (i, dataset_id, h), (record, raw, base, block, at) in zip(todo, payloads, strict=True)])

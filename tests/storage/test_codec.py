@@ -101,3 +101,13 @@ def test_raw_blocks_hold_items_in_order_and_cost_less_than_a_frame_each():
     # empty items and an empty block keep their places
     assert codec.block_items(codec.block_bytes([b"", b"{}", b""])) == [b"", b"{}", b""]
     assert codec.block_items(codec.block_bytes([])) == [] and codec.Codec().pack_blocks([]) == []
+
+
+def test_raw_hashes_are_stored_in_half_their_text():
+    h = "0123456789abcdef0123456789abcdef01234567"  # a sha1 hex digest: 20 bytes
+    assert codec.hash_bytes(h) == bytes.fromhex(h) and len(codec.hash_bytes(h)) == 20
+    assert codec.hash_text(codec.hash_bytes(h)) == h and codec.hash_text(h) == h  # text stored before 0006
+    for other in ("xss", "declared-R/P1M", "Z" * 40):  # not a digest (tests name versions so): its UTF-8
+        assert codec.hash_bytes(other) == other.encode() and codec.hash_text(codec.hash_bytes(other)) == other
+    with pytest.raises(ValueError, match="sha1 hex digest"):
+        codec.hash_bytes("x" * 20)  # would read back as a digest

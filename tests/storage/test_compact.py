@@ -13,6 +13,7 @@ import zstandard as zstd
 import storage
 from indicators.base import Score
 from storage import codec, compact
+from storage.writes import _versions_of
 from tests.storage.conftest import CHICAGO, SETTINGS, chicago_snapshot, day, save
 
 CRITERION_OF = {"freshness": "DM4"}
@@ -299,6 +300,10 @@ def test_raw_frames_written_before_raw_blocks_still_read(db_url):
         packer = compact.portal_codec(conn, CHICAGO.key)
         raws = compact.raws_of(conn, packer, old.values())
     assert {sid: raws[vid] for sid, vid in old.items()} == _unique(first)
+    hashes = {r.source_id: r.raw_hash for r in first.records}
+    with engine.connect() as conn:  # the hashes 0005 stored (text; bytea after the upgrade on PostgreSQL) read back
+        assert {sid: h for sid, (_, _, h) in _versions_of(conn, CHICAGO.key, second.as_of, list(old)).items()
+                } == {sid: hashes[sid] for sid in old}
     run = save(engine, second).run_id
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT d.source_id, v.id, v.base_version, v.raw_block FROM dataset_versions v"
@@ -310,4 +315,7 @@ def test_raw_frames_written_before_raw_blocks_still_read(db_url):
     assert sum(r.base_version in old.values() for r in rows) >= 0.9 * 62
     assert {r.source_id: raws[r.id] for r in rows} == {sid: b for sid, b in _unique(second).items()
                                                        if sid in {r.source_id for r in rows}}
+    with engine.connect() as conn:  # new hashes are 20 bytes
+        assert conn.execute(sa.text("SELECT DISTINCT length(raw_hash) FROM dataset_versions WHERE run_id = :r"),
+                            {"r": run}).scalars().all() == [20]
     storage.dispose(db_url)

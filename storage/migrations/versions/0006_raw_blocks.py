@@ -1,7 +1,9 @@
-"""raw blocks: the raw items of a write's key versions stored RAW_BLOCK_ITEMS to a zstd frame
+"""raw blocks: the raw items of a write's key versions stored RAW_BLOCK_ITEMS to a zstd frame; raw hashes as bytes
 
-Adds `raw_blocks` and `dataset_versions.raw_block` / `.raw_at` (item `raw_at` of block `raw_block`). Existing
-versions keep their per-row raw frames, which stay valid: nothing is rewritten (the columns are added in place,
+Adds `raw_blocks` and `dataset_versions.raw_block` / `.raw_at` (item `raw_at` of block `raw_block`), and stores
+`raw_hash` as bytes (codec.hash_bytes: 20 for a sha1 digest instead of 40 characters; on PostgreSQL the column
+becomes bytea, which rewrites the table once; on SQLite old rows keep their text, which reads as before). Existing
+versions keep their per-row raw frames, which stay valid: no raw item is rewritten (the columns are added in place,
 with inline references, so SQLite does not rebuild the table). Downgrade puts each block's items back into their
 versions' `raw` as per-item frames with the portal's raw dictionary (what 0005 writes and reads).
 
@@ -34,6 +36,11 @@ def upgrade() -> None:
         'raw_blocks.id', name=op.f('fk_dataset_versions_raw_block_raw_blocks')), nullable=True),
         inline_references=True)
     op.add_column('dataset_versions', sa.Column('raw_at', sa.Integer(), nullable=True))
+    # The raw hash as bytes (codec.hash_bytes). SQLite stores bytes in the text column as given: old rows keep
+    # their text, which models.RawHash reads as it is. PostgreSQL needs bytea: the column is converted.
+    if op.get_bind().dialect.name != "sqlite":
+        op.execute("ALTER TABLE dataset_versions ALTER COLUMN raw_hash TYPE bytea USING (CASE WHEN raw_hash ~"
+                   " '^[0-9a-f]{40}$' THEN decode(raw_hash, 'hex') ELSE convert_to(raw_hash, 'UTF8') END)")
 
 
 _BLOCKS = ("SELECT b.id, b.data, r.portal_key FROM raw_blocks b JOIN harvest_runs r ON r.id = b.run_id"
@@ -58,6 +65,12 @@ def downgrade() -> None:
             conn.execute(sa.text("UPDATE dataset_versions SET raw = :raw WHERE id = :id"),
                          [{"id": v.id, "raw": packer.pack(codec.RAW, items[v.raw_at])} for v in at])
         after = rows[-1].id
+    if conn.dialect.name == "sqlite":
+        conn.execute(sa.text("UPDATE dataset_versions SET raw_hash = CASE WHEN length(raw_hash) = 20 THEN"
+                             " lower(hex(raw_hash)) ELSE CAST(raw_hash AS TEXT) END WHERE typeof(raw_hash) = 'blob'"))
+    else:
+        op.execute("ALTER TABLE dataset_versions ALTER COLUMN raw_hash TYPE varchar(64) USING (CASE WHEN"
+                   " length(raw_hash) = 20 THEN encode(raw_hash, 'hex') ELSE convert_from(raw_hash, 'UTF8') END)")
     if conn.dialect.name == "sqlite":  # the inline reference has no name there: the rebuilt table drops it
         with op.batch_alter_table('dataset_versions', schema=None) as batch_op:
             batch_op.drop_column('raw_at')
