@@ -76,6 +76,22 @@ def key_versions(conn: Connection, packer: codec.Codec, version_ids: Iterable[in
     return out
 
 
+_IN_BLOCKS = ("SELECT v.id FROM dataset_versions v JOIN dataset_versions k ON k.id = COALESCE(v.base_version, v.id)"
+              " WHERE k.raw IS NULL AND k.raw_block IS NOT NULL AND v.id {}")
+_IN_BLOCKS_SQLITE = _IN_BLOCKS.format("IN (SELECT value FROM json_each(:ids))")
+_IN_BLOCKS_PG = _IN_BLOCKS.format("= ANY(:ids)")
+
+
+def keys_in_blocks(conn: Connection, version_ids: Iterable[int]) -> set[int]:
+    """Those of the versions whose key version has its raw item in a raw block (reading it decodes the block)."""
+    ids = list(version_ids)
+    if not ids:
+        return set()
+    if is_sqlite(conn):
+        return set(conn.execute(sa.text(_IN_BLOCKS_SQLITE), {"ids": orjson.dumps(ids).decode()}).scalars())
+    return set(conn.execute(sa.text(_IN_BLOCKS_PG), {"ids": ids}).scalars())
+
+
 _BLOCKS = sa.select(raw_blocks_t.c.id, raw_blocks_t.c.data).where(
     raw_blocks_t.c.id.in_(sa.bindparam("ids", expanding=True)))
 BLOCKS_AT_ONCE = 8  # blocks read and decoded per query: ~8 MB of raw items held at a time, whatever is asked

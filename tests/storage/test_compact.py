@@ -319,3 +319,28 @@ def test_raw_frames_written_before_raw_blocks_still_read(db_url):
         assert conn.execute(sa.text("SELECT DISTINCT length(raw_hash) FROM dataset_versions WHERE run_id = :r"),
                             {"r": run}).scalars().all() == [20]
     storage.dispose(db_url)
+
+
+def test_changes_against_keys_in_blocks_decode_each_block_once_per_run(engine, monkeypatch):
+    """06-15 fed in 3 batches after 06-08 (313 items: raw blocks of 256 + 57): its changed datasets' key raw items
+    are in those 2 blocks; the changes wait and are written together, so each block is decoded once in the run,
+    not once per batch that holds a change; every raw item reads back."""
+    first, second = chicago_snapshot("2022-06-08"), chicago_snapshot("2022-06-15")
+    save(engine, first)
+    decoded: list[int] = []
+    real = codec.Codec.unpack_block
+    monkeypatch.setattr(codec.Codec, "unpack_block", lambda self, blob: decoded.append(1) or real(self, blob))
+    run_id = storage.start_run(engine, CHICAGO.key, as_of=second.as_of, source="import", started_at=second.as_of)
+    n = len(second.records)
+    with storage.RunWriter(engine, run_id) as run:
+        for part in (range(0, n // 3), range(n // 3, 2 * n // 3), range(2 * n // 3, n)):
+            run.add([second.records[i] for i in part], [second.raws[i] for i in part])
+        summary = run.finish(second.stats, finished_at=second.as_of)
+    assert summary.new_versions == 215 and len(decoded) == 2  # 153 new + 62 changed; the 2 blocks of 06-08
+    monkeypatch.undo()
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT d.source_id, v.id, v.base_version FROM dataset_versions v JOIN datasets d"
+                                    " ON d.id = v.dataset_id WHERE v.run_id = :r"), {"r": run_id}).all()
+        raws = compact.raws_of(conn, compact.portal_codec(conn, CHICAGO.key), [r.id for r in rows])
+    assert sum(r.base_version is not None for r in rows) >= 0.9 * 62
+    assert {r.source_id: raws[r.id] for r in rows} == {r.source_id: _unique(second)[r.source_id] for r in rows}
