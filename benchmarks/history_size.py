@@ -151,11 +151,14 @@ def scale(args: argparse.Namespace) -> None:
     (s1, t1, _, (sizes1, total1)), (s2, t2, (run_sizes, _), (sizes2, total2)) = steps
     print(f"{args.kind} portal of {args.n:,}: first harvest {s1.status} {s1.items:,} items, {s1.new_versions:,} "
           f"versions in {t1:.1f} s; unchanged {s2.status}, {s2.new_versions} versions in {t2:.1f} s")
+    version_bytes = sizes1.get("dataset_versions", 0) + sizes1.get("raw_blocks", 0)
     print(f"\nafter one harvest + scoring ({args.n:,} datasets)")
     for name, size in sizes1.items():
         print(f"  {name:24s} {size / 1e6:10.2f} MB")
     print(f"  database {total1 / 1e6:.2f} MB; gzip'd catalog {source / 1e6:.2f} MB; ratio {total1 / source:.2f}; "
-          f"{sizes1.get('dataset_versions', 0) / max(1, s1.new_versions):,.0f} bytes a version (with its indexes)")
+          f"{version_bytes / max(1, s1.new_versions):,.0f} bytes a version (dataset_versions with its indexes "
+          f"{sizes1.get('dataset_versions', 0) / max(1, s1.new_versions):,.0f}, raw_blocks "
+          f"{sizes1.get('raw_blocks', 0) / max(1, s1.new_versions):,.0f})")
     added = {k: sizes2.get(k, 0) - sizes1.get(k, 0) for k in sizes2 if sizes2.get(k, 0) != sizes1.get(k, 0)}
     by_run = {k: run_sizes.get(k, 0) - sizes1.get(k, 0) for k in run_sizes if run_sizes.get(k, 0) != sizes1.get(k, 0)}
     print(f"unchanged run + scoring added {(total2 - total1) / 1e3:,.1f} kB to the database "

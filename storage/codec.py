@@ -3,7 +3,7 @@
 `storage.writes` encodes, `storage.queries` decodes; the SQL that finds a delta's base lives beside them
 (`storage.members` for runs, `save_scores`/`score_evidence` for evidence). Three kinds of bytes:
 
-- **Versions** (`dataset_versions.record`, `.raw`): zstd frames. A portal's first write of at least
+- **Versions** (`dataset_versions.record`, `.raw`; `raw_blocks`): zstd frames. A portal's first write of at least
   DICT_MIN_ITEMS items trains a zstd dictionary per field from its own items (`train`); key versions' frames
   name that dictionary in their header, so a frame carries what it needs to be read (`Codec.unpack`). Per-item
   compression alone cannot see what items share (keys, vocabulary, the portal's boilerplate); a dictionary
@@ -11,7 +11,9 @@
   Measured on the 4,788 versions of the 10-city 8-week history (19.4 MB raw, 10.8 MB record JSON): zlib-1 raw
   + text record (the previous head) 18.3 MB; zstd-3 without dictionary 12.4 MB; one dictionary per kind
   trained on 288 other cities 7.9 MB; a dictionary per portal and field 6.6 MB (dictionaries counted); and the
-  1,725 changed versions against their key versions: 0.61 MB instead of 2.44 MB.
+  1,725 changed versions against their key versions: 0.61 MB instead of 2.44 MB. The raw items of a key version
+  written since migration 0006 are in blocks of RAW_BLOCK_ITEMS (`pack_blocks`, `raw_blocks` rows): a frame per
+  item cannot see what items share beyond the dictionary.
 - **Members** (`harvest_runs.members`): a run's sorted ids, either in full (a base) or as the ids added and
   dropped against a base run's full list (`ids_delta` / `apply_ids_delta`). An unchanged run stores an empty
   change: a few bytes whatever the catalog size.
@@ -24,6 +26,7 @@ blobs, never a chain. `needs_base(changes, size)` is the one rule for when a new
 from __future__ import annotations
 
 import functools
+import struct
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +60,15 @@ _FIRST_DICT_ID = 32_768  # zstd reserves dictionary ids below 32,768
 BASE_SHARE = 0.5
 CHUNK = 512  # items per compression task on the thread pool (zstd releases the GIL)
 THREADS = 4
+# Raw items of a write are stored RAW_BLOCK_ITEMS at a time in one frame (`Codec.pack_blocks`): a frame per item
+# cannot see what items share beyond the dictionary. Bytes an item, zstd-3 with the portal's raw dictionary, item
+# frames / blocks of 64 / 256 / 1,000 / 5,000: NYC's 977 items 691 / 644 / 620 / 602 / 602, Edmonton's 416
+# 831 / 776 / 736 / 729 / 729, Chicago's 260 731 / 681 / 650 / 649 / 649 (gzip of each whole catalog: 696, 1,103,
+# 806). 256 items take nearly all of the gain and keep reading one item to decompressing ~1 MB. (The scale
+# benchmark's portal repeats Chicago's 260 items with fresh ids: blocks of 1,000 or more see those copies and
+# shrink to 49-178 bytes an item, which no real catalog would.)
+RAW_BLOCK_ITEMS = 256
+_BLOCK_COUNT = struct.Struct("<I")
 
 
 def dictionary_id(run_id: int, field: str) -> int:
@@ -127,6 +139,19 @@ class Codec:
         with ThreadPoolExecutor(THREADS, thread_name_prefix="zstd") as pool:
             return [b for part in pool.map(lambda ch: [self.pack(field, b) for b in ch], chunks) for b in part]
 
+    def pack_blocks(self, items: Sequence[bytes]) -> list[bytes]:
+        """The raw items in frames of RAW_BLOCK_ITEMS (item k is item k % RAW_BLOCK_ITEMS of frame
+        k // RAW_BLOCK_ITEMS), with the portal's raw dictionary; on a few threads for several frames."""
+        blocks = [block_bytes(items[i:i + RAW_BLOCK_ITEMS]) for i in range(0, len(items), RAW_BLOCK_ITEMS)]
+        if len(blocks) <= 1:
+            return [self.pack(RAW, b) for b in blocks]
+        with ThreadPoolExecutor(min(THREADS, len(blocks)), thread_name_prefix="zstd") as pool:
+            return list(pool.map(lambda b: self.pack(RAW, b), blocks))
+
+    def unpack_block(self, blob: bytes) -> list[bytes]:
+        """The items of a `pack_blocks` frame, in order."""
+        return block_items(self.unpack(blob))
+
     def unpack(self, blob: bytes) -> bytes:
         dict_id = zstd.get_frame_parameters(blob).dict_id
         d = self._decompressors.get(dict_id)
@@ -139,6 +164,54 @@ class Codec:
 
 
 _PLAIN = Codec()
+
+HASH_BYTES = 20  # a sha1 digest: connectors.hashing.raw_hash is its 40-character hex text
+
+
+def hash_bytes(text: str | bytes) -> bytes:
+    """How `dataset_versions.raw_hash` is stored: a sha1 hex digest as its 20 bytes (half the text); any other
+    text (tests name versions "xss", "declared-P1M") as its UTF-8, which must then not be 20 bytes long."""
+    if isinstance(text, bytes):
+        return text
+    if len(text) == 2 * HASH_BYTES:
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            pass
+    data = text.encode("utf-8")
+    if len(data) == HASH_BYTES:
+        raise ValueError(f"raw hash {text!r}: neither a sha1 hex digest nor of another length than {HASH_BYTES} bytes")
+    return data
+
+
+def hash_text(stored: bytes | str) -> str:
+    """The raw hash a `hash_bytes` value (or text stored before migration 0006, on SQLite) stands for."""
+    if isinstance(stored, str):
+        return stored
+    stored = bytes(stored)
+    return stored.hex() if len(stored) == HASH_BYTES else stored.decode("utf-8")
+
+
+def block_bytes(items: Sequence[bytes]) -> bytes:
+    """Items as one byte string: their count and end offsets (little-endian uint32), then the items."""
+    ends, end = [], 0
+    for item in items:
+        end += len(item)
+        ends.append(end)
+    return struct.pack(f"<{len(items) + 1}I", len(items), *ends) + b"".join(items)
+
+
+def block_items(data: bytes) -> list[bytes]:
+    """The items of `block_bytes`."""
+    (n,) = _BLOCK_COUNT.unpack_from(data)
+    start = _BLOCK_COUNT.size * (n + 1)
+    ends = struct.unpack_from(f"<{n}I", data, _BLOCK_COUNT.size)
+    view = memoryview(data)
+    out, at = [], start
+    for end in ends:
+        out.append(bytes(view[at:start + end]))
+        at = start + end
+    return out
 
 
 def pack_against(data: bytes, base: bytes) -> bytes:

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from storage import codec
 from storage.db import is_sqlite
-from storage.models import dictionaries_t, evidence_bases_t, runs_t
+from storage.models import dictionaries_t, evidence_bases_t, raw_blocks_t, runs_t
 
 # ---------------------------------------------------------------- version dictionaries
 
@@ -49,10 +49,10 @@ def save_dictionaries(conn: Connection, portal_key: str, rows: Sequence[Mapping[
 # ---------------------------------------------------------------- a changed dataset against its key version
 
 # A version's key version: itself when it is one (base_version NULL), else its base (always a key version).
-_KEYS_SQLITE = ("SELECT v.id, k.id AS key_id, k.record, k.raw FROM dataset_versions v JOIN dataset_versions k"
-                " ON k.id = COALESCE(v.base_version, v.id) WHERE v.id IN (SELECT value FROM json_each(:ids))")
-_KEYS_PG = ("SELECT v.id, k.id AS key_id, k.record, k.raw FROM dataset_versions v JOIN dataset_versions k"
-            " ON k.id = COALESCE(v.base_version, v.id) WHERE v.id = ANY(:ids)")
+_KEYS = ("SELECT v.id, k.id AS key_id, k.record, k.raw, k.raw_block, k.raw_at FROM dataset_versions v"
+         " JOIN dataset_versions k ON k.id = COALESCE(v.base_version, v.id) WHERE v.id {}")
+_KEYS_SQLITE = _KEYS.format("IN (SELECT value FROM json_each(:ids))")
+_KEYS_PG = _KEYS.format("= ANY(:ids)")
 
 Key = tuple[int, bytes, bytes]  # a key version's id, record JSON and raw bytes
 
@@ -66,7 +66,91 @@ def key_versions(conn: Connection, packer: codec.Codec, version_ids: Iterable[in
         rows = conn.execute(sa.text(_KEYS_SQLITE), {"ids": orjson.dumps(ids).decode()}).all()
     else:
         rows = conn.execute(sa.text(_KEYS_PG), {"ids": ids}).all()
-    return {r.id: (r.key_id, packer.unpack(r.record), packer.unpack(r.raw)) for r in rows if r.raw is not None}
+    in_blocks = block_items(conn, packer, [(r.raw_block, r.raw_at) for r in rows if r.raw is None
+                                           and r.raw_block is not None])
+    out: dict[int, Key] = {}
+    for r in rows:
+        raw = packer.unpack(r.raw) if r.raw is not None else in_blocks.get((r.raw_block, r.raw_at))
+        if raw is not None:
+            out[r.id] = (r.key_id, packer.unpack(r.record), raw)
+    return out
+
+
+_IN_BLOCKS = ("SELECT v.id FROM dataset_versions v JOIN dataset_versions k ON k.id = COALESCE(v.base_version, v.id)"
+              " WHERE k.raw IS NULL AND k.raw_block IS NOT NULL AND v.id {}")
+_IN_BLOCKS_SQLITE = _IN_BLOCKS.format("IN (SELECT value FROM json_each(:ids))")
+_IN_BLOCKS_PG = _IN_BLOCKS.format("= ANY(:ids)")
+
+
+def keys_in_blocks(conn: Connection, version_ids: Iterable[int]) -> set[int]:
+    """Those of the versions whose key version has its raw item in a raw block (reading it decodes the block)."""
+    ids = list(version_ids)
+    if not ids:
+        return set()
+    if is_sqlite(conn):
+        return set(conn.execute(sa.text(_IN_BLOCKS_SQLITE), {"ids": orjson.dumps(ids).decode()}).scalars())
+    return set(conn.execute(sa.text(_IN_BLOCKS_PG), {"ids": ids}).scalars())
+
+
+_BLOCKS = sa.select(raw_blocks_t.c.id, raw_blocks_t.c.data).where(
+    raw_blocks_t.c.id.in_(sa.bindparam("ids", expanding=True)))
+BLOCKS_AT_ONCE = 8  # blocks read and decoded per query: ~8 MB of raw items held at a time, whatever is asked
+
+
+def block_items(conn: Connection, packer: codec.Codec,
+                places: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """{(block id, position): raw bytes} of items in raw blocks. Only the items asked for are kept: a block is
+    decoded, picked from and dropped, so a re-harvest whose changes touch every block holds a few at a time."""
+    wanted: dict[int, list[int]] = {}
+    for block, at in places:
+        wanted.setdefault(block, []).append(at)
+    ids = sorted(wanted)
+    out: dict[tuple[int, int], bytes] = {}
+    for start in range(0, len(ids), BLOCKS_AT_ONCE):
+        for block, data in conn.execute(_BLOCKS, {"ids": ids[start:start + BLOCKS_AT_ONCE]}):
+            items = packer.unpack_block(bytes(data))
+            out.update(((block, at), items[at]) for at in wanted[block])
+    return out
+
+
+_INSERT_BLOCK = sa.insert(raw_blocks_t).returning(raw_blocks_t.c.id)
+
+
+def save_raw_blocks(conn: Connection, run_id: int, frames: Sequence[bytes]) -> list[int]:
+    """Insert a write's raw blocks (codec.Codec.pack_blocks) in the run's transaction; their ids, in order."""
+    return [conn.execute(_INSERT_BLOCK, {"run_id": run_id, "data": frame}).scalar_one() for frame in frames]
+
+_RAWS = ("SELECT v.id, v.raw, v.raw_block, v.raw_at, v.base_version, k.raw AS key_raw, k.raw_block AS key_block,"
+         " k.raw_at AS key_at FROM dataset_versions v LEFT JOIN dataset_versions k ON k.id = v.base_version"
+         " WHERE v.id {}")
+_RAWS_SQLITE = _RAWS.format("IN (SELECT value FROM json_each(:ids))")
+_RAWS_PG = _RAWS.format("= ANY(:ids)")
+
+
+def raws_of(conn: Connection, packer: codec.Codec, version_ids: Iterable[int]) -> dict[int, bytes]:
+    """{version id: its raw item's bytes} for versions of one portal (`packer`: `portal_codec`) that have one,
+    wherever it is stored: its own frame (with the portal's dictionary, or against its key version's raw item),
+    or its place in a raw block (the key version's, for a version stored against it)."""
+    ids = list(version_ids)
+    if not ids:
+        return {}
+    if is_sqlite(conn):
+        rows = conn.execute(sa.text(_RAWS_SQLITE), {"ids": orjson.dumps(ids).decode()}).all()
+    else:
+        rows = conn.execute(sa.text(_RAWS_PG), {"ids": ids}).all()
+    places = [(r.raw_block, r.raw_at) for r in rows if r.base_version is None and r.raw_block is not None]
+    places += [(r.key_block, r.key_at) for r in rows if r.base_version is not None and r.key_block is not None]
+    in_blocks = block_items(conn, packer, places)
+    out: dict[int, bytes] = {}
+    for r in rows:
+        if r.base_version is None:
+            raw = packer.unpack(r.raw) if r.raw is not None else in_blocks.get((r.raw_block, r.raw_at))
+        else:
+            key = packer.unpack(r.key_raw) if r.key_raw is not None else in_blocks.get((r.key_block, r.key_at))
+            raw = None if r.raw is None or key is None else codec.unpack_against(r.raw, key)
+        if raw is not None:
+            out[r.id] = raw
+    return out
 
 
 def smaller(full: tuple[bytes, bytes, int | None], record: bytes, raw: bytes,
@@ -80,8 +164,8 @@ def smaller(full: tuple[bytes, bytes, int | None], record: bytes, raw: bytes,
 
 
 def version_bytes(packer: codec.Codec, blob: bytes, key_blob: bytes | None) -> bytes:
-    """A version's record or raw bytes from its frame and, for a version stored against its key version, the
-    key version's frame of the same field."""
+    """A version's record bytes (or raw bytes stored in a frame: `raws_of` reads them wherever they are) from its
+    frame and, for a version stored against its key version, the key version's frame of the same field."""
     return packer.unpack(blob) if key_blob is None else codec.unpack_against(blob, packer.unpack(key_blob))
 
 

@@ -13,6 +13,8 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from storage.codec import hash_bytes, hash_text
+
 # Named constraints, so migrations (and SQLite batch mode, which rebuilds tables) can address them.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -48,6 +50,24 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class RawHash(sa.TypeDecorator[str]):
+    """A raw item's hash as text in Python, stored as bytes (codec.hash_bytes: a sha1 digest in 20 bytes, not
+    40 characters). PostgreSQL: bytea. SQLite: the column keeps its declared text type, which stores bytes as
+    they are given, so versions written before migration 0006 keep their text and read as before."""
+
+    impl = sa.LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        return dialect.type_descriptor(sa.String(64) if dialect.name == "sqlite" else sa.LargeBinary())
+
+    def process_bind_param(self, value: str | bytes | None, dialect: sa.Dialect) -> bytes | None:
+        return None if value is None else hash_bytes(value)
+
+    def process_result_value(self, value: bytes | str | None, dialect: sa.Dialect) -> str | None:
+        return None if value is None else hash_text(value)
 
 
 class Base(DeclarativeBase):
@@ -121,7 +141,7 @@ class DatasetVersion(Base):
     dataset_id: Mapped[int] = mapped_column(sa.ForeignKey("datasets.id"))
     run_id: Mapped[int] = mapped_column(sa.ForeignKey("harvest_runs.id"), index=True)
     as_of: Mapped[datetime] = mapped_column(UTCDateTime())
-    raw_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    raw_hash: Mapped[str | None] = mapped_column(RawHash())
     # Kept beside the record so `data_modified_seen` needs no JSON parsing of old versions.
     data_modified: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # zstd frame of the orjson of DatasetRecord.as_dict() (datetimes ISO 8601). base_version NULL (a key
@@ -130,8 +150,24 @@ class DatasetVersion(Base):
     # are the frame's dictionary: a changed dataset costs its change, not a copy (codec.pack_against). A base
     # is always a key version, so reading costs two frames, never a chain; versions are never deleted.
     record: Mapped[bytes] = mapped_column(sa.LargeBinary)
-    raw: Mapped[bytes | None] = mapped_column(sa.LargeBinary)  # zstd frame of the raw item's orjson bytes, ditto
+    # The raw item's orjson bytes: a key version written since migration 0006 has them as item `raw_at` of its
+    # write's block (`raw_blocks`, codec.pack_blocks) and `raw` NULL; a version stored against its key version,
+    # and a key version written before, as a zstd frame here (the portal's raw dictionary or the key's raw).
+    raw: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
     base_version: Mapped[int | None] = mapped_column(sa.ForeignKey("dataset_versions.id"))
+    raw_block: Mapped[int | None] = mapped_column(sa.ForeignKey("raw_blocks.id"))
+    raw_at: Mapped[int | None] = mapped_column(sa.Integer)
+
+
+class RawBlock(Base):
+    """The raw items of up to codec.RAW_BLOCK_ITEMS key versions one write stored, as one zstd frame with the
+    portal's raw dictionary (codec.pack_blocks): a changed dataset costs its share of a block, and the frame sees
+    what the items share. Written in the run's transaction (a failed run leaves none); never deleted."""
+
+    __tablename__ = "raw_blocks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("harvest_runs.id"))
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
 
 class CodecDictionary(Base):
@@ -265,3 +301,4 @@ schema_errors_t = _table(SchemaErrorRow)
 item_errors_t = _table(ItemErrorRow)
 dictionaries_t = _table(CodecDictionary)
 evidence_bases_t = _table(EvidenceBase)
+raw_blocks_t = _table(RawBlock)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import orjson
 import sqlalchemy as sa
@@ -200,7 +200,25 @@ def save_harvest(engine: Engine, run_id: int, records: Sequence[DatasetRecord], 
         return run.finish(stats, finished_at=finished_at)
 
 
-Payload = tuple[bytes, bytes, int | None]  # a version's compressed record JSON and raw item, and its base version
+class _Write(NamedTuple):
+    """A version to write: its dataset, raw hash, data_modified, record JSON and raw item, and the version it
+    supersedes (None: the dataset's first)."""
+
+    dataset_id: int
+    raw_hash: str
+    data_modified: datetime | None
+    record: bytes
+    raw: bytes
+    old: int | None
+
+
+# Changed datasets whose key version's raw item is in a block, held at most this many before they are written
+# (~6 KB each: ~60 MB), so a block is decoded once for all of them (`RunWriter._add`).
+PENDING_MAX = 10_000
+
+# A version's compressed record JSON, its raw item's frame (None: in a raw block), its base version, and its raw
+# block's id and place (None, None: a frame).
+Payload = tuple[bytes, bytes | None, int | None, int | None, int | None]
 
 
 class RunWriter:
@@ -242,6 +260,7 @@ class RunWriter:
         # its first batch, the sample the field profile is taken from too), in this run's transaction.
         self.packer: codec.Codec | None = None
         self._kept_early: list[str] = []  # ids kept before it began: checked again under the lock
+        self._pending: list[_Write] = []  # changes against keys in blocks, written together (PENDING_MAX)
 
     def __enter__(self) -> RunWriter:
         return self
@@ -403,21 +422,42 @@ class RunWriter:
             todo.append((i, dataset_id, h))
         if not todo:
             return
-        payloads = self._payloads(conn, records, raws, todo, existing)
-        _bulk_insert(conn, versions_t, [
-            {"dataset_id": dataset_id, "run_id": run_id, "as_of": as_of, "raw_hash": h,
-             "data_modified": utc(records[i].data_modified), "record": record, "raw": raw, "base_version": base}
-            for (i, dataset_id, h), (record, raw, base) in zip(todo, payloads, strict=True)])
-        self.new_versions += len(todo)
+        writes = [_Write(dataset_id, h, utc(records[i].data_modified), _record_json(records[i]), raws[i],
+                         existing[records[i].source_id][1]) for i, dataset_id, h in todo]
+        # A changed dataset is stored against its key version, whose raw item, when it is in a block, costs the
+        # block's decoding (~1 MB). In a catalog whose order moves between runs, every batch's changes touch
+        # nearly every block: such changes wait (PENDING_MAX at most) and are written together, each block
+        # decoded once for all of them.
+        wait = compact.keys_in_blocks(conn, [w.old for w in writes if w.old is not None])
+        if wait:
+            self._pending.extend(w for w in writes if w.old in wait)
+            writes = [w for w in writes if w.old not in wait]
+        self._write(conn, writes)
+        if len(self._pending) >= PENDING_MAX:
+            self._flush(conn)
 
-    def _payloads(self, conn: Connection, records: Sequence[DatasetRecord], raws: Sequence[bytes],
-                  todo: list[tuple[int, int, str]], existing: Mapping[str, tuple[int, int | None, str | None]],
-                  ) -> list[Payload]:
-        """The stored frames of a batch's new and changed versions (storage/codec.py): with the portal's
-        dictionaries (learned here from the batch when a field has none yet), and a changed dataset against its
-        key version when that is smaller (storage/compact.py)."""
-        raw_todo = [raws[i] for i, _, _ in todo]
-        json_todo = [_record_json(records[i]) for i, _, _ in todo]
+    def _flush(self, conn: Connection) -> None:
+        pending, self._pending = self._pending, []
+        self._write(conn, pending)
+
+    def _write(self, conn: Connection, writes: list[_Write]) -> None:
+        if not writes:
+            return
+        payloads = self._payloads(conn, writes)
+        _bulk_insert(conn, versions_t, [
+            {"dataset_id": w.dataset_id, "run_id": self.run_id, "as_of": self.as_of,
+             "raw_hash": codec.hash_bytes(w.raw_hash), "data_modified": w.data_modified, "record": record,
+             "raw": raw, "base_version": base, "raw_block": block, "raw_at": at}
+            for w, (record, raw, base, block, at) in zip(writes, payloads, strict=True)])
+        self.new_versions += len(writes)
+
+    def _payloads(self, conn: Connection, writes: list[_Write]) -> list[Payload]:
+        """The stored frames of new and changed versions (storage/codec.py): with the portal's dictionaries
+        (learned here from these versions when a field has none yet), a changed dataset against its key version
+        when that is smaller (storage/compact.py), the raw items of the others in raw blocks (codec.RAW_BLOCK_ITEMS
+        to a block, inserted here, in the run's transaction)."""
+        raw_todo = [w.raw for w in writes]
+        json_todo = [w.record for w in writes]
         if self.packer is None:
             # A portal without datasets has no dictionaries either: they are written with its first versions.
             self.packer = compact.portal_codec(conn, self.portal_key) if self.portal_had_datasets else codec.Codec()
@@ -426,19 +466,27 @@ class RunWriter:
                                                {codec.RAW: raw_todo, codec.RECORD: json_todo})
             compact.save_dictionaries(conn, self.portal_key, new)  # before the frames that name them
         packer = self.packer
-        payloads: list[Payload] = [
-            (record, raw, None) for record, raw in zip(
-                packer.pack_many(codec.RECORD, json_todo), _compress_all(raw_todo, packer), strict=True)]
-        changed = {n: old for n, (i, _, _) in enumerate(todo)
-                   if (old := existing[records[i].source_id][1]) is not None}
+        stored: list[tuple[bytes, bytes | None, int | None]] = [
+            (record, None, None) for record in packer.pack_many(codec.RECORD, json_todo)]
+        changed = {n: w.old for n, w in enumerate(writes) if w.old is not None}
         keys = compact.key_versions(conn, packer, changed.values())
         for n, vid in changed.items():
             if vid in keys:
-                payloads[n] = compact.smaller(payloads[n], json_todo[n], raw_todo[n], keys[vid])
-        return payloads
+                # The change against the key version, unless it costs more than half of the version in full (whose
+                # raw frame alone is what this compares: its share of a block is not known before the block is).
+                full = (stored[n][0], packer.pack(codec.RAW, raw_todo[n]), None)
+                against = compact.smaller(full, json_todo[n], raw_todo[n], keys[vid])
+                if against is not full:
+                    stored[n] = against
+        in_blocks = [n for n, (_, raw, _) in enumerate(stored) if raw is None]
+        block_ids = compact.save_raw_blocks(conn, self.run_id, packer.pack_blocks([raw_todo[n] for n in in_blocks]))
+        places: dict[int, tuple[int, int]] = {
+            n: (block_ids[k // codec.RAW_BLOCK_ITEMS], k % codec.RAW_BLOCK_ITEMS) for k, n in enumerate(in_blocks)}
+        return [(record, raw, base, *places.get(n, (None, None))) for n, (record, raw, base) in enumerate(stored)]
 
     def _finish(self, conn: Connection, stats: FetchStats, finished_at: datetime | None) -> RunSummary:
         portal_key, run_id, as_of = self.portal_key, self.run_id, self.as_of
+        self._flush(conn)
         carried = _keep_later_runs_right(conn, portal_key, run_id, as_of, self.replaced) if self.replaced else 0
         if self.earlier_than_first:
             conn.execute(sa.update(datasets_t).where(datasets_t.c.id == sa.bindparam("did"))
@@ -581,11 +629,6 @@ def _sqlite_executemany(conn: Connection, table: sa.Table, rows: list[dict[str, 
     conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
 
-def _compress_all(raws: list[bytes], packer: codec.Codec) -> list[bytes]:
-    """The raw items' zstd frames (on a few threads: zstd releases the GIL), with the portal's raw dictionary."""
-    return packer.pack_many(codec.RAW, raws)
-
-
 def _keep_later_runs_right(conn: Connection, portal_key: str, run_id: int, as_of: datetime,
                            replaced: dict[int, int]) -> int:
     """After an out-of-order import, re-anchor the old content for the later runs that saw it.
@@ -621,10 +664,10 @@ def _keep_later_runs_right(conn: Connection, portal_key: str, run_id: int, as_of
                 break
     if copies:
         cols = [v.c.dataset_id, v.c.run_id, v.c.as_of, v.c.raw_hash, v.c.data_modified, v.c.record, v.c.raw,
-                v.c.base_version]
+                v.c.base_version, v.c.raw_block, v.c.raw_at]
         src = sa.select(v.c.dataset_id, sa.bindparam("rid", type_=sa.Integer),
                         sa.bindparam("at", type_=v.c.as_of.type), v.c.raw_hash, v.c.data_modified, v.c.record,
-                        v.c.raw, v.c.base_version).where(v.c.id == sa.bindparam("vid"))
+                        v.c.raw, v.c.base_version, v.c.raw_block, v.c.raw_at).where(v.c.id == sa.bindparam("vid"))
         conn.execute(sa.insert(v).from_select(cols, src), copies)
     return len(copies)
 

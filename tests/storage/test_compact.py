@@ -6,12 +6,14 @@ import zlib
 
 import orjson
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 import zstandard as zstd
 
 import storage
 from indicators.base import Score
 from storage import codec, compact
+from storage.writes import _versions_of
 from tests.storage.conftest import CHICAGO, SETTINGS, chicago_snapshot, day, save
 
 CRITERION_OF = {"freshness": "DM4"}
@@ -170,10 +172,11 @@ def test_a_changed_dataset_is_stored_against_its_key_version(engine):
     run = save(engine, second).run_id
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
-            "SELECT d.source_id, v.raw, v.base_version, k.raw AS key_raw, k.run_id AS key_run, k.base_version AS kb,"
+            "SELECT d.source_id, v.id, v.base_version, k.run_id AS key_run, k.base_version AS kb,"
             " k.dataset_id = v.dataset_id AS same FROM dataset_versions v JOIN datasets d ON d.id = v.dataset_id"
             " LEFT JOIN dataset_versions k ON k.id = v.base_version WHERE v.run_id = :r"), {"r": run}).all()
         packer = compact.portal_codec(conn, CHICAGO.key)
+        stored = compact.raws_of(conn, packer, [r.id for r in rows])
     before = {r.source_id: r.raw_hash for r in first.records}
     changed = {r.source_id for r in second.records if r.source_id in before and before[r.source_id] != r.raw_hash}
     against = [r for r in rows if r.base_version is not None]
@@ -181,7 +184,7 @@ def test_a_changed_dataset_is_stored_against_its_key_version(engine):
     assert len(against) >= 0.9 * len(changed)  # a weekly change is small: nearly all are stored as changes
     assert all(r.kb is None and r.same and r.key_run != run for r in against)
     raws = _unique(second)
-    assert all(compact.version_bytes(packer, r.raw, r.key_raw) == raws[r.source_id] for r in rows)
+    assert len(stored) == len(rows) and all(stored[r.id] == raws[r.source_id] for r in rows)
 
 
 def test_downgrade_writes_the_previous_formats_and_upgrade_reads_them_again(db_url):
@@ -239,11 +242,12 @@ def test_a_streamed_run_learns_its_dictionaries_from_its_first_batch(engine):
     assert summary.status == "ok" and summary.items == 313
     with engine.connect() as conn:
         dicts = conn.execute(sa.text("SELECT id, run_id FROM codec_dictionaries ORDER BY id")).all()
-        frames = conn.execute(sa.text("SELECT raw FROM dataset_versions ORDER BY id")).scalars().all()
+        frames = conn.execute(sa.text("SELECT data FROM raw_blocks ORDER BY id")).scalars().all()
         members = compact.members_of(conn, [run_id])[run_id]
     assert [d.id for d in dicts] == [codec.dictionary_id(run_id, f) for f in codec.FIELDS]
+    # one raw block per batch (none holds over RAW_BLOCK_ITEMS): the first without a dictionary, the others with it
     named = [zstd.get_frame_parameters(f).dict_id for f in frames]
-    assert set(named[:10]) == {0} and set(named[10:]) == {codec.dictionary_id(run_id, codec.RAW)}
+    assert named == [0, codec.dictionary_id(run_id, codec.RAW), codec.dictionary_id(run_id, codec.RAW)]
     assert members == sorted({r.source_id for r in snap.records})
     kept = {}
     for r in snap.records:  # a repeated id: the first one is stored
@@ -254,3 +258,89 @@ def test_a_streamed_run_learns_its_dictionaries_from_its_first_batch(engine):
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM codec_dictionaries")).scalar() == 2  # none learned again
     assert again.status == "ok"
+
+
+def test_a_failed_run_leaves_no_raw_block(engine):
+    """A run whose first batch wrote its raw blocks (and dictionaries, datasets, versions) and that then fails
+    leaves none of them: they are in the run's transaction."""
+    snap = chicago_snapshot("2022-06-08")
+    run_id = storage.start_run(engine, CHICAGO.key, as_of=snap.as_of, source="import", started_at=snap.as_of)
+    with pytest.raises(RuntimeError, match="page 2"):
+        with storage.RunWriter(engine, run_id) as run:
+            run.add(list(snap.records[:100]), list(snap.raws[:100]))
+            with run._guard() as conn:  # written, inside the transaction
+                assert conn.execute(sa.text("SELECT COUNT(*) FROM raw_blocks")).scalar() == 1
+            raise RuntimeError("page 2 could not be read")
+    with engine.connect() as conn:
+        counts = [conn.execute(sa.text(f"SELECT COUNT(*) FROM {t}")).scalar()
+                  for t in ("raw_blocks", "dataset_versions", "datasets", "codec_dictionaries")]
+    assert counts == [0, 0, 0, 0]
+
+
+def test_raw_frames_written_before_raw_blocks_still_read(db_url):
+    """A database written before migration 0006 (per-version raw frames) is upgraded without rewriting them: they
+    read back, and a later run stores its changes against those key versions and its new items in blocks."""
+    from storage.migrate import downgrade
+    from storage.migrate import upgrade as upgrade_to
+
+    upgrade_to(db_url)
+    engine = storage.open_db(db_url)
+    storage.sync_config(engine, SETTINGS)
+    first, second = chicago_snapshot("2022-06-08"), chicago_snapshot("2022-06-15")
+    save(engine, first)
+    downgrade(db_url, "0005_compact_history")  # 06-08 as 0005 wrote it: a raw frame on each of its 313 versions
+    upgrade_to(db_url)
+    storage.dispose(db_url)
+    engine = storage.open_db(db_url)
+    with engine.connect() as conn:
+        old = dict(conn.execute(sa.text("SELECT d.source_id, v.id FROM dataset_versions v JOIN datasets d"
+                                        " ON d.id = v.dataset_id WHERE v.raw IS NOT NULL AND v.raw_block IS NULL"
+                                        )).all())
+        assert len(old) == 313
+        packer = compact.portal_codec(conn, CHICAGO.key)
+        raws = compact.raws_of(conn, packer, old.values())
+    assert {sid: raws[vid] for sid, vid in old.items()} == _unique(first)
+    hashes = {r.source_id: r.raw_hash for r in first.records}
+    with engine.connect() as conn:  # the hashes 0005 stored (text; bytea after the upgrade on PostgreSQL) read back
+        assert {sid: h for sid, (_, _, h) in _versions_of(conn, CHICAGO.key, second.as_of, list(old)).items()
+                } == {sid: hashes[sid] for sid in old}
+    run = save(engine, second).run_id
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT d.source_id, v.id, v.base_version, v.raw_block FROM dataset_versions v"
+                                    " JOIN datasets d ON d.id = v.dataset_id WHERE v.run_id = :r"), {"r": run}).all()
+        raws = compact.raws_of(conn, compact.portal_codec(conn, CHICAGO.key), [r.id for r in rows])
+    # 06-15 writes 215 versions: 153 new datasets (in blocks) and 62 changes, nearly all against 06-08's frames
+    assert len(rows) == 215 and sum(r.source_id not in old for r in rows) == 153
+    assert all(r.raw_block is not None for r in rows if r.source_id not in old)
+    assert sum(r.base_version in old.values() for r in rows) >= 0.9 * 62
+    assert {r.source_id: raws[r.id] for r in rows} == {sid: b for sid, b in _unique(second).items()
+                                                       if sid in {r.source_id for r in rows}}
+    with engine.connect() as conn:  # new hashes are 20 bytes
+        assert conn.execute(sa.text("SELECT DISTINCT length(raw_hash) FROM dataset_versions WHERE run_id = :r"),
+                            {"r": run}).scalars().all() == [20]
+    storage.dispose(db_url)
+
+
+def test_changes_against_keys_in_blocks_decode_each_block_once_per_run(engine, monkeypatch):
+    """06-15 fed in 3 batches after 06-08 (313 items: raw blocks of 256 + 57): its changed datasets' key raw items
+    are in those 2 blocks; the changes wait and are written together, so each block is decoded once in the run,
+    not once per batch that holds a change; every raw item reads back."""
+    first, second = chicago_snapshot("2022-06-08"), chicago_snapshot("2022-06-15")
+    save(engine, first)
+    decoded: list[int] = []
+    real = codec.Codec.unpack_block
+    monkeypatch.setattr(codec.Codec, "unpack_block", lambda self, blob: decoded.append(1) or real(self, blob))
+    run_id = storage.start_run(engine, CHICAGO.key, as_of=second.as_of, source="import", started_at=second.as_of)
+    n = len(second.records)
+    with storage.RunWriter(engine, run_id) as run:
+        for part in (range(0, n // 3), range(n // 3, 2 * n // 3), range(2 * n // 3, n)):
+            run.add([second.records[i] for i in part], [second.raws[i] for i in part])
+        summary = run.finish(second.stats, finished_at=second.as_of)
+    assert summary.new_versions == 215 and len(decoded) == 2  # 153 new + 62 changed; the 2 blocks of 06-08
+    monkeypatch.undo()
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT d.source_id, v.id, v.base_version FROM dataset_versions v JOIN datasets d"
+                                    " ON d.id = v.dataset_id WHERE v.run_id = :r"), {"r": run_id}).all()
+        raws = compact.raws_of(conn, compact.portal_codec(conn, CHICAGO.key), [r.id for r in rows])
+    assert sum(r.base_version is not None for r in rows) >= 0.9 * 62
+    assert {r.source_id: raws[r.id] for r in rows} == {r.source_id: _unique(second)[r.source_id] for r in rows}

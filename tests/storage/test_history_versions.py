@@ -38,15 +38,16 @@ def test_stored_raw_is_the_item_as_received(engine):
     # tw3a-q9j2 "Libraries - 2019 Wi Fi Usage": 06-15 lists month, ytd, number_of_sessions
     i = next(k for k, r in enumerate(snap.records) if r.source_id == "tw3a-q9j2")
     with engine.connect() as conn:
-        raw, record = conn.execute(sa.text(
-            "SELECT v.raw, v.record FROM dataset_versions v JOIN datasets d ON d.id = v.dataset_id "
-            "WHERE d.source_id = 'tw3a-q9j2'")).one()
+        vid, record, block = conn.execute(sa.text(
+            "SELECT v.id, v.record, b.data FROM dataset_versions v JOIN datasets d ON d.id = v.dataset_id "
+            "JOIN raw_blocks b ON b.id = v.raw_block WHERE d.source_id = 'tw3a-q9j2'")).one()
         packer = compact.portal_codec(conn, CHICAGO.key)
+        raw = compact.raws_of(conn, packer, [vid])[vid]
     assert packer.current == {codec.RAW: codec.dictionary_id(summary.run_id, codec.RAW),
                               codec.RECORD: codec.dictionary_id(summary.run_id, codec.RECORD)}
-    assert zstandard.get_frame_parameters(raw).dict_id == packer.current[codec.RAW]
-    assert packer.unpack(raw) == snap.raws[i]
-    resource = orjson.loads(packer.unpack(raw))["resource"]
+    assert zstandard.get_frame_parameters(block).dict_id == packer.current[codec.RAW]  # its raw block's frame
+    assert raw == snap.raws[i]
+    resource = orjson.loads(raw)["resource"]
     assert resource["columns_field_name"] == ["month", "ytd", "number_of_sessions"]
     assert orjson.loads(packer.unpack(record))["columns"] == [["month", "Text"], ["number_of_sessions", "Number"],
                                                               ["ytd", "Number"]]
