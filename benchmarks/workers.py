@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"need {args.portals} recorded catalogs in {FIXTURES}, found {len(files)}")
     domains = [Path(f).name.removesuffix(".jsonl.gz") for f in files]
     queue: mp.Queue = mp.Queue()
-    child = mp.Process(target=serve, args=(files, args.latency_ms / 1000, queue), daemon=True)
+    child = mp.Process(target=serve, args=(files, queue, args.latency_ms / 1000), daemon=True)
     child.start()
     base = queue.get(timeout=300)
     tmp = Path(tempfile.mkdtemp(prefix="fleet-workers-"))
