@@ -36,5 +36,7 @@ def register(server: flask.Flask) -> None:
         snap = exports.snapshot(ctx.settings, ctx.engine, key, as_of=None if at is None else at.to_pydatetime())
         now = datetime.now(UTC)
         page = exports.report_html([snap], title=snap.city.name, stamp=(snap.as_of or now).date(), generated=now,
-                                   print_view=True, back_href=_as_of.href(f"/city/{key}", day))
+                                   print_view=True, back_href=_as_of.href(f"/city/{key}", day),
+                                   drill_href=lambda criterion, indicator: _as_of.href(
+                                       f"/city/{key}", day, {"criterion": criterion, "indicator": indicator}))
         return flask.Response(page, mimetype="text/html")

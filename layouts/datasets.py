@@ -20,7 +20,8 @@ from layouts import _figures as fig
 from maturity import csv_writer
 
 URL_STORE = ui.url_sync("ds")
-dash.register_page(__name__, path="/datasets", name="Datasets", title="Datasets · City data maturity")
+dash.register_page(__name__, path="/datasets", name="Datasets", title="Datasets · City data maturity",
+                   shows_grids=True)
 
 # The grid asks for rows block by block as the user pages or scrolls (AG Grid's infinite row model), filtered
 # and sorted here: a 12,000-dataset explorer sends the browser a page's worth, never the whole table.

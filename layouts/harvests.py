@@ -15,29 +15,33 @@ from layouts import _figures as fig
 URL_STORE = ui.url_sync("hv")
 RECENT = 500  # runs shown for all cities (newest first); pick a city for its whole log
 dash.register_page(__name__, path="/harvests", name="Harvests", title="Harvests · City data maturity",
-                   draws_graphs=True)
+                   draws_graphs=True, shows_grids=True)
 
 
 def layout(city: str | None = None, as_of: str | None = None, **_query: str) -> html.Div:
     ctx = ui.context()
     keys = [c.key for c in ctx.settings.cities]
+    city = city if city in keys else None
+    day = _as_of.parse(as_of)
     return ui.page(
         "Harvest runs",
         ui.url_stores("hv"),
-        dcc.Store(id="hv-as-of", data=_as_of.parse(as_of)),
+        dcc.Store(id="hv-as-of", data=day),
         dbc.Row(dbc.Col([dbc.Label("City", html_for="hv-city"),
                          dcc.Dropdown(id="hv-city",
                                       options=ui.choice_options(keys, {c.key: c.name for c in ctx.settings.cities}),
-                                      value=city if city in keys else None, placeholder="all cities")], md=4),
+                                      value=city, placeholder="all cities")], md=4),
                 className="mb-3"),
-        ui.loading(html.Div(id="hv-body")),
+        # the run log comes with the page (a request and a render fewer before the grid is asked for); `render`
+        # redraws it when another city is chosen or a run lands
+        ui.loading(html.Div(body(city, day), id="hv-body")),
         subtitle="Every harvest and import, newest first. A suspect run shrank sharply against the last good "
                  "run: its missing datasets are not treated as deletions. A failed run never hides the last good one.",
     )
 
 
 @callback(Output("hv-body", "children"), Input("hv-city", "value"), Input("live-marker", "data"),
-          State("hv-as-of", "data"))
+          State("hv-as-of", "data"), prevent_initial_call=True)
 def render(city: str | None, _marker: object, day: str | None = None) -> Component | list[Component | None]:
     return body(city, day)
 

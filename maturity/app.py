@@ -24,6 +24,7 @@ import dash_bootstrap_components as dbc
 import flask
 import werkzeug
 from dash import Input, Output, State, dcc, html
+from dash.dash import _ID_CONTENT, _ID_DUMMY, _ID_LOCATION, _ID_STORE
 from dash.exceptions import PreventUpdate
 
 import layouts
@@ -120,10 +121,23 @@ def create_app(settings: Settings, *, url: str | None = None, warm: bool = True)
             dcc.Interval(id="live-interval", interval=poll_ms),
             dcc.Store(id="live-marker", data=_marker_or_none(storage, server)),
             dcc.Location(id="as-of-nav", refresh="callback-nav"),
-            dbc.Container([html.Div(id="as-of-banner"), dash.page_container], fluid=True, className="pb-5"),
+            dbc.Container([html.Div(id="as-of-banner"), page_container(app)], fluid=True, className="pb-5"),
         ])
 
     app.layout = shell
+
+    # A pre-filled page (page_container) was chosen from the layout request's Referer. Should that not be the address
+    # the browser shows, the location is told to look again (it listens to popstate): it reports the address and
+    # Dash's router draws that page. (Not an Output on the location: the shell's callbacks on its props would then
+    # wait for this one and, when it changes nothing, not run at all.)
+    app.clientside_callback(
+        """function(prefilled) {
+            if (prefilled && prefilled !== window.location.pathname + window.location.search) {
+                window.dispatchEvent(new PopStateEvent("popstate"));
+            }
+            return window.dash_clientside.no_update;
+        }""",
+        Output(PREFILLED, "modified_timestamp"), Input(PREFILLED, "data"))
 
     # the menu button opens and closes the links; following a link closes them again
     app.clientside_callback(
@@ -131,7 +145,7 @@ def create_app(settings: Settings, *, url: str | None = None, warm: bool = True)
             const trig = (window.dash_clientside.callback_context.triggered || [])[0] || {};
             return trig.prop_id === "nav-toggler.n_clicks" ? !open : false;
         }""",
-        Output("nav-collapse", "is_open"), Input("nav-toggler", "n_clicks"), Input("_pages_location", "pathname"),
+        Output("nav-collapse", "is_open"), Input("nav-toggler", "n_clicks"), Input(PAGES_LOCATION, "pathname"),
         State("nav-collapse", "is_open"), prevent_initial_call=True)
 
     # The address bar holds the date: the links of the header carry it and the date box shows it ...
@@ -139,20 +153,22 @@ def create_app(settings: Settings, *, url: str | None = None, warm: bool = True)
         AS_OF_LINKS_JS,
         Output("as-of", "value"), Output("nav-brand", "href"),
         *[Output(f"nav-{label.lower()}", "href") for label, _ in NAV],
-        Input("_pages_location", "search"))
+        Input(PAGES_LOCATION, "search"))
     # ... and a date chosen in the box opens the same page at that date (an emptied box: today)
     app.clientside_callback(AS_OF_NAV_JS, Output("as-of-nav", "href"), Input("as-of", "value"),
                             prevent_initial_call=True)
 
-    @app.callback(Output("as-of-banner", "children"), Input("_pages_location", "pathname"),
-                  Input("_pages_location", "search"))
+    @app.callback(Output("as-of-banner", "children"), Input(PAGES_LOCATION, "pathname"),
+                  Input(PAGES_LOCATION, "search"))
     def as_of_banner(path: str | None, search: str | None) -> Any:
         from layouts import _components as ui
 
         return ui.as_of_banner(path or "/", search or "")
 
+    # Not at load (prevent_initial_call): the layout has just read the marker. A callback of the page's that waits
+    # on live-marker would also wait for this answer at load, and not run at all when it changes nothing.
     @app.callback(Output("live-marker", "data"), Output("live-status", "children"),
-                  Input("live-interval", "n_intervals"), State("live-marker", "data"))
+                  Input("live-interval", "n_intervals"), State("live-marker", "data"), prevent_initial_call=True)
     def poll(_n: int | None, current: object) -> tuple[object, str]:
         new = _marker_or_none(storage, server)
         if new == current:
@@ -184,6 +200,67 @@ def create_app(settings: Settings, *, url: str | None = None, warm: bool = True)
     return app
 
 
+# dash.page_container's ids, as Dash's router callback (Output content, Input location) and its title callback
+# (Input store) address them
+PAGES_LOCATION, PAGES_CONTENT, PAGES_STORE, PAGES_DUMMY = _ID_LOCATION, _ID_CONTENT, _ID_STORE, _ID_DUMMY
+PREFILLED = "pages-prefilled"  # the path and query the container was filled for ("" when it was not)
+
+
+def page_container(app: dash.Dash) -> html.Div:
+    """dash.page_container, with the requested page's layout already in it when the request says which page.
+
+    Dash Pages fills its container from a callback: the browser loads the shell layout (`_dash-layout`), mounts the
+    location, which reports the address, and only then asks the router for the page (one more round trip and
+    render before any page content, ~150-300 ms of a first visit). The `_dash-layout` request is the page's own
+    fetch: its Referer is the page's address (same-origin requests carry the full URL under the browsers' default
+    policy, strict-origin-when-cross-origin). Here the page's layout is rendered into the container for that
+    address, and the location's `pathname` and `search` are set to it: the location then finds nothing to report
+    on mount, so the router (prevent_initial_call) does not run, and the page's callbacks fire with the shell's.
+    Without a usable Referer (none, or no page at that path) the container is Dash's empty one, routed as before;
+    a Referer that is not the address shown is routed again by the clientside callback on PREFILLED.
+    """
+    prefilled = _requested_page(app)
+    if prefilled is not None:
+        pathname, search, content, title = prefilled
+        location = dcc.Location(id=PAGES_LOCATION, refresh="callback-nav", pathname=pathname, search=search)
+        return html.Div([location, html.Div(content, id=PAGES_CONTENT, disable_n_clicks=True),
+                         dcc.Store(id=PAGES_STORE, data={"title": title}),
+                         html.Div(id=PAGES_DUMMY, disable_n_clicks=True),
+                         dcc.Store(id=PREFILLED, data=pathname + search)])
+    return html.Div([dcc.Location(id=PAGES_LOCATION, refresh="callback-nav"),
+                     html.Div(id=PAGES_CONTENT, disable_n_clicks=True), dcc.Store(id=PAGES_STORE),
+                     html.Div(id=PAGES_DUMMY, disable_n_clicks=True), dcc.Store(id=PREFILLED, data="")])
+
+
+def _requested_page(app: dash.Dash) -> tuple[str, str, Any, str] | None:
+    """(pathname, search, layout, title) of the page the current request's Referer names, as Dash's router would
+    render it; None without a request, a Referer, or a registered page at its path."""
+    from urllib.parse import urlsplit
+
+    from dash._pages import _parse_query_string, _path_to_page  # the router's own parsing (dash/dash.py)
+
+    if not flask.has_request_context() or not flask.request.referrer:
+        return None
+    ref = urlsplit(flask.request.referrer)
+    if ref.netloc and ref.netloc != flask.request.host:
+        return None
+    pathname, search = ref.path or "/", f"?{ref.query}" if ref.query else ""
+    page, variables = _path_to_page(app.strip_relative_path(pathname))
+    if not page:
+        return None  # no such page: Dash's router answers with its 404
+    try:
+        layout = page.get("layout", "")
+        if callable(layout):
+            layout = layout(**{**(variables or {}), **_parse_query_string(search)})
+        title = page["title"]
+        if callable(title):
+            title = title(**(variables or {}))
+    except Exception:  # the router will call the same layout again and report what fails
+        log.exception("event=prefill path=%s failed", pathname)
+        return None
+    return pathname, search, layout, title
+
+
 def _load_pages() -> None:
     """Run every page module of `layouts` afresh, under its import name (`layouts.<page>`).
 
@@ -211,6 +288,7 @@ def _load_pages() -> None:
 # sets this address (window._dashPlotlyJSURL) and the graph component loads it the first time a graph mounts
 PLOTLYJS_PATH = "_dash-component-suites/plotly/package_data/plotly.min.js"
 # what the first graph of a page loads: plotly.js and dcc's graph code (a chunk of its own, fetched at that address)
+GRID_CHUNK_PATH = "_dash-component-suites/dash_ag_grid/async-community.js"
 GRAPH_SCRIPTS = (PLOTLYJS_PATH, "_dash-component-suites/dash/dcc/async-graph.js")
 
 
@@ -249,10 +327,16 @@ def _preload_graph_scripts(app: dash.Dash) -> None:
              for page in dash.page_registry.values() if page.get("draws_graphs")]
     interpolate = app.interpolate_index
 
+    grid_tags = f'<script async src="{prefix}{GRID_CHUNK_PATH}"></script>'
+    grid_pages = [re.compile("^" + re.sub(r"<[^>/]+>", "[^/]+", page.get("path_template") or page["path"]) + "$")
+                  for page in dash.page_registry.values() if page.get("shows_grids")]
+
     def interpolate_index(**parts: Any) -> str:
         html = interpolate(**parts)
         if flask.has_request_context() and any(p.match(flask.request.path) for p in pages):
             html = html.replace("</head>", tags + "</head>", 1)
+        if flask.has_request_context() and any(p.match(flask.request.path) for p in grid_pages):
+            html = html.replace("</head>", grid_tags + "</head>", 1)
         return html
 
     app.interpolate_index = interpolate_index  # type: ignore[method-assign,assignment]

@@ -310,10 +310,13 @@ def _portal_runs(snap: CitySnapshot) -> list[dict[str, Any]]:
 # --- the HTML report --------------------------------------------------------------------------------------
 
 def report_html(snaps: list[CitySnapshot], *, title: str, stamp: date, generated: datetime,
-                print_view: bool = False, back_href: str = "/") -> str:
+                print_view: bool = False, back_href: str = "/",
+                drill_href: Callable[[str, str], str] | None = None) -> str:
     """A self-contained page from the Jinja2 template layouts/templates/report.html.j2 (autoescaped): inline CSS,
     plotly.js inlined once, no external URL loaded. `print_view`: the dashboard's printable city page, the
-    same template without the charts (their numbers are in the tables), single column, a Print button."""
+    same template without the charts (their numbers are in the tables), single column, a Print button.
+    `drill_href(criterion, indicator)`: where every failing dataset of an indicator is listed (the print view links
+    the city page's drill-down; the exported report points to the evidence.json beside it)."""
     from markupsafe import Markup
 
     figures: list[str] = []
@@ -328,6 +331,10 @@ def report_html(snaps: list[CitySnapshot], *, title: str, stamp: date, generated
 
     comparison = fig_html(_comparison_figure(snaps)) if len(snaps) > 1 and not print_view else None
     cities = [_city_context(s, None if print_view else fig_html) for s in snaps]
+    if drill_href is not None:
+        for c in cities:
+            for i in c.get("indicators", ()):
+                i["all_href"] = drill_href(i["criterion"], i["indicator"])
     return _template().render(
         title=title, stamp=stamp.isoformat(), generated=_iso(generated), print_view=print_view,
         back_href=back_href, comparison=comparison, cities=cities,
@@ -399,10 +406,11 @@ def _city_context(s: CitySnapshot, fig_html: Callable[[go.Figure], Markup] | Non
         rows = [] if fail is None else [
             {"url": _safe_url(f.get("landing_url")), "label": _text(f.get("title") or f.get("source_id")) or "",
              "reason": _text(f.get("reason")) or ""} for f in fail.head(FAILING_SHOWN_HTML).to_dict("records")]
-        indicators.append({"criterion": r["criterion"], "title": titles.get(r["indicator"], r["indicator"]),
+        indicators.append({"criterion": r["criterion"], "indicator": r["indicator"],
+                           "title": titles.get(r["indicator"], r["indicator"]),
                            "score": _fmt(r["value"], 0), "numerator": _fmt(r["numerator"], 0),
                            "denominator": _fmt(r["denominator"], 0), "n_fail": n_fail, "failing": rows,
-                           "more": max(0, n_fail - FAILING_SHOWN_HTML)})
+                           "more": max(0, n_fail - FAILING_SHOWN_HTML), "all_href": None})
     manual = [{"criterion": _text(m.get("criterion")) or "", "url": _text(m.get("url")) or "",
                "url_safe": _safe_url(m.get("url")), "date": _text(m.get("date")) or "",
                "note": _text(m.get("note")) or "", "source": _text(m.get("source")) or ""}

@@ -88,3 +88,27 @@ def test_city_page_as_of_a_past_date(page, live_url, errors, e2e_db):
     expect(page).to_have_url(re.compile(r"criterion=DM4&as_of=2020-07-25"), timeout=TIMEOUT_MS)
     settle(page)
     assert errors == []
+
+
+# the flex lines the header's items fall on (an item starts a new line when it begins below the last line's bottom)
+HEADER_LINES_JS = """() => {
+    const boxes = [...document.querySelector('#city-overall').children].map(c => c.getBoundingClientRect())
+        .filter(b => b.height > 0).sort((a, b) => a.top - b.top);
+    let lines = 0, bottom = -Infinity;
+    for (const b of boxes) { if (b.top >= bottom - 1) { lines += 1; } bottom = Math.max(bottom, b.bottom); }
+    return {items: boxes.length, lines: lines, height: document.querySelector('#city-overall').offsetHeight};
+}"""
+
+
+def test_city_header_wraps_compactly_on_a_phone(page, live_url, errors):
+    """At 390 px the header put every item on a line of its own, a gap apart (score and stage; rank; trend; 30 days;
+    90 days; scored as of: six lines, ~235 px on the demo). The changes and the date now wrap as one run of text:
+    score and stage; rank; trend; the text on two or three lines of its own."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live_url + "/city/chicago")
+    expect(page.locator("#city-overall-90")).to_have_text("no run near that date", timeout=TIMEOUT_MS)
+    settle(page)
+    header = page.evaluate(HEADER_LINES_JS)
+    assert header["lines"] <= 4, header
+    assert header["height"] <= 200, header
+    assert errors == []

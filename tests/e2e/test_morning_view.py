@@ -232,6 +232,23 @@ def test_print_view_shows_the_city_page_numbers_in_one_column(page, live_url, er
     assert errors == []
 
 
+def test_print_view_links_the_whole_list_of_failing_datasets(page, live_url, errors):
+    """An indicator with more failing datasets than the print view lists says where all of them are: a link to the
+    city page's drill-down for that indicator, which counts as many (the exported report's evidence.json is not
+    beside a page the dashboard serves)."""
+    page.goto(live_url + "/print/city/chicago")
+    more = page.locator("a.all-failing").first
+    expect(more).to_be_visible(timeout=TIMEOUT_MS)
+    n = re.fullmatch(r"all ([\d,]+) on the city page", more.inner_text()).group(1)
+    heading = page.locator("h4:has(+ table a.all-failing)").first.inner_text()
+    # the heading says "<criterion> · <title> — <score> (<num>/<den>), <n> failing": the same count as the link
+    assert heading.endswith(f", {n} failing"), heading
+    more.click()
+    expect(page).to_have_url(re.compile(r"/city/chicago\?criterion=[A-Z]+\d+&indicator=\w+$"), timeout=TIMEOUT_MS)
+    expect(page.locator("#city-drill-caption")).to_contain_text(f"{n} datasets fail", timeout=TIMEOUT_MS)
+    assert errors == []
+
+
 # --- item 8: a city keeps its colour; plain /compare opens on the scored cities -------------------------
 
 def trace_colors(page, graph_id: str) -> dict[str, str]:
