@@ -7,7 +7,12 @@ they were inserted: an import may carry an older snapshot than runs already stor
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
 import operator
+import os
+import pickle
+import signal
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -343,7 +348,7 @@ class DecodedVersions:
 
 
 def _catalog(conn: Connection, portal_key: str, as_of: datetime | None, keep: bool = True,
-             decoded: DecodedVersions | None = None) -> tuple[pd.DataFrame, CatalogRun]:
+             decoded: DecodedVersions | None = None, jobs: int = 1) -> tuple[pd.DataFrame, CatalogRun]:
     run = _catalog_run(conn, portal_key, as_of)
     first_q = sa.select(sa.func.min(runs_t.c.as_of)).where(runs_t.c.portal_key == portal_key,
                                                             runs_t.c.status.in_(GOOD))
@@ -369,7 +374,7 @@ def _catalog(conn: Connection, portal_key: str, as_of: datetime | None, keep: bo
             _CACHE.move_to_end(key)
     if hit is not None:
         return hit[0].copy(), hit[1]
-    df, info = _build_catalog(conn, portal_key, run, history_start, decoded)
+    df, info = _build_catalog(conn, portal_key, run, history_start, decoded, jobs)
     if not keep or len(df) > CATALOG_CACHE_ROWS:  # not kept: the caller may have the one copy
         return df, info
     with _CACHE_LOCK:
@@ -397,8 +402,8 @@ def _stored_time(value: Any, known: dict[Any, datetime]) -> datetime:
 
 
 def _build_catalog(conn: Connection, portal_key: str, run: Any, history_start: datetime | None,
-                   decoded: DecodedVersions | None = None) -> tuple[pd.DataFrame, CatalogRun]:
-    frames = list(_catalog_chunks(conn, portal_key, run, None, decoded))
+                   decoded: DecodedVersions | None = None, jobs: int = 1) -> tuple[pd.DataFrame, CatalogRun]:
+    frames = list(_catalog_chunks(conn, portal_key, run, None, decoded, jobs))
     df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     # Removals stand as of the last complete run at/before this one (a partial crawl confirms none).
     removed = _removed(conn, portal_key, run.as_of)
@@ -407,7 +412,7 @@ def _build_catalog(conn: Connection, portal_key: str, run: Any, history_start: d
 
 
 def _catalog_chunks(conn: Connection, portal_key: str, run: Any, rows: int | None,
-                    decoded: DecodedVersions | None = None) -> Iterator[pd.DataFrame]:
+                    decoded: DecodedVersions | None = None, jobs: int = 1) -> Iterator[pd.DataFrame]:
     """The run's catalog table in frames of at most `rows` rows (all in one when None), in source_id order.
 
     Only one chunk's records are decoded at a time: what a reader that keeps a few columns of each chunk
@@ -417,7 +422,7 @@ def _catalog_chunks(conn: Connection, portal_key: str, run: Any, rows: int | Non
     order = sorted(latest)
     step = rows or max(1, len(order))
     for start in range(0, max(1, len(order)), step):
-        yield _catalog_frame(conn, portal_key, run, order[start:start + step], latest, decoded)
+        yield _catalog_frame(conn, portal_key, run, order[start:start + step], latest, decoded, jobs)
 
 
 def _members(conn: Connection, run: Any) -> list[str]:
@@ -471,8 +476,105 @@ def latest_of(rows: Iterable[tuple[str, int, Any, Any]], ids: set[str]) -> dict[
     return found
 
 
-def _decode(conn: Connection, portal_key: str, ids: list[int]) -> dict[str, list[Any]]:
-    """{field: values} of the records of versions `ids`, in that order."""
+log = logging.getLogger(__name__)
+
+# A catalog part decoded in a forked process (`jobs`) has at least this many records: below it the fork and the
+# transfer of the part's columns back (pickle: ~0.3 s for 150,000 records, measured) cost more than they save.
+FORK_MIN_RECORDS = 25_000
+
+
+def _decode(conn: Connection, portal_key: str, ids: list[int], jobs: int = 1) -> dict[str, list[Any]]:
+    """{field: values} of the records of versions `ids`, in that order; with `jobs` > 1, in up to that many
+    processes (parts of at least FORK_MIN_RECORDS): this one decodes the first part while forked children
+    decode the others and send their columns back.
+
+    Decoding is CPU work that holds the GIL (orjson building each record's objects, ~70% of `maturity score`
+    on a 300,000-dataset catalog), so threads would not share it; a forked child starts with the portal's
+    dictionaries and reads its part over its own connection. The columns are the same as one process
+    decodes (tested), only values equal across parts are no longer one object."""
+    parts = min(jobs, len(ids) // FORK_MIN_RECORDS) if hasattr(os, "fork") else 1
+    if parts <= 1:
+        return _decode_here(conn, portal_key, ids)
+    packer = compact.portal_codec(conn, portal_key)
+    step = -(-len(ids) // parts)
+    engine = conn.engine
+    children: list[_Forked] = []
+    try:
+        for i in range(step, len(ids), step):
+            children.append(_forked(functools.partial(_decode_fresh, engine, packer, ids[i:i + step])))
+        columns = _decode_here(conn, portal_key, ids[:step], packer)
+        for i, child in enumerate(children, 1):
+            theirs = child.result()
+            if theirs is None:  # the child failed (logged): its part decoded here, the same columns
+                theirs = _decode_here(conn, portal_key, ids[i * step:(i + 1) * step], packer)
+            for name in RECORD_FIELDS:
+                columns[name].extend(theirs.pop(name))
+        return columns
+    finally:
+        for child in children:
+            child.close()
+
+
+class _Forked:
+    """A function run in a forked child process; its pickled result read back over a pipe (`result`)."""
+
+    def __init__(self, pid: int, fd: int) -> None:
+        self.pid, self.fd, self.done = pid, fd, False
+
+    def result(self) -> Any:
+        """The child's return value, or None when it failed (logged)."""
+        try:
+            with os.fdopen(self.fd, "rb", closefd=False) as pipe:
+                value = pickle.load(pipe)
+        except (EOFError, pickle.UnpicklingError, OSError) as exc:
+            value = exc
+        self.close()
+        if isinstance(value, BaseException):
+            log.warning("a forked decoder failed (%s): its part is decoded in the parent", value)
+            return None
+        return value
+
+    def close(self) -> None:
+        """Reap the child (killed when its result was not read: the parent gave up)."""
+        if self.done:
+            return
+        self.done = True
+        os.close(self.fd)
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
+
+
+def _forked(work: Callable[[], Any]) -> _Forked:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: run, send, leave without running the parent's exit handlers or flushing its buffers
+        status = 1
+        try:
+            os.close(read)
+            with os.fdopen(write, "wb") as pipe:
+                pickle.dump(work(), pipe, protocol=pickle.HIGHEST_PROTOCOL)
+            status = 0
+        except BaseException:  # noqa: BLE001 - anything: the parent sees a short pipe and decodes the part itself
+            pass
+        finally:
+            os._exit(status)
+    os.close(write)
+    return _Forked(pid, read)
+
+
+def _decode_fresh(engine: Engine, packer: Any, ids: list[int]) -> dict[str, list[Any]]:
+    """`_decode_here` in a forked child: over a new connection (the parent's pooled ones stay the parent's)."""
+    engine.dispose(close=False)  # SQLAlchemy's recipe after fork: fresh pool, the parent's connections untouched
+    with engine.connect() as conn:
+        return _decode_here(conn, "", ids, packer)
+
+
+def _decode_here(conn: Connection, portal_key: str, ids: list[int], packer: Any = None) -> dict[str, list[Any]]:
+    """{field: values} of the records of versions `ids`, in that order (`packer`: the portal's codec, when
+    the caller has it)."""
     # Only the records needed, fetched by version id in `ids`' order (one array / JSON parameter, not
     # thousands of binds) and decoded a chunk at a time straight into columns: a 300k catalog's record texts
     # and per-record dicts never sit in memory at once (they were ~3 GB of a 4 GB peak).
@@ -487,23 +589,24 @@ def _decode(conn: Connection, portal_key: str, ids: list[int]) -> dict[str, list
         q = sa.text("SELECT j.n - 1, v.record, k.record FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY"
                     " AS j(id, n) JOIN dataset_versions AS v ON v.id = j.id" + with_key)
         params = {"ids": ids}
-    packer = compact.portal_codec(conn, portal_key)  # the portal's dictionaries: record frames name theirs
+    if packer is None:
+        packer = compact.portal_codec(conn, portal_key)  # the portal's dictionaries: record frames name theirs
     columns = _RecordColumns()
     for chunk in conn.execution_options(stream_results=True).execute(q, params).partitions(RECORD_CHUNK):
         columns.extend([(place, compact.version_bytes(packer, blob, key_blob)) for place, blob, key_blob in chunk])
     return columns.ordered()
 
 
-def _catalog_frame(conn: Connection, portal_key: str, run: Any, part: list[str],
-                   latest: dict[str, _Latest], decoded: DecodedVersions | None = None) -> pd.DataFrame:
+def _catalog_frame(conn: Connection, portal_key: str, run: Any, part: list[str], latest: dict[str, _Latest],
+                   decoded: DecodedVersions | None = None, jobs: int = 1) -> pd.DataFrame:
     """The catalog table of the datasets `part` (in that order), from their latest versions (records taken from
     `decoded` where it has them)."""
     ids = [latest[sid].version_id for sid in part]
     with gc_paused():
         if decoded is None:
-            df = columns_frame(_decode(conn, portal_key, ids))
+            df = columns_frame(_decode(conn, portal_key, ids, jobs))
         else:
-            df = columns_frame(decoded.columns(ids, lambda missing: _decode(conn, portal_key, missing)))
+            df = columns_frame(decoded.columns(ids, lambda missing: _decode(conn, portal_key, missing, jobs)))
         df["city_key"] = run.city_key
         times: dict[Any, datetime] = {}  # stored value -> aware UTC datetime, converted once per value
         rows = [latest[sid] for sid in part]
@@ -578,16 +681,19 @@ def catalog_run(engine: Engine, portal_key: str, as_of: datetime | None = None) 
 
 
 def city_harvest(engine: Engine, city_key: str, as_of: datetime | None = None, *, keep: bool = True,
-                 decoded: DecodedVersions | None = None) -> CityHarvest:
+                 decoded: DecodedVersions | None = None, jobs: int = 1) -> CityHarvest:
     """The city's catalog (all its portals in one table) with the stored facts behind it, as of `as_of`.
 
     `keep=False` leaves the tables out of the per-process catalog cache (`score --all` reads each date once:
     50 cities' histories filled it to its bound, ~6.7 KB a row measured, in every worker). `decoded`: records
-    already decoded for an earlier date of the city, and kept for the next (`DecodedVersions`)."""
+    already decoded for an earlier date of the city, and kept for the next (`DecodedVersions`). `jobs` > 1:
+    large catalogs are decoded in that many processes, this one and forked children (`_decode`): for a caller
+    that owns its process (the `score` command), not one with other threads at work (fork copies none of them,
+    nor what they hold)."""
     with engine.connect() as conn:
         pts = conn.execute(sa.select(portals_t.c.key, portals_t.c.kind).where(portals_t.c.city_key == city_key)
                            .order_by(portals_t.c.key)).all()
-        built = {key: _catalog(conn, key, as_of, keep, decoded) for key, _ in pts}
+        built = {key: _catalog(conn, key, as_of, keep, decoded, jobs) for key, _ in pts}
         if decoded is not None:
             decoded.release_unused()
         # A run still in progress is not history yet (its as_of would stamp scores with a catalog it has not stored).
