@@ -418,11 +418,59 @@ def _catalog_chunks(conn: Connection, portal_key: str, run: Any, rows: int | Non
     Only one chunk's records are decoded at a time: what a reader that keeps a few columns of each chunk
     holds at its peak is one chunk, not the whole catalog (a 300,000-dataset catalog decodes to gigabytes).
     """
-    latest = _latest_versions(conn, portal_key, run, set(_members(conn, run)))
+    members = _members(conn, run)
+    parts = min(jobs, len(members) // FORK_MIN_RECORDS) if rows is None and decoded is None else 1
+    if parts > 1 and hasattr(os, "fork"):
+        yield _catalog_in_parts(conn, portal_key, run, members, parts)
+        return
+    latest = _latest_versions(conn, portal_key, run, set(members))
     order = sorted(latest)
     step = rows or max(1, len(order))
     for start in range(0, max(1, len(order)), step):
-        yield _catalog_frame(conn, portal_key, run, order[start:start + step], latest, decoded, jobs)
+        yield _catalog_frame(conn, portal_key, run, order[start:start + step], latest, decoded)
+
+
+# A catalog part built in a forked process (`jobs`) has at least this many datasets: below it the fork and the
+# transfer of the part's table back (pickle) cost more than they save.
+FORK_MIN_RECORDS = 25_000
+
+
+def _catalog_in_parts(conn: Connection, portal_key: str, run: Any, members: list[str], parts: int) -> pd.DataFrame:
+    """The run's catalog table built in `parts` processes: the sorted `members` cut in `parts` runs of ids, the
+    first built here while forked children build the others (each its own pass over versions, decoding and
+    table) and send their tables back; concatenated in order, the table one process builds (tested).
+
+    Building the table is CPU work that holds the GIL (orjson making each record's objects, SQLite's rows, the
+    per-value picking: ~70% of `maturity score` of a 300,000-dataset catalog), so threads would not share it; a
+    fork starts with everything read so far, and reads its part over its own connection. A child that fails
+    costs time, not rows: its part is built here (logged)."""
+    step = -(-len(members) // parts)
+    cuts = [members[i:i + step] for i in range(0, len(members), step)]
+    engine = conn.engine
+    children: list[_Forked] = []
+    try:
+        for ids in cuts[1:]:
+            children.append(_forked(functools.partial(_catalog_part_fresh, engine, portal_key, run, ids)))
+        frames = [_catalog_part(conn, portal_key, run, cuts[0])]
+        for ids, child in zip(cuts[1:], children, strict=True):
+            theirs = child.result()
+            frames.append(_catalog_part(conn, portal_key, run, ids) if theirs is None else theirs)
+    finally:
+        for child in children:
+            child.close()
+    return pd.concat(frames, ignore_index=True)
+
+
+def _catalog_part(conn: Connection, portal_key: str, run: Any, ids: list[str]) -> pd.DataFrame:
+    latest = _latest_versions(conn, portal_key, run, set(ids))
+    return _catalog_frame(conn, portal_key, run, sorted(latest), latest)
+
+
+def _catalog_part_fresh(engine: Engine, portal_key: str, run: Any, ids: list[str]) -> pd.DataFrame:
+    """`_catalog_part` in a forked child, over a new connection (the parent's pooled ones stay the parent's)."""
+    engine.dispose(close=False)  # SQLAlchemy's recipe after a fork: a fresh pool, the parent's connections untouched
+    with engine.connect() as conn:
+        return _catalog_part(conn, portal_key, run, ids)
 
 
 def _members(conn: Connection, run: Any) -> list[str]:
@@ -478,43 +526,6 @@ def latest_of(rows: Iterable[tuple[str, int, Any, Any]], ids: set[str]) -> dict[
 
 log = logging.getLogger(__name__)
 
-# A catalog part decoded in a forked process (`jobs`) has at least this many records: below it the fork and the
-# transfer of the part's columns back (pickle: ~0.3 s for 150,000 records, measured) cost more than they save.
-FORK_MIN_RECORDS = 25_000
-
-
-def _decode(conn: Connection, portal_key: str, ids: list[int], jobs: int = 1) -> dict[str, list[Any]]:
-    """{field: values} of the records of versions `ids`, in that order; with `jobs` > 1, in up to that many
-    processes (parts of at least FORK_MIN_RECORDS): this one decodes the first part while forked children
-    decode the others and send their columns back.
-
-    Decoding is CPU work that holds the GIL (orjson building each record's objects, ~70% of `maturity score`
-    on a 300,000-dataset catalog), so threads would not share it; a forked child starts with the portal's
-    dictionaries and reads its part over its own connection. The columns are the same as one process
-    decodes (tested), only values equal across parts are no longer one object."""
-    parts = min(jobs, len(ids) // FORK_MIN_RECORDS) if hasattr(os, "fork") else 1
-    if parts <= 1:
-        return _decode_here(conn, portal_key, ids)
-    packer = compact.portal_codec(conn, portal_key)
-    step = -(-len(ids) // parts)
-    engine = conn.engine
-    children: list[_Forked] = []
-    try:
-        for i in range(step, len(ids), step):
-            children.append(_forked(functools.partial(_decode_fresh, engine, packer, ids[i:i + step])))
-        columns = _decode_here(conn, portal_key, ids[:step], packer)
-        for i, child in enumerate(children, 1):
-            theirs = child.result()
-            if theirs is None:  # the child failed (logged): its part decoded here, the same columns
-                theirs = _decode_here(conn, portal_key, ids[i * step:(i + 1) * step], packer)
-            for name in RECORD_FIELDS:
-                columns[name].extend(theirs.pop(name))
-        return columns
-    finally:
-        for child in children:
-            child.close()
-
-
 class _Forked:
     """A function run in a forked child process; its pickled result read back over a pipe (`result`)."""
 
@@ -530,7 +541,7 @@ class _Forked:
             value = exc
         self.close()
         if isinstance(value, BaseException):
-            log.warning("a forked decoder failed (%s): its part is decoded in the parent", value)
+            log.warning("a forked catalog reader failed (%s): its part is built in the parent", value)
             return None
         return value
 
@@ -565,16 +576,8 @@ def _forked(work: Callable[[], Any]) -> _Forked:
     return _Forked(pid, read)
 
 
-def _decode_fresh(engine: Engine, packer: Any, ids: list[int]) -> dict[str, list[Any]]:
-    """`_decode_here` in a forked child: over a new connection (the parent's pooled ones stay the parent's)."""
-    engine.dispose(close=False)  # SQLAlchemy's recipe after fork: fresh pool, the parent's connections untouched
-    with engine.connect() as conn:
-        return _decode_here(conn, "", ids, packer)
-
-
-def _decode_here(conn: Connection, portal_key: str, ids: list[int], packer: Any = None) -> dict[str, list[Any]]:
-    """{field: values} of the records of versions `ids`, in that order (`packer`: the portal's codec, when
-    the caller has it)."""
+def _decode(conn: Connection, portal_key: str, ids: list[int]) -> dict[str, list[Any]]:
+    """{field: values} of the records of versions `ids`, in that order."""
     # Only the records needed, fetched by version id in `ids`' order (one array / JSON parameter, not
     # thousands of binds) and decoded a chunk at a time straight into columns: a 300k catalog's record texts
     # and per-record dicts never sit in memory at once (they were ~3 GB of a 4 GB peak).
@@ -589,8 +592,7 @@ def _decode_here(conn: Connection, portal_key: str, ids: list[int], packer: Any 
         q = sa.text("SELECT j.n - 1, v.record, k.record FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY"
                     " AS j(id, n) JOIN dataset_versions AS v ON v.id = j.id" + with_key)
         params = {"ids": ids}
-    if packer is None:
-        packer = compact.portal_codec(conn, portal_key)  # the portal's dictionaries: record frames name theirs
+    packer = compact.portal_codec(conn, portal_key)  # the portal's dictionaries: record frames name theirs
     columns = _RecordColumns()
     for chunk in conn.execution_options(stream_results=True).execute(q, params).partitions(RECORD_CHUNK):
         columns.extend([(place, compact.version_bytes(packer, blob, key_blob)) for place, blob, key_blob in chunk])
@@ -598,15 +600,15 @@ def _decode_here(conn: Connection, portal_key: str, ids: list[int], packer: Any 
 
 
 def _catalog_frame(conn: Connection, portal_key: str, run: Any, part: list[str], latest: dict[str, _Latest],
-                   decoded: DecodedVersions | None = None, jobs: int = 1) -> pd.DataFrame:
+                   decoded: DecodedVersions | None = None) -> pd.DataFrame:
     """The catalog table of the datasets `part` (in that order), from their latest versions (records taken from
     `decoded` where it has them)."""
     ids = [latest[sid].version_id for sid in part]
     with gc_paused():
         if decoded is None:
-            df = columns_frame(_decode(conn, portal_key, ids, jobs))
+            df = columns_frame(_decode(conn, portal_key, ids))
         else:
-            df = columns_frame(decoded.columns(ids, lambda missing: _decode(conn, portal_key, missing, jobs)))
+            df = columns_frame(decoded.columns(ids, lambda missing: _decode(conn, portal_key, missing)))
         df["city_key"] = run.city_key
         times: dict[Any, datetime] = {}  # stored value -> aware UTC datetime, converted once per value
         rows = [latest[sid] for sid in part]
@@ -687,7 +689,7 @@ def city_harvest(engine: Engine, city_key: str, as_of: datetime | None = None, *
     `keep=False` leaves the tables out of the per-process catalog cache (`score --all` reads each date once:
     50 cities' histories filled it to its bound, ~6.7 KB a row measured, in every worker). `decoded`: records
     already decoded for an earlier date of the city, and kept for the next (`DecodedVersions`). `jobs` > 1:
-    large catalogs are decoded in that many processes, this one and forked children (`_decode`): for a caller
+    large catalogs are built in that many processes, this one and forked children (`_catalog_in_parts`): for a caller
     that owns its process (the `score` command), not one with other threads at work (fork copies none of them,
     nor what they hold)."""
     with engine.connect() as conn:

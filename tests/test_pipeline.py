@@ -185,8 +185,8 @@ def test_records_decoded_for_one_date_are_reused_for_the_next_and_give_the_same_
 
 
 def test_a_catalog_read_in_forked_processes_is_the_one_read_here(setup, monkeypatch, caplog):
-    """`maturity score` reads a large catalog in several processes (storage._decode's `jobs`): the same table, and
-    the same stored scores, as one process reads. Parts of at least 50 records here (FORK_MIN_RECORDS), so the 466
+    """`maturity score` reads a large catalog in several processes (city_harvest's `jobs`): the same table, and the
+    same stored scores, as one process reads. Parts of at least 50 datasets here (FORK_MIN_RECORDS), so the 466
     datasets of 2022-06-15 are read in 3 parts (this process and two forked children, counted), the 95 of
     2022-06-29 in one; every date of the history, so versions stored against their key versions are read too."""
     import logging
@@ -240,13 +240,13 @@ def test_a_forked_reader_that_fails_leaves_its_part_to_this_process(setup, monke
     def broken(*_args):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(queries, "_decode_fresh", broken)
+    monkeypatch.setattr(queries, "_catalog_part_fresh", broken)
     caplog.set_level(logging.WARNING, logger="storage.queries")
     split = storage.city_harvest(engine, "chicago", as_of=when, keep=False, jobs=2).frame
     pd.testing.assert_frame_equal(split, alone)
     assert len(alone) == 466
     assert [r.getMessage() for r in caplog.records] == [
-        "a forked decoder failed (Ran out of input): its part is decoded in the parent"]
+        "a forked catalog reader failed (Ran out of input): its part is built in the parent"]
 
 
 def test_score_all_many_in_workers_stores_what_one_process_stores(setup):
