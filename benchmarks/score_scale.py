@@ -1,5 +1,6 @@
 """Scores at scale (issue 13, target 4): `maturity score` of a 300,000-dataset portal, `score --all` of a 2-year
-weekly history of 50 cities. Each timed command runs in a fresh child process (wall clock and its peak RSS).
+weekly history of 50 cities. Each timed command runs in a fresh child process (wall clock, CPU time, the peak RSS
+of its largest process and the peak PSS of all its processes: `maturity score` forks a reader for a large catalog).
 
     flock /work/bench.lock .venv/bin/python benchmarks/score_scale.py portal  [--n 300000] [--repeat 3]
     flock /work/bench.lock .venv/bin/python benchmarks/score_scale.py history [--repeat 3]
