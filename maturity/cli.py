@@ -172,7 +172,8 @@ def cmd_score(cfg: Settings, args: argparse.Namespace) -> int:
             print(f"{key}: rescored {n} run dates", file=sys.stderr)
         return EXIT_OK
     for city in cities:
-        scores = pipeline.score(cfg, engine, city.key)
+        # The command owns its process (no other threads): a large catalog is read on every core (storage._decode).
+        scores = pipeline.score(cfg, engine, city.key, jobs=pipeline.SCORE_JOBS)
         print(f"{city.key}: {len(scores)} indicators" if scores else f"{city.key}: nothing harvested yet",
               file=sys.stderr)
     return EXIT_OK

@@ -41,6 +41,8 @@ PortalProgress = Callable[[str, int, "int | None"], None]  # (portal key, items 
 # Worker processes of `harvest_many` (the CLI's --jobs default): one per core, since parsing and normalizing a
 # catalog is CPU work, at least two, and at most eight (each worker holds its own database connections).
 HARVEST_JOBS = min(8, max(2, os.cpu_count() or 1))
+# Processes that read one large catalog for `maturity score` (storage.city_harvest's `jobs`): one per core.
+SCORE_JOBS = min(8, os.cpu_count() or 1)
 # Portals each worker harvests at once in threads (--threads): enough that while some wait on the network
 # another has CPU work. A portal's page costs its round trip (100 ms-1 s for a real portal) and a few ms to tens
 # of ms of parsing; benchmarks/latency.py measured 16 hiding 100 ms on 200 recorded catalogs (README, "Scale:
@@ -302,16 +304,17 @@ class ImportFailed(RuntimeError):
 
 
 def score(settings: Settings, engine: storage.Engine, city_key: str, *, as_of: datetime | None = None,
-          keep: bool = True, decoded: storage.DecodedVersions | None = None) -> dict[str, Score]:
+          keep: bool = True, decoded: storage.DecodedVersions | None = None, jobs: int = 1) -> dict[str, Score]:
     """Score a city's catalog as of a time (default: its latest run) and store the scores and criteria.
 
     The scores stand on the newest crawl of each portal at that time. When one of them is partial or empty
     the scores are stored flagged (`storage.score_flag`): kept, but never a line, delta or "latest" value.
     When every one came back empty there is no catalog to score: nothing is stored (earlier scores of that
     time are deleted) and {} is returned. `keep=False`: the catalog is not kept in storage's cache; `decoded`:
-    records decoded for an earlier date, kept for the next (both for score_all).
+    records decoded for an earlier date, kept for the next (both for score_all). `jobs` > 1: a large catalog is
+    read in that many processes (`storage.city_harvest`; for a caller whose process runs no other threads).
     """
-    catalog, when = scoring_input(engine, settings.city(city_key), as_of, keep=keep, decoded=decoded)
+    catalog, when = scoring_input(engine, settings.city(city_key), as_of, keep=keep, decoded=decoded, jobs=jobs)
     if when is None:  # nothing harvested yet: no score rather than a score of an empty catalog
         return {}
     crawled = storage.latest_crawls(engine, city_key, as_of=when)
@@ -325,10 +328,11 @@ def score(settings: Settings, engine: storage.Engine, city_key: str, *, as_of: d
 
 
 def scoring_input(engine: storage.Engine, city: CityConfig, as_of: datetime | None = None, *, keep: bool = True,
-                  decoded: storage.DecodedVersions | None = None) -> tuple[CityCatalog, datetime | None]:
+                  decoded: storage.DecodedVersions | None = None,
+                  jobs: int = 1) -> tuple[CityCatalog, datetime | None]:
     """The indicators' one input for a city as of a time, and the time its scores are stamped with (the asked
     time, else the newest finished run that did not fail; None before any)."""
-    harvest = storage.city_harvest(engine, city.key, as_of=as_of, keep=keep, decoded=decoded)
+    harvest = storage.city_harvest(engine, city.key, as_of=as_of, keep=keep, decoded=decoded, jobs=jobs)
     return CityCatalog(harvest.frame, portal_facts(harvest, city.departments)), _as_of_of(harvest.runs, as_of)
 
 

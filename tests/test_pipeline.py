@@ -184,6 +184,71 @@ def test_records_decoded_for_one_date_are_reused_for_the_next_and_give_the_same_
         assert len(decoded.rows) == len(alone)  # one version a dataset: this date's, the others dropped
 
 
+def test_a_catalog_read_in_forked_processes_is_the_one_read_here(setup, monkeypatch, caplog):
+    """`maturity score` reads a large catalog in several processes (city_harvest's `jobs`): the same table, and the
+    same stored scores, as one process reads. Parts of at least 50 datasets here (FORK_MIN_RECORDS), so the 466
+    datasets of 2022-06-15 are read in 3 parts (this process and two forked children, counted), the 95 of
+    2022-06-29 in one; every date of the history, so versions stored against their key versions are read too."""
+    import logging
+
+    from storage import queries
+
+    cfg, engine = setup
+    history = sorted(CHICAGO_HISTORY.glob("*.jsonl.gz"))
+    for path in history:
+        pipeline.import_files(cfg, engine, "chicago", date.fromisoformat(path.name[:10]), [path])
+    monkeypatch.setattr(queries, "FORK_MIN_RECORDS", 50)
+    forks: list[int] = []
+    real = queries._forked
+    monkeypatch.setattr(queries, "_forked", lambda work: forks.append(1) or real(work))
+    caplog.set_level(logging.WARNING, logger="storage.queries")
+    parts = {}
+    for path in history:
+        when = eod(path.name[:10])
+        alone = storage.city_harvest(engine, "chicago", as_of=when, keep=False).frame
+        forks.clear()
+        split = storage.city_harvest(engine, "chicago", as_of=when, keep=False, jobs=3).frame
+        parts[path.name[:10]] = (len(split), len(forks) + 1)
+        pd.testing.assert_frame_equal(split, alone)
+    assert parts["2022-06-15"] == (466, 3) and parts["2022-06-29"] == (95, 1)
+    assert not caplog.records  # every child sent its part (none decoded again here after a failure)
+
+    when = eod("2022-07-23")
+    pipeline.score(cfg, engine, "chicago", as_of=when, keep=False)  # not cached: the second one reads it again
+    here = storage.scores(engine, "chicago", flagged=True)
+    storage.save_scores(engine, "chicago", when, {}, pd.DataFrame(), criterion_of={})  # gone: redone in parts
+    forks.clear()
+    pipeline.score(cfg, engine, "chicago", as_of=when, keep=False, jobs=2)
+    assert len(forks) == 1 and not caplog.records
+    pd.testing.assert_frame_equal(storage.scores(engine, "chicago", flagged=True), here)
+
+
+def test_a_forked_reader_that_fails_leaves_its_part_to_this_process(setup, monkeypatch, caplog):
+    """A child that dies before sending its part (here: its read raises) costs time, not rows: the part is read
+    here, the same table, and the failure is logged."""
+    import logging
+
+    from storage import queries
+
+    cfg, engine = setup
+    path = sorted(CHICAGO_HISTORY.glob("*.jsonl.gz"))[1]  # 2022-06-15: 466 datasets
+    pipeline.import_files(cfg, engine, "chicago", date.fromisoformat(path.name[:10]), [path])
+    when = eod(path.name[:10])
+    alone = storage.city_harvest(engine, "chicago", as_of=when, keep=False).frame
+    monkeypatch.setattr(queries, "FORK_MIN_RECORDS", 100)
+
+    def broken(*_args):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(queries, "_catalog_part_fresh", broken)
+    caplog.set_level(logging.WARNING, logger="storage.queries")
+    split = storage.city_harvest(engine, "chicago", as_of=when, keep=False, jobs=2).frame
+    pd.testing.assert_frame_equal(split, alone)
+    assert len(alone) == 466
+    assert [r.getMessage() for r in caplog.records] == [
+        "a forked catalog reader failed (Ran out of input): its part is built in the parent"]
+
+
 def test_score_all_many_in_workers_stores_what_one_process_stores(setup):
     """`maturity score --all` scores cities in worker processes: the same rows, value for value, as scoring them one
     after another here (three kinds, two run dates each: 3 x 2 dates)."""
