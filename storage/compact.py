@@ -57,15 +57,19 @@ _KEYS_PG = _KEYS.format("= ANY(:ids)")
 Key = tuple[int, bytes, bytes]  # a key version's id, record JSON and raw bytes
 
 
+def _by_ids(conn: Connection, sqlite_sql: str, pg_sql: str, ids: list[int]) -> list[Any]:
+    """Rows of a query over a list of version ids: SQLite takes them as one JSON array, PostgreSQL as an array."""
+    if is_sqlite(conn):
+        return list(conn.execute(sa.text(sqlite_sql), {"ids": orjson.dumps(ids).decode()}).all())
+    return list(conn.execute(sa.text(pg_sql), {"ids": ids}).all())
+
+
 def key_versions(conn: Connection, packer: codec.Codec, version_ids: Iterable[int]) -> dict[int, Key]:
     """{version id: its key version (id, record JSON, raw bytes)} for versions whose key has a raw item."""
     ids = list(version_ids)
     if not ids:
         return {}
-    if is_sqlite(conn):
-        rows = conn.execute(sa.text(_KEYS_SQLITE), {"ids": orjson.dumps(ids).decode()}).all()
-    else:
-        rows = conn.execute(sa.text(_KEYS_PG), {"ids": ids}).all()
+    rows = _by_ids(conn, _KEYS_SQLITE, _KEYS_PG, ids)
     in_blocks = block_items(conn, packer, [(r.raw_block, r.raw_at) for r in rows if r.raw is None
                                            and r.raw_block is not None])
     out: dict[int, Key] = {}
@@ -134,10 +138,7 @@ def raws_of(conn: Connection, packer: codec.Codec, version_ids: Iterable[int]) -
     ids = list(version_ids)
     if not ids:
         return {}
-    if is_sqlite(conn):
-        rows = conn.execute(sa.text(_RAWS_SQLITE), {"ids": orjson.dumps(ids).decode()}).all()
-    else:
-        rows = conn.execute(sa.text(_RAWS_PG), {"ids": ids}).all()
+    rows = _by_ids(conn, _RAWS_SQLITE, _RAWS_PG, ids)
     places = [(r.raw_block, r.raw_at) for r in rows if r.base_version is None and r.raw_block is not None]
     places += [(r.key_block, r.key_at) for r in rows if r.base_version is not None and r.key_block is not None]
     in_blocks = block_items(conn, packer, places)
