@@ -87,3 +87,14 @@ def test_no_callback_redraws_a_filled_page_at_load(client):
     assert deps["..live-marker.data...live-status.children.."]["prevent_initial_call"] is True
     router = deps[f"..{app_mod.PAGES_CONTENT}.children...{app_mod.PAGES_STORE}.data.."]
     assert router["prevent_initial_call"] is True
+
+
+def test_compare_comparison_comes_in_the_first_layout_answer(client):
+    layout = first_layout(client, "/compare?cities=chicago,philadelphia")
+    body = find(find(layout, app_mod.PAGES_CONTENT), "cmp-body")
+    # the profile and a panel per criterion, the overall score's first, as the body callback would have drawn them
+    assert find(body, "cmp-profile") is not None
+    panels = find(body, "cmp-history")["props"]["children"]
+    assert find(panels[0], "cmp-history-Overall") is not None
+    assert [b["props"]["id"] for b in find(body, "cmp-chosen")["props"]["children"][1:]] == [
+        "cmp-chosen-chicago", "cmp-chosen-philadelphia"]
