@@ -278,7 +278,8 @@ def test_a_city_keeps_its_colour_whatever_else_is_compared(page, live_url, error
             seen.setdefault(colors["Philadelphia, PA"], set()).add((choice, graph))
     assert len(seen) == 1, seen  # one colour for Philadelphia in every selection and every chart
     # and the page's legend (one for every chart) shows it in that colour
-    swatch = page.locator("#cmp-chosen-philadelphia .legend-swatch").evaluate("e => getComputedStyle(e).backgroundColor")
+    swatch = page.locator("#cmp-chosen-philadelphia .legend-swatch").evaluate(
+        "e => getComputedStyle(e).backgroundColor")
     assert swatch == _rgb(next(iter(seen))), (swatch, seen)
     assert errors == []
 

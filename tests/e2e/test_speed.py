@@ -15,11 +15,11 @@ So the test asserts, per page and visit:
   benchmarks/browser.py reports), and a task's CPU grows up to ~25% with the load: 200 would fail now and then on a
   loaded machine with nothing wrong. Compare's one 13-panel figure was the largest (130-192 ms of CPU at load 5-10,
   324 ms once in CI): it is now a small figure per criterion. Left are React's mount of a page's answer, a first
-  visit's AG Grid mounts and the graph pages' first answers (100-165 ms): each graph draws once and in a task of its own (layouts/assets/graphs.js),
-  each grid mounts in a task of its own (grids.js), plotly.js's basic bundle evaluates in ~20 ms
-  (maturity/plotlyjs.py). It fails on a page that freezes the tab (the datasets menu that froze it for 9-12 s,
-  issue 12 item 2, used seconds of CPU in one task) or that goes back to drawing its charts and grid in one task
-  (Compare: ~830 ms of CPU before graphs.js);
+  visit's AG Grid mounts and the graph pages' first answers (100-165 ms): each graph draws once and in a task of its
+  own (layouts/assets/graphs.js), each grid mounts in a task of its own (grids.js), plotly.js's basic bundle
+  evaluates in ~20 ms (maturity/plotlyjs.py). It fails on a page that freezes the tab (the datasets menu that froze
+  it for 9-12 s, issue 12 item 2, used seconds of CPU in one task) or that goes back to drawing its charts and grid
+  in one task (Compare: ~830 ms of CPU before graphs.js);
 - its main content appeared within GUARD_MAIN_MS (15 s) of wall time: a page that never draws is broken
   however loaded the machine;
 - every trace a page's graphs draw is of a type the served plotly.js has (the basic bundle of
