@@ -144,3 +144,21 @@ def test_a_page_without_grids_runs_ag_grid_only_when_a_grid_is_drawn(page, live_
     settle(page)
     assert page.evaluate("document.querySelectorAll('script[data-dash-ag-grid-lib]').length") == 1
     assert errors == []
+
+
+def test_a_grids_body_is_laid_out_on_its_own_and_keeps_its_height(page, live_url, errors):
+    """maturity.css: each grid's body is a layout boundary (contain: strict), so measuring a row's cells re-lays out
+    that body only; the size containment does not collapse it: it fills the grid below the header, rows drawn."""
+    page.goto(live_url + "/harvests")
+    expect(page.locator("#hv-grid .ag-row .ag-cell-value").first).to_be_visible(timeout=TIMEOUT_MS)
+    settle(page)
+    box = page.evaluate("""() => {
+        const q = s => document.querySelector('#hv-grid ' + s);
+        return {contain: getComputedStyle(q('.ag-body')).contain, body: q('.ag-body').offsetHeight,
+                root: q('.ag-root').offsetHeight, header: q('.ag-header').offsetHeight,
+                rows: document.querySelectorAll('#hv-grid .ag-center-cols-container .ag-row').length};
+    }""")
+    assert box["contain"] == "strict", box
+    # as without the containment: the body fills the grid below its header
+    assert box["body"] == box["root"] - box["header"] > 0 and box["rows"] > 0, box
+    assert errors == []
