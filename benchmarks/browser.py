@@ -6,8 +6,10 @@ The demo history (data/demo, the real recorded catalogs `bin/start` loads) is im
 when it has runs), the dashboard is served on a free local port with its cache warm-up (as `maturity serve`),
 measuring starts when that warm-up is over (a server that has finished starting), and every page is opened
 --repeat times in a fresh browser context. Per page it reports:
-- main content: ms from navigation start until the page's main element is visible (a selector per page:
-  the chart, the first grid row, the cards …), read as the page's `performance.now()` when Playwright sees it;
+- main content: ms from navigation start until the first animation frame in which the page's main element is
+  visible (a selector per page: the chart, the first grid row, the cards …), read in the page
+  (tests/e2e/speed.py); "seen" is when Playwright's polling wait returned (up to ~500 ms later: until
+  2026-12-01 the main content column was that time);
 - longest main-thread task: the longest `longtask` entry a PerformanceObserver (buffered) saw from the
   start until the page went quiet (no pending Dash callback, network idle), and the number of tasks > 50 ms;
 - the same task's CPU: the largest CPU (thread) time of a renderer main-thread task in a Chrome trace of the
@@ -133,8 +135,8 @@ def spread(values: list[float]) -> str:
 
 def report(rows: list[tuple[str, str, dict]]) -> None:
     print(f"ms, min / median / max of the repeats; load average (1 min) at the end: {os.getloadavg()[0]:.1f}")
-    print(f"{'page':<16} {'visit':<6} {'main content':>22} {'CPU to main content':>22} {'longest task (wall)':>22} "
-          f"{'longest task (CPU)':>22} {'tasks > 50 ms':>14}")
+    print(f"{'page':<16} {'visit':<6} {'main content':>22} {'seen by Playwright':>22} {'CPU to main content':>22} "
+          f"{'longest task (wall)':>22} {'longest task (CPU)':>22} {'tasks > 50 ms':>14}")
     for visit in ("first", "again"):
         worst_main = worst_task = worst_cpu = 0.0
         for path in PAGES:
@@ -147,8 +149,9 @@ def report(rows: list[tuple[str, str, dict]]) -> None:
             worst_main, worst_task = max(worst_main, max(mains)), max(worst_task, max(longs))
             worst_cpu = max(worst_cpu, max(cpus))
             to_main = [r["cpu_to_main_ms"] or 0.0 for r in runs]
-            print(f"{path:<16} {visit:<6} {spread(mains):>22} {spread(to_main):>22} {spread(longs):>22} "
-                  f"{spread(cpus):>22} {max(r['long_tasks'] for r in runs):>14}")
+            seen = [r["seen_ms"] for r in runs]
+            print(f"{path:<16} {visit:<6} {spread(mains):>22} {spread(seen):>22} {spread(to_main):>22} "
+                  f"{spread(longs):>22} {spread(cpus):>22} {max(r['long_tasks'] for r in runs):>14}")
         ok = worst_main <= MAIN_CONTENT_MS and worst_task <= LONG_TASK_MS
         print(f"{visit} visits: worst main content {worst_main:,.0f} ms (target {MAIN_CONTENT_MS:,}), longest task "
               f"{worst_task:,.0f} ms wall, {worst_cpu:,.0f} ms CPU (target {LONG_TASK_MS} wall): "

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import math
 import re
-import typing
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from layouts import palette
-from layouts._words import cadence, criterion_label, wrapped_lines
+from layouts._words import cadence, criterion_label
 
 # The colours live in palette.py (shared with the exported report); the names stay here for the pages.
 STAGES = palette.STAGES
@@ -865,61 +864,47 @@ def capped_options(counts: pd.Series, selected: Sequence[str] = (), search: str 
 
 # --- compare --------------------------------------------------------------------------------------------
 
-def compare_history(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequence[str],
-                    titles: Mapping[str, str] | None = None) -> dict:
-    """Criterion scores over time, one small panel per criterion on shared axes, one line per city.
+PANEL_HEIGHT = 200  # px: a criterion's small chart on Compare
 
-    A plain figure dict (3 columns of panels): with ~10 criteria x several cities, building it through
-    make_subplots and validated traces cost ~300 ms; the dict is the same JSON in a few milliseconds.
-    """
+
+def compare_panels(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequence[str],
+                   titles: Mapping[str, str] | None = None) -> list[tuple[str, str, dict]]:
+    """Criterion scores over time: (criterion, its label, a small figure with one line per city) for the overall
+    score first, then each criterion, all on the same axes (every panel spans the same dates and 0-100).
+
+    Small figures, not one figure of subplots: a graph draws in a main-thread task of its own (graphs.js), and
+    Compare's one figure of 13 panels was one draw of 150-320 ms of CPU in headless Chromium (the longest task of
+    any page; issue 12 asks for none over 200 ms). Each panel is a plain figure dict: building ~13 figures through
+    validated traces cost ~300 ms on the server, the dict is the same JSON in a few milliseconds. The cities'
+    legend is the page's (one for all panels, in the cities' stable colours)."""
     crit = criterion_rows(history)
     crit = with_overall(crit[crit["city_key"].isin(city_keys)]) if not crit.empty else crit
     if crit.empty:
-        return empty_figure("No scores for the chosen cities yet.").to_plotly_json()
+        return []
     crit = crit.assign(as_of=_utc(crit["as_of"]), value=pd.to_numeric(crit["value"], errors="coerce"))
     names = dict(zip(cities["key"], cities["name"], strict=True))
-    criteria = criteria_order(crit["criterion"])
-    ncols = min(3, len(criteria))
-    nrows = math.ceil(len(criteria) / ncols)
-    gap_x, gap_y = 0.04, 0.18 / nrows  # room between rows for a two-line panel title
-    w, h = (1 - gap_x * (ncols - 1)) / ncols, (1 - gap_y * (nrows - 1)) / nrows
-    layout: dict[str, typing.Any]  # Plotly layout JSON
-    layout = {"template": "none", "font": FONT, "height": 220 * nrows + 80, "plot_bgcolor": "white",
-              "paper_bgcolor": "white", "margin": {"l": 40, "r": 10, "t": 70, "b": 30}, "annotations": [],
-              "legend": {"orientation": "h", "yref": "container", "y": 0.995, "yanchor": "top", "x": 0},
-              "hovermode": "closest"}
-    groups = {k: g.sort_values("as_of") for k, g in crit.groupby(["city_key", "criterion"])}
     colors = palette.city_colors(cities["key"])  # by the city among all cities: stable whatever is chosen
-    data: list[dict[str, object]] = []  # Plotly traces as JSON
-    for j, c in enumerate(criteria):
-        row, colno = divmod(j, ncols)
-        x0, y1 = colno * (w + gap_x), 1 - row * (h + gap_y)
-        suffix = "" if j == 0 else str(j + 1)
-        layout[f"xaxis{suffix}"] = {"domain": [x0, x0 + w], "anchor": f"y{suffix}", "gridcolor": GRID,
-                                    "ticklabeloverflow": "allow",  # as in _base_layout: no second measuring
-                                    "nticks": 4, "tickangle": 0,  # years stay level, also in narrow panels
-                                    "showticklabels": row == nrows - 1 or j + ncols >= len(criteria),
-                                    **({"matches": "x"} if j else {})}
-        layout[f"yaxis{suffix}"] = {"domain": [y1 - h, y1], "anchor": f"x{suffix}", "range": [-2, 102],
-                                    "ticklabeloverflow": "allow",
-                                    "gridcolor": GRID, "showticklabels": colno == 0}
-        # two lines of ~30 characters fit a panel of 240 px, the least the page gives it (a phone scrolls sideways)
-        label = "<br>".join(plot_text(line) for line in wrapped_lines(criterion_label(c, titles or {}), 30))
-        layout["annotations"].append({"text": label, "x": x0 + w / 2, "y": y1, "xref": "paper", "yref": "paper",
-                                      "xanchor": "center", "yanchor": "bottom", "showarrow": False})
-        for i, key in enumerate(city_keys):
-            s = groups.get((key, c))
-            if s is None:
-                continue
-            data.append({"type": "scatter", "mode": "lines+markers", "xaxis": f"x{suffix}", "yaxis": f"y{suffix}",
-                         "x": [t.isoformat() for t in s["as_of"]],
-                         "y": [None if pd.isna(v) else float(v) for v in s["value"]],
-                         "name": names.get(key, key), "legendgroup": key,
-                         "showlegend": not any(d["legendgroup"] == key for d in data),
-                         "line": {"color": colors.get(key, SERIES_COLORS[i % len(SERIES_COLORS)]), "width": 2},
-                         "marker": {"size": 3},
-                         "hovertemplate": "%{x|%Y-%m-%d}: %{y:.0f}<extra>" + f"{c} · %{{fullData.name}}</extra>"})
-    return {"data": data, "layout": layout}
+    first, last = crit["as_of"].min(), crit["as_of"].max()
+    pad = max((last - first) * 0.03, pd.Timedelta(days=1))  # the first and last markers stay whole
+    x_range = [(first - pad).isoformat(), (last + pad).isoformat()]
+    groups = {k: g.sort_values("as_of") for k, g in crit.groupby(["city_key", "criterion"])}
+    panels = []
+    for c in criteria_order(crit["criterion"]):
+        data = [{"type": "scatter", "mode": "lines+markers", "name": names.get(key, key),
+                 "x": [t.isoformat() for t in s["as_of"]],
+                 "y": [None if pd.isna(v) else float(v) for v in s["value"]],
+                 "line": {"color": colors.get(key, SERIES_COLORS[i % len(SERIES_COLORS)]), "width": 2},
+                 "marker": {"size": 3}, "hovertemplate": "%{x|%Y-%m-%d}: %{y:.0f}<extra>%{fullData.name}</extra>"}
+                for i, key in enumerate(city_keys) if (s := groups.get((key, c))) is not None]
+        layout = {"template": "none", "font": FONT, "height": PANEL_HEIGHT, "showlegend": False,
+                  "plot_bgcolor": "white", "paper_bgcolor": "white", "hovermode": "closest",
+                  "margin": {"l": 34, "r": 10, "t": 6, "b": 26},
+                  # ticklabeloverflow as in _base_layout: no second measuring; years stay level in a narrow panel
+                  "xaxis": {"range": x_range, "type": "date", "gridcolor": GRID, "nticks": 4, "tickangle": 0,
+                            "ticklabeloverflow": "allow"},
+                  "yaxis": {"range": [-2, 102], "gridcolor": GRID, "ticklabeloverflow": "allow"}}
+        panels.append((c, criterion_label(c, titles or {}), {"data": data, "layout": layout}))
+    return panels
 
 
 def compare_profile(latest: pd.DataFrame, cities: pd.DataFrame, city_keys: Sequence[str],

@@ -1,4 +1,4 @@
-"""Compare `/compare?cities=a,b,c`: criterion scores over time on shared axes, latest profile, indicator gaps."""
+"""Compare `/compare?cities=a,b,c`: latest profile, criterion scores over time on shared axes, indicator gaps."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ from dash import Input, Output, State, callback, dcc, html
 from dash.development.base_component import Component
 
 import storage
-from layouts import _as_of
+from layouts import _as_of, palette
 from layouts import _components as ui
 from layouts import _figures as fig
 from layouts import _words as words
@@ -35,7 +35,9 @@ def layout(cities: str | None = None, as_of: str | None = None, **_query: str) -
         dbc.Row(dbc.Col([dbc.Label("Cities", html_for="cmp-cities"),
                          dcc.Dropdown(id="cmp-cities", options=ui.choice_options(keys, names), value=chosen,
                                       multi=True, placeholder="choose cities")], lg=8), className="mb-3"),
-        ui.loading(html.Div(id="cmp-body")),
+        # the comparison comes with the page (a request and a render fewer before the charts); `render` redraws it
+        # when the choice of cities changes or a run lands
+        ui.loading(html.Div(body(chosen, day), id="cmp-body")),
         subtitle="Several cities side by side on the same absolute thresholds (scores are never rescaled "
                  "within a city, so they compare).",
     )
@@ -67,7 +69,7 @@ def _cities() -> pd.DataFrame:
 
 
 @callback(Output("cmp-body", "children"), Input("cmp-cities", "value"), Input("live-marker", "data"),
-          State("cmp-as-of", "data"))
+          State("cmp-as-of", "data"), prevent_initial_call=True)
 def render(keys: list[str] | None, _marker: object, day: str | None = None) -> Component | list[Component]:
     return body(keys or [], day)
 
@@ -97,17 +99,22 @@ def _content(_engine: storage.Engine, keys: Sequence[str], day: str | None = Non
     overall = fig.overall_gap_row(latest, keys)
     cols = [ui.col("title", "Indicator", flex=2), ui.col("criterion", "Criterion", flex=2),
             *[ui.num_col(k, names.get(k, k)) for k in keys], ui.num_col("gap", "Gap (best − worst)", sort="desc")]
+    colors = palette.city_colors(cities["key"])
+    panels = fig.compare_panels(history, cities, keys, crit_titles)
     return [
+        # the cities' legend for every chart below, in their stable colours
         html.Div([html.Span("Showing: ", className="text-muted"),
-                  *[dbc.Badge(names.get(k, k), color="light", text_color="dark", className="me-1 border",
+                  *[dbc.Badge([html.Span(className="legend-swatch", style={"backgroundColor": colors.get(k)}),
+                               names.get(k, k)], color="light", text_color="dark", className="me-1 border",
                               id=f"cmp-chosen-{k}") for k in keys]], className="mb-2", id="cmp-chosen"),
-        html.H4("Overall and criterion scores over time", className="h5"),
-        # three panels a row: 240 px each keeps a panel's title and lines readable (a phone scrolls sideways)
-        ui.scroll_box(dcc.Graph(id="cmp-history", figure=fig.compare_history(history, cities, keys, crit_titles),
-                                config={"displayModeBar": False, "responsive": True}), 720),
-        html.H4("Latest profile", className="h5 mt-3"),
+        # where the cities stand now first, then how they got there
+        html.H4("Latest profile", className="h5"),
         ui.scroll_box(dcc.Graph(id="cmp-profile", figure=fig.compare_profile(latest, cities, keys, crit_titles),
                                 config={"displayModeBar": False, "responsive": True}), 720),
+        html.H4("Overall and criterion scores over time", className="h5 mt-3"),
+        html.Div([_panel(c, label, figure) for c, label, figure in panels]
+                 or ui.empty_state("No scores yet", "No scores for the chosen cities yet."),
+                 id="cmp-history", className="panel-grid"),
         html.H4("Indicator gaps", className="h5 mt-3"),
         html.P("The overall score, then the latest value of every indicator per city, largest gap first: where one "
                "city can learn from another.",
@@ -116,3 +123,11 @@ def _content(_engine: storage.Engine, keys: Sequence[str], day: str | None = Non
         ui.grid("cmp-gaps", gaps, cols, height=420, page_size=None,
                 dashGridOptions={"pinnedTopRowData": ui.rows(overall)}),
     ]
+
+
+def _panel(criterion: str, label: str, figure: dict) -> html.Div:
+    """One criterion's small chart under its name (page text, so it wraps as the panel's width asks)."""
+    return html.Div([html.Div(label, className="panel-title"),
+                     dcc.Graph(id=f"cmp-history-{criterion}", figure=figure, style={"height": f"{fig.PANEL_HEIGHT}px"},
+                               config={"displayModeBar": False, "responsive": True})],
+                    className="panel")

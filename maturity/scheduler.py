@@ -383,6 +383,7 @@ def threading_main() -> bool:
 def serve(settings: Settings, *, host: str, port: int, url: str | None = None) -> None:
     """The embedded default: demo history on an empty database, the scheduler in the background, the dashboard."""
     from maturity import app as app_mod
+    from maturity import webserver
 
     url = url or settings.storage_url
     storage.upgrade(url)
@@ -403,7 +404,7 @@ def serve(settings: Settings, *, host: str, port: int, url: str | None = None) -
         try:
             prune_stale_jobs(sched, settings)
             log.info("event=serving host=%s port=%s", host, port)
-            app_mod.create_app(settings, url=url).run(host=host, port=port, debug=False)
+            webserver.run(app_mod.create_app(settings, url=url).server, host, port)
         except KeyboardInterrupt:
             pass
         finally:

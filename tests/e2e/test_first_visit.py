@@ -76,6 +76,21 @@ def test_city_first_visit_draws_cards_and_details_without_asking_the_router(page
     assert errors == []
 
 
+def test_compare_first_visit_draws_its_charts_without_asking_for_them(page, live_url, errors):
+    asked = router_requests(page, live_url, "/compare?cities=chicago,philadelphia")
+    expect(page.locator("#cmp-profile .main-svg").first).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.locator("#cmp-history-Overall .main-svg").first).to_be_visible(timeout=TIMEOUT_MS)
+    settle(page)
+    outputs = [a.get("output", "") for a in asked]
+    assert not [o for o in outputs if app_mod.PAGES_CONTENT in o or "cmp-body" in o], outputs
+    # choosing another city still redraws the comparison
+    page.locator("#cmp-cities").click()
+    page.keyboard.type("Minneapolis")
+    page.keyboard.press("Enter")
+    expect(page.locator("#cmp-chosen-minneapolis")).to_be_visible(timeout=TIMEOUT_MS)
+    assert errors == []
+
+
 def test_a_layout_filled_for_another_page_is_routed_to_the_address_shown(page, live_url, errors):
     """The browser sends /methodology as the Referer of every request (as a proxy rewriting it could): the layout
     comes filled with Methodology, the page sees that it is at /harvests and Dash's router draws Harvests."""

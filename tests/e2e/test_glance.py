@@ -61,7 +61,7 @@ def test_compare_has_an_overall_row_and_panel(page, live_url, errors, e2e_db):
     expect(pinned).to_contain_text("Overall score", timeout=TIMEOUT_MS)
     expect(pinned.locator("[col-id='chicago']")).to_have_text(f"{round(now, 1):g}")  # as JavaScript prints it
     # the first panel of the history is the overall score, the profile's first bar group too
-    expect(page.locator("#cmp-history .annotation-text").first).to_have_text("Overall", timeout=TIMEOUT_MS)
+    expect(page.locator("#cmp-history .panel-title").first).to_have_text("Overall", timeout=TIMEOUT_MS)
     expect(page.locator("#cmp-profile .xtick").first).to_contain_text("Overall", timeout=TIMEOUT_MS)
     settle(page)
     assert errors == []

@@ -251,6 +251,12 @@ def test_print_view_links_the_whole_list_of_failing_datasets(page, live_url, err
 
 # --- item 8: a city keeps its colour; plain /compare opens on the scored cities -------------------------
 
+def _rgb(hex_color: str) -> str:
+    """"#0072B2" as the browser computes a CSS colour: "rgb(0, 114, 178)"."""
+    r, g, b = (int(hex_color.lstrip("#")[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgb({r}, {g}, {b})"
+
+
 def trace_colors(page, graph_id: str) -> dict[str, str]:
     """Legend name → colour of each trace, as Plotly drew them (its full data, after defaults)."""
     return page.evaluate("""(id) => {
@@ -267,10 +273,14 @@ def test_a_city_keeps_its_colour_whatever_else_is_compared(page, live_url, error
         page.goto(live_url + f"/compare?cities={choice}")
         expect(page.locator("#cmp-profile .legendtext, #cmp-profile .bars").first).to_be_attached(timeout=TIMEOUT_MS)
         settle(page)
-        for graph in ("cmp-profile", "cmp-history"):
+        for graph in ("cmp-profile", "cmp-history-Overall", "cmp-history-OD1"):
             colors = trace_colors(page, graph)
             seen.setdefault(colors["Philadelphia, PA"], set()).add((choice, graph))
-    assert len(seen) == 1, seen  # one colour for Philadelphia in every selection and both charts
+    assert len(seen) == 1, seen  # one colour for Philadelphia in every selection and every chart
+    # and the page's legend (one for every chart) shows it in that colour
+    swatch = page.locator("#cmp-chosen-philadelphia .legend-swatch").evaluate(
+        "e => getComputedStyle(e).backgroundColor")
+    assert swatch == _rgb(next(iter(seen))), (swatch, seen)
     assert errors == []
 
 

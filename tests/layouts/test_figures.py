@@ -121,9 +121,9 @@ def test_overall_summary_and_compare_overall_row_use_the_one_rule():
     assert o["since_90d"] == "+12.5 since 2024-01-01, 105 days" and o["since_30d"] == "no run near that date"
     assert fig.overall_summary(HISTORY.iloc[0:0]) is None
     # Compare: an "Overall" panel first in the history and a first bar group in the profile
-    hist = fig.compare_history(HISTORY, CITIES, ["a", "b"])
-    assert hist["layout"]["annotations"][0]["text"] == "Overall"
-    overall_a = [d for d in hist["data"] if d["xaxis"] == "x" and d["name"] == "Alpha"][0]
+    panels = fig.compare_panels(HISTORY, CITIES, ["a", "b"])
+    assert panels[0][:2] == ("Overall", "Overall")
+    overall_a = [d for d in panels[0][2]["data"] if d["name"] == "Alpha"][0]
     assert overall_a["y"] == [7.5, 11.25, 20.0]
     latest = HISTORY[HISTORY["as_of"] >= T("2024-04-10")]
     prof = fig.compare_profile(latest, CITIES, ["a", "b"])
@@ -315,17 +315,24 @@ def test_fix_first_ranks_points_times_usage():
 
 def test_compare_builders():
     latest = HISTORY[HISTORY["as_of"] >= T("2024-04-10")]
-    f = fig.compare_history(HISTORY, CITIES, ["a", "b"])
-    # the overall score's panel first (x), then DM4 (x2) and OD1 (x3)
-    assert [(t["name"], t["xaxis"]) for t in f["data"]] == [("Alpha", "x"), ("Beta", "x"), ("Alpha", "x2"),
-                                                            ("Beta", "x2"), ("Alpha", "x3"), ("Beta", "x3")]
-    assert [t["showlegend"] for t in f["data"]] == [True, True, False, False, False, False]
-    assert f["data"][2]["y"] == [40.0, 60.0, 70.0]  # Alpha's DM4 over time
-    assert [a["text"] for a in f["layout"]["annotations"]] == ["Overall", "DM4", "OD1"]
-    assert f["layout"]["yaxis2"]["range"] == [-2, 102] and f["layout"]["xaxis2"]["matches"] == "x"
+    panels = fig.compare_panels(HISTORY, CITIES, ["a", "b"], {"DM4": "Data Quality"})
+    # the overall score's panel first, then DM4 and OD1, each a figure of its own with a line per city
+    assert [(c, label) for c, label, _ in panels] == [("Overall", "Overall"), ("DM4", "DM4 · Data Quality"),
+                                                      ("OD1", "OD1")]
+    assert [[t["name"] for t in f["data"]] for _, _, f in panels] == [["Alpha", "Beta"]] * 3
+    dm4 = panels[1][2]
+    assert dm4["data"][0]["y"] == [40.0, 60.0, 70.0]  # Alpha's DM4 over time
+    # the same axes in every panel: 0-100 and every run's date (2024-01-01 .. 2024-04-15, 105 days, 3% each side)
+    assert {str(f["layout"]["yaxis"]["range"]) for _, _, f in panels} == {"[-2, 102]"}
+    start, end = (pd.Timestamp(x) for x in dm4["layout"]["xaxis"]["range"])
+    assert (start, end) == (T("2024-01-01") - pd.Timedelta(days=3.15), T("2024-04-15") + pd.Timedelta(days=3.15))
+    assert all(f["layout"]["xaxis"]["range"] == dm4["layout"]["xaxis"]["range"] for _, _, f in panels)
+    assert all(f["layout"]["showlegend"] is False for _, _, f in panels)  # the page's legend serves them all
     import plotly.graph_objects as go
 
-    go.Figure(f)  # a valid figure (plotly validates every key here)
+    for _, _, f in panels:
+        go.Figure(f)  # a valid figure (plotly validates every key here)
+    assert fig.compare_panels(HISTORY, CITIES, ["zz"]) == []  # no scores for the chosen cities: no panel
     p = fig.compare_profile(latest, CITIES, ["b", "a"])
     assert [t.name for t in p.data] == ["Beta", "Alpha"]
     assert list(p.data[1].y) == [20.0, 70.0, 90.0]  # Alpha: overall (70 + 90) / 8, DM4, OD1

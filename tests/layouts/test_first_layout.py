@@ -99,3 +99,14 @@ def test_datasets_grid_and_count_come_in_the_first_layout_answer(client, layout_
     assert grid["rowModelType"] == "infinite" and "rowData" not in grid
     assert grid["dashGridOptions"]["infiniteInitialRowCount"] == min(n, 100)  # one block, until the first answer
     assert find(content, "ds-count")["props"]["children"] == f"{n:,} of {n:,} datasets match in the chosen cities"
+
+
+def test_compare_comparison_comes_in_the_first_layout_answer(client):
+    layout = first_layout(client, "/compare?cities=chicago,philadelphia")
+    body = find(find(layout, app_mod.PAGES_CONTENT), "cmp-body")
+    # the profile and a panel per criterion, the overall score's first, as the body callback would have drawn them
+    assert find(body, "cmp-profile") is not None
+    panels = find(body, "cmp-history")["props"]["children"]
+    assert find(panels[0], "cmp-history-Overall") is not None
+    assert [b["props"]["id"] for b in find(body, "cmp-chosen")["props"]["children"][1:]] == [
+        "cmp-chosen-chicago", "cmp-chosen-philadelphia"]

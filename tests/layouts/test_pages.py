@@ -403,10 +403,15 @@ def test_compare_shows_chosen_cities_and_gaps(in_app):
 
     parts = compare.body(["chicago", "minneapolis"])
     chosen = parts[0]
-    names = [b.children for b in chosen.children[1:]]
+    names = [b.children[1] for b in chosen.children[1:]]  # each after its colour swatch
     assert names == ["Chicago, IL", "Minneapolis, MN"]
-    history = parts[2].children.figure  # the graph inside its scroll box
-    assert {t["name"] for t in history["data"]} == {"Chicago, IL", "Minneapolis, MN"}
+    profile = parts[2].children.figure  # the graph inside its scroll box
+    assert [t.name for t in profile.data] == ["Chicago, IL", "Minneapolis, MN"]
+    panels = parts[4].children  # one small chart per criterion, the overall score's first
+    assert panels[0].children[0].children == "Overall"
+    for panel in panels:
+        assert {t["name"] for t in panel.children[1].figure["data"]} <= {"Chicago, IL", "Minneapolis, MN"}
+    assert {t["name"] for t in panels[0].children[1].figure["data"]} == {"Chicago, IL", "Minneapolis, MN"}
     gaps = parts[-1].rowData
     assert gaps and all("chicago" in r and "minneapolis" in r for r in gaps)
     # the overall row, pinned above the indicators: each city's latest overall score (the one rule)
