@@ -330,7 +330,7 @@ _GRID_LIB_TAG = re.compile(r'<script src="([^"]*/dash_ag_grid/dash_ag_grid\.[^"]
 _RENDERER_TAG = re.compile(r'<script src="[^"]*/dash-renderer/build/dash_renderer\.[^"]*"></script>')
 # What the scripts Dash serves need of the polyfill (@babel/polyfill 7: core-js 2 and regenerator-runtime) that a
 # current browser lacks: the global `regeneratorRuntime` (dash-renderer's and dcc's lazy loaders call it once a chunk
-# has loaded; dash-bootstrap-components' bundle, listed before them, defines it). The ES2019 built-ins stand for
+# has loaded; dash-bootstrap-components' bundle, listed before them, defines it). ES2018-2019 built-ins stand for
 # the rest: a browser without them gets the whole polyfill, before Dash's renderer runs.
 _POLYFILL_NEEDED_JS = ("!(window.regeneratorRuntime && Object.fromEntries && Array.prototype.flat "
                        "&& Promise.prototype.finally && window.Symbol && Symbol.asyncIterator)")
