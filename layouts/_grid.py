@@ -149,6 +149,8 @@ def grid(id: str, frame: pd.DataFrame | None, columns: Sequence[dict], *, height
     options.update(kw.pop("dashGridOptions", {}))
     if frame is not None:
         kw["rowData"] = rows(frame)
+    if any(c.get("autoHeight") for c in columns):
+        kw.setdefault("className", AUTO_HEIGHT_CLASS)  # maturity.css: its rows are measured in a body of its own
     return dag.AgGrid(
         id=id, columnDefs=[readable(c) for c in columns],
         defaultColDef={"sortable": True, "filter": True, "resizable": True, "floatingFilter": True,
@@ -156,6 +158,7 @@ def grid(id: str, frame: pd.DataFrame | None, columns: Sequence[dict], *, height
         dashGridOptions=options, columnSize="responsiveSizeToFit", style={"height": f"{height}px"}, **kw)
 
 
+AUTO_HEIGHT_CLASS = "grid-auto-height"  # a grid with a column whose cells set the row's height (autoHeight)
 TEXT_MIN_WIDTH_PX = 110  # per unit of flex: a text column never fits the screen by shrinking to a few letters
 
 

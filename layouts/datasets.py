@@ -48,6 +48,9 @@ def layout(cities: str | None = None, department: str | None = None, freshness: 
     # a department name may hold commas: take the parameter whole when it names a known department
     known = set(datasets_for(_split(cities), day)["department"].dropna()) if department else set()
     depts = [department] if department and department in known else _split(department)  # `and`: for mypy
+    # the grid and its count come with the page (a request and a render fewer before the grid asks for its first
+    # block, and no answer to a grid that has not asked yet); `render` redraws them when a menu changes
+    grid, count = body(_split(cities), depts, _split(freshness), [lo, hi], _split(licence), _split(format), None, day)
 
     def multi(id_: str, label: str, value: list[str], options: Iterable[dict] = (), width: int = 4,
               placeholder: str = "any") -> dbc.Col:
@@ -71,12 +74,12 @@ def layout(cities: str | None = None, department: str | None = None, freshness: 
                                      marks={0: "0", 50: "50", 100: "100"},
                                      tooltip={"placement": "bottom", "always_visible": False})], md=6, lg=4),
         ], className="g-2 mb-2"),
-        dbc.Row([dbc.Col(html.Div(id="ds-count", className="small text-muted"), className="align-self-center"),
+        dbc.Row([dbc.Col(html.Div(count, id="ds-count", className="small text-muted"), className="align-self-center"),
                  dbc.Col(dbc.Button("Download CSV", id="ds-download-btn", color="primary", size="sm"),
                          width="auto")], className="mb-2"),
         dcc.Download(id="ds-download"),
         dcc.Store(id="ds-grid-state"),  # the grid's own filters and sort as it last asked for rows
-        ui.loading(html.Div(id="ds-body")),
+        ui.loading(html.Div(grid, id="ds-body")),
         subtitle="The latest catalog of every city (as of the chosen date, when one is). Filters stay in the "
                  "address bar, so a view can be shared.",
     )
@@ -156,7 +159,8 @@ def filtered(cities: Chosen, department: Chosen, freshness: Chosen, doc: Range, 
 @callback(Output("ds-body", "children"), Output("ds-count", "children"),
           Input("ds-cities", "value"), Input("ds-department", "value"), Input("ds-freshness", "value"),
           Input("ds-doc", "value"), Input("ds-licence", "value"), Input("ds-format", "value"),
-          Input("live-marker", "data"), State("ds-grid-state", "data"), State("ds-as-of", "data"))
+          Input("live-marker", "data"), State("ds-grid-state", "data"), State("ds-as-of", "data"),
+          prevent_initial_call=True)
 def render(cities: Chosen, department: Chosen, freshness: Chosen, doc: Range, licence: Chosen, formats: Chosen,
            _marker: object, grid_state: dict[str, Any] | None, day: str | None = None) -> tuple[Component, str]:
     return body(cities, department, freshness, doc, licence, formats, (grid_state or {}).get("filterModel"), day)

@@ -16,7 +16,8 @@ from layouts import _components as ui
 from layouts import _figures as fig
 from layouts import _words as words
 
-dash.register_page(__name__, path="/methodology", name="Methodology", title="Methodology · City data maturity")
+dash.register_page(__name__, path="/methodology", name="Methodology", title="Methodology · City data maturity",
+                   without_grids=True)
 
 
 def layout(**_query: str) -> html.Div:

@@ -17,7 +17,7 @@ from layouts import _components as ui
 from layouts import _figures as fig
 
 dash.register_page(__name__, path="/", name="Overview", title="Overview · City data maturity",
-                   draws_graphs=True)
+                   draws_graphs=True, without_grids=True)
 
 
 def layout(as_of: str | None = None, **_query: str) -> html.Div:

@@ -179,7 +179,7 @@ def create_app(settings: Settings, *, url: str | None = None, warm: bool = True)
 
     _print.register(server)  # /print/city/<key>: the printable city page (the export report's template)
     _serve_plotlyjs(app)
-    _preload_graph_scripts(app)
+    _shape_index(app)
 
     @server.route("/health")
     def health() -> flask.Response:
@@ -317,27 +317,68 @@ def _serve_plotlyjs(app: dash.Dash) -> None:
                             basic_plotlyjs)
 
 
-def _preload_graph_scripts(app: dash.Dash) -> None:
-    """The index of a page that draws graphs (registered with `draws_graphs=True`) asks for plotly.js and dcc's
-    graph code at once, beside Dash's scripts, instead of when the first graph mounts, once the page's layout and
-    its callbacks' answers are in (1.5-2 s into a first visit); the graph's own request then finds them loaded."""
+def _page_patterns(flag: str) -> list[re.Pattern[str]]:
+    """The paths of the pages registered with `flag=True` (a path template's <variable> matches one segment)."""
+    return [re.compile("^" + re.sub(r"<[^>/]+>", "[^/]+", page.get("path_template") or page["path"]) + "$")
+            for page in dash.page_registry.values() if page.get(flag)]
+
+
+# Dash's scripts as the index lists them (dash.Dash._generate_scripts_html): the polyfill first, AG Grid's bundle with
+# the component libraries, Dash's renderer after them
+_POLYFILL_TAG = re.compile(r'<script src="([^"]*/dash/deps/polyfill@[^"]*)"></script>\n?')
+_GRID_LIB_TAG = re.compile(r'<script src="([^"]*/dash_ag_grid/dash_ag_grid\.[^"]*)"></script>\n?')
+_RENDERER_TAG = re.compile(r'<script src="[^"]*/dash-renderer/build/dash_renderer\.[^"]*"></script>')
+# What the scripts Dash serves need of the polyfill (@babel/polyfill 7: core-js 2 and regenerator-runtime) that a
+# current browser lacks: the global `regeneratorRuntime` (dash-renderer's and dcc's lazy loaders call it once a chunk
+# has loaded; dash-bootstrap-components' bundle, listed before them, defines it). ES2018-2019 built-ins stand for
+# the rest: a browser without them gets the whole polyfill, before Dash's renderer runs.
+_POLYFILL_NEEDED_JS = ("!(window.regeneratorRuntime && Object.fromEntries && Array.prototype.flat "
+                       "&& Promise.prototype.finally && window.Symbol && Symbol.asyncIterator)")
+
+
+def _shape_index(app: dash.Dash) -> None:
+    """What a page's index asks for at once, and which of Dash's scripts it leaves out (a first visit: nothing in
+    the browser's caches, every script evaluated before Dash's renderer asks for the page).
+
+    - every page: the layout and the callbacks' list (`_dash-layout`, `_dash-dependencies`) are preloaded, so they
+      arrive while the scripts load and run instead of after them (Dash's renderer then finds them fetched);
+    - a page that draws graphs (registered with `draws_graphs=True`): plotly.js and dcc's graph code, instead of
+      when the first graph mounts, once the page's layout and its callbacks' answers are in (1.5-2 s into a first
+      visit); the graph's own request then finds them loaded;
+    - a page whose main content is a grid (`shows_grids=True`): AG Grid's lazily loaded chunk;
+    - a page that draws no grid (`without_grids=True`): no AG Grid bundle (1.3 MB; layouts/assets/grids.js loads it
+      should a grid be drawn after all: another page opened in place), only a prefetch link naming it;
+    - no page: @babel/polyfill (99 kB, ~40 ms of CPU at the start of every first visit); an inline check before
+      Dash's renderer writes it into the page for a browser that needs it (_POLYFILL_NEEDED_JS).
+    """
     prefix = app.config.requests_pathname_prefix
-    tags = "".join(f'<link rel="preload" as="script" href="{prefix}{path}">' for path in GRAPH_SCRIPTS)
-    pages = [re.compile("^" + re.sub(r"<[^>/]+>", "[^/]+", page.get("path_template") or page["path"]) + "$")
-             for page in dash.page_registry.values() if page.get("draws_graphs")]
+    head_all = "".join(f'<link rel="preload" as="fetch" crossorigin href="{prefix}{path}">'
+                       for path in ("_dash-layout", "_dash-dependencies"))
+    head_graphs = "".join(f'<link rel="preload" as="script" href="{prefix}{path}">' for path in GRAPH_SCRIPTS)
+    head_grids = f'<script async src="{prefix}{GRID_CHUNK_PATH}"></script>'
+    graph_pages, grid_pages, grid_free = (_page_patterns(flag) for flag in ("draws_graphs", "shows_grids",
+                                                                             "without_grids"))
     interpolate = app.interpolate_index
 
-    grid_tags = f'<script async src="{prefix}{GRID_CHUNK_PATH}"></script>'
-    grid_pages = [re.compile("^" + re.sub(r"<[^>/]+>", "[^/]+", page.get("path_template") or page["path"]) + "$")
-                  for page in dash.page_registry.values() if page.get("shows_grids")]
-
     def interpolate_index(**parts: Any) -> str:
-        html = interpolate(**parts)
-        if flask.has_request_context() and any(p.match(flask.request.path) for p in pages):
-            html = html.replace("</head>", tags + "</head>", 1)
-        if flask.has_request_context() and any(p.match(flask.request.path) for p in grid_pages):
-            html = html.replace("</head>", grid_tags + "</head>", 1)
-        return html
+        path = flask.request.path if flask.has_request_context() else None
+        head = head_all
+        if path is not None and any(p.match(path) for p in graph_pages):
+            head += head_graphs
+        if path is not None and any(p.match(path) for p in grid_pages):
+            head += head_grids
+        scripts = parts.get("scripts", "")
+        polyfill = _POLYFILL_TAG.search(scripts)
+        if polyfill and _RENDERER_TAG.search(scripts):
+            check = (f"<script>if ({_POLYFILL_NEEDED_JS}) "
+                     f"document.write('<script src=\"{polyfill.group(1)}\"><\\/script>');</script>")
+            scripts = _RENDERER_TAG.sub(lambda m: check + "\n" + m.group(0), _POLYFILL_TAG.sub("", scripts), count=1)
+        grid_lib = _GRID_LIB_TAG.search(scripts)
+        if grid_lib and path is not None and any(p.match(path) for p in grid_free):
+            head += f'<link rel="prefetch" as="script" id="dash-ag-grid-lib" href="{grid_lib.group(1)}">'
+            scripts = _GRID_LIB_TAG.sub("", scripts)
+        html = interpolate(**{**parts, "scripts": scripts})
+        return html.replace("</head>", head + "</head>", 1)
 
     app.interpolate_index = interpolate_index  # type: ignore[method-assign,assignment]
 

@@ -1,4 +1,5 @@
-/* Each AG Grid mounts in a main-thread task of its own, one grid after the other.
+/* Each AG Grid mounts in a main-thread task of its own, one grid after the other; AG Grid's code is loaded by the
+first grid of a page whose index left it out.
 
 A grid's mount (AG Grid building its services and measuring its theme's sizes in the page) costs 80-150 ms of CPU
 on a first visit, and React mounts every grid of a callback answer in one commit: the city page's four grids were
@@ -8,18 +9,24 @@ renders an empty box of the grid's size, and takes its turn to mount the real gr
 after the previous grid has mounted (its `.ag-root-wrapper` is in the page). Waiting for the previous mount, not
 only for a new task, matters on a first visit: until AG Grid's lazily loaded code has arrived every grid waits for
 it, and they would all mount together when it does. Graphs do the same in graphs.js.
+
+A page that draws no grid (the overview, Methodology) is served without AG Grid's 1.3 MB bundle (maturity/app.py:
+its evaluation cost ~40 ms of CPU before the page's content on a first visit); its index names the bundle in a
+prefetch link instead. Should such a page open another page in place (a link of the header), the first grid of
+that page loads the bundle, and the bundle's `window.dash_ag_grid = …` lands in the setter below.
 */
 (function () {
     "use strict";
-    const lib = window.dash_ag_grid;
-    if (!lib || !lib.AgGrid || !window.React) {
+    const React = window.React;
+    if (!React) {
         return;
     }
-    const React = window.React;
-    const Grid = lib.AgGrid;
+    const LIB_LINK_ID = "dash-ag-grid-lib"; // maturity/app.py: the bundle's address on a page served without it
     const MOUNT_WAIT_MS = 3000; // a grid that has not mounted by then does not hold the others back
 
+    let Grid = null; // the library's grid, once its bundle has run
     let turn = Promise.resolve();
+    let libReady = null; // resolves when the bundle has run (a promise only on a page served without it)
 
     function nextTask() {
         return new Promise((resolve) => setTimeout(resolve, 0));
@@ -53,11 +60,24 @@ it, and they would all mount together when it does. Graphs do the same in graphs
         });
     }
 
+    // the bundle's script, added once, when the first grid of a page served without it takes its turn
+    function loadLib() {
+        if (Grid || document.querySelector("script[data-dash-ag-grid-lib]")) {
+            return libReady || Promise.resolve();
+        }
+        const link = document.getElementById(LIB_LINK_ID);
+        const script = document.createElement("script");
+        script.src = link ? link.href : "";
+        script.setAttribute("data-dash-ag-grid-lib", "");
+        document.head.appendChild(script);
+        return libReady;
+    }
+
     function DeferredGrid(props) {
         const [ready, setReady] = React.useState(false);
         React.useEffect(() => {
             let live = true;
-            turn = turn.then(nextTask).then(() => {
+            turn = turn.then(loadLib).then(nextTask).then(() => {
                 if (!live) {
                     return null;
                 }
@@ -68,19 +88,45 @@ it, and they would all mount together when it does. Graphs do the same in graphs
                 live = false;
             };
         }, []);
-        if (ready) {
+        if (ready && Grid) {
             return React.createElement(Grid, props);
         }
         // the box the grid will fill (same id, class and size), so nothing below it moves when it mounts
         return React.createElement("div", {id: props.id, className: props.className, style: props.style});
     }
+    DeferredGrid.dashRenderType = true; // as the library's grid: Dash passes it how it was rendered
 
-    // Dash reads the component's static fields (propTypes, defaultProps, persistence settings)
-    for (const name of Object.getOwnPropertyNames(Grid)) {
-        if (!["length", "name", "prototype", "caller", "arguments"].includes(name)) {
-            Object.defineProperty(DeferredGrid, name, Object.getOwnPropertyDescriptor(Grid, name));
-        }
-    }
     // the library's exports are read-only getters: Dash gets the wrapped grid from a copy of them
-    window.dash_ag_grid = Object.assign({}, lib, {AgGrid: DeferredGrid});
+    function wrap(lib) {
+        Grid = lib.AgGrid;
+        // Dash reads the component's static fields (propTypes, defaultProps, persistence settings)
+        for (const name of Object.getOwnPropertyNames(Grid)) {
+            if (!["length", "name", "prototype", "caller", "arguments"].includes(name)) {
+                Object.defineProperty(DeferredGrid, name, Object.getOwnPropertyDescriptor(Grid, name));
+            }
+        }
+        return Object.assign({}, lib, {AgGrid: DeferredGrid});
+    }
+
+    const lib = window.dash_ag_grid;
+    if (lib && lib.AgGrid) {
+        window.dash_ag_grid = wrap(lib);
+        return;
+    }
+    let exported = {AgGrid: DeferredGrid};
+    let loaded;
+    libReady = new Promise((resolve) => {
+        loaded = resolve;
+    });
+    Object.defineProperty(window, "dash_ag_grid", {
+        configurable: true,
+        enumerable: true,
+        get: () => exported,
+        set: (value) => {
+            if (value && value.AgGrid && value.AgGrid !== DeferredGrid) {
+                exported = wrap(value);
+                loaded();
+            }
+        },
+    });
 })();

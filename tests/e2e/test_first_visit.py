@@ -6,8 +6,13 @@ shared 2-core machine swing 2-5x, tests/e2e/test_speed.py): benchmarks/browser.p
 - the layout answer holds the page (maturity/app.py, page_container): the browser never asks Dash's router for the
   page's content, and the page's content is there with every callback of the page answered;
 - a page whose main content is a grid (registered with `shows_grids=True`) asks for AG Grid's lazily loaded chunk
-  before Dash's scripts have even asked for the layout (it used to be asked for once the grid was drawn: after the
-  layout, the router's answer and the body's answer);
+  from its head, with Dash's scripts (it used to be asked for once the grid was drawn: after the layout, the
+  router's answer and the body's answer);
+- the layout and the callbacks' list are asked for once, by the page's head (preload links), not after Dash's
+  scripts have run; Datasets' grid comes in the layout too: no callback draws it, and the grid's one request for
+  rows is the first answer it gets;
+- no page loads @babel/polyfill unless the browser lacks what Dash's scripts take from it; a page without grids
+  (the overview, Methodology) does not run AG Grid's bundle until a page opened in place draws a grid;
 - a layout answer filled for another page than the address shown (a Referer that is not the page's address) is
   routed again to the right page.
 """
@@ -24,10 +29,14 @@ from tests.e2e.test_dashboard import TIMEOUT_MS, settle
 
 pytestmark = pytest.mark.e2e
 
-# resource timing: when the page asked for the layout and for AG Grid's chunk (ms from navigation start)
+# resource timing: when the page asked for AG Grid's chunk and for Dash's renderer (ms from navigation start)
 ASKED_JS = """() => Object.fromEntries(performance.getEntriesByType('resource')
-    .filter(e => /_dash-layout|async-community\\.js/.test(e.name))
-    .map(e => [e.name.includes('_dash-layout') ? 'layout' : 'grid_chunk', e.startTime]))"""
+    .filter(e => /dash_renderer|async-community\\.js/.test(e.name))
+    .map(e => [e.name.includes('dash_renderer') ? 'renderer' : 'grid_chunk', e.startTime]))"""
+# resource timing: [path, what asked for it ("link": the head's preload or prefetch, "script": a script element,
+# "fetch": a script's fetch)] of every resource the page asked for
+RESOURCES_JS = """() => performance.getEntriesByType('resource')
+    .map(e => [new URL(e.name).pathname, e.initiatorType])"""
 
 
 def router_requests(page, live_url, path):
@@ -49,8 +58,8 @@ def test_harvests_first_visit_draws_the_run_log_without_asking_the_router(page, 
     assert not [o for o in outputs if app_mod.PAGES_CONTENT in o], outputs  # the router was never asked
     assert not [o for o in outputs if "hv-body" in o], outputs  # nor the run log (it came with the layout)
     at = page.evaluate(ASKED_JS)
-    # AG Grid's chunk is asked for by the page's head, before Dash's scripts have run and asked for the layout
-    assert set(at) == {"layout", "grid_chunk"} and at["grid_chunk"] < at["layout"], at
+    # AG Grid's chunk is asked for by the page's head, no later than Dash's scripts (the body's)
+    assert set(at) == {"renderer", "grid_chunk"} and at["grid_chunk"] <= at["renderer"], at
     assert errors == []
 
 
@@ -91,4 +100,88 @@ def test_a_layout_filled_for_another_page_is_routed_to_the_address_shown(page, l
     settle(page)
     assert page.locator("#meth-body").count() == 0
     assert page.url == live_url + "/harvests"
+    assert errors == []
+
+
+def asked(page) -> list[tuple[str, str]]:
+    return [tuple(r) for r in page.evaluate(RESOURCES_JS)]
+
+
+@pytest.mark.parametrize("path", ["/", "/datasets", "/city/chicago"])
+def test_the_head_asks_for_the_layout_once_and_no_page_loads_the_polyfill(page, live_url, errors, path):
+    page.goto(live_url + path)
+    expect(page.locator(f"#{app_mod.PAGES_CONTENT} h2").first).to_be_visible(timeout=TIMEOUT_MS)
+    settle(page)
+    got = asked(page)
+    # Dash's renderer found both answers fetched by the preload links: no second request after its scripts ran
+    assert sorted(r for r in got if r[0] in ("/_dash-layout", "/_dash-dependencies")) == [
+        ("/_dash-dependencies", "link"), ("/_dash-layout", "link")], got
+    assert not [r for r in got if "polyfill" in r[0]], got
+    assert page.evaluate("typeof regeneratorRuntime") == "object"  # what Dash's lazy loaders take from it
+    assert errors == []
+
+
+def test_a_browser_lacking_a_built_in_gets_the_polyfill(page, live_url, errors):
+    page.add_init_script("delete Promise.prototype.finally;")  # ES2018: core-js 2 puts it back
+    page.goto(live_url + "/datasets")
+    expect(page.locator("#ds-grid .ag-row").first).to_be_visible(timeout=TIMEOUT_MS)
+    settle(page)
+    # written in by the check before Dash's renderer: one script, Dash's own copy
+    assert [i for p, i in asked(page) if p.startswith("/_dash-component-suites/dash/deps/polyfill@7")] == ["script"]
+    assert page.evaluate("typeof Promise.prototype.finally") == "function"
+    assert errors == []
+
+
+def test_datasets_grid_comes_with_the_layout_and_asks_for_rows_once(page, live_url, errors):
+    calls = router_requests(page, live_url, "/datasets")
+    expect(page.locator("#ds-grid .ag-row .ag-cell-value").first).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.locator("#ds-count")).to_contain_text("datasets match")
+    settle(page)
+    outputs = [c.get("output", "") for c in calls]
+    assert not [o for o in outputs if "ds-body.children" in o], outputs  # no callback drew the grid
+    rows = [c for c in calls if "ds-grid.getRowsResponse" in c.get("output", "")]
+    # one request, the grid's own: before, the grid's arrival in a callback answer fired this callback once with no
+    # request at all (an unused first block), then the grid asked
+    assert len(rows) == 1 and rows[0]["inputs"][0]["value"]["startRow"] == 0, rows
+    assert errors == []
+
+
+def test_a_page_without_grids_runs_ag_grid_only_when_a_grid_is_drawn(page, live_url, errors):
+    page.goto(live_url + "/methodology")
+    expect(page.locator("#meth-body h2").first).to_be_visible(timeout=TIMEOUT_MS)
+    settle(page)
+    bundle = "/_dash-component-suites/dash_ag_grid/dash_ag_grid."
+    # only named by the head (a prefetch: into the cache, not run)
+    assert [i for p, i in asked(page) if p.startswith(bundle)] == ["link"], asked(page)
+    assert page.evaluate("document.querySelector('script[src*=\"dash_ag_grid/dash_ag_grid\"]')") is None
+    page.locator("#nav-harvests").click()  # Harvests opened in place: its grid loads and runs the bundle
+    expect(page.locator("#hv-grid .ag-row .ag-cell-value").first).to_be_visible(timeout=TIMEOUT_MS)
+    settle(page)
+    assert page.evaluate("document.querySelectorAll('script[data-dash-ag-grid-lib]').length") == 1
+    assert errors == []
+
+
+def test_a_grid_with_wrapped_rows_lays_out_its_body_on_its_own_and_keeps_its_height(page, live_url, errors):
+    """maturity.css: a grid whose rows take their height from wrapped cells (the city page's WWC grid) has a body that
+    is a layout boundary (contain: strict), so measuring its cells re-lays out that body only; the size containment
+    does not collapse it: it fills the grid below the header, rows drawn. A grid without wrapped cells is left as
+    it was (Harvests' run log)."""
+    page.goto(live_url + "/city/chicago")
+    grid = page.locator("#city-statuses .ag-root-wrapper")  # the grid itself, not the box it waits in (grids.js)
+    expect(grid).to_be_attached(timeout=TIMEOUT_MS)
+    grid.scroll_into_view_if_needed()
+    expect(page.locator("#city-statuses .ag-row .ag-cell-value").first).to_be_visible(timeout=TIMEOUT_MS)
+    settle(page)
+    box = page.evaluate("""() => {
+        const q = s => document.querySelector('#city-statuses ' + s);
+        return {contain: getComputedStyle(q('.ag-body')).contain, body: q('.ag-body').offsetHeight,
+                root: q('.ag-root').offsetHeight, header: q('.ag-header').offsetHeight,
+                rows: document.querySelectorAll('#city-statuses .ag-center-cols-container .ag-row').length};
+    }""")
+    assert box["contain"] == "strict", box
+    # as without the containment: the body fills the grid below its header
+    assert box["body"] == box["root"] - box["header"] > 0 and box["rows"] > 0, box
+    page.goto(live_url + "/harvests")
+    expect(page.locator("#hv-grid .ag-row .ag-cell-value").first).to_be_visible(timeout=TIMEOUT_MS)
+    assert page.evaluate("getComputedStyle(document.querySelector('#hv-grid .ag-body')).contain") == "none"
     assert errors == []

@@ -89,6 +89,18 @@ def test_no_callback_redraws_a_filled_page_at_load(client):
     assert router["prevent_initial_call"] is True
 
 
+def test_datasets_grid_and_count_come_in_the_first_layout_answer(client, layout_db):
+    """The explorer grid (its rows come block by block from the server) and the count above it are drawn with the
+    page: no callback answer stands between the layout and the grid's first request for rows."""
+    layout = first_layout(client, "/datasets?cities=chicago")
+    content = find(layout, app_mod.PAGES_CONTENT)
+    n = len(storage.city_catalog(storage.open_db(layout_db[0]), "chicago"))  # Chicago's latest catalog
+    grid = find(find(content, "ds-body"), "ds-grid")["props"]
+    assert grid["rowModelType"] == "infinite" and "rowData" not in grid
+    assert grid["dashGridOptions"]["infiniteInitialRowCount"] == min(n, 100)  # one block, until the first answer
+    assert find(content, "ds-count")["props"]["children"] == f"{n:,} of {n:,} datasets match in the chosen cities"
+
+
 def test_compare_comparison_comes_in_the_first_layout_answer(client):
     layout = first_layout(client, "/compare?cities=chicago,philadelphia")
     body = find(find(layout, app_mod.PAGES_CONTENT), "cmp-body")
