@@ -85,8 +85,7 @@ def test_compare_first_visit_draws_its_charts_without_asking_for_them(page, live
     assert not [o for o in outputs if app_mod.PAGES_CONTENT in o or "cmp-body" in o], outputs
     # choosing another city still redraws the comparison
     page.locator("#cmp-cities").click()
-    page.keyboard.type("Minneapolis")
-    page.keyboard.press("Enter")
+    page.get_by_role("option", name="Minneapolis, MN").click()
     expect(page.locator("#cmp-chosen-minneapolis")).to_be_visible(timeout=TIMEOUT_MS)
     assert errors == []
 
