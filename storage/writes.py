@@ -382,9 +382,10 @@ class RunWriter:
             raise
 
     def _begin(self) -> None:
-        """The write transaction, from the first `add` to the end of the run (SQLite: BEGIN IMMEDIATE, the write
-        lock). The first batch is read and normalized before it, so a portal of one batch (most portals) holds
-        SQLite's lock only while it is written, as harvests side by side need. What was found unchanged then is
+        """The write transaction, from the first `add` to the end of the run (SQLite: the writers' lock, then BEGIN
+        IMMEDIATE). The first batch is read, normalized (and for a portal without datasets packed:
+        `_packed_early`) before it, so a portal of one batch (most portals) holds SQLite's lock only while it is
+        written, as harvests side by side need. What was found unchanged then is
         checked again under the lock: only another run of the same portal writing in between (which portal
         leases exclude) can change it, and then this run fails rather than store a wrong history."""
         with ExitStack() as held:

@@ -171,8 +171,9 @@ def test_a_first_batch_is_packed_before_the_lock_and_stored_as_under_it(tmp_path
         engine = storage.open_db(url)
         storage.sync_config(engine, _settings())
         lock_free_when_packing: list[bool] = []
-        real = codec.Codec.pack_blocks
-        def pack_blocks(self, items, path=lock_file(url), seen=lock_free_when_packing, real=real):
+        real, path = codec.Codec.pack_blocks, lock_file(url)
+
+        def pack_blocks(self, items, path=path, seen=lock_free_when_packing, real=real):
             seen.append(free(path))
             return real(self, items)
 
