@@ -191,10 +191,11 @@ def harvest_many(settings: Settings, engine: storage.Engine, portals: Sequence[P
     Every portal is still one `harvest`: its own run, its own transaction, its own failure. Threads hide the
     network waits (a portal far away costs its latency, not a process); processes share the CPU work of parsing
     and normalizing, which holds the GIL. A host's portals are harvested one after another (one request at a time
-    per host), over `per_host` lanes if asked. Writers queue on the database's write lock (SQLite: `BEGIN
-    IMMEDIATE` + busy_timeout). Workers are forked, so they start in milliseconds with this process's modules and
-    config; with jobs=1, where fork is unavailable, or for an in-memory SQLite no other process can see, the
-    threads run in this process (one at a time for an in-memory SQLite: its one connection is not shared).
+    per host), over `per_host` lanes if asked. Writers queue on the database's write lock (SQLite: the writers'
+    lock of storage.db.writer, then `BEGIN IMMEDIATE`). Workers are forked, so they start in milliseconds with
+    this process's modules and config; with jobs=1, where fork is unavailable, or for an in-memory SQLite no other
+    process can see, the threads run in this process (one at a time for an in-memory SQLite: its one connection is
+    not shared).
     `progress(portal_key, n, total)` and `done(summary)` are called in this process, one call at a time.
 
     A worker that dies (killed, out of memory) fails the portals it had started (their "running" runs are closed
