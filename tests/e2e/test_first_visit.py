@@ -48,6 +48,14 @@ def router_requests(page, live_url, path):
     return asked
 
 
+def outputs_once_drawn(page, asked: list[dict], *ready: str) -> list[str]:
+    """Wait until each `ready` selector is visible and the page has settled; the outputs the callbacks asked for."""
+    for selector in ready:
+        expect(page.locator(selector).first).to_be_visible(timeout=TIMEOUT_MS)
+    settle(page)
+    return [a.get("output", "") for a in asked]
+
+
 def test_harvests_first_visit_draws_the_run_log_without_asking_the_router(page, live_url, errors, e2e_db):
     asked = router_requests(page, live_url, "/harvests")
     runs = storage.runs(storage.open_db(e2e_db[0]))
@@ -65,12 +73,9 @@ def test_harvests_first_visit_draws_the_run_log_without_asking_the_router(page, 
 
 def test_city_first_visit_draws_cards_and_details_without_asking_the_router(page, live_url, errors):
     asked = router_requests(page, live_url, "/city/chicago")
-    expect(page.locator("#city-cards .criterion-card").first).to_be_visible(timeout=TIMEOUT_MS)
     # the callbacks on the live marker still answer at load (Departments, Fix first and the WWC grid): the poll
     # that writes the marker does not run at load, so nothing waits on it
-    expect(page.locator("#city-details .ag-root-wrapper").first).to_be_visible(timeout=TIMEOUT_MS)
-    settle(page)
-    outputs = [a.get("output", "") for a in asked]
+    outputs = outputs_once_drawn(page, asked, "#city-cards .criterion-card", "#city-details .ag-root-wrapper")
     assert not [o for o in outputs if app_mod.PAGES_CONTENT in o], outputs
     assert "city-details.children" in outputs
     assert errors == []
@@ -78,10 +83,7 @@ def test_city_first_visit_draws_cards_and_details_without_asking_the_router(page
 
 def test_compare_first_visit_draws_its_charts_without_asking_for_them(page, live_url, errors):
     asked = router_requests(page, live_url, "/compare?cities=chicago,philadelphia")
-    expect(page.locator("#cmp-profile .main-svg").first).to_be_visible(timeout=TIMEOUT_MS)
-    expect(page.locator("#cmp-history-Overall .main-svg").first).to_be_visible(timeout=TIMEOUT_MS)
-    settle(page)
-    outputs = [a.get("output", "") for a in asked]
+    outputs = outputs_once_drawn(page, asked, "#cmp-profile .main-svg", "#cmp-history-Overall .main-svg")
     assert not [o for o in outputs if app_mod.PAGES_CONTENT in o or "cmp-body" in o], outputs
     # choosing another city still redraws the comparison
     page.locator("#cmp-cities").click()
