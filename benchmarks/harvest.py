@@ -1,13 +1,14 @@
 """Harvest benchmark: every recorded Socrata domain catalog through the real pipeline, against the emulator.
 
-    .venv/bin/python benchmarks/harvest.py [DIR] [--url DATABASE_URL] [--jobs N] [--repeat N]
+    .venv/bin/python benchmarks/harvest.py [DIR] [--url DATABASE_URL] [--jobs N] [--threads N] [--repeat N]
 
 DIR holds Discovery-API `*.jsonl.gz` files (default: ../shared/fixtures/socrata_scrape_2022/latest — 291
 domains, 12,226 recorded items — else tests/fixtures/socrata/latest). The emulator runs in a child process and
 renders each domain's response once before the clock starts (a real portal renders on its own machine, not
 on ours). Each domain becomes one portal; `pipeline.harvest_many` — what `maturity harvest` runs — fetches them
-over HTTP on 127.0.0.1, `--jobs` at a time in worker processes (default: the CLI's), normalizes and stores
-them (one transaction per portal) into a fresh database.
+over HTTP on 127.0.0.1, `--jobs` worker processes each harvesting `--threads` portals at once (defaults: the
+CLI's; `--jobs 1` runs them in this process, `--jobs 1 --threads 1` one portal after another), normalizes and
+stores them (one transaction per portal) into a fresh database.
 
 Reported: datasets per second; the parsing floor (a bare `json.loads` of the very response bodies the
 harvest received, in this process) and our ratio to it; peak memory (max RSS of this process or of a worker);
@@ -57,11 +58,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--url", help="database URL (default: a fresh SQLite file per repeat)")
     ap.add_argument("--jobs", type=int, default=None,
                     help="portals harvested at once, as `maturity harvest --jobs` (default: its default)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="portals each worker harvests at once, as `maturity harvest --threads` (default: its default)")
     ap.add_argument("--repeat", type=int, default=1, help="measure N times, report the best (default 1)")
     args = ap.parse_args(argv)
-    if args.jobs is None:
-        from maturity import pipeline
-        args.jobs = pipeline.HARVEST_JOBS
+    from maturity import pipeline
+    args.jobs = pipeline.HARVEST_JOBS if args.jobs is None else args.jobs
+    args.threads = pipeline.HARVEST_THREADS if args.threads is None else args.threads
     if args.url and args.repeat > 1:
         ap.error("--repeat needs a fresh database each time: leave out --url")
     folder = args.dir or next(d for d in DEFAULT_DIRS if d.exists())
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     child.start()
     base = queue.get(timeout=120)
     try:
-        results = [run(base, domains, args.url, args.jobs) for _ in range(args.repeat)]
+        results = [run(base, domains, args.url, args.jobs, args.threads) for _ in range(args.repeat)]
         if args.repeat > 1:
             report_best(results)
     finally:
@@ -98,7 +101,7 @@ def _cpu() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
-def run(base: str, domains: list[str], url: str | None, jobs: int) -> dict:
+def run(base: str, domains: list[str], url: str | None, jobs: int, threads: int) -> dict:
     import requests
 
     import storage
@@ -117,13 +120,14 @@ def run(base: str, domains: list[str], url: str | None, jobs: int) -> dict:
     engine = storage.open_db(url)
     now = datetime(2026, 11, 25, 4, tzinfo=UTC)
     with Clock() as first_t:
-        first = pipeline.harvest_many(cfg, engine, cfg.portals, jobs=jobs, now=now)
+        first = pipeline.harvest_many(cfg, engine, cfg.portals, jobs=jobs, threads=threads, now=now)
     counts = storage.row_counts(engine)
     datasets = sum(s.items for s in first)
     failed = [s for s in first if s.status == "failed"]
 
     with Clock() as again_t:
-        again = pipeline.harvest_many(cfg, engine, cfg.portals, jobs=jobs, now=now + timedelta(days=1))
+        again = pipeline.harvest_many(cfg, engine, cfg.portals, jobs=jobs, threads=threads,
+                                      now=now + timedelta(days=1))
     counts2 = storage.row_counts(engine)
     # The parsing floor: the same bodies the harvest received, paged the same way, parsed with json.loads.
     # Measured after the harvests, so the first harvest's workers are forked from a process that has not just
@@ -150,8 +154,8 @@ def run(base: str, domains: list[str], url: str | None, jobs: int) -> dict:
     peak_mb = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
     storage.dispose(url)
 
-    print(f"jobs: {jobs}  domains: {len(domains)}  recorded items: {parsed_items}  unique datasets stored: {datasets}  "
-          f"failed portals: {len(failed)}")
+    print(f"jobs: {jobs}  threads: {threads}  domains: {len(domains)}  recorded items: {parsed_items}  "
+          f"unique datasets stored: {datasets}  failed portals: {len(failed)}")
     print(f"first harvest: {first_t.wall:.2f} s wall ({datasets / first_t.wall:,.0f} datasets/s), "
           f"{first_t.cpu:.2f} s CPU")
     print(f"parsing floor (json.loads of the {len(bodies)} response bodies): {floor_wall:.3f} s wall, "

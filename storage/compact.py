@@ -34,7 +34,7 @@ def trained(base: codec.Codec, run_id: int,
         if field in base.current:
             continue
         dict_id = codec.dictionary_id(run_id, field)
-        data = codec.train(items, dict_id)
+        data = codec.train(items, dict_id, codec.min_items(field))
         if data is not None:
             base = base.with_dictionary(field, dict_id, data)
             new.append({"id": dict_id, "run_id": run_id, "field": field, "data": data})

@@ -271,7 +271,7 @@ class RunWriter:
         self.summary: RunSummary | None = None
         self._read_early: dict[str, str | None] = {}  # stored_hashes before the write transaction began
         # The portal's codec (storage/codec.py), read at the first version written; a field without a dictionary
-        # learns one from the first batch that writes at least codec.DICT_MIN_ITEMS versions (a first harvest:
+        # learns one from the first batch that writes at least codec.min_items(field) versions (a first harvest:
         # its first batch, the sample the field profile is taken from too), in this run's transaction.
         self.packer: codec.Codec | None = None
         self._kept_early: list[str] = []  # ids kept before it began: checked again under the lock

@@ -86,6 +86,22 @@ def test_too_few_items_train_no_dictionary():
     assert codec.train(list(chicago_snapshot("2022-06-15").raws)[:codec.DICT_MIN_ITEMS - 1], 40_000) is None
 
 
+def test_a_raw_dictionary_is_learned_only_from_enough_items_for_blocks():
+    """Raw items go in blocks, which share their items' common bytes already: a write learns the raw dictionary
+    from RAW_DICT_MIN_ITEMS items, the record one from DICT_MIN_ITEMS."""
+    from storage import compact
+
+    raws = list(chicago_snapshot("2022-06-15").raws)
+    many = (raws * (codec.RAW_DICT_MIN_ITEMS // len(raws) + 1))[:codec.RAW_DICT_MIN_ITEMS]
+    assert codec.min_items(codec.RAW) == codec.RAW_DICT_MIN_ITEMS == 2_048
+    assert codec.min_items(codec.RECORD) == codec.DICT_MIN_ITEMS == 32
+    _, few = compact.trained(codec.Codec(), 3, {codec.RAW: many[:-1], codec.RECORD: many[:-1]})
+    assert [d["field"] for d in few] == [codec.RECORD]
+    packer, enough = compact.trained(codec.Codec(), 3, {codec.RAW: many})
+    assert [(d["field"], d["id"]) for d in enough] == [(codec.RAW, codec.dictionary_id(3, codec.RAW))]
+    assert packer.current == {codec.RAW: codec.dictionary_id(3, codec.RAW)}
+
+
 def test_raw_blocks_hold_items_in_order_and_cost_less_than_a_frame_each():
     """Chicago 06-08: 313 raw items are 2 blocks (256 + 57); item k is item k % 256 of block k // 256. With the
     portal's raw dictionary the two frames are 202,624 bytes against 225,279 for 313 item frames (-10%)."""

@@ -230,8 +230,9 @@ def test_downgrade_writes_the_previous_formats_and_upgrade_reads_them_again(db_u
 
 def test_a_streamed_run_learns_its_dictionaries_from_its_first_batch(engine):
     """RunWriter fed in batches (as pipeline._store does): a first batch of fewer than DICT_MIN_ITEMS new items
-    is stored without dictionaries; the first batch with enough teaches them, once for the run; later batches
-    and the next run use them; the catalog and members read back exactly."""
+    is stored without dictionaries; the first batch with enough teaches the record one, once for the run; later
+    batches and the next run use it; no batch holds RAW_DICT_MIN_ITEMS raw items, so raw blocks have no
+    dictionary; the catalog and members read back exactly."""
     snap = chicago_snapshot("2022-06-08")
     first, *rest = [list(range(0, 10)), list(range(10, 110)), list(range(110, len(snap.records)))]
     run_id = storage.start_run(engine, CHICAGO.key, as_of=snap.as_of, source="import", started_at=snap.as_of)
@@ -243,11 +244,14 @@ def test_a_streamed_run_learns_its_dictionaries_from_its_first_batch(engine):
     with engine.connect() as conn:
         dicts = conn.execute(sa.text("SELECT id, run_id FROM codec_dictionaries ORDER BY id")).all()
         frames = conn.execute(sa.text("SELECT data FROM raw_blocks ORDER BY id")).scalars().all()
+        named = [zstd.get_frame_parameters(r).dict_id
+                 for r in conn.execute(sa.text("SELECT record FROM dataset_versions ORDER BY id")).scalars()]
         members = compact.members_of(conn, [run_id])[run_id]
-    assert [d.id for d in dicts] == [codec.dictionary_id(run_id, f) for f in codec.FIELDS]
-    # one raw block per batch (none holds over RAW_BLOCK_ITEMS): the first without a dictionary, the others with it
-    named = [zstd.get_frame_parameters(f).dict_id for f in frames]
-    assert named == [0, codec.dictionary_id(run_id, codec.RAW), codec.dictionary_id(run_id, codec.RAW)]
+    assert [d.id for d in dicts] == [codec.dictionary_id(run_id, codec.RECORD)]
+    # one raw block per batch (none holds over RAW_BLOCK_ITEMS), none with a dictionary
+    assert [zstd.get_frame_parameters(f).dict_id for f in frames] == [0, 0, 0]
+    # the records of the first batch (10) without a dictionary, the others with the one the second batch learned
+    assert set(named[:10]) == {0} and set(named[10:]) == {codec.dictionary_id(run_id, codec.RECORD)}
     assert members == sorted({r.source_id for r in snap.records})
     kept = {}
     for r in snap.records:  # a repeated id: the first one is stored
@@ -256,7 +260,7 @@ def test_a_streamed_run_learns_its_dictionaries_from_its_first_batch(engine):
     assert list(cat.loc[sorted(kept), "title"]) == [kept[s].title for s in sorted(kept)]
     again = save(engine, chicago_snapshot("2022-06-15"))
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT COUNT(*) FROM codec_dictionaries")).scalar() == 2  # none learned again
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM codec_dictionaries")).scalar() == 1  # none learned again
     assert again.status == "ok"
 
 
