@@ -56,12 +56,12 @@ class DrainingServer(ThreadedWSGIServer):
 
 def run(wsgi_app: Any, host: str, port: int) -> None:
     """Serve `wsgi_app` until KeyboardInterrupt (Ctrl-C, or SIGTERM through scheduler.interrupt_on_sigterm), then
-    stop as the module docstring says; the KeyboardInterrupt goes on to the caller."""
+    stop as the module docstring says and return (werkzeug's `serve_forever` ends quietly on KeyboardInterrupt and
+    closes the listening socket itself: no new connections)."""
     server = DrainingServer(host, port, wsgi_app)
     try:
         server.serve_forever()
     finally:
-        server.server_close()  # no new connections
         left = server.close_connections()
         if left:
             log.warning("event=stop-with-open-connections connections=%d after_s=%s", left, DRAIN_S)
