@@ -98,4 +98,5 @@ def _content(_engine: storage.Engine, city: str | None, day: str | None = None) 
     return [kpis,
             ui.scroll_box(dcc.Graph(id="hv-timeline", figure=fig.run_timeline(runs),
                                     config={"displayModeBar": False, "responsive": True}), ui.PHONE_CHART_PX),
-            note, ui.grid("hv-grid", log, cols, height=520)]
+            # the log is the page's main content: the timeline above it draws after its first rows are painted
+            note, ui.first(ui.grid("hv-grid", log, cols, height=520))]
