@@ -71,12 +71,18 @@ def test_harvests_first_visit_draws_the_run_log_without_asking_the_router(page, 
     assert errors == []
 
 
-# the time (performance.now()) each selector first matched an element of the page, from before the page's scripts run
+# the time (performance.now()) each selector first matched an element of the page, from before the page's scripts run,
+# and that element's top (px from the window's top)
 FIRST_SEEN_JS = """sels => {
     window.__firstSeen = {};
+    window.__firstTop = {};
     new MutationObserver(() => {
         for (const s of sels) {
-            if (!(s in window.__firstSeen) && document.querySelector(s)) window.__firstSeen[s] = performance.now();
+            const el = s in window.__firstSeen ? null : document.querySelector(s);
+            if (el) {
+                window.__firstSeen[s] = performance.now();
+                window.__firstTop[s] = el.getBoundingClientRect().top;
+            }
         }
     }).observe(document, {childList: true, subtree: true});
 }"""
@@ -84,7 +90,8 @@ FIRST_SEEN_JS = """sels => {
 
 def test_harvests_draws_its_run_log_before_the_timeline_above_it(page: Page, live_url: str, errors: list[str]) -> None:
     """The run log is Harvests' main content (ui.first, assets/first.js): its first rows are in the page before the
-    timeline is drawn (the timeline's draw came between the grid's mount and its rows), and the timeline is drawn."""
+    timeline is drawn (the timeline's draw came between the grid's mount and its rows), and the timeline is drawn;
+    the rows do not move when it is (its box is as tall as the chart from the start)."""
     rows, timeline = "#hv-grid .ag-row", "#hv-timeline .main-svg"
     page.add_init_script(f"({FIRST_SEEN_JS})({json.dumps([rows, timeline])})")
     page.goto(live_url + "/harvests")
@@ -93,6 +100,8 @@ def test_harvests_draws_its_run_log_before_the_timeline_above_it(page: Page, liv
     settle(page)
     seen = page.evaluate("window.__firstSeen")
     assert seen[rows] < seen[timeline], seen
+    first_top = page.evaluate("window.__firstTop")[rows]
+    assert page.evaluate(f"document.querySelector({json.dumps(rows)}).getBoundingClientRect().top") == first_top
     assert errors == []
 
 
