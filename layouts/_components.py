@@ -308,6 +308,11 @@ def scroll_box(graph: dcc.Graph, min_px: int) -> html.Div:
     return html.Div(g, id=f"{g.id}-box", className="scroll-box", style={"overflowX": "auto"})
 
 
+def first(*children: Any) -> html.Div:
+    """The page's main content: the page's other graphs and grids draw once it has been painted (assets/first.js)."""
+    return html.Div(list(children), className="shows-first")
+
+
 def loading(*children: Any, id: str | None = None) -> dcc.Loading:
     kw: dict[str, Any] = {"id": id} if id else {}
     # show_initially=False: content that comes with the page is shown at once; dcc.Loading's default hides it

@@ -999,6 +999,9 @@ def run_status_counts(runs: pd.DataFrame) -> dict[str, int]:
     return {s: int(counts.get(s, 0)) for s in ("ok", "suspect", "failed", "running")}
 
 
+RUN_TIMELINE_PX = 320  # the Harvests timeline's height (its box has it before the chart is drawn)
+
+
 def run_timeline(runs: pd.DataFrame) -> go.Figure:
     """Items per run over time per portal, markers coloured by status (suspect and failed stand out)."""
     if runs.empty:
@@ -1018,4 +1021,4 @@ def run_timeline(runs: pd.DataFrame) -> go.Figure:
             hovertemplate="%{x|%Y-%m-%d %H:%M}: %{y} items (%{customdata})<extra>%{fullData.name}</extra>"))
     fig.update_yaxes(title="datasets seen", rangemode="tozero")
     fig.update_layout(legend=dict(orientation="h", y=-0.2))
-    return _base_layout(fig, height=320, title="Datasets seen per run (◆ suspect, ✕ failed)")
+    return _base_layout(fig, height=RUN_TIMELINE_PX, title="Datasets seen per run (◆ suspect, ✕ failed)")

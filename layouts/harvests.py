@@ -96,6 +96,10 @@ def _content(_engine: storage.Engine, city: str | None, day: str | None = None) 
             ui.num_col("new_versions", "New versions"), ui.num_col("removed", "Removed"),
             ui.col("problem", "Error / suspect reason", flex=3, tooltipField="problem")]
     return [kpis,
+            # drawn after the log's first rows (ui.first): its box is as tall as the chart from the start, so the log
+            # does not move down when it is drawn
             ui.scroll_box(dcc.Graph(id="hv-timeline", figure=fig.run_timeline(runs),
+                                    style={"height": f"{fig.RUN_TIMELINE_PX}px"},
                                     config={"displayModeBar": False, "responsive": True}), ui.PHONE_CHART_PX),
-            note, ui.grid("hv-grid", log, cols, height=520)]
+            # the log is the page's main content: the timeline above it draws after its first rows are painted
+            note, ui.first(ui.grid("hv-grid", log, cols, height=520))]

@@ -23,7 +23,9 @@ reads) differs from the size it was drawn at, or the graph has not been drawn ye
         }
         const react = plotly.react;
         plotly.react = function (gd, ...rest) {
-            return new Promise((resolve) => setTimeout(resolve, 0)).then(() => {
+            const first = window.maturityFirst; // first.js: the page's main content before the rest
+            const box = typeof gd === "string" ? document.getElementById(gd) : gd;
+            return (first ? first.after(box) : Promise.resolve()).then(() => new Promise((resolve) => setTimeout(resolve, 0))).then(() => {
                 const el = typeof gd === "string" ? document.getElementById(gd) : gd;
                 return el && el.isConnected ? react.call(plotly, gd, ...rest) : el;
             });

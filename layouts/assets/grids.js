@@ -77,12 +77,16 @@ that page loads the bundle, and the bundle's `window.dash_ag_grid = …` lands i
         const [ready, setReady] = React.useState(false);
         React.useEffect(() => {
             let live = true;
-            turn = turn.then(loadLib).then(nextTask).then(() => {
-                if (!live) {
-                    return null;
-                }
-                setReady(true);
-                return mounted(props.id, () => !live);
+            // a grid that is not the page's main content joins the queue once that has been painted (first.js)
+            const first = window.maturityFirst;
+            (first ? first.after(props.id ? document.getElementById(props.id) : null) : Promise.resolve()).then(() => {
+                turn = turn.then(loadLib).then(nextTask).then(() => {
+                    if (!live) {
+                        return null;
+                    }
+                    setReady(true);
+                    return mounted(props.id, () => !live);
+                });
             });
             return () => {
                 live = false;

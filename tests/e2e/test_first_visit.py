@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 import storage
 from maturity import app as app_mod
@@ -68,6 +68,40 @@ def test_harvests_first_visit_draws_the_run_log_without_asking_the_router(page, 
     at = page.evaluate(ASKED_JS)
     # AG Grid's chunk is asked for by the page's head, no later than Dash's scripts (the body's)
     assert set(at) == {"renderer", "grid_chunk"} and at["grid_chunk"] <= at["renderer"], at
+    assert errors == []
+
+
+# the time (performance.now()) each selector first matched an element of the page, from before the page's scripts run,
+# and that element's top (px from the window's top)
+FIRST_SEEN_JS = """sels => {
+    window.__firstSeen = {};
+    window.__firstTop = {};
+    new MutationObserver(() => {
+        for (const s of sels) {
+            const el = s in window.__firstSeen ? null : document.querySelector(s);
+            if (el) {
+                window.__firstSeen[s] = performance.now();
+                window.__firstTop[s] = el.getBoundingClientRect().top;
+            }
+        }
+    }).observe(document, {childList: true, subtree: true});
+}"""
+
+
+def test_harvests_draws_its_run_log_before_the_timeline_above_it(page: Page, live_url: str, errors: list[str]) -> None:
+    """The run log is Harvests' main content (ui.first, assets/first.js): its first rows are in the page before the
+    timeline is drawn (the timeline's draw came between the grid's mount and its rows), and the timeline is drawn;
+    the rows do not move when it is (its box is as tall as the chart from the start)."""
+    rows, timeline = "#hv-grid .ag-row", "#hv-timeline .main-svg"
+    page.add_init_script(f"({FIRST_SEEN_JS})({json.dumps([rows, timeline])})")
+    page.goto(live_url + "/harvests")
+    expect(page.locator(timeline).first).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.locator(rows).first).to_be_visible(timeout=TIMEOUT_MS)
+    settle(page)
+    seen = page.evaluate("window.__firstSeen")
+    assert seen[rows] < seen[timeline], seen
+    first_top = page.evaluate("window.__firstTop")[rows]
+    assert page.evaluate(f"document.querySelector({json.dumps(rows)}).getBoundingClientRect().top") == first_top
     assert errors == []
 
 

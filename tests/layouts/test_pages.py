@@ -459,11 +459,13 @@ def test_harvests_log_counts_every_run(in_app, layout_db):
 
     url, _ = layout_db
     runs = storage.runs(storage.open_db(url))
-    kpis, _timeline, _note, grid = harvests.body(None)
+    kpis, _timeline, _note, box = harvests.body(None)
+    assert box.className == "shows-first"  # the log is the page's main content: drawn before the timeline
+    grid = box.children[0]
     assert len(grid.rowData) == len(runs)
     assert text_of(kpis).startswith(f"{(runs['status'] == 'ok').sum()}")
-    *_, g2 = harvests.body("indianapolis")
-    assert {r["city_key"] for r in g2.rowData} == {"indianapolis"}
+    *_, box2 = harvests.body("indianapolis")
+    assert {r["city_key"] for r in box2.children[0].rowData} == {"indianapolis"}
 
 
 def test_methodology_renders_registry(in_app):
