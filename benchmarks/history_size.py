@@ -14,7 +14,8 @@ the README.
 - scale: `benchmarks/scale_portal.py`'s portal of N real records harvested through `pipeline.harvest`, scored
   with `pipeline.score`, then harvested again unchanged and scored again. Source: the served page bodies, each
   gzip'd (level 6). Reports the bytes after one harvest + scoring and what the unchanged run and its scoring
-  added (which should not grow with N).
+  added, then the same for a third run a week later (the second scoring starts the history indicators' lists:
+  the third is the steady state, which should not grow with N).
 
 Bytes: SQLite, the database file after a checkpoint, and per table its pages (indexes counted with their
 table, from `dbstat`); PostgreSQL, `pg_total_relation_size` per table and `pg_database_size`.
@@ -141,14 +142,15 @@ def scale(args: argparse.Namespace) -> None:
         source = sum(len(gzip.compress(b, 6)) for b in portal.page_bodies())
         first = datetime(2026, 11, 2, 4, tzinfo=UTC)
         steps = []
-        for k in range(2):
+        for k in range(3):  # the third run shows the steady state: the second starts the history indicators
             t = time.perf_counter()
             summary = pipeline.harvest(settings, engine, cfg, now=first + timedelta(days=7 * k))
             t_harvest = time.perf_counter() - t
             after_run = table_bytes(engine)
             pipeline.score(settings, engine, cfg.city_key, as_of=first + timedelta(days=7 * k))
             steps.append((summary, t_harvest, after_run, table_bytes(engine)))
-    (s1, t1, _, (sizes1, total1)), (s2, t2, (run_sizes, _), (sizes2, total2)) = steps
+    (s1, t1, _, (sizes1, total1)), (s2, t2, (run_sizes, _), (sizes2, total2)), (s3, _, (run3, _), (sizes3, total3)) \
+        = steps
     print(f"{args.kind} portal of {args.n:,}: first harvest {s1.status} {s1.items:,} items, {s1.new_versions:,} "
           f"versions in {t1:.1f} s; unchanged {s2.status}, {s2.new_versions} versions in {t2:.1f} s")
     version_bytes = sizes1.get("dataset_versions", 0) + sizes1.get("raw_blocks", 0)
@@ -163,11 +165,15 @@ def scale(args: argparse.Namespace) -> None:
     by_run = {k: run_sizes.get(k, 0) - sizes1.get(k, 0) for k in run_sizes if run_sizes.get(k, 0) != sizes1.get(k, 0)}
     print(f"unchanged run + scoring added {(total2 - total1) / 1e3:,.1f} kB to the database "
           f"(pages per table: {added}; the run alone: {by_run})")
-    print("payload bytes of the second run and scoring:", payload_bytes(engine))
+    added3 = {k: sizes3.get(k, 0) - sizes2.get(k, 0) for k in sizes3 if sizes3.get(k, 0) != sizes2.get(k, 0)}
+    print(f"a third run a week later (unchanged, {s3.new_versions} versions) + scoring added "
+          f"{(total3 - total2) / 1e3:,.1f} kB (pages per table: {added3})")
+    print("payload bytes of the third run and scoring:", payload_bytes(engine))
 
 
-def payload_bytes(engine: Any) -> dict[str, int]:
-    """Bytes of the newest run's members blob and the newest scoring's evidence blobs (what page counts round)."""
+def payload_bytes(engine: Any) -> dict[str, Any]:
+    """Bytes of the newest run's members blob, the newest scoring's evidence blobs (what page counts round) and
+    the evidence bases that scoring wrote (bytes per indicator)."""
     import sqlalchemy as sa
 
     with engine.connect() as conn:
@@ -176,7 +182,14 @@ def payload_bytes(engine: Any) -> dict[str, int]:
                                         "(SELECT MAX(as_of) FROM scores)")).scalar()
         rows = conn.execute(sa.text("SELECT COUNT(*) FROM scores WHERE as_of = "
                                     "(SELECT MAX(as_of) FROM scores)")).scalar()
-    return {"members": int(members or 0), "evidence": int(evidence or 0), "score_rows": int(rows or 0)}
+        # evidence lists the newest scoring stored in full (a new base) rather than as changes: an unchanged
+        # catalog should need none unless a list changed by more than half
+        bases = conn.execute(sa.text(
+            "SELECT indicator, length(evidence) FROM evidence_bases WHERE id IN (SELECT evidence_base FROM scores "
+            "WHERE as_of = (SELECT MAX(as_of) FROM scores)) AND id NOT IN (SELECT evidence_base FROM scores WHERE "
+            "as_of < (SELECT MAX(as_of) FROM scores) AND evidence_base IS NOT NULL)")).all()
+    return {"members": int(members or 0), "evidence": int(evidence or 0), "score_rows": int(rows or 0),
+            "new_bases": {str(k): int(n) for k, n in bases}}
 
 
 def main(argv: list[str] | None = None) -> None:

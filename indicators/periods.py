@@ -47,3 +47,27 @@ def period_days(freq: str | float | None) -> float:
     days = (g["y"] * DAYS_PER_YEAR + g["mo"] * DAYS_PER_MONTH + g["w"] * 7 + g["d"]
             + g["h"] / 24 + g["mi"] / 1440 + g["s"] / 86400)
     return 0.0 if days < 1 / 86400 * 2 else days
+
+
+_UNITS = {"Y": ("year", "yearly"), "M": ("month", "monthly"), "W": ("week", "weekly"), "D": ("day", "daily")}
+_TIME_UNITS = {"H": ("hour", "hourly"), "M": ("minute", "every minute"), "S": ("second", "every second")}
+_ONE_UNIT = re.compile(r"^(?:R\d*/)?P(?:(\d+)([YMWD]))?(?:T(\d+)([HMS]))?$")
+
+
+def cadence(value: object) -> str | None:
+    """A declared update frequency in words: "P1D" → "daily", "P3M" → "every 3 months", "PT1H" → "hourly".
+
+    ISO 8601 durations of one unit (with or without the DCAT "R/" repeat prefix) become words; the named values
+    the connectors normalize to ("as needed", "historical" …) and anything else are returned as they are.
+    """
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    text = str(value).strip()
+    m = _ONE_UNIT.match(text.upper())
+    if not m or not (m.group(1) or m.group(3)) or (m.group(1) and m.group(3)):
+        return text.replace("_", " ") or None
+    n, unit = (m.group(1), _UNITS[m.group(2)]) if m.group(1) else (m.group(3), _TIME_UNITS[m.group(4)])
+    count = int(n)
+    if count == 1:
+        return unit[1]
+    return f"every {count} {unit[0]}s"

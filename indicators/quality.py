@@ -9,7 +9,7 @@ import pandas as pd
 from indicators.arrays import day_text, to_seconds, utc
 from indicators.base import CityCatalog, Score
 from indicators.derived import _URL, Derived, derive
-from indicators.periods import DELINQUENT, DUE, FRESH, OVERDUE
+from indicators.periods import DELINQUENT, DUE, FRESH, OVERDUE, cadence
 from indicators.scoring import evidence, mean_score, reasons_from_flags, share_score
 
 # Observation resolution of our own history when the facts carry no run dates: weekly, the Open Data Portal
@@ -23,6 +23,20 @@ DATE_SKEW = pd.Timedelta(days=1)
 
 def _fmt_days(x: np.ndarray) -> np.ndarray:
     return np.char.mod("%d", np.nan_to_num(x).astype(int))
+
+
+def _declared(d: Derived, rows: np.ndarray) -> np.ndarray:
+    """The rows' declared frequencies in words ("monthly", "every 3 months"), worked out once per distinct value."""
+    freq = d.cat["declared_frequency"].to_numpy(dtype=object, na_value="")[rows]
+    if not len(freq):
+        return freq
+    distinct, inverse = np.unique(freq.astype(str), return_inverse=True)
+    return np.array([cadence(v) or "" for v in distinct], dtype=object)[inverse]
+
+
+# Reasons of the freshness indicators are stated in dates, never in days counted to the scoring date: a reason
+# that changes with the calendar changes every failing dataset's evidence at every scoring, which made an
+# unchanged catalog's scoring store a new evidence list proportional to the catalog (issue 13, target 3).
 
 
 def cadence_declared(catalog: CityCatalog, as_of: datetime) -> Score:
@@ -60,9 +74,8 @@ def up_to_date(catalog: CityCatalog, as_of: datetime) -> Score:
         "no_period": float((d.data & np.isnan(p)).sum()),
     })
     def reason(fail: np.ndarray) -> np.ndarray:
-        freq = d.cat["declared_frequency"].to_numpy(dtype=object, na_value="")[fail]
         return (st[fail] + ": last data update " + day_text(d.seconds("data_modified")[fail]) + ", declared "
-                + freq + " (age " + _fmt_days(d.age_days[fail]).astype(object) + " d)")
+                + _declared(d, fail))
 
     return share_score(d, ok, among, reason, detail=detail)
 
@@ -147,18 +160,17 @@ def cadence_adherence(catalog: CityCatalog, as_of: datetime) -> Score:
         inside = (vals > start_s[rows]) & (vals <= d.as_of_s)  # NaN compares False
         observed = np.bincount(rows[inside], minlength=d.n).astype(float)
     adherence = np.where(expected > 0, np.minimum(observed / np.where(expected > 0, expected, 1.0), 1.0), 0.0)
+    # the reason names the window's first day, not its length or the expected count: both grow with every
+    # scoring date and run, the observed updates and the window's start do not
     def reason(fail: np.ndarray) -> np.ndarray:
-        freq = d.cat["declared_frequency"].to_numpy(dtype=object, na_value="")[fail]
-        return (_fmt_days(observed[fail]).astype(object) + " data update(s) seen in "
-                + _fmt_days(window[fail]).astype(object) + " d of history; " + freq + " promises "
-                + _fmt_days(expected[fail]).astype(object))
+        return (_fmt_days(observed[fail]).astype(object) + " data update(s) seen since " + day_text(start_s[fail])
+                + ", fewer than declared (" + _declared(d, fail) + ")")
 
     # declared-vs-observed mismatch (research 4.1): changing more than twice as often as the declared
     # period allows is a documentation error (e.g. updated weekly, declared annual)
     faster = d.data & d.finite_period & (observed >= 2) & (observed > MISMATCH_FACTOR * np.maximum(by_period, 1))
-    freq = d.cat["declared_frequency"].to_numpy(dtype=object, na_value="")
-    mismatch = (_fmt_days(observed[faster]).astype(object) + " data updates in "
-                + _fmt_days(window[faster]).astype(object) + " d, more often than the declared " + freq[faster])
+    mismatch = (_fmt_days(observed[faster]).astype(object) + " data updates since " + day_text(start_s[faster])
+                + ", more often than declared (" + _declared(d, faster) + ")")
     score = mean_score(d, adherence, among, 1.0, reason,
                        detail={"evaluable": float(among.sum()), "harvest_interval_days": h,
                                "observed_updates": float(observed[among].sum()),
@@ -195,8 +207,10 @@ def days_behind(catalog: CityCatalog, as_of: datetime) -> Score:
     detail = {f"dept:{k}": float(v) for k, v in by_dept.sort_values(ascending=False).items()}
     detail["total"] = float(behind[among].sum())
     fail = among & ((behind > 0) | np.isnan(age))  # every asset behind at all, not only those that lost points
+    # the day the next update was due (last data update + P), not the days since: see _declared's note
+    due = day_text(d.seconds("data_modified")[fail] + p[fail] * 86400.0)
     reasons = np.where(np.isnan(age[fail]), "no data update date",
-                       _fmt_days(behind[fail]).astype(object) + " days behind the declared period").astype(object)
+                       "update due since " + due + ", declared " + _declared(d, fail)).astype(object)
     s = mean_score(d, score, among, 1.0, "", detail=detail)
     return Score(value=s.value, numerator=s.numerator, denominator=s.denominator,
                  failing=evidence(d.ids[fail], reasons), detail=s.detail)

@@ -4,32 +4,11 @@ Pure functions (no I/O): the pages and figure builders call them on values they 
 """
 from __future__ import annotations
 
-import re
 import textwrap
 from collections.abc import Iterable, Mapping
 
-_UNITS = {"Y": ("year", "yearly"), "M": ("month", "monthly"), "W": ("week", "weekly"), "D": ("day", "daily")}
-_TIME_UNITS = {"H": ("hour", "hourly"), "M": ("minute", "every minute"), "S": ("second", "every second")}
-_DURATION = re.compile(r"^(?:R\d*/)?P(?:(\d+)([YMWD]))?(?:T(\d+)([HMS]))?$")
-
-
-def cadence(value: object) -> str | None:
-    """A declared update frequency in words: "P1D" → "daily", "P3M" → "every 3 months", "PT1H" → "hourly".
-
-    ISO 8601 durations of one unit (with or without the DCAT "R/" repeat prefix) become words; the named values
-    the connectors normalize to ("as needed", "historical" …) and anything else are returned as they are.
-    """
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    text = str(value).strip()
-    m = _DURATION.match(text.upper())
-    if not m or not (m.group(1) or m.group(3)) or (m.group(1) and m.group(3)):
-        return text.replace("_", " ") or None
-    n, unit = (m.group(1), _UNITS[m.group(2)]) if m.group(1) else (m.group(3), _TIME_UNITS[m.group(4)])
-    count = int(n)
-    if count == 1:
-        return unit[1]
-    return f"every {count} {unit[0]}s"
+# cadence lives with the periods it names (indicators' reasons say it too); the pages take it from here
+from indicators.periods import cadence  # noqa: F401
 
 
 def criterion_label(code: str, titles: Mapping[str, str], *, width: int | None = None) -> str:

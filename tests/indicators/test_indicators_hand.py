@@ -140,6 +140,10 @@ def test_dm4_cadence_and_freshness(austin):
     assert {k: s.detail[k] for k in ("fresh", "due", "overdue", "delinquent")} == \
         {"fresh": 3, "due": 3, "overdue": 0, "delinquent": 1}
     assert list(s.failing) == ["q3br-d6uu"]
+    # dated, not aged: a year later the delinquent asset's reason is the same words (its evidence is unchanged)
+    assert s.failing["q3br-d6uu"] == "delinquent: last data update 2018-08-07, declared monthly"
+    assert quality.up_to_date(austin, AS_OF.replace(year=AS_OF.year + 1)).failing["q3br-d6uu"] == \
+        s.failing["q3br-d6uu"]
 
 
 def test_dm4_days_behind(austin):
@@ -149,7 +153,12 @@ def test_dm4_days_behind(austin):
     assert s.value == pytest.approx(450 / 7)
     # Austin Public Health (q3br): 1446.1615 - 30.4167 = 1415.745 days behind
     assert s.detail["dept:Austin Public Health"] == pytest.approx(1415.745, abs=1e-3)
-    assert s.failing["q3br-d6uu"] == "1415 days behind the declared period"
+    # the reason is dated, not counted to the scoring date: data_modified = AS_OF - 1446.1615 d = 2018-08-07
+    # ~20:07 UTC, due one month (30.4167 d) later = 2018-09-07 ~06:07
+    assert s.failing["q3br-d6uu"] == "update due since 2018-09-07, declared monthly"
+    # the same reason a year later: the evidence of an unchanged catalog does not change with the calendar
+    later = quality.days_behind(austin, AS_OF.replace(year=AS_OF.year + 1))
+    assert later.failing["q3br-d6uu"] == s.failing["q3br-d6uu"]
 
 
 def test_dm4_days_behind_future_dates_are_not_ahead(austin):

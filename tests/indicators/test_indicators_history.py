@@ -55,7 +55,8 @@ def test_dm4_cadence_adherence_named_chicago(named):
     assert s.denominator == 7
     assert s.detail["harvest_interval_days"] == 7.0
     assert set(s.failing) == {"kc9i-wq85", "s9wg-6is6", "pk66-w54g"}
-    assert s.failing["pk66-w54g"] == "5 data update(s) seen in 45 d of history; P1W promises 6"
+    # the window opens at the history start (2022-06-08); the reason names that day, not its length
+    assert s.failing["pk66-w54g"] == "5 data update(s) seen since 2022-06-08, fewer than declared (weekly)"
 
 
 def test_dm4_freshness_named_chicago(named):
@@ -100,7 +101,7 @@ def test_dm4_harvest_interval_from_runs(named):
     daily = tuple(r for r in runs if r.portal_key == "chicago-dcat")
     s = quality.cadence_adherence(replace(df, facts=replace(df.facts, runs=daily)), as_of)
     assert s.detail["harvest_interval_days"] == 1.0
-    assert s.failing["ydr8-5enu"] == "7 data update(s) seen in 45 d of history; P1D promises 45"
+    assert s.failing["ydr8-5enu"] == "7 data update(s) seen since 2022-06-08, fewer than declared (daily)"
 
 
 def test_dm4_declared_vs_observed_mismatch(named):
@@ -111,6 +112,6 @@ def test_dm4_declared_vs_observed_mismatch(named):
     frame.loc[frame["source_id"] == "ydr8-5enu", "declared_frequency"] = "P1M"
     s = quality.cadence_adherence(replace(df, frame=frame), as_of)
     assert s.detail["more_often_than_declared"] == 1
-    assert s.matches == {"ydr8-5enu": "7 data updates in 45 d, more often than the declared P1M"}
+    assert s.matches == {"ydr8-5enu": "7 data updates since 2022-06-08, more often than declared (monthly)"}
     # as really declared (daily) it is no mismatch
     assert quality.cadence_adherence(named[0], as_of).detail["more_often_than_declared"] == 0

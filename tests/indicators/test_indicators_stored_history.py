@@ -70,7 +70,7 @@ def test_cadence_adherence_and_freshness_from_storage(stored):
     # mean = (1 + 0.5 + 0.5 + 1 + 1 + 1 + 1) / 7 = 6 / 7 = 85.71 %
     assert s.value == pytest.approx(100 * 6 / 7)
     assert set(s.failing) == {"kc9i-wq85", "s9wg-6is6"}
-    assert s.failing["s9wg-6is6"] == "1 data update(s) seen in 45 d of history; P1W promises 2"
+    assert s.failing["s9wg-6is6"] == "1 data update(s) seen since 2022-06-08, fewer than declared (weekly)"
     f = indicators.BY_KEY["dm4_up_to_date"].fn(named, as_of)
     assert {k: f.detail[k] for k in ("fresh", "due", "overdue", "delinquent")} == \
         {"fresh": 4, "due": 2, "overdue": 0, "delinquent": 1}

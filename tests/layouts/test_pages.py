@@ -534,13 +534,33 @@ def test_live_poll_only_updates_on_a_new_marker(client, layout_db):
     assert new.json["response"]["live-marker"]["data"] == m
 
 
-def test_city_cache_reloads_only_the_city_with_a_new_run(in_app, layout_db):
+@pytest.fixture
+def own_app(layout_db, tmp_path):
+    """An app on a copy of the shared database, in a request context: for a test that adds runs (on the shared
+    one they changed the counts other tests computed by hand, depending on the order tests ran in)."""
+    import sqlite3
+
+    from maturity import app
+
+    url, cfg = layout_db
+    own = tmp_path / "own.db"
+    # SQLite's backup copies what the write-ahead log holds too (a file copy would not)
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as src, sqlite3.connect(own) as dst:
+        src.backup(dst)
+    own_url = f"sqlite:///{own}"
+    dash_app = app.create_app(cfg, url=own_url, warm=False)
+    with dash_app.server.test_request_context("/"):
+        yield dash_app, own_url
+    storage.dispose(own_url)
+
+
+def test_city_cache_reloads_only_the_city_with_a_new_run(own_app):
     """After a run of one city, the others' cached history objects are reused as they are."""
     from datetime import timedelta
 
     from layouts import _components as ui
 
-    url, _ = layout_db
+    in_app, url = own_app
     engine = storage.open_db(url)
     before = {k: ui.city_criterion_history(k) for k, _n, _s in filler.CITIES}
     last = storage.runs(engine, city_key="philadelphia").iloc[0]
