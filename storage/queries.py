@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import orjson
@@ -600,7 +600,7 @@ def _latest_versions(conn: Connection, portal_key: str, run: Any, ids: set[str])
     with gc_paused():  # a tuple a dataset and few else, none cyclic: the collector's passes were 1.4% of a 300k score
         # The driver's cursor, not SQLAlchemy's rows: the values need no processing (times are read as text), and
         # a Row a version was over half of this pass at 300,000 datasets (py-spy: CursorFetchStrategy.fetchone).
-        return latest_of(conn.execute(q).cursor, ids)
+        return latest_of(cast(Iterable[tuple[str, int, Any, Any]], conn.execute(q).cursor), ids)  # DB-API: rows
 
 
 def latest_of(rows: Iterable[tuple[str, int, Any, Any]], ids: set[str]) -> dict[str, _Latest]:
