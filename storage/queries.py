@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -598,9 +598,7 @@ def _latest_versions(conn: Connection, portal_key: str, run: Any, ids: set[str])
     if len(ids) <= PAGE_IDS:  # a page of the catalog: ask for its ids (indexed), not every version of the portal
         q = q.where(d.c.source_id.in_(sorted(ids)))
     with gc_paused():  # a tuple a dataset and few else, none cyclic: the collector's passes were 1.4% of a 300k score
-        # The driver's cursor, not SQLAlchemy's rows: the values need no processing (times are read as text), and
-        # a Row a version was over half of this pass at 300,000 datasets (py-spy: CursorFetchStrategy.fetchone).
-        return latest_of(cast(Iterable[tuple[str, int, Any, Any]], conn.execute(q).cursor), ids)  # DB-API: rows
+        return latest_of(conn.execute(q), ids)
 
 
 def latest_of(rows: Iterable[tuple[str, int, Any, Any]], ids: set[str]) -> dict[str, _Latest]:
