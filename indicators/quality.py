@@ -1,6 +1,7 @@
 """Data Management: DM4 improving data quality - cadence, freshness, adherence, conformance, duplicates, removals."""
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import numpy as np
@@ -23,6 +24,16 @@ DATE_SKEW = pd.Timedelta(days=1)
 
 def _fmt_days(x: np.ndarray) -> np.ndarray:
     return np.char.mod("%d", np.nan_to_num(x).astype(int))
+
+
+_URL_RE = re.compile(_URL)
+
+
+def _urls_valid(values: pd.Series) -> list[bool]:
+    """Each value (as text, stripped) is a URL by _URL: a plain loop over the compiled pattern (`str.match` cost 2x
+    on 300,000 distinct URLs a column, all of them distinct)."""
+    match = _URL_RE.match
+    return [match(str(v).strip()) is not None for v in values]
 
 
 def _declared(d: Derived, rows: np.ndarray) -> np.ndarray:
@@ -155,7 +166,10 @@ def cadence_adherence(catalog: CityCatalog, as_of: datetime) -> Score:
     seen = seen[seen.notna()]
     observed = np.zeros(d.n)
     if len(seen):
-        vals = to_seconds(pd.to_datetime(pd.Series(seen.to_numpy(), dtype=object), utc=True, errors="coerce"))
+        # made seconds once per distinct date: the history's dates repeat across rows (one per portal update), and
+        # to_datetime of every exploded value was a sixth of compute_all at 300,000 datasets
+        codes, distinct = pd.factorize(seen.to_numpy(dtype=object))
+        vals = to_seconds(pd.to_datetime(pd.Series(distinct, dtype=object), utc=True, errors="coerce"))[codes]
         rows = seen.index.to_numpy()
         inside = (vals > start_s[rows]) & (vals <= d.as_of_s)  # NaN compares False
         observed = np.bincount(rows[inside], minlength=d.n).astype(float)
@@ -238,7 +252,7 @@ def metadata_conformance(catalog: CityCatalog, as_of: datetime) -> Score:
                        f"missing {col}"))
     checks.append((everyone, d.present("contact_email"), d.email_valid, "invalid e-mail", "missing contact_email"))
     for col, applies in (("landing_url", everyone), ("api_url", d.tabular)):
-        valid = d.per_distinct(col, lambda u: u.astype(str).str.strip().str.match(_URL), False).astype(bool)
+        valid = d.per_distinct(col, _urls_valid, False).astype(bool)
         checks.append((applies, d.present(col), valid, f"invalid {col}", f"missing {col}"))
     applicable = np.vstack([c[0] for c in checks]).astype(float)
     passed = np.vstack([c[0] & c[1] & c[2] for c in checks]).astype(float)

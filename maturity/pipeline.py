@@ -305,7 +305,8 @@ class ImportFailed(RuntimeError):
 
 
 def score(settings: Settings, engine: storage.Engine, city_key: str, *, as_of: datetime | None = None,
-          keep: bool = True, decoded: storage.DecodedVersions | None = None, jobs: int = 1) -> dict[str, Score]:
+          keep: bool = True, decoded: storage.DecodedVersions | None = None, jobs: int = 1,
+          snapshot: bool = False) -> dict[str, Score]:
     """Score a city's catalog as of a time (default: its latest run) and store the scores and criteria.
 
     The scores stand on the newest crawl of each portal at that time. When one of them is partial or empty
@@ -314,8 +315,10 @@ def score(settings: Settings, engine: storage.Engine, city_key: str, *, as_of: d
     time are deleted) and {} is returned. `keep=False`: the catalog is not kept in storage's cache; `decoded`:
     records decoded for an earlier date, kept for the next (both for score_all). `jobs` > 1: a large catalog is
     read in that many processes (`storage.city_harvest`; for a caller whose process runs no other threads).
+    `snapshot`: the catalog's records are taken from and kept in its portals' snapshots (`storage.city_harvest`).
     """
-    catalog, when = scoring_input(engine, settings.city(city_key), as_of, keep=keep, decoded=decoded, jobs=jobs)
+    catalog, when = scoring_input(engine, settings.city(city_key), as_of, keep=keep, decoded=decoded, jobs=jobs,
+                                  snapshot=snapshot)
     if when is None:  # nothing harvested yet: no score rather than a score of an empty catalog
         return {}
     crawled = storage.latest_crawls(engine, city_key, as_of=when)
@@ -330,10 +333,11 @@ def score(settings: Settings, engine: storage.Engine, city_key: str, *, as_of: d
 
 def scoring_input(engine: storage.Engine, city: CityConfig, as_of: datetime | None = None, *, keep: bool = True,
                   decoded: storage.DecodedVersions | None = None,
-                  jobs: int = 1) -> tuple[CityCatalog, datetime | None]:
+                  jobs: int = 1, snapshot: bool = False) -> tuple[CityCatalog, datetime | None]:
     """The indicators' one input for a city as of a time, and the time its scores are stamped with (the asked
     time, else the newest finished run that did not fail; None before any)."""
-    harvest = storage.city_harvest(engine, city.key, as_of=as_of, keep=keep, decoded=decoded, jobs=jobs)
+    harvest = storage.city_harvest(engine, city.key, as_of=as_of, keep=keep, decoded=decoded, jobs=jobs,
+                                   snapshot=snapshot)
     return CityCatalog(harvest.frame, portal_facts(harvest, city.departments)), _as_of_of(harvest.runs, as_of)
 
 

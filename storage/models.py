@@ -273,6 +273,17 @@ class ItemErrorRow(Base):
     raw: Mapped[bytes] = mapped_column(sa.LargeBinary)  # zlib of the raw item's orjson bytes
 
 
+class CatalogSnapshot(Base):
+    """A portal's catalog table as it was last built by a scoring (storage/snapshots.py encodes it), each row with
+    the version it was decoded from: the next scoring decodes only the rows whose latest version is not in it.
+    A cache, one row a portal, replaced whole; a version's record never changes, so a row is valid whatever ran
+    since (which rows make the catalog is decided afresh each time)."""
+
+    __tablename__ = "catalog_snapshots"
+    portal_key: Mapped[str] = mapped_column(sa.ForeignKey("portals.key"), primary_key=True)
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
 class Lock(Base):
     __tablename__ = "locks"
     name: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
@@ -302,3 +313,4 @@ item_errors_t = _table(ItemErrorRow)
 dictionaries_t = _table(CodecDictionary)
 evidence_bases_t = _table(EvidenceBase)
 raw_blocks_t = _table(RawBlock)
+snapshots_t = _table(CatalogSnapshot)
