@@ -264,13 +264,17 @@ def test_one_log_line_per_state_change(sqlite_url, schedulers, fake_score, caplo
     harvest = FakeHarvest(fail_with=RuntimeError("database is locked"))
     cfg = only_portal(load_settings(sqlite_url), CHICAGO)
     schedulers.append(scheduler.build_scheduler(cfg, harvest_fn=harvest, score_fn=fake_score))
-    runtime = scheduler._runtime_key(sqlite_url)
+    rt = scheduler._runtime(scheduler._runtime_key(sqlite_url))
     caplog.set_level(logging.DEBUG, logger="maturity.scheduler")
-    assert scheduler.run_harvest_job(CHICAGO, runtime) == "crashed"
-    assert scheduler.run_harvest_job(CHICAGO, runtime) == "crashed"
+    # at noon, hours from the daily 04:00 fire: no fire is being served, so every call harvests (with the wall
+    # clock, a run in the hour after 04:00 UTC made the second "ok" call "done", already harvested: a flake)
+    noon = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    assert scheduler._last_fire(rt, rt.settings.portal(CHICAGO), noon) is None
+    assert scheduler.harvest_portal(rt, CHICAGO, now=noon) == "crashed"
+    assert scheduler.harvest_portal(rt, CHICAGO, now=noon) == "crashed"
     harvest.fail_with = None
-    assert scheduler.run_harvest_job(CHICAGO, runtime) == "ok"
-    assert scheduler.run_harvest_job(CHICAGO, runtime) == "ok"
+    assert scheduler.harvest_portal(rt, CHICAGO, now=noon) == "ok"
+    assert scheduler.harvest_portal(rt, CHICAGO, now=noon) == "ok"
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and "event=job-" in r.getMessage()]
     assert lines == [f"portal={CHICAGO} event=job-failing reason='RuntimeError: database is locked'",
                      f"portal={CHICAGO} event=job-recovered"]
