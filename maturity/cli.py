@@ -117,7 +117,7 @@ def cmd_harvest(cfg: Settings, args: argparse.Namespace) -> int:
             storage.drop_lease(engine, storage.portal_lease(p.key), owner)
     if not args.no_score:
         for city_key in sorted({p.city_key for p in mine}):
-            pipeline.score(cfg, engine, city_key, snapshot=True)  # the next scoring reuses this one's records
+            pipeline.score(cfg, engine, city_key)  # the latest catalog: its records kept for the next scoring
     return EXIT_FAILED if any(s.status == "failed" for s in summaries) else EXIT_OK
 
 
@@ -174,7 +174,7 @@ def cmd_score(cfg: Settings, args: argparse.Namespace) -> int:
     for city in cities:
         # The command owns its process (no other threads): a large catalog is read on every core (storage._decode),
         # its records taken from the catalog snapshot where it has them (storage/snapshots.py).
-        scores = pipeline.score(cfg, engine, city.key, jobs=pipeline.SCORE_JOBS, snapshot=True)
+        scores = pipeline.score(cfg, engine, city.key, jobs=pipeline.SCORE_JOBS)
         print(f"{city.key}: {len(scores)} indicators" if scores else f"{city.key}: nothing harvested yet",
               file=sys.stderr)
     return EXIT_OK

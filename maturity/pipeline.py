@@ -306,7 +306,7 @@ class ImportFailed(RuntimeError):
 
 def score(settings: Settings, engine: storage.Engine, city_key: str, *, as_of: datetime | None = None,
           keep: bool = True, decoded: storage.DecodedVersions | None = None, jobs: int = 1,
-          snapshot: bool = False) -> dict[str, Score]:
+          snapshot: bool | None = None) -> dict[str, Score]:
     """Score a city's catalog as of a time (default: its latest run) and store the scores and criteria.
 
     The scores stand on the newest crawl of each portal at that time. When one of them is partial or empty
@@ -315,8 +315,13 @@ def score(settings: Settings, engine: storage.Engine, city_key: str, *, as_of: d
     time are deleted) and {} is returned. `keep=False`: the catalog is not kept in storage's cache; `decoded`:
     records decoded for an earlier date, kept for the next (both for score_all). `jobs` > 1: a large catalog is
     read in that many processes (`storage.city_harvest`; for a caller whose process runs no other threads).
-    `snapshot`: the catalog's records are taken from and kept in its portals' snapshots (`storage.city_harvest`).
+    `snapshot`: the catalog's records are taken from and kept in its portals' snapshots (`storage.city_harvest`);
+    by default when the latest catalog is scored (`as_of` None), as every harvest is followed: the CLI's and the
+    scheduler's scoring alike. A dated rescoring (`score_all`) leaves the snapshot alone: it would replace the
+    latest catalog's records by an older date's, to be decoded again by the next harvest's scoring.
     """
+    if snapshot is None:
+        snapshot = as_of is None and decoded is None
     catalog, when = scoring_input(engine, settings.city(city_key), as_of, keep=keep, decoded=decoded, jobs=jobs,
                                   snapshot=snapshot)
     if when is None:  # nothing harvested yet: no score rather than a score of an empty catalog

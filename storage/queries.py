@@ -514,11 +514,12 @@ def _kept(conn: Connection, portal_key: str, frame: pd.DataFrame, ids: np.ndarra
 
 def _store_snapshot(conn: Connection, portal_key: str, records: pd.DataFrame, ids: np.ndarray) -> None:
     """Replace the portal's snapshot in a write transaction of its own: a cache, so a write that cannot be made
-    (the writers' lock held past its timeout, a read-only database) is logged and the table returned anyway."""
+    (the writers' lock held past its timeout, a read-only database, on PostgreSQL another worker scoring the same
+    portal that stored its snapshot first) is logged and the table returned anyway."""
     try:
         with write_tx(conn.engine) as w:
             snapshots.store(w, portal_key, records, ids)
-    except (TimeoutError, sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
+    except (TimeoutError, sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError) as exc:
         log.warning("catalog snapshot of %s not stored (%s): the next scoring decodes its records again",
                     portal_key, exc)
 

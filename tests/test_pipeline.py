@@ -265,6 +265,35 @@ def test_a_catalog_read_through_its_snapshot_is_the_one_decoded_afresh(setup, mo
         assert decoded == [] and stored() == before
 
 
+def test_only_the_latest_catalog_scoring_replaces_the_snapshot(setup, monkeypatch):
+    """`pipeline.score` keeps the snapshot of the catalog it scores by default when that is the latest one (the
+    scheduler's and the CLI's scoring after a harvest); a dated rescoring leaves it as it was, so the next
+    harvest's scoring still finds the latest records in it."""
+    import sqlalchemy as sa
+
+    from storage import queries, snapshots
+    from storage.models import snapshots_t
+
+    cfg, engine = setup
+    history = sorted(CHICAGO_HISTORY.glob("*.jsonl.gz"))[:2]
+    for path in history:
+        pipeline.import_files(cfg, engine, "chicago", date.fromisoformat(path.name[:10]), [path])
+    monkeypatch.setattr(queries, "SNAPSHOT_MIN_RECORDS", 0)
+
+    def stored() -> bytes | None:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(snapshots_t.c.data)).scalar()
+
+    pipeline.score(cfg, engine, "chicago", as_of=eod(history[0].name[:10]))
+    assert stored() is None  # a dated scoring writes none
+    pipeline.score(cfg, engine, "chicago")
+    latest = stored()
+    decoded = snapshots.decode(latest) if latest is not None else None
+    assert decoded is not None and len(decoded[0]) == 466  # 2022-06-15's datasets
+    pipeline.score(cfg, engine, "chicago", as_of=eod(history[0].name[:10]))
+    assert stored() == latest
+
+
 def test_a_forked_reader_that_fails_leaves_its_part_to_this_process(setup, monkeypatch, caplog):
     """A child that dies before sending its part (here: its read raises) costs time, not rows: the part is read
     here, the same table, and the failure is logged."""

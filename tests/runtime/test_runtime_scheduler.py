@@ -204,6 +204,30 @@ def test_a_fire_time_already_harvested_is_not_harvested_again(db_url, schedulers
     assert len(fake_harvest.calls) == 1
 
 
+def test_the_scheduled_scoring_keeps_the_catalog_snapshot(db_url, schedulers, fake_harvest, monkeypatch):
+    """A worker's scoring after a harvest is of the latest catalog, as `maturity score`'s: it keeps the portal's
+    records in a catalog snapshot (storage/snapshots.py), so the next scoring of a large catalog decodes only what
+    changed (here every catalog counts as large). Real scoring, on both backends."""
+    import sqlalchemy as sa
+
+    from storage import queries, snapshots
+    from storage.models import snapshots_t
+
+    monkeypatch.setattr(queries, "SNAPSHOT_MIN_RECORDS", 0)
+    cfg = only_portal(load_settings(db_url), CHICAGO)
+    schedulers.append(scheduler.build_scheduler(cfg, jitter_s=0, harvest_fn=fake_harvest))
+    rt = scheduler._runtime(scheduler._runtime_key(db_url))
+    assert scheduler.harvest_portal(rt, CHICAGO, now=datetime(2026, 11, 25, 12, 0, tzinfo=UTC)) == "ok"
+    engine = storage.open_db(db_url)
+    with engine.connect() as conn:
+        kept = snapshots.load(conn, CHICAGO)
+        assert conn.execute(sa.select(sa.func.count()).select_from(snapshots_t)).scalar() == 1
+    assert kept is not None
+    table, version_ids = kept
+    assert len(table) == 1 and len(version_ids) == 1  # the fake harvest's one recorded item
+    assert len(storage.scores(engine, "chicago")) > 0  # scored for real
+
+
 @pytest.mark.postgres
 def test_two_schedulers_on_one_postgres_database_harvest_once(pg_url, schedulers, fake_score):
     """Two real schedulers (as two `maturity worker` processes would) share one job store and one lock."""
