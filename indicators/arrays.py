@@ -44,12 +44,21 @@ def to_seconds(s: pd.Series) -> np.ndarray:
 
 
 def day_text(secs: np.ndarray, missing: str = "unknown") -> np.ndarray:
-    """Float seconds -> "YYYY-MM-DD" strings (for the few failing rows a reason names)."""
+    """Float seconds -> "YYYY-MM-DD" strings (for the failing rows a reason names)."""
     out = np.full(len(secs), missing, dtype=object)
     ok = ~np.isnan(secs)
     if ok.any():
-        out[ok] = np.datetime_as_string((secs[ok] * 1e6).astype("int64").astype("datetime64[us]"), unit="D")
+        # written once per distinct day: a reason can name a day for 200,000 rows, and they share a few thousand
+        days, at = np.unique((secs[ok] * 1e6).astype("int64").astype("datetime64[us]").astype("datetime64[D]"),
+                             return_inverse=True)
+        out[ok] = np.datetime_as_string(days, unit="D").astype(object)[at.reshape(-1)]
     return out
+
+
+def count_text(x: np.ndarray) -> np.ndarray:
+    """Counts -> their decimal text (NaN as 0), written once per distinct count (object array)."""
+    counts, at = np.unique(np.nan_to_num(x).astype(int), return_inverse=True)
+    return np.array([str(c) for c in counts.tolist()], dtype=object)[at.reshape(-1)]
 
 
 def utc(ts: datetime | pd.Timestamp) -> pd.Timestamp:

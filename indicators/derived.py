@@ -145,10 +145,13 @@ class Derived:
             if pd.api.types.is_numeric_dtype(self.cat[column].dtype) or isinstance(self.cat[column].dtype,
                                                                                   pd.DatetimeTZDtype):
                 cache[column] = self.cat[column].notna().to_numpy()
-            else:
+            elif column in self.__dict__.get("_distinct", {}):
                 codes, uniques = self.distinct(column)
                 ok = np.append(np.array([u != "" for u in uniques], dtype=bool), False)
                 cache[column] = ok[codes]
+            else:  # compared row by row, not factorized for this: a URL or an e-mail is often one per row
+                values = self.cat[column]
+                cache[column] = values.notna().to_numpy() & (values != "").to_numpy(dtype=bool)
         return cache[column]
 
     def tuple_len(self, column: str) -> np.ndarray:
