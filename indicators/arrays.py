@@ -55,10 +55,18 @@ def day_text(secs: np.ndarray, missing: str = "unknown") -> np.ndarray:
     return out
 
 
+def by_value(values: np.ndarray, text: Callable[[list[Any]], list[str]]) -> np.ndarray:
+    """text(the distinct values, as a list) spread back to the rows, an object array: a reason is written once per
+    distinct value, not once for each of 200,000 failing rows that share a few."""
+    distinct, at = np.unique(values, return_inverse=True)
+    out = np.empty(len(distinct), dtype=object)
+    out[:] = text(distinct.tolist())
+    return out[at.reshape(-1)]
+
+
 def count_text(x: np.ndarray) -> np.ndarray:
-    """Counts -> their decimal text (NaN as 0), written once per distinct count (object array)."""
-    counts, at = np.unique(np.nan_to_num(x).astype(int), return_inverse=True)
-    return np.array([str(c) for c in counts.tolist()], dtype=object)[at.reshape(-1)]
+    """Counts -> their decimal text (NaN as 0), an object array."""
+    return by_value(np.nan_to_num(x).astype(int), lambda counts: [str(c) for c in counts])
 
 
 def utc(ts: datetime | pd.Timestamp) -> pd.Timestamp:
