@@ -44,12 +44,29 @@ def to_seconds(s: pd.Series) -> np.ndarray:
 
 
 def day_text(secs: np.ndarray, missing: str = "unknown") -> np.ndarray:
-    """Float seconds -> "YYYY-MM-DD" strings (for the few failing rows a reason names)."""
+    """Float seconds -> "YYYY-MM-DD" strings (for the failing rows a reason names)."""
     out = np.full(len(secs), missing, dtype=object)
     ok = ~np.isnan(secs)
     if ok.any():
-        out[ok] = np.datetime_as_string((secs[ok] * 1e6).astype("int64").astype("datetime64[us]"), unit="D")
+        # written once per distinct day: a reason can name a day for 200,000 rows, and they share a few thousand
+        days, at = np.unique((secs[ok] * 1e6).astype("int64").astype("datetime64[us]").astype("datetime64[D]"),
+                             return_inverse=True)
+        out[ok] = np.datetime_as_string(days, unit="D").astype(object)[at.reshape(-1)]
     return out
+
+
+def by_value(values: np.ndarray, text: Callable[[list[Any]], list[str]]) -> np.ndarray:
+    """text(the distinct values, as a list) spread back to the rows, an object array: a reason is written once per
+    distinct value, not once for each of 200,000 failing rows that share a few."""
+    distinct, at = np.unique(values, return_inverse=True)
+    out = np.empty(len(distinct), dtype=object)
+    out[:] = text(distinct.tolist())
+    return out[at.reshape(-1)]
+
+
+def count_text(x: np.ndarray) -> np.ndarray:
+    """Counts -> their decimal text (NaN as 0), an object array."""
+    return by_value(np.nan_to_num(x).astype(int), lambda counts: [str(c) for c in counts])
 
 
 def utc(ts: datetime | pd.Timestamp) -> pd.Timestamp:

@@ -7,7 +7,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from indicators.arrays import day_text
+from indicators.arrays import by_value, day_text
 from indicators.base import CityCatalog, Score
 from indicators.derived import Derived, derive
 from indicators.scoring import clamp, evidence, mean_score, reasons_from_flags, share_score
@@ -110,8 +110,8 @@ def five_star(catalog: CityCatalog, as_of: datetime) -> Score:
     dist = {f"stars_{k}": float(((stars == k) & d.data).sum()) for k in range(6)}
 
     def reason(fail: np.ndarray) -> np.ndarray:
-        return np.where(~d.licence_open[fail], "licence not open (0 stars)",
-                        "best format " + stars[fail].astype(int).astype(str).astype(object) + " star(s)").astype(object)
+        best_text = by_value(stars[fail].astype(int), lambda counts: [f"best format {k} star(s)" for k in counts])
+        return np.where(~d.licence_open[fail], "licence not open (0 stars)", best_text).astype(object)
 
     return share_score(d, stars >= OPEN_DATA_STARS, d.data, reason, detail=dist)
 

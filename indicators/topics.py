@@ -277,9 +277,10 @@ def disaggregation(catalog: CityCatalog, as_of: datetime) -> Score:
     among = d.tabular & has_cols
     ok = geo | demo
     hit = among & ok
-    gw, dw = geo_words[hit], demo_words[hit]
-    why_hit = (np.where(gw != "", "geographic: " + gw, "") + np.where((gw != "") & (dw != ""), "; ", "")
-               + np.where(dw != "", "demographic: " + dw, ""))
+    # why a row counts, written once per distinct schema (rows share a few thousand schemas)
+    why_s = (np.where(geo_s != "", "geographic: " + geo_s, "") + np.where((geo_s != "") & (demo_s != ""), "; ", "")
+             + np.where(demo_s != "", "demographic: " + demo_s, ""))
+    why_hit = why_s[schema_code[hit]]
     return share_score(
         d, ok, among, "no geographic or demographic column",
         detail={"geographic": float((geo & among).sum()), "demographic": float((demo & among).sum()),

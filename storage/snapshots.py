@@ -77,8 +77,11 @@ def decode(blob: bytes) -> tuple[pd.DataFrame, np.ndarray] | None:
         elif col["kind"] == "array":
             data[col["name"]] = pd.Series(np.frombuffer(blobs[0], dtype=col["dtype"]).copy())
         else:
-            data[col["name"]] = pd.Series(_uncoded(blobs[0], blobs[1]), dtype=col["dtype"])
-    return pd.DataFrame(data, columns=[c["name"] for c in head["columns"]]), version_ids
+            # a text column holds no JSON arrays: its values need no walk for tuples
+            data[col["name"]] = pd.Series(_uncoded(blobs[0], blobs[1], tuples=col["dtype"] != "str"),
+                                          dtype=col["dtype"])
+    # the columns were made here and nothing else holds them: taken as they are, not copied (pandas copies a dict's)
+    return pd.DataFrame(data, columns=[c["name"] for c in head["columns"]], copy=False), version_ids
 
 
 def _coded(series: pd.Series) -> tuple[bytes, bytes]:
@@ -92,9 +95,11 @@ def _tuples(value: Any) -> Any:
     return tuple(map(_tuples, value)) if isinstance(value, list) else value
 
 
-def _uncoded(values: bytes | memoryview, codes: bytes | memoryview) -> np.ndarray:
-    """An object array of the values by code (None where -1)."""
-    distinct = [_tuples(v) for v in orjson.loads(values)]
+def _uncoded(values: bytes | memoryview, codes: bytes | memoryview, *, tuples: bool = True) -> np.ndarray:
+    """An object array of the values by code (None where -1); JSON arrays made tuples when `tuples`."""
+    distinct = orjson.loads(values)
+    if tuples:
+        distinct = [_tuples(v) for v in distinct]
     table = np.empty(len(distinct) + 1, dtype=object)
     table[:-1] = distinct  # an array of tuples must be filled, not built: numpy would make them a 2-D array
     table[-1] = None
