@@ -308,9 +308,13 @@ def scroll_box(graph: dcc.Graph, min_px: int) -> html.Div:
     return html.Div(g, id=f"{g.id}-box", className="scroll-box", style={"overflowX": "auto"})
 
 
-def first(*children: Any) -> html.Div:
-    """The page's main content: the page's other graphs and grids draw once it has been painted (assets/first.js)."""
-    return html.Div(list(children), className="shows-first")
+def first(*children: Any, shown: str | None = None) -> html.Div:
+    """The page's main content: the page's other graphs and grids draw once it has been painted (assets/first.js).
+
+    `shown`: the selector of what it holds once drawn, for content that is neither a grid nor a graph (the city page's
+    cards); by default a grid row, a grid's "no rows" overlay or a drawn graph."""
+    kw: dict[str, Any] = {"data-shown": shown} if shown else {}
+    return html.Div(list(children), className="shows-first", **kw)
 
 
 def loading(*children: Any, id: str | None = None) -> dcc.Loading:

@@ -50,8 +50,10 @@ def layout(key: str | None = None, criterion: str | None = None, indicator: str 
         dcc.Store(id="city-as-of", data=day),
         ui.url_stores("city"),
         # the header and the cards come with the page (a request and a render fewer before them); `render_summary`
-        # redraws them when a run lands
-        ui.loading(html.Div(summary(key, day), id="city-summary"), id="city-summary-loading"),
+        # redraws them when a run lands. They are the page's main content: its graphs and grids draw after they have
+        # been painted (ui.first), each grid in tasks of its own (assets/grids.js)
+        ui.first(ui.loading(html.Div(summary(key, day), id="city-summary"), id="city-summary-loading"),
+                 shown="#city-cards, #city-empty"),
         html.H4("Maturity over time", className="h5 mt-2"),
         dbc.Row([
             dbc.Col([dbc.Label("Criterion", html_for="city-criterion"),

@@ -6,8 +6,9 @@ content: the rows came ~1.5 s into a first visit of the demo, 900 ms of it main-
 marks its main content with the class `shows-first` (layouts/_components.py `first`); graphs.js and grids.js ask
 `window.maturityFirst.after(el)` before drawing anything outside it. It resolves:
 - at once for an element inside a `shows-first` box, or when the page has none (other pages draw as before);
-- once every `shows-first` box holds a grid row, a grid's "no rows" overlay or a drawn graph, and a frame has been
-  painted with it (requestAnimationFrame runs just before the paint; a task posted from it runs after);
+- once every `shows-first` box holds a grid row, a grid's "no rows" overlay or a drawn graph (or what its
+  `data-shown` selector names: the city page's cards), and a frame has been painted with it (requestAnimationFrame
+  runs just before the paint; a task posted from it runs after);
 - after WAIT_MS at the latest, so nothing is held back by main content that never comes (an error, an empty page).
 */
 (function () {
@@ -16,7 +17,8 @@ marks its main content with the class `shows-first` (layouts/_components.py `fir
     const WAIT_MS = 3000;
 
     function pending() {
-        return Array.from(document.querySelectorAll(".shows-first")).filter((box) => !box.querySelector(SHOWN));
+        return Array.from(document.querySelectorAll(".shows-first"))
+            .filter((box) => !box.querySelector(box.dataset.shown || SHOWN));
     }
 
     function afterPaint() {

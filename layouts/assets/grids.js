@@ -10,6 +10,15 @@ after the previous grid has mounted (its `.ag-root-wrapper` is in the page). Wai
 only for a new task, matters on a first visit: until AG Grid's lazily loaded code has arrived every grid waits for
 it, and they would all mount together when it does. Graphs do the same in graphs.js.
 
+A grid given its rows (client-side row model) outside the page's main content (first.js) then gets them in a task of
+its own, once it has mounted: it mounts without them (AG Grid's "loading" overlay for that task), and its rows are
+drawn in the next turn. A grid's mount alone (its services, theme and columns) and the drawing of its rows were each
+up to ~half of the one task they made: on the city page that task was its longest, 200-420 ms of CPU for the WWC
+grid (whose wrapped cells are measured as they are drawn) and 170-350 ms for the departments grid on this 2-core VM
+(Chrome trace of the demo, 2026-12-01); split, its parts were at most ~140-290 ms (the first grid of a page pays for
+AG Grid's first run) and ~80-210 ms. The main content's grid (Harvests' run log) mounts with its rows, as before: its
+first rows are the page's main content.
+
 A page that draws no grid (the overview, Methodology) is served without AG Grid's 1.3 MB bundle (maturity/app.py:
 its evaluation cost ~40 ms of CPU before the page's content on a first visit); its index names the bundle in a
 prefetch link instead. Should such a page open another page in place (a link of the header), the first grid of
@@ -32,14 +41,14 @@ that page loads the bundle, and the bundle's `window.dash_ag_grid = …` lands i
         return new Promise((resolve) => setTimeout(resolve, 0));
     }
 
-    // resolves when the grid with this id has mounted, has been taken off the page (`gone()`), or MOUNT_WAIT_MS
-    // have passed. (Its element is missing for a while on a first visit: the grid renders nothing until AG Grid's
-    // lazily loaded code is there.)
-    function mounted(id, gone) {
+    // resolves when the grid with this id shows `what` (its root: mounted; a row or its "no rows" overlay: drawn), has
+    // been taken off the page (`gone()`), or MOUNT_WAIT_MS have passed. (Its element is missing for a while on a first
+    // visit: the grid renders nothing until AG Grid's lazily loaded code is there.)
+    function shows(id, what, gone) {
         return new Promise((resolve) => {
             const done = () => {
                 const el = id ? document.getElementById(id) : null;
-                return gone() || !id || !!(el && el.querySelector(".ag-root-wrapper"));
+                return gone() || !id || !!(el && el.querySelector(what));
             };
             if (done()) {
                 resolve();
@@ -73,30 +82,56 @@ that page loads the bundle, and the bundle's `window.dash_ag_grid = …` lands i
         return libReady;
     }
 
+    // a grid given its rows (client-side row model) that is not the page's main content (first.js)
+    function rowsLater(props, el) {
+        return Array.isArray(props.rowData) && (props.rowModelType || "clientSide") === "clientSide" &&
+            !(el && el.closest && el.closest(".shows-first"));
+    }
+
     function DeferredGrid(props) {
-        const [ready, setReady] = React.useState(false);
+        // 0: the empty box; 1: the grid without its rows (AG Grid's "loading" overlay); 2: the grid with its rows
+        const [stage, setStage] = React.useState(0);
+        const box = React.useRef(null);
         React.useEffect(() => {
             let live = true;
+            const gone = () => !live;
+            const el = box.current;
+            const split = rowsLater(props, el);
             // a grid that is not the page's main content joins the queue once that has been painted (first.js)
             const first = window.maturityFirst;
-            (first ? first.after(props.id ? document.getElementById(props.id) : null) : Promise.resolve()).then(() => {
+            (first ? first.after(el) : Promise.resolve()).then(() => {
                 turn = turn.then(loadLib).then(nextTask).then(() => {
                     if (!live) {
                         return null;
                     }
-                    setReady(true);
-                    return mounted(props.id, () => !live);
+                    setStage(split ? 1 : 2);
+                    const root = shows(props.id, ".ag-root-wrapper", gone);
+                    if (!split) {
+                        return root;
+                    }
+                    // its rows in a task of their own, after the mount: drawing them (and measuring wrapped cells'
+                    // heights) was as long again as the mount on the city page's WWC grid
+                    return root.then(nextTask).then(() => {
+                        if (!live) {
+                            return null;
+                        }
+                        setStage(2);
+                        return shows(props.id, ".ag-row, .ag-overlay-no-rows-wrapper", gone);
+                    });
                 });
             });
             return () => {
                 live = false;
             };
         }, []);
-        if (ready && Grid) {
-            return React.createElement(Grid, props);
+        if (stage && Grid) {
+            return React.createElement(Grid, stage === 1 ? Object.assign({}, props, {rowData: undefined}) : props);
         }
-        // the box the grid will fill (same id, class and size), so nothing below it moves when it mounts
-        return React.createElement("div", {id: props.id, className: props.className, style: props.style});
+        // the box the grid will fill (same class and size), so nothing below it moves when it mounts. Not its id: the
+        // id names the grid itself, so a script (or a test) that finds the element by id does not get a box that is
+        // about to be replaced
+        return React.createElement("div", {ref: box, "data-grid-box": props.id, className: props.className,
+            style: props.style});
     }
     DeferredGrid.dashRenderType = true; // as the library's grid: Dash passes it how it was rendered
 

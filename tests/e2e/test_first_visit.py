@@ -220,3 +220,54 @@ def test_a_grid_with_wrapped_rows_lays_out_its_body_on_its_own_and_keeps_its_hei
     expect(page.locator("#hv-grid .ag-row .ag-cell-value").first).to_be_visible(timeout=TIMEOUT_MS)
     assert page.evaluate("getComputedStyle(document.querySelector('#hv-grid .ag-body')).contain") == "none"
     assert errors == []
+
+
+# per grid: when its root (AG Grid mounted) and its first row were first in the page, how many rows the root held then,
+# and whether the city page's cards were already there
+GRID_STEPS_JS = """ids => {
+    window.__grids = {};
+    new MutationObserver(() => {
+        const t = performance.now();
+        for (const id of ids) {
+            const el = document.getElementById(id);
+            const root = el && el.querySelector('.ag-root-wrapper');
+            const g = window.__grids[id] = window.__grids[id] || {};
+            if (root && g.root === undefined) {
+                g.root = t;
+                g.rowsAtRoot = root.querySelectorAll('.ag-row').length;
+                g.cardsAtRoot = !!document.querySelector('#city-cards .criterion-card');
+            }
+            if (root && g.rows === undefined && root.querySelector('.ag-row')) {
+                g.rows = t;
+            }
+        }
+    }).observe(document, {childList: true, subtree: true});
+}"""
+CITY_GRIDS = ["city-departments-grid", "city-fix-first", "city-statuses"]
+
+
+def test_city_grids_mount_after_the_cards_and_draw_their_rows_in_a_later_task(page: Page, live_url: str,
+                                                                            errors: list[str]) -> None:
+    """The city page's cards are its main content (ui.first): its grids mount after them, and each grid below them
+    mounts without its rows and draws them in a task of its own (assets/grids.js): mount and rows in one task were the
+    page's longest (the WWC grid's, whose wrapped cells are measured as they are drawn). Asserted by what is in the page
+    when each grid's root appears (a MutationObserver's callback runs at the end of the task that changed the page):
+    before, the root came with its rows. Wrapped rows are drawn only where the grid's box shows them (rowBuffer 0)."""
+    page.add_init_script(f"({GRID_STEPS_JS})({json.dumps(CITY_GRIDS)})")
+    page.goto(live_url + "/city/chicago")
+    for g in CITY_GRIDS:
+        expect(page.locator(f"#{g} .ag-center-cols-container .ag-row").first).to_be_attached(timeout=TIMEOUT_MS)
+    settle(page)
+    steps = page.evaluate("window.__grids")
+    for g in CITY_GRIDS:
+        s = steps[g]
+        assert s["cardsAtRoot"] and s["rowsAtRoot"] == 0 and s["rows"] > s["root"], (g, steps)
+    # the WWC grid (42 criteria, two wrapped columns): every row drawn lies in its box, none in a buffer beyond it
+    drawn = page.evaluate("""() => {
+        const body = document.querySelector('#city-statuses .ag-body-viewport');
+        const box = body.getBoundingClientRect();
+        return Array.from(document.querySelectorAll('#city-statuses .ag-center-cols-container .ag-row'))
+            .map(r => r.getBoundingClientRect()).map(r => [r.top < box.bottom && r.bottom > box.top, r.height]);
+    }""")
+    assert drawn and all(inside for inside, _ in drawn), drawn
+    assert errors == []
