@@ -324,6 +324,16 @@ def loading(*children: Any, id: str | None = None) -> dcc.Loading:
     return dcc.Loading(html.Div(list(children)), type="default", delay_show=250, show_initially=False, **kw)
 
 
+DROPDOWN_BOX_CLASS = "dropdown-box"  # maturity.css: the height of a closed dcc.Dropdown, reserved before it draws
+
+
+def dropdown(**kw: Any) -> html.Div:
+    """A dcc.Dropdown in a box as tall as the drawn dropdown. Dash loads the dropdown's code when a page first shows
+    one, and until it arrives draws nothing in its place: the page below moved down 34 px when it came (after the
+    Harvests run log's first rows, on a loaded machine)."""
+    return html.Div(dcc.Dropdown(**kw), className=DROPDOWN_BOX_CLASS)
+
+
 def choice_options(values: Iterable[Any], labels: Mapping[Any, Any] | None = None) -> list[dict]:
     labels = labels or {}
     return [{"label": str(labels.get(v, v)), "value": v} for v in values]

@@ -57,10 +57,10 @@ def layout(key: str | None = None, criterion: str | None = None, indicator: str 
         html.H4("Maturity over time", className="h5 mt-2"),
         dbc.Row([
             dbc.Col([dbc.Label("Criterion", html_for="city-criterion"),
-                     dcc.Dropdown(id="city-criterion", options=ui.choice_options(criteria, _titles_with_ids()),
+                     ui.dropdown(id="city-criterion", options=ui.choice_options(criteria, _titles_with_ids()),
                                   value=crit, clearable=False)], md=4),
             dbc.Col([dbc.Label("Datasets behind", html_for="city-indicator"),
-                     dcc.Dropdown(id="city-indicator", options=ind_options, value=ind_value, clearable=False)],
+                     ui.dropdown(id="city-indicator", options=ind_options, value=ind_value, clearable=False)],
                     md=5),
         ], className="g-2 mb-2"),
         ui.loading(ui.scroll_box(dcc.Graph(id="city-history", config={"displayModeBar": False, "responsive": True}),

@@ -33,7 +33,7 @@ def layout(cities: str | None = None, as_of: str | None = None, **_query: str) -
         ui.url_stores("cmp"),
         dcc.Store(id="cmp-as-of", data=day),
         dbc.Row(dbc.Col([dbc.Label("Cities", html_for="cmp-cities"),
-                         dcc.Dropdown(id="cmp-cities", options=ui.choice_options(keys, names), value=chosen,
+                         ui.dropdown(id="cmp-cities", options=ui.choice_options(keys, names), value=chosen,
                                       multi=True, placeholder="choose cities")], lg=8), className="mb-3"),
         # the comparison comes with the page (a request and a render fewer before the charts); `render` redraws it
         # when the choice of cities changes or a run lands

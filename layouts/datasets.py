@@ -55,7 +55,7 @@ def layout(cities: str | None = None, department: str | None = None, freshness: 
     def multi(id_: str, label: str, value: list[str], options: Iterable[dict] = (), width: int = 4,
               placeholder: str = "any") -> dbc.Col:
         return dbc.Col([dbc.Label(label, html_for=id_),
-                        dcc.Dropdown(id=id_, options=list(options), value=value, multi=True, placeholder=placeholder)],
+                        ui.dropdown(id=id_, options=list(options), value=value, multi=True, placeholder=placeholder)],
                        md=6, lg=width)
 
     return ui.page(

@@ -53,10 +53,10 @@ def layout(city: str | None = None, as_of: str | None = None, **_query: str) -> 
         html.H4("Record evidence", className="h5"),
         dbc.Row([
             dbc.Col([dbc.Label("City", html_for="ev-city"),
-                     dcc.Dropdown(id="ev-city", options=ui.choice_options(cities, cities),
+                     ui.dropdown(id="ev-city", options=ui.choice_options(cities, cities),
                                   value=city if city in cities else None, disabled=disabled)], md=4),
             dbc.Col([dbc.Label("Criterion", html_for="ev-criterion"),
-                     dcc.Dropdown(id="ev-criterion", options=[{"label": f"{k} · {v}", "value": k}
+                     ui.dropdown(id="ev-criterion", options=[{"label": f"{k} · {v}", "value": k}
                                                               for k, v in titles.items()], disabled=disabled)], md=8),
         ], className="g-2"),
         dbc.Row([

@@ -28,7 +28,7 @@ def layout(city: str | None = None, as_of: str | None = None, **_query: str) -> 
         ui.url_stores("hv"),
         dcc.Store(id="hv-as-of", data=day),
         dbc.Row(dbc.Col([dbc.Label("City", html_for="hv-city"),
-                         dcc.Dropdown(id="hv-city",
+                         ui.dropdown(id="hv-city",
                                       options=ui.choice_options(keys, {c.key: c.name for c in ctx.settings.cities}),
                                       value=city, placeholder="all cities")], md=4),
                 className="mb-3"),

@@ -91,12 +91,19 @@ FIRST_SEEN_JS = """sels => {
 def test_harvests_draws_its_run_log_before_the_timeline_above_it(page: Page, live_url: str, errors: list[str]) -> None:
     """The run log is Harvests' main content (ui.first, assets/first.js): its first rows are in the page before the
     timeline is drawn (the timeline's draw came between the grid's mount and its rows), and the timeline is drawn;
-    the rows do not move when it is (its box is as tall as the chart from the start)."""
+    the rows do not move when it is (its box is as tall as the chart from the start), nor when the city dropdown
+    above them is drawn after them (its code is held back until the rows are in: on a loaded machine it came after
+    them and pushed them 34 px down, before its box kept the dropdown's height)."""
     rows, timeline = "#hv-grid .ag-row", "#hv-timeline .main-svg"
+    held: list = []
+    page.route("**/dcc/async-dropdown.js*", lambda route: held.append(route))
     page.add_init_script(f"({FIRST_SEEN_JS})({json.dumps([rows, timeline])})")
     page.goto(live_url + "/harvests")
     expect(page.locator(timeline).first).to_be_visible(timeout=TIMEOUT_MS)
     expect(page.locator(rows).first).to_be_visible(timeout=TIMEOUT_MS)
+    assert page.locator("#hv-city").count() == 0 and len(held) == 1  # the dropdown is not drawn yet
+    held[0].continue_()
+    expect(page.locator("#hv-city")).to_be_visible(timeout=TIMEOUT_MS)
     settle(page)
     seen = page.evaluate("window.__firstSeen")
     assert seen[rows] < seen[timeline], seen
