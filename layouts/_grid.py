@@ -142,16 +142,19 @@ def grid(id: str, frame: pd.DataFrame | None, columns: Sequence[dict], *, height
          page_size: int | None = 50, **kw: Any) -> dag.AgGrid:
     """A sortable, filterable grid; cells are text (no HTML renderer touches portal strings). `frame` None: the
     rows come from the server block by block (pass rowModelType="infinite" and answer with `grid_page`)."""
-    options: dict[str, Any] = {"animateRows": False, "enableCellTextSelection": True, "ensureDomOrder": True}
+    options: dict[str, Any] = {"theme": "legacy", "animateRows": False, "enableCellTextSelection": True,
+                               "ensureDomOrder": True}
     if page_size:
         options.update(pagination=True, paginationPageSize=page_size,
                        paginationPageSizeSelector=[20, 50, 100, 500])
     options.update(kw.pop("dashGridOptions", {}))
     if frame is not None:
         kw["rowData"] = rows(frame)
+    classes = [THEME_CLASS]
     if any(c.get("autoHeight") for c in columns):
-        kw.setdefault("className", AUTO_HEIGHT_CLASS)  # maturity.css: its rows are measured in a body of its own
+        classes.append(AUTO_HEIGHT_CLASS)  # maturity.css: its rows are measured in a body of its own
         options.setdefault("rowBuffer", AUTO_HEIGHT_ROW_BUFFER)
+    kw.setdefault("className", " ".join(classes))
     return dag.AgGrid(
         id=id, columnDefs=[readable(c) for c in columns],
         defaultColDef={"sortable": True, "filter": True, "resizable": True, "floatingFilter": True,
@@ -159,6 +162,14 @@ def grid(id: str, frame: pd.DataFrame | None, columns: Sequence[dict], *, height
         dashGridOptions=options, columnSize="responsiveSizeToFit", style={"height": f"{height}px"}, **kw)
 
 
+# The grids' look is a stylesheet served with the page (assets/ag-grid-<version>.min.css and
+# ag-theme-quartz-<version>.min.css: AG Grid's "legacy" CSS themes), not AG Grid's Theming API. That API builds its
+# theme in the page as the first grid mounts: 25 <style> elements, ~180 KB of CSS generated and parsed inside that
+# grid's mount task, the longest main-thread task of every page with a grid (Chrome trace of the demo: building the
+# theme and measuring its sizes were ~50-60 ms of a ~250 ms task). The stylesheet is parsed with the page instead,
+# before the scripts run. Its version must be the grid's (tests/layouts/test_pages.py checks the names).
+THEME_CLASS = "ag-theme-quartz"
+THEME_FILES = ("ag-grid-{version}.min.css", "ag-theme-quartz-{version}.min.css")
 AUTO_HEIGHT_CLASS = "grid-auto-height"  # a grid with a column whose cells set the row's height (autoHeight)
 # Rows drawn beyond the grid's box in a grid whose rows take their height from wrapped cells (AG Grid's default: 10
 # above and 10 below). AG Grid measures each wrapped cell as it draws it, a forced style and layout per cell: the city

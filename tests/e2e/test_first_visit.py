@@ -203,6 +203,28 @@ def test_a_page_without_grids_runs_ag_grid_only_when_a_grid_is_drawn(page, live_
     assert errors == []
 
 
+def test_grids_take_their_look_from_the_stylesheet_not_from_css_built_in_the_page(page, live_url, errors):
+    """AG Grid's Theming API built its theme in the page as the first grid mounted (~25 <style data-ag-css>
+    elements, ~180 KB, inside that grid's mount task): the grids use the served stylesheet instead, with the same
+    look (quartz: 42 px rows, a tinted header, a bordered box)."""
+    page.goto(live_url + "/harvests")
+    expect(page.locator("#hv-grid .ag-row .ag-cell-value").first).to_be_visible(timeout=TIMEOUT_MS)
+    settle(page)
+    assert page.evaluate("document.querySelectorAll('style[data-ag-css]').length") == 0
+    look = page.evaluate("""() => {
+        const grid = document.querySelector('#hv-grid');
+        const header = grid.querySelector('.ag-header');
+        return {theme: grid.classList.contains('ag-theme-quartz'),
+                row: grid.querySelector('.ag-row').getBoundingClientRect().height,
+                header: getComputedStyle(header).backgroundColor,
+                border: getComputedStyle(grid.querySelector('.ag-root-wrapper')).borderTopStyle};
+    }""")
+    # the header is tinted (quartz mixes 2% of the text colour into the white background), not left transparent
+    assert look["header"] not in ("rgba(0, 0, 0, 0)", "rgb(255, 255, 255)"), look
+    assert {k: look[k] for k in ("theme", "row", "border")} == {"theme": True, "row": 42, "border": "solid"}, look
+    assert errors == []
+
+
 def test_a_grid_with_wrapped_rows_lays_out_its_body_on_its_own_and_keeps_its_height(page, live_url, errors):
     """maturity.css: a grid whose rows take their height from wrapped cells (the city page's WWC grid) has a body that
     is a layout boundary (contain: strict), so measuring its cells re-lays out that body only; the size containment

@@ -89,6 +89,23 @@ def test_every_page_answers_and_serves_no_external_resource(client):
     assert css.status_code == 200 and b"Bootstrap  v5.3.6" in css.data
 
 
+def test_the_grid_stylesheets_are_those_of_the_grid_version_installed(client):
+    """The grids are styled by AG Grid's CSS (layouts/_grid.py THEME_CLASS), served from assets: after a dash-ag-grid
+    upgrade, the files of its AG Grid version must be fetched (assets/README.md), or the grids lose their look."""
+    from dash_ag_grid._version import grid_version
+
+    from layouts import _grid
+
+    names = [f.format(version=grid_version) for f in _grid.THEME_FILES]
+    index = client.get("/").get_data(as_text=True)
+    for name in names:
+        assert f"/assets/{name}" in index, name
+        answer = client.get(f"/assets/{name}")
+        assert answer.status_code == 200, name
+        assert b".ag-root" in answer.data or b".ag-theme-quartz" in answer.data, name  # the grid's or the theme's
+    assert _grid.grid("g", None, [_grid.col("a")]).dashGridOptions["theme"] == "legacy"
+
+
 def test_health_reports_db_and_latest_run(client, layout_db):
     url, _ = layout_db
     h = client.get("/health").json
