@@ -359,6 +359,29 @@ def test_phone_navigation_collapses_and_tables_stay_readable(page, live_url, err
     assert errors == []
 
 
+def test_phone_grid_paging_bar_wraps_instead_of_overlapping(page, live_url, errors):
+    """With AG Grid's CSS theme (layouts/_grid.py) the paging bar stayed one line at 390 px: "Page 1 of 68" was drawn
+    over the row count. Its parts now wrap onto two lines, none over another."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live_url + "/datasets")
+    expect(page.locator("#ds-grid .ag-row .ag-cell-value").first).to_be_visible(timeout=TIMEOUT_MS)
+    settle(page)
+    # every piece of text in the bar (labels, numbers, "of") with its box
+    parts = page.evaluate("""() => Array.from(document.querySelectorAll('#ds-grid .ag-paging-panel *'))
+        .filter(el => !el.children.length && el.textContent.trim() && el.getClientRects().length)
+        .map(el => { const r = el.getBoundingClientRect();
+                     return {text: el.textContent.trim(), x: r.x, y: r.y, width: r.width, height: r.height}; })""")
+    assert {"Page", "of"} <= {p["text"] for p in parts}, parts
+
+    def apart(a: dict, b: dict) -> bool:
+        return (a["x"] + a["width"] <= b["x"] + 1 or b["x"] + b["width"] <= a["x"] + 1
+                or a["y"] + a["height"] <= b["y"] + 1 or b["y"] + b["height"] <= a["y"] + 1)
+
+    assert all(apart(a, b) for i, a in enumerate(parts) for b in parts[i + 1:]), parts
+    assert min(p["x"] for p in parts) >= 0, parts  # "Page Size:" was pushed off the left edge
+    assert errors == []
+
+
 # --- item 5: words a CDO uses -----------------------------------------------------------------------------
 
 def test_names_titles_and_cadences_instead_of_codes(page, live_url, errors, e2e_db):
