@@ -457,12 +457,26 @@ def _catalog_from_snapshot(conn: Connection, portal_key: str, run: Any, members:
 
     Which rows and versions make the catalog, first_seen and data_modified_seen come from the versions pass as
     always: only the decoded records are reused. A rescoring of an unchanged 300,000-dataset catalog decoded ~20 s
-    of CPU of records; the snapshot decodes in ~0.7 s."""
-    kept = snapshots.load(conn, portal_key)
-    if kept is None or not len(kept[0]):
-        return _kept(conn, portal_key, *_whole_catalog(conn, portal_key, run, members, jobs))
+    of CPU of records; the snapshot decodes in ~0.7 s.
+
+    With `jobs` > 1 and a large catalog, the versions pass (~1 s of CPU at 300,000: SQLite's rows and their Python)
+    runs in a forked child while this process decodes the snapshot, and its columns come back pickled (~0.1 s)."""
+    child = None
+    if jobs > 1 and len(members) >= FORK_MIN_RECORDS and hasattr(os, "fork"):
+        child = _forked(functools.partial(_latest_versions_fresh, conn.engine, portal_key, run, members))
+    try:
+        kept = snapshots.load(conn, portal_key)
+        if kept is None or not len(kept[0]):
+            if child is not None:
+                child.close()
+            return _kept(conn, portal_key, *_whole_catalog(conn, portal_key, run, members, jobs))
+        versions = None if child is None else child.result()
+    finally:
+        if child is not None:
+            child.close()
+    if versions is None:
+        versions = _latest_versions(conn, portal_key, run, set(members))
     table, kept_ids = kept
-    versions = _latest_versions(conn, portal_key, run, set(members))
     ids = versions.version_ids
     at = pd.Index(kept_ids).get_indexer(ids)
     new = at < 0
@@ -566,6 +580,13 @@ def _catalog_part_fresh(engine: Engine, portal_key: str, run: Any,
     engine.dispose(close=False)  # SQLAlchemy's recipe after a fork: a fresh pool, the parent's connections untouched
     with engine.connect() as conn:
         return _catalog_part(conn, portal_key, run, ids)
+
+
+def _latest_versions_fresh(engine: Engine, portal_key: str, run: Any, ids: list[str]) -> Versions:
+    """`_latest_versions` in a forked child, over a new connection (as `_catalog_part_fresh`)."""
+    engine.dispose(close=False)
+    with engine.connect() as conn:
+        return _latest_versions(conn, portal_key, run, set(ids))
 
 
 def _members(conn: Connection, run: Any) -> list[str]:
