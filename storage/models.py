@@ -134,8 +134,9 @@ class Dataset(Base):
 class DatasetVersion(Base):
     __tablename__ = "dataset_versions"
     __table_args__ = (
-        # "latest version of each dataset at/before as_of" is the hot query of both the writer and catalog().
-        sa.Index("ix_dataset_versions_dataset_as_of", "dataset_id", "as_of"),
+        # "latest version of each dataset at/before as_of" is the hot query of both the writer and catalog() (id
+        # third: the writer's ORDER BY as_of, id); with data_modified it covers the catalog's versions pass.
+        sa.Index("ix_dataset_versions_dataset_as_of_modified", "dataset_id", "as_of", "id", "data_modified"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int] = mapped_column(sa.ForeignKey("datasets.id"))

@@ -15,7 +15,7 @@ import pickle
 import signal
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -430,11 +430,10 @@ def _catalog_chunks(conn: Connection, portal_key: str, run: Any, rows: int | Non
         else:
             yield _whole_catalog(conn, portal_key, run, members, jobs)[0]
         return
-    latest = _latest_versions(conn, portal_key, run, set(members))
-    order = sorted(latest)
-    step = rows or max(1, len(order))
-    for start in range(0, max(1, len(order)), step):
-        yield _catalog_frame(conn, portal_key, run, order[start:start + step], latest, decoded)
+    versions = _latest_versions(conn, portal_key, run, set(members))
+    step = rows or max(1, len(versions.source_ids))
+    for start in range(0, max(1, len(versions.source_ids)), step):
+        yield _catalog_frame(conn, portal_key, run, versions.rows(start, start + step), decoded)
 
 
 # Catalogs of fewer datasets are decoded afresh, without a snapshot: ~0.6 s of CPU at 10,000 (the 30k portal's
@@ -458,14 +457,27 @@ def _catalog_from_snapshot(conn: Connection, portal_key: str, run: Any, members:
 
     Which rows and versions make the catalog, first_seen and data_modified_seen come from the versions pass as
     always: only the decoded records are reused. A rescoring of an unchanged 300,000-dataset catalog decoded ~20 s
-    of CPU of records; the snapshot decodes in ~0.7 s."""
-    kept = snapshots.load(conn, portal_key)
-    if kept is None or not len(kept[0]):
-        return _kept(conn, portal_key, *_whole_catalog(conn, portal_key, run, members, jobs))
+    of CPU of records; the snapshot decodes in ~0.7 s.
+
+    With `jobs` > 1 and a large catalog, the versions pass (~1 s of CPU at 300,000: SQLite's rows and their Python)
+    runs in a forked child while this process decodes the snapshot, and its columns come back pickled (~0.1 s)."""
+    child = None
+    if jobs > 1 and len(members) >= FORK_MIN_RECORDS and hasattr(os, "fork"):
+        child = _forked(functools.partial(_latest_versions_fresh, conn.engine, portal_key, run, members))
+    try:
+        kept = snapshots.load(conn, portal_key)
+        if kept is None or not len(kept[0]):
+            if child is not None:
+                child.close()
+            return _kept(conn, portal_key, *_whole_catalog(conn, portal_key, run, members, jobs))
+        versions = None if child is None else child.result()
+    finally:
+        if child is not None:
+            child.close()
+    if versions is None:
+        versions = _latest_versions(conn, portal_key, run, set(members))
     table, kept_ids = kept
-    latest = _latest_versions(conn, portal_key, run, set(members))
-    order = sorted(latest)
-    ids = np.fromiter((latest[sid].version_id for sid in order), dtype=np.int64, count=len(order))
+    ids = versions.version_ids
     at = pd.Index(kept_ids).get_indexer(ids)
     new = at < 0
     if min(jobs, int(new.sum()) // FORK_MIN_RECORDS) > 1 and hasattr(os, "fork"):  # mostly new: decode on every core
@@ -477,7 +489,7 @@ def _catalog_from_snapshot(conn: Connection, portal_key: str, run: Any, members:
             return _kept(conn, portal_key, *_whole_catalog(conn, portal_key, run, members, jobs))
         if new.any() or len(at) != len(kept_ids) or (at != np.arange(len(at))).any():
             _store_snapshot(conn, portal_key, records, ids)
-        return _with_history(records, run, order, latest)
+        return _with_history(records, run, versions)
 
 
 def reused(table: pd.DataFrame, at: np.ndarray, fresh: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -558,10 +570,8 @@ def _catalog_in_parts(conn: Connection, portal_key: str, run: Any, members: list
 
 def _catalog_part(conn: Connection, portal_key: str, run: Any, ids: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
     """The catalog table of the datasets `ids` and each row's version id."""
-    latest = _latest_versions(conn, portal_key, run, set(ids))
-    order = sorted(latest)
-    versions = np.fromiter((latest[sid].version_id for sid in order), dtype=np.int64, count=len(order))
-    return _catalog_frame(conn, portal_key, run, order, latest), versions
+    versions = _latest_versions(conn, portal_key, run, set(ids))
+    return _catalog_frame(conn, portal_key, run, versions), versions.version_ids
 
 
 def _catalog_part_fresh(engine: Engine, portal_key: str, run: Any,
@@ -572,56 +582,90 @@ def _catalog_part_fresh(engine: Engine, portal_key: str, run: Any,
         return _catalog_part(conn, portal_key, run, ids)
 
 
+def _latest_versions_fresh(engine: Engine, portal_key: str, run: Any, ids: list[str]) -> Versions:
+    """`_latest_versions` in a forked child, over a new connection (as `_catalog_part_fresh`)."""
+    engine.dispose(close=False)
+    with engine.connect() as conn:
+        return _latest_versions(conn, portal_key, run, set(ids))
+
+
 def _members(conn: Connection, run: Any) -> list[str]:
     """The run's member ids, sorted (stored against a base run: storage/compact.py)."""
     return compact.members_of(conn, [run.run_id]).get(run.run_id, [])
 
 
-class _Latest(NamedTuple):
-    """What one pass over a dataset's versions up to a run keeps of it (stored values, as the driver gives them)."""
+class Versions(NamedTuple):
+    """What one pass over the versions of a catalog's datasets up to a run keeps, a column a field, one row a
+    dataset in source_id order (stored values, as the driver gives them)."""
 
-    as_of: Any  # of its latest version (by as_of, then id)
-    version_id: int
-    first_seen: Any  # as_of of its first version
-    seen: tuple[Any, ...]  # its distinct data_modified values, sorted
+    source_ids: list[str]
+    version_ids: np.ndarray  # int64: each one's latest version (by as_of, then id)
+    first_seen: list[Any]  # as_of of each one's first version
+    seen: list[tuple[Any, ...]]  # each one's distinct data_modified values, sorted
+
+    def rows(self, start: int, stop: int) -> Versions:
+        return Versions(self.source_ids[start:stop], self.version_ids[start:stop], self.first_seen[start:stop],
+                        self.seen[start:stop])
 
 
-def _latest_versions(conn: Connection, portal_key: str, run: Any, ids: set[str]) -> dict[str, _Latest]:
+def _latest_versions(conn: Connection, portal_key: str, run: Any, ids: set[str]) -> Versions:
     """One light pass over the versions of `ids` up to the run's date (no JSON): the latest version of each (by
     as_of, then id), its first_seen and its distinct data_modified values."""
+    q = versions_query(portal_key, run.as_of)
+    if len(ids) <= PAGE_IDS:  # a page of the catalog: ask for its ids (indexed), not every version of the portal
+        q = q.where(datasets_t.c.source_id.in_(sorted(ids)))
+    with gc_paused():  # a few lists and tuples, none cyclic: the collector's passes were 1.4% of a 300k score
+        return latest_of(conn.execute(q).all(), ids)
+
+
+def versions_query(portal_key: str, as_of: datetime) -> sa.Select:
+    """(source_id, version id, as_of, data_modified) of every version of the portal's datasets up to `as_of`: the
+    columns of ix_dataset_versions_dataset_as_of_modified, so it reads that index alone (no version row)."""
     v, d = versions_t, datasets_t
     # Times are read as the driver gives them (SQLite: text in one fixed format, so text order is time order)
     # and made datetimes once per distinct value after (`_stored_time`): UTCDateTime's per-row processing was
     # a third of this pass.
-    q = (sa.select(d.c.source_id, v.c.id, sa.type_coerce(v.c.as_of, sa.String),
-                   sa.type_coerce(v.c.data_modified, sa.String)).join(d, d.c.id == v.c.dataset_id)
-         .where(d.c.portal_key == portal_key, v.c.as_of <= run.as_of))
-    if len(ids) <= PAGE_IDS:  # a page of the catalog: ask for its ids (indexed), not every version of the portal
-        q = q.where(d.c.source_id.in_(sorted(ids)))
-    with gc_paused():  # a tuple a dataset and few else, none cyclic: the collector's passes were 1.4% of a 300k score
-        return latest_of(conn.execute(q), ids)
+    return (sa.select(d.c.source_id, v.c.id, sa.type_coerce(v.c.as_of, sa.String),
+                      sa.type_coerce(v.c.data_modified, sa.String)).join(d, d.c.id == v.c.dataset_id)
+            .where(d.c.portal_key == portal_key, v.c.as_of <= as_of))
 
 
-def latest_of(rows: Iterable[tuple[str, int, Any, Any]], ids: set[str]) -> dict[str, _Latest]:
-    """{source_id in `ids`: its `_Latest`} from version rows (source_id, version id, as_of, data_modified) in any
-    order (pure). Equal stored values and `seen` tuples are held once: a 300,000-dataset catalog is 300,000
-    entries held while its records are read (a key tuple, three dicts and a set each before: ~700 bytes, now ~200)."""
-    found: dict[str, _Latest] = {}
+def latest_of(rows: Sequence[Sequence[Any]], ids: set[str]) -> Versions:
+    """The `Versions` of the datasets in `ids` from version rows (source_id, version id, as_of, data_modified) in
+    any order (pure). A dataset with one version (most of them: a first harvest, a dataset that has not changed) is
+    its row, taken in bulk; only those with several are worked out one by one (the pass cost ~0.6 s of Python per
+    300,000 rows when every row was). Equal stored values are held once: the columns are held while the catalog's
+    records are read."""
+    rows = sorted(rows, key=operator.itemgetter(0))  # stable; SQLite gives them in source_id order already
+    if rows and not ids.issuperset(r[0] for r in rows):
+        rows = [r for r in rows if r[0] in ids]
+    if not rows:
+        return Versions([], np.zeros(0, dtype=np.int64), [], [])
+    sids, vids, as_ofs, dms = (list(c) for c in zip(*rows, strict=True))
+    n = len(sids)
     one: dict[Any, Any] = {}
-    for sid, vid, as_of, dm in rows:
-        if sid not in ids:
+    as_ofs = [one.setdefault(t, t) for t in as_ofs]
+    single: dict[Any, tuple[Any]] = {}  # data_modified -> the `seen` of a dataset with that one value
+    first = np.ones(n, dtype=bool)  # a dataset's first row
+    first[1:] = np.fromiter(map(operator.ne, sids[1:], sids[:-1]), dtype=bool, count=n - 1)
+    starts = np.flatnonzero(first)
+    if len(starts) == n:  # one version each
+        return Versions(sids, np.array(vids, dtype=np.int64), as_ofs,
+                        [() if dm is None else single.get(dm) or single.setdefault(dm, (dm,)) for dm in dms])
+    latest, first_seen, seen = [], [], []
+    for start, stop in zip(starts.tolist(), np.append(starts[1:], n).tolist(), strict=True):
+        if stop - start == 1:
+            dm = dms[start]
+            latest.append(vids[start])
+            first_seen.append(as_ofs[start])
+            seen.append(() if dm is None else single.get(dm) or single.setdefault(dm, (dm,)))
             continue
-        as_of = one.setdefault(as_of, as_of)
-        had = found.get(sid)
-        if had is None:
-            seen = () if dm is None else (one.setdefault(dm, dm),)
-            found[sid] = _Latest(as_of, vid, as_of, one.setdefault(seen, seen))
-            continue
-        seen = had.seen if dm is None or dm in had.seen else tuple(sorted((*had.seen, one.setdefault(dm, dm))))
-        newer = (as_of, vid) > (had.as_of, had.version_id)
-        found[sid] = _Latest(as_of if newer else had.as_of, vid if newer else had.version_id,
-                             min(as_of, had.first_seen), one.setdefault(seen, seen))
-    return found
+        span = range(start, stop)
+        latest.append(vids[max(span, key=lambda i: (as_ofs[i], vids[i]))])
+        first_seen.append(min(as_ofs[i] for i in span))
+        values = tuple(sorted({dms[i] for i in span if dms[i] is not None}))
+        seen.append(one.setdefault(values, values))
+    return Versions([sids[i] for i in starts.tolist()], np.array(latest, dtype=np.int64), first_seen, seen)
 
 
 log = logging.getLogger(__name__)
@@ -699,13 +743,12 @@ def _decode(conn: Connection, portal_key: str, ids: list[int]) -> dict[str, list
     return columns.ordered()
 
 
-def _catalog_frame(conn: Connection, portal_key: str, run: Any, part: list[str], latest: dict[str, _Latest],
+def _catalog_frame(conn: Connection, portal_key: str, run: Any, versions: Versions,
                    decoded: DecodedVersions | None = None) -> pd.DataFrame:
-    """The catalog table of the datasets `part` (in that order), from their latest versions (records taken from
-    `decoded` where it has them)."""
-    ids = [latest[sid].version_id for sid in part]
+    """The catalog table of the datasets of `versions` (in that order), from their latest versions (records taken
+    from `decoded` where it has them)."""
     with gc_paused():
-        return _with_history(_records(conn, portal_key, ids, decoded), run, part, latest)
+        return _with_history(_records(conn, portal_key, versions.version_ids.tolist(), decoded), run, versions)
 
 
 def _records(conn: Connection, portal_key: str, ids: list[int], decoded: DecodedVersions | None = None) -> pd.DataFrame:
@@ -715,16 +758,18 @@ def _records(conn: Connection, portal_key: str, ids: list[int], decoded: Decoded
     return columns_frame(decoded.columns(ids, lambda missing: _decode(conn, portal_key, missing)))
 
 
-def _with_history(df: pd.DataFrame, run: Any, part: list[str], latest: dict[str, _Latest]) -> pd.DataFrame:
-    """The records of `part` (in that order) with the columns their versions' history gives (in place)."""
+def _with_history(df: pd.DataFrame, run: Any, versions: Versions) -> pd.DataFrame:
+    """The records of `versions`' datasets (in that order) with the columns their versions' history gives (in
+    place)."""
     df["city_key"] = run.city_key
     times: dict[Any, datetime] = {}  # stored value -> aware UTC datetime, converted once per value
-    rows = [latest[sid] for sid in part]
-    df["first_seen"] = pd.to_datetime(pd.Series([_stored_time(r.first_seen, times) for r in rows],
-                                                dtype=object), utc=True)
+    code: dict[Any, int] = {}  # first_seen values are a few run dates: converted once each, then taken
+    at = np.array([code.setdefault(t, len(code)) for t in versions.first_seen], dtype=np.intp)
+    firsts = pd.to_datetime(pd.Series([_stored_time(t, times) for t in code], dtype=object), utc=True)
+    df["first_seen"] = firsts.array.take(at)
     seen: dict[tuple[Any, ...], tuple[datetime, ...]] = {}  # equal tuples converted once
-    df["data_modified_seen"] = pd.Series([seen[r.seen] if r.seen in seen else seen.setdefault(
-        r.seen, tuple(sorted(_stored_time(t, times) for t in r.seen))) for r in rows], dtype=object)
+    df["data_modified_seen"] = pd.Series([seen[s] if s in seen else seen.setdefault(
+        s, tuple(sorted(_stored_time(t, times) for t in s))) for s in versions.seen], dtype=object)
     return df
 
 
@@ -750,8 +795,7 @@ def catalog_rows(engine: Engine, city_key: str, start: int, stop: int,
             total += len(members)
             part = members[lo:hi]
             if part:
-                latest = _latest_versions(conn, key, run, set(part))
-                frames.append(_catalog_frame(conn, key, run, [sid for sid in part if sid in latest], latest))
+                frames.append(_catalog_frame(conn, key, run, _latest_versions(conn, key, run, set(part))))
     frames = [f for f in frames if len(f)]
     if not frames:
         return _empty_catalog(), total

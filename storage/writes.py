@@ -88,8 +88,8 @@ _COMPLETE_MEMBERS = (sa.select(runs_t.c.id)
                             runs_t.c.id != _p("run_id"), _before)
                      .order_by(runs_t.c.as_of.desc(), runs_t.c.id.desc()).limit(2))
 # The version of each dataset valid at a time: its newest version dated at or before it (on a date tie, the one
-# stored last). For a page of source ids at a time: one index seek per dataset (ix_dataset_versions_dataset_as_of),
-# never a scan of the portal's history.
+# stored last). For a page of source ids at a time: one index seek per dataset
+# (ix_dataset_versions_dataset_as_of_modified), never a scan of the portal's history.
 _v = versions_t.alias("valid")
 _VALID_ID = (sa.select(_v.c.id).where(_v.c.dataset_id == datasets_t.c.id, _v.c.as_of <= _p("as_of"))
              .order_by(_v.c.as_of.desc(), _v.c.id.desc()).limit(1).scalar_subquery())

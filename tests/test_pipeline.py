@@ -265,6 +265,42 @@ def test_a_catalog_read_through_its_snapshot_is_the_one_decoded_afresh(setup, mo
         assert decoded == [] and stored() == before
 
 
+def test_a_snapshot_read_runs_its_versions_pass_in_a_forked_child(setup, monkeypatch, caplog):
+    """With a snapshot and `jobs` > 1, the versions pass of a large catalog runs in a forked child while the snapshot
+    is decoded here (counted): the same table as one process reads; a child that fails leaves the pass to this
+    process (logged), the same table again."""
+    import logging
+
+    from storage import queries
+
+    cfg, engine = setup
+    path = sorted(CHICAGO_HISTORY.glob("*.jsonl.gz"))[1]  # 2022-06-15: 466 datasets
+    pipeline.import_files(cfg, engine, "chicago", date.fromisoformat(path.name[:10]), [path])
+    when = eod(path.name[:10])
+    alone = storage.city_harvest(engine, "chicago", as_of=when, keep=False).frame
+    monkeypatch.setattr(queries, "SNAPSHOT_MIN_RECORDS", 0)
+    monkeypatch.setattr(queries, "FORK_MIN_RECORDS", 100)
+    storage.city_harvest(engine, "chicago", as_of=when, keep=False, snapshot=True)  # the snapshot written
+    forks: list[str] = []
+    real = queries._forked
+    monkeypatch.setattr(queries, "_forked", lambda work: forks.append(work.func.__name__) or real(work))
+    caplog.set_level(logging.WARNING, logger="storage.queries")
+    kept = storage.city_harvest(engine, "chicago", as_of=when, keep=False, jobs=2, snapshot=True).frame
+    pd.testing.assert_frame_equal(kept, alone)
+    assert forks == ["_latest_versions_fresh"] and not caplog.records
+
+    def broken(*_args):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(queries, "_latest_versions_fresh", broken)
+    forks.clear()
+    kept = storage.city_harvest(engine, "chicago", as_of=when, keep=False, jobs=2, snapshot=True).frame
+    pd.testing.assert_frame_equal(kept, alone)
+    assert forks == ["broken"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "a forked catalog reader failed (Ran out of input): its part is built in the parent"]
+
+
 def test_only_the_latest_catalog_scoring_replaces_the_snapshot(setup, monkeypatch):
     """`pipeline.score` keeps the snapshot of the catalog it scores by default when that is the latest one (the
     scheduler's and the CLI's scoring after a harvest); a dated rescoring leaves it as it was, so the next

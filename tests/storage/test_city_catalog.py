@@ -185,11 +185,17 @@ def test_latest_of_keeps_each_datasets_newest_version_first_date_and_distinct_da
             ("a", 3, "2022-06-08 06:00:00", None),
             ("a", 2, "2022-06-08 06:00:00", "2022-04-02 00:00:00"),  # same as_of as version 3: the higher id wins
             ("b", 4, "2022-06-01 06:00:00", None),
-            ("c", 5, "2022-06-01 06:00:00", "2022-05-01 00:00:00")]  # not asked for
+            ("c", 5, "2022-06-01 06:00:00", "2022-05-01 00:00:00"),  # not asked for
+            ("d", 6, "2022-06-08 06:00:00", "2022-05-01 00:00:00")]
     for order in (rows, rows[::-1]):
-        found = latest_of(order, {"a", "b"})
-        assert sorted(found) == ["a", "b"]
-        a, b = found["a"], found["b"]
-        assert (a.as_of, a.version_id, a.first_seen) == ("2022-06-08 06:00:00", 3, "2022-06-01 06:00:00")
-        assert a.seen == ("2022-04-02 00:00:00", "2022-05-20 00:00:00")  # sorted, each once
-        assert (b.as_of, b.version_id, b.first_seen, b.seen) == ("2022-06-01 06:00:00", 4, "2022-06-01 06:00:00", ())
+        found = latest_of(order, {"a", "b", "d"})
+        assert found.source_ids == ["a", "b", "d"]  # in source_id order
+        assert found.version_ids.tolist() == [3, 4, 6]
+        assert found.first_seen == ["2022-06-01 06:00:00", "2022-06-01 06:00:00", "2022-06-08 06:00:00"]
+        assert found.seen == [("2022-04-02 00:00:00", "2022-05-20 00:00:00"), (), ("2022-05-01 00:00:00",)]
+    # One version each (the bulk path): the rows themselves, those not asked for left out.
+    alone = latest_of(rows[3:][::-1], {"b", "d"})
+    assert (alone.source_ids, alone.version_ids.tolist()) == (["b", "d"], [4, 6])
+    assert (alone.first_seen, alone.seen) == (["2022-06-01 06:00:00", "2022-06-08 06:00:00"],
+                                              [(), ("2022-05-01 00:00:00",)])
+    assert latest_of([], {"a"}).source_ids == [] and latest_of(rows, set()).version_ids.tolist() == []

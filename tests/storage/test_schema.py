@@ -32,9 +32,59 @@ def test_upgrade_from_any_cwd_is_idempotent_and_matches_the_models(db_url, tmp_p
         from storage.migrate import alembic_config
 
         assert [ctx.get_current_revision()] == ScriptDirectory.from_config(alembic_config(db_url)).get_heads()
+        assert ScriptDirectory.from_config(alembic_config(db_url)).get_heads() == [storage.migrate.HEAD]
     storage.dispose(db_url)
     # Nothing written to the working directory but the test's own SQLite files.
     assert set(os.listdir(tmp_path)) <= {"maturity.db", "maturity.db-wal", "maturity.db-shm"}
+
+
+def test_upgrade_of_a_database_at_head_does_not_load_alembic(sqlite_url, tmp_path):
+    """Every CLI command upgrades first: at head it reads the revision and leaves (Alembic's import and run were
+    ~0.3 s of a command's start); a database behind is migrated, and its revision read back."""
+    import subprocess
+    import sys
+
+    storage.upgrade(sqlite_url, "0007_catalog_snapshots")
+    assert storage.migrate.revisions(sqlite_url) == ["0007_catalog_snapshots"]
+    storage.dispose(sqlite_url)
+    check = ("import sys, storage; storage.upgrade(sys.argv[1]); print('alembic' in sys.modules,"
+             " storage.migrate.revisions(sys.argv[1]))")
+    behind = subprocess.run([sys.executable, "-c", check, sqlite_url], capture_output=True, text=True, check=True)
+    assert behind.stdout.split() == ["True", f"['{storage.migrate.HEAD}']"]
+    at_head = subprocess.run([sys.executable, "-c", check, sqlite_url], capture_output=True, text=True, check=True)
+    assert at_head.stdout.split() == ["False", f"['{storage.migrate.HEAD}']"]
+    assert storage.migrate.revisions(f"sqlite:///{tmp_path / 'new.db'}") == []  # before any migration
+
+
+def test_versions_pass_reads_its_covering_index_alone(db_url):
+    """0007 -> 0008: the versions index gains id and data_modified (the catalog's versions pass reads the index,
+    not the rows beside their record blobs); the writer's "newest version at a date" keeps its index order."""
+    import sqlalchemy as sa
+
+    from storage.queries import versions_query
+    from storage.writes import _VERSIONS_OF
+
+    storage.upgrade(db_url, "0007_catalog_snapshots")
+    engine = storage.open_db(db_url)
+    indexes = {ix["name"]: ix["column_names"] for ix in sa.inspect(engine).get_indexes("dataset_versions")}
+    assert indexes["ix_dataset_versions_dataset_as_of"] == ["dataset_id", "as_of"]
+    storage.upgrade(db_url)
+    indexes = {ix["name"]: ix["column_names"] for ix in sa.inspect(engine).get_indexes("dataset_versions")}
+    assert "ix_dataset_versions_dataset_as_of" not in indexes
+    assert indexes["ix_dataset_versions_dataset_as_of_modified"] == ["dataset_id", "as_of", "id", "data_modified"]
+    if engine.dialect.name == "sqlite":  # PostgreSQL plans by table sizes: an empty table is scanned whatever
+        from datetime import datetime
+
+        t = datetime(2022, 6, 8, tzinfo=UTC)
+        with engine.connect() as conn:
+            def plan(q: sa.Select) -> str:
+                sql = str(q.compile(conn, compile_kwargs={"literal_binds": True}))
+                return " | ".join(r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+
+            assert "USING COVERING INDEX ix_dataset_versions_dataset_as_of_modified" in plan(versions_query("p", t))
+            writer = plan(_VERSIONS_OF.params(portal_key="p", as_of=t, source_ids=["a"]))
+            assert "ix_dataset_versions_dataset_as_of_modified" in writer and "TEMP B-TREE" not in writer, writer
+    storage.dispose(db_url)
 
 
 def test_sqlite_pragmas(sqlite_url):
