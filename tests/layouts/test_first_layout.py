@@ -110,3 +110,29 @@ def test_compare_comparison_comes_in_the_first_layout_answer(client):
     assert find(panels[0], "cmp-history-Overall") is not None
     assert [b["props"]["id"] for b in find(body, "cmp-chosen")["props"]["children"][1:]] == [
         "cmp-chosen-chicago", "cmp-chosen-philadelphia"]
+
+
+def dropdowns_and_their_boxes(node: Any, parent: dict | None = None) -> list[tuple[str, str]]:
+    """(dropdown id, its parent's className) for every dcc.Dropdown in a serialized layout."""
+    out: list[tuple[str, str]] = []
+    if isinstance(node, dict):
+        if node.get("type") == "Dropdown":
+            out.append((str(node["props"].get("id")), (parent or {}).get("props", {}).get("className") or ""))
+        for v in node.get("props", {}).values():
+            out += dropdowns_and_their_boxes(v, node)
+    elif isinstance(node, list):
+        for v in node:
+            out += dropdowns_and_their_boxes(v, parent)
+    return out
+
+
+@pytest.mark.parametrize("page", ["/city/chicago", "/compare", "/datasets", "/harvests", "/evidence"])
+def test_every_dropdown_sits_in_a_box_that_keeps_its_height(client, page):
+    """Dash draws nothing in a dropdown's place until its code has loaded: the page below moved down 34 px when it
+    came after the content (Harvests, tests/e2e/test_first_visit.py). Every page's dropdowns are in ui.dropdown's
+    box, which has the closed dropdown's height (maturity.css)."""
+    from layouts import _components as ui
+
+    found = dropdowns_and_their_boxes(find(first_layout(client, page), app_mod.PAGES_CONTENT))
+    assert found, page
+    assert all(ui.DROPDOWN_BOX_CLASS in box.split() for _, box in found), found
