@@ -466,14 +466,13 @@ def _catalog_from_snapshot(conn: Connection, portal_key: str, run: Any, members:
         child = _forked(functools.partial(_latest_versions_fresh, conn.engine, portal_key, run, members))
     try:
         kept = snapshots.load(conn, portal_key)
-        if kept is None or not len(kept[0]):
-            if child is not None:
-                child.close()
-            return _kept(conn, portal_key, *_whole_catalog(conn, portal_key, run, members, jobs))
-        versions = None if child is None else child.result()
+        usable = kept is not None and len(kept[0]) > 0
+        versions = child.result() if child is not None and usable else None
     finally:
-        if child is not None:
+        if child is not None:  # reaped (killed when unused) before the whole catalog is read below
             child.close()
+    if kept is None or not usable:
+        return _kept(conn, portal_key, *_whole_catalog(conn, portal_key, run, members, jobs))
     if versions is None:
         versions = _latest_versions(conn, portal_key, run, set(members))
     table, kept_ids = kept

@@ -265,6 +265,16 @@ def test_a_catalog_read_through_its_snapshot_is_the_one_decoded_afresh(setup, mo
         assert decoded == [] and stored() == before
 
 
+def chicago_week_read_alone(setup) -> tuple:
+    """Chicago's recorded week of 2022-06-15 (466 datasets) imported; (engine, its end of day, its catalog table
+    as one process reads it)."""
+    cfg, engine = setup
+    path = sorted(CHICAGO_HISTORY.glob("*.jsonl.gz"))[1]
+    pipeline.import_files(cfg, engine, "chicago", date.fromisoformat(path.name[:10]), [path])
+    when = eod(path.name[:10])
+    return engine, when, storage.city_harvest(engine, "chicago", as_of=when, keep=False).frame
+
+
 def test_a_snapshot_read_runs_its_versions_pass_in_a_forked_child(setup, monkeypatch, caplog):
     """With a snapshot and `jobs` > 1, the versions pass of a large catalog runs in a forked child while the snapshot
     is decoded here (counted): the same table as one process reads; a child that fails leaves the pass to this
@@ -273,11 +283,7 @@ def test_a_snapshot_read_runs_its_versions_pass_in_a_forked_child(setup, monkeyp
 
     from storage import queries
 
-    cfg, engine = setup
-    path = sorted(CHICAGO_HISTORY.glob("*.jsonl.gz"))[1]  # 2022-06-15: 466 datasets
-    pipeline.import_files(cfg, engine, "chicago", date.fromisoformat(path.name[:10]), [path])
-    when = eod(path.name[:10])
-    alone = storage.city_harvest(engine, "chicago", as_of=when, keep=False).frame
+    engine, when, alone = chicago_week_read_alone(setup)
     monkeypatch.setattr(queries, "SNAPSHOT_MIN_RECORDS", 0)
     monkeypatch.setattr(queries, "FORK_MIN_RECORDS", 100)
     storage.city_harvest(engine, "chicago", as_of=when, keep=False, snapshot=True)  # the snapshot written
@@ -337,11 +343,7 @@ def test_a_forked_reader_that_fails_leaves_its_part_to_this_process(setup, monke
 
     from storage import queries
 
-    cfg, engine = setup
-    path = sorted(CHICAGO_HISTORY.glob("*.jsonl.gz"))[1]  # 2022-06-15: 466 datasets
-    pipeline.import_files(cfg, engine, "chicago", date.fromisoformat(path.name[:10]), [path])
-    when = eod(path.name[:10])
-    alone = storage.city_harvest(engine, "chicago", as_of=when, keep=False).frame
+    engine, when, alone = chicago_week_read_alone(setup)
     monkeypatch.setattr(queries, "FORK_MIN_RECORDS", 100)
 
     def broken(*_args):
