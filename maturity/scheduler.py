@@ -32,6 +32,7 @@ from types import FrameType
 from typing import Any, NoReturn, TextIO
 
 import pandas as pd
+import sqlalchemy as sa
 from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -399,6 +400,7 @@ def serve(settings: Settings, *, host: str, port: int, url: str | None = None) -
         except Exception:  # the dashboard still serves (empty) and the schedule still harvests
             log.exception("event=demo-failed")
     sched = build_scheduler(settings, url=url)
+    crashed = False
     with interrupt_on_sigterm():
         sched.start()
         try:
@@ -407,8 +409,11 @@ def serve(settings: Settings, *, host: str, port: int, url: str | None = None) -
             webserver.run(app_mod.create_app(settings, url=url).server, host, port)
         except KeyboardInterrupt:
             pass
+        except Exception:
+            crashed = _crashed()
+            raise
         finally:
-            _stop(sched)
+            _stop(sched, status=1 if crashed else 0)
 
 
 def work(settings: Settings, *, url: str | None = None, sweep_every_s: float = SWEEP_EVERY_S,
@@ -424,14 +429,18 @@ def work(settings: Settings, *, url: str | None = None, sweep_every_s: float = S
                   kwargs={"threads": threads}, id=SWEEP_JOB_ID, name="harvest due portals", jobstore="local",
                   next_run_time=datetime.now(UTC))
     sched.add_listener(lambda event: prune_stale_jobs(sched, settings), EVENT_SCHEDULER_STARTED)
+    crashed = False
     with interrupt_on_sigterm():
         try:
             log.info("event=worker-started portals=%d", len(settings.portals))
             sched.start()
         except KeyboardInterrupt:
             pass
+        except Exception:
+            crashed = _crashed()
+            raise
         finally:
-            _stop(sched)
+            _stop(sched, status=1 if crashed else 0)
 
 
 def close_orphaned_runs(engine: storage.Engine) -> None:
@@ -441,7 +450,14 @@ def close_orphaned_runs(engine: storage.Engine) -> None:
         log.warning("event=closed-interrupted-runs runs=%s", ",".join(map(str, closed)))
 
 
-def _stop(sched: BaseScheduler) -> None:
+def _crashed() -> bool:
+    """The process ends on an error: logged with its traceback here, since `_stop` may end the process before the
+    error could print; `_stop` then exits with a failing status (a supervisor restarts it, a benchmark sees it)."""
+    log.exception("event=crashed")
+    return True
+
+
+def _stop(sched: BaseScheduler, *, status: int = 0) -> None:
     """Stop within seconds: no new jobs; the runs of harvests in flight are closed as interrupted and their leases
     released; and when a job is still busy in its thread, the process ends without waiting for it (its run is
     closed already, and its transaction, if one is open, is rolled back with the connection)."""
@@ -457,7 +473,7 @@ def _stop(sched: BaseScheduler) -> None:
     log.info("event=stopped")
     if busy:
         logging.shutdown()
-        os._exit(0)
+        os._exit(status)
 
 
 # --- status ---------------------------------------------------------------------------------------------
@@ -515,11 +531,23 @@ def _value(row: pd.Series | None, col: str) -> object:
 def _stored_jobs(engine: storage.Engine) -> dict[str, tuple[datetime | None, str]]:
     """job id -> (next run time, trigger text) as the job store holds them (a paused job: None)."""
     store = SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE)
-    store.start(BackgroundScheduler(timezone=UTC), "default")  # creates the table if missing
+    _create_table(store.jobs_t, engine)
+    store.start(BackgroundScheduler(timezone=UTC), "default")
     try:
         return {job.id: (job.next_run_time, str(job.trigger)) for job in store.get_all_jobs()}
     finally:
         store.shutdown()
+
+
+def _create_table(table: sa.Table, engine: storage.Engine) -> None:
+    """Create the job store's table unless it exists. Workers started together on a new database all find it
+    missing and create it (APScheduler checks, then creates): one wins, and the others' error (PostgreSQL: a
+    duplicate type or table) only says the table is there now."""
+    try:
+        table.create(engine, checkfirst=True)
+    except sa.exc.DBAPIError:
+        if not sa.inspect(engine).has_table(table.name):
+            raise
 
 
 # --- logging ----------------------------------------------------------------------------------------------

@@ -72,6 +72,34 @@ def test_one_job_per_portal_with_stable_ids_and_no_duplicates_on_restart(sqlite_
     assert job.kwargs["portal_key"] == CHICAGO and "sqlite" not in job.kwargs["runtime"]
 
 
+def test_a_worker_that_loses_the_race_to_create_the_job_table_still_starts(db_url, schedulers, monkeypatch):
+    """Workers started together on a new database each find the job store's table missing and create it; one
+    wins and the others' CREATE fails (PostgreSQL: duplicate key on pg_type "scheduler_jobs"). Seen in
+    benchmarks/workers.py: the losing worker exited at its start. Here this worker's check runs, the other's
+    CREATE commits, then this one's CREATE runs."""
+    import sqlalchemy as sa
+
+    storage.upgrade(db_url)
+    real_create = sa.Table.create
+    lost: list[str] = []
+
+    def create_after_losing_the_race(table, bind, checkfirst=False):
+        if table.name == scheduler.JOBS_TABLE and not lost:
+            lost.append(table.name)
+            real_create(table, bind, checkfirst=True)  # the other worker's, committed first
+            return real_create(table, bind, checkfirst=False)  # this worker's, its check having found nothing
+        return real_create(table, bind, checkfirst=checkfirst)
+
+    monkeypatch.setattr(sa.Table, "create", create_after_losing_the_race)
+    cfg = load_settings(db_url)
+    s = scheduler.build_scheduler(cfg, jitter_s=0)
+    schedulers.append(s)
+    s.start(paused=True)
+    assert lost == [scheduler.JOBS_TABLE]
+    assert {j.id for j in s.get_jobs()} == {f"harvest:{p.key}" for p in cfg.portals} | {"export"}
+    s.shutdown()
+
+
 def test_job_runs_at_its_time_and_scores_the_city(sqlite_url, schedulers, fake_harvest, fake_score):
     cfg = only_portal(load_settings(sqlite_url), CHICAGO)
     s = scheduler.build_scheduler(cfg, jitter_s=0, harvest_fn=fake_harvest, score_fn=fake_score)

@@ -55,6 +55,31 @@ def test_worker_stores_its_jobs_and_stops_on_sigterm(db_url, quiet_config, tmp_p
     assert "event=stopped" in out and "Traceback" not in out, out[-4000:]
 
 
+def test_a_worker_whose_scheduler_fails_logs_why_and_exits_failing(sqlite_url, quiet_config, monkeypatch, caplog):
+    """A worker whose scheduler raises (here: its job store unreachable) logs the error with its traceback before
+    stopping, and stops with a failing status. With a harvest in flight `_stop` ends the process at once
+    (os._exit), so an error left to propagate would never print: seen in benchmarks/workers.py, a worker that
+    ended mid-run with "event=stopped" as its last line and status 0."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    def unreachable(self, *args, **kwargs):
+        raise RuntimeError("job store unreachable")
+
+    exits: list[int] = []
+    monkeypatch.setattr(BlockingScheduler, "start", unreachable)
+    monkeypatch.setattr(storage, "held_leases", lambda: [(None, "harvest:chicago-socrata", "this-worker")])
+    monkeypatch.setattr(storage, "close_runs_of", lambda *args, **kwargs: None)
+    monkeypatch.setattr(storage, "drop_lease", lambda *args: None)
+    monkeypatch.setattr(scheduler.os, "_exit", exits.append)  # the in-flight harvest's immediate exit, recorded
+    storage.upgrade(sqlite_url)
+    cfg = settings_mod.load(quiet_config, environ={"DATABASE_URL": sqlite_url})
+    with caplog.at_level("INFO", logger="maturity.scheduler"), pytest.raises(RuntimeError):
+        scheduler.work(cfg, url=sqlite_url)
+    crashed = [r for r in caplog.records if r.getMessage() == "event=crashed"]
+    assert len(crashed) == 1 and "job store unreachable" in str(crashed[0].exc_info[1])
+    assert exits == [1]
+
+
 # --- several workers share the portals ----------------------------------------------------------------------
 
 SOCRATA = ROOT / "tests" / "fixtures" / "socrata" / "latest"
