@@ -108,8 +108,10 @@ class Codec:
     """Compresses a portal's version fields with its current dictionaries and reads any of its frames.
 
     `dictionaries`: every dictionary of the portal by id (old frames name old ones); `current`: the id used
-    for new frames per field (absent: no dictionary). Not shared between threads: `pack_many` makes its own
-    compressors per task.
+    for new frames per field (absent: no dictionary). One codec may serve many threads (`_PLAIN` serves every
+    thread of a process: harvests, scorings, the dashboard's): its zstd compressors and decompressors are per
+    thread, since zstandard's are not thread-safe (one decompressor shared by 8 threads returned other frames'
+    bytes, silently, or failed with "Data corruption detected").
     """
 
     def __init__(self, dictionaries: Mapping[int, bytes] | None = None, current: Mapping[str, int] | None = None):
@@ -118,8 +120,7 @@ class Codec:
         self._dicts = {i: zstd.ZstdCompressionDict(b) for i, b in self.dictionaries.items()}
         self._digested: set[int] = set()
         self._lock = threading.Lock()
-        self._decompressors: dict[int, zstd.ZstdDecompressor] = {}
-        self._local = threading.local()
+        self._local = threading.local()  # .c: this thread's compressors by field, .d: its decompressors by dict id
 
     def with_dictionary(self, field: str, dict_id: int, data: bytes) -> Codec:
         """A codec that also knows `data` as dictionary `dict_id` and compresses `field` with it."""
@@ -166,14 +167,18 @@ class Codec:
         return block_items(self.unpack(blob))
 
     def unpack(self, blob: bytes) -> bytes:
-        dict_id = zstd.get_frame_parameters(blob).dict_id
-        d = self._decompressors.get(dict_id)
+        return self._decompressor(zstd.get_frame_parameters(blob).dict_id).decompress(blob)
+
+    def _decompressor(self, dict_id: int) -> zstd.ZstdDecompressor:
+        made: dict[int, zstd.ZstdDecompressor] | None = getattr(self._local, "d", None)
+        if made is None:
+            made = self._local.d = {}
+        d = made.get(dict_id)
         if d is None:
             if dict_id and dict_id not in self._dicts:
                 raise ValueError(f"frame needs zstd dictionary {dict_id}, which this portal does not have")
-            d = self._decompressors[dict_id] = zstd.ZstdDecompressor(
-                dict_data=self._dicts[dict_id] if dict_id else None)
-        return d.decompress(blob)
+            d = made[dict_id] = zstd.ZstdDecompressor(dict_data=self._dicts[dict_id] if dict_id else None)
+        return d
 
 
 _PLAIN = Codec()

@@ -127,3 +127,46 @@ def test_raw_hashes_are_stored_in_half_their_text():
         assert codec.hash_bytes(other) == other.encode() and codec.hash_text(codec.hash_bytes(other)) == other
     with pytest.raises(ValueError, match="sha1 hex digest"):
         codec.hash_bytes("x" * 20)  # would read back as a digest
+
+
+def test_threads_reading_stored_lists_at_once_each_get_their_own_bytes():
+    """zstandard's decompressors are not thread-safe, and `codec.unpack` (run members, evidence) serves every
+    thread of a process: harvests, scorings and the dashboard read stored lists at the same time. With one
+    decompressor shared, 8 threads decoding these 8 lists 300 times each got another list's bytes (7-18 times a
+    run, silently) or "Data corruption detected"."""
+    import threading
+
+    lists = [[f"{k}-{i:06d}-{'x' * (k * 7)}" for i in range(20_000 + 3_000 * k)] for k in range(8)]
+    blobs = [codec.encode_ids(ids) for ids in lists]
+    wrong: list[int] = []
+    failed: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def read(k: int) -> None:
+        start.wait(30)
+        try:
+            for n in range(60):
+                i = (k + n) % 8
+                if codec.decode_ids(blobs[i]) != lists[i]:
+                    wrong.append(i)
+        except Exception as exc:  # noqa: BLE001 - zstandard's corruption error is what this test looks for
+            failed.append(exc)
+
+    threads = [threading.Thread(target=read, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert (wrong, failed) == ([], [])
+
+
+def test_each_thread_has_its_own_decompressor():
+    import threading
+
+    mine = codec._PLAIN._decompressor(0)
+    assert codec._PLAIN._decompressor(0) is mine  # reused within a thread
+    theirs = []
+    t = threading.Thread(target=lambda: theirs.append(codec._PLAIN._decompressor(0)))
+    t.start()
+    t.join(30)
+    assert theirs and theirs[0] is not mine
