@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -303,32 +304,37 @@ class Derived:
         return (self.tuple_len("formats") > 0) | (np.nan_to_num(dc) >= 1)
 
 
-_SHARED: list = []  # inside compute_all: [(catalog, as_of, Derived)] - one entry, cleared on exit
+# Inside compute_all: the block's one shared entry [(catalog, as_of, Derived)]; None outside a block. A context
+# variable, not a module-level list: threads score and draw at once (scheduler threads, the dashboard's request
+# threads), and a shared list let one thread's block replace or clear another's (an IndexError between a check
+# and a read, and every indicator recomputing its arrays).
+_SHARED: ContextVar[list | None] = ContextVar("shared_derivations", default=None)
 
 
 def derive(catalog: CityCatalog | pd.DataFrame, as_of: datetime) -> Derived:
     """The derived arrays for this catalog at as_of (a bare table: a catalog with no known portal facts).
 
-    Inside `shared_derivations()` (compute_all) they are computed once and shared by every indicator;
-    a standalone indicator call computes its own, so nothing stale outlives a call.
+    Inside `shared_derivations()` (compute_all) they are computed once and shared by every indicator of that
+    thread's block; a standalone indicator call computes its own, so nothing stale outlives a call.
     """
     when = utc(as_of)
-    if _SHARED:
-        cat, at, d = _SHARED[0]
+    shared = _SHARED.get()
+    if shared:
+        cat, at, d = shared[0]
         if cat is catalog and at == when:
             return d
     d = Derived(catalog, when)
-    if _SHARED:
-        _SHARED[:] = [(catalog, when, d)]
+    if shared is not None:
+        shared[:] = [(catalog, when, d)]
     return d
 
 
 @contextmanager
 def shared_derivations() -> Iterator[None]:
-    """Share one `Derived` per (catalog, as_of) between the indicators called inside the block."""
-    _SHARED[:] = [(None, None, None)]
+    """Share one `Derived` per (catalog, as_of) between the indicators called inside the block (this thread's)."""
+    token = _SHARED.set([])
     try:
         yield
     finally:
-        _SHARED.clear()
+        _SHARED.reset(token)
 
