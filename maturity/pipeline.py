@@ -48,6 +48,9 @@ SCORE_JOBS = min(8, os.cpu_count() or 1)
 # of ms of parsing; benchmarks/latency.py measured 16 hiding 100 ms on 200 recorded catalogs (README, "Scale:
 # latency and workers"). Each thread holds one catalog in memory and at most one database connection.
 HARVEST_THREADS = 16
+
+SCORE_LEASE_PREFIX = "score:"  # one scoring of a city's latest scores at a time (`score`)
+SCORE_WAIT_S = 900.0  # the longest `score` waits for another one of the same city (a 300k city scores in ~5-10 s)
 PER_HOST = 1  # lanes (requests at once) per portal host: polite by default
 # Portal kinds whose harvest is the city's data.json inventory (checked against the POD schema): a city with
 # one configured has its inventory checked, so a missing document is evidence.
@@ -322,6 +325,19 @@ def score(settings: Settings, engine: storage.Engine, city_key: str, *, as_of: d
     """
     if snapshot is None:
         snapshot = as_of is None and decoded is None
+    if as_of is not None:
+        return _score(settings, engine, city_key, as_of, keep=keep, decoded=decoded, jobs=jobs, snapshot=snapshot)
+    # The latest scores, one scoring of a city at a time (threads and workers harvest a city's portals side by
+    # side, each then scoring the city): the second reads after the first has saved. Without it, a scoring that
+    # read before the other portal's run finished could save after the one that read both, at the same time
+    # stamp, and stale scores stood as the latest until the next harvest.
+    owner = f"{storage.process_owner('score')}:{threading.get_ident()}"
+    with storage.waited_lease(engine, f"{SCORE_LEASE_PREFIX}{city_key}", owner, wait_s=SCORE_WAIT_S):
+        return _score(settings, engine, city_key, None, keep=keep, decoded=decoded, jobs=jobs, snapshot=snapshot)
+
+
+def _score(settings: Settings, engine: storage.Engine, city_key: str, as_of: datetime | None, *, keep: bool,
+           decoded: storage.DecodedVersions | None, jobs: int, snapshot: bool) -> dict[str, Score]:
     catalog, when = scoring_input(engine, settings.city(city_key), as_of, keep=keep, decoded=decoded, jobs=jobs,
                                   snapshot=snapshot)
     if when is None:  # nothing harvested yet: no score rather than a score of an empty catalog

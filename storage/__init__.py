@@ -15,6 +15,7 @@ from storage.locks import (
                             release_lock,
                             take_lease,
                             try_lock,
+                            waited_lease,
 )
 from storage.migrate import upgrade
 from storage.orphans import close_orphaned_runs, close_runs_of, portal_lease, take_portal
@@ -72,6 +73,6 @@ __all__ = [
     "evidence", "explain", "fail_run", "fail_running", "held_leases", "item_errors", "last_status", "latest_crawls",
     "latest_run_marker", "latest_scores", "open_db", "portal_lease", "portals", "process_owner", "rejudge_runs",
     "release_lock", "removed_ids", "row_counts", "run_dates", "runs", "save_harvest", "save_item_errors",
-    "save_scores", "score_evidence", "score_flag", "scores", "start_run", "sync_config", "take_lease",
+    "save_scores", "score_evidence", "score_flag", "scores", "start_run", "sync_config", "take_lease", "waited_lease",
     "take_portal", "try_lock", "upgrade",
 ]

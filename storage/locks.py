@@ -11,6 +11,9 @@ import os
 import re
 import socket
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -139,6 +142,25 @@ def take_lease(engine: Engine, name: str, owner: str, *, now: datetime | None = 
             return False
     _HEARTBEAT.hold(engine, name, owner, ttl_s)
     return True
+
+
+@contextmanager
+def waited_lease(engine: Engine, name: str, owner: str, *, wait_s: float) -> Iterator[None]:
+    """Hold the lease `name` for the block, waiting while another live holder has it (tries at 20 ms, backing off
+    to 1 s); TimeoutError after `wait_s`. For work that must not run twice at once but must run: the waiter
+    goes after the holder rather than skipping."""
+    deadline = time.monotonic() + wait_s
+    pause = 0.02
+    while not take_lease(engine, name, owner):
+        if time.monotonic() > deadline:
+            holder = lock_holders(engine, name).get(name)
+            raise TimeoutError(f"{name}: held by {holder[0] if holder else 'another process'} for over {wait_s:.0f} s")
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
+    try:
+        yield
+    finally:
+        drop_lease(engine, name, owner)
 
 
 def drop_lease(engine: Engine, name: str, owner: str) -> None:
