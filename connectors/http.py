@@ -334,6 +334,8 @@ class _Deadline:
 
     def expire(self) -> None:
         with self._lock:
+            if self.done:  # the watchdog came late: the socket is back in the pool, serving another request
+                return
             self.expired = True
             sock = self._sock
         if sock is not None:
@@ -341,6 +343,12 @@ class _Deadline:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:  # already closed
                 pass
+
+    def finish(self) -> None:
+        """The request ended: its socket is no longer this deadline's to shut."""
+        with self._lock:
+            self.done = True
+            self._sock = None
 
     def check(self) -> None:
         if self.expired or self.left() <= 0:
@@ -406,7 +414,7 @@ def _deadline(seconds: float) -> Iterator[_Deadline]:
     try:
         yield deadline
     finally:
-        deadline.done = True
+        deadline.finish()
         _local.deadline = None
 
 

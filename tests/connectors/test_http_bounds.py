@@ -164,3 +164,23 @@ def test_redirect_loop_is_incompatible(hostile):
     with pytest.raises(PortalIncompatible, match="too many redirects"):
         get_json(bounded(deadline_s=30), hostile.url + "/data.json")
 
+
+
+def test_a_deadline_expired_after_its_request_ended_leaves_the_socket_alone():
+    """The watchdog thread checks a deadline, then expires it; the request may end in between. Its socket is
+    then back in the pool, serving the next request, and must not be shut under it."""
+    import socket
+
+    from connectors import http
+
+    ours, peer = socket.socketpair()
+    try:
+        deadline = http._Deadline(0.0)  # already past
+        deadline.attach(ours)
+        deadline.finish()  # the request ended
+        deadline.expire()  # the watchdog, late
+        ours.sendall(b"next request")
+        assert peer.recv(64) == b"next request" and not deadline.expired
+    finally:
+        ours.close()
+        peer.close()
