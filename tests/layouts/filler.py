@@ -135,54 +135,15 @@ def save_run(engine, portal_key: str, records: list[DatasetRecord], as_of: datet
 
 
 def score(engine, cfg, city_key: str, as_of: datetime) -> None:
-    """Score the city's catalog at `as_of` with the real indicators when present, else two simple ones."""
-    catalog = storage.city_catalog(engine, city_key, as_of)
-    try:
-        import indicators
-        from indicators import criteria
-        from maturity import pipeline
+    """Score the city's catalog at `as_of` with the real indicators, as the product does (a failure fails the
+    test that called it)."""
+    import indicators
+    from indicators import criteria
+    from maturity import pipeline
 
-        scoring, _ = pipeline.scoring_input(engine, cfg.city(city_key), as_of)
-        scores = indicators.compute_all(scoring, as_of)
-        rollup = criteria.rollup(scores)
-    except Exception as exc:  # noqa: BLE001 - the indicators package is being written in parallel
-        import warnings
-
-        warnings.warn(f"indicators.compute_all failed ({exc!r}); using the stand-in indicators", stacklevel=2)
-    else:
-        storage.save_scores(engine, city_key, as_of, scores, rollup, criterion_of=indicators.CRITERION_OF)
-        return
-    storage.save_scores(engine, city_key, as_of, *simple_scores(catalog, as_of), criterion_of=SIMPLE_CRITERIA)
-
-
-SIMPLE_CRITERIA = {"described": "DM2", "licensed": "OD1", "recent": "DM4"}
-
-
-def simple_scores(catalog, as_of):
-    """Three stand-in indicators (share of datasets with a description / a licence / data updated in a year)."""
-    import pandas as pd
-
-    from indicators.base import Score
-
-    def share(ok, reason):
-        n = len(catalog)
-        failing = {sid: reason for sid, good in zip(catalog["source_id"], ok, strict=True) if not good}
-        return Score(value=100.0 * (n - len(failing)) / n if n else None, numerator=n - len(failing),
-                     denominator=n, failing=failing)
-
-    dm = pd.to_datetime(catalog["data_modified"], utc=True)
-    scores = {
-        "described": share(catalog["description"].notna(), "no description"),
-        "licensed": share(catalog["license"].notna(), "no licence"),
-        "recent": share((dm > pd.Timestamp(as_of) - pd.Timedelta(days=365)).fillna(False), "data older than a year"),
-    }
-    rows = []
-    for key, crit in SIMPLE_CRITERIA.items():
-        v = scores[key].value
-        stage = ("not evident" if v is None or v < 20 else "emerging" if v < 40 else "developing" if v < 60
-                 else "established" if v < 80 else "leading")
-        rows.append({"criterion": crit, "value": v, "stage": stage, "indicators": 1})
-    return scores, pd.DataFrame(rows)
+    scoring, _ = pipeline.scoring_input(engine, cfg.city(city_key), as_of)
+    scores = indicators.compute_all(scoring, as_of)
+    storage.save_scores(engine, city_key, as_of, scores, criteria.rollup(scores), criterion_of=indicators.CRITERION_OF)
 
 
 def fill(url: str, tmp: Path, *, weeks: int = 3, xss: bool = True, poll_seconds: int = 30):

@@ -587,7 +587,8 @@ def test_city_cache_reloads_only_the_city_with_a_new_run(own_app):
                for r in filler.load_catalog(filler.FIXTURES / "philadelphia_data_json_arcgis_hub_2020-08-04.json.gz")]
     as_of = last["as_of"].to_pydatetime() + timedelta(days=7)
     filler.save_run(engine, last["portal_key"], records, as_of)
-    filler.score(engine, None, "philadelphia", as_of)
+    settings = in_app.server.config["MATURITY_DASHBOARD"].settings
+    filler.score(engine, settings, "philadelphia", as_of)
     import flask
 
     flask.g.pop("maturity_marker", None)  # a new request would read the new marker
@@ -602,7 +603,7 @@ def test_city_cache_reloads_only_the_city_with_a_new_run(own_app):
         assert after[k] is before[k]
     # a re-score of a past date (no new latest as_of anywhere) reloads every city
     first = storage.run_dates(engine, "chicago")[0]
-    filler.score(engine, None, "chicago", first)
+    filler.score(engine, settings, "chicago", first)
     flask.g.pop("maturity_marker", None)
     again = {k: ui.city_criterion_history(k) for k, _n, _s in filler.CITIES}
     assert all(again[k] is not after[k] for k in again)
