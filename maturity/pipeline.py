@@ -15,6 +15,7 @@ import signal
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -325,15 +326,21 @@ def score(settings: Settings, engine: storage.Engine, city_key: str, *, as_of: d
     """
     if snapshot is None:
         snapshot = as_of is None and decoded is None
-    if as_of is not None:
+    if as_of is not None:  # a dated rescoring: score_all holds the city's scoring for all its dates
         return _score(settings, engine, city_key, as_of, keep=keep, decoded=decoded, jobs=jobs, snapshot=snapshot)
-    # The latest scores, one scoring of a city at a time (threads and workers harvest a city's portals side by
-    # side, each then scoring the city): the second reads after the first has saved. Without it, a scoring that
-    # read before the other portal's run finished could save after the one that read both, at the same time
-    # stamp, and stale scores stood as the latest until the next harvest.
-    owner = f"{storage.process_owner('score')}:{threading.get_ident()}"
-    with storage.waited_lease(engine, f"{SCORE_LEASE_PREFIX}{city_key}", owner, wait_s=SCORE_WAIT_S):
+    with city_scoring(engine, city_key):
         return _score(settings, engine, city_key, None, keep=keep, decoded=decoded, jobs=jobs, snapshot=snapshot)
+
+
+def city_scoring(engine: storage.Engine, city_key: str) -> AbstractContextManager[None]:
+    """One scoring of a city at a time, in any process (a lease in the database; a second one waits).
+
+    Threads and workers harvest a city's portals side by side, each then scoring the city: the second reads
+    after the first has saved. Without it, a scoring that read before the other portal's run finished could save
+    after the one that read both, at the same time stamp, and stale scores stood as the latest until the next
+    harvest; `score --all` rescoring the latest date beside them could do the same."""
+    owner = f"{storage.process_owner('score')}:{threading.get_ident()}"
+    return storage.waited_lease(engine, f"{SCORE_LEASE_PREFIX}{city_key}", owner, wait_s=SCORE_WAIT_S)
 
 
 def _score(settings: Settings, engine: storage.Engine, city_key: str, as_of: datetime | None, *, keep: bool,
@@ -415,15 +422,16 @@ def score_all(settings: Settings, engine: storage.Engine, city_key: str) -> int:
 
     The city's runs are judged again first (complete / partial / empty, storage/crawls.py), so history stored
     under an older rule is re-flagged too."""
-    for portal in settings.city(city_key).portals:
-        storage.rejudge_runs(engine, portal.key)
-    dates = storage.run_dates(engine, city_key)
-    # Each date's catalog is read once (not kept in the catalog cache), but a record is decoded once for all
-    # the dates its version stands in: from one week to the next most datasets keep theirs.
-    decoded = storage.DecodedVersions()
-    for when in dates:
-        score(settings, engine, city_key, as_of=when, keep=False, decoded=decoded)
-    return len(dates)
+    with city_scoring(engine, city_key):
+        for portal in settings.city(city_key).portals:
+            storage.rejudge_runs(engine, portal.key)
+        dates = storage.run_dates(engine, city_key)
+        # Each date's catalog is read once (not kept in the catalog cache), but a record is decoded once for all
+        # the dates its version stands in: from one week to the next most datasets keep theirs.
+        decoded = storage.DecodedVersions()
+        for when in dates:
+            score(settings, engine, city_key, as_of=when, keep=False, decoded=decoded)
+        return len(dates)
 
 
 def score_all_many(settings: Settings, engine: storage.Engine, city_keys: Sequence[str], *,
