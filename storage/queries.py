@@ -12,8 +12,10 @@ import logging
 import operator
 import os
 import pickle
+import select
 import signal
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -538,6 +540,7 @@ def _store_snapshot(conn: Connection, portal_key: str, records: pd.DataFrame, id
 # A catalog part built in a forked process (`jobs`) has at least this many datasets: below it the fork and the
 # transfer of the part's table back (pickle) cost more than they save.
 FORK_MIN_RECORDS = 25_000
+FORK_RESULT_S = 300.0  # the longest the parent waits for a forked child's part (its work takes ~1 s at 300,000)
 
 
 def _catalog_in_parts(conn: Connection, portal_key: str, run: Any, members: list[str],
@@ -675,12 +678,24 @@ class _Forked:
     def __init__(self, pid: int, fd: int) -> None:
         self.pid, self.fd, self.done = pid, fd, False
 
-    def result(self) -> Any:
-        """The child's return value, or None when it failed (logged)."""
+    def result(self, within_s: float | None = None) -> Any:
+        """The child's return value, or None when it failed or sent nothing within `within_s` (default
+        FORK_RESULT_S; logged). A child forked beside other threads (the lease heartbeat, a harvest) can hang on a
+        lock one of them held at the fork: the parent then gives up on it and builds the part itself."""
+        deadline = time.monotonic() + (FORK_RESULT_S if within_s is None else within_s)
+        chunks: list[bytes] = []
+        value: Any = None
         try:
-            with os.fdopen(self.fd, "rb", closefd=False) as pipe:
-                value = pickle.load(pipe)
-        except (EOFError, pickle.UnpicklingError, OSError) as exc:
+            while True:
+                ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+                if not ready:
+                    raise TimeoutError(f"no answer in {FORK_RESULT_S if within_s is None else within_s:g} s")
+                chunk = os.read(self.fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            value = pickle.loads(b"".join(chunks))
+        except (EOFError, pickle.UnpicklingError, OSError, TimeoutError) as exc:
             value = exc
         self.close()
         if isinstance(value, BaseException):

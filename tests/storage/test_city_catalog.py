@@ -5,9 +5,12 @@ checked as `maturity import` does: its POD v1.1 schema errors are stored with th
 """
 from __future__ import annotations
 
+import os
+import time
 from functools import cache
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 import storage
@@ -16,6 +19,7 @@ from connectors.archive import read_items
 from connectors.base import FetchStats
 from indicators.base import DatajsonCheck
 from maturity import pipeline
+from storage import queries
 from tests.storage.conftest import CHICAGO, CHICAGO_DCAT, OTHER, chicago_snapshot, day, save
 
 CHICAGO_DATA_JSON = Path(__file__).parents[1] / "fixtures" / "dcat_us" / "chicago_data_json_socrata_2020-07-22.json.gz"
@@ -199,3 +203,17 @@ def test_latest_of_keeps_each_datasets_newest_version_first_date_and_distinct_da
     assert (alone.first_seen, alone.seen) == (["2022-06-01 06:00:00", "2022-06-08 06:00:00"],
                                               [(), ("2022-05-01 00:00:00",)])
     assert latest_of([], {"a"}).source_ids == [] and latest_of(rows, set()).version_ids.tolist() == []
+
+
+def test_a_forked_part_comes_back_whole_and_a_child_that_never_answers_is_given_up():
+    """storage/queries.py reads parts of a large catalog in forked children. Their results come back whole over
+    the pipe (here 5 MB); a child that hangs (forked beside another thread holding a lock it needs) is given up
+    after the bound, killed and reaped, and the parent builds that part itself."""
+    big = os.urandom(5_000_000)
+    assert queries._forked(lambda: {"part": big}).result() == {"part": big}
+    hung = queries._forked(lambda: time.sleep(120))
+    began = time.monotonic()
+    assert hung.result(within_s=0.5) is None
+    assert time.monotonic() - began < 60  # it gave up; it did not wait out the child's 120 s
+    with pytest.raises(ChildProcessError):
+        os.waitpid(hung.pid, os.WNOHANG)  # reaped already
