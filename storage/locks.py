@@ -182,6 +182,11 @@ class _Heartbeat:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        # held while a renewal runs, and by a fork of this process (`before_fork`): a child forked in the middle
+        # of a renewal would inherit SQLite's in-process lock state mid-transaction (it then waits out
+        # busy_timeout on every write, or hangs on a mutex); no after-fork hook can reset that state
+        self._renewing = threading.Lock()
+        self._paused = False
 
     def hold(self, engine: Engine, name: str, owner: str, ttl_s: float) -> None:
         with self._lock:
@@ -208,7 +213,8 @@ class _Heartbeat:
                 continue
             for (name, owner), (engine, ttl_s) in leases.items():
                 try:
-                    kept = renew_lock(engine, name, owner, ttl_s=ttl_s, now=datetime.now(UTC))
+                    with self._renewing:
+                        kept = renew_lock(engine, name, owner, ttl_s=ttl_s, now=datetime.now(UTC))
                 except Exception:  # the database away for a moment: the next beat tries again
                     log.warning("lease=%s event=renew-failed", name, exc_info=True)
                     continue
@@ -218,11 +224,24 @@ class _Heartbeat:
                     log.error("lease=%s owner=%s event=lease-lost (renewal came too late)", name, owner)
                     self.drop(name, owner)
 
+    def before_fork(self) -> None:
+        """A fork waits for a renewal in progress, and none starts until it is done (up to FORK_WAIT_S: a renewal
+        queued on the writers' lock behind this very thread must not deadlock it)."""
+        self._paused = self._renewing.acquire(timeout=FORK_WAIT_S)
+
+    def after_fork_in_parent(self) -> None:
+        if self._paused:
+            self._paused = False
+            self._renewing.release()
+
     def after_fork(self) -> None:
         """A forked child holds none of its parent's leases and has no heartbeat thread."""
         self._leases, self._lock, self._thread = {}, threading.Lock(), None
         self._wake = threading.Event()
+        self._renewing, self._paused = threading.Lock(), False
 
 
+FORK_WAIT_S = 5.0  # the longest a fork waits for a lease renewal in progress (one takes milliseconds)
 _HEARTBEAT = _Heartbeat()
-os.register_at_fork(after_in_child=_HEARTBEAT.after_fork)
+os.register_at_fork(before=_HEARTBEAT.before_fork, after_in_parent=_HEARTBEAT.after_fork_in_parent,
+                    after_in_child=_HEARTBEAT.after_fork)

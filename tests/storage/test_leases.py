@@ -92,6 +92,46 @@ def test_a_forked_child_holds_none_of_its_parents_leases(engine):
     storage.drop_lease(engine, "export", owner)
 
 
+def test_a_fork_waits_for_a_lease_renewal_in_progress(engine, monkeypatch):
+    """A child forked while the heartbeat thread was inside a renewal's SQLite transaction would inherit SQLite's
+    in-process lock state mid-write (then time out on every write, or hang). A fork now waits for the renewal
+    in progress. The renewal here holds until told; the fork runs on another thread and reports when it is done."""
+    import threading
+
+    in_renewal, finish = threading.Event(), threading.Event()
+    order: list[str] = []
+    real_renew = locks.renew_lock
+
+    def slow_renew(*args, **kwargs):
+        in_renewal.set()
+        finish.wait(30)
+        order.append("renewed")
+        return real_renew(*args, **kwargs)
+
+    monkeypatch.setattr(locks, "renew_lock", slow_renew)
+    owner = storage.process_owner("test")
+    assert storage.take_lease(engine, "export", owner)
+    locks._HEARTBEAT._wake.set()  # renew now
+    assert in_renewal.wait(30)
+
+    def fork() -> None:
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        order.append("forked")
+        os.waitpid(pid, 0)
+
+    forker = threading.Thread(target=fork)
+    forker.start()
+    forker.join(0.5)
+    assert forker.is_alive() and order == []  # the fork waits while the renewal runs
+    finish.set()
+    forker.join(30)
+    assert order == ["renewed", "forked"]
+    monkeypatch.setattr(locks, "renew_lock", real_renew)
+    storage.drop_lease(engine, "export", owner)
+
+
 def test_an_import_in_progress_is_left_alone_until_its_grace_is_over(engine):
     started = datetime.now(UTC)
     run_id = storage.start_run(engine, "chicago-socrata", as_of=T0, source="import")
