@@ -102,14 +102,16 @@ def test_a_fork_waits_for_a_lease_renewal_in_progress(engine, monkeypatch):
     order: list[str] = []
     real_renew = locks.renew_lock
 
-    def slow_renew(*args, **kwargs):
-        in_renewal.set()
-        finish.wait(30)
-        order.append("renewed")
-        return real_renew(*args, **kwargs)
+    owner = storage.process_owner("test-fork")
+
+    def slow_renew(engine, name, who, **kwargs):
+        if (name, who) == ("export", owner):  # ours; leases other tests of this process hold renew as ever
+            in_renewal.set()
+            finish.wait(30)
+            order.append("renewed")
+        return real_renew(engine, name, who, **kwargs)
 
     monkeypatch.setattr(locks, "renew_lock", slow_renew)
-    owner = storage.process_owner("test")
     assert storage.take_lease(engine, "export", owner)
     locks._HEARTBEAT._wake.set()  # renew now
     assert in_renewal.wait(30)
