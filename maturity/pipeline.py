@@ -49,10 +49,9 @@ SCORE_JOBS = min(8, os.cpu_count() or 1)
 # of ms of parsing; benchmarks/latency.py measured 16 hiding 100 ms on 200 recorded catalogs (README, "Scale:
 # latency and workers"). Each thread holds one catalog in memory and at most one database connection.
 HARVEST_THREADS = 16
-
-SCORE_LEASE_PREFIX = "score:"  # one scoring of a city's latest scores at a time (`score`)
-SCORE_WAIT_S = 900.0  # the longest `score` waits for another one of the same city (a 300k city scores in ~5-10 s)
 PER_HOST = 1  # lanes (requests at once) per portal host: polite by default
+SCORE_LEASE_PREFIX = "score:"  # one scoring of a city at a time (`city_scoring`)
+SCORE_WAIT_S = 900.0  # the longest a scoring waits for another one of the same city (300k scores in ~5-10 s)
 # Portal kinds whose harvest is the city's data.json inventory (checked against the POD schema): a city with
 # one configured has its inventory checked, so a missing document is evidence.
 DATAJSON_KINDS = frozenset({"dcat"})

@@ -410,7 +410,8 @@ def serve(settings: Settings, *, host: str, port: int, url: str | None = None) -
         except KeyboardInterrupt:
             pass
         except Exception:
-            crashed = _crashed()
+            log.exception("event=crashed")  # here: with a harvest in flight `_stop` ends the process at once
+            crashed = True
             raise
         finally:
             _stop(sched, status=1 if crashed else 0)
@@ -437,7 +438,8 @@ def work(settings: Settings, *, url: str | None = None, sweep_every_s: float = S
         except KeyboardInterrupt:
             pass
         except Exception:
-            crashed = _crashed()
+            log.exception("event=crashed")  # here: with a harvest in flight `_stop` ends the process at once
+            crashed = True
             raise
         finally:
             _stop(sched, status=1 if crashed else 0)
@@ -450,17 +452,11 @@ def close_orphaned_runs(engine: storage.Engine) -> None:
         log.warning("event=closed-interrupted-runs runs=%s", ",".join(map(str, closed)))
 
 
-def _crashed() -> bool:
-    """The process ends on an error: logged with its traceback here, since `_stop` may end the process before the
-    error could print; `_stop` then exits with a failing status (a supervisor restarts it, a benchmark sees it)."""
-    log.exception("event=crashed")
-    return True
-
-
 def _stop(sched: BaseScheduler, *, status: int = 0) -> None:
     """Stop within seconds: no new jobs; the runs of harvests in flight are closed as interrupted and their leases
     released; and when a job is still busy in its thread, the process ends without waiting for it (its run is
-    closed already, and its transaction, if one is open, is rolled back with the connection)."""
+    closed already, and its transaction, if one is open, is rolled back with the connection). `status`: 1 when
+    the process ends on an error (logged by the caller first), so that a supervisor restarts it."""
     if sched.running:
         sched.shutdown(wait=False)
     busy = False

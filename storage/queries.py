@@ -678,18 +678,17 @@ class _Forked:
     def __init__(self, pid: int, fd: int) -> None:
         self.pid, self.fd, self.done = pid, fd, False
 
-    def result(self, within_s: float | None = None) -> Any:
-        """The child's return value, or None when it failed or sent nothing within `within_s` (default
-        FORK_RESULT_S; logged). A child forked beside other threads (the lease heartbeat, a harvest) can hang on a
-        lock one of them held at the fork: the parent then gives up on it and builds the part itself."""
-        deadline = time.monotonic() + (FORK_RESULT_S if within_s is None else within_s)
+    def result(self, within_s: float = FORK_RESULT_S) -> Any:
+        """The child's return value, or None when it failed or sent nothing within `within_s` (logged). A child
+        forked beside other threads (the lease heartbeat, a harvest) can hang on a lock one of them held at the
+        fork: the parent then gives up on it and builds the part itself."""
+        deadline = time.monotonic() + within_s
         chunks: list[bytes] = []
-        value: Any = None
         try:
             while True:
                 ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
                 if not ready:
-                    raise TimeoutError(f"no answer in {FORK_RESULT_S if within_s is None else within_s:g} s")
+                    raise TimeoutError(f"no answer in {within_s:g} s")
                 chunk = os.read(self.fd, 1 << 20)
                 if not chunk:
                     break
