@@ -30,6 +30,13 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 # lock is typically held for milliseconds; one waiting thread per process tries, at the cost of a system call.
 WRITER_POLL_S = (0.0002, 0.002)  # first and longest pause between tries
 
+# Connections a process keeps open to a database server. Not a limit: a process takes as many as its threads use
+# at once (max_overflow -1), since a harvest worker's threads each hold one for as long as their run is open (a
+# large portal: its whole harvest), and SQLAlchemy's default bound (5 kept + 10, then a 30 s wait and an error)
+# failed the 16th open run with a database error, which stops the harvest. The server's own max_connections is
+# the limit to size (docs/deploy.md). Kept: a worker's default 16 harvest threads, its lease heartbeat and its
+# main thread, so that they do not reconnect for every portal.
+POOL_KEPT = 20
 _ENGINES: dict[str, Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
@@ -42,7 +49,7 @@ def create(url: str) -> Engine:
     """A new engine for `url` (not cached); `open_db` is what callers normally want."""
     u = sa.engine.make_url(url)
     if u.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True)
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=POOL_KEPT, max_overflow=-1)
     if u.database and u.database != ":memory:":
         Path(u.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url)

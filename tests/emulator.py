@@ -36,8 +36,10 @@ Fault injection, per path prefix (`emu.fault(path, ...)`, cleared with `emu.clea
 answering, beyond the client's timeout), `truncate` (cut the JSON body in half), `repeat_page` (answer with
 the previous response for that path, ignoring paging parameters), `shape` (rename the list key so the
 envelope no longer matches). `times=n` limits a fault to the next n matching requests (None = always) and
-`after=k` lets k matching requests through first (to hit the second page); `body=` serves a given JSON
-body. `emu.reported[name] = n` makes a Socrata domain or CKAN site report n items (a short catalog).
+`after=k` lets k matching requests through first (to hit the second page); `with_param="scroll_id"` matches
+only requests with that query parameter; `meet=threading.Barrier(n)` holds each matching request until n are
+held (so many harvests are known to be mid-run at once; a broken barrier lets them through); `body=` serves a
+given JSON body. `emu.reported[name] = n` makes a Socrata domain or CKAN site report n items (a short catalog).
 Every request is recorded in `emu.requests` as (path, params dict, headers dict).
 """
 from __future__ import annotations
@@ -77,6 +79,8 @@ class Fault:
     body: Any = None  # serve this JSON body instead (e.g. a CKAN success=false envelope)
     times: int | None = None
     after: int = 0
+    with_param: str | None = None  # only requests carrying this query parameter (e.g. scroll_id: a later page)
+    meet: threading.Barrier | None = None  # hold each request at this barrier first (requests in flight together)
     seen: int = 0  # matching requests so far
 
 
@@ -200,11 +204,11 @@ class Emulator(LoopbackServer):
         with self._lock:
             self.faults.clear()
 
-    def _active_faults(self, path: str) -> list[Fault]:
+    def _active_faults(self, path: str, params: Mapping[str, str]) -> list[Fault]:
         active = []
         with self._lock:
             for f in self.faults:
-                if not path.startswith(f.path):
+                if not path.startswith(f.path) or (f.with_param is not None and f.with_param not in params):
                     continue
                 f.seen += 1
                 if f.seen <= f.after:
@@ -222,7 +226,13 @@ class Emulator(LoopbackServer):
         params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         with self._lock:
             self.requests.append((path, params, dict(h.headers.items())))
-        faults = self._active_faults(path)
+        faults = self._active_faults(path, params)
+        for f in faults:
+            if f.meet is not None:
+                try:
+                    f.meet.wait()
+                except threading.BrokenBarrierError:  # the test sees `meet.broken`; the request is answered
+                    pass
         if self.latency_s:
             time.sleep(self.latency_s)
         for f in faults:
