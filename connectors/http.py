@@ -437,6 +437,28 @@ class _Watched:
     def request(self, *args: Any, **kwargs: Any) -> None:
         _watch(self.sock)
         super().request(*args, **kwargs)  # type: ignore[misc]
+        _SENT[id(self)] = time.monotonic()
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            _SENT.pop(id(self), None)
+
+    def close(self) -> None:
+        _SENT.pop(id(self), None)
+        super().close()  # type: ignore[misc]
+
+
+# Requests of this process sent and not yet answered (connection -> when sent, time.monotonic): how long portals
+# keep this process waiting (`oldest_wait_s`). Dict operations are atomic under the GIL.
+_SENT: dict[int, float] = {}
+
+
+def oldest_wait_s() -> float:
+    """How long the longest-waiting request of this process has waited for its answer to start; 0 if none."""
+    sent = list(_SENT.values())
+    return time.monotonic() - min(sent) if sent else 0.0
 
 
 class _WatchedHTTPConnection(_Watched, HTTPConnection):

@@ -295,7 +295,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--jobs", type=_positive_int,
                    help="worker processes, for the parsing (default: one per core, 2 to 8; 1: in this process)")
     c.add_argument("--threads", type=_positive_int,
-                   help="portals each worker harvests at once, so network waits overlap (default: 16)")
+                   help="portals each worker harvests at once, so network waits overlap (default: 16; two "
+                        "until a portal keeps a worker waiting 20 ms)")
     c.add_argument("--per-host", type=_positive_int,
                    help="requests at once to one host, for portals sharing a host (default: 1, polite)")
     c.set_defaults(run=cmd_harvest)

@@ -4,11 +4,12 @@ Harvesting a portal is mostly waiting (each page is a round trip to a portal tha
 partly CPU (parsing, normalizing and storing a catalog holds the GIL). One process per portal would hide the
 waits at the cost of a process each; threads alone would queue all the CPU on one core. So `run` starts
 `processes` forked workers (about one per core) and each harvests up to `threads` portals at once in threads:
-the waits of one portal overlap the parsing of another, and the cores share the parsing.
+the waits of one portal overlap the parsing of another, and the cores share the parsing. A process takes all its
+threads only once its portals are seen to keep it waiting (`Admission`): two until then.
 
 Politeness: the portals are handed out in *lanes*, each lane a list harvested one after another by one thread
 (`lanes`: a host's portals share one lane, so a host sees one request at a time). Lanes go to the least busy
-worker as threads free up, so a big catalog does not hold up the rest.
+worker as its portals at once allow (and one more, ready to start), so a big catalog does not hold up the rest.
 
 A worker that dies (killed, out of memory) takes down the portals it had started: `on_lost` is called for each
 of them (the caller fails their runs). The portals of its lanes it had not started go to a new worker; a worker
@@ -16,7 +17,8 @@ that dies before starting any portal loses them all (`on_lost`), so a crash at s
 
 Workers talk to this process over one pipe each (no queue shared between processes, so a killed worker cannot
 leave a lock held that the others would wait on): this process sends lanes; a worker sends back
-("start", key), ("progress", key, n, total), ("done", summary) and ("free", lane id).
+("start", key), ("progress", key, n, total), ("done", summary), ("free", lane id) and ("limit", n) (its
+`Admission` opened: it harvests n portals at once).
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 from urllib.parse import urlsplit
 
+from connectors import http
 from maturity.settings import PortalConfig
 
 Progress = Callable[[int, "int | None"], None]
@@ -88,6 +91,7 @@ def _in_threads(work: Work, groups: list[list[PortalConfig]], threads: int, even
     may draw progress bars). Daemon threads, so that Ctrl-C ends the process at once: the caller closes the runs
     in flight, and their transactions end with the process."""
     said = threading.Lock()
+    admitted = Admission(threads)
 
     def lane(portals: list[PortalConfig]) -> None:
         for portal in portals:
@@ -95,7 +99,8 @@ def _in_threads(work: Work, groups: list[list[PortalConfig]], threads: int, even
                 if events.progress:
                     with said:
                         events.progress(key, n, total)
-            summary = work(portal, bar)
+            with admitted:
+                summary = work(portal, bar)
             with said:
                 events.done(summary)
 
@@ -127,6 +132,56 @@ def _in_threads(work: Work, groups: list[list[PortalConfig]], threads: int, even
         raise crashed[0]
 
 
+class Admission:
+    """How many portals of a process are harvested at once: `threads`, once one of its requests has waited on a
+    portal for LATENCY_S; until then FEW.
+
+    Threads are for the network waits. A portal that answers at once (on loopback, on the LAN, or a small catalog
+    served from a cache) leaves nothing to hide, and extra threads then only take the GIL from each other: each
+    release (a socket read, SQLite's step, zstd) hands it to another thread's catalog, at the cost of a thread
+    switch and of the CPU's caches; the thread holding SQLite's writers' lock, which every writer of the database
+    waits on, is slowed most (291 recorded catalogs on loopback: 16 portals a process took 36% longer than one).
+    A portal on the internet is 20 ms to seconds away: its first request shows it, and the process then takes all
+    its threads for the rest of its harvest."""
+
+    FEW = 2  # one working while the other waits on its answer or on the writers' lock
+    LATENCY_S = 0.02  # a round trip no portal reached over the internet is faster than
+
+    def __init__(self, threads: int, waited: Callable[[], float] = http.oldest_wait_s,
+                 opened: Callable[[int], None] = lambda limit: None) -> None:
+        self.most, self.waited, self.opened = threads, waited, opened
+        self.limit = min(self.FEW, threads)
+        self.busy = self.queued = 0
+        self.watched = False  # one waiting thread looks at the clock; the others sleep until a portal is done
+        self.changed = threading.Condition()
+
+    def __enter__(self) -> Admission:
+        with self.changed:
+            self.queued += 1
+            while self.busy >= self.limit:
+                waited = self.waited()
+                if waited >= self.LATENCY_S:
+                    self.limit = self.most
+                    self.changed.notify_all()
+                    self.opened(self.limit)
+                elif self.watched:
+                    self.changed.wait()
+                else:  # one thread watches the clock (each wake takes the GIL): until the oldest request out
+                    self.watched = True  # reaches LATENCY_S, or a portal ends
+                    self.changed.wait(max(self.LATENCY_S - waited, 0.002))
+                    self.watched = False
+            self.busy += 1
+            self.queued -= 1
+            if self.queued:
+                self.changed.notify()  # one of them watches the clock now
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self.changed:
+            self.busy -= 1
+            self.changed.notify()
+
+
 class HarvestCrashed(RuntimeError):
     """A harvest raised in a worker process (a bug, or the database unreachable): the whole harvest stops."""
 
@@ -137,6 +192,7 @@ class HarvestCrashed(RuntimeError):
 class _Worker:
     proc: Any  # multiprocessing's forked Process (its context's class is not a public type)
     conn: Connection
+    limit: int  # portals it harvests at once (its Admission's limit, as last heard)
     lanes: dict[int, list[PortalConfig]] = field(default_factory=dict)  # lane id -> its portals not yet done
     started: set[str] = field(default_factory=set)  # portals started and not done
     ever_started: bool = False
@@ -180,9 +236,11 @@ class _Pool:
                 w.conn.close()
 
     def _hand_out(self) -> None:
-        """Pending lanes to the least busy workers with a free thread; workers started as there is work."""
+        """Pending lanes to the least busy workers with room (the portals it harvests at once, and one more ready
+        to start when one ends); workers started as there is work. Lanes not handed out yet can still go to
+        whichever worker frees up first."""
         while self.pending:
-            free = [w for w in self.workers if len(w.lanes) < self.threads]
+            free = [w for w in self.workers if len(w.lanes) < min(w.limit + 1, self.threads)]
             if len(self.workers) < self.processes and (not free or min(len(w.lanes) for w in free) > 0):
                 free = [self._spawn()]
             if not free:
@@ -199,7 +257,7 @@ class _Pool:
                                 name="harvest-worker", daemon=True)
         proc.start()
         there.close()
-        w = _Worker(proc, here)
+        w = _Worker(proc, here, limit=min(Admission.FEW, self.threads))
         self.workers.append(w)
         return w
 
@@ -227,6 +285,9 @@ class _Pool:
             self.events.done(summary)
         elif what == "free":
             w.lanes.pop(msg[1], None)
+        elif what == "limit":  # one worker's portals keep it waiting: so will the others' (the same network)
+            for other in self.workers:
+                other.limit = max(other.limit, msg[1])
         elif what == "crash":  # a harvest never raises for a portal failure: a bug, or the database is gone
             raise HarvestCrashed(msg[1])
 
@@ -262,11 +323,14 @@ def _worker_main(conn: Connection, work: Work, threads: int, parent: int) -> Non
     def progress_of(key: str) -> Progress:
         return lambda n, total: send("progress", key, n, total)
 
+    admitted = Admission(threads, opened=lambda limit: send("limit", limit))
+
     def lane(lane_id: int, portals: list[PortalConfig]) -> None:
         try:
             for portal in portals:
-                send("start", portal.key)
-                summary = work(portal, progress_of(portal.key))
+                with admitted:
+                    send("start", portal.key)
+                    summary = work(portal, progress_of(portal.key))
                 send("done", summary)
         except Exception as exc:
             send("crash", f"{portal.key}: {type(exc).__name__}: {exc}")

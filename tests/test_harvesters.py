@@ -93,3 +93,89 @@ def test_hosts_wait_side_by_side_and_a_host_in_turn(tmp_path, served, jobs):
     # Chicago's recorded scrape: 295 lines, 260 unique ids; the data.json: 145 datasets on each site
     assert {s.portal_key: s.items for s in got}["s2"] == 260
     assert [s.items for s in got[4:]] == [145, 145]
+
+
+# --- how many portals a process harvests at once (Admission) -------------------------------------------------
+
+def _queued(adm: harvesters.Admission, n: int) -> None:
+    """Wait until n threads wait on `adm` (a condition, not a clock)."""
+    with adm.changed:
+        assert adm.changed.wait_for(lambda: adm.queued == n, timeout=HOLD_S)
+
+
+def test_a_process_harvests_few_portals_at_once_while_none_keeps_it_waiting():
+    adm = harvesters.Admission(16, waited=lambda: 0.0)
+    adm.__enter__(), adm.__enter__()
+    third = threading.Thread(target=adm.__enter__, daemon=True)  # a failure must not hang the run
+    third.start()
+    _queued(adm, 1)
+    assert (adm.busy, adm.limit) == (2, harvesters.Admission.FEW) == (2, 2)  # the third waits for a free place
+    adm.__exit__()
+    third.join(HOLD_S)
+    assert not third.is_alive() and (adm.busy, adm.queued, adm.limit) == (2, 0, 2)
+
+
+def test_a_request_kept_waiting_opens_every_thread_of_the_process():
+    waited, opened = [0.0], []
+    adm = harvesters.Admission(16, waited=lambda: waited[0], opened=opened.append)
+    adm.__enter__(), adm.__enter__()
+    third = threading.Thread(target=adm.__enter__, daemon=True)  # a failure must not hang the run
+    third.start()
+    _queued(adm, 1)
+    assert adm.busy == 2 and opened == []
+    waited[0] = harvesters.Admission.LATENCY_S  # one of the two harvests' requests has now waited that long
+    third.join(HOLD_S)  # noticed by the waiting thread itself, within LATENCY_S
+    assert not third.is_alive() and (adm.busy, adm.limit) == (3, 16) and opened == [16]
+    for _ in range(13):
+        adm.__enter__()  # no waiting now: all 16 at once
+    assert adm.busy == 16
+
+
+@pytest.mark.parametrize("jobs", [1, 2], ids=["threads-here", "worker-processes"])
+def test_portals_far_away_are_all_waited_on_at_once(tmp_path, jobs):
+    """Ten portals whose first answers come only once all ten have asked (a barrier in the emulator stands for
+    portals far away): each process starts with two, sees their requests wait and takes the others; with worker
+    processes the parent hands out more portals once a worker says so."""
+    n = 10
+    items = load_socrata_jsonl(FIXTURES / "socrata/latest/data.cityofchicago.org.jsonl.gz")[:10]
+    domains = [f"far{i}.example.org" for i in range(n)]
+    meet = threading.Barrier(n, timeout=25)  # below the client's read timeout (30 s): a clean failure
+    with Emulator(socrata={d: items for d in domains}) as emu:
+        emu.fault("/api/catalog/v1", meet=meet)
+        portals = [portal(f"p{i}", emu.url, domain=d) for i, d in enumerate(domains)]
+        url = f"sqlite:///{tmp_path / 'far.db'}"
+        storage.upgrade(url)
+        from maturity.settings import CityConfig, Settings
+
+        cfg = Settings(path=tmp_path / "config.toml", storage_url=url,
+                       cities=tuple(CityConfig(key=p.key, name=p.key, portals=(p,)) for p in portals))
+        try:
+            got = pipeline.harvest_many(cfg, storage.open_db(url), cfg.portals, jobs=jobs, threads=16,
+                                        now=datetime(2026, 11, 20, 4, tzinfo=UTC))
+        finally:
+            storage.dispose(url)
+    assert not meet.broken  # all ten requests were out at once
+    assert [(s.status, s.items) for s in got] == [("ok", 10)] * n
+
+
+def test_when_one_worker_is_kept_waiting_the_parent_hands_every_worker_more_portals():
+    """Heard from one worker that its portals keep it waiting, the parent takes the others to be (the same
+    network) and shares the waiting lanes out evenly; before, the first worker to say so got them all (measured:
+    17 portals against 3 on 20 portals at 100 ms, the second wave ~100 ms late)."""
+
+    class Pipe:
+        def __init__(self) -> None:
+            self.sent: list = []
+
+        def send(self, msg) -> None:
+            self.sent.append(msg)
+
+    pool = harvesters._Pool(lambda portal, bar: None, processes=2, threads=16, events=harvesters.Events())
+    a, b = (harvesters._Worker(proc=None, conn=Pipe(), limit=harvesters.Admission.FEW) for _ in range(2))
+    pool.workers = [a, b]
+    pool.pending = [[portal(f"p{i}", f"https://h{i}.example.org")] for i in range(20)]
+    pool._hand_out()
+    assert (len(a.lanes), len(b.lanes), len(pool.pending)) == (3, 3, 14)  # two at once each, and one ready
+    pool._heard(a, ("limit", 16))
+    pool._hand_out()
+    assert (a.limit, b.limit) == (16, 16) and (len(a.lanes), len(b.lanes), len(pool.pending)) == (10, 10, 0)
