@@ -160,11 +160,11 @@ class Admission:
             self.queued += 1
             while self.busy >= self.limit:
                 waited = self.waited()
-                if waited >= self.LATENCY_S:
+                if self.limit < self.most and waited >= self.LATENCY_S:
                     self.limit = self.most
                     self.changed.notify_all()
                     self.opened(self.limit)
-                elif self.watched:
+                elif self.watched or self.limit == self.most:  # (opened: only a portal's end frees a place)
                     self.changed.wait()
                 else:  # one thread watches the clock (each wake takes the GIL): until the oldest request out
                     self.watched = True  # reaches LATENCY_S, or a portal ends
