@@ -183,7 +183,8 @@ class Admission:
 
 
 class HarvestCrashed(RuntimeError):
-    """A harvest raised in a worker process (a bug, or the database unreachable): the whole harvest stops."""
+    """A harvest raised in a worker process (a bug, or the database gone: not even a run's failure could be
+    recorded): the whole harvest stops."""
 
 
 # --- the worker processes -------------------------------------------------------------------------------------

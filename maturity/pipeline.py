@@ -80,8 +80,9 @@ def harvest(settings: Settings, engine: storage.Engine, portal: PortalConfig, *,
     """Fetch one portal's whole catalog and store it as one run (change-only); failures are recorded, not raised.
 
     Pages are stored as they arrive (`_store`), in one transaction that spans the run: a portal failing on its
-    25th page leaves its failed run row and nothing else. A failure of the database itself is recorded by
-    storage and raised.
+    25th page leaves its failed run row and nothing else. A failure of the database during the run (a dropped
+    connection, a deadlock, a full disk) is recorded by storage and fails this run alone; one that leaves even
+    the run's failure unrecorded (the database is gone) is raised.
     """
     as_of = now or utcnow()
     _sync_once(settings, engine)
@@ -99,8 +100,14 @@ def harvest(settings: Settings, engine: storage.Engine, portal: PortalConfig, *,
         except ConnectorError as exc:
             return _failed(engine, run_id, portal, previous, f"{type(exc).__name__}: {exc}")
         except Exception as exc:
-            if run.failed:  # the database failed: storage recorded the run failed with its reason
-                raise
+            if run.failed:  # the database failed this run: storage recorded it failed with its reason
+                if not run.recorded:  # not even that could be written: the database is gone, the harvest stops
+                    raise
+                # A dropped connection, a deadlock, a full disk: this run alone; the next may find it well again.
+                log.error("portal=%s event=database-error reason=%r", portal.key, run.reason)
+                summary = _summary_failed(run_id, portal, run.reason or f"{type(exc).__name__}: {exc}")
+                _log_transition(portal.key, previous, "failed", summary)
+                return summary
             log.exception("portal=%s event=connector-crash", portal.key)  # a connector bug fails this run alone
             return _failed(engine, run_id, portal, previous, f"internal error: {type(exc).__name__}: {exc}")
         except BaseException as exc:  # Ctrl-C, SIGTERM (raised as KeyboardInterrupt): the run ends, then we stop

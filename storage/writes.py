@@ -248,14 +248,18 @@ class RunWriter:
     The block commits when it ends; any exception rolls everything back, so a run that fails on its 25th page
     leaves no dataset or version behind. A failure of the database itself (or of what was given to it: a
     record of another portal) is recorded on the run as its reason, in a separate transaction, and re-raised
-    with `failed` set; whoever feeds the writer records its own failures (a portal error) after the block.
+    with `failed` set (and `recorded`, when the run's row could be written: the database is still there); whoever
+    feeds the writer records its own failures (a portal error) after the block.
     Memory held across pages: the run's source ids (its members), the ids of changed datasets, counts.
     """
 
     def __init__(self, engine: Engine, run_id: int) -> None:
         self.engine, self.run_id = engine, run_id
         self.failed = False  # set when the writer's own work raised (recorded on the run unless RunClosed)
-        self._reason: str | None = None
+        # After a failure: the reason, and whether the run's row says how it ended (recorded here, or closed by
+        # someone else: RunClosed). False: not even that could be written; the database itself is gone.
+        self.reason: str | None = None
+        self.recorded = False
         self._conn: Connection | None = None
         self._tx: Any = None
         self._writer = ExitStack()  # holds the writers' lock (storage.db.writer) while the transaction is open
@@ -282,7 +286,8 @@ class RunWriter:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any) -> None:
         conn, self._conn = self._conn, None
-        if conn is None:
+        if conn is None:  # no transaction was begun (a failure in an early read, or nothing to write)
+            self._record_if_failed()
             if exc is None and self.summary is None:
                 raise ValueError(f"run {self.run_id}: the writer's block ended without finish()")
             return
@@ -297,8 +302,7 @@ class RunWriter:
         finally:
             conn.close()
             self._writer.close()  # the next writer goes on at once, before this run's failure is recorded
-            if self._reason is not None:
-                self._record_failure(self._reason)
+            self._record_if_failed()
         if exc is None and self.summary is None:
             raise ValueError(f"run {self.run_id}: the writer's block ended without finish(); rolled back")
 
@@ -415,14 +419,22 @@ class RunWriter:
 
     def _broke(self, exc: BaseException) -> None:
         self.failed = True
-        if self._reason is None and not isinstance(exc, RunClosed):  # a closed run is left as it is
-            self._reason = f"{type(exc).__name__}: {exc}"
+        if self.reason is None:
+            # SQLAlchemy's error carries the statement and up to 10 rows of parameters: the driver's says why
+            shown = getattr(exc, "orig", None) or exc
+            self.reason = f"{type(shown).__name__}: {str(shown).strip()}"
+            self.recorded = isinstance(exc, RunClosed)  # a closed run is left as it is: its row says how it ended
 
-    def _record_failure(self, reason: str) -> None:
+    def _record_if_failed(self) -> None:
+        """The writer's failure on the run's row, in a transaction of its own (after the rollback)."""
+        if not self.failed or self.recorded or self.reason is None:
+            return
         try:
-            fail_run(self.engine, self.run_id, reason, finished_at=now_utc())
+            fail_run(self.engine, self.run_id, self.reason, finished_at=now_utc())
         except Exception:  # the database itself may be what failed; keep the original error
             log.exception("could not record run %s as failed", self.run_id)
+            return
+        self.recorded = True
 
     def _add(self, conn: Connection, records: Sequence[DatasetRecord], raws: Sequence[bytes],
              packed: _Packed | None = None) -> None:

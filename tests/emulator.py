@@ -38,7 +38,8 @@ the previous response for that path, ignoring paging parameters), `shape` (renam
 envelope no longer matches). `times=n` limits a fault to the next n matching requests (None = always) and
 `after=k` lets k matching requests through first (to hit the second page); `with_param="scroll_id"` matches
 only requests with that query parameter; `meet=threading.Barrier(n)` holds each matching request until n are
-held (so many harvests are known to be mid-run at once; a broken barrier lets them through); `body=` serves a
+held (so many harvests are known to be mid-run at once; a broken barrier lets them through); `call=f` runs
+f() before answering (the harvest waits on its page meanwhile); `body=` serves a
 given JSON body. `emu.reported[name] = n` makes a Socrata domain or CKAN site report n items (a short catalog).
 Every request is recorded in `emu.requests` as (path, params dict, headers dict).
 """
@@ -81,6 +82,7 @@ class Fault:
     after: int = 0
     with_param: str | None = None  # only requests carrying this query parameter (e.g. scroll_id: a later page)
     meet: threading.Barrier | None = None  # hold each request at this barrier first (requests in flight together)
+    call: Callable[[], None] | None = None  # run before answering (e.g. break the harvest's database connection)
     seen: int = 0  # matching requests so far
 
 
@@ -233,6 +235,8 @@ class Emulator(LoopbackServer):
                     f.meet.wait()
                 except threading.BrokenBarrierError:  # the test sees `meet.broken`; the request is answered
                     pass
+            if f.call is not None:
+                f.call()
         if self.latency_s:
             time.sleep(self.latency_s)
         for f in faults:
