@@ -2,10 +2,20 @@
 from __future__ import annotations
 
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
 from runtime_helpers import FakeHarvest, FakeScore
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C reaches the processes these tests start. A test run launched in the background by a shell script
+    (`cmd &`, nohup, some CI runners) inherits SIGINT ignored, and an ignored signal stays ignored across exec, so
+    a `maturity harvest` sent SIGINT would go on (Python keeps an inherited SIG_IGN, as a background job should).
+    Handled here, it is reset to the default in every child at exec: the child sees what a terminal gives it."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
