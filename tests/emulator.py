@@ -170,7 +170,7 @@ class Emulator(LoopbackServer):
     def url(self) -> str:
         assert self._server is not None, "emulator not started"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def serve(self, kind: str, name: str, items: list[dict[str, Any]]) -> str:
         """Serve the raw items of a recorded `kind` catalog as catalog `name`; its portal URL."""
@@ -443,10 +443,10 @@ def ckan_package_from_dcat(ds: Mapping[str, Any], *, organization: Mapping[str, 
     pid = str(uuid.uuid5(_DERIVED_NAMESPACE, identifier))
     title = str(ds.get("title") or "")
     name = (_SLUG.sub("-", title.lower()).strip("-")[:80] or "dataset") + "-" + pid[:8]
-    contact = ds.get("contactPoint") if isinstance(ds.get("contactPoint"), dict) else {}
+    contact: Mapping[str, Any] = ds["contactPoint"] if isinstance(ds.get("contactPoint"), dict) else {}
     email = str(contact.get("hasEmail") or "").removeprefix("mailto:") or None
-    publisher = ds.get("publisher") if isinstance(ds.get("publisher"), dict) else {}
-    extras = [{"key": "identifier", "value": identifier}]
+    publisher: Mapping[str, Any] = ds["publisher"] if isinstance(ds.get("publisher"), dict) else {}
+    extras: list[dict[str, Any]] = [{"key": "identifier", "value": identifier}]
     for key in ("accessLevel", "modified", "issued", "license", "landingPage", "accrualPeriodicity", "describedBy",
                 "spatial", "temporal"):
         if isinstance(ds.get(key), str) and ds[key]:
