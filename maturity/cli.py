@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 
 from maturity import csv_writer
 from maturity import settings as settings_mod
-from maturity.settings import CityConfig, Settings
+from maturity.settings import CityConfig, PortalConfig, Settings
 
 if TYPE_CHECKING:  # for annotations only: the commands import these when they run
     import pandas as pd
+    from sqlalchemy.engine import Engine
     from tqdm import tqdm
 
     import storage
@@ -53,15 +54,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _database_unreachable(exc: BaseException) -> str | None:
-    """The driver's first line when `exc` is a failure to connect to (or open) the database; None otherwise."""
-    from sqlalchemy.exc import InterfaceError, OperationalError
+    """The driver's first line when `exc` is a failure to connect to (or open) the database, here or in a
+    harvest's worker process; None otherwise."""
+    import storage
+    from maturity.harvesters import HarvestCrashed
 
     if isinstance(exc, DatabaseUnreachable):
         return str(exc)
-    if not isinstance(exc, (OperationalError, InterfaceError)):
-        return None
-    text = str(exc.orig or exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    if isinstance(exc, HarvestCrashed):
+        return exc.database
+    return storage.unreachable_reason(exc)
 
 
 class UsageError(Exception):
@@ -112,13 +114,27 @@ def cmd_harvest(cfg: Settings, args: argparse.Namespace) -> int:
                                               threads=args.threads or pipeline.HARVEST_THREADS,
                                               per_host=args.per_host or pipeline.PER_HOST,
                                               progress=bars.update, done=done)
-    finally:
-        for p in mine:
-            storage.drop_lease(engine, storage.portal_lease(p.key), owner)
+    except BaseException:
+        _drop_leases(engine, mine, owner, quietly=True)  # not to hide why the harvest stopped
+        raise
+    _drop_leases(engine, mine, owner)
     if not args.no_score:
         for city_key in sorted({p.city_key for p in mine}):
             pipeline.score(cfg, engine, city_key)  # the latest catalog: its records kept for the next scoring
     return EXIT_FAILED if any(s.status == "failed" for s in summaries) else EXIT_OK
+
+
+def _drop_leases(engine: Engine, portals: Sequence[PortalConfig], owner: str, *, quietly: bool = False) -> None:
+    """Release the harvest's portal leases; `quietly`: a database that cannot be reached leaves them to expire."""
+    import storage
+
+    for p in portals:
+        try:
+            storage.drop_lease(engine, storage.portal_lease(p.key), owner)
+        except Exception as exc:
+            if not quietly or storage.unreachable_reason(exc) is None:
+                raise
+            return
 
 
 def cmd_import(cfg: Settings, args: argparse.Namespace) -> int:

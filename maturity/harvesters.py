@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 from connectors import http
 from maturity.settings import PortalConfig
+from storage.db import unreachable_reason
 
 Progress = Callable[[int, "int | None"], None]
 Work = Callable[[PortalConfig, Progress], Any]  # harvest one portal, reporting its pages; returns its summary
@@ -184,7 +185,11 @@ class Admission:
 
 class HarvestCrashed(RuntimeError):
     """A harvest raised in a worker process (a bug, or the database gone: not even a run's failure could be
-    recorded): the whole harvest stops."""
+    recorded): the whole harvest stops. `database`: the driver's first line when it was the database."""
+
+    def __init__(self, message: str, database: str | None = None) -> None:
+        super().__init__(message)
+        self.database = database
 
 
 # --- the worker processes -------------------------------------------------------------------------------------
@@ -290,7 +295,7 @@ class _Pool:
             for other in self.workers:
                 other.limit = max(other.limit, msg[1])
         elif what == "crash":  # a harvest never raises for a portal failure: a bug, or the database is gone
-            raise HarvestCrashed(msg[1])
+            raise HarvestCrashed(msg[1], database=msg[2])
 
     def _buried(self, w: _Worker) -> None:
         """A worker ended: what it had started is lost; the rest of its lanes go to another worker (if it got
@@ -334,7 +339,7 @@ def _worker_main(conn: Connection, work: Work, threads: int, parent: int) -> Non
                     summary = work(portal, progress_of(portal.key))
                 send("done", summary)
         except Exception as exc:
-            send("crash", f"{portal.key}: {type(exc).__name__}: {exc}")
+            send("crash", f"{portal.key}: {type(exc).__name__}: {exc}", unreachable_reason(exc))
         send("free", lane_id)
 
     with ThreadPoolExecutor(threads, thread_name_prefix="harvest") as pool:

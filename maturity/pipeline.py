@@ -247,9 +247,13 @@ def harvest_many(settings: Settings, engine: storage.Engine, portals: Sequence[P
         harvesters.run(work, harvesters.lanes(portals, per_host),
                        processes=0 if in_here else jobs, threads=1 if _in_memory(engine) else threads,
                        events=harvesters.Events(progress=progress, done=record, lost=lost))
-    except BaseException as exc:  # Ctrl-C or SIGTERM: the workers are gone (harvesters.run); their runs end too
-        storage.close_runs_of(engine, [p.key for p in portals if p.key not in results],
-                              f"harvest stopped: {type(exc).__name__}", started_after=began)
+    except BaseException as exc:  # Ctrl-C, SIGTERM, the database gone: the workers are gone too (harvesters.run)
+        try:  # their runs end too
+            storage.close_runs_of(engine, [p.key for p in portals if p.key not in results],
+                                  f"harvest stopped: {type(exc).__name__}", started_after=began)
+        except Exception as closing:  # the database may be what stopped us: the first error says why
+            if storage.unreachable_reason(closing) is None:
+                log.exception("could not close the runs of the stopped harvest")
         raise
     return [results[p.key] for p in portals]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from storage.crawls import COMPLETE_SHARE, score_flag
-from storage.db import dispose, gc_paused, open_db
+from storage.db import dispose, gc_paused, open_db, unreachable_reason
 from storage.item_errors import item_errors, save_item_errors
 from storage.locks import (
                             LEASE_TTL_S,
@@ -74,5 +74,5 @@ __all__ = [
     "latest_run_marker", "latest_scores", "open_db", "portal_lease", "portals", "process_owner", "rejudge_runs",
     "release_lock", "removed_ids", "row_counts", "run_dates", "runs", "save_harvest", "save_item_errors",
     "save_scores", "score_evidence", "score_flag", "scores", "start_run", "sync_config", "take_lease", "waited_lease",
-    "take_portal", "try_lock", "upgrade",
+    "take_portal", "try_lock", "unreachable_reason", "upgrade",
 ]

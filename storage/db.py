@@ -118,6 +118,15 @@ def dispose(url: str) -> None:
     forget(engine.url.render_as_string(hide_password=False) if engine is not None else url)
 
 
+def unreachable_reason(exc: BaseException) -> str | None:
+    """The driver's first line when `exc` is the database failing to answer (cannot connect, connection lost,
+    cannot open the file); None for any other error."""
+    if not isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+        return None
+    text = str(exc.orig or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 @contextmanager
 def write_tx(engine: Engine) -> Iterator[Connection]:
     """One write transaction: committed on success, rolled back on any exception."""
