@@ -419,7 +419,9 @@ class RunWriter:
 
     def _broke(self, exc: BaseException) -> None:
         self.failed = True
-        if self.reason is None:
+        if self.reason is None and isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM in the CLI
+            self.reason = "interrupted: KeyboardInterrupt while writing"
+        elif self.reason is None:
             # SQLAlchemy's error carries the statement and up to 10 rows of parameters: the driver's says why
             shown = getattr(exc, "orig", None) or exc
             self.reason = f"{type(shown).__name__}: {str(shown).strip()}"

@@ -312,6 +312,23 @@ def test_a_run_that_another_run_of_its_portal_overtakes_before_its_write_lock_fa
     assert failed["status"] == "failed" and failed["error"].startswith("RunConflict: ")
 
 
+def test_an_interrupt_while_the_run_writes_rolls_it_back_and_says_interrupted(engine):
+    """Ctrl-C (or SIGTERM in the CLI) raises KeyboardInterrupt wherever the harvest is; here while the writer
+    reads the raw items of a batch inside the run's transaction."""
+    snap = chicago_snapshot("2022-06-15")
+
+    class Interrupted(list):
+        def __getitem__(self, i):
+            raise KeyboardInterrupt
+
+    run_id = storage.start_run(engine, CHICAGO.key, as_of=snap.as_of)
+    with pytest.raises(KeyboardInterrupt), storage.RunWriter(engine, run_id) as run:
+        run.add(snap.records, Interrupted(snap.raws))
+    failed = storage.runs(engine, portal_key=CHICAGO.key).set_index("run_id").loc[run_id]
+    assert failed["status"] == "failed" and failed["error"] == "interrupted: KeyboardInterrupt while writing"
+    assert run.recorded and len(storage.catalog(engine, CHICAGO.key)) == 0  # rolled back, recorded
+
+
 @pytest.mark.parametrize("order", [
     tuple(reversed(CHICAGO_DATES)),  # newest first: every short crawl arrives before the good runs around it
     ("2022-06-29", "2022-07-13", "2022-06-08", "2022-07-23", "2022-07-06", "2022-06-22", "2022-07-20", "2022-06-15"),
