@@ -4,8 +4,8 @@ be a smaller bound than the threads.
 A large portal's run keeps its write transaction (and so its connection) open from its first batch to its last
 page. On PostgreSQL, runs of one process are written side by side; SQLAlchemy's default pool (5 kept + 10 more,
 then a 30 s wait and an error) let the 16th open run of a `maturity harvest` worker process (16 threads) wait
-for a connection, then fail with a database error, which then ended the whole harvest (since session 14 a
-database error fails its run alone, unless even that failure cannot be written, as with a pool that has no
+for a connection, then fail with a database error, which then ended the whole harvest (a
+database error now fails its run alone, unless even that failure cannot be written, as with a pool that has no
 connection to give). SQLite's writers queue on one lock instead: PostgreSQL's case.
 """
 from __future__ import annotations
