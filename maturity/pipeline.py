@@ -252,8 +252,7 @@ def harvest_many(settings: Settings, engine: storage.Engine, portals: Sequence[P
             storage.close_runs_of(engine, [p.key for p in portals if p.key not in results],
                                   f"harvest stopped: {type(exc).__name__}", started_after=began)
         except Exception as closing:  # the database may be what stopped us: the first error says why
-            if storage.unreachable_reason(closing) is None:
-                log.exception("could not close the runs of the stopped harvest")
+            storage.log_cleanup_failure(log, closing, "close the runs of the stopped harvest")
         raise
     return [results[p.key] for p in portals]
 

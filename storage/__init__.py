@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from storage.crawls import COMPLETE_SHARE, score_flag
-from storage.db import dispose, gc_paused, open_db, unreachable_reason
+from storage.db import dispose, gc_paused, log_cleanup_failure, open_db, unreachable_reason
 from storage.item_errors import item_errors, save_item_errors
 from storage.locks import (
                             LEASE_TTL_S,
@@ -70,6 +70,7 @@ __all__ = [
     "catalog_run", "cities",
     "city_catalog", "city_catalog_chunks", "city_harvest", "close_orphaned_runs",
     "close_runs_of", "close_stale_runs", "criterion_scores", "delete_evidence", "dispose", "drop_lease", "gc_paused",
+    "log_cleanup_failure",
     "evidence", "explain", "fail_run", "fail_running", "held_leases", "item_errors", "last_status", "latest_crawls",
     "latest_run_marker", "latest_scores", "open_db", "portal_lease", "portals", "process_owner", "rejudge_runs",
     "release_lock", "removed_ids", "row_counts", "run_dates", "runs", "save_harvest", "save_item_errors",

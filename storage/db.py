@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import gc
+import logging
 import os
 import threading
 import time
@@ -33,9 +34,9 @@ WRITER_POLL_S = (0.0002, 0.002)  # first and longest pause between tries
 # Connections a process keeps open to a database server. Not a limit: a process takes as many as its threads use
 # at once (max_overflow -1), since a harvest worker's threads each hold one for as long as their run is open (a
 # large portal: its whole harvest), and SQLAlchemy's default bound (5 kept + 10, then a 30 s wait and an error)
-# failed the 16th open run with a database error, which stops the harvest. The server's own max_connections is
-# the limit to size (docs/deploy.md). Kept: a worker's default 16 harvest threads, its lease heartbeat and its
-# main thread, so that they do not reconnect for every portal.
+# failed the 16th open run with a database error (its run could not even record it: the harvest stopped). The
+# server's own max_connections is the limit to size (docs/deploy.md). Kept: a worker's default 16 harvest
+# threads, its lease heartbeat and its main thread, so that they do not reconnect for every portal.
 POOL_KEPT = 20
 _ENGINES: dict[str, Engine] = {}
 _ENGINES_LOCK = threading.Lock()
@@ -125,6 +126,15 @@ def unreachable_reason(exc: BaseException) -> str | None:
         return None
     text = str(exc.orig or exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def log_cleanup_failure(logger: logging.Logger, exc: BaseException, what: str) -> None:
+    """Log that `what` (cleanup after an earlier failure) failed too: one line when the database is gone (the
+    caller reports that once, with the first error), with the traceback otherwise."""
+    if (gone := unreachable_reason(exc)) is not None:
+        logger.error("could not %s: %s", what, gone)
+    else:
+        logger.exception("could not %s", what)
 
 
 @contextmanager

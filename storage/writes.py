@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from storage import codec, compact, crawls
-from storage.db import gc_paused, is_sqlite, now_utc, unreachable_reason, utc, write_tx, writer
+from storage.db import gc_paused, is_sqlite, log_cleanup_failure, now_utc, utc, write_tx, writer
 from storage.models import (
     SCORE_FLAGS,
     audit_t,
@@ -434,10 +434,7 @@ class RunWriter:
         try:
             fail_run(self.engine, self.run_id, self.reason, finished_at=now_utc())
         except Exception as exc:  # the database itself may be what failed; keep the original error
-            if (gone := unreachable_reason(exc)) is not None:  # the caller reports it: one line is enough here
-                log.error("could not record run %s as failed: %s", self.run_id, gone)
-            else:
-                log.exception("could not record run %s as failed", self.run_id)
+            log_cleanup_failure(log, exc, f"record run {self.run_id} as failed")
             return
         self.recorded = True
 
