@@ -48,6 +48,7 @@ from __future__ import annotations
 import gzip
 import re
 import socketserver
+import sys
 import threading
 import time
 import uuid
@@ -84,6 +85,15 @@ class Fault:
     meet: threading.Barrier | None = None  # hold each request at this barrier first (requests in flight together)
     call: Callable[[], None] | None = None  # run before answering (e.g. break the harvest's database connection)
     seen: int = 0  # matching requests so far
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-answer (a harvest stopped, a worker process killed) is no error of the
+    server's: socketserver would print its traceback into the test's captured stderr."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class LoopbackServer:
@@ -158,7 +168,7 @@ class Emulator(LoopbackServer):
             def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         # A short poll interval so stop() (and each test teardown) returns quickly.
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
