@@ -5,7 +5,7 @@ partly CPU (parsing, normalizing and storing a catalog holds the GIL). One proce
 waits at the cost of a process each; threads alone would queue all the CPU on one core. So `run` starts
 `processes` forked workers (about one per core) and each harvests up to `threads` portals at once in threads:
 the waits of one portal overlap the parsing of another, and the cores share the parsing. A process takes all its
-threads only once its portals are seen to keep it waiting (`Admission`): two until then.
+threads only once its portals are seen to keep it waiting (`Admission`): one at a time until then.
 
 Politeness: the portals are handed out in *lanes*, each lane a list harvested one after another by one thread
 (`lanes`: a host's portals share one lane, so a host sees one request at a time). Lanes go to the least busy
@@ -141,11 +141,11 @@ class Admission:
     served from a cache) leaves nothing to hide, and extra threads then only take the GIL from each other: each
     release (a socket read, SQLite's step, zstd) hands it to another thread's catalog, at the cost of a thread
     switch and of the CPU's caches; the thread holding SQLite's writers' lock, which every writer of the database
-    waits on, is slowed most (291 recorded catalogs on loopback: 16 portals a process took 36% longer than one).
-    A portal on the internet is 20 ms to seconds away: its first request shows it, and the process then takes all
-    its threads for the rest of its harvest."""
+    waits on, is slowed most (291 recorded catalogs on loopback: 16 portals a process took 36% longer than one,
+    two 10-20% longer than one). A portal on the internet is 20 ms to seconds away: its first request shows it,
+    and the process then takes all its threads for the rest of its harvest."""
 
-    FEW = 2  # one working while the other waits on its answer or on the writers' lock
+    FEW = 1  # until a request waits: a second portal's parsing would only take the GIL from the first's
     LATENCY_S = 0.02  # a round trip no portal reached over the internet is faster than
 
     def __init__(self, threads: int, waited: Callable[[], float] = http.oldest_wait_s,

@@ -103,30 +103,30 @@ def _queued(adm: harvesters.Admission, n: int) -> None:
         assert adm.changed.wait_for(lambda: adm.queued == n, timeout=HOLD_S)
 
 
-def test_a_process_harvests_few_portals_at_once_while_none_keeps_it_waiting():
+def test_a_process_harvests_one_portal_at_a_time_while_none_keeps_it_waiting():
     adm = harvesters.Admission(16, waited=lambda: 0.0)
-    adm.__enter__(), adm.__enter__()
-    third = threading.Thread(target=adm.__enter__, daemon=True)  # a failure must not hang the run
-    third.start()
+    adm.__enter__()
+    second = threading.Thread(target=adm.__enter__, daemon=True)  # a failure must not hang the run
+    second.start()
     _queued(adm, 1)
-    assert (adm.busy, adm.limit) == (2, harvesters.Admission.FEW) == (2, 2)  # the third waits for a free place
+    assert (adm.busy, adm.limit) == (1, harvesters.Admission.FEW) == (1, 1)  # the second waits for a free place
     adm.__exit__()
-    third.join(HOLD_S)
-    assert not third.is_alive() and (adm.busy, adm.queued, adm.limit) == (2, 0, 2)
+    second.join(HOLD_S)
+    assert not second.is_alive() and (adm.busy, adm.queued, adm.limit) == (1, 0, 1)
 
 
 def test_a_request_kept_waiting_opens_every_thread_of_the_process():
     waited, opened = [0.0], []
     adm = harvesters.Admission(16, waited=lambda: waited[0], opened=opened.append)
-    adm.__enter__(), adm.__enter__()
-    third = threading.Thread(target=adm.__enter__, daemon=True)  # a failure must not hang the run
-    third.start()
+    adm.__enter__()
+    second = threading.Thread(target=adm.__enter__, daemon=True)  # a failure must not hang the run
+    second.start()
     _queued(adm, 1)
-    assert adm.busy == 2 and opened == []
-    waited[0] = harvesters.Admission.LATENCY_S  # one of the two harvests' requests has now waited that long
-    third.join(HOLD_S)  # noticed by the waiting thread itself, within LATENCY_S
-    assert not third.is_alive() and (adm.busy, adm.limit) == (3, 16) and opened == [16]
-    for _ in range(13):
+    assert adm.busy == 1 and opened == []
+    waited[0] = harvesters.Admission.LATENCY_S  # the harvest's request has now waited that long
+    second.join(HOLD_S)  # noticed by the waiting thread itself, within LATENCY_S
+    assert not second.is_alive() and (adm.busy, adm.limit) == (2, 16) and opened == [16]
+    for _ in range(14):
         adm.__enter__()  # no waiting now: all 16 at once
     assert adm.busy == 16
 
@@ -134,7 +134,7 @@ def test_a_request_kept_waiting_opens_every_thread_of_the_process():
 @pytest.mark.parametrize("jobs", [1, 2], ids=["threads-here", "worker-processes"])
 def test_portals_far_away_are_all_waited_on_at_once(tmp_path, jobs):
     """Ten portals whose first answers come only once all ten have asked (a barrier in the emulator stands for
-    portals far away): each process starts with two, sees their requests wait and takes the others; with worker
+    portals far away): each process starts with one, sees its requests wait and takes the others; with worker
     processes the parent hands out more portals once a worker says so."""
     n = 10
     items = load_socrata_jsonl(FIXTURES / "socrata/latest/data.cityofchicago.org.jsonl.gz")[:10]
@@ -175,7 +175,7 @@ def test_when_one_worker_is_kept_waiting_the_parent_hands_every_worker_more_port
     pool.workers = [a, b]
     pool.pending = [[portal(f"p{i}", f"https://h{i}.example.org")] for i in range(20)]
     pool._hand_out()
-    assert (len(a.lanes), len(b.lanes), len(pool.pending)) == (3, 3, 14)  # two at once each, and one ready
+    assert (len(a.lanes), len(b.lanes), len(pool.pending)) == (2, 2, 16)  # one at a time each, and one ready
     pool._heard(a, ("limit", 16))
     pool._hand_out()
     assert (a.limit, b.limit) == (16, 16) and (len(a.lanes), len(b.lanes), len(pool.pending)) == (10, 10, 0)
