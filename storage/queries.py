@@ -211,7 +211,7 @@ def removed_ids(engine: Engine, portal_key: str, as_of: datetime | None = None) 
 # The newest runs whose finishing moves the live marker. Counting finished runs over the whole table read
 # every row's page on SQLite (the compressed `members` blob sits in the row): 35-55 ms at 20,000 runs with
 # 20 kB blobs, measured; the newest 1,000 by id (an index walk) took 1.0 ms. Only a run older than the newest
-# 1,000 (a year-old run closed by close_stale_runs) finishes without moving the marker.
+# 1,000 (a year-old run closed as orphaned: storage/orphans.py) finishes without moving the marker.
 RUN_MARKER_WINDOW = 1_000
 _recent_runs = sa.select(runs_t.c.finished_at).order_by(runs_t.c.id.desc()).limit(RUN_MARKER_WINDOW).subquery()
 _MARKER = sa.select(

@@ -162,19 +162,6 @@ def fail_run(engine: Engine, run_id: int, reason: str, *, finished_at: datetime)
             status="failed", error=reason, finished_at=utc(finished_at)))
 
 
-def close_stale_runs(engine: Engine, *, started_before: datetime, now: datetime) -> int:
-    """Record as failed the runs still "running" that started before `started_before` (their process died).
-
-    A harvest killed mid-way (deploy, OOM, power) leaves its run "running" forever otherwise; its
-    transaction never committed, so nothing else needs undoing. Returns how many runs were closed.
-    """
-    reason = f"interrupted: still running at {utc(now):%Y-%m-%d %H:%M} UTC (the harvesting process stopped)"
-    with write_tx(engine) as conn:
-        return conn.execute(sa.update(runs_t).where(runs_t.c.status == "running",
-                                                    runs_t.c.started_at < utc(started_before))
-                            .values(status="failed", error=reason, finished_at=utc(now))).rowcount
-
-
 def fail_running(engine: Engine, portal_key: str, reason: str, *, started_after: datetime,
                  now: datetime) -> list[int]:
     """Record a portal's runs still "running" that started after `started_after` as failed with `reason` (the

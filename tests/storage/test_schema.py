@@ -160,15 +160,3 @@ def test_crawl_status_migration_keeps_runs_and_allows_empty_runs_and_flagged_sco
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
         conn.execute(sa.text("UPDATE harvest_runs SET status = 'fine' WHERE id = :id"), {"id": old})
     storage.dispose(db_url)
-
-
-def test_close_stale_runs(engine):
-    from datetime import datetime
-
-    t = datetime(2026, 1, 5, 4, 0, tzinfo=UTC)
-    old = storage.start_run(engine, "chicago-socrata", as_of=t, started_at=t)
-    fresh = storage.start_run(engine, "cincinnati-socrata", as_of=t, started_at=t.replace(hour=6))
-    assert storage.close_stale_runs(engine, started_before=t.replace(hour=5), now=t.replace(hour=7)) == 1
-    runs = storage.runs(engine).set_index("run_id")
-    assert runs.loc[old, "status"] == "failed" and runs.loc[old, "error"].startswith("interrupted")
-    assert runs.loc[fresh, "status"] == "running"
