@@ -71,7 +71,9 @@ _RUN_BY_ID = runs_t.c.id == _p("run_id")
 LAST_STATUS = (sa.select(runs_t.c.status).where(runs_t.c.portal_key == _p("portal_key"))
                .order_by(runs_t.c.started_at.desc(), runs_t.c.id.desc()).limit(1))  # the order of queries.runs
 _RUN_ROW = sa.select(runs_t.c.portal_key, runs_t.c.as_of, runs_t.c.status).where(_RUN_BY_ID)
-_CLOSE_RUN = sa.update(runs_t).where(_RUN_BY_ID)  # SET from the parameters' column names
+# SET from the parameters' column names; only a run still "running": one closed meanwhile by another process (its
+# lease lapsed, storage/orphans.py, and that process may be harvesting the portal now) keeps how it ended.
+_CLOSE_RUN = sa.update(runs_t).where(_RUN_BY_ID, runs_t.c.status == "running")
 # Judging a run needs the last complete run dated before it and the crawled runs since (crawls.judge);
 # "before" is by date, and on a date tie by id (stored before). Neither reads the members blob.
 _before = sa.or_(runs_t.c.as_of < _p("as_of"), sa.and_(runs_t.c.as_of == _p("as_of"), runs_t.c.id < _p("run_id")))
@@ -555,13 +557,17 @@ class RunWriter:
         status, reason, removed, notes = _judge(conn, portal_key, run_id, as_of, items, self.members,
                                                 list(stats.notes))
         repeats = (stats.repeats or 0) + self.dropped
-        conn.execute(_CLOSE_RUN, {
+        closed = conn.execute(_CLOSE_RUN, {
             "run_id": run_id, "status": status, "finished_at": finished_at, "items": items,
             "reported_total": stats.reported_total, "repeats": repeats, "pages": stats.pages,
             "new_versions": self.new_versions + carried, "removed": removed, "suspect_reason": reason,
             "notes": notes or None,
             **compact.encode_members(conn, portal_key, run_id, self.members, may_be_base=status == crawls.COMPLETE),
         })
+        if closed.rowcount != 1:  # this run's work is rolled back (RunClosed): a run has one ending
+            row = conn.execute(_RUN_ROW, {"run_id": run_id}).one_or_none()
+            raise RunClosed(f"run {run_id} was closed by another process while it was written "
+                            f"({row.status if row else 'deleted'}); its versions are not stored")
         save_schema_check(conn, run_id, stats.schema_check)
         _rejudge_later_runs(conn, portal_key, as_of, run_id)
         return RunSummary(run_id=run_id, portal_key=portal_key, status=status, items=items,

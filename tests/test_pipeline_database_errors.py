@@ -12,7 +12,7 @@ the second page of its portal, from the emulator serving that page.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -167,3 +167,37 @@ def test_maturity_harvest_says_the_database_is_gone_in_one_line(tmp_path, pg_url
     assert [line for line in err.splitlines() if line.startswith("error:")] == [err.splitlines()[-1]]
     assert err.splitlines()[-1].startswith(said) and "not currently accepting connections" not in err, err
     assert "Traceback" not in err
+
+
+@pytest.mark.postgres
+def test_a_run_closed_by_another_process_while_it_is_written_stays_closed(tmp_path, pg_url, monkeypatch, chicago):
+    """A harvest whose run another process closed meanwhile (the orphan sweep, storage/orphans.py: its lease
+    lapsed, say the machine slept, and another worker may be harvesting the portal now) does not overwrite that
+    ending with its own: its versions are rolled back, the run keeps the closer's reason, the harvest goes on.
+    PostgreSQL: the closer's UPDATE of the run row does not wait for the run's transaction (SQLite's one writer
+    would make it wait until the run ended, and then there is no race)."""
+    monkeypatch.setattr("connectors.socrata.SOCRATA_PAGE_LIMIT", PAGE)
+    monkeypatch.setattr("connectors.vocab.DISCOVERY_SAMPLE", PAGE)
+    domains = {"big": "big.example.org", "small1": "small1.example.org"}
+    served = {domains["big"]: chicago[:2 * PAGE], domains["small1"]: chicago[:SMALL]}
+    closed: list[int] = []
+    with Emulator(socrata=served) as emu:
+        cfg, engine = _config(tmp_path, pg_url, emu, domains)
+        later = datetime.now(UTC) + timedelta(seconds=storage.LEASE_TTL_S + 60)  # no lease taken: as if lapsed
+        # While the big portal's harvest waits for its second page (its first page written in its transaction),
+        # the sweep closes its run.
+        emu.fault("/api/catalog/v1", with_param="scroll_id", times=1,
+                  call=lambda: closed.extend(storage.close_orphaned_runs(engine, now=later, portal_key="big")))
+        got = pipeline.harvest_many(cfg, engine, cfg.portals, jobs=1, threads=1, now=T1)
+
+    assert len(closed) == 1  # the sweep closed the big run, mid-run
+    by_key = {s.portal_key: s for s in got}
+    assert [(k, by_key[k].status) for k in domains] == [("big", "failed"), ("small1", "ok")]
+    assert by_key["big"].run_id == closed[0]
+    assert by_key["big"].error == (f"RunClosed: run {closed[0]} was closed by another process while it was "
+                                   "written (failed); its versions are not stored")
+    runs = storage.runs(engine).set_index("run_id")
+    # the row says what the sweep said, not "ok" with 10 items
+    assert runs.loc[closed[0], ["status", "error"]].tolist() == [
+        "failed", f"interrupted: still running at {later:%Y-%m-%d %H:%M} UTC (the harvesting process stopped)"]
+    assert [len(storage.catalog(engine, k)) for k in domains] == [0, SMALL]  # its first page rolled back
