@@ -158,9 +158,11 @@ def _insert_run(conn: Connection, portal_key: str, as_of: datetime, source: str,
 
 
 def fail_run(engine: Engine, run_id: int, reason: str, *, finished_at: datetime) -> None:
-    """Mark a run failed with its reason (its own transaction; earlier runs are untouched)."""
+    """Mark a run still "running" failed with its reason (its own transaction; earlier runs are untouched). A run
+    another process has already closed (the orphan sweep's "interrupted", or "ok" before a later step raised)
+    keeps that ending: its row says first how it ended, as `_CLOSE_RUN` does for `finish`."""
     with write_tx(engine) as conn:
-        conn.execute(sa.update(runs_t).where(runs_t.c.id == run_id).values(
+        conn.execute(sa.update(runs_t).where(runs_t.c.id == run_id, runs_t.c.status == "running").values(
             status="failed", error=reason, finished_at=utc(finished_at)))
 
 
