@@ -93,6 +93,7 @@ def _in_threads(work: Work, groups: list[list[PortalConfig]], threads: int, even
     in flight, and their transactions end with the process."""
     said = threading.Lock()
     admitted = Admission(threads)
+    crashed: list[BaseException] = []  # a harvest raised (a bug, or the database gone): the whole harvest stops
 
     def lane(portals: list[PortalConfig]) -> None:
         for portal in portals:
@@ -101,18 +102,19 @@ def _in_threads(work: Work, groups: list[list[PortalConfig]], threads: int, even
                     with said:
                         events.progress(key, n, total)
             with admitted:
-                summary = work(portal, bar)
+                with said:
+                    if crashed:  # stopping: no other portal starts (its error would hide the first one)
+                        return
+                try:
+                    summary = work(portal, bar)
+                except BaseException as exc:
+                    with said:  # recorded before its place is given to a waiting portal
+                        crashed.append(exc)
+                    return
             with said:
                 events.done(summary)
 
-    if threads <= 1 or len(groups) == 1:
-        for g in groups:
-            lane(g)
-        return
-    todo = list(groups)
-    crashed: list[BaseException] = []
-
-    def runner() -> None:
+    def runner(todo: list[list[PortalConfig]]) -> None:
         while True:
             with said:
                 if not todo or crashed:
@@ -120,15 +122,20 @@ def _in_threads(work: Work, groups: list[list[PortalConfig]], threads: int, even
                 portals = todo.pop(0)
             try:
                 lane(portals)
-            except BaseException as exc:  # a harvest never raises for a portal failure: this is a bug
+            except BaseException as exc:  # a callback raised
                 with said:
                     crashed.append(exc)
 
-    pool = [threading.Thread(target=runner, name="harvest", daemon=True) for _ in range(min(threads, len(groups)))]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    todo = list(groups)
+    if threads <= 1 or len(groups) == 1:
+        runner(todo)
+    else:
+        pool = [threading.Thread(target=runner, args=(todo,), name="harvest", daemon=True)
+                for _ in range(min(threads, len(groups)))]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
     if crashed:
         raise crashed[0]
 

@@ -8,6 +8,7 @@ flight at once; no test waits on a clock.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -129,6 +130,38 @@ def test_a_request_kept_waiting_opens_every_thread_of_the_process():
     for _ in range(14):
         adm.__enter__()  # no waiting now: all 16 at once
     assert adm.busy == 16
+
+
+def test_a_harvest_that_raises_stops_the_others_before_they_start(monkeypatch):
+    """A harvest raises only when the whole harvest must stop (the database gone): a portal waiting for its place
+    must not start then, or its own failure (say "database not accepting connections", met first) would be
+    reported instead of the error that stopped the harvest, and it would start a run nobody ends."""
+    made: list[harvesters.Admission] = []
+
+    class Watched(harvesters.Admission):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            made.append(self)
+
+    monkeypatch.setattr(harvesters, "Admission", Watched)
+    first: list[str] = []
+    started_after: list[str] = []
+
+    def work(p: PortalConfig, bar: object) -> object:
+        if first:
+            started_after.append(p.key)
+            raise AssertionError("a second portal started")
+        first.append(p.key)
+        deadline = time.monotonic() + HOLD_S  # the other portal waits for this one's place (one a process while
+        while made[0].queued < 1:  # none waits): polled, as a waiting place sends no notice
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        raise ConnectionError(f"{p.key}: the connection is lost")
+
+    a, b = portal("a", "https://a.example.org"), portal("b", "https://b.example.org")
+    with pytest.raises(ConnectionError) as raised:
+        harvesters.run(work, [[a], [b]], processes=0, threads=2, events=harvesters.Events())
+    assert str(raised.value) == f"{first[0]}: the connection is lost" and started_after == []
 
 
 @pytest.mark.parametrize("jobs", [1, 2], ids=["threads-here", "worker-processes"])
