@@ -46,7 +46,7 @@ HARVEST_JOBS = min(8, max(2, os.cpu_count() or 1))
 SCORE_JOBS = min(8, os.cpu_count() or 1)
 # Portals each worker harvests at once in threads (--threads): enough that while some wait on the network
 # another has CPU work. A portal's page costs its round trip (100 ms-1 s for a real portal) and a few ms to tens
-# of ms of parsing; benchmarks/latency.py measured 16 hiding 100 ms on 200 recorded catalogs (README, "Scale:
+# of ms of parsing; benchmarks/latency.py measured 16 hiding 100 ms on 200 recorded catalogs (docs/scale.md, "Scale:
 # latency and workers"). A worker takes them only once a request of its portals has waited 20 ms (one at a
 # time until then: harvesters.Admission), so portals that answer at once do not pay for threads they cannot
 # use. Each thread holds one catalog in memory and at most one database connection.
