@@ -162,8 +162,8 @@ def fail_run(engine: Engine, run_id: int, reason: str, *, finished_at: datetime)
     another process has already closed (the orphan sweep's "interrupted", or "ok" before a later step raised)
     keeps that ending: its row says first how it ended, as `_CLOSE_RUN` does for `finish`."""
     with write_tx(engine) as conn:
-        conn.execute(sa.update(runs_t).where(runs_t.c.id == run_id, runs_t.c.status == "running").values(
-            status="failed", error=reason, finished_at=utc(finished_at)))
+        conn.execute(_CLOSE_RUN, {"run_id": run_id, "status": "failed", "error": reason,
+                                  "finished_at": utc(finished_at)})
 
 
 def fail_running(engine: Engine, portal_key: str, reason: str, *, started_after: datetime,
