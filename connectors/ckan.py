@@ -173,9 +173,13 @@ def _archive_packages(doc: Any, path: Path) -> tuple[list[Any], int | None]:
     raise PortalIncompatible(f"{path}: not a CKAN package_search / package_show file")
 
 
+_SCALARS = frozenset({str, int, float, bool})
+
+
 def _fields(pkg: Mapping[str, Any]) -> dict[str, Any]:
     """Top-level scalar fields plus extras (first value of a duplicated extras key wins)."""
-    out: dict[str, Any] = {k: v for k, v in pkg.items() if isinstance(v, (str, int, float))}
+    # exact types first (parsed JSON), isinstance for subclasses: every package of a harvest is read here
+    out: dict[str, Any] = {k: v for k, v in pkg.items() if type(v) in _SCALARS or isinstance(v, (str, int, float))}
     for extra in pkg.get("extras") or ():
         if isinstance(extra, dict) and isinstance(extra.get("key"), str):
             out.setdefault(extra["key"], extra.get("value"))
@@ -191,11 +195,12 @@ def _first_field(fields: Mapping[str, Any], keys: tuple[str, ...]) -> str | None
     return None
 
 
-def raw_department(portal: Any, pkg: Mapping[str, Any], organizations: Mapping[str, str] | None = None) -> str | None:
+def raw_department(portal: Any, pkg: Mapping[str, Any], organizations: Mapping[str, str] | None = None,
+                   fields: Mapping[str, Any] | None = None) -> str | None:
     """The department text as the portal wrote it: a department field (top level or extras), else the
-    organization's title."""
+    organization's title. `fields`: the package's `_fields`, when the caller has them."""
     table = vocab.field_table("ckan")
-    fields = _fields(pkg)
+    fields = _fields(pkg) if fields is None else fields
     org = o if isinstance(o := pkg.get("organization"), dict) else {}
     org_title = vocab.first_text([org.get("title"), (organizations or {}).get(str(org.get("name") or ""))])
     keys = (*getattr(portal, "department_fields", ()), *table.get("department", ()))
@@ -211,7 +216,7 @@ def normalize_package(portal: Any, pkg: Mapping[str, Any], organizations: Mappin
     freq_raw = _first_field(fields, (*getattr(portal, "frequency_fields", ()), *table.get("frequency", ())))
     if pkg.get("type") == "harvest":
         freq_raw = None  # a harvest source's `frequency` is its harvest schedule, not a data update cadence
-    dept_raw = raw_department(portal, pkg, organizations)
+    dept_raw = raw_department(portal, pkg, organizations, fields)
 
     formats: dict[str, None] = {}
     for r in resources:
