@@ -45,7 +45,9 @@ from layouts._grid import num_col as num_col
 from layouts._grid import portal_link_col as portal_link_col
 from layouts._grid import readable as readable
 from layouts._grid import rows as rows
+from layouts._grid import time_col as time_col
 from layouts._grid import view_key as view_key
+from layouts._grid import word_col as word_col
 
 
 def city_scores(key: str) -> pd.DataFrame:

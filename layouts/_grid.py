@@ -125,6 +125,17 @@ def col(field: str, header: str | None = None, **kw: Any) -> dict:
     return d
 
 
+def time_col(field: str, header: str | None = None, **kw: Any) -> dict:
+    """A time as the grids show it ("2022-07-23 00:00", `as_shown`), never narrower than the text: the grids fit the
+    screen by shrinking every column to its minWidth, which cut Harvests' and Datasets' times to "2022-0…"."""
+    return col(field, header, minWidth=TIME_MIN_WIDTH_PX, **kw)
+
+
+def word_col(field: str, header: str | None = None, **kw: Any) -> dict:
+    """A vocabulary's word ("delinquent", "no schedule", "as needed"): a column as wide as its longest word."""
+    return col(field, header, minWidth=WORD_MIN_WIDTH_PX, **kw)
+
+
 def num_col(field: str, header: str | None = None, **kw: Any) -> dict:
     return col(field, header, filter="agNumberColumnFilter", type="rightAligned", **kw)
 
@@ -177,6 +188,8 @@ AUTO_HEIGHT_CLASS = "grid-auto-height"  # a grid with a column whose cells set t
 # that drew them (~210 ms of CPU, Chrome trace of the demo). Those outside the box are drawn as they scroll in.
 AUTO_HEIGHT_ROW_BUFFER = 0
 TEXT_MIN_WIDTH_PX = 110  # per unit of flex: a text column never fits the screen by shrinking to a few letters
+TIME_MIN_WIDTH_PX = 150  # "2022-07-23 00:00" in the theme's 14 px font (~120 px) and the cell's padding
+WORD_MIN_WIDTH_PX = 120  # "no schedule", "delinquent" likewise
 
 
 def readable(column: dict) -> dict:

@@ -490,7 +490,7 @@ def drill(key: str, criterion: str | None, indicator: str | None, day: str | Non
                 f"{what}: nothing to fix.")
     cols = [ui.col("title", "Dataset", flex=3), ui.col("department", "Department", flex=2),
             ui.col("indicators", "Fails", flex=2), ui.col("reasons", "Why", flex=3),
-            ui.col("freshness", "Freshness"), ui.num_col("doc_score", "Doc score"), ui.num_col("views", "Views"),
+            ui.word_col("freshness", "Freshness"), ui.num_col("doc_score", "Doc score"), ui.num_col("views", "Views"),
             ui.portal_link_col()]
     options = {"cacheBlockSize": DRILL_BLOCK, "infiniteInitialRowCount": min(len(rows), DRILL_BLOCK)}
     fail = "dataset fails" if len(rows) == 1 else "datasets fail"

@@ -211,10 +211,10 @@ def _empty() -> Component:
 
 def _grid(shown: int, grid_filter: dict[str, Any] | None) -> Component:
     """The explorer grid (rows come from `grid_rows` block by block) for `shown` matching rows."""
-    cols = [ui.col("city_key", "City", width=110), ui.col("title", "Title", minWidth=260),
-            ui.col("asset_type", "Type", width=100), ui.col("department", "Department", minWidth=180),
-            ui.col("freshness", "Freshness", width=120), ui.col("declared_frequency", "Declared", width=100),
-            ui.col("data_modified", "Data updated", width=150), ui.num_col("doc_score", "Doc score", width=110),
+    cols = [ui.col("city_key", "City", width=110), ui.col("title", "Title", minWidth=220),
+            ui.col("asset_type", "Type", width=100), ui.col("department", "Department", minWidth=160),
+            ui.word_col("freshness", "Freshness", width=120), ui.word_col("declared_frequency", "Declared", width=120),
+            ui.time_col("data_modified", "Data updated", width=150), ui.num_col("doc_score", "Doc score", width=110),
             ui.col("license", "Licence"), ui.col("formats", "Formats"), ui.num_col("views", "Views", width=100),
             ui.portal_link_col()]
     options = {"cacheBlockSize": GRID_BLOCK, "infiniteInitialRowCount": min(shown, GRID_BLOCK)}

@@ -203,8 +203,8 @@ def tables(day: str | None = None) -> Component | list[Component]:
         ui.grid("ev-grid", ev, [ui.num_col("id", "Id", width=80), ui.col("city_key", "City"),
                                 ui.col("criterion", "Criterion"), ui.col("url", "URL", flex=2),
                                 ui.col("date", "Date"), ui.col("note", "Note", flex=3), ui.col("actor", "By"),
-                                ui.col("created_at", "Recorded")], height=320, page_size=None),
+                                ui.time_col("created_at", "Recorded")], height=320, page_size=None),
         html.H4("Audit trail", className="h5 mt-4"),
-        ui.grid("ev-audit", audit, [ui.col("at", "When"), ui.col("actor", "Who"), ui.col("action", "What"),
+        ui.grid("ev-audit", audit, [ui.time_col("at", "When"), ui.col("actor", "Who"), ui.col("action", "What"),
                                     ui.col("detail", "Detail", flex=4)], height=320, page_size=None),
     ]

@@ -87,7 +87,7 @@ def _content(_engine: storage.Engine, city: str | None, day: str | None = None) 
     note = html.P(f"The newest {RECENT} runs of all cities; choose a city for its whole log.",
                   className="small text-muted") if not city and len(runs) >= RECENT else None
     cols = [ui.num_col("run_id", "Run", width=90), ui.col("city_key", "City"), ui.col("portal_key", "Portal"),
-            ui.col("source", "Source"), ui.col("as_of", "As of"), ui.col("finished_at", "Finished"),
+            ui.col("source", "Source"), ui.time_col("as_of", "As of"), ui.time_col("finished_at", "Finished"),
             ui.num_col("duration_s", "Seconds"), ui.col("status", "Status", cellClassRules={
                 "text-danger fw-bold": "params.value == 'failed'",
                 "text-warning fw-bold": "params.value == 'suspect'"}),

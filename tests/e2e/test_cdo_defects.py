@@ -190,6 +190,27 @@ def test_city_page_shows_criterion_titles_and_wwc_evidence_whole(page, live_url,
     assert errors == []
 
 
+@pytest.mark.parametrize(("path", "grid", "columns"), [
+    ("/harvests", "#hv-grid", ("as_of", "finished_at", "status")),
+    ("/datasets", "#ds-grid", ("data_modified", "freshness")),
+])
+def test_times_and_vocabulary_words_are_read_whole_on_a_laptop(page, live_url, errors, path, grid, columns):
+    """At 1440 px the grids fit the screen by shrinking every column to its minimum width, which cut the Harvests log's
+    "As of" and "Finished" and the Datasets grid's "Data updated" to "2022-0…" and its freshness to "delinq…"."""
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(live_url + path)
+    for column in columns:
+        cells = page.locator(f"{grid} .ag-center-cols-container .ag-row [col-id='{column}'] .ag-cell-value")
+        expect(cells.first).to_be_attached(timeout=TIMEOUT_MS)
+    settle(page)
+    for column in columns:
+        cells = page.locator(f"{grid} .ag-center-cols-container .ag-row [col-id='{column}'] .ag-cell-value")
+        texts = [t for t in cells.all_text_contents() if t.strip()]
+        assert len(texts) >= 5, (column, texts)
+        assert cells.evaluate_all(CUT_JS) == [], column
+    assert errors == []
+
+
 # --- 4: charts on a phone ------------------------------------------------------------------------------------------
 
 def _overlaps(boxes: list[dict]) -> list[tuple[int, int]]:
