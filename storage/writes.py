@@ -70,7 +70,6 @@ _START_RUN = sa.insert(runs_t).returning(runs_t.c.id)
 _RUN_BY_ID = runs_t.c.id == _p("run_id")
 LAST_STATUS = (sa.select(runs_t.c.status).where(runs_t.c.portal_key == _p("portal_key"))
                .order_by(runs_t.c.started_at.desc(), runs_t.c.id.desc()).limit(1))  # the order of queries.runs
-_RUN_ROW = sa.select(runs_t.c.portal_key, runs_t.c.as_of, runs_t.c.status).where(_RUN_BY_ID)
 # SET from the parameters' column names; only a run still "running": one closed meanwhile by another process (its
 # lease lapsed, storage/orphans.py, and that process may be harvesting the portal now) keeps how it ended.
 _CLOSE_RUN = sa.update(runs_t).where(_RUN_BY_ID, runs_t.c.status == "running")
@@ -99,10 +98,17 @@ _VERSIONS_OF = (sa.select(datasets_t.c.source_id, datasets_t.c.id, versions_t.c.
                 .select_from(datasets_t.outerjoin(versions_t, versions_t.c.id == _VALID_ID))
                 .where(datasets_t.c.portal_key == _p("portal_key"),
                        datasets_t.c.source_id.in_(sa.bindparam("source_ids", expanding=True))))
+# The ids of datasets this run has just inserted (they have no version yet: no join to the versions).
+_DATASET_IDS = (sa.select(datasets_t.c.source_id, datasets_t.c.id)
+                .where(datasets_t.c.portal_key == _p("portal_key"),
+                       datasets_t.c.source_id.in_(sa.bindparam("source_ids", expanding=True))))
 VERSIONS_OF_BATCH = 5_000  # source ids per query (SQLite allows 32,766 parameters; a page is 5,000 items)
-# Whether a portal has any dataset yet: before its first run, every id is new, so a first harvest asks for no
-# stored versions (most of the 291 recorded portals are one batch: the lookups were 3 of their ~10 queries).
-_ANY_DATASET = sa.select(datasets_t.c.id).where(datasets_t.c.portal_key == _p("portal_key")).limit(1)
+# The run's row, and whether its portal has any dataset yet: before its first run, every id is new, so a first
+# harvest asks for no stored versions (most of the 291 recorded portals are one batch: the lookups were 3 of their
+# ~10 queries). One statement: it is read twice a run (before the writers' lock and under it).
+_RUN_ROW = sa.select(runs_t.c.portal_key, runs_t.c.as_of, runs_t.c.status,
+                     sa.exists().where(datasets_t.c.portal_key == runs_t.c.portal_key).label("had_datasets")
+                     ).where(_RUN_BY_ID)
 
 
 @dataclass(frozen=True)
@@ -406,7 +412,7 @@ class RunWriter:
         self.portal_key, self.as_of = run.portal_key, run.as_of
         # Read again under the write lock (`_begin`): a portal still without datasets then stays so for this run
         # but for the ones it inserts itself, which are its members and never looked up.
-        self.portal_had_datasets = conn.execute(_ANY_DATASET, {"portal_key": run.portal_key}).first() is not None
+        self.portal_had_datasets = bool(run.had_datasets)
 
     def _broke(self, exc: BaseException) -> None:
         self.failed = True
@@ -450,7 +456,7 @@ class RunWriter:
         if new_ids:
             _bulk_insert(conn, datasets_t, [{"portal_key": portal_key, "source_id": sid, "first_run_id": run_id,
                                              "last_run_id": run_id} for sid in new_ids])
-            existing.update(_versions_of(conn, portal_key, as_of, new_ids))
+            existing.update(_new_dataset_ids(conn, portal_key, new_ids))
         is_new = set(new_ids)
 
         todo: list[tuple[int, int, str]] = []  # (record index, dataset id, raw hash) of the versions to write
@@ -746,6 +752,16 @@ def _versions_of(conn: Connection, portal_key: str, as_of: datetime,
     for start in range(0, len(source_ids), VERSIONS_OF_BATCH):
         params = {"portal_key": portal_key, "as_of": as_of, "source_ids": source_ids[start:start + VERSIONS_OF_BATCH]}
         out.update((sid, (did, vid, h)) for sid, did, vid, h in conn.execute(_VERSIONS_OF, params))
+    return out
+
+
+def _new_dataset_ids(conn: Connection, portal_key: str,
+                     source_ids: Sequence[str]) -> dict[str, tuple[int, None, None]]:
+    """`_versions_of` for datasets inserted in this transaction: their ids, and no version."""
+    out: dict[str, tuple[int, None, None]] = {}
+    for start in range(0, len(source_ids), VERSIONS_OF_BATCH):
+        params = {"portal_key": portal_key, "source_ids": source_ids[start:start + VERSIONS_OF_BATCH]}
+        out.update((sid, (did, None, None)) for sid, did in conn.execute(_DATASET_IDS, params))
     return out
 
 

@@ -368,16 +368,19 @@ def test_runs_stored_under_an_older_rule_are_judged_again(engine):
     assert storage.catalog_run(engine, CHICAGO.key, day("2022-06-22")).run["status"] == "suspect"
 
 
-def _fed_in_two_batches(engine, snap, as_of) -> tuple[storage.RunSummary, int]:
+def _fed_in_two_batches(engine, snap, as_of) -> tuple[storage.RunSummary, int, int]:
     """A run of `snap` fed to its writer as the pipeline does (stored hashes, keep the unchanged, add the rest) in
-    two batches; its summary and how many stored-version lookups it sent to the database."""
+    two batches; its summary, how many stored-version lookups and how many lookups of dataset ids alone (for the
+    datasets it inserted) it sent to the database."""
     from sqlalchemy import event
 
-    lookups = []
+    lookups, id_lookups = [], []
 
     def count(_conn, _cursor, statement, *_args):
         if "valid" in statement:  # the alias of writes._VERSIONS_OF's "version valid at as_of" subquery
             lookups.append(statement)
+        elif statement.startswith("SELECT datasets.source_id, datasets.id"):  # writes._DATASET_IDS
+            id_lookups.append(statement)
 
     run_id = storage.start_run(engine, CHICAGO.key, as_of=as_of)
     half = len(snap.records) // 2
@@ -393,15 +396,15 @@ def _fed_in_two_batches(engine, snap, as_of) -> tuple[storage.RunSummary, int]:
             summary = run.finish(snap.stats, finished_at=as_of)
     finally:
         event.remove(engine, "before_cursor_execute", count)
-    return summary, len(lookups)
+    return summary, len(lookups), len(id_lookups)
 
 
 def test_a_portals_first_run_looks_up_no_stored_versions(engine):
-    """Before a portal's first run every id is new: each batch asks only for the ids of the datasets it inserted
-    (not also for stored hashes, twice); the next run asks once a batch, plus once under its write lock for the
-    first batch's ids found unchanged before it (RunWriter._begin), and finds every dataset unchanged."""
+    """Before a portal's first run every id is new: no batch asks for stored versions, each asks only for the ids
+    of the datasets it inserted; the next run asks for stored versions once a batch, plus once under its write lock
+    for the first batch's ids found unchanged before it (RunWriter._begin), and finds every dataset unchanged."""
     snap = chicago_snapshot("2022-06-15")
-    first, lookups = _fed_in_two_batches(engine, snap, snap.as_of)
-    assert (first.new_versions, lookups) == (CHICAGO_UNIQUE["2022-06-15"], 2)
-    again, lookups = _fed_in_two_batches(engine, snap, snap.as_of + timedelta(days=1))
-    assert (again.new_versions, again.items, lookups) == (0, CHICAGO_UNIQUE["2022-06-15"], 3)
+    first, lookups, id_lookups = _fed_in_two_batches(engine, snap, snap.as_of)
+    assert (first.new_versions, lookups, id_lookups) == (CHICAGO_UNIQUE["2022-06-15"], 0, 2)
+    again, lookups, id_lookups = _fed_in_two_batches(engine, snap, snap.as_of + timedelta(days=1))
+    assert (again.new_versions, again.items, lookups, id_lookups) == (0, CHICAGO_UNIQUE["2022-06-15"], 3, 0)
