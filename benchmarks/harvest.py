@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     folder = args.dir or next(d for d in DEFAULT_DIRS if d.exists())
     files = sorted(str(f) for f in folder.glob("*.jsonl.gz") if not f.name.endswith(".stats.jsonl.gz"))
     domains = [Path(f).name.removesuffix(".jsonl.gz") for f in files]
+    if not domains:  # (a relative folder read from another work tree: a "0.00 s" harvest would pass for a number)
+        raise SystemExit(f"no recorded catalogs (*.jsonl.gz) in {folder.resolve()}")
 
     queue: mp.Queue = mp.Queue()
     child = mp.Process(target=serve, args=(files, queue), daemon=True)
