@@ -1,13 +1,14 @@
 """Latency benchmark: are a portal's network waits hidden when many portals are harvested at once?
 
     flock /work/bench.lock .venv/bin/python benchmarks/latency.py [--latency-ms 0,100,1000] [--repeat 3]
-                                                                  [--jobs N] [--threads N]
+                                                                  [--jobs N] [--threads N] [--postgres URL]
 
 Real recorded Socrata catalogs (../shared/fixtures/socrata_scrape_2022/latest, 291 domains) are served by the
 emulator (tests/emulator.py) in a child process, each answer `latency_s` late as a portal far away answers, and
 rendered once before the clock starts (a real portal renders on its own machine). Each domain is one portal;
 `pipeline.harvest_many` (what `maturity harvest` runs) harvests them at its default settings (or --jobs,
---threads) into a fresh SQLite database under /tmp per measurement; the wall time of that first harvest is
+--threads) into a fresh SQLite database under /tmp per measurement (or a fresh PostgreSQL database with --postgres,
+dropped after); the wall time of that first harvest is
 measured `--repeat` times: min / median / max.
 
 Sets: "20" is every 14th domain by name (a mix of sizes, 20 portals), "200" the first 200 by name. "slowest
@@ -49,14 +50,15 @@ class Portals:
         self.child.terminate()
         self.child.join()
 
-    def harvest(self, domains: list[str], jobs: int | None, threads: int | None) -> float:
-        """Wall seconds of one first harvest of `domains` into a fresh database; every portal must succeed."""
+    def harvest(self, domains: list[str], jobs: int | None, threads: int | None, postgres: str | None = None) -> float:
+        """Wall seconds of one first harvest of `domains` into a fresh database (SQLite, or a new PostgreSQL
+        database on the server of the `postgres` URL, dropped after); every portal must succeed."""
         import storage
         from maturity import pipeline
         from maturity.settings import CityConfig, PortalConfig, Settings
 
         tmp = tempfile.mkdtemp(prefix="fleet-latency-")
-        url = f"sqlite:///{tmp}/bench.db"
+        url = f"sqlite:///{tmp}/bench.db" if not postgres else _fresh_pg(postgres)
         cities = tuple(CityConfig(key=f"c{i}", name=d, portals=(
             PortalConfig(key=f"p{i}", city_key=f"c{i}", kind="socrata", url=self.base, domain=d),))
             for i, d in enumerate(domains))
@@ -68,10 +70,30 @@ class Portals:
         got = pipeline.harvest_many(cfg, engine, cfg.portals, now=datetime(2026, 11, 25, 4, tzinfo=UTC), **kw)
         wall = time.perf_counter() - start
         storage.dispose(url)
+        if postgres:
+            _drop_pg(postgres, url)
         failed = [s for s in got if s.status == "failed"]
         if failed:
             raise SystemExit(f"{len(failed)} portals failed, e.g. {failed[0].portal_key}: {failed[0].error}")
         return wall
+
+
+def _fresh_pg(admin_url: str) -> str:
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"fleet_latency_{uuid.uuid4().hex[:10]}"
+    with sa.create_engine(admin_url, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _drop_pg(admin_url: str, url: str) -> None:
+    import sqlalchemy as sa
+
+    with sa.create_engine(admin_url, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE "{url.rsplit("/", 1)[1]}"'))
 
 
 def spread(times: list[float]) -> str:
@@ -85,6 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sets", default="20,200", help="which portal sets (default 20,200)")
     ap.add_argument("--jobs", type=int, help="worker processes (default: harvest_many's)")
     ap.add_argument("--threads", type=int, help="portals at once per worker (default: harvest_many's)")
+    ap.add_argument("--postgres", metavar="URL", help="harvest into a fresh database on this PostgreSQL server "
+                    "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test) instead of SQLite")
     args = ap.parse_args(argv)
     files = sorted(str(f) for f in FIXTURES.glob("*.jsonl.gz") if not f.name.endswith(".stats.jsonl.gz"))
     domains = [Path(f).name.removesuffix(".jsonl.gz") for f in files]
@@ -99,15 +123,17 @@ def main(argv: list[str] | None = None) -> None:
     walls: dict[tuple[str, int], list[float]] = {}
     for ms in [int(x) for x in args.latency_ms.split(",")]:
         portals = Portals(files, ms / 1000)
+
+        def harvest(domains: list[str], portals: Portals = portals) -> float:
+            return portals.harvest(domains, args.jobs, args.threads, args.postgres)
         try:
             for name, chosen in sets.items():
-                walls[name, ms] = [portals.harvest(chosen, args.jobs, args.threads) for _ in range(args.repeat)]
+                walls[name, ms] = [harvest(chosen) for _ in range(args.repeat)]
                 print(f"{name:>4} portals at {ms:>4} ms: {spread(walls[name, ms])}", flush=True)
             if ms == 100 and "20" in sets:
-                alone = {d: portals.harvest([d], args.jobs, args.threads) for d in sets["20"]}
+                alone = {d: harvest([d]) for d in sets["20"]}
                 slowest = max(alone, key=lambda d: alone[d])
-                walls["slowest", ms] = [alone[slowest]] + [portals.harvest([slowest], args.jobs, args.threads)
-                                                             for _ in range(args.repeat - 1)]
+                walls["slowest", ms] = [alone[slowest]] + [harvest([slowest]) for _ in range(args.repeat - 1)]
                 print(f"slowest alone at 100 ms ({slowest}): {spread(walls['slowest', ms])}", flush=True)
         finally:
             portals.close()
