@@ -25,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +36,7 @@ FIXTURES = next((d for d in (ROOT.parent / "shared" / "fixtures" / "socrata_scra
                              ROOT.parents[1] / "shared" / "fixtures" / "socrata_scrape_2022" / "latest")
                  if d.exists()), ROOT.parent / "shared" / "fixtures" / "socrata_scrape_2022" / "latest")
 from benchmarks.harvest import serve  # noqa: E402 - the same emulator child, with its latency
+from benchmarks.pgdb import fresh_database  # noqa: E402
 
 
 class Portals:
@@ -58,42 +60,22 @@ class Portals:
         from maturity.settings import CityConfig, PortalConfig, Settings
 
         tmp = tempfile.mkdtemp(prefix="fleet-latency-")
-        url = f"sqlite:///{tmp}/bench.db" if not postgres else _fresh_pg(postgres)
-        cities = tuple(CityConfig(key=f"c{i}", name=d, portals=(
-            PortalConfig(key=f"p{i}", city_key=f"c{i}", kind="socrata", url=self.base, domain=d),))
-            for i, d in enumerate(domains))
-        cfg = Settings(path=Path(tmp) / "config.toml", storage_url=url, cities=cities)
-        storage.upgrade(url)
-        engine = storage.open_db(url)
-        kw = {k: v for k, v in (("jobs", jobs), ("threads", threads)) if v}
-        start = time.perf_counter()
-        got = pipeline.harvest_many(cfg, engine, cfg.portals, now=datetime(2026, 11, 25, 4, tzinfo=UTC), **kw)
-        wall = time.perf_counter() - start
-        storage.dispose(url)
-        if postgres:
-            _drop_pg(postgres, url)
+        with fresh_database(postgres, "fleet_latency") if postgres else nullcontext(f"sqlite:///{tmp}/bench.db") as url:
+            cities = tuple(CityConfig(key=f"c{i}", name=d, portals=(
+                PortalConfig(key=f"p{i}", city_key=f"c{i}", kind="socrata", url=self.base, domain=d),))
+                for i, d in enumerate(domains))
+            cfg = Settings(path=Path(tmp) / "config.toml", storage_url=url, cities=cities)
+            storage.upgrade(url)
+            engine = storage.open_db(url)
+            kw = {k: v for k, v in (("jobs", jobs), ("threads", threads)) if v}
+            start = time.perf_counter()
+            got = pipeline.harvest_many(cfg, engine, cfg.portals, now=datetime(2026, 11, 25, 4, tzinfo=UTC), **kw)
+            wall = time.perf_counter() - start
+            storage.dispose(url)
         failed = [s for s in got if s.status == "failed"]
         if failed:
             raise SystemExit(f"{len(failed)} portals failed, e.g. {failed[0].portal_key}: {failed[0].error}")
         return wall
-
-
-def _fresh_pg(admin_url: str) -> str:
-    import uuid
-
-    import sqlalchemy as sa
-
-    name = f"fleet_latency_{uuid.uuid4().hex[:10]}"
-    with sa.create_engine(admin_url, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    return admin_url.rsplit("/", 1)[0] + f"/{name}"
-
-
-def _drop_pg(admin_url: str, url: str) -> None:
-    import sqlalchemy as sa
-
-    with sa.create_engine(admin_url, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{url.rsplit("/", 1)[1]}"'))
 
 
 def spread(times: list[float]) -> str:

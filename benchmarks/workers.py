@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from latency import FIXTURES, serve  # noqa: E402 - the same recorded catalogs and emulator child
+from pgdb import fresh_database  # noqa: E402
 
 V2 = Path("/sys/fs/cgroup")
 V1_CPU = Path("/sys/fs/cgroup/cpu")
@@ -93,16 +93,16 @@ class Machine:
 def measure(base: str, domains: list[str], workers: int, threads: int | None, tmp: Path,
             machine_cpus: float | None = None) -> float:
     """Seconds from the first run started to the last run finished, `workers` worker processes (each in a
-    `Machine` of `machine_cpus` cores when given)."""
-    import sqlalchemy as sa
+    `Machine` of `machine_cpus` cores when given), into a fresh PostgreSQL database."""
+    with fresh_database(PG_ADMIN_URL, "fleet_workers") as url:
+        return _measure(url, base, domains, workers, threads, tmp, machine_cpus)
 
+
+def _measure(url: str, base: str, domains: list[str], workers: int, threads: int | None, tmp: Path,
+             machine_cpus: float | None) -> float:
     import storage
 
-    name = f"fleet_workers_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    name = url.rsplit("/", 1)[1]
     procs: list[subprocess.Popen] = []
     machines: list[Machine] = []
     try:
@@ -148,9 +148,6 @@ def measure(base: str, domains: list[str], workers: int, threads: int | None, tm
         for m in machines:
             m.close()
         storage.dispose(url)
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def main(argv: list[str] | None = None) -> None:

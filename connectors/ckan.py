@@ -173,13 +173,9 @@ def _archive_packages(doc: Any, path: Path) -> tuple[list[Any], int | None]:
     raise PortalIncompatible(f"{path}: not a CKAN package_search / package_show file")
 
 
-_SCALARS = frozenset({str, int, float, bool})
-
-
 def _fields(pkg: Mapping[str, Any]) -> dict[str, Any]:
     """Top-level scalar fields plus extras (first value of a duplicated extras key wins)."""
-    # exact types first (parsed JSON), isinstance for subclasses: every package of a harvest is read here
-    out: dict[str, Any] = {k: v for k, v in pkg.items() if type(v) in _SCALARS or isinstance(v, (str, int, float))}
+    out: dict[str, Any] = {k: v for k, v in pkg.items() if isinstance(v, (str, int, float))}
     for extra in pkg.get("extras") or ():
         if isinstance(extra, dict) and isinstance(extra.get("key"), str):
             out.setdefault(extra["key"], extra.get("value"))

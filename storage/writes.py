@@ -748,21 +748,22 @@ def _versions_of(conn: Connection, portal_key: str, as_of: datetime,
                  source_ids: Sequence[str]) -> dict[str, tuple[int, int | None, str | None]]:
     """{source_id: (dataset_id, id of its version valid at as_of or None, that version's raw_hash)} for those of
     `source_ids` that the portal has a dataset for."""
-    out: dict[str, tuple[int, int | None, str | None]] = {}
-    for start in range(0, len(source_ids), VERSIONS_OF_BATCH):
-        params = {"portal_key": portal_key, "as_of": as_of, "source_ids": source_ids[start:start + VERSIONS_OF_BATCH]}
-        out.update((sid, (did, vid, h)) for sid, did, vid, h in conn.execute(_VERSIONS_OF, params))
-    return out
+    return {sid: (did, vid, h) for sid, did, vid, h in
+            _by_source_ids(conn, _VERSIONS_OF, {"portal_key": portal_key, "as_of": as_of}, source_ids)}
 
 
 def _new_dataset_ids(conn: Connection, portal_key: str,
                      source_ids: Sequence[str]) -> dict[str, tuple[int, None, None]]:
     """`_versions_of` for datasets inserted in this transaction: their ids, and no version."""
-    out: dict[str, tuple[int, None, None]] = {}
+    return {sid: (did, None, None) for sid, did in
+            _by_source_ids(conn, _DATASET_IDS, {"portal_key": portal_key}, source_ids)}
+
+
+def _by_source_ids(conn: Connection, stmt: sa.Select, params: dict[str, Any],
+                   source_ids: Sequence[str]) -> Iterator[Any]:
+    """The rows of `stmt` for `source_ids`, VERSIONS_OF_BATCH ids a query."""
     for start in range(0, len(source_ids), VERSIONS_OF_BATCH):
-        params = {"portal_key": portal_key, "source_ids": source_ids[start:start + VERSIONS_OF_BATCH]}
-        out.update((sid, (did, None, None)) for sid, did in conn.execute(_DATASET_IDS, params))
-    return out
+        yield from conn.execute(stmt, {**params, "source_ids": source_ids[start:start + VERSIONS_OF_BATCH]})
 
 
 def _touch_last_version(conn: Connection, run_id: int, dataset_ids: list[int]) -> None:
