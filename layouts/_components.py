@@ -36,6 +36,7 @@ from layouts._cache import query as query
 from layouts._grid import TEXT_MIN_WIDTH_PX as TEXT_MIN_WIDTH_PX
 from layouts._grid import app_path_col as app_path_col
 from layouts._grid import as_shown as as_shown
+from layouts._grid import city_col as city_col
 from layouts._grid import col as col
 from layouts._grid import grid as grid
 from layouts._grid import grid_block as grid_block
@@ -379,7 +380,7 @@ EXPLORER_CHUNK_ROWS = 5_000  # catalog rows decoded at a time (~17 KB each while
 # Explorer columns whose values repeat (a handful of types, cadences, licences and states): kept as categories, a
 # small integer a row instead of a string object a row. Department and formats stay text: the filters fill and
 # split them with values that are not among their categories.
-EXPLORER_CATEGORIES = ("city_key", "asset_type", "freshness", "declared_frequency", "license", "license_id")
+EXPLORER_CATEGORIES = ("city_key", "city", "asset_type", "freshness", "declared_frequency", "license", "license_id")
 
 
 def city_datasets(engine: storage.Engine, key: str, as_of: datetime | None = None) -> pd.DataFrame:
@@ -389,10 +390,10 @@ def city_datasets(engine: storage.Engine, key: str, as_of: datetime | None = Non
     Built chunk by chunk (storage.city_catalog_chunks): only one chunk of full records is in memory at a time,
     so a 300,000-dataset city costs its explorer table (~15 slim columns), not its decoded catalog.
     """
-    stamp = _catalog_stamp(engine, key, as_of)
+    stamp, names = _catalog_stamp(engine, key, as_of), city_names(engine)
     # .copy(): dataset_table's columns can be views of the chunk's 2-D blocks, which would keep every decoded
     # record (descriptions, column lists) alive: ~7 KB a dataset kept instead of ~0.5 KB
-    frames = [fig.dataset_table(chunk, stamp).copy()
+    frames = [fig.dataset_table(chunk, stamp, names).copy()
               for chunk in storage.city_catalog_chunks(engine, key, as_of, rows=EXPLORER_CHUNK_ROWS)]
     frames = [f for f in frames if len(f)]
     if not frames:
@@ -407,7 +408,13 @@ def city_dataset_rows(engine: storage.Engine, key: str, start: int, stop: int) -
     """Rows [start, stop) of `city_datasets(engine, key)`, in its order, read straight from storage (only those
     records decoded), and how many rows it has: the unfiltered explorer before the city's table is built."""
     frame, total = storage.catalog_rows(engine, key, start, stop)
-    return fig.dataset_table(frame, _catalog_stamp(engine, key, None)), total
+    return fig.dataset_table(frame, _catalog_stamp(engine, key, None), city_names(engine)), total
+
+
+def city_names(engine: storage.Engine) -> dict[str, str]:
+    """{city key: name} of the stored cities (synced from the config)."""
+    cities = storage.cities(engine)
+    return dict(zip(cities["key"], cities["name"], strict=True))
 
 
 def _catalog_stamp(engine: storage.Engine, key: str, as_of: datetime | None) -> pd.Timestamp:

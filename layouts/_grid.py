@@ -136,6 +136,11 @@ def word_col(field: str, header: str | None = None, **kw: Any) -> dict:
     return col(field, header, minWidth=WORD_MIN_WIDTH_PX, **kw)
 
 
+def city_col(field: str = "city", header: str = "City", **kw: Any) -> dict:
+    """A city's name ("San Francisco, CA"), whole at a laptop's width; a longer one shows in full on hover."""
+    return col(field, header, **{"minWidth": CITY_MIN_WIDTH_PX, "tooltipField": field, **kw})
+
+
 def num_col(field: str, header: str | None = None, **kw: Any) -> dict:
     return col(field, header, filter="agNumberColumnFilter", type="rightAligned", **kw)
 
@@ -190,6 +195,7 @@ AUTO_HEIGHT_ROW_BUFFER = 0
 TEXT_MIN_WIDTH_PX = 110  # per unit of flex: a text column never fits the screen by shrinking to a few letters
 TIME_MIN_WIDTH_PX = 150  # "2022-07-23 00:00" in the theme's 14 px font (~120 px) and the cell's padding
 WORD_MIN_WIDTH_PX = 120  # "no schedule", "delinquent" likewise
+CITY_MIN_WIDTH_PX = 170  # "San Francisco, CA", "New York City, NY" likewise
 
 
 def readable(column: dict) -> dict:

@@ -211,12 +211,14 @@ def _empty() -> Component:
 
 def _grid(shown: int, grid_filter: dict[str, Any] | None) -> Component:
     """The explorer grid (rows come from `grid_rows` block by block) for `shown` matching rows."""
-    cols = [ui.col("city_key", "City", width=110), ui.col("title", "Title", minWidth=220),
-            ui.col("asset_type", "Type", width=100), ui.col("department", "Department", minWidth=160),
+    # The least widths add up to what a 1440 px screen holds, so every column, the portal link last, is in view
+    # (a longer city name or title shows whole on hover).
+    cols = [ui.city_col(minWidth=150, width=170), ui.col("title", "Title", minWidth=200, tooltipField="title"),
+            ui.col("asset_type", "Type", width=100), ui.col("department", "Department", minWidth=140),
             ui.word_col("freshness", "Freshness", width=120), ui.word_col("declared_frequency", "Declared", width=120),
             ui.time_col("data_modified", "Data updated", width=150), ui.num_col("doc_score", "Doc score", width=110),
-            ui.col("license", "Licence"), ui.col("formats", "Formats"), ui.num_col("views", "Views", width=100),
-            ui.portal_link_col()]
+            ui.col("license", "Licence"), ui.col("formats", "Formats"),
+            ui.num_col("views", "Views", width=100, minWidth=80), ui.portal_link_col()]
     options = {"cacheBlockSize": GRID_BLOCK, "infiniteInitialRowCount": min(shown, GRID_BLOCK)}
     # The grid is drawn anew when a menu filter changes; it keeps the filters typed into its own columns
     # (filterModel), so the two kinds of filter add up instead of one wiping the other.

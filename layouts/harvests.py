@@ -83,18 +83,21 @@ def _content(_engine: storage.Engine, city: str | None, day: str | None = None) 
     kpis = dbc.Row([dbc.Col(dbc.Card(dbc.CardBody([html.Div(str(n), className="kpi", id=f"hv-count-{s}"),
                                                    html.Div([ui.status_badge(s), "runs"])])), xs=6, md=3)
                     for s, n in counts.items()], className="g-2 mb-3")
-    log = fig.run_log(runs)
+    log = fig.run_log(runs, ui.city_names(ui.context().engine))
     note = html.P(f"The newest {RECENT} runs of all cities; choose a city for its whole log.",
                   className="small text-muted") if not city and len(runs) >= RECENT else None
-    cols = [ui.num_col("run_id", "Run", width=90), ui.col("city_key", "City"), ui.col("portal_key", "Portal"),
-            ui.col("source", "Source"), ui.time_col("as_of", "As of"), ui.time_col("finished_at", "Finished"),
-            ui.num_col("duration_s", "Seconds"), ui.col("status", "Status", cellClassRules={
+    # What a CDO reads first comes first: whose run, when, how it ended and why. At 1440 px the log is wider than
+    # the screen, and the reason, last, had been out of view.
+    cols = [ui.num_col("run_id", "Run", width=90), ui.city_col(),
+            ui.col("portal_key", "Portal", minWidth=150, tooltipField="portal_key"), ui.time_col("as_of", "As of"),
+            ui.col("status", "Status", cellClassRules={
                 "text-danger fw-bold": "params.value == 'failed'",
                 "text-warning fw-bold": "params.value == 'suspect'"}),
+            ui.col("problem", "Error / suspect reason", flex=3, tooltipField="problem"),
             ui.num_col("items", "Items"), ui.num_col("reported_total", "Portal total"),
-            ui.num_col("repeats", "Repeats"),
             ui.num_col("new_versions", "New versions"), ui.num_col("removed", "Removed"),
-            ui.col("problem", "Error / suspect reason", flex=3, tooltipField="problem")]
+            ui.num_col("repeats", "Repeats"), ui.num_col("duration_s", "Seconds"),
+            ui.time_col("finished_at", "Finished"), ui.col("source", "Source")]
     return [kpis,
             # drawn after the log's first rows (ui.first): its box is as tall as the chart from the start, so the log
             # does not move down when it is drawn

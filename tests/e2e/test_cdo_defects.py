@@ -191,12 +191,13 @@ def test_city_page_shows_criterion_titles_and_wwc_evidence_whole(page, live_url,
 
 
 @pytest.mark.parametrize(("path", "grid", "columns"), [
-    ("/harvests", "#hv-grid", ("as_of", "finished_at", "status")),
-    ("/datasets", "#ds-grid", ("data_modified", "freshness")),
+    ("/harvests", "#hv-grid", ("city", "portal_key", "as_of", "status")),
+    ("/datasets", "#ds-grid", ("city", "data_modified", "freshness")),
 ])
 def test_times_and_vocabulary_words_are_read_whole_on_a_laptop(page, live_url, errors, path, grid, columns):
     """At 1440 px the grids fit the screen by shrinking every column to its minimum width, which cut the Harvests log's
-    "As of" and "Finished" and the Datasets grid's "Data updated" to "2022-0…" and its freshness to "delinq…"."""
+    "As of" and "Finished" and the Datasets grid's "Data updated" to "2022-0…" and its freshness to "delinq…"; both
+    grids show the city's name ("San Francisco, CA", not "sf"), whole."""
     page.set_viewport_size({"width": 1440, "height": 900})
     page.goto(live_url + path)
     for column in columns:
@@ -208,6 +209,10 @@ def test_times_and_vocabulary_words_are_read_whole_on_a_laptop(page, live_url, e
         texts = [t for t in cells.all_text_contents() if t.strip()]
         assert len(texts) >= 5, (column, texts)
         assert cells.evaluate_all(CUT_JS) == [], column
+    if path == "/harvests":  # why a run failed or is suspect is in view, not past the screen's right edge
+        header = page.locator(f"{grid}").get_by_role("columnheader", name="Error / suspect reason")
+        box = header.bounding_box()
+        assert box is not None and box["x"] + 100 < 1440, box
     assert errors == []
 
 

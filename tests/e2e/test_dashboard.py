@@ -100,9 +100,9 @@ def test_dataset_grid_filters(page, live_url, errors, e2e_db):
     page.get_by_role("option", name="Minneapolis, MN").click()
     page.keyboard.press("Escape")
     expect(count).to_have_text(re.compile(rf"^{n_mpls:,} of "), timeout=TIMEOUT_MS)
-    cells = page.locator("#ds-grid .ag-center-cols-container [col-id='city_key']")
-    expect(cells.first).to_have_text("minneapolis", timeout=TIMEOUT_MS)
-    assert set(cells.all_text_contents()) == {"minneapolis"}
+    cells = page.locator("#ds-grid .ag-center-cols-container [col-id='city']")
+    expect(cells.first).to_have_text("Minneapolis, MN", timeout=TIMEOUT_MS)  # the name, not the key
+    assert set(cells.all_text_contents()) == {"Minneapolis, MN"}
     expect(page).to_have_url(re.compile(r"cities=minneapolis"))
     settle(page)
     shot(page, "datasets")
@@ -119,6 +119,11 @@ def test_script_title_shows_as_text_and_runs_nothing(page, live_url, errors):
     expect(cell).to_have_count(1, timeout=TIMEOUT_MS)
     expect(cell.first).to_have_text(filler.XSS_TITLE)
     assert page.locator("#ds-grid script").count() == 0
+    # the whole title on hover, as text too
+    cell.first.hover()
+    tooltip = page.locator(".ag-tooltip")
+    expect(tooltip).to_have_text(filler.XSS_TITLE, timeout=TIMEOUT_MS)
+    assert page.locator(".ag-tooltip script, .ag-tooltip img").count() == 0
     settle(page)
     shot(page, "datasets-untrusted-title")
     assert errors == []  # the errors fixture also records any dialog (alert) as an error

@@ -5,6 +5,7 @@ dependency the app itself publishes, so the wiring (ids, outputs) is tested with
 """
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime
 
@@ -468,7 +469,12 @@ def test_dataset_download_sends_filtered_rows(client, layout_db):
     lines = data["content"].strip().splitlines()
     url, _ = layout_db
     assert len(lines) - 1 == len(storage.city_catalog(storage.open_db(url), "philadelphia"))
-    assert lines[0].startswith("city_key,source_id,title")
+    assert lines[0].startswith("city_key,city,source_id,title")
+    # a CDO reads the city's name beside its key (the name as configured, synced into the database)
+    names = storage.cities(storage.open_db(url)).set_index("key")["name"]
+    assert names["philadelphia"] != "philadelphia"
+    got = pd.read_csv(io.StringIO(data["content"]))
+    assert set(zip(got["city_key"], got["city"], strict=True)) == {("philadelphia", names["philadelphia"])}
 
 
 def test_harvests_log_counts_every_run(in_app, layout_db):
@@ -482,7 +488,10 @@ def test_harvests_log_counts_every_run(in_app, layout_db):
     assert len(grid.rowData) == len(runs)
     assert text_of(kpis).startswith(f"{(runs['status'] == 'ok').sum()}")
     *_, box2 = harvests.body("indianapolis")
-    assert {r["city_key"] for r in box2.children[0].rowData} == {"indianapolis"}
+    rows = box2.children[0].rowData
+    assert {(r["city_key"], r["city"]) for r in rows} == {("indianapolis", storage.cities(storage.open_db(url))
+                                                           .set_index("key")["name"]["indianapolis"])}
+    assert [c["field"] for c in box2.children[0].columnDefs][1] == "city"  # the name is what the log shows
 
 
 def test_methodology_renders_registry(in_app):
