@@ -98,6 +98,17 @@ def measure(base: str, domains: list[str], workers: int, threads: int | None, tm
         return _measure(url, base, domains, workers, threads, tmp, machine_cpus)
 
 
+def _split(tmp: Path, name: str, workers: int, runs: int, wait_s: float = 10.0) -> list[int]:
+    """Portals harvested per worker, from their logs. A worker logs a portal after its run is committed, so the
+    last lines may come a moment after the database shows every run: read until they add up (at most `wait_s`)."""
+    end = time.monotonic() + wait_s
+    while True:
+        split = [(tmp / f"{name}-{w}.log").read_text().count("event=harvested") for w in range(workers)]
+        if sum(split) >= runs or time.monotonic() > end:
+            return split
+        time.sleep(0.1)
+
+
 def _measure(url: str, base: str, domains: list[str], workers: int, threads: int | None, tmp: Path,
              machine_cpus: float | None) -> float:
     import storage
@@ -135,7 +146,7 @@ def _measure(url: str, base: str, domains: list[str], workers: int, threads: int
             raise SystemExit("a portal was harvested twice, or not at all")
         if set(harvests["status"]) != {"ok"}:
             raise SystemExit(f"runs not ok: {harvests.loc[harvests['status'] != 'ok', ['portal_key', 'error']]}")
-        split = [(tmp / f"{name}-{w}.log").read_text().count("event=harvested") for w in range(workers)]
+        split = _split(tmp, name, workers, len(harvests))
         took = (harvests["finished_at"].max() - harvests["started_at"].min()).total_seconds()
         print(f"  {workers} worker(s): {took:.2f} s, portals per worker {split}", flush=True)
         return took
