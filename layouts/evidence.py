@@ -21,6 +21,7 @@ from dash.development.base_component import Component
 import storage
 from layouts import _as_of
 from layouts import _components as ui
+from layouts import _figures as fig
 
 dash.register_page(__name__, path="/evidence", name="Evidence", title="Evidence · City data maturity")
 
@@ -198,9 +199,10 @@ def tables(day: str | None = None) -> Component | list[Component]:
                               ui.cmd("maturity db upgrade"), color="danger")
     audit = audit.assign(detail=[d if isinstance(d, str) else json.dumps(d, default=str, ensure_ascii=False)
                                  for d in audit["detail"]])
+    ev = ev.assign(city=fig.city_names(ev["city_key"], ui.city_names(engine)))
     return [
         html.H4("Recorded evidence", className="h5"),
-        ui.grid("ev-grid", ev, [ui.num_col("id", "Id", width=80), ui.col("city_key", "City"),
+        ui.grid("ev-grid", ev, [ui.num_col("id", "Id", width=80), ui.city_col(),
                                 ui.col("criterion", "Criterion"), ui.col("url", "URL", flex=2),
                                 ui.col("date", "Date"), ui.col("note", "Note", flex=3), ui.col("actor", "By"),
                                 ui.time_col("created_at", "Recorded")], height=320, page_size=None),

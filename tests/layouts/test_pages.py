@@ -548,6 +548,11 @@ def test_evidence_token_validation_and_audit(in_app, monkeypatch, layout_db):
             == ("chicago", "DM1", "https://x.org/policy", "Ana"))
     audit = storage.audit_log(engine, limit=1).iloc[0]
     assert (audit["actor"], audit["action"]) == ("Ana", "evidence.add")
+    # the recorded evidence grid names the city as the config does, its key kept for the record
+    grid = next(c for c in evidence.tables() if getattr(c, "id", None) == "ev-grid")
+    mine = [r for r in grid.rowData if r["id"] == int(new["id"])]
+    assert [(r["city_key"], r["city"]) for r in mine] == [("chicago", "Chicago, IL")]
+    assert [c["field"] for c in grid.columnDefs][:2] == ["id", "city"]
     msg, _ = evidence.submit("delete", delete_id=int(new["id"]), actor="Ben", token="s3cret-token", now=now)
     assert len(storage.evidence(engine)) == before
     audit = storage.audit_log(engine, limit=1).iloc[0]
