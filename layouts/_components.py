@@ -390,7 +390,7 @@ def city_datasets(engine: storage.Engine, key: str, as_of: datetime | None = Non
     Built chunk by chunk (storage.city_catalog_chunks): only one chunk of full records is in memory at a time,
     so a 300,000-dataset city costs its explorer table (~15 slim columns), not its decoded catalog.
     """
-    stamp, names = _catalog_stamp(engine, key, as_of), city_names(engine)
+    stamp, names = _catalog_stamp(engine, key, as_of), fig.name_map(storage.cities(engine))
     # .copy(): dataset_table's columns can be views of the chunk's 2-D blocks, which would keep every decoded
     # record (descriptions, column lists) alive: ~7 KB a dataset kept instead of ~0.5 KB
     frames = [fig.dataset_table(chunk, stamp, names).copy()
@@ -408,13 +408,7 @@ def city_dataset_rows(engine: storage.Engine, key: str, start: int, stop: int) -
     """Rows [start, stop) of `city_datasets(engine, key)`, in its order, read straight from storage (only those
     records decoded), and how many rows it has: the unfiltered explorer before the city's table is built."""
     frame, total = storage.catalog_rows(engine, key, start, stop)
-    return fig.dataset_table(frame, _catalog_stamp(engine, key, None), city_names(engine)), total
-
-
-def city_names(engine: storage.Engine) -> dict[str, str]:
-    """{city key: name} of the stored cities (synced from the config)."""
-    cities = storage.cities(engine)
-    return dict(zip(cities["key"], cities["name"], strict=True))
+    return fig.dataset_table(frame, _catalog_stamp(engine, key, None), fig.name_map(storage.cities(engine))), total
 
 
 def _catalog_stamp(engine: storage.Engine, key: str, as_of: datetime | None) -> pd.Timestamp:

@@ -378,7 +378,7 @@ def stage_matrix(latest: pd.DataFrame, cities: pd.DataFrame, titles: Mapping[str
     if crit.empty or cities.empty:
         return empty_figure("No scores yet: run a harvest (maturity harvest) or load the demo (maturity demo).")
     criteria = criteria_order(crit["criterion"])
-    names = dict(zip(cities["key"], cities["name"], strict=True))
+    names = name_map(cities)
     keys = [k for k in cities["key"]]
     first = crit.drop_duplicates(["criterion", "city_key"], keep="last")
     stage = first.pivot(index="criterion", columns="city_key", values="stage").reindex(index=criteria, columns=keys)
@@ -708,8 +708,14 @@ def _present(v: object) -> bool:
     return v is not None and not (isinstance(v, float) and math.isnan(v)) and str(v).strip() != ""
 
 
+def name_map(cities: pd.DataFrame) -> dict[str, str]:
+    """{city key: name} of a `storage.cities` frame (key, name)."""
+    return dict(zip(cities["key"], cities["name"], strict=True))
+
+
 def city_names(keys: pd.Series, names: Mapping[str, str] | None) -> np.ndarray:
-    """Each row's city name: a CDO reads "San Francisco" where storage keeps "sf" (a key without a name stays)."""
+    """Each row's city name (`name_map`): a CDO reads "San Francisco, CA" where storage keeps "sf" (a key without a
+    name stays)."""
     if not names:
         return keys.to_numpy(dtype=object)
     return keys.map(names).fillna(keys).to_numpy(dtype=object)
@@ -891,7 +897,7 @@ def compare_panels(history: pd.DataFrame, cities: pd.DataFrame, city_keys: Seque
     if crit.empty:
         return []
     crit = crit.assign(as_of=_utc(crit["as_of"]), value=pd.to_numeric(crit["value"], errors="coerce"))
-    names = dict(zip(cities["key"], cities["name"], strict=True))
+    names = name_map(cities)
     colors = palette.city_colors(cities["key"])  # by the city among all cities: stable whatever is chosen
     first, last = crit["as_of"].min(), crit["as_of"].max()
     pad = max((last - first) * 0.03, pd.Timedelta(days=1))  # the first and last markers stay whole
@@ -923,7 +929,7 @@ def compare_profile(latest: pd.DataFrame, cities: pd.DataFrame, city_keys: Seque
     crit = with_overall(crit[crit["city_key"].isin(city_keys)]) if not crit.empty else crit
     if crit.empty:
         return empty_figure("No scores for the chosen cities yet.")
-    names = dict(zip(cities["key"], cities["name"], strict=True))
+    names = name_map(cities)
     criteria = criteria_order(crit["criterion"])
     colors = palette.city_colors(cities["key"])
     fig = go.Figure()

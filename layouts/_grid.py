@@ -138,7 +138,8 @@ def word_col(field: str, header: str | None = None, **kw: Any) -> dict:
 
 def city_col(field: str = "city", header: str = "City", **kw: Any) -> dict:
     """A city's name ("San Francisco, CA"), whole at a laptop's width; a longer one shows in full on hover."""
-    return col(field, header, **{"minWidth": CITY_MIN_WIDTH_PX, "tooltipField": field, **kw})
+    kw.setdefault("minWidth", CITY_MIN_WIDTH_PX)
+    return col(field, header, tooltipField=field, **kw)
 
 
 def num_col(field: str, header: str | None = None, **kw: Any) -> dict:

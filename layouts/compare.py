@@ -27,7 +27,7 @@ def layout(cities: str | None = None, as_of: str | None = None, **_query: str) -
     all_cities = _cities()
     keys = list(all_cities["key"]) if not all_cities.empty else []
     chosen = [k for k in (cities or "").split(",") if k in keys] or default_cities(keys, day)
-    names = dict(zip(all_cities["key"], all_cities["name"], strict=True)) if keys else {}
+    names = fig.name_map(all_cities) if keys else {}
     return ui.page(
         "Compare cities",
         ui.url_stores("cmp"),
@@ -91,7 +91,7 @@ def _content(_engine: storage.Engine, keys: Sequence[str], day: str | None = Non
     cities = _cities()
     history = _as_of.until(ui.criterion_history(keys), day)
     latest = latest_scores(keys, day)
-    names = dict(zip(cities["key"], cities["name"], strict=True))
+    names = fig.name_map(cities)
     titles = {k: m["title"] for k, m in ui.indicator_meta().items()}
     gaps = fig.indicator_gaps(latest, keys, titles)
     crit_titles = ui.criterion_titles()

@@ -199,7 +199,7 @@ def tables(day: str | None = None) -> Component | list[Component]:
                               ui.cmd("maturity db upgrade"), color="danger")
     audit = audit.assign(detail=[d if isinstance(d, str) else json.dumps(d, default=str, ensure_ascii=False)
                                  for d in audit["detail"]])
-    ev = ev.assign(city=fig.city_names(ev["city_key"], ui.city_names(engine)))
+    ev = ev.assign(city=fig.city_names(ev["city_key"], fig.name_map(ui.query("cities", storage.cities))))
     return [
         html.H4("Recorded evidence", className="h5"),
         ui.grid("ev-grid", ev, [ui.num_col("id", "Id", width=80), ui.city_col(),

@@ -83,7 +83,7 @@ def _content(_engine: storage.Engine, city: str | None, day: str | None = None) 
     kpis = dbc.Row([dbc.Col(dbc.Card(dbc.CardBody([html.Div(str(n), className="kpi", id=f"hv-count-{s}"),
                                                    html.Div([ui.status_badge(s), "runs"])])), xs=6, md=3)
                     for s, n in counts.items()], className="g-2 mb-3")
-    log = fig.run_log(runs, ui.city_names(ui.context().engine))
+    log = fig.run_log(runs, fig.name_map(ui.query("cities", storage.cities)))
     note = html.P(f"The newest {RECENT} runs of all cities; choose a city for its whole log.",
                   className="small text-muted") if not city and len(runs) >= RECENT else None
     # What a CDO reads first comes first: whose run, when, how it ended and why. At 1440 px the log is wider than

@@ -72,7 +72,7 @@ def body(day: str | None = None) -> Component | list[Component]:
                               ["Add a ", ui.cmd("[[cities]]"), " table to config.toml (see README, “Adding a city”) "
                                "and start the dashboard again."], id="ov-empty")
     content = ui.query("overview_view", _content, tuple(cities["key"]), day)
-    names = dict(zip(cities["key"], cities["name"], strict=True))
+    names = fig.name_map(cities)
     # with time, not with the marker: not cached
     return ui.stale_banner(ui.stale_data(cities["key"], day), names, id="ov-stale") + content
 
